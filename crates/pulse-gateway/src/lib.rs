@@ -1,0 +1,1 @@
+//! The Pulse reference gateway.

@@ -1,0 +1,392 @@
+//! WebSocket frames of `GET /v1/stream`.
+//!
+//! Every frame is one JSON text message with a `type` field. Control frames have the
+//! types `hello`, `subscribed`, `ping`, `error` (server) and `subscribe`, `pong`
+//! (client); every other server frame is an event, `{seq, id, stream, type, ts, data}`.
+//!
+//! [`ServerFrame::decode`] never panics and never fails on unknown *fields*; it fails,
+//! with a [`DecodeError`] a person can read, on non-JSON, oversized input, a missing
+//! or mistyped envelope field. An event whose *type* is unknown still decodes (its
+//! `seq` must advance the client's cursor); deciding what it means is the job of
+//! [`crate::changes_for`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::MAX_FRAME_BYTES;
+
+/// One event as carried on the wire, in the event log, and in `GET /v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventFrame {
+    /// Position in its stream, rising by one per event within an epoch.
+    pub seq: u64,
+    /// Unique event id (for dedup across sources).
+    pub id: String,
+    /// The stream (one per tenant on the Pulse gateway).
+    pub stream: String,
+    /// Event type, e.g. `approval.created` (see [`crate::EventType`]).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the server accepted it, milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// Type-specific payload.
+    pub data: Value,
+}
+
+/// First frame on every connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol version the server speaks.
+    pub version: u32,
+    /// Tenant of the token that opened the connection.
+    pub tenant: String,
+    /// The server sends a `ping` at least this often.
+    pub ping_interval_ms: u64,
+    /// A client may close the link after `ping_interval_ms + ping_timeout_ms` of silence.
+    pub ping_timeout_ms: u64,
+    /// Server software, for logs.
+    #[serde(default)]
+    pub server: String,
+}
+
+/// Answer to a `subscribe`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscribed {
+    /// The stream subscribed to.
+    pub stream: String,
+    /// The stream's current epoch.
+    pub epoch: String,
+    /// Highest seq in the stream when the subscription was made.
+    pub head: u64,
+    /// `true`: every event after the client's `since` up to `head` follows, in order,
+    /// then live events. `false`: the server cannot replay (no cursor, other epoch,
+    /// cursor older than the retained log); live events from `head + 1` follow, and
+    /// the client must load `GET /v1/snapshot` to fill the gap.
+    pub recovered: bool,
+    /// Why `recovered` is false (`no_cursor`, `epoch_changed`, `truncated`, `ahead`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A server frame, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerFrame {
+    /// Connection greeting.
+    Hello(Hello),
+    /// Subscription answer.
+    Subscribed(Subscribed),
+    /// Keep-alive; answer with [`ClientFrame::Pong`].
+    Ping {
+        /// Server time, ms.
+        ts: i64,
+    },
+    /// The server refused something; `code` is stable, `message` is for people.
+    Error {
+        /// Stable machine code (`forbidden`, `bad_request`, …).
+        code: String,
+        /// Human explanation.
+        message: String,
+    },
+    /// A domain event.
+    Event(EventFrame),
+}
+
+/// A client frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientFrame {
+    /// Subscribe to a stream, resuming after `since` in `epoch` when given.
+    Subscribe {
+        /// Stream to follow; defaults to the token's tenant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<String>,
+        /// Last seq the client applied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+        /// Epoch of that seq.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
+    },
+    /// Answer to a ping.
+    Pong {
+        /// Echo of the ping's `ts`.
+        ts: i64,
+    },
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Larger than [`MAX_FRAME_BYTES`].
+    #[error("frame of {0} bytes is larger than the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Not JSON, or not a JSON object.
+    #[error("frame is not a JSON object: {0}")]
+    NotJson(String),
+    /// A required field is missing or has the wrong type.
+    #[error("frame `{frame_type}`: {message}")]
+    BadField {
+        /// The frame's `type` (or `?`).
+        frame_type: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Every field any server frame may carry; decoded in one pass.
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    seq: Option<Value>,
+    id: Option<Value>,
+    stream: Option<Value>,
+    ts: Option<Value>,
+    data: Option<Value>,
+    // control frames
+    version: Option<Value>,
+    tenant: Option<Value>,
+    ping_interval_ms: Option<Value>,
+    ping_timeout_ms: Option<Value>,
+    server: Option<Value>,
+    epoch: Option<Value>,
+    head: Option<Value>,
+    recovered: Option<Value>,
+    reason: Option<Value>,
+    code: Option<Value>,
+    message: Option<Value>,
+}
+
+struct Fields<'a> {
+    ty: &'a str,
+}
+
+impl Fields<'_> {
+    fn bad(&self, message: impl Into<String>) -> DecodeError {
+        DecodeError::BadField {
+            frame_type: self.ty.to_owned(),
+            message: message.into(),
+        }
+    }
+    fn u64(&self, name: &str, v: Option<Value>) -> Result<u64, DecodeError> {
+        v.as_ref()
+            .and_then(Value::as_u64)
+            .ok_or_else(|| self.bad(format!("`{name}` must be a non-negative integer")))
+    }
+    fn i64(&self, name: &str, v: Option<Value>) -> Result<i64, DecodeError> {
+        v.as_ref()
+            .and_then(Value::as_i64)
+            .ok_or_else(|| self.bad(format!("`{name}` must be an integer")))
+    }
+    fn string(&self, name: &str, v: Option<Value>) -> Result<String, DecodeError> {
+        match v {
+            Some(Value::String(s)) => Ok(s),
+            _ => Err(self.bad(format!("`{name}` must be a string"))),
+        }
+    }
+    fn opt_string(&self, name: &str, v: Option<Value>) -> Result<Option<String>, DecodeError> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            _ => Err(self.bad(format!("`{name}` must be a string"))),
+        }
+    }
+}
+
+impl ServerFrame {
+    /// Decode one text message.
+    pub fn decode(text: &str) -> Result<ServerFrame, DecodeError> {
+        if text.len() > MAX_FRAME_BYTES {
+            return Err(DecodeError::TooLarge(text.len()));
+        }
+        let wire: Wire =
+            serde_json::from_str(text).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+        let ty = match wire.ty {
+            Some(ty) => ty,
+            None => {
+                return Err(DecodeError::BadField {
+                    frame_type: "?".into(),
+                    message: "`type` must be a string".into(),
+                })
+            }
+        };
+        let f = Fields { ty: &ty };
+        Ok(match ty.as_str() {
+            "hello" => ServerFrame::Hello(Hello {
+                version: f.u64("version", wire.version)? as u32,
+                tenant: f.string("tenant", wire.tenant)?,
+                ping_interval_ms: f.u64("ping_interval_ms", wire.ping_interval_ms)?,
+                ping_timeout_ms: f.u64("ping_timeout_ms", wire.ping_timeout_ms)?,
+                server: f.opt_string("server", wire.server)?.unwrap_or_default(),
+            }),
+            "subscribed" => ServerFrame::Subscribed(Subscribed {
+                stream: f.string("stream", wire.stream)?,
+                epoch: f.string("epoch", wire.epoch)?,
+                head: f.u64("head", wire.head)?,
+                recovered: wire
+                    .recovered
+                    .as_ref()
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| f.bad("`recovered` must be a boolean"))?,
+                reason: f.opt_string("reason", wire.reason)?,
+            }),
+            "ping" => ServerFrame::Ping {
+                ts: wire.ts.as_ref().and_then(Value::as_i64).unwrap_or(0),
+            },
+            "error" => ServerFrame::Error {
+                code: f.string("code", wire.code)?,
+                message: f.opt_string("message", wire.message)?.unwrap_or_default(),
+            },
+            _ => {
+                let seq = f.u64("seq", wire.seq)?;
+                if seq == 0 {
+                    return Err(f.bad("`seq` starts at 1"));
+                }
+                let id = match wire.id {
+                    Some(Value::String(s)) if !s.is_empty() => s,
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => return Err(f.bad("`id` must be a non-empty string")),
+                };
+                let stream = f.string("stream", wire.stream)?;
+                let ts = f.i64("ts", wire.ts)?;
+                let data = wire.data.ok_or_else(|| f.bad("`data` is missing"))?;
+                ServerFrame::Event(EventFrame {
+                    seq,
+                    id,
+                    stream,
+                    event_type: ty,
+                    ts,
+                    data,
+                })
+            }
+        })
+    }
+
+    /// Encode for the wire (used by the gateway and by test servers).
+    pub fn encode(&self) -> String {
+        let v = match self {
+            ServerFrame::Hello(h) => tagged("hello", h),
+            ServerFrame::Subscribed(s) => tagged("subscribed", s),
+            ServerFrame::Ping { ts } => serde_json::json!({"type": "ping", "ts": ts}),
+            ServerFrame::Error { code, message } => {
+                serde_json::json!({"type": "error", "code": code, "message": message})
+            }
+            ServerFrame::Event(e) => return e.encode(),
+        };
+        v.to_string()
+    }
+}
+
+impl EventFrame {
+    /// Encode as a server frame.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("event frames always serialise")
+    }
+}
+
+fn tagged<T: Serialize>(ty: &str, body: &T) -> Value {
+    let mut v = serde_json::to_value(body).expect("control frames always serialise");
+    if let Value::Object(o) = &mut v {
+        o.insert("type".into(), Value::from(ty));
+    }
+    v
+}
+
+impl ClientFrame {
+    /// Encode for the wire.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("client frames always serialise")
+    }
+
+    /// Decode one client text message (server side).
+    pub fn decode(text: &str) -> Result<ClientFrame, DecodeError> {
+        if text.len() > MAX_FRAME_BYTES {
+            return Err(DecodeError::TooLarge(text.len()));
+        }
+        serde_json::from_str(text).map_err(|e| DecodeError::NotJson(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn event_round_trip() {
+        let e = EventFrame {
+            seq: 7,
+            id: "e7".into(),
+            stream: "acme".into(),
+            event_type: "approval.created".into(),
+            ts: 1_700_000_000_000,
+            data: json!({"id": "a1", "extra": [1, 2]}),
+        };
+        assert_eq!(ServerFrame::decode(&e.encode()).unwrap(), ServerFrame::Event(e));
+    }
+
+    #[test]
+    fn control_round_trip() {
+        let frames = [
+            ServerFrame::Hello(Hello {
+                version: 1,
+                tenant: "acme".into(),
+                ping_interval_ms: 15_000,
+                ping_timeout_ms: 10_000,
+                server: "test".into(),
+            }),
+            ServerFrame::Subscribed(Subscribed {
+                stream: "acme".into(),
+                epoch: "e".into(),
+                head: 3,
+                recovered: false,
+                reason: Some("no_cursor".into()),
+            }),
+            ServerFrame::Ping { ts: 5 },
+            ServerFrame::Error {
+                code: "forbidden".into(),
+                message: "no".into(),
+            },
+        ];
+        for f in frames {
+            assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
+        }
+        let sub = ClientFrame::Subscribe {
+            stream: None,
+            since: Some(4),
+            epoch: Some("e".into()),
+        };
+        assert_eq!(ClientFrame::decode(&sub.encode()).unwrap(), sub);
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        let cases = [
+            ("", "JSON"),
+            ("not json", "JSON"),
+            ("[1,2]", "JSON"),
+            ("{}", "`type`"),
+            (r#"{"type": 5}"#, "JSON"),
+            (r#"{"type":"x.y","seq":"1","id":"a","stream":"s","ts":1,"data":{}}"#, "`seq`"),
+            (r#"{"type":"x.y","seq":0,"id":"a","stream":"s","ts":1,"data":{}}"#, "`seq`"),
+            (r#"{"type":"x.y","seq":1,"stream":"s","ts":1,"data":{}}"#, "`id`"),
+            (r#"{"type":"x.y","seq":1,"id":"a","stream":"s","ts":1}"#, "`data`"),
+            (r#"{"type":"subscribed","stream":"s","epoch":"e","head":1}"#, "`recovered`"),
+        ];
+        for (input, needle) in cases {
+            let err = ServerFrame::decode(input).unwrap_err().to_string();
+            assert!(err.contains(needle), "{input:?} gave {err:?}, wanted {needle:?}");
+        }
+        let big = format!(r#"{{"type":"x","pad":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
+        assert!(matches!(ServerFrame::decode(&big), Err(DecodeError::TooLarge(_))));
+    }
+
+    #[test]
+    fn unknown_fields_and_types_still_decode() {
+        let f = ServerFrame::decode(
+            r#"{"type":"robot.danced","seq":2,"id":"x","stream":"s","ts":1,"data":{},"new":true}"#,
+        )
+        .unwrap();
+        assert!(matches!(f, ServerFrame::Event(e) if e.event_type == "robot.danced"));
+    }
+}

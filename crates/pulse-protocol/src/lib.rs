@@ -1,0 +1,26 @@
+//! Wire types of the Pulse protocol v1 (see `docs/protocol.md`).
+//!
+//! This crate is the contract between `pulse-core` (the client engine) and
+//! `pulse-gateway` (the reference server); neither depends on the other.
+//!
+//! Invariants every user of this crate can rely on:
+//! - an event frame always carries `seq`, `id`, `stream`, `type`, `ts` and `data`;
+//!   `seq` rises by exactly one per stream within an `epoch`;
+//! - [`domain::changes_for`] is the single definition of what an event type *means*
+//!   for the entities it touches; the gateway materialises its snapshots with it and
+//!   the client applies events with it, so the two cannot disagree;
+//! - decoding never panics: bad input is a [`DecodeError`] that says what was wrong.
+
+pub mod auth;
+pub mod domain;
+pub mod frame;
+pub mod rest;
+
+pub use domain::{changes_for, Change, EntityKind, EventType};
+pub use frame::{ClientFrame, DecodeError, EventFrame, ServerFrame};
+
+/// Protocol version spoken by this crate.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest WebSocket frame or ingest body either side accepts, in bytes (1 MiB).
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
