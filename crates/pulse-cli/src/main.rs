@@ -1,1 +1,440 @@
-fn main() {}
+//! `pulsectl`: the headless Pulse client.
+//!
+//! - `watch`: follow a server, keep the cache at `--cache` in sync, print one JSON
+//!   line per applied change on stdout and connection-state transitions on stderr;
+//! - `status`: read the cache with no network;
+//! - `approve` / `reject`: decide an approval.
+//!
+//! Exit codes (see README): 0 ok, 1 other error, 2 usage, 3 unauthorized, 4 cache
+//! error, 5 server unreachable, 6 conflict, 7 not found.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pulse_core::auth::{PasswordLogin, Secret, StaticToken, TokenProvider};
+use pulse_core::rest::RestClient;
+use pulse_core::session::{
+    shared, ActionOutcome, ConnectionState, SessionConfig, SessionEvent, SessionHandle,
+};
+use pulse_core::store::{Action, SqliteStore, Store, StoreError};
+use serde_json::json;
+use url::Url;
+
+mod exit {
+    pub const ERROR: u8 = 1;
+    pub const UNAUTHORIZED: u8 = 3;
+    pub const CACHE: u8 = 4;
+    pub const UNREACHABLE: u8 = 5;
+    pub const CONFLICT: u8 = 6;
+    pub const NOT_FOUND: u8 = 7;
+}
+
+#[derive(Parser)]
+#[command(name = "pulsectl", version, about = "Headless Pulse client: follow a server, read the cache, decide approvals")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Follow a server and keep a local cache in sync.
+    Watch(WatchArgs),
+    /// Show what the cache holds (no network).
+    Status(StatusArgs),
+    /// Approve an approval.
+    Approve(DecideArgs),
+    /// Reject an approval.
+    Reject(DecideArgs),
+}
+
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// Server base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "PULSE_SERVER")]
+    server: Url,
+    /// Access token (JWT). Prefer the PULSE_TOKEN environment variable to keep it out of shell history.
+    #[arg(long, env = "PULSE_TOKEN", hide_env_values = true, conflicts_with = "user")]
+    token: Option<String>,
+    /// Sign in with this user name (password from --password or PULSE_PASSWORD).
+    #[arg(long, env = "PULSE_USER", requires = "password")]
+    user: Option<String>,
+    /// Password for --user.
+    #[arg(long, env = "PULSE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+impl ServerArgs {
+    fn tokens(&self) -> Result<Arc<dyn TokenProvider>, Failure> {
+        match (&self.token, &self.user, &self.password) {
+            (Some(t), _, _) => Ok(Arc::new(StaticToken::new(Secret::new(t.trim())))),
+            (None, Some(u), Some(p)) => {
+                let rest = RestClient::new(self.server.clone())
+                    .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
+                Ok(Arc::new(PasswordLogin::new(rest, u.clone(), Secret::new(p.clone()))))
+            }
+            _ => Err(Failure::new(
+                2,
+                "give --token (or PULSE_TOKEN), or --user and --password".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Args)]
+struct WatchArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Cache file (SQLite); created if missing.
+    #[arg(long)]
+    cache: PathBuf,
+    /// Print connection-state transitions on stderr as JSON too.
+    #[arg(long)]
+    json: bool,
+    /// Stream to follow (default: the token's tenant).
+    #[arg(long)]
+    stream: Option<String>,
+    /// Seconds between polls when the socket is unavailable.
+    #[arg(long, default_value_t = 5.0)]
+    poll_interval: f64,
+    /// Seconds between socket attempts while polling.
+    #[arg(long, default_value_t = 30.0)]
+    socket_retry: f64,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// Cache file to read.
+    #[arg(long)]
+    cache: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DecideArgs {
+    /// Approval id.
+    id: String,
+    /// Why (shown to others).
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Cache file: when the server is unreachable, the decision is queued there and sent by the next `pulsectl watch`.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: String) -> Self {
+        Failure { code, message }
+    }
+    fn cache(e: StoreError) -> Self {
+        Failure::new(exit::CACHE, e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pulsectl: cannot start: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Watch(a) => watch(a).await,
+            Command::Status(a) => status(a),
+            Command::Approve(a) => decide(a, true).await,
+            Command::Reject(a) => decide(a, false).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("pulsectl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn describe(state: &ConnectionState) -> String {
+    match state {
+        ConnectionState::Connecting { attempt } => format!("connecting (attempt {attempt})"),
+        ConnectionState::Live => "live".into(),
+        ConnectionState::Polling { reason } => format!("polling over REST ({reason})"),
+        ConnectionState::Reconnecting {
+            attempt,
+            retry_at_ms,
+            error,
+        } => format!(
+            "reconnecting in {:.1} s (attempt {attempt}): {error}",
+            (retry_at_ms - pulse_core::now_ms()).max(0) as f64 / 1000.0
+        ),
+        ConnectionState::Failed {
+            attempts,
+            retry_at_ms,
+            error,
+        } => format!(
+            "failed after {attempts} attempts, still retrying in {:.0} s: {error}",
+            (retry_at_ms - pulse_core::now_ms()).max(0) as f64 / 1000.0
+        ),
+        ConnectionState::Unauthorized { message } => format!("unauthorized: {message}"),
+        ConnectionState::Stopped => "stopped".into(),
+    }
+}
+
+async fn watch(args: WatchArgs) -> Result<(), Failure> {
+    let store = SqliteStore::open(&args.cache).map_err(Failure::cache)?;
+    let tokens = args.server.tokens()?;
+    let mut config = SessionConfig::new(args.server.server.clone());
+    config.stream = args.stream.clone();
+    config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
+    config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));
+    let handle = SessionHandle::spawn(config, tokens, shared(store)).map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
+    let mut events = handle.subscribe();
+    let mut status = handle.status();
+    let mut last_state = None;
+    let mut sigterm = signal_term();
+    let stdout = std::io::stdout();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+            changed = status.changed() => {
+                if changed.is_err() { break; }
+                let st = status.borrow_and_update().clone();
+                if last_state.as_ref() != Some(&st.state) {
+                    if args.json {
+                        eprintln!("{}", json!({"state": st.state, "cursor": st.cursor, "counters": st.counters}));
+                    } else {
+                        eprintln!("pulsectl: {}", describe(&st.state));
+                    }
+                    if let ConnectionState::Unauthorized { message } = &st.state {
+                        handle.stop().await;
+                        return Err(Failure::new(exit::UNAUTHORIZED, format!("unauthorized: {message}")));
+                    }
+                    last_state = Some(st.state);
+                }
+            }
+            ev = events.recv() => match ev {
+                Ok(ev) => {
+                    let mut out = stdout.lock();
+                    if print_event(&mut out, &ev).is_err() {
+                        break; // stdout closed
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("pulsectl: output fell behind; {n} batches not printed (the cache has them)");
+                }
+                Err(_) => break,
+            },
+        }
+    }
+    handle.stop().await;
+    Ok(())
+}
+
+fn print_event(out: &mut impl Write, ev: &SessionEvent) -> std::io::Result<()> {
+    match ev {
+        SessionEvent::Applied { stream, events, catching_up } => {
+            for e in events.iter() {
+                for c in &e.changes {
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"stream": stream, "seq": e.seq, "type": e.event_type, "catching_up": catching_up, "change": c})
+                    )?;
+                }
+            }
+        }
+        SessionEvent::SnapshotLoaded { stream, seq, entities } => {
+            writeln!(out, "{}", json!({"stream": stream, "seq": seq, "snapshot": {"entities": entities}}))?;
+        }
+        SessionEvent::ActionSettled { outbox_id, action, outcome } => {
+            writeln!(out, "{}", json!({"outbox_id": outbox_id, "action": action, "outcome": outcome}))?;
+        }
+    }
+    out.flush()
+}
+
+#[cfg(unix)]
+fn signal_term() -> tokio::signal::unix::Signal {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler")
+}
+
+#[cfg(not(unix))]
+fn signal_term() -> NeverSignal {
+    NeverSignal
+}
+
+#[cfg(not(unix))]
+struct NeverSignal;
+#[cfg(not(unix))]
+impl NeverSignal {
+    async fn recv(&mut self) -> Option<()> {
+        std::future::pending().await
+    }
+}
+
+fn status(args: StatusArgs) -> Result<(), Failure> {
+    let store = SqliteStore::open_read_only(&args.cache).map_err(Failure::cache)?;
+    let summary = store.summary().map_err(Failure::cache)?;
+    let pending = store.outbox().map_err(Failure::cache)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "cache": args.cache,
+                "counts": summary.counts,
+                "cursors": summary.cursors,
+                "outbox": pending,
+                "last_sync_ms": summary.last_sync_ms,
+            })
+        );
+        return Ok(());
+    }
+    println!("cache: {}", args.cache.display());
+    match summary.last_sync_ms {
+        Some(ms) => println!(
+            "last sync: {} ({} ago)",
+            format_utc(ms),
+            format_age(pulse_core::now_ms() - ms)
+        ),
+        None => println!("last sync: never"),
+    }
+    for (stream, c) in &summary.cursors {
+        println!("stream {stream}: seq {} (epoch {})", c.seq, c.epoch);
+    }
+    if summary.counts.is_empty() {
+        println!("no entities cached");
+    }
+    for (kind, n) in &summary.counts {
+        println!("{:<14}{n}", format!("{kind}s:"));
+    }
+    if !pending.is_empty() {
+        println!("{} queued action(s) waiting to be sent", pending.len());
+    }
+    Ok(())
+}
+
+fn format_age(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86_399 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
+fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil from days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
+    use pulse_core::rest::RestError;
+    let tokens = args.server.tokens()?;
+    let action = if approve {
+        Action::Approve { id: args.id.clone(), reason: args.reason.clone() }
+    } else {
+        Action::Reject { id: args.id.clone(), reason: args.reason.clone() }
+    };
+    let verb = if approve { "approved" } else { "rejected" };
+    let rest = RestClient::new(args.server.server.clone()).map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
+    let mut refreshed = false;
+    let result = loop {
+        let token = match tokens.token(refreshed).await {
+            Ok(t) => t,
+            Err(pulse_core::auth::AuthError::Unauthorized(m)) => return Err(Failure::new(exit::UNAUTHORIZED, m)),
+            Err(e) => break Err(RestError::Unreachable(e.to_string())),
+        };
+        match rest.perform(&token, &action).await {
+            Err(RestError::Unauthorized { .. }) if !refreshed => refreshed = true,
+            other => break other,
+        }
+    };
+    let print = |outcome: &ActionOutcome| {
+        if args.json {
+            println!("{}", json!(outcome));
+        }
+    };
+    match result {
+        Ok(entity) => {
+            print(&ActionOutcome::Done { entity: entity.clone() });
+            if !args.json {
+                println!("approval {} {verb}", args.id);
+            }
+            Ok(())
+        }
+        Err(RestError::Conflict { message, current }) => {
+            let status = current
+                .as_ref()
+                .and_then(|c| c.get("status"))
+                .and_then(|s| s.as_str())
+                .unwrap_or("decided")
+                .to_owned();
+            print(&ActionOutcome::Conflict { message: message.clone(), current });
+            Err(Failure::new(
+                exit::CONFLICT,
+                format!("approval {} was not {verb}: it is already {status} ({message})", args.id),
+            ))
+        }
+        Err(RestError::NotFound(m)) => Err(Failure::new(exit::NOT_FOUND, format!("no approval {}: {m}", args.id))),
+        Err(RestError::Unauthorized { message, .. }) => Err(Failure::new(exit::UNAUTHORIZED, format!("unauthorized: {message}"))),
+        Err(e) if e.is_transient() => match &args.cache {
+            Some(path) => {
+                let mut store = SqliteStore::open(path).map_err(Failure::cache)?;
+                let id = store.outbox_push(&action, pulse_core::now_ms()).map_err(Failure::cache)?;
+                print(&ActionOutcome::Queued { outbox_id: id });
+                if !args.json {
+                    println!("server unreachable ({e}); decision queued in {} and sent by the next `pulsectl watch`", path.display());
+                }
+                Ok(())
+            }
+            None => Err(Failure::new(exit::UNREACHABLE, format!("{e} (give --cache to queue the decision instead)"))),
+        },
+        Err(e) => Err(Failure::new(exit::ERROR, e.to_string())),
+    }
+}

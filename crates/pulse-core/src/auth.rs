@@ -1,0 +1,227 @@
+//! Credentials: where the session gets a bearer token for each connection attempt.
+//!
+//! Invariants: a token is held in memory only, inside [`Secret`], whose `Debug` and
+//! `Display` never show it; it is sent only in an `Authorization` header.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::rest::{RestClient, RestError};
+
+/// A bearer token. Printing it shows `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Secret(token.into())
+    }
+    /// The token itself, for an `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Expiry (`exp`, seconds since the Unix epoch) read from a JWT payload without
+    /// verifying it, if the token is a JWT that has one.
+    pub fn jwt_expiry(&self) -> Option<u64> {
+        use base64_url::decode;
+        let payload = self.0.split('.').nth(1)?;
+        let bytes = decode(payload)?;
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
+        v.get("exp")?.as_u64()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Minimal unpadded base64url decoding for reading a JWT's `exp`.
+mod base64_url {
+    pub fn decode(s: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(s.len() * 3 / 4);
+        let mut buf = 0u32;
+        let mut bits = 0u32;
+        for c in s.bytes() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'-' | b'+' => 62,
+                b'_' | b'/' => 63,
+                b'=' => break,
+                _ => return None,
+            } as u32;
+            buf = (buf << 6) | v;
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((buf >> bits) as u8);
+                buf &= (1 << bits) - 1;
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The credentials were refused, or the token expired and cannot be refreshed.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The server could not be asked (network); try again later.
+    #[error("could not reach the server to sign in: {0}")]
+    Unreachable(String),
+}
+
+/// Boxed future returned by [`TokenProvider::token`].
+pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Secret, AuthError>> + Send + 'a>>;
+
+/// Gives the session a token for every connection attempt.
+pub trait TokenProvider: Send + Sync + 'static {
+    /// A token to use now. With `force_refresh`, the last one was refused: get a new
+    /// one (refresh or sign in again) or fail with [`AuthError::Unauthorized`].
+    fn token(&self, force_refresh: bool) -> TokenFuture<'_>;
+}
+
+/// A fixed token (e.g. `pulsectl --token`). It cannot be refreshed.
+pub struct StaticToken(Secret);
+
+impl StaticToken {
+    /// Use `token` for every attempt.
+    pub fn new(token: Secret) -> Self {
+        StaticToken(token)
+    }
+}
+
+fn expired(secret: &Secret, slack_secs: u64) -> bool {
+    match secret.jwt_expiry() {
+        Some(exp) => exp <= (crate::now_ms() / 1000) as u64 + slack_secs,
+        None => false,
+    }
+}
+
+impl TokenProvider for StaticToken {
+    fn token(&self, force_refresh: bool) -> TokenFuture<'_> {
+        Box::pin(async move {
+            if force_refresh {
+                return Err(AuthError::Unauthorized(
+                    "the server refused the token; give a valid one (--token) or sign in with --user/--password".into(),
+                ));
+            }
+            if expired(&self.0, 0) {
+                return Err(AuthError::Unauthorized(
+                    "the token has expired; give a fresh one or sign in with --user/--password"
+                        .into(),
+                ));
+            }
+            Ok(self.0.clone())
+        })
+    }
+}
+
+/// Signs in with a user name and password, then keeps the access token fresh with
+/// the refresh token (signing in again if the refresh token is refused).
+pub struct PasswordLogin {
+    rest: RestClient,
+    username: String,
+    password: Secret,
+    tokens: Mutex<Option<(Secret, Secret)>>,
+}
+
+impl PasswordLogin {
+    /// Credentials for `rest`'s server.
+    pub fn new(rest: RestClient, username: impl Into<String>, password: Secret) -> Self {
+        PasswordLogin {
+            rest,
+            username: username.into(),
+            password,
+            tokens: Mutex::new(None),
+        }
+    }
+
+    fn map(e: RestError) -> AuthError {
+        match e {
+            RestError::Unauthorized { message, .. } => AuthError::Unauthorized(message),
+            other => AuthError::Unreachable(other.to_string()),
+        }
+    }
+
+    async fn login(&self) -> Result<Secret, AuthError> {
+        let t = self
+            .rest
+            .login(&self.username, &self.password)
+            .await
+            .map_err(|e| match e {
+                RestError::Unauthorized { .. } => AuthError::Unauthorized(format!(
+                    "sign-in refused for user `{}`: wrong user name or password",
+                    self.username
+                )),
+                other => Self::map(other),
+            })?;
+        let access = Secret::new(t.access_token);
+        *self.tokens.lock().expect("token lock") =
+            Some((access.clone(), Secret::new(t.refresh_token)));
+        Ok(access)
+    }
+
+    async fn refresh(&self, refresh: Secret) -> Result<Secret, AuthError> {
+        match self.rest.refresh(&refresh).await {
+            Ok(t) => {
+                let access = Secret::new(t.access_token);
+                *self.tokens.lock().expect("token lock") =
+                    Some((access.clone(), Secret::new(t.refresh_token)));
+                Ok(access)
+            }
+            Err(RestError::Unauthorized { .. }) => self.login().await,
+            Err(e) => Err(Self::map(e)),
+        }
+    }
+}
+
+impl TokenProvider for PasswordLogin {
+    fn token(&self, force_refresh: bool) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let current = self.tokens.lock().expect("token lock").clone();
+            match current {
+                None => self.login().await,
+                Some((access, refresh)) => {
+                    if force_refresh || expired(&access, 30) {
+                        self.refresh(refresh).await
+                    } else {
+                        Ok(access)
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("abc.def.ghi");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn reads_jwt_expiry() {
+        // {"alg":"HS256"} . {"exp":1700000000} . sig
+        let s = Secret::new("eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDB9.x");
+        assert_eq!(s.jwt_expiry(), Some(1_700_000_000));
+        assert!(expired(&s, 0));
+        assert_eq!(Secret::new("opaque").jwt_expiry(), None);
+        assert_eq!(Secret::new("a.!!!.c").jwt_expiry(), None);
+    }
+}

@@ -1,0 +1,196 @@
+//! The local cache: entities, per-stream cursors, a bounded event log, an outbox.
+//!
+//! Contract every backend keeps (checked by the shared suite in [`suite`]):
+//! - [`Store::apply`] applies a batch of events *and* advances the stream's cursor in
+//!   one transaction: after a crash either all of it is there or none of it;
+//! - [`Store::apply`] ignores events whose `seq` is not above the stored cursor of the
+//!   same epoch, so an event is never applied twice;
+//! - [`Store::replace_all`] swaps in a snapshot atomically: readers see the old state
+//!   or the new one, never a mix; it also drops the stream's old event log;
+//! - the event log keeps the newest [`EVENT_LOG_LIMIT`] events;
+//! - the store never holds a credential.
+
+use std::collections::BTreeMap;
+
+use pulse_protocol::domain::{Change, Entity, EntityKind};
+use pulse_protocol::frame::EventFrame;
+use serde::{Deserialize, Serialize};
+
+mod memory;
+mod sqlite;
+#[doc(hidden)]
+pub mod suite;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// How many events the bounded event log keeps (newest first out last).
+pub const EVENT_LOG_LIMIT: usize = 5_000;
+
+/// Where a stream's client stands: the last applied seq in an epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The stream's epoch when `seq` was applied.
+    pub epoch: String,
+    /// Last applied seq (0 = nothing yet).
+    pub seq: u64,
+}
+
+/// One event with the changes it makes, as handed to [`Store::apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedEvent {
+    /// The event as received (its `stream`, `seq`, `type`…).
+    pub frame: EventFrame,
+    /// What it does (may be empty: an event of an unknown type still advances the cursor).
+    pub changes: Vec<Change>,
+}
+
+/// An action the user took, kept until the server has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Approve an approval.
+    Approve {
+        /// Approval id.
+        id: String,
+        /// Optional reason.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Reject an approval.
+    Reject {
+        /// Approval id.
+        id: String,
+        /// Optional reason.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Move a ticket to another state/column.
+    MoveTicket {
+        /// Ticket id.
+        id: String,
+        /// Target state.
+        state: String,
+    },
+    /// Terminate an agent.
+    TerminateAgent {
+        /// Agent id.
+        id: String,
+        /// Optional reason.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// An outbox row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Row id, rising.
+    pub id: u64,
+    /// What to send.
+    pub action: Action,
+    /// When it was queued, ms since the Unix epoch.
+    pub queued_at: i64,
+    /// Last error the server gave, if a send was tried.
+    pub last_error: Option<String>,
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The cache file is not a Pulse cache or is damaged.
+    #[error("the cache at {path} is damaged or not a Pulse cache ({detail}); move it aside or delete it and Pulse will rebuild it from the server")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// There is no cache file (or it is blank) where a read-only open expected one.
+    #[error("there is no Pulse cache at {path} yet; it is created by the first sync")]
+    Missing {
+        /// The file.
+        path: String,
+    },
+    /// The cache was written by a newer Pulse.
+    #[error("the cache schema version {found} is newer than this Pulse understands ({supported}); upgrade Pulse")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Highest version this build knows.
+        supported: i64,
+    },
+    /// Any other SQLite error.
+    #[error("cache error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value could not be decoded.
+    #[error("cache value could not be decoded: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// Counts and cursors, for `pulsectl status` and the overview page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreSummary {
+    /// Entities per kind (kinds with none are absent).
+    pub counts: BTreeMap<EntityKind, u64>,
+    /// Cursor per stream.
+    pub cursors: BTreeMap<String, Cursor>,
+    /// Actions waiting to be sent.
+    pub outbox: u64,
+    /// Last successful sync (an applied event or snapshot), ms since the Unix epoch.
+    pub last_sync_ms: Option<i64>,
+}
+
+/// The cache. Implementations: [`SqliteStore`] (durable) and [`MemoryStore`].
+pub trait Store: Send {
+    /// Apply `events` (all of one stream and epoch, in seq order) and set that
+    /// stream's cursor to the last one applied, in one transaction. Events at or
+    /// below the current cursor (same epoch) are skipped. Returns the events that
+    /// were applied.
+    fn apply(&mut self, epoch: &str, events: &[AppliedEvent]) -> Result<Vec<u64>, StoreError>;
+
+    /// Replace every entity with `entities` and set `stream`'s cursor, atomically.
+    fn replace_all(
+        &mut self,
+        stream: &str,
+        cursor: &Cursor,
+        entities: &[Entity],
+    ) -> Result<(), StoreError>;
+
+    /// The cursor of `stream`, if any event or snapshot was applied.
+    fn cursor(&self, stream: &str) -> Result<Option<Cursor>, StoreError>;
+
+    /// One entity.
+    fn get(&self, kind: EntityKind, id: &str) -> Result<Option<Entity>, StoreError>;
+
+    /// Every entity of `kind`, ordered by id.
+    fn list(&self, kind: EntityKind) -> Result<Vec<Entity>, StoreError>;
+
+    /// Every entity of every kind, ordered by kind then id.
+    fn all(&self) -> Result<Vec<Entity>, StoreError> {
+        let mut out = Vec::new();
+        for kind in EntityKind::ALL {
+            out.extend(self.list(kind)?);
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` logged events, oldest first.
+    fn recent_events(&self, limit: usize) -> Result<Vec<EventFrame>, StoreError>;
+
+    /// Queue an action; returns its row id.
+    fn outbox_push(&mut self, action: &Action, queued_at: i64) -> Result<u64, StoreError>;
+
+    /// Queued actions, oldest first.
+    fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Record the last error for a queued action.
+    fn outbox_fail(&mut self, id: u64, error: &str) -> Result<(), StoreError>;
+
+    /// Remove a queued action (sent, or given up on).
+    fn outbox_remove(&mut self, id: u64) -> Result<(), StoreError>;
+
+    /// Counts, cursors, outbox size and last sync time.
+    fn summary(&self) -> Result<StoreSummary, StoreError>;
+}

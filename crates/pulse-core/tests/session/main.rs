@@ -1,0 +1,184 @@
+//! Session actor against raw test servers on port 0 that speak the native protocol
+//! badly on purpose: garbage between good frames, gaps, silence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use pulse_core::auth::{Secret, StaticToken};
+use pulse_core::session::{shared, ConnectionState, SessionConfig, SessionHandle, SessionStatus};
+use pulse_core::store::MemoryStore;
+use pulse_protocol::domain::EntityKind;
+use pulse_protocol::frame::{ClientFrame, EventFrame, Hello, ServerFrame, Subscribed};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+fn event(seq: u64, ty: &str, data: serde_json::Value) -> String {
+    EventFrame { seq, id: format!("e{seq}"), stream: "acme".into(), event_type: ty.into(), ts: 1_000 + seq as i64, data }.encode()
+}
+
+fn hello(ping_ms: u64) -> String {
+    ServerFrame::Hello(Hello {
+        version: 1,
+        tenant: "acme".into(),
+        ping_interval_ms: ping_ms,
+        ping_timeout_ms: ping_ms,
+        server: "raw-test".into(),
+    })
+    .encode()
+}
+
+fn subscribed(head: u64) -> String {
+    ServerFrame::Subscribed(Subscribed { stream: "acme".into(), epoch: "e1".into(), head, recovered: true, reason: None }).encode()
+}
+
+/// Accept connections; hand each (with the client's subscribe) to the test.
+async fn server() -> (String, mpsc::Receiver<(Ws, ClientFrame)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                ws.send(Message::text(hello(60_000))).await.unwrap();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let Message::Text(t) = msg {
+                        let sub = ClientFrame::decode(t.as_str()).unwrap();
+                        let _ = tx.send((ws, sub)).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+fn session(url: &str) -> SessionHandle {
+    let mut config = SessionConfig::new(url.parse().unwrap());
+    config.backoff.base = Duration::from_millis(50);
+    config.backoff.floor = Duration::from_millis(10);
+    SessionHandle::spawn(config, Arc::new(StaticToken::new(Secret::new("t"))), shared(MemoryStore::new())).unwrap()
+}
+
+async fn until(handle: &SessionHandle, what: &str, cond: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
+    let mut rx = handle.status();
+    let r = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let s = rx.borrow_and_update().clone();
+            if cond(&s) {
+                return s;
+            }
+            rx.changed().await.expect("session alive");
+        }
+    })
+    .await;
+    r.unwrap_or_else(|_| panic!("timed out waiting for {what}: {:?}", handle.status().borrow()))
+}
+
+fn seq(s: &SessionStatus) -> u64 {
+    s.cursor.as_ref().map(|c| c.seq).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn garbage_between_good_frames_is_counted_and_the_connection_stays() {
+    let (url, mut conns) = server().await;
+    let handle = session(&url);
+    let (mut ws, sub) = conns.recv().await.unwrap();
+    assert_eq!(sub, ClientFrame::Subscribe { stream: Some("acme".into()), since: None, epoch: None });
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    let frames = vec![
+        Message::text(event(1, "approval.created", json!({"id": "a1", "title": "ok"}))),
+        Message::text("not json at all"),
+        Message::text(event(2, "agent.upserted", json!({"id": "g1", "status": "idle"}))),
+        Message::binary(vec![0u8, 1, 2, 3]),
+        Message::text(r#"{"type":"approval.created","id":"x","stream":"acme","ts":1,"data":{}}"#),
+        Message::text(format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(2 << 20))),
+        Message::text(event(3, "robot.danced", json!({"id": "r"}))),
+        Message::text(event(4, "approval.decided", json!({"id": "a1", "decision": 5}))),
+        Message::text(r#"{"type":"ticket.created","seq":"five","id":"e5","stream":"acme","ts":1,"data":{"id":"t"}}"#),
+        Message::text(event(5, "ticket.created", json!({"id": "t1", "title": "kept", "custom": {"x": 1}}))),
+        Message::text(ServerFrame::Ping { ts: 42 }.encode()),
+    ];
+    for f in frames {
+        ws.send(f).await.unwrap();
+    }
+    let st = until(&handle, "seq 5", |s| seq(s) == 5).await;
+    assert_eq!(st.state, ConnectionState::Live);
+    assert_eq!(st.counters.connections, 1, "the connection stayed up");
+    assert_eq!(st.counters.decode_errors, 5, "{:?}", st.counters);
+    assert_eq!(st.counters.rejected_events, 2, "unknown type and wrong field type");
+    // The client answered the ping.
+    let pong = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                if let Ok(f @ ClientFrame::Pong { .. }) = ClientFrame::decode(t.as_str()) {
+                    return f;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(pong, ClientFrame::Pong { ts: 42 });
+    {
+        let store = handle.store().lock().unwrap();
+        assert_eq!(store.get(EntityKind::Approval, "a1").unwrap().unwrap().data["status"], "pending", "bad decision not applied");
+        let t = store.get(EntityKind::Ticket, "t1").unwrap().unwrap();
+        assert_eq!(t.data["custom"]["x"], 1, "unknown fields kept");
+        assert!(store.get(EntityKind::Agent, "g1").unwrap().is_some());
+    }
+    handle.stop().await;
+    assert_eq!(handle.status().borrow().state, ConnectionState::Stopped);
+}
+
+#[tokio::test]
+async fn a_gap_forces_a_resubscribe_from_the_stored_cursor() {
+    let (url, mut conns) = server().await;
+    let handle = session(&url);
+    let (mut ws, _) = conns.recv().await.unwrap();
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    ws.send(Message::text(event(1, "ticket.created", json!({"id": "t1"})))).await.unwrap();
+    ws.send(Message::text(event(3, "ticket.created", json!({"id": "t3"})))).await.unwrap();
+    // The client reconnects and asks to resume after seq 1 of epoch e1.
+    let (mut ws2, sub) = conns.recv().await.unwrap();
+    assert_eq!(sub, ClientFrame::Subscribe { stream: Some("acme".into()), since: Some(1), epoch: Some("e1".into()) });
+    ws2.send(Message::text(subscribed(3))).await.unwrap();
+    for s in 2..=3 {
+        ws2.send(Message::text(event(s, "ticket.created", json!({"id": format!("t{s}")})))).await.unwrap();
+    }
+    let st = until(&handle, "seq 3", |s| seq(s) == 3).await;
+    assert_eq!(st.counters.gaps, 1);
+    assert_eq!(handle.store().lock().unwrap().list(EntityKind::Ticket).unwrap().len(), 3);
+    drop(ws);
+    handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_link_is_closed_and_reopened() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut accepted) = mpsc::channel::<Ws>(8);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            ws.send(Message::text(hello(100))).await.unwrap();
+            let _ = ws.next().await; // subscribe
+            ws.send(Message::text(subscribed(0))).await.unwrap();
+            // ...then never another frame, never a close.
+            tx.send(ws).await.unwrap();
+        }
+    });
+    let handle = session(&url);
+    let _first = accepted.recv().await.unwrap();
+    let _second = accepted.recv().await.unwrap();
+    let st = until(&handle, "second connection", |s| s.counters.connections >= 2).await;
+    assert!(st.counters.connections >= 2);
+    handle.stop().await;
+}

@@ -1,0 +1,297 @@
+//! Real processes on port 0: the `pulse-gateway` and `pulsectl` binaries built by
+//! `cargo build --workspace --bins` (the README's test command does that first).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pulse_core::store::{SqliteStore, Store};
+use pulse_protocol::domain::Entity;
+use pulse_protocol::rest::Snapshot;
+use serde_json::Value;
+
+pub const SECRET: &str = "e2e-secret-not-for-production";
+
+/// Directory holding the workspace's binaries.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe path");
+    // target/<profile>/deps/e2e-xxxx -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
+        path.display()
+    );
+    path
+}
+
+/// Wait until `cond` holds, polling every 25 ms, or panic with `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// Lines a child printed, collected by a reader thread.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn follow(self, stream: impl std::io::Read + Send + 'static, first: Option<mpsc::Sender<String>>) -> Self {
+        let lines = self.clone();
+        std::thread::spawn(move || {
+            let mut first = first;
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(line.clone());
+                }
+                lines.0.lock().unwrap().push(line);
+            }
+        });
+        self
+    }
+    pub fn snapshot(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+}
+
+/// A `pulse-gateway serve` process, killed on drop.
+pub struct Gateway {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    store: String,
+    extra: Vec<String>,
+    pub stderr: Lines,
+}
+
+impl Gateway {
+    /// Start on 127.0.0.1:0 with `store` (`memory` or `sqlite:PATH`).
+    pub fn start(store: &str, extra: &[&str]) -> Gateway {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, addr, stderr) = Self::spawn("127.0.0.1:0", store, &extra);
+        Gateway { child: Some(child), addr, store: store.into(), extra, stderr }
+    }
+
+    fn spawn(addr: &str, store: &str, extra: &[String]) -> (Child, SocketAddr, Lines) {
+        let mut child = Command::new(bin("pulse-gateway"))
+            .args(["serve", "--addr", addr, "--store", store, "--jwt-secret", SECRET])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pulse-gateway");
+        let (tx, rx) = mpsc::channel();
+        Lines::default().follow(child.stdout.take().unwrap(), Some(tx));
+        let stderr = Lines::default().follow(child.stderr.take().unwrap(), None);
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("pulse-gateway did not say where it listens; stderr: {:?}", stderr.snapshot());
+            }
+        };
+        let url = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        (child, url.trim().parse().expect("address"), stderr)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same address and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        let addr = self.addr.to_string();
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            // The port can take a moment to be free again.
+            match std::panic::catch_unwind(|| Self::spawn(&addr, &self.store, &self.extra)) {
+                Ok((child, a, stderr)) => {
+                    assert_eq!(a, self.addr);
+                    self.child = Some(child);
+                    self.stderr = stderr;
+                    return;
+                }
+                Err(e) if Instant::now() > end => std::panic::resume_unwind(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `pulse-gateway mint`.
+pub fn mint(tenant: &str, sub: &str, role: &str, ttl: &str) -> String {
+    let out = Command::new(bin("pulse-gateway"))
+        .args(["mint", "--secret", SECRET, "--tenant", tenant, "--sub", sub, "--role", role, "--ttl", ttl])
+        .output()
+        .expect("run mint");
+    assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A `pulsectl` process, killed on drop.
+pub struct Pulsectl {
+    child: Option<Child>,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl Pulsectl {
+    pub fn watch(server: &str, auth: &[&str], cache: &Path, extra: &[&str]) -> Pulsectl {
+        let mut child = Command::new(bin("pulsectl"))
+            .args(["watch", "--server", server, "--cache"])
+            .arg(cache)
+            .args(auth)
+            .args(extra)
+            .env_remove("PULSE_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pulsectl");
+        let stdout = Lines::default().follow(child.stdout.take().unwrap(), None);
+        let stderr = Lines::default().follow(child.stderr.take().unwrap(), None);
+        Pulsectl { child: Some(child), stdout, stderr }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Wait for the process to exit on its own; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> i32 {
+        let child = self.child.as_mut().expect("running");
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return st.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < end, "pulsectl did not exit; stderr: {:?}", self.stderr.snapshot());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Parsed stdout lines.
+    pub fn changes(&self) -> Vec<Value> {
+        self.stdout
+            .snapshot()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line {l:?} is not JSON: {e}")))
+            .collect()
+    }
+}
+
+impl Drop for Pulsectl {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// HTTP helpers (blocking, on a private runtime).
+pub struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new() -> Http {
+        Http {
+            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
+        }
+    }
+
+    /// POST /v1/ingest; `Err` when the gateway could not be reached or refused.
+    pub fn ingest(&self, base: &str, token: &str, body: &Value) -> Result<Value, String> {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .post(format!("{base}/v1/ingest"))
+                .bearer_auth(token)
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = r.status();
+            let v: Value = r.json().await.map_err(|e| e.to_string())?;
+            if status.is_success() { Ok(v) } else { Err(format!("{status}: {v}")) }
+        })
+    }
+
+    pub fn snapshot(&self, base: &str, token: &str) -> Snapshot {
+        self.rt.block_on(async {
+            self.client
+                .get(format!("{base}/v1/snapshot"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("snapshot request")
+                .error_for_status()
+                .expect("snapshot status")
+                .json()
+                .await
+                .expect("snapshot body")
+        })
+    }
+}
+
+/// Entities in a pulsectl cache, sorted by kind and id.
+pub fn cache_entities(path: &Path) -> Vec<Entity> {
+    let store = SqliteStore::open_read_only(path).expect("open cache");
+    store.all().expect("read cache")
+}
+
+/// Cursor seq of `stream` in a pulsectl cache (0 when none or unreadable yet).
+pub fn cache_seq(path: &Path, stream: &str) -> u64 {
+    if !path.exists() {
+        return 0;
+    }
+    SqliteStore::open_read_only(path)
+        .ok()
+        .and_then(|s| s.cursor(stream).ok().flatten())
+        .map(|c| c.seq)
+        .unwrap_or(0)
+}
+
+pub fn sorted(mut v: Vec<Entity>) -> Vec<Entity> {
+    v.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+    v
+}
