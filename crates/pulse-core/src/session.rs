@@ -225,6 +225,40 @@ pub struct SessionConfig {
     pub handshake_timeout: Duration,
     /// Most frames applied in one store transaction.
     pub max_batch: usize,
+    /// How to speak to the server: `None` = the native Pulse protocol; otherwise a
+    /// server dialect (Socket.IO, plain JSON WebSocket) driven by a profile.
+    pub dialect: Option<Arc<dyn Dialect>>,
+}
+
+/// A server dialect other than the native protocol (see `crate::profile`).
+///
+/// The session calls [`Dialect::run_connection`] for every connection attempt and
+/// handles waiting, backoff and state between attempts. An implementation must
+/// commit changes only through [`SessionCx::commit_local`], call
+/// [`SessionCx::went_live`] once it is receiving, and return promptly with
+/// [`End::Stop`] when [`SessionCx::interrupted`] says so.
+pub trait Dialect: Send + Sync + 'static {
+    /// Connect, resync, and stream until the link ends.
+    fn run_connection<'a>(&'a self, cx: &'a mut SessionCx) -> Pin<Box<dyn Future<Output = End> + Send + 'a>>;
+}
+
+impl std::fmt::Debug for dyn Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dialect")
+    }
+}
+
+/// One event of a non-native dialect, mapped to changes, for [`SessionCx::commit_local`].
+#[derive(Debug, Clone)]
+pub struct LocalEvent {
+    /// The server's event name.
+    pub event_type: String,
+    /// Its payload, as received.
+    pub data: serde_json::Value,
+    /// When it was received (ms since the Unix epoch).
+    pub ts: i64,
+    /// What it changes.
+    pub changes: Vec<Change>,
 }
 
 impl SessionConfig {
@@ -239,6 +273,7 @@ impl SessionConfig {
             poll_page: 1000,
             handshake_timeout: Duration::from_secs(10),
             max_batch: 1024,
+            dialect: None,
         }
     }
 }
@@ -315,7 +350,7 @@ impl SessionHandle {
             store: store.clone(),
             flushing: Arc::new(AtomicBool::new(false)),
         };
-        let actor = Actor {
+        let actor = SessionCx {
             backoff: Backoff::new(config.backoff.clone()),
             config,
             tokens,
@@ -484,7 +519,8 @@ impl FlushHandle {
 }
 
 /// How a connection (or polling spell) ended.
-enum End {
+#[derive(Debug)]
+pub enum End {
     /// Stop requested.
     Stop,
     /// Reconnect now without waiting (gap, epoch race).
@@ -499,7 +535,9 @@ enum End {
     TrySocket,
 }
 
-struct Actor {
+/// The running session as a [`Dialect`] sees it: state, store, commands.
+/// Fields are private; use the methods.
+pub struct SessionCx {
     config: SessionConfig,
     backoff: Backoff,
     tokens: Arc<dyn TokenProvider>,
@@ -523,8 +561,87 @@ struct Link {
     catch_up_until: u64,
 }
 
-impl Actor {
-    fn set_state(&self, state: ConnectionState) {
+impl SessionCx {
+    /// The session's settings.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The shared store.
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    /// The REST client of the server.
+    pub fn rest(&self) -> &RestClient {
+        &self.rest
+    }
+
+    /// Wait for a command that interrupts the connection: [`End::Stop`] or, for a
+    /// manual retry, [`End::Resync`]. Use it in a `select!` beside the socket.
+    pub async fn interrupted(&mut self) -> End {
+        let cmd = self.cmd.recv().await;
+        self.on_command_while_busy(cmd)
+    }
+
+    /// Count a connection as opened.
+    pub fn connected(&self) {
+        self.status.send_modify(|s| s.counters.connections += 1);
+    }
+
+    /// Count an undecodable frame.
+    pub fn count_decode_error(&self) {
+        self.status.send_modify(|s| s.counters.decode_errors += 1);
+    }
+
+    /// Count an event that could not be mapped.
+    pub fn count_rejected(&self) {
+        self.status.send_modify(|s| s.counters.rejected_events += 1);
+    }
+
+    /// Name the stream followed and what the server cannot guarantee.
+    pub fn describe(&self, stream: &str, caveat: Option<String>) {
+        self.status.send_modify(|s| {
+            s.stream = Some(stream.to_owned());
+            s.caveat = caveat;
+        });
+    }
+
+    /// Commit events of a non-native dialect: they get local seqs (epoch `local`)
+    /// after the stream's stored cursor, and are applied in one transaction.
+    pub fn commit_local(&mut self, stream: &str, events: Vec<LocalEvent>) -> Result<(), End> {
+        const LOCAL_EPOCH: &str = "local";
+        let start = match self.store_cursor(stream) {
+            Ok(Some(c)) if c.epoch == LOCAL_EPOCH => c.seq,
+            Ok(_) => 0,
+            Err(e) => return Err(End::Lost(format!("cache error: {e}"))),
+        };
+        let mut link = Link {
+            stream: stream.to_owned(),
+            epoch: LOCAL_EPOCH.to_owned(),
+            seq: start,
+            catch_up_until: 0,
+        };
+        let applied = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| AppliedEvent {
+                frame: EventFrame {
+                    seq: start + 1 + i as u64,
+                    id: format!("local-{}", start + 1 + i as u64),
+                    stream: stream.to_owned(),
+                    event_type: e.event_type,
+                    ts: e.ts,
+                    data: e.data,
+                },
+                changes: e.changes,
+            })
+            .collect();
+        self.commit(&mut link, applied)
+    }
+
+    /// Set the connection state.
+    pub fn set_state(&self, state: ConnectionState) {
         self.status.send_if_modified(|s| {
             if s.state == state {
                 false
@@ -540,9 +657,15 @@ impl Actor {
         let mut polling_reason: Option<String> = None;
         loop {
             let started = Instant::now();
-            let end = match polling_reason.take() {
-                Some(reason) => self.poll_mode(reason).await,
-                None => self.connect_and_stream().await,
+            let end = match (self.config.dialect.clone(), polling_reason.take()) {
+                (Some(dialect), _) => {
+                    self.set_state(ConnectionState::Connecting {
+                        attempt: self.backoff.attempts() + 1,
+                    });
+                    dialect.run_connection(&mut self).await
+                }
+                (None, Some(reason)) => self.poll_mode(reason).await,
+                (None, None) => self.connect_and_stream().await,
             };
             if started.elapsed() >= self.config.backoff.stable_after {
                 self.backoff.reset();
@@ -632,7 +755,7 @@ impl Actor {
     }
 
     /// A token, refreshed if `force`. Maps failures to how the connection ends.
-    async fn token(&self, force: bool) -> Result<Secret, End> {
+    pub async fn token(&self, force: bool) -> Result<Secret, End> {
         match self.tokens.token(force).await {
             Ok(t) => Ok(t),
             Err(AuthError::Unauthorized(m)) => Err(End::Unauthorized(m)),
@@ -858,7 +981,8 @@ impl Actor {
         }
     }
 
-    fn went_live(&mut self) {
+    /// Mark the session live (and send queued actions).
+    pub fn went_live(&mut self) {
         self.set_state(ConnectionState::Live);
         self.flush.start();
     }
