@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every Pulse test on a fresh Debian/Ubuntu machine: installs what the tests
+# need (apt packages, npm and pip packages from lockfiles), builds the workspace,
+# then runs the Rust tests, the UI tests and the end-to-end tests.
+#
+#   ./scripts/test.sh            everything
+#   PULSE_SKIP_DESKTOP=1 ...     skip the desktop (Tauri/WebDriver) end-to-end run
+#
+# Uses CARGO_TARGET_DIR if set (default: /var/tmp/pulse-target, outside the work
+# tree so a fresh clone reuses earlier builds on the same machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/pulse-target}
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+./scripts/install-deps.sh
+
+step "node packages (from lockfiles)"
+while IFS= read -r lock; do
+  dir=$(dirname "$lock")
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done < <(git ls-files '*package-lock.json')
+
+step "python packages (from lockfiles)"
+export PULSE_VENV=${PULSE_VENV:-/var/tmp/pulse-venv}
+if git ls-files --error-unmatch tests/peers/fastapi/requirements.txt >/dev/null 2>&1; then
+  [ -x "$PULSE_VENV/bin/python" ] || python3 -m venv "$PULSE_VENV"
+  "$PULSE_VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/peers/fastapi/requirements.txt
+  export PULSE_PY="$PULSE_VENV/bin/python"
+fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --bins --locked
+
+step "rust tests"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/rust-tests.log"
+test "${PIPESTATUS[0]}" -eq 0
+
+if [ -f ui/package.json ]; then
+  step "ui tests"
+  (cd ui && npm test --silent)
+fi
+
+if [ -x tests/desktop/run.sh ] && [ -z "${PULSE_SKIP_DESKTOP:-}" ]; then
+  step "desktop end-to-end"
+  tests/desktop/run.sh
+fi
+
+if [ -x benches/smoke.sh ]; then
+  step "benchmark harness smoke run"
+  benches/smoke.sh
+fi
+
+step "done"
