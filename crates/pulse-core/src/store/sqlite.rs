@@ -1,0 +1,612 @@
+//! Durable [`Store`](super::Store) on SQLite (rusqlite, bundled).
+//!
+//! Invariants, on top of the [`Store`] contract:
+//! - every write method is ONE `BEGIN IMMEDIATE` transaction, so a crash (even a
+//!   `SIGKILL` in the middle of [`Store::apply`]) leaves the last committed state:
+//!   entities and cursor move together or not at all;
+//! - the database runs in WAL mode with `synchronous=NORMAL`: a process crash never
+//!   loses a committed transaction; a power cut may lose the last few, which is
+//!   harmless for a cache (the cursor goes back with the entities and the server
+//!   replays);
+//! - the file is identified by `PRAGMA application_id` ([`APPLICATION_ID`]) and its
+//!   schema version by `PRAGMA user_version`; migrations live beside this module
+//!   (`sqlite/NNNN_*.sql`) and run in one transaction on [`SqliteStore::open`];
+//! - a file that is not SQLite, is damaged, or is another application's database is
+//!   [`StoreError::Corrupt`] (naming the path) and is never modified; a schema newer
+//!   than this build is [`StoreError::TooNew`] and is never modified either;
+//! - [`SqliteStore::open_read_only`] never creates, migrates or writes a file;
+//! - no table holds a credential.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pulse_protocol::domain::{Change, Entity, EntityKind, Object};
+use pulse_protocol::frame::EventFrame;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::memory::{now_ms, SeqFilter};
+use super::{
+    Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary, EVENT_LOG_LIMIT,
+};
+
+/// `PRAGMA application_id` of a Pulse cache (`"PULS"` in ASCII).
+const APPLICATION_ID: i32 = 0x5055_4C53;
+
+/// Migrations, in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_init.sql")];
+
+/// Highest schema version this build understands.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a statement waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`Store`] in a SQLite file (see the module docs).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// What the file's header says it is.
+enum Identity {
+    /// No schema at all: a new or empty file.
+    Blank,
+    /// A Pulse cache at this schema version.
+    Pulse(i64),
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating it if needed) the cache at `path`.
+    ///
+    /// The parent directory must exist. Errors: [`StoreError::Corrupt`] for a file
+    /// that is not a Pulse cache or is damaged, [`StoreError::TooNew`] for one written
+    /// by a newer Pulse; in both cases the file is left untouched.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        let store = SqliteStore {
+            conn,
+            path: path.to_owned(),
+        };
+        store.checked(|s| s.prepare_read_write())?;
+        Ok(store)
+    }
+
+    /// Open an existing cache for reading only (`pulsectl status`).
+    ///
+    /// Never creates, migrates or writes the file; a missing or blank file is
+    /// [`StoreError::Missing`]. Writes through the returned store fail.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let missing = || StoreError::Missing {
+            path: path.display().to_string(),
+        };
+        if !path.is_file() {
+            return Err(missing());
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        let store = SqliteStore {
+            conn,
+            path: path.to_owned(),
+        };
+        store.checked(|s| {
+            s.conn.busy_timeout(BUSY_TIMEOUT)?;
+            match s.identity()? {
+                Identity::Blank => Err(missing()),
+                Identity::Pulse(v) if v > SCHEMA_VERSION => Err(StoreError::TooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                }),
+                Identity::Pulse(_) => s.quick_check(),
+            }
+        })?;
+        Ok(store)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn prepare_read_write(&self) -> Result<(), StoreError> {
+        let conn = &self.conn;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Decide what the file is before writing anything to it.
+        let identity = self.identity()?;
+        if let Identity::Pulse(v) = identity {
+            if v > SCHEMA_VERSION {
+                return Err(StoreError::TooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            self.quick_check()?;
+        }
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %self.path.display(), %mode, "cache is not in WAL mode");
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;")?;
+        conn.set_prepared_statement_cache_capacity(32);
+        self.migrate()
+    }
+
+    /// Bring the schema to [`SCHEMA_VERSION`], in one transaction.
+    fn migrate(&self) -> Result<(), StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        // Read again under the write lock: another process may have migrated meanwhile.
+        let from = match self.identity()? {
+            Identity::Blank => 0,
+            Identity::Pulse(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::TooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            Identity::Pulse(v) => v,
+        };
+        if from == SCHEMA_VERSION {
+            return Ok(());
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+            tx.execute_batch(sql)?;
+            tracing::info!(path = %self.path.display(), version = i + 1, "cache schema migrated");
+        }
+        tx.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// What the header and schema say this file is.
+    fn identity(&self) -> Result<Identity, StoreError> {
+        let conn = &self.conn;
+        let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let objects: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        match app_id {
+            APPLICATION_ID => Ok(Identity::Pulse(version)),
+            0 if objects == 0 && version == 0 => Ok(Identity::Blank),
+            _ => Err(self.corrupt(format!(
+                "not a Pulse cache: application_id {app_id:#x}, user_version {version}, {objects} schema objects"
+            ))),
+        }
+    }
+
+    /// `PRAGMA quick_check`: reads every page once, catches damaged files at open.
+    fn quick_check(&self) -> Result<(), StoreError> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(self.corrupt(verdict))
+        }
+    }
+
+    fn corrupt(&self, detail: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Run `f`, turning SQLite's "corrupt" and "not a database" errors into
+    /// [`StoreError::Corrupt`] naming this file.
+    fn checked<T>(&self, f: impl FnOnce(&Self) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        f(self).map_err(|e| self.classify(e))
+    }
+
+    fn checked_mut<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(self).map_err(|e| self.classify(e))
+    }
+
+    fn classify(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(err, msg))
+                if matches!(
+                    err.code,
+                    ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase
+                ) =>
+            {
+                self.corrupt(msg.unwrap_or_else(|| err.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    fn parse_kind(&self, kind: &str) -> Result<EntityKind, StoreError> {
+        kind.parse()
+            .map_err(|_| self.corrupt(format!("unknown entity kind `{kind}` in the cache")))
+    }
+
+    fn apply_tx(&mut self, epoch: &str, events: &[AppliedEvent]) -> Result<Vec<u64>, StoreError> {
+        let now = now_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut applied = Vec::with_capacity(events.len());
+        {
+            let mut read_cursor =
+                tx.prepare_cached("SELECT epoch, seq FROM cursors WHERE stream = ?1")?;
+            let mut read =
+                tx.prepare_cached("SELECT data FROM entities WHERE kind = ?1 AND id = ?2")?;
+            let mut write = tx.prepare_cached(
+                "INSERT INTO entities (kind, id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data",
+            )?;
+            let mut delete =
+                tx.prepare_cached("DELETE FROM entities WHERE kind = ?1 AND id = ?2")?;
+            let mut log = tx
+                .prepare_cached("INSERT INTO event_log (stream, seq, frame) VALUES (?1, ?2, ?3)")?;
+            let mut filter = SeqFilter::default();
+            for event in events {
+                let frame = &event.frame;
+                let slot = filter.slot(epoch, &frame.stream, || {
+                    read_cursor
+                        .query_row([&frame.stream], |r| {
+                            Ok(Cursor {
+                                epoch: r.get(0)?,
+                                seq: r.get(1)?,
+                            })
+                        })
+                        .optional()
+                })?;
+                if !filter.admit(slot, frame.seq) {
+                    continue;
+                }
+                for change in &event.changes {
+                    let kind = change.kind().as_str();
+                    let id = change.id();
+                    let current = match change {
+                        Change::Patch { .. } | Change::Append { .. } => read
+                            .query_row(params![kind, id], |r| r.get::<_, String>(0))
+                            .optional()?
+                            .map(|text| serde_json::from_str::<Object>(&text))
+                            .transpose()?,
+                        Change::Upsert { .. } | Change::Delete { .. } => None,
+                    };
+                    match change.apply_to(current) {
+                        Some(obj) => {
+                            write.execute(params![kind, id, serde_json::to_string(&obj)?])?;
+                        }
+                        None => {
+                            delete.execute(params![kind, id])?;
+                        }
+                    }
+                }
+                log.execute(params![
+                    frame.stream,
+                    frame.seq,
+                    serde_json::to_string(frame)?
+                ])?;
+                applied.push(frame.seq);
+            }
+            if !applied.is_empty() {
+                let mut set_cursor = tx.prepare_cached(SET_CURSOR)?;
+                for (stream, seq) in filter.advanced() {
+                    set_cursor.execute(params![stream, epoch, seq, now])?;
+                }
+                tx.prepare_cached(SET_LAST_SYNC)?.execute([now])?;
+                tx.prepare_cached(TRIM_LOG)?
+                    .execute([EVENT_LOG_LIMIT as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    fn replace_tx(
+        &mut self,
+        stream: &str,
+        cursor: &Cursor,
+        entities: &[Entity],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            tx.execute("DELETE FROM entities", [])?;
+            let mut write = tx.prepare_cached(
+                "INSERT INTO entities (kind, id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data",
+            )?;
+            for e in entities {
+                write.execute(params![
+                    e.kind.as_str(),
+                    e.id,
+                    serde_json::to_string(&e.data)?
+                ])?;
+            }
+            tx.prepare_cached(SET_CURSOR)?.execute(params![
+                stream,
+                cursor.epoch,
+                cursor.seq,
+                now
+            ])?;
+            tx.execute("DELETE FROM event_log WHERE stream = ?1", [stream])?;
+            tx.prepare_cached(SET_LAST_SYNC)?.execute([now])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn entities_where(&self, kind: Option<EntityKind>) -> Result<Vec<Entity>, StoreError> {
+        let (sql, arg) = match kind {
+            Some(k) => (
+                "SELECT kind, id, data FROM entities WHERE kind = ?1 ORDER BY id",
+                Some(k.as_str()),
+            ),
+            None => ("SELECT kind, id, data FROM entities", None),
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = match arg {
+            Some(a) => stmt
+                .query_map([a], row_triple)?
+                .collect::<Result<Vec<_>, _>>()?,
+            None => stmt
+                .query_map([], row_triple)?
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        rows.into_iter()
+            .map(|(kind, id, data)| {
+                Ok(Entity {
+                    kind: self.parse_kind(&kind)?,
+                    id,
+                    data: serde_json::from_str(&data)?,
+                })
+            })
+            .collect()
+    }
+}
+
+const SET_CURSOR: &str =
+    "INSERT INTO cursors (stream, epoch, seq, updated_at) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (stream) DO UPDATE SET
+        epoch = excluded.epoch, seq = excluded.seq, updated_at = excluded.updated_at";
+
+const SET_LAST_SYNC: &str = "INSERT INTO meta (key, value) VALUES ('last_sync_ms', ?1)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+/// Delete everything older than the newest `?1` rows.
+const TRIM_LOG: &str = "DELETE FROM event_log WHERE pos <=
+     (SELECT pos FROM event_log ORDER BY pos DESC LIMIT 1 OFFSET ?1)";
+
+fn row_triple(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+impl Store for SqliteStore {
+    fn apply(&mut self, epoch: &str, events: &[AppliedEvent]) -> Result<Vec<u64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.checked_mut(|s| s.apply_tx(epoch, events))
+    }
+
+    fn replace_all(
+        &mut self,
+        stream: &str,
+        cursor: &Cursor,
+        entities: &[Entity],
+    ) -> Result<(), StoreError> {
+        self.checked_mut(|s| s.replace_tx(stream, cursor, entities))
+    }
+
+    fn cursor(&self, stream: &str) -> Result<Option<Cursor>, StoreError> {
+        self.checked(|s| {
+            Ok(s.conn
+                .prepare_cached("SELECT epoch, seq FROM cursors WHERE stream = ?1")?
+                .query_row([stream], |r| {
+                    Ok(Cursor {
+                        epoch: r.get(0)?,
+                        seq: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn get(&self, kind: EntityKind, id: &str) -> Result<Option<Entity>, StoreError> {
+        self.checked(|s| {
+            let data: Option<String> = s
+                .conn
+                .prepare_cached("SELECT data FROM entities WHERE kind = ?1 AND id = ?2")?
+                .query_row(params![kind.as_str(), id], |r| r.get(0))
+                .optional()?;
+            data.map(|d| {
+                Ok(Entity {
+                    kind,
+                    id: id.to_owned(),
+                    data: serde_json::from_str(&d)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn list(&self, kind: EntityKind) -> Result<Vec<Entity>, StoreError> {
+        self.checked(|s| s.entities_where(Some(kind)))
+    }
+
+    fn all(&self) -> Result<Vec<Entity>, StoreError> {
+        // One query; kinds are sorted in `EntityKind` order (not by their names).
+        let mut all = self.checked(|s| s.entities_where(None))?;
+        all.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        Ok(all)
+    }
+
+    fn recent_events(&self, limit: usize) -> Result<Vec<EventFrame>, StoreError> {
+        self.checked(|s| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut stmt = s.conn.prepare_cached(
+                "SELECT frame FROM (SELECT pos, frame FROM event_log ORDER BY pos DESC LIMIT ?1)
+                 ORDER BY pos",
+            )?;
+            let frames = stmt
+                .query_map([limit], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            frames
+                .iter()
+                .map(|f| Ok(serde_json::from_str(f)?))
+                .collect()
+        })
+    }
+
+    fn outbox_push(&mut self, action: &Action, queued_at: i64) -> Result<u64, StoreError> {
+        self.checked_mut(|s| {
+            s.conn
+                .prepare_cached("INSERT INTO outbox (action, queued_at) VALUES (?1, ?2)")?
+                .execute(params![serde_json::to_string(action)?, queued_at])?;
+            Ok(s.conn.last_insert_rowid() as u64)
+        })
+    }
+
+    fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.checked(|s| {
+            let mut stmt = s.conn.prepare_cached(
+                "SELECT id, action, queued_at, last_error FROM outbox ORDER BY id",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, u64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, action, queued_at, last_error)| {
+                    Ok(OutboxEntry {
+                        id,
+                        action: serde_json::from_str(&action)?,
+                        queued_at,
+                        last_error,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn outbox_fail(&mut self, id: u64, error: &str) -> Result<(), StoreError> {
+        self.checked_mut(|s| {
+            s.conn
+                .prepare_cached("UPDATE outbox SET last_error = ?2 WHERE id = ?1")?
+                .execute(params![id, error])?;
+            Ok(())
+        })
+    }
+
+    fn outbox_remove(&mut self, id: u64) -> Result<(), StoreError> {
+        self.checked_mut(|s| {
+            s.conn
+                .prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+                .execute([id])?;
+            Ok(())
+        })
+    }
+
+    fn summary(&self) -> Result<StoreSummary, StoreError> {
+        self.checked(|s| {
+            let conn = &s.conn;
+            let mut summary = StoreSummary::default();
+            let mut stmt =
+                conn.prepare_cached("SELECT kind, count(*) FROM entities GROUP BY kind")?;
+            let counts = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            for (kind, n) in counts {
+                summary.counts.insert(s.parse_kind(&kind)?, n);
+            }
+            let mut stmt = conn.prepare_cached("SELECT stream, epoch, seq FROM cursors")?;
+            summary.cursors = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Cursor {
+                            epoch: r.get(1)?,
+                            seq: r.get(2)?,
+                        },
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            summary.outbox = conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
+            summary.last_sync_ms = conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'last_sync_ms'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(summary)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_and_versioned() {
+        assert_eq!(SCHEMA_VERSION, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            (v, id, mode.as_str()),
+            (SCHEMA_VERSION, APPLICATION_ID, "wal")
+        );
+        // Opening again is a no-op.
+        drop(SqliteStore::open(&path).unwrap());
+    }
+
+    #[test]
+    fn no_column_can_hold_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("c.db")).unwrap();
+        let mut stmt = store
+            .conn
+            .prepare("SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p WHERE m.type = 'table'")
+            .unwrap();
+        let cols: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!cols.is_empty());
+        for (table, col) in cols {
+            let c = col.to_lowercase();
+            assert!(
+                !["token", "secret", "password", "jwt", "auth"]
+                    .iter()
+                    .any(|w| c.contains(w)),
+                "{table}.{col} looks like a credential column"
+            );
+        }
+    }
+}
