@@ -308,7 +308,7 @@ pub fn id_of(obj: &Object, field: &str) -> Option<String> {
     }
 }
 
-fn object<'a>(ty: EventType, data: &'a Value) -> Result<&'a Object, DomainError> {
+fn object(ty: EventType, data: &Value) -> Result<&Object, DomainError> {
     data.as_object()
         .ok_or_else(|| DomainError::new(ty.as_str(), "`data` must be a JSON object"))
 }
