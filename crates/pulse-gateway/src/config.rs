@@ -1,0 +1,251 @@
+//! Gateway configuration, shared by the CLI and by embedders.
+//!
+//! A [`Config`] is plain data: building one never touches the network or the disk.
+//! [`Config::default`] is a loopback gateway on an ephemeral port with a memory store,
+//! no users and no secret (set [`Config::jwt_secret`], or [`Config::demo`], before
+//! starting it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use pulse_protocol::auth::Role;
+
+/// Default number of events each tenant's log keeps.
+pub const DEFAULT_RETAIN: u64 = 100_000;
+/// Default interval between server `ping` frames.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Default extra silence tolerated after a ping interval before a client is closed.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default lifetime of access tokens.
+pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+/// Default lifetime of refresh tokens.
+pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default per-client send queue, in events.
+pub const DEFAULT_CLIENT_QUEUE: usize = 8192;
+
+/// Where the event logs and materialised state live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreConfig {
+    /// In memory; a new random epoch on every start.
+    #[default]
+    Memory,
+    /// A SQLite file (created if missing), durable across restarts and crashes.
+    Sqlite(PathBuf),
+}
+
+impl FromStr for StoreConfig {
+    type Err = String;
+
+    /// `memory` or `sqlite:PATH`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "memory" {
+            Ok(StoreConfig::Memory)
+        } else if let Some(path) = s.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                Err("`sqlite:` needs a file path, e.g. `sqlite:/var/lib/pulse/gateway.db`".into())
+            } else {
+                Ok(StoreConfig::Sqlite(PathBuf::from(path)))
+            }
+        } else {
+            Err(format!(
+                "unknown store `{s}`: expected `memory` or `sqlite:PATH`"
+            ))
+        }
+    }
+}
+
+/// A user who may log in with `POST /v1/auth/login`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Login name (becomes the token's `sub`).
+    pub name: String,
+    /// Password, compared in constant time.
+    pub password: String,
+    /// Tenant the user's tokens are for.
+    pub tenant: String,
+    /// Role of the user's tokens.
+    pub role: Role,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("tenant", &self.tenant)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl FromStr for User {
+    type Err = String;
+
+    /// `NAME:PASSWORD:TENANT` (viewer role). The password may not contain `:`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts.as_slice() {
+            [name, password, tenant]
+                if !name.is_empty() && !password.is_empty() && !tenant.is_empty() =>
+            {
+                Ok(User {
+                    name: (*name).to_owned(),
+                    password: (*password).to_owned(),
+                    tenant: (*tenant).to_owned(),
+                    role: Role::Viewer,
+                })
+            }
+            _ => Err("a user is `NAME:PASSWORD:TENANT`, all three non-empty".into()),
+        }
+    }
+}
+
+/// Knobs of the `--demo` simulator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoConfig {
+    /// Tenant the simulator writes to.
+    pub tenant: String,
+    /// Seed of the simulator's random choices.
+    pub seed: u64,
+    /// Time factor: `2.0` runs everything twice as fast. Default `1.0`, which produces
+    /// 3–5 events/s, a first new approval within 10 s, then one every 20–40 s.
+    pub speed: f64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            tenant: "demo".into(),
+            seed: 0x5eed_f00d,
+            speed: 1.0,
+        }
+    }
+}
+
+/// Everything a gateway needs to start.
+#[derive(Clone)]
+pub struct Config {
+    /// Address to bind; port 0 picks a free port (see `RunningGateway::addr`).
+    pub addr: SocketAddr,
+    /// Storage backend.
+    pub store: StoreConfig,
+    /// HS256 secret for signing and verifying tokens. `None` is only allowed with
+    /// [`Config::demo`], in which case a random secret is generated.
+    pub jwt_secret: Option<String>,
+    /// Events kept per tenant (older ones are dropped). At least 1.
+    pub retain: u64,
+    /// Interval between server `ping` frames.
+    pub ping_interval: Duration,
+    /// Extra silence tolerated after an interval: a client that sent nothing for
+    /// `ping_interval + ping_timeout` is closed.
+    pub ping_timeout: Duration,
+    /// Lifetime of access tokens issued by login and refresh.
+    pub access_ttl: Duration,
+    /// Lifetime of refresh tokens.
+    pub refresh_ttl: Duration,
+    /// Users who may log in.
+    pub users: Vec<User>,
+    /// Run the demo simulator (and add the user `demo`/`demo` of tenant `demo`).
+    pub demo: Option<DemoConfig>,
+    /// Events a client may be behind on its live feed before it is disconnected.
+    pub client_queue: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("store", &self.store)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("retain", &self.retain)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("users", &self.users)
+            .field("demo", &self.demo)
+            .field("client_queue", &self.client_queue)
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            store: StoreConfig::Memory,
+            jwt_secret: None,
+            retain: DEFAULT_RETAIN,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            access_ttl: DEFAULT_ACCESS_TTL,
+            refresh_ttl: DEFAULT_REFRESH_TTL,
+            users: Vec::new(),
+            demo: None,
+            client_queue: DEFAULT_CLIENT_QUEUE,
+        }
+    }
+}
+
+/// Parse a duration such as `30s`, `15m`, `1h`, `2d` or `250ms` (a bare number is
+/// seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (expected e.g. `30s`, `15m`, `1h`)"))?;
+    let secs = |m: u64| {
+        n.checked_mul(m)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("duration `{s}` is too large"))
+    };
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => Err(format!(
+            "`{s}` has an unknown unit `{unit}` (use ms, s, m, h or d)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        for bad in ["", "s", "1x", "-1s", "1.5s", "99999999999999999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stores_and_users() {
+        assert_eq!("memory".parse::<StoreConfig>().unwrap(), StoreConfig::Memory);
+        assert_eq!(
+            "sqlite:/tmp/x.db".parse::<StoreConfig>().unwrap(),
+            StoreConfig::Sqlite("/tmp/x.db".into())
+        );
+        assert!("sqlite:".parse::<StoreConfig>().is_err());
+        assert!("redis".parse::<StoreConfig>().is_err());
+        let u: User = "ann:pw:acme".parse().unwrap();
+        assert_eq!((u.name.as_str(), u.tenant.as_str()), ("ann", "acme"));
+        assert!(!format!("{u:?}").contains("pw"));
+        assert!("ann:pw".parse::<User>().is_err());
+        assert!("ann::acme".parse::<User>().is_err());
+    }
+}

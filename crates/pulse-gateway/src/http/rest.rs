@@ -1,0 +1,384 @@
+//! REST handlers: snapshot, events, ingest, mutations, login/refresh, health, metrics.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use pulse_protocol::auth::{Claims, Role, TokenUse};
+use pulse_protocol::domain::{EntityKind, Object};
+use pulse_protocol::rest::{
+    DecisionRequest, EventsPage, IngestEvent, IngestResponse, LoginRequest, MoveRequest,
+    MutationResponse, RefreshRequest, Snapshot, TerminateRequest, TokenResponse,
+};
+use pulse_protocol::MAX_FRAME_BYTES;
+use serde_json::{json, Value};
+
+use super::error::{ApiErr, Auth, RawJson};
+use super::AppState;
+use crate::auth::{self, constant_time_eq};
+use crate::store::{now_ms, NewEvent};
+
+/// Default `limit` of `GET /v1/events`.
+pub const DEFAULT_EVENTS_LIMIT: usize = 1000;
+/// Largest `limit` of `GET /v1/events` (larger values are clamped).
+pub const MAX_EVENTS_LIMIT: usize = 10_000;
+
+type St = State<Arc<AppState>>;
+
+pub(super) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub(super) async fn metrics(State(st): St) -> impl IntoResponse {
+    let body = st.hub.metrics().render(&st.hub.tenants());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+}
+
+pub(super) async fn snapshot(State(st): St, Auth(claims): Auth) -> Result<Json<Snapshot>, ApiErr> {
+    let snap = st.hub.snapshot(&claims.tenant).await?;
+    st.hub.metrics().snapshots_served.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(snap))
+}
+
+/// Parsed query of `GET /v1/events`.
+#[derive(Debug, PartialEq)]
+struct EventsQuery {
+    since: u64,
+    epoch: Option<String>,
+    limit: usize,
+}
+
+fn events_query(pairs: &[(String, String)]) -> Result<EventsQuery, ApiErr> {
+    let mut q = EventsQuery {
+        since: u64::MAX,
+        epoch: None,
+        limit: DEFAULT_EVENTS_LIMIT,
+    };
+    let mut have_since = false;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "since" => {
+                q.since = v.parse().map_err(|_| {
+                    ApiErr::bad_request(format!(
+                        "`since` must be a non-negative integer (the last seq you applied), not {v:?}"
+                    ))
+                })?;
+                have_since = true;
+            }
+            "epoch" => q.epoch = Some(v.clone()).filter(|e| !e.is_empty()),
+            "limit" => {
+                let n: usize = v.parse().map_err(|_| {
+                    ApiErr::bad_request(format!("`limit` must be a positive integer, not {v:?}"))
+                })?;
+                if n == 0 {
+                    return Err(ApiErr::bad_request("`limit` must be at least 1"));
+                }
+                q.limit = n.min(MAX_EVENTS_LIMIT);
+            }
+            other => {
+                return Err(ApiErr::bad_request(format!(
+                    "unknown query parameter `{other}` (expected since, epoch, limit)"
+                )))
+            }
+        }
+    }
+    if !have_since {
+        return Err(ApiErr::bad_request(
+            "`since` is required: the last seq you applied (0 for none)",
+        ));
+    }
+    Ok(q)
+}
+
+pub(super) async fn events(
+    State(st): St,
+    Auth(claims): Auth,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<EventsPage>, ApiErr> {
+    let Query(pairs) = query.map_err(|e| ApiErr::bad_request(format!("bad query string: {e}")))?;
+    let q = events_query(&pairs)?;
+    let range = st.hub.read(&claims.tenant, q.since, q.limit).await?;
+    let info = range.info;
+    let recovered = q.epoch.as_deref().is_none_or(|e| e == info.epoch) && info.can_replay_after(q.since);
+    Ok(Json(EventsPage {
+        stream: info.stream,
+        epoch: info.epoch,
+        head: info.head,
+        recovered,
+        events: if recovered { range.events } else { Vec::new() },
+    }))
+}
+
+/// Room for the envelope around an event's data in its frame.
+const ENVELOPE_BYTES: usize = 256;
+
+fn ingest_events(claims: &Claims, body: &RawJson) -> Result<Vec<NewEvent>, ApiErr> {
+    let value: Value = body.parse()?;
+    let items = match value {
+        Value::Array(items) => items,
+        obj @ Value::Object(_) => vec![obj],
+        _ => {
+            return Err(ApiErr::bad_request(
+                "body must be an event object `{\"type\", \"data\"}` or an array of them",
+            ))
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiErr::bad_request("empty batch: nothing to ingest"));
+    }
+    let ts = now_ms();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let e: IngestEvent = serde_json::from_value(item)
+            .map_err(|e| ApiErr::bad_request(format!("event {i}: {e}")))?;
+        if let Some(t) = &e.tenant {
+            if *t != claims.tenant {
+                return Err(ApiErr::forbidden(format!(
+                    "event {i}: tenant `{t}` is not this token's tenant `{}`",
+                    claims.tenant
+                )));
+            }
+        }
+        if e.id.as_deref().is_some_and(str::is_empty) {
+            return Err(ApiErr::bad_request(format!("event {i}: `id` must not be empty")));
+        }
+        let size = serde_json::to_string(&e.data).map(|s| s.len()).unwrap_or(0)
+            + e.event_type.len()
+            + e.id.as_deref().map_or(36, str::len)
+            + claims.tenant.len()
+            + ENVELOPE_BYTES;
+        if size > MAX_FRAME_BYTES {
+            return Err(ApiErr::too_large());
+        }
+        let ev = NewEvent::new(&e.event_type, e.data, e.id, ts)
+            .map_err(|err| ApiErr::bad_request(format!("event {i}: {err}")))?;
+        out.push(ev);
+    }
+    Ok(out)
+}
+
+pub(super) async fn ingest(
+    State(st): St,
+    Auth(claims): Auth,
+    body: RawJson,
+) -> Result<Json<IngestResponse>, ApiErr> {
+    let metrics = st.hub.metrics().clone();
+    let refused = |e: ApiErr| {
+        metrics.ingest_errors.fetch_add(1, Ordering::Relaxed);
+        e
+    };
+    if claims.role != Role::Publisher {
+        return Err(refused(ApiErr::forbidden(
+            "only a publisher token may ingest events",
+        )));
+    }
+    let events = ingest_events(&claims, &body).map_err(refused)?;
+    let t = st.hub.tenant(&claims.tenant).await?;
+    let seqs = st.hub.append(&claims.tenant, events).await?;
+    Ok(Json(IngestResponse {
+        stream: claims.tenant,
+        epoch: t.epoch().to_owned(),
+        seqs,
+    }))
+}
+
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr> {
+    let Path(id) = path.map_err(|e| ApiErr::bad_request(format!("bad id in path: {e}")))?;
+    if id.is_empty() {
+        return Err(ApiErr::bad_request("the id in the path must not be empty"));
+    }
+    Ok(id)
+}
+
+fn status_of(entity: &Object) -> Option<&str> {
+    entity.get("status").and_then(Value::as_str)
+}
+
+fn event(ty: &str, data: Value) -> Result<NewEvent, ApiErr> {
+    NewEvent::new(ty, data, None, now_ms()).map_err(|e| ApiErr::bad_request(e.to_string()))
+}
+
+async fn decide(
+    st: Arc<AppState>,
+    claims: Claims,
+    id: String,
+    body: RawJson,
+    decision: &'static str,
+) -> Result<Json<MutationResponse>, ApiErr> {
+    let req: DecisionRequest = body.parse_or_default()?;
+    let (seq, entity) = st
+        .hub
+        .mutate(&claims.tenant, EntityKind::Approval, &id, |current| {
+            let current = current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
+            match status_of(&current) {
+                None | Some("pending") => {}
+                Some(status) => {
+                    return Err(ApiErr::conflict(
+                        format!("approval `{id}` is already {status}"),
+                        Value::Object(current.clone()),
+                    ))
+                }
+            }
+            let mut data = json!({"id": id, "decision": decision, "decided_by": claims.sub});
+            if let Some(reason) = req.reason {
+                data["reason"] = Value::String(reason);
+            }
+            event("approval.decided", data)
+        })
+        .await?;
+    Ok(Json(MutationResponse { seq, entity }))
+}
+
+pub(super) async fn approve(
+    State(st): St,
+    Auth(claims): Auth,
+    path: Result<Path<String>, PathRejection>,
+    body: RawJson,
+) -> Result<Json<MutationResponse>, ApiErr> {
+    decide(st, claims, path_id(path)?, body, "approved").await
+}
+
+pub(super) async fn reject(
+    State(st): St,
+    Auth(claims): Auth,
+    path: Result<Path<String>, PathRejection>,
+    body: RawJson,
+) -> Result<Json<MutationResponse>, ApiErr> {
+    decide(st, claims, path_id(path)?, body, "rejected").await
+}
+
+pub(super) async fn move_ticket(
+    State(st): St,
+    Auth(claims): Auth,
+    path: Result<Path<String>, PathRejection>,
+    body: RawJson,
+) -> Result<Json<MutationResponse>, ApiErr> {
+    let id = path_id(path)?;
+    let req: MoveRequest = body.parse()?;
+    if req.state.trim().is_empty() {
+        return Err(ApiErr::bad_request("`state` must not be empty"));
+    }
+    let (seq, entity) = st
+        .hub
+        .mutate(&claims.tenant, EntityKind::Ticket, &id, |current| {
+            current.ok_or_else(|| ApiErr::not_found(format!("no ticket `{id}`")))?;
+            event(
+                "ticket.moved",
+                json!({"id": id, "state": req.state, "moved_by": claims.sub}),
+            )
+        })
+        .await?;
+    Ok(Json(MutationResponse { seq, entity }))
+}
+
+pub(super) async fn terminate_agent(
+    State(st): St,
+    Auth(claims): Auth,
+    path: Result<Path<String>, PathRejection>,
+    body: RawJson,
+) -> Result<Json<MutationResponse>, ApiErr> {
+    let id = path_id(path)?;
+    let req: TerminateRequest = body.parse_or_default()?;
+    let (seq, entity) = st
+        .hub
+        .mutate(&claims.tenant, EntityKind::Agent, &id, |current| {
+            let current = current.ok_or_else(|| ApiErr::not_found(format!("no agent `{id}`")))?;
+            if status_of(&current) == Some("terminated") {
+                return Err(ApiErr::conflict(
+                    format!("agent `{id}` is already terminated"),
+                    Value::Object(current),
+                ));
+            }
+            let mut data = json!({"id": id, "terminated_by": claims.sub});
+            if let Some(reason) = req.reason {
+                data["reason"] = Value::String(reason);
+            }
+            event("agent.terminated", data)
+        })
+        .await?;
+    Ok(Json(MutationResponse { seq, entity }))
+}
+
+fn tokens(st: &AppState, sub: &str, tenant: &str, role: Role) -> Result<TokenResponse, ApiErr> {
+    let mint = |token_use, ttl| {
+        st.keys
+            .mint(&auth::claims(sub, tenant, role, token_use, ttl))
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot mint token");
+                ApiErr::internal()
+            })
+    };
+    Ok(TokenResponse {
+        access_token: mint(TokenUse::Access, st.access_ttl)?,
+        refresh_token: mint(TokenUse::Refresh, st.refresh_ttl)?,
+        expires_in: st.access_ttl.as_secs(),
+        tenant: tenant.to_owned(),
+    })
+}
+
+pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
+    let req: LoginRequest = body.parse()?;
+    // Compare against every user so the time taken does not reveal which names exist.
+    let mut found = None;
+    for u in &st.users {
+        let name_ok = constant_time_eq(u.name.as_bytes(), req.username.as_bytes());
+        let pass_ok = constant_time_eq(u.password.as_bytes(), req.password.as_bytes());
+        if name_ok && pass_ok && found.is_none() {
+            found = Some(u);
+        }
+    }
+    let Some(user) = found else {
+        st.hub.metrics().auth_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(user = %req.username, "login refused");
+        return Err(ApiErr::unauthorized("wrong user name or password"));
+    };
+    tracing::info!(user = %user.name, tenant = %user.tenant, "login");
+    Ok(Json(tokens(&st, &user.name, &user.tenant, user.role)?))
+}
+
+pub(super) async fn refresh(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
+    let req: RefreshRequest = body.parse()?;
+    let claims = st.keys.verify_refresh(&req.refresh_token).inspect_err(|_| {
+        st.hub.metrics().auth_failures.fetch_add(1, Ordering::Relaxed);
+    })?;
+    Ok(Json(tokens(&st, &claims.sub, &claims.tenant, claims.role)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &[(&str, &str)]) -> Result<EventsQuery, ApiErr> {
+        let pairs: Vec<(String, String)> =
+            s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        events_query(&pairs)
+    }
+
+    #[test]
+    fn events_query_rules() {
+        assert_eq!(
+            q(&[("since", "5")]).unwrap(),
+            EventsQuery { since: 5, epoch: None, limit: DEFAULT_EVENTS_LIMIT }
+        );
+        let full = q(&[("since", "0"), ("epoch", "e1"), ("limit", "99999")]).unwrap();
+        assert_eq!((full.epoch.as_deref(), full.limit), (Some("e1"), MAX_EVENTS_LIMIT));
+        for bad in [
+            vec![],
+            vec![("since", "-1")],
+            vec![("since", "x")],
+            vec![("since", "1"), ("limit", "0")],
+            vec![("since", "1"), ("limit", "ten")],
+            vec![("since", "1"), ("bogus", "1")],
+        ] {
+            let e = q(&bad).unwrap_err();
+            assert_eq!(e.code, "bad_request", "{bad:?}");
+        }
+    }
+}

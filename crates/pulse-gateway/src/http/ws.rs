@@ -1,0 +1,394 @@
+//! `GET /v1/stream`: one task per connection.
+//!
+//! Protocol per connection: `hello` → client `subscribe` → `subscribed` → replay (if
+//! `recovered`) → live events, with server `ping` frames every ping interval.
+//!
+//! Invariants:
+//! - the token was verified before the upgrade (the [`Auth`] extractor runs first);
+//! - a connection only ever receives its token's tenant: any other `stream` gets an
+//!   `error` frame `forbidden` and a close (1008);
+//! - no gap and no duplicate across replay → live: the live feed is subscribed before
+//!   the log is read, and live events with `seq <=` the last sent one are skipped;
+//! - the connection never blocks the writer: it falls behind at most `client_queue`
+//!   events (then it is closed with 1013 and resyncs on reconnect), and a send that
+//!   takes longer than ping interval + timeout closes it as well;
+//! - a client silent for ping interval + timeout is closed (1008); a bad frame is
+//!   answered with an `error` frame `bad_request` and the connection stays; a frame
+//!   over [`MAX_FRAME_BYTES`] closes it (1009).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::SinkExt;
+use pulse_protocol::auth::Claims;
+use pulse_protocol::frame::{Hello, Subscribed};
+use pulse_protocol::{ClientFrame, ServerFrame, MAX_FRAME_BYTES, PROTOCOL_VERSION};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::Receiver;
+use tokio::time::{sleep_until, Instant};
+
+use super::error::{ApiErr, Auth};
+use super::AppState;
+use crate::hub::LiveEvent;
+use crate::metrics::Metrics;
+
+/// Events read from the log per replay page.
+const REPLAY_PAGE: usize = 1000;
+/// Live events sent before one flush.
+const LIVE_BATCH: usize = 256;
+
+/// Close codes used by the gateway.
+mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+    pub const TRY_AGAIN: u16 = 1013;
+}
+
+pub(super) async fn stream(
+    State(st): State<Arc<AppState>>,
+    Auth(claims): Auth,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiErr> {
+    let upgrade = upgrade.map_err(|e| {
+        ApiErr::with_status(e.status(), format!("expected a WebSocket upgrade: {e}"))
+    })?;
+    Ok(upgrade
+        // Twice the limit, so that a frame just over it is read and refused cleanly
+        // (close 1009) rather than failing inside the codec.
+        .max_message_size(2 * MAX_FRAME_BYTES)
+        .max_frame_size(2 * MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            Connection::new(socket, st, claims).run().await;
+        }))
+}
+
+/// Why the connection loop stopped.
+enum Stop {
+    /// The peer went away or the socket failed; nothing more to send.
+    Gone,
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+}
+
+struct Connection {
+    socket: WebSocket,
+    st: Arc<AppState>,
+    claims: Claims,
+    metrics: Arc<Metrics>,
+    live: Option<Receiver<Arc<LiveEvent>>>,
+    last_sent: u64,
+    last_seen: Instant,
+    send_timeout: Duration,
+}
+
+impl Connection {
+    fn new(socket: WebSocket, st: Arc<AppState>, claims: Claims) -> Connection {
+        let metrics = st.hub.metrics().clone();
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+        let send_timeout = st.ping_interval + st.ping_timeout;
+        Connection {
+            socket,
+            st,
+            claims,
+            metrics,
+            live: None,
+            last_sent: 0,
+            last_seen: Instant::now(),
+            send_timeout,
+        }
+    }
+
+    async fn run(mut self) {
+        tracing::debug!(tenant = %self.claims.tenant, sub = %self.claims.sub, "stream opened");
+        let stop = self.serve().await;
+        match stop {
+            Stop::Gone => {}
+            Stop::Close(code, reason) => {
+                tracing::debug!(tenant = %self.claims.tenant, code, reason, "closing stream");
+                let frame = Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                }));
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(frame)).await;
+            }
+        }
+    }
+
+    async fn serve(&mut self) -> Stop {
+        let hello = ServerFrame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            tenant: self.claims.tenant.clone(),
+            ping_interval_ms: self.st.ping_interval.as_millis() as u64,
+            ping_timeout_ms: self.st.ping_timeout.as_millis() as u64,
+            server: concat!("pulse-gateway/", env!("CARGO_PKG_VERSION")).into(),
+        });
+        if let Err(stop) = self.send_frame(&hello).await {
+            return stop;
+        }
+        let interval = self.st.ping_interval.max(Duration::from_millis(10));
+        let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle_limit = self.st.ping_interval + self.st.ping_timeout;
+        let mut shutdown = self.st.shutdown.clone();
+        loop {
+            if *shutdown.borrow() {
+                return Stop::Close(close::GOING_AWAY, "server shutting down");
+            }
+            let idle_deadline = self.last_seen + idle_limit;
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    return Stop::Close(close::GOING_AWAY, "server shutting down");
+                }
+                msg = self.socket.recv() => {
+                    let msg = match msg {
+                        None => return Stop::Gone,
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "stream read failed");
+                            return Stop::Gone;
+                        }
+                        Some(Ok(msg)) => msg,
+                    };
+                    self.last_seen = Instant::now();
+                    if let Err(stop) = self.on_message(msg).await {
+                        return stop;
+                    }
+                }
+                ev = recv_live(&mut self.live) => {
+                    if let Err(stop) = self.on_live(ev).await {
+                        return stop;
+                    }
+                }
+                _ = ping.tick() => {
+                    let ts = crate::store::now_ms();
+                    if let Err(stop) = self.send_frame(&ServerFrame::Ping { ts }).await {
+                        return stop;
+                    }
+                }
+                _ = sleep_until(idle_deadline) => {
+                    return Stop::Close(close::POLICY, "no message from the client within ping interval + timeout");
+                }
+            }
+        }
+    }
+
+    async fn on_message(&mut self, msg: Message) -> Result<(), Stop> {
+        match msg {
+            Message::Text(text) => {
+                if text.len() > MAX_FRAME_BYTES {
+                    return Err(Stop::Close(close::TOO_BIG, "frame larger than 1 MiB"));
+                }
+                match ClientFrame::decode(text.as_str()) {
+                    Ok(ClientFrame::Pong { .. }) => Ok(()),
+                    Ok(ClientFrame::Subscribe {
+                        stream,
+                        since,
+                        epoch,
+                    }) => self.subscribe(stream, since, epoch).await,
+                    Err(e) => self.send_error("bad_request", &e.to_string()).await,
+                }
+            }
+            Message::Binary(b) => {
+                if b.len() > MAX_FRAME_BYTES {
+                    return Err(Stop::Close(close::TOO_BIG, "frame larger than 1 MiB"));
+                }
+                self.send_error("bad_request", "binary frames are not supported; send JSON text")
+                    .await
+            }
+            // tungstenite answers pings itself; any traffic counts as liveness.
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+            Message::Close(_) => Err(Stop::Gone),
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        stream: Option<String>,
+        since: Option<u64>,
+        epoch: Option<String>,
+    ) -> Result<(), Stop> {
+        if self.live.is_some() {
+            return self
+                .send_error("bad_request", "already subscribed on this connection")
+                .await;
+        }
+        let tenant = self.claims.tenant.clone();
+        let stream = stream.unwrap_or_else(|| tenant.clone());
+        if stream != tenant {
+            tracing::info!(tenant = %tenant, stream = %stream, "subscribe to a foreign stream refused");
+            self.send_error(
+                "forbidden",
+                &format!("this token is for tenant `{tenant}` and cannot read stream `{stream}`"),
+            )
+            .await?;
+            return Err(Stop::Close(close::POLICY, "forbidden stream"));
+        }
+        let hub = self.st.hub.clone();
+        let t = hub.tenant(&tenant).await.map_err(internal)?;
+        // Live feed first, then the log: nothing committed in between can be missed.
+        self.live = Some(t.subscribe());
+        let cursor = since.zip(epoch);
+        let after = cursor.as_ref().map_or(u64::MAX, |(s, _)| *s);
+        let first = hub.read(&tenant, after, REPLAY_PAGE).await.map_err(internal)?;
+        let info = first.info.clone();
+        let reason = match &cursor {
+            None => Some("no_cursor"),
+            Some((_, e)) if *e != info.epoch => Some("epoch_changed"),
+            Some((s, _)) if *s > info.head => Some("ahead"),
+            Some((s, _)) if !info.can_replay_after(*s) => Some("truncated"),
+            Some(_) => None,
+        };
+        let subscribed = ServerFrame::Subscribed(Subscribed {
+            stream: tenant.clone(),
+            epoch: info.epoch.clone(),
+            head: info.head,
+            recovered: reason.is_none(),
+            reason: reason.map(str::to_owned),
+        });
+        self.send_frame(&subscribed).await?;
+        match reason {
+            Some(reason) => {
+                self.metrics.resync(reason);
+                self.last_sent = info.head;
+            }
+            None => {
+                self.metrics.replays.fetch_add(1, Ordering::Relaxed);
+                self.last_sent = after;
+                let mut page = first.events;
+                while self.last_sent < info.head {
+                    if page.is_empty() {
+                        // The log lost events we were about to replay (retention ran
+                        // meanwhile): the client must resync.
+                        return Err(Stop::Close(close::TRY_AGAIN, "replay overtaken by retention; resubscribe"));
+                    }
+                    let n = page.len() as u64;
+                    for e in std::mem::take(&mut page) {
+                        if e.seq != self.last_sent + 1 {
+                            return Err(Stop::Close(close::TRY_AGAIN, "replay overtaken by retention; resubscribe"));
+                        }
+                        self.last_sent = e.seq;
+                        self.feed(Utf8Bytes::from(e.encode())).await?;
+                    }
+                    self.flush().await?;
+                    self.metrics.replayed_events.fetch_add(n, Ordering::Relaxed);
+                    if self.last_sent < info.head {
+                        page = hub
+                            .read(&tenant, self.last_sent, REPLAY_PAGE)
+                            .await
+                            .map_err(internal)?
+                            .events;
+                    }
+                }
+            }
+        }
+        tracing::debug!(tenant = %tenant, head = info.head, reason = reason.unwrap_or("recovered"), "subscribed");
+        Ok(())
+    }
+
+    async fn on_live(&mut self, first: Result<Arc<LiveEvent>, RecvError>) -> Result<(), Stop> {
+        let mut next = first;
+        let mut fed = 0;
+        loop {
+            match next {
+                Ok(ev) => {
+                    if ev.seq > self.last_sent {
+                        self.last_sent = ev.seq;
+                        self.feed(ev.text.clone()).await?;
+                        fed += 1;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    self.metrics.slow_clients.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(tenant = %self.claims.tenant, missed = n, "client too slow; disconnecting");
+                    return Err(Stop::Close(close::TRY_AGAIN, "client too slow; resubscribe"));
+                }
+                Err(RecvError::Closed) => {
+                    return Err(Stop::Close(close::GOING_AWAY, "stream closed"));
+                }
+            }
+            if fed >= LIVE_BATCH {
+                break;
+            }
+            let Some(rx) = self.live.as_mut() else { break };
+            next = match rx.try_recv() {
+                Ok(ev) => Ok(ev),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            };
+        }
+        if fed > 0 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_error(&mut self, code: &str, message: &str) -> Result<(), Stop> {
+        let frame = ServerFrame::Error {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        };
+        self.send_frame(&frame).await
+    }
+
+    async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), Stop> {
+        self.feed(Utf8Bytes::from(frame.encode())).await?;
+        self.flush().await
+    }
+
+    /// Queue one text frame (written out at the latest by the next flush).
+    async fn feed(&mut self, text: Utf8Bytes) -> Result<(), Stop> {
+        self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+        let r = tokio::time::timeout(self.send_timeout, self.socket.feed(Message::Text(text))).await;
+        self.check(r)
+    }
+
+    async fn flush(&mut self) -> Result<(), Stop> {
+        let r = tokio::time::timeout(self.send_timeout, self.socket.flush()).await;
+        self.check(r)
+    }
+
+    fn check(
+        &self,
+        r: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<(), Stop> {
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "stream write failed");
+                Err(Stop::Gone)
+            }
+            Err(_) => {
+                self.metrics.slow_clients.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(tenant = %self.claims.tenant, "send timed out; disconnecting slow client");
+                Err(Stop::Gone)
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn internal(e: crate::hub::HubError) -> Stop {
+    tracing::error!(error = %e, "store failure on stream");
+    Stop::Close(close::INTERNAL, "internal error")
+}
+
+/// The next live event, or never when not subscribed yet.
+async fn recv_live(live: &mut Option<Receiver<Arc<LiveEvent>>>) -> Result<Arc<LiveEvent>, RecvError> {
+    match live {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

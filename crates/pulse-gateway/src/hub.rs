@@ -1,0 +1,245 @@
+//! The append path and the live fan-out, per tenant.
+//!
+//! Invariants:
+//! - every write (ingest, mutation, demo) goes through [`Hub::append`] or
+//!   [`Hub::mutate`], which hold the tenant's writer lock from validation of the
+//!   current state through commit and fan-out: one writer per tenant;
+//! - events are published to live subscribers only after their batch is committed,
+//!   strictly in seq order, each encoded once and shared by every subscriber;
+//! - publishing never waits for a subscriber: the live feed is a bounded
+//!   `tokio::sync::broadcast` channel, and a subscriber that falls more than
+//!   `client_queue` events behind sees `Lagged` and is disconnected by its
+//!   connection task (it resyncs on reconnect);
+//! - a subscriber that subscribes to the live feed *before* reading the store's head
+//!   receives every event after that head (the basis of gap-free replay).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::Utf8Bytes;
+use pulse_protocol::domain::{Entity, EntityKind, Object};
+use tokio::sync::broadcast;
+
+use crate::metrics::Metrics;
+use crate::store::{EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+
+/// One committed event as sent to live subscribers.
+#[derive(Debug)]
+pub struct LiveEvent {
+    /// Its seq.
+    pub seq: u64,
+    /// The encoded event frame.
+    pub text: Utf8Bytes,
+}
+
+/// A failure of the append or read path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking store task panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// Per-tenant state of the hub.
+#[derive(Debug)]
+pub struct TenantHub {
+    name: String,
+    epoch: String,
+    writer: tokio::sync::Mutex<()>,
+    live: broadcast::Sender<Arc<LiveEvent>>,
+    head: AtomicU64,
+}
+
+impl TenantHub {
+    /// The tenant (= stream) name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stream's epoch (fixed for the lifetime of the store).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Highest committed seq seen by this hub.
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Start receiving live events (every event committed after this call).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
+    }
+}
+
+/// The tenants' writers and live feeds over one [`LogStore`].
+pub struct Hub {
+    store: Arc<dyn LogStore>,
+    tenants: Mutex<HashMap<String, Arc<TenantHub>>>,
+    queue: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("store", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub over `store`; `queue` is each subscriber's live-queue bound (events).
+    pub fn new(store: Arc<dyn LogStore>, queue: usize, metrics: Arc<Metrics>) -> Result<Hub, HubError> {
+        let hub = Hub {
+            store,
+            tenants: Mutex::new(HashMap::new()),
+            queue: queue.max(16),
+            metrics,
+        };
+        for info in hub.store.streams()? {
+            hub.insert(info);
+        }
+        Ok(hub)
+    }
+
+    /// The metrics this hub updates.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Name of the storage backend.
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    fn insert(&self, info: StreamInfo) -> Arc<TenantHub> {
+        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(info.stream.clone())
+            .or_insert_with(|| {
+                Arc::new(TenantHub {
+                    name: info.stream,
+                    epoch: info.epoch,
+                    writer: tokio::sync::Mutex::new(()),
+                    live: broadcast::channel(self.queue).0,
+                    head: AtomicU64::new(info.head),
+                })
+            })
+            .clone()
+    }
+
+    /// Every tenant known to this hub, by name.
+    pub fn tenants(&self) -> Vec<Arc<TenantHub>> {
+        let map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = map.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Run a store call on the blocking pool.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, HubError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn LogStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| HubError::Task(e.to_string()))?
+            .map_err(HubError::from)
+    }
+
+    /// The hub of `tenant`, creating its stream if needed.
+    pub async fn tenant(&self, tenant: &str) -> Result<Arc<TenantHub>, HubError> {
+        if let Some(t) = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+        {
+            return Ok(t.clone());
+        }
+        let name = tenant.to_owned();
+        let info = self.blocking(move |s| s.info(&name)).await?;
+        Ok(self.insert(info))
+    }
+
+    /// Commit `events` to `tenant` (one transaction) and publish them. Returns the
+    /// committed seqs.
+    pub async fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<u64>, HubError> {
+        let t = self.tenant(tenant).await?;
+        let _writer = t.writer.lock().await;
+        self.commit_locked(&t, events).await
+    }
+
+    async fn commit_locked(&self, t: &TenantHub, events: Vec<NewEvent>) -> Result<Vec<u64>, HubError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let name = t.name.clone();
+        let frames = self.blocking(move |s| s.append(&name, events)).await?;
+        let mut seqs = Vec::with_capacity(frames.len());
+        for f in &frames {
+            seqs.push(f.seq);
+            // No receivers is fine: nobody is listening.
+            let _ = t.live.send(Arc::new(LiveEvent {
+                seq: f.seq,
+                text: Utf8Bytes::from(f.encode()),
+            }));
+        }
+        if let Some(last) = seqs.last() {
+            t.head.store(*last, Ordering::Release);
+        }
+        self.metrics.events_ingested.fetch_add(seqs.len() as u64, Ordering::Relaxed);
+        Ok(seqs)
+    }
+
+    /// Read entity `kind`/`id` of `tenant` under the writer lock, let `decide` turn
+    /// it into an event (or refuse with its own error), commit and publish that
+    /// event, and return its seq and the entity after it.
+    pub async fn mutate<E, F>(
+        &self,
+        tenant: &str,
+        kind: EntityKind,
+        id: &str,
+        decide: F,
+    ) -> Result<(u64, Entity), E>
+    where
+        E: From<HubError>,
+        F: FnOnce(Option<Object>) -> Result<NewEvent, E>,
+    {
+        let t = self.tenant(tenant).await?;
+        let _writer = t.writer.lock().await;
+        let (name, key) = (t.name.clone(), id.to_owned());
+        let current = self.blocking(move |s| s.entity(&name, kind, &key)).await?;
+        let event = decide(current)?;
+        let seqs = self.commit_locked(&t, vec![event]).await?;
+        let (name, key) = (t.name.clone(), id.to_owned());
+        let after = self.blocking(move |s| s.entity(&name, kind, &key)).await?;
+        Ok((
+            seqs[0],
+            Entity {
+                kind,
+                id: id.to_owned(),
+                data: after.unwrap_or_default(),
+            },
+        ))
+    }
+
+    /// Up to `limit` events of `tenant` after `after`, with the stream position.
+    pub async fn read(&self, tenant: &str, after: u64, limit: usize) -> Result<EventRange, HubError> {
+        let name = tenant.to_owned();
+        self.blocking(move |s| s.read(&name, after, limit)).await
+    }
+
+    /// The snapshot of `tenant`.
+    pub async fn snapshot(&self, tenant: &str) -> Result<pulse_protocol::rest::Snapshot, HubError> {
+        let name = tenant.to_owned();
+        self.blocking(move |s| s.snapshot(&name)).await
+    }
+}

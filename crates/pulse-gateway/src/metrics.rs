@@ -1,0 +1,147 @@
+//! Counters exported at `GET /metrics` in the Prometheus text format (0.0.4).
+//!
+//! Every counter is a relaxed atomic: updating one never blocks a request, and a
+//! scrape sees each value as of some recent moment (not one atomic instant).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::hub::TenantHub;
+
+/// The gateway's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// WebSocket connections currently open.
+    pub connections_open: AtomicI64,
+    /// WebSocket connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Events committed (ingest, mutations, demo).
+    pub events_ingested: AtomicU64,
+    /// Ingest requests refused (bad body, bad event, wrong tenant or role).
+    pub ingest_errors: AtomicU64,
+    /// Frames sent on WebSockets (events and control frames).
+    pub frames_sent: AtomicU64,
+    /// Subscriptions answered with `recovered: true`.
+    pub replays: AtomicU64,
+    /// Events sent as part of a replay.
+    pub replayed_events: AtomicU64,
+    /// Subscriptions answered with `recovered: false`, by reason
+    /// (`no_cursor`, `epoch_changed`, `truncated`, `ahead`).
+    pub resyncs: [AtomicU64; 4],
+    /// Snapshots served.
+    pub snapshots_served: AtomicU64,
+    /// Clients disconnected because their send queue overflowed or a send timed out.
+    pub slow_clients: AtomicU64,
+    /// Requests refused for a missing, bad or expired token.
+    pub auth_failures: AtomicU64,
+}
+
+/// The `recovered: false` reasons, in the order of [`Metrics::resyncs`].
+pub const RESYNC_REASONS: [&str; 4] = ["no_cursor", "epoch_changed", "truncated", "ahead"];
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Count one `recovered: false` answer for `reason`.
+    pub fn resync(&self, reason: &str) {
+        if let Some(i) = RESYNC_REASONS.iter().position(|r| *r == reason) {
+            self.resyncs[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Render every metric, with the head seq of each of `tenants`.
+    pub fn render(&self, tenants: &[std::sync::Arc<TenantHub>]) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut one = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        one(
+            "pulse_connections_open",
+            "gauge",
+            "WebSocket connections currently open.",
+            self.connections_open.load(Ordering::Relaxed).to_string(),
+        );
+        one(
+            "pulse_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            get(&self.connections_total),
+        );
+        one(
+            "pulse_events_ingested_total",
+            "counter",
+            "Events committed to a log.",
+            get(&self.events_ingested),
+        );
+        one(
+            "pulse_ingest_errors_total",
+            "counter",
+            "Ingest requests refused.",
+            get(&self.ingest_errors),
+        );
+        one(
+            "pulse_frames_sent_total",
+            "counter",
+            "WebSocket frames sent.",
+            get(&self.frames_sent),
+        );
+        one(
+            "pulse_replays_total",
+            "counter",
+            "Subscriptions that resumed with recovered=true.",
+            get(&self.replays),
+        );
+        one(
+            "pulse_replayed_events_total",
+            "counter",
+            "Events sent during replays.",
+            get(&self.replayed_events),
+        );
+        one(
+            "pulse_snapshots_served_total",
+            "counter",
+            "Snapshots served.",
+            get(&self.snapshots_served),
+        );
+        one(
+            "pulse_slow_clients_disconnected_total",
+            "counter",
+            "Clients disconnected for not keeping up.",
+            get(&self.slow_clients),
+        );
+        one(
+            "pulse_auth_failures_total",
+            "counter",
+            "Requests refused for a missing, invalid or expired token.",
+            get(&self.auth_failures),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP pulse_resyncs_total Subscriptions answered recovered=false, by reason.\n\
+             # TYPE pulse_resyncs_total counter"
+        );
+        for (reason, n) in RESYNC_REASONS.iter().zip(&self.resyncs) {
+            let _ = writeln!(out, "pulse_resyncs_total{{reason=\"{reason}\"}} {}", get(n));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP pulse_stream_head_seq Highest committed seq per tenant.\n\
+             # TYPE pulse_stream_head_seq gauge"
+        );
+        for t in tenants {
+            let _ = writeln!(
+                out,
+                "pulse_stream_head_seq{{tenant=\"{}\"}} {}",
+                escape(t.name()),
+                t.head()
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,158 @@
+//! In-memory [`LogStore`]: a new epoch for every tenant on every start.
+//!
+//! Each tenant sits behind its own `RwLock`, so a snapshot or a read sees one
+//! consistent state and tenants never contend with each other.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use pulse_protocol::domain::{Entity, EntityKind, Object};
+use pulse_protocol::frame::EventFrame;
+use pulse_protocol::rest::Snapshot;
+
+use super::{new_epoch, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+
+#[derive(Debug)]
+struct MemStream {
+    epoch: String,
+    head: u64,
+    log: VecDeque<EventFrame>,
+    entities: BTreeMap<(EntityKind, String), Object>,
+}
+
+impl MemStream {
+    fn info(&self, stream: &str) -> StreamInfo {
+        StreamInfo {
+            stream: stream.to_owned(),
+            epoch: self.epoch.clone(),
+            head: self.head,
+            first: self.head + 1 - self.log.len() as u64,
+        }
+    }
+}
+
+/// The memory backend.
+#[derive(Debug)]
+pub struct MemoryStore {
+    retain: u64,
+    streams: RwLock<HashMap<String, Arc<RwLock<MemStream>>>>,
+}
+
+impl MemoryStore {
+    /// An empty store keeping the newest `retain` events per tenant (at least 1).
+    pub fn new(retain: u64) -> MemoryStore {
+        MemoryStore {
+            retain: retain.max(1),
+            streams: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn stream(&self, tenant: &str) -> Result<Arc<RwLock<MemStream>>, StoreError> {
+        if let Some(s) = self
+            .streams
+            .read()
+            .map_err(|_| StoreError::Poisoned)?
+            .get(tenant)
+        {
+            return Ok(s.clone());
+        }
+        let mut all = self.streams.write().map_err(|_| StoreError::Poisoned)?;
+        Ok(all
+            .entry(tenant.to_owned())
+            .or_insert_with(|| {
+                Arc::new(RwLock::new(MemStream {
+                    epoch: new_epoch(),
+                    head: 0,
+                    log: VecDeque::new(),
+                    entities: BTreeMap::new(),
+                }))
+            })
+            .clone())
+    }
+}
+
+impl LogStore for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn info(&self, tenant: &str) -> Result<StreamInfo, StoreError> {
+        let s = self.stream(tenant)?;
+        let s = s.read().map_err(|_| StoreError::Poisoned)?;
+        Ok(s.info(tenant))
+    }
+
+    fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<EventFrame>, StoreError> {
+        let s = self.stream(tenant)?;
+        let mut s = s.write().map_err(|_| StoreError::Poisoned)?;
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            for change in &e.changes {
+                let key = (change.kind(), change.id().to_owned());
+                let current = s.entities.remove(&key);
+                if let Some(next) = change.apply_to(current) {
+                    s.entities.insert(key, next);
+                }
+            }
+            s.head += 1;
+            let frame = EventFrame {
+                seq: s.head,
+                id: e.id,
+                stream: tenant.to_owned(),
+                event_type: e.event_type,
+                ts: e.ts,
+                data: e.data,
+            };
+            s.log.push_back(frame.clone());
+            out.push(frame);
+        }
+        while s.log.len() as u64 > self.retain {
+            s.log.pop_front();
+        }
+        Ok(out)
+    }
+
+    fn read(&self, tenant: &str, after: u64, limit: usize) -> Result<EventRange, StoreError> {
+        let s = self.stream(tenant)?;
+        let s = s.read().map_err(|_| StoreError::Poisoned)?;
+        let info = s.info(tenant);
+        let skip = after.saturating_sub(info.first - 1).min(s.log.len() as u64) as usize;
+        let events = s.log.iter().skip(skip).take(limit).cloned().collect();
+        Ok(EventRange { info, events })
+    }
+
+    fn snapshot(&self, tenant: &str) -> Result<Snapshot, StoreError> {
+        let s = self.stream(tenant)?;
+        let s = s.read().map_err(|_| StoreError::Poisoned)?;
+        Ok(Snapshot {
+            stream: tenant.to_owned(),
+            epoch: s.epoch.clone(),
+            seq: s.head,
+            entities: s
+                .entities
+                .iter()
+                .map(|((kind, id), data)| Entity {
+                    kind: *kind,
+                    id: id.clone(),
+                    data: data.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    fn entity(&self, tenant: &str, kind: EntityKind, id: &str) -> Result<Option<Object>, StoreError> {
+        let s = self.stream(tenant)?;
+        let s = s.read().map_err(|_| StoreError::Poisoned)?;
+        Ok(s.entities.get(&(kind, id.to_owned())).cloned())
+    }
+
+    fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
+        let all = self.streams.read().map_err(|_| StoreError::Poisoned)?;
+        let mut out = Vec::with_capacity(all.len());
+        for (name, s) in all.iter() {
+            out.push(s.read().map_err(|_| StoreError::Poisoned)?.info(name));
+        }
+        out.sort_by(|a, b| a.stream.cmp(&b.stream));
+        Ok(out)
+    }
+}

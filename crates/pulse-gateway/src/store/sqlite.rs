@@ -1,0 +1,303 @@
+//! SQLite [`LogStore`]: one file, WAL, `synchronous=NORMAL`.
+//!
+//! Invariants:
+//! - one writer connection (behind a mutex) does every append in an `IMMEDIATE`
+//!   transaction: the events, the entity changes, the new head and the retention
+//!   trim commit together, so a crash (even `SIGKILL`) loses a whole batch or
+//!   nothing, and a restart finds log, seqs, epoch and entities as committed;
+//! - reads go through a separate read-only connection inside a read transaction, so
+//!   a snapshot is one consistent WAL view and never waits for a writer;
+//! - `streams.trimmed` is the highest seq dropped by retention; the log holds
+//!   `trimmed + 1 ..= head`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use pulse_protocol::domain::{Entity, EntityKind, Object};
+use pulse_protocol::frame::EventFrame;
+use pulse_protocol::rest::Snapshot;
+use pulse_protocol::Change;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{new_epoch, sort_entities, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS streams (
+    tenant  TEXT PRIMARY KEY NOT NULL,
+    epoch   TEXT NOT NULL,
+    head    INTEGER NOT NULL,
+    trimmed INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    tenant TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    id     TEXT NOT NULL,
+    type   TEXT NOT NULL,
+    ts     INTEGER NOT NULL,
+    data   TEXT NOT NULL,
+    PRIMARY KEY (tenant, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entities (
+    tenant TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    data   TEXT NOT NULL,
+    PRIMARY KEY (tenant, kind, id)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+";
+
+/// The SQLite backend.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    retain: u64,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`, keeping the newest `retain`
+    /// events per tenant (at least 1).
+    pub fn open(path: &Path, retain: u64) -> Result<SqliteStore, StoreError> {
+        let writer = Connection::open(path)?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        writer.execute_batch(SCHEMA)?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.pragma_update(None, "query_only", true)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            retain: retain.max(1),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Create `tenant`'s stream if it does not exist.
+    fn ensure(&self, tenant: &str) -> Result<(), StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO streams (tenant, epoch, head, trimmed) VALUES (?1, ?2, 0, 0)",
+        )?
+        .execute(params![tenant, new_epoch()])?;
+        Ok(())
+    }
+
+    /// Run `f` in a read transaction; creates the stream first when `f` finds none.
+    fn with_read<T>(
+        &self,
+        tenant: &str,
+        f: impl Fn(&rusqlite::Transaction<'_>, StreamInfo) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        for _ in 0..2 {
+            {
+                let mut conn = self.reader.lock().map_err(|_| StoreError::Poisoned)?;
+                let tx = conn.transaction()?;
+                if let Some(info) = stream_info(&tx, tenant)? {
+                    let out = f(&tx, info)?;
+                    tx.commit()?;
+                    return Ok(out);
+                }
+            }
+            self.ensure(tenant)?;
+        }
+        Err(corrupt(format!("stream `{tenant}` vanished after creation")))
+    }
+}
+
+fn stream_info(conn: &Connection, tenant: &str) -> Result<Option<StreamInfo>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT epoch, head, trimmed FROM streams WHERE tenant = ?1")?
+        .query_row(params![tenant], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        })
+        .optional()?;
+    Ok(row.map(|(epoch, head, trimmed)| StreamInfo {
+        stream: tenant.to_owned(),
+        epoch,
+        head: head as u64,
+        first: trimmed as u64 + 1,
+    }))
+}
+
+fn load_entity(
+    conn: &Connection,
+    tenant: &str,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Option<Object>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT data FROM entities WHERE tenant = ?1 AND kind = ?2 AND id = ?3")?
+        .query_row(params![tenant, kind.as_str(), id], |r| r.get(0))
+        .optional()?;
+    text.map(|t| serde_json::from_str(&t).map_err(corrupt))
+        .transpose()
+}
+
+fn apply(conn: &Connection, tenant: &str, change: &Change) -> Result<(), StoreError> {
+    let kind = change.kind();
+    let id = change.id();
+    let current = match change {
+        Change::Upsert { .. } | Change::Delete { .. } => None,
+        Change::Patch { .. } | Change::Append { .. } => load_entity(conn, tenant, kind, id)?,
+    };
+    match change.apply_to(current) {
+        Some(obj) => {
+            let text = serde_json::to_string(&obj).map_err(corrupt)?;
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO entities (tenant, kind, id, data) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![tenant, kind.as_str(), id, text])?;
+        }
+        None => {
+            conn.prepare_cached("DELETE FROM entities WHERE tenant = ?1 AND kind = ?2 AND id = ?3")?
+                .execute(params![tenant, kind.as_str(), id])?;
+        }
+    }
+    Ok(())
+}
+
+impl LogStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn info(&self, tenant: &str) -> Result<StreamInfo, StoreError> {
+        self.with_read(tenant, |_, info| Ok(info))
+    }
+
+    fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<EventFrame>, StoreError> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO streams (tenant, epoch, head, trimmed) VALUES (?1, ?2, 0, 0)",
+        )?
+        .execute(params![tenant, new_epoch()])?;
+        let info = stream_info(&tx, tenant)?
+            .ok_or_else(|| corrupt(format!("stream `{tenant}` missing after insert")))?;
+        let mut head = info.head;
+        let mut out = Vec::with_capacity(events.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (tenant, seq, id, type, ts, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in events {
+                head += 1;
+                let text = serde_json::to_string(&e.data).map_err(corrupt)?;
+                insert.execute(params![tenant, head as i64, e.id, e.event_type, e.ts, text])?;
+                for change in &e.changes {
+                    apply(&tx, tenant, change)?;
+                }
+                out.push(EventFrame {
+                    seq: head,
+                    id: e.id,
+                    stream: tenant.to_owned(),
+                    event_type: e.event_type,
+                    ts: e.ts,
+                    data: e.data,
+                });
+            }
+        }
+        let trimmed = (info.first - 1).max(head.saturating_sub(self.retain));
+        if trimmed > info.first - 1 {
+            tx.prepare_cached("DELETE FROM events WHERE tenant = ?1 AND seq <= ?2")?
+                .execute(params![tenant, trimmed as i64])?;
+        }
+        tx.prepare_cached("UPDATE streams SET head = ?2, trimmed = ?3 WHERE tenant = ?1")?
+            .execute(params![tenant, head as i64, trimmed as i64])?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn read(&self, tenant: &str, after: u64, limit: usize) -> Result<EventRange, StoreError> {
+        self.with_read(tenant, |tx, info| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, id, type, ts, data FROM events WHERE tenant = ?1 AND seq > ?2 \
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![tenant, after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                },
+            )?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (seq, id, event_type, ts, data) = row?;
+                events.push(EventFrame {
+                    seq: seq as u64,
+                    id,
+                    stream: tenant.to_owned(),
+                    event_type,
+                    ts,
+                    data: serde_json::from_str(&data).map_err(corrupt)?,
+                });
+            }
+            Ok(EventRange { info, events })
+        })
+    }
+
+    fn snapshot(&self, tenant: &str) -> Result<Snapshot, StoreError> {
+        self.with_read(tenant, |tx, info| {
+            let mut stmt =
+                tx.prepare_cached("SELECT kind, id, data FROM entities WHERE tenant = ?1")?;
+            let rows = stmt.query_map(params![tenant], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?;
+            let mut entities = Vec::new();
+            for row in rows {
+                let (kind, id, data) = row?;
+                entities.push(Entity {
+                    kind: kind.parse().map_err(corrupt)?,
+                    id,
+                    data: serde_json::from_str(&data).map_err(corrupt)?,
+                });
+            }
+            sort_entities(&mut entities);
+            Ok(Snapshot {
+                stream: info.stream,
+                epoch: info.epoch,
+                seq: info.head,
+                entities,
+            })
+        })
+    }
+
+    fn entity(&self, tenant: &str, kind: EntityKind, id: &str) -> Result<Option<Object>, StoreError> {
+        let conn = self.reader.lock().map_err(|_| StoreError::Poisoned)?;
+        load_entity(&conn, tenant, kind, id)
+    }
+
+    fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
+        let conn = self.reader.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut stmt =
+            conn.prepare_cached("SELECT tenant, epoch, head, trimmed FROM streams ORDER BY tenant")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StreamInfo {
+                stream: r.get(0)?,
+                epoch: r.get(1)?,
+                head: r.get::<_, i64>(2)? as u64,
+                first: r.get::<_, i64>(3)? as u64 + 1,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
