@@ -11,8 +11,10 @@
 //! - every event seq of a stream is applied at most once, and none is skipped
 //!   silently: a gap forces a resync (replay or snapshot).
 
+pub mod app;
 pub mod auth;
 pub mod backoff;
+pub mod credentials;
 pub mod policy;
 pub mod rest;
 pub mod session;

@@ -1,0 +1,957 @@
+//! App state for a desktop (or any UI) client: one session, the notification
+//! pipeline, the tray counts and the coalescing of changes for a UI, without a window.
+//!
+//! [`App::start`] takes a running [`SessionHandle`] and spawns one *pump* task that
+//! turns the session's committed changes into [`AppEvent`]s for the UI shell:
+//!
+//! ```text
+//! session ──SessionEvent──► Pump ──► policy ──► Notifier (OS)
+//!                             │
+//!                             ├──► Coalescer ──(once per frame)──► AppEvent::Updates
+//!                             └──► CountTracker ──► AppEvent::Counts (tray badge)
+//! ```
+//!
+//! Contract:
+//! - the UI receives entity *states* (the entity as the store has it after the
+//!   change, `None` = deleted), never raw frames; within one frame several changes of
+//!   one entity collapse into its latest state, so a burst is coalesced but nothing
+//!   is dropped: the last state of every touched entity always arrives;
+//! - if the pump falls behind the session's broadcast (lagged) or a snapshot replaced
+//!   the cache, it sends [`AppEvent::Reset`]: the UI reloads everything from the store;
+//! - notifications are evaluated only on committed changes (the [`Policy`] contract)
+//!   and each one shown is also reported as [`AppEvent::Notified`] for the
+//!   notification centre;
+//! - the [`Pump`] is plain state driven by method calls, testable without I/O.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pulse_protocol::domain::{Change, Entity, EntityKind, Object};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::policy::{
+    show_all, BatchContext, Committed, Notification, Notifier, Policy, PolicyConfig,
+};
+use crate::session::{
+    ActionOutcome, ConnectionState, SessionError, SessionEvent, SessionHandle, SessionStatus,
+};
+use crate::store::{Action, OutboxEntry, Store, StoreError, StoreSummary};
+
+/// Default coalescing window: one 60 Hz frame.
+pub const FRAME: Duration = Duration::from_millis(16);
+
+/// The state of one entity after a change (`data: None` = it was deleted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityUpdate {
+    /// Its kind.
+    pub kind: EntityKind,
+    /// Its id.
+    pub id: String,
+    /// Its fields now; `None` when it no longer exists.
+    pub data: Option<Object>,
+}
+
+/// Collapses a burst of updates into the latest state per entity, in first-touched
+/// order. Never drops an entity: [`Coalescer::take`] returns one update for every
+/// entity pushed since the last take.
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    order: Vec<(EntityKind, String)>,
+    latest: HashMap<(EntityKind, String), Option<Object>>,
+    pushed: u64,
+}
+
+impl Coalescer {
+    /// Record `update`, replacing an earlier one of the same entity.
+    pub fn push(&mut self, update: EntityUpdate) {
+        self.pushed += 1;
+        let key = (update.kind, update.id);
+        if !self.latest.contains_key(&key) {
+            self.order.push(key.clone());
+        }
+        self.latest.insert(key, update.data);
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// How many updates were pushed in all (before coalescing).
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Forget what is waiting (a reset follows).
+    pub fn clear(&mut self) {
+        self.order.clear();
+        self.latest.clear();
+    }
+
+    /// The latest state of every entity touched since the last take.
+    pub fn take(&mut self) -> Vec<EntityUpdate> {
+        let mut latest = std::mem::take(&mut self.latest);
+        std::mem::take(&mut self.order)
+            .into_iter()
+            .map(|key| {
+                let data = latest.remove(&key).flatten();
+                EntityUpdate {
+                    kind: key.0,
+                    id: key.1,
+                    data,
+                }
+            })
+            .collect()
+    }
+}
+
+/// What the tray badge and the overview show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Approvals whose status is `pending` (or absent).
+    pub pending_approvals: u64,
+    /// Conversations whose status is `escalated`.
+    pub open_escalations: u64,
+    /// Notifications not read.
+    pub unread_notifications: u64,
+}
+
+/// Keeps [`Counts`] up to date from entity states, without rescanning the cache.
+#[derive(Debug, Default)]
+pub struct CountTracker {
+    pending: HashSet<String>,
+    escalated: HashSet<String>,
+    unread: HashSet<String>,
+}
+
+fn status_of(data: &Object) -> Option<&str> {
+    data.get("status").and_then(Value::as_str)
+}
+
+/// Whether an approval with these fields still waits for a decision.
+pub fn is_pending_approval(data: &Object) -> bool {
+    status_of(data).is_none_or(|s| s.eq_ignore_ascii_case("pending"))
+}
+
+/// Whether a conversation with these fields is escalated.
+pub fn is_escalated(data: &Object) -> bool {
+    status_of(data).is_some_and(|s| s.eq_ignore_ascii_case("escalated"))
+}
+
+fn is_unread(data: &Object) -> bool {
+    !data.get("read").and_then(Value::as_bool).unwrap_or(false)
+}
+
+impl CountTracker {
+    /// Counts of what `store` holds now.
+    pub fn from_store(store: &dyn Store) -> Result<CountTracker, StoreError> {
+        let mut t = CountTracker::default();
+        for kind in [
+            EntityKind::Approval,
+            EntityKind::Conversation,
+            EntityKind::Notification,
+        ] {
+            for e in store.list(kind)? {
+                t.observe(&EntityUpdate {
+                    kind: e.kind,
+                    id: e.id,
+                    data: Some(e.data),
+                });
+            }
+        }
+        Ok(t)
+    }
+
+    /// Take one entity state into account; `true` when the counts changed.
+    pub fn observe(&mut self, u: &EntityUpdate) -> bool {
+        let (set, pred): (&mut HashSet<String>, fn(&Object) -> bool) = match u.kind {
+            EntityKind::Approval => (&mut self.pending, is_pending_approval),
+            EntityKind::Conversation => (&mut self.escalated, is_escalated),
+            EntityKind::Notification => (&mut self.unread, is_unread),
+            _ => return false,
+        };
+        let wanted = u.data.as_ref().is_some_and(pred);
+        if wanted {
+            set.insert(u.id.clone())
+        } else {
+            set.remove(&u.id)
+        }
+    }
+
+    /// The counts.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            pending_approvals: self.pending.len() as u64,
+            open_escalations: self.escalated.len() as u64,
+            unread_notifications: self.unread.len() as u64,
+        }
+    }
+}
+
+/// A notification that was shown, for the notification centre.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    /// What was shown.
+    pub notification: Notification,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// What the app tells its UI shell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AppEvent {
+    /// Entities changed (coalesced: the latest state of each).
+    Updates {
+        /// One per touched entity.
+        updates: Vec<EntityUpdate>,
+    },
+    /// Reload everything from the store (a snapshot replaced it, or updates were missed).
+    Reset,
+    /// The connection changed.
+    Status {
+        /// The session's status.
+        status: SessionStatus,
+    },
+    /// Badge counts changed.
+    Counts {
+        /// The new counts.
+        counts: Counts,
+    },
+    /// A notification was shown.
+    Notified {
+        /// It.
+        shown: Shown,
+    },
+    /// A queued action reached a final outcome.
+    Settled {
+        /// Outbox row.
+        outbox_id: u64,
+        /// The action.
+        action: Action,
+        /// What happened.
+        outcome: ActionOutcome,
+    },
+    /// The outbox changed.
+    Outbox {
+        /// Queued actions, oldest first.
+        entries: Vec<OutboxEntry>,
+    },
+}
+
+/// Everything a UI paints at start, read from the cache before any network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheView {
+    /// Every cached entity.
+    pub entities: Vec<Entity>,
+    /// Counts, cursors, last sync.
+    pub summary: StoreSummary,
+    /// Actions waiting to be sent.
+    pub outbox: Vec<OutboxEntry>,
+    /// Badge counts.
+    pub counts: Counts,
+}
+
+/// Read the whole cache (first paint, and after [`AppEvent::Reset`]).
+pub fn cache_view(store: &dyn Store) -> Result<CacheView, StoreError> {
+    Ok(CacheView {
+        entities: store.all()?,
+        summary: store.summary()?,
+        outbox: store.outbox()?,
+        counts: CountTracker::from_store(store)?.counts(),
+    })
+}
+
+/// The pump's state: turns session events into app events. Driven by [`App`]'s task;
+/// every method is synchronous so it is tested without a session.
+pub struct Pump {
+    policy: Arc<Mutex<Policy>>,
+    coalescer: Coalescer,
+    counts: CountTracker,
+    last_counts: Counts,
+    /// When the connection was last lost (None while live or before the first success).
+    disconnected_at: Option<i64>,
+    /// Whether the session was ever live in this run.
+    was_live: bool,
+}
+
+impl Pump {
+    /// A pump over `store`'s current contents.
+    pub fn new(policy: Arc<Mutex<Policy>>, store: &dyn Store) -> Result<Pump, StoreError> {
+        let counts = CountTracker::from_store(store)?;
+        let last_counts = counts.counts();
+        Ok(Pump {
+            policy,
+            coalescer: Coalescer::default(),
+            counts,
+            last_counts,
+            disconnected_at: None,
+            was_live: false,
+        })
+    }
+
+    /// The badge counts as of the last flush.
+    pub fn counts(&self) -> Counts {
+        self.last_counts
+    }
+
+    /// Note a status change (to time disconnections for the digest rule).
+    pub fn on_status(&mut self, status: &SessionStatus, now_ms: i64) {
+        match status.state {
+            ConnectionState::Live | ConnectionState::Polling { .. } => {
+                self.was_live = true;
+            }
+            ConnectionState::Connecting { .. } => {}
+            _ => {
+                if self.was_live && self.disconnected_at.is_none() {
+                    self.disconnected_at = Some(now_ms);
+                }
+            }
+        }
+    }
+
+    /// Handle one session event. Returns app events to send now and notifications to
+    /// show; entity updates wait in the coalescer until [`Pump::flush`].
+    pub fn on_session_event(
+        &mut self,
+        event: SessionEvent,
+        store: &dyn Store,
+        now_ms: i64,
+    ) -> (Vec<AppEvent>, Vec<Notification>) {
+        match event {
+            SessionEvent::Applied {
+                events,
+                catching_up,
+                ..
+            } => {
+                let mut pairs: Vec<(Change, Option<Object>)> = Vec::new();
+                for ev in events.iter() {
+                    for change in &ev.changes {
+                        let data = match store.get(change.kind(), change.id()) {
+                            Ok(e) => e.map(|e| e.data),
+                            Err(e) => {
+                                warn!(error = %e, "cannot read a changed entity; reloading");
+                                return (vec![AppEvent::Reset], Vec::new());
+                            }
+                        };
+                        pairs.push((change.clone(), data));
+                    }
+                }
+                let away_ms = if catching_up {
+                    self.disconnected_at
+                        .map(|t| u64::try_from(now_ms - t).unwrap_or(0))
+                } else {
+                    None
+                };
+                if !catching_up {
+                    self.disconnected_at = None;
+                }
+                let batch: Vec<Committed<'_>> = pairs
+                    .iter()
+                    .map(|(change, entity)| Committed {
+                        change,
+                        entity: entity.as_ref(),
+                    })
+                    .collect();
+                let notes = self
+                    .policy
+                    .lock()
+                    .expect("policy lock")
+                    .evaluate(&batch, &BatchContext { now_ms, away_ms });
+                for (change, data) in pairs {
+                    let u = EntityUpdate {
+                        kind: change.kind(),
+                        id: change.id().to_owned(),
+                        data,
+                    };
+                    self.counts.observe(&u);
+                    self.coalescer.push(u);
+                }
+                (Vec::new(), notes)
+            }
+            SessionEvent::SnapshotLoaded { .. } => {
+                self.disconnected_at = None;
+                self.reset(store)
+            }
+            SessionEvent::ActionSettled {
+                outbox_id,
+                action,
+                outcome,
+            } => {
+                let mut out = vec![AppEvent::Settled {
+                    outbox_id,
+                    action,
+                    outcome,
+                }];
+                if let Ok(entries) = store.outbox() {
+                    out.push(AppEvent::Outbox { entries });
+                }
+                (out, Vec::new())
+            }
+        }
+    }
+
+    /// Drop what is waiting and tell the UI to reload (after a snapshot or a lag).
+    pub fn reset(&mut self, store: &dyn Store) -> (Vec<AppEvent>, Vec<Notification>) {
+        self.coalescer.clear();
+        if let Ok(c) = CountTracker::from_store(store) {
+            self.counts = c;
+        }
+        let mut out = vec![AppEvent::Reset];
+        let counts = self.counts.counts();
+        if counts != self.last_counts {
+            self.last_counts = counts;
+            out.push(AppEvent::Counts { counts });
+        }
+        (out, Vec::new())
+    }
+
+    /// Whether updates are waiting for the next frame.
+    pub fn has_pending(&self) -> bool {
+        !self.coalescer.is_empty()
+    }
+
+    /// The coalesced updates of this frame, and new counts if they changed.
+    pub fn flush(&mut self) -> Vec<AppEvent> {
+        let mut out = Vec::new();
+        if !self.coalescer.is_empty() {
+            out.push(AppEvent::Updates {
+                updates: self.coalescer.take(),
+            });
+        }
+        let counts = self.counts.counts();
+        if counts != self.last_counts {
+            self.last_counts = counts;
+            out.push(AppEvent::Counts { counts });
+        }
+        out
+    }
+}
+
+/// Options of [`App::start`].
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Coalescing window for UI updates.
+    pub frame: Duration,
+    /// Notification settings.
+    pub policy: PolicyConfig,
+    /// Least time between two [`AppEvent::Status`] that differ only in counters.
+    pub status_throttle: Duration,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            frame: FRAME,
+            policy: PolicyConfig::default(),
+            status_throttle: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// A running app: a session plus its pump task. Cloning is cheap.
+#[derive(Clone)]
+pub struct App {
+    session: SessionHandle,
+    policy: Arc<Mutex<Policy>>,
+    events: mpsc::UnboundedSender<AppEvent>,
+    counts: Arc<Mutex<Counts>>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+/// A notifier that can be shared with the pump task.
+pub type SharedNotifier = Arc<dyn Notifier + Send + Sync>;
+
+impl App {
+    /// Start the pump for `session` on the current tokio runtime. App events arrive on
+    /// the returned receiver, starting with the current status and counts.
+    pub fn start(
+        session: SessionHandle,
+        notifier: SharedNotifier,
+        options: AppOptions,
+    ) -> Result<(App, mpsc::UnboundedReceiver<AppEvent>), StoreError> {
+        let policy = Arc::new(Mutex::new(Policy::new(options.policy.clone())));
+        let pump = {
+            let store = session.store().lock().expect("store lock");
+            Pump::new(policy.clone(), store.as_ref())?
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let counts = Arc::new(Mutex::new(pump.counts()));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let app = App {
+            session: session.clone(),
+            policy,
+            events: tx.clone(),
+            counts: counts.clone(),
+            stop: Arc::new(stop_tx),
+        };
+        let _ = tx.send(AppEvent::Status {
+            status: session.status().borrow().clone(),
+        });
+        let _ = tx.send(AppEvent::Counts {
+            counts: pump.counts(),
+        });
+        let task = PumpTask {
+            session,
+            pump,
+            notifier,
+            tx,
+            counts,
+            options,
+            stop: stop_rx,
+        };
+        tokio::spawn(task.run());
+        Ok((app, rx))
+    }
+
+    /// The session.
+    pub fn session(&self) -> &SessionHandle {
+        &self.session
+    }
+
+    /// Perform a user action (sent now, or queued in the outbox and sent on reconnect).
+    /// A queued action is announced with [`AppEvent::Outbox`].
+    pub async fn perform(&self, action: Action) -> Result<ActionOutcome, SessionError> {
+        let outcome = self.session.perform(action).await?;
+        if matches!(outcome, ActionOutcome::Queued { .. }) {
+            self.announce_outbox();
+        }
+        Ok(outcome)
+    }
+
+    /// Send the current outbox to the UI.
+    pub fn announce_outbox(&self) {
+        let entries = self.session.store().lock().expect("store lock").outbox();
+        match entries {
+            Ok(entries) => {
+                let _ = self.events.send(AppEvent::Outbox { entries });
+            }
+            Err(e) => warn!(error = %e, "cannot read the outbox"),
+        }
+    }
+
+    /// Change the notification settings (seen keys and rate limits are kept).
+    pub fn set_policy(&self, config: PolicyConfig) {
+        self.policy.lock().expect("policy lock").set_config(config);
+    }
+
+    /// Do not disturb until `until_ms` (`None`: notifications back on).
+    pub fn pause_notifications(&self, until_ms: Option<i64>) {
+        self.policy
+            .lock()
+            .expect("policy lock")
+            .set_dnd_until(until_ms);
+    }
+
+    /// The notification settings in use.
+    pub fn policy_config(&self) -> PolicyConfig {
+        self.policy.lock().expect("policy lock").config().clone()
+    }
+
+    /// Badge counts as of the last frame.
+    pub fn counts(&self) -> Counts {
+        *self.counts.lock().expect("counts lock")
+    }
+
+    /// The whole cache, for a (re)load.
+    pub fn cache_view(&self) -> Result<CacheView, StoreError> {
+        let store = self.session.store().lock().expect("store lock");
+        cache_view(store.as_ref())
+    }
+
+    /// Stop the pump and the session. Idempotent.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        self.session.stop().await;
+    }
+}
+
+struct PumpTask {
+    session: SessionHandle,
+    pump: Pump,
+    notifier: SharedNotifier,
+    tx: mpsc::UnboundedSender<AppEvent>,
+    counts: Arc<Mutex<Counts>>,
+    options: AppOptions,
+    stop: watch::Receiver<bool>,
+}
+
+impl PumpTask {
+    async fn run(mut self) {
+        let mut events = self.session.subscribe();
+        let mut status = self.session.status();
+        let mut frame_at: Option<Instant> = None;
+        let mut flush_digest_at: Option<Instant> = None;
+        let mut last_status = status.borrow().clone();
+        let mut last_status_sent = Instant::now();
+        let mut status_pending = false;
+        loop {
+            let status_due = status_pending.then(|| last_status_sent + self.options.status_throttle);
+            tokio::select! {
+                _ = self.stop.changed() => break,
+                ev = events.recv() => {
+                    let now = crate::now_ms();
+                    let (out, notes) = match ev {
+                        Ok(ev) => {
+                            let store = self.session.store().lock().expect("store lock");
+                            self.pump.on_session_event(ev, store.as_ref(), now)
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            warn!(missed = n, "UI pump fell behind; reloading from the cache");
+                            let store = self.session.store().lock().expect("store lock");
+                            self.pump.reset(store.as_ref())
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    };
+                    self.show(&notes, now);
+                    self.send_all(out);
+                    if self.pump.has_pending() && frame_at.is_none() {
+                        frame_at = Some(Instant::now() + self.options.frame);
+                    }
+                    flush_digest_at = self.next_digest(now);
+                }
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let s = status.borrow_and_update().clone();
+                    self.pump.on_status(&s, crate::now_ms());
+                    let important = s.state != last_status.state
+                        || s.stream != last_status.stream
+                        || s.caveat != last_status.caveat;
+                    last_status = s;
+                    if important {
+                        self.send_status(&last_status);
+                        last_status_sent = Instant::now();
+                        status_pending = false;
+                    } else {
+                        status_pending = true;
+                    }
+                }
+                _ = sleep_until_opt(status_due) => {
+                    self.send_status(&last_status);
+                    last_status_sent = Instant::now();
+                    status_pending = false;
+                }
+                _ = sleep_until_opt(frame_at) => {
+                    frame_at = None;
+                    let out = self.pump.flush();
+                    self.send_all(out);
+                }
+                _ = sleep_until_opt(flush_digest_at) => {
+                    let now = crate::now_ms();
+                    let digest = self.pump.policy.lock().expect("policy lock").flush(now);
+                    if let Some(n) = digest {
+                        self.show(&[n], now);
+                    }
+                    flush_digest_at = self.next_digest(now);
+                }
+            }
+        }
+        debug!("app pump stopped");
+    }
+
+    fn next_digest(&self, now_ms: i64) -> Option<Instant> {
+        let at = self
+            .pump
+            .policy
+            .lock()
+            .expect("policy lock")
+            .next_flush_at(now_ms)?;
+        let wait = u64::try_from(at - now_ms).unwrap_or(0).max(50);
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+
+    fn show(&self, notes: &[Notification], now_ms: i64) {
+        if notes.is_empty() {
+            return;
+        }
+        show_all(self.notifier.as_ref(), notes);
+        for n in notes {
+            let _ = self.tx.send(AppEvent::Notified {
+                shown: Shown {
+                    notification: n.clone(),
+                    at_ms: now_ms,
+                },
+            });
+        }
+    }
+
+    fn send_status(&self, s: &SessionStatus) {
+        let _ = self.tx.send(AppEvent::Status { status: s.clone() });
+    }
+
+    fn send_all(&self, out: Vec<AppEvent>) {
+        for ev in out {
+            if let AppEvent::Counts { counts } = &ev {
+                *self.counts.lock().expect("counts lock") = *counts;
+            }
+            let _ = self.tx.send(ev);
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::CommittedEvent;
+    use crate::store::{AppliedEvent, Cursor, MemoryStore};
+    use pulse_protocol::frame::EventFrame;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Object {
+        v.as_object().cloned().unwrap()
+    }
+
+    /// Apply `(type, data)` events to `store` as the session would, returning the
+    /// session event it would broadcast.
+    fn commit(store: &mut MemoryStore, seq0: u64, events: &[(&str, Value)], catching_up: bool) -> SessionEvent {
+        let mut applied = Vec::new();
+        for (i, (ty, data)) in events.iter().enumerate() {
+            let seq = seq0 + i as u64;
+            let frame: EventFrame = serde_json::from_value(json!({
+                "seq": seq, "id": format!("e{seq}"), "stream": "t", "type": ty, "ts": 1000 + seq as i64, "data": data
+            }))
+            .unwrap();
+            let changes = pulse_protocol::changes_for(ty, data, 1000).unwrap();
+            applied.push(AppliedEvent { frame, changes });
+        }
+        store.apply("ep", &applied).unwrap();
+        SessionEvent::Applied {
+            stream: "t".into(),
+            events: Arc::new(
+                applied
+                    .into_iter()
+                    .map(|a| CommittedEvent {
+                        seq: a.frame.seq,
+                        event_type: a.frame.event_type,
+                        changes: a.changes,
+                    })
+                    .collect(),
+            ),
+            catching_up,
+        }
+    }
+
+    fn pump(store: &MemoryStore) -> Pump {
+        Pump::new(Arc::new(Mutex::new(Policy::new(PolicyConfig::default()))), store).unwrap()
+    }
+
+    #[test]
+    fn coalescer_keeps_latest_state_of_every_entity() {
+        let mut c = Coalescer::default();
+        for i in 0..1000 {
+            c.push(EntityUpdate {
+                kind: EntityKind::Agent,
+                id: format!("a{}", i % 10),
+                data: Some(obj(json!({ "n": i }))),
+            });
+        }
+        c.push(EntityUpdate {
+            kind: EntityKind::Ticket,
+            id: "t1".into(),
+            data: None,
+        });
+        assert_eq!(c.pushed(), 1001);
+        let out = c.take();
+        assert_eq!(out.len(), 11, "one update per entity");
+        assert_eq!(out[0].id, "a0");
+        assert_eq!(out[0].data.as_ref().unwrap()["n"], 990, "latest wins");
+        assert_eq!(out[10].data, None);
+        assert!(c.is_empty());
+        assert!(c.take().is_empty());
+    }
+
+    #[test]
+    fn count_tracker_follows_states() {
+        let mut t = CountTracker::default();
+        let ap = |status: &str| EntityUpdate {
+            kind: EntityKind::Approval,
+            id: "a".into(),
+            data: Some(obj(json!({ "status": status }))),
+        };
+        assert!(t.observe(&ap("pending")));
+        assert!(!t.observe(&ap("pending")));
+        assert_eq!(t.counts().pending_approvals, 1);
+        assert!(t.observe(&ap("approved")));
+        assert_eq!(t.counts().pending_approvals, 0);
+        t.observe(&EntityUpdate {
+            kind: EntityKind::Conversation,
+            id: "c".into(),
+            data: Some(obj(json!({ "status": "escalated" }))),
+        });
+        t.observe(&EntityUpdate {
+            kind: EntityKind::Notification,
+            id: "n".into(),
+            data: Some(obj(json!({ "read": false }))),
+        });
+        assert_eq!(
+            t.counts(),
+            Counts {
+                pending_approvals: 0,
+                open_escalations: 1,
+                unread_notifications: 1
+            }
+        );
+        t.observe(&EntityUpdate {
+            kind: EntityKind::Conversation,
+            id: "c".into(),
+            data: None,
+        });
+        assert_eq!(t.counts().open_escalations, 0);
+    }
+
+    #[test]
+    fn pump_notifies_new_approvals_and_escalations_and_coalesces_updates() {
+        let mut store = MemoryStore::new();
+        let mut p = pump(&store);
+        let ev = commit(
+            &mut store,
+            1,
+            &[
+                ("approval.created", json!({"id": "ap1", "title": "Deploy"})),
+                ("conversation.created", json!({"id": "c1", "subject": "refund"})),
+                ("conversation.escalated", json!({"id": "c1", "reason": "angry"})),
+                ("agent.heartbeat", json!({"id": "ag1"})),
+                ("agent.heartbeat", json!({"id": "ag1"})),
+            ],
+            false,
+        );
+        let (out, notes) = p.on_session_event(ev, &store, 10_000);
+        assert!(out.is_empty());
+        let keys: Vec<_> = notes.iter().map(|n| n.dedup_key.as_str()).collect();
+        assert_eq!(notes.len(), 2, "{keys:?}");
+        assert!(keys.iter().any(|k| k.starts_with("approval:ap1")));
+        assert!(keys.iter().any(|k| k.starts_with("escalation:c1")));
+        assert!(p.has_pending());
+        let flushed = p.flush();
+        let AppEvent::Updates { updates } = &flushed[0] else {
+            panic!("{flushed:?}")
+        };
+        assert_eq!(updates.len(), 3, "ap1, c1, ag1 once each");
+        let c1 = updates.iter().find(|u| u.id == "c1").unwrap();
+        assert_eq!(c1.data.as_ref().unwrap()["status"], "escalated");
+        assert!(flushed.contains(&AppEvent::Counts {
+            counts: Counts {
+                pending_approvals: 1,
+                open_escalations: 1,
+                unread_notifications: 0
+            }
+        }));
+        // A decided approval leaves the count and does not notify.
+        let ev = commit(
+            &mut store,
+            6,
+            &[("approval.decided", json!({"id": "ap1", "decision": "approved"}))],
+            false,
+        );
+        let (_, notes) = p.on_session_event(ev, &store, 11_000);
+        assert!(notes.is_empty());
+        let flushed = p.flush();
+        assert!(flushed.contains(&AppEvent::Counts {
+            counts: Counts {
+                pending_approvals: 0,
+                open_escalations: 1,
+                unread_notifications: 0
+            }
+        }));
+    }
+
+    #[test]
+    fn long_absence_catch_up_raises_one_digest() {
+        let mut store = MemoryStore::new();
+        let mut p = pump(&store);
+        let live = |state| SessionStatus {
+            state,
+            stream: None,
+            cursor: None,
+            last_sync_ms: None,
+            caveat: None,
+            counters: Default::default(),
+        };
+        p.on_status(&live(ConnectionState::Live), 0);
+        p.on_status(
+            &live(ConnectionState::Reconnecting {
+                attempt: 1,
+                retry_at_ms: 0,
+                error: "gone".into(),
+            }),
+            1_000,
+        );
+        let events: Vec<(&str, Value)> = (0..5)
+            .map(|i| ("approval.created", json!({"id": format!("a{i}")})))
+            .collect();
+        let ev = commit(&mut store, 1, &events, true);
+        let (_, notes) = p.on_session_event(ev, &store, 1_000 + 10 * 60_000);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].title, "While you were away");
+    }
+
+    #[test]
+    fn snapshot_resets_and_recounts() {
+        let mut store = MemoryStore::new();
+        let mut p = pump(&store);
+        store
+            .replace_all(
+                "t",
+                &Cursor {
+                    epoch: "e".into(),
+                    seq: 9,
+                },
+                &[Entity {
+                    kind: EntityKind::Approval,
+                    id: "x".into(),
+                    data: obj(json!({"id": "x", "status": "pending"})),
+                }],
+            )
+            .unwrap();
+        let (out, notes) = p.on_session_event(
+            SessionEvent::SnapshotLoaded {
+                stream: "t".into(),
+                seq: 9,
+                entities: 1,
+            },
+            &store,
+            0,
+        );
+        assert!(notes.is_empty(), "a snapshot never notifies");
+        assert_eq!(out[0], AppEvent::Reset);
+        assert_eq!(p.counts().pending_approvals, 1);
+    }
+
+    #[test]
+    fn cache_view_reads_everything() {
+        let mut store = MemoryStore::new();
+        commit(
+            &mut store,
+            1,
+            &[("approval.created", json!({"id": "a"})), ("ticket.created", json!({"id": "t"}))],
+            false,
+        );
+        store
+            .outbox_push(
+                &Action::MoveTicket {
+                    id: "t".into(),
+                    state: "done".into(),
+                },
+                5,
+            )
+            .unwrap();
+        let v = cache_view(&store).unwrap();
+        assert_eq!(v.entities.len(), 2);
+        assert_eq!(v.outbox.len(), 1);
+        assert_eq!(v.counts.pending_approvals, 1);
+    }
+}

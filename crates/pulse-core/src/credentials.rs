@@ -1,0 +1,205 @@
+//! Signing in once and staying signed in: a refresh token kept in a
+//! [`CredentialStore`] (the OS keyring in the desktop app), never in the cache, a
+//! settings file, a log line or a URL.
+//!
+//! [`StoredLogin`] is a [`TokenProvider`]: it holds the short-lived access token in
+//! memory only and gets a new one with the stored refresh token when needed, storing
+//! the rotated refresh token back. When there is no stored token, or the server
+//! refuses it, it answers [`AuthError::Unauthorized`] ("signed out"), which the
+//! session shows without retrying.
+
+use std::sync::{Arc, Mutex};
+
+use crate::auth::{AuthError, Secret, TokenFuture, TokenProvider};
+use crate::rest::{RestClient, RestError};
+
+/// Why a credential could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// There is no credential store on this system (e.g. no Secret Service running).
+    #[error("no credential store is available: {0}")]
+    Unavailable(String),
+    /// The store answered with an error.
+    #[error("credential store error: {0}")]
+    Failed(String),
+}
+
+/// Where secrets are kept between runs (the OS keyring; a map in tests).
+pub trait CredentialStore: Send + Sync + 'static {
+    /// The secret stored for `account`, if any.
+    fn load(&self, account: &str) -> Result<Option<Secret>, CredentialError>;
+    /// Store `secret` for `account`, replacing any earlier one.
+    fn save(&self, account: &str, secret: &Secret) -> Result<(), CredentialError>;
+    /// Forget `account`'s secret (no error if there was none).
+    fn delete(&self, account: &str) -> Result<(), CredentialError>;
+}
+
+/// An in-memory [`CredentialStore`], for tests.
+#[derive(Default)]
+pub struct MemoryCredentials(Mutex<std::collections::HashMap<String, Secret>>);
+
+impl CredentialStore for MemoryCredentials {
+    fn load(&self, account: &str) -> Result<Option<Secret>, CredentialError> {
+        Ok(self.0.lock().expect("lock").get(account).cloned())
+    }
+    fn save(&self, account: &str, secret: &Secret) -> Result<(), CredentialError> {
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(account.to_owned(), secret.clone());
+        Ok(())
+    }
+    fn delete(&self, account: &str) -> Result<(), CredentialError> {
+        self.0.lock().expect("lock").remove(account);
+        Ok(())
+    }
+}
+
+/// The key a server's refresh token is stored under: `user@server-url`.
+pub fn account_key(server: &url::Url, username: &str) -> String {
+    format!("{username}@{}", server.as_str().trim_end_matches('/'))
+}
+
+/// Signs in with a password once, then lives on the stored refresh token.
+pub struct StoredLogin {
+    rest: RestClient,
+    account: String,
+    store: Arc<dyn CredentialStore>,
+    access: Mutex<Option<Secret>>,
+}
+
+fn map_rest(e: RestError) -> AuthError {
+    match e {
+        RestError::Unauthorized { message, .. } => AuthError::Unauthorized(message),
+        other => AuthError::Unreachable(other.to_string()),
+    }
+}
+
+impl StoredLogin {
+    /// Use the refresh token stored under `account` (see [`account_key`]).
+    pub fn new(rest: RestClient, account: String, store: Arc<dyn CredentialStore>) -> Self {
+        StoredLogin {
+            rest,
+            account,
+            store,
+            access: Mutex::new(None),
+        }
+    }
+
+    /// Sign in with `username`/`password` and store the refresh token. The password
+    /// is not kept.
+    pub async fn sign_in(
+        rest: RestClient,
+        username: &str,
+        password: &Secret,
+        store: Arc<dyn CredentialStore>,
+    ) -> Result<StoredLogin, AuthError> {
+        let account = account_key(rest.base(), username);
+        let t = rest.login(username, password).await.map_err(|e| match e {
+            RestError::Unauthorized { .. } => AuthError::Unauthorized(format!(
+                "sign-in refused for user `{username}`: wrong user name or password"
+            )),
+            other => map_rest(other),
+        })?;
+        store
+            .save(&account, &Secret::new(t.refresh_token))
+            .map_err(|e| AuthError::Unauthorized(format!("signed in, but {e}: the sign-in cannot be remembered")))?;
+        let login = StoredLogin::new(rest, account, store);
+        *login.access.lock().expect("lock") = Some(Secret::new(t.access_token));
+        Ok(login)
+    }
+
+    /// Whether a refresh token is stored (an answer of the store, not of the server).
+    pub fn has_stored_token(&self) -> Result<bool, CredentialError> {
+        Ok(self.store.load(&self.account)?.is_some())
+    }
+
+    /// Forget the stored token and the access token.
+    pub fn sign_out(&self) -> Result<(), CredentialError> {
+        *self.access.lock().expect("lock") = None;
+        self.store.delete(&self.account)
+    }
+
+    /// The account key.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    async fn refresh(&self) -> Result<Secret, AuthError> {
+        let stored = self
+            .store
+            .load(&self.account)
+            .map_err(|e| AuthError::Unauthorized(format!("signed out: {e}")))?
+            .ok_or_else(|| AuthError::Unauthorized("signed out: sign in under Settings".into()))?;
+        match self.rest.refresh(&stored).await {
+            Ok(t) => {
+                let access = Secret::new(t.access_token);
+                if let Err(e) = self.store.save(&self.account, &Secret::new(t.refresh_token)) {
+                    tracing::warn!(error = %e, "could not store the rotated refresh token");
+                }
+                *self.access.lock().expect("lock") = Some(access.clone());
+                Ok(access)
+            }
+            Err(RestError::Unauthorized { .. }) => {
+                let _ = self.store.delete(&self.account);
+                Err(AuthError::Unauthorized(
+                    "your sign-in has expired: sign in again under Settings".into(),
+                ))
+            }
+            Err(e) => Err(map_rest(e)),
+        }
+    }
+}
+
+fn fresh(secret: &Secret, slack_secs: u64) -> bool {
+    match secret.jwt_expiry() {
+        Some(exp) => exp > (crate::now_ms() / 1000) as u64 + slack_secs,
+        None => true,
+    }
+}
+
+impl TokenProvider for StoredLogin {
+    fn token(&self, force_refresh: bool) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let current = self.access.lock().expect("lock").clone();
+            match current {
+                Some(access) if !force_refresh && fresh(&access, 30) => Ok(access),
+                _ => self.refresh().await,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_round_trip() {
+        let s = MemoryCredentials::default();
+        assert_eq!(s.load("a").unwrap(), None);
+        s.save("a", &Secret::new("x")).unwrap();
+        assert_eq!(s.load("a").unwrap(), Some(Secret::new("x")));
+        s.delete("a").unwrap();
+        s.delete("a").unwrap();
+        assert_eq!(s.load("a").unwrap(), None);
+    }
+
+    #[test]
+    fn account_key_has_no_secret_and_is_stable() {
+        let u = url::Url::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(account_key(&u, "ann"), "ann@http://127.0.0.1:8080");
+    }
+
+    #[tokio::test]
+    async fn signed_out_without_a_stored_token() {
+        let rest = RestClient::new(url::Url::parse("http://127.0.0.1:9").unwrap()).unwrap();
+        let login = StoredLogin::new(rest, "ann@x".into(), Arc::new(MemoryCredentials::default()));
+        assert!(!login.has_stored_token().unwrap());
+        match login.token(false).await {
+            Err(AuthError::Unauthorized(m)) => assert!(m.contains("signed out"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
