@@ -5,6 +5,7 @@
 //! never in a log line.
 
 pub mod native;
+pub mod socketio;
 
 use std::time::Duration;
 

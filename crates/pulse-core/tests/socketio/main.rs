@@ -1,0 +1,1 @@
+//! Socket.IO transport against a real socket.io server (tests/peers/socketio).
