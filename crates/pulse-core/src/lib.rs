@@ -16,6 +16,7 @@ pub mod auth;
 pub mod backoff;
 pub mod credentials;
 pub mod policy;
+pub mod profile;
 pub mod rest;
 pub mod session;
 pub mod store;

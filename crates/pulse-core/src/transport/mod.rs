@@ -4,6 +4,7 @@
 //! credentials go in headers (or where a server's dialect demands, see profiles),
 //! never in a log line.
 
+pub mod jsonws;
 pub mod native;
 pub mod socketio;
 
