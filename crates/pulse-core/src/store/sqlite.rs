@@ -80,6 +80,11 @@ impl SqliteStore {
     ///
     /// Never creates, migrates or writes the file; a missing or blank file is
     /// [`StoreError::Missing`]. Writes through the returned store fail.
+    ///
+    /// While a writer has the cache open its `-wal` and `-shm` side files exist and
+    /// the reader shares them (seeing every committed transaction). With no writer
+    /// around they do not exist, and SQLite would create them even for a read-only
+    /// connection; the file is then opened `immutable` instead, which creates nothing.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let missing = || StoreError::Missing {
@@ -89,7 +94,14 @@ impl SqliteStore {
             return Err(missing());
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
+        let conn = if side_file(path, "-wal").exists() && side_file(path, "-shm").exists() {
+            Connection::open_with_flags(path, flags)?
+        } else if let Some(uri) = immutable_uri(path) {
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
+        } else {
+            // Not expressible as a file URI (should not happen): plain read-only open.
+            Connection::open_with_flags(path, flags)?
+        };
         let store = SqliteStore {
             conn,
             path: path.to_owned(),
@@ -370,6 +382,21 @@ impl SqliteStore {
             })
             .collect()
     }
+}
+
+/// `path` with `suffix` appended to its file name (`cache.db` → `cache.db-wal`).
+fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// `file:///…/cache.db?mode=ro&immutable=1`, percent-encoded.
+fn immutable_uri(path: &Path) -> Option<String> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut url = url::Url::from_file_path(absolute).ok()?;
+    url.set_query(Some("mode=ro&immutable=1"));
+    Some(url.to_string())
 }
 
 const SET_CURSOR: &str =
