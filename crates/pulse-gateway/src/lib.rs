@@ -42,7 +42,6 @@ pub mod hub;
 pub mod metrics;
 pub mod store;
 
-#[doc(hidden)]
 pub mod cli;
 
 pub use config::{Config, DemoConfig, StoreConfig, User};
