@@ -21,9 +21,10 @@ fn main() {
         println!("cargo:warning=ui/dist was missing: a placeholder page is embedded (build the UI first)");
     }
     println!("cargo:rerun-if-changed=ui/dist");
-    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(
-        tauri_build::AppManifest::new().commands(pulse_commands()),
-    ))
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(pulse_commands())),
+    )
     .expect("tauri build script");
 }
 
@@ -32,7 +33,6 @@ fn main() {
 fn pulse_commands() -> &'static [&'static str] {
     &[
         "bootstrap",
-        "list_entities",
         "perform",
         "retry_now",
         "get_settings",
@@ -41,6 +41,5 @@ fn pulse_commands() -> &'static [&'static str] {
         "logout",
         "pause_notifications",
         "mark_read",
-        "open_target",
     ]
 }

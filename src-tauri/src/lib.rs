@@ -1,8 +1,254 @@
 //! The Pulse desktop shell: thin Tauri commands over `pulse-core`.
+//!
+//! - [`shell`]: which server, its cache and session, the demo gateway, the bridge of
+//!   app events to the UI and tray;
+//! - [`commands`]: what the UI invokes (each a few lines over the shell);
+//! - [`dto`]: the IPC types, from which `ui/src/lib/generated/types.ts` is generated;
+//! - [`tray`], [`notifier`], [`keyring_store`], [`deeplink`], [`paths`]: the OS edges.
+//!
+//! Invariants: the first paint reads the local cache before any network; credentials
+//! live only in the OS keyring (or in memory when there is none); closing the window
+//! keeps Pulse running in the tray, and only "Quit" ends it.
+
+use std::sync::Arc;
+
+use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
+
+pub mod commands;
+pub mod deeplink;
+pub mod dto;
+pub mod keyring_store;
+pub mod notifier;
+pub mod paths;
+pub mod shell;
+pub mod tray;
+
+use crate::dto::CountsDto;
+use crate::keyring_store::KeyringCredentials;
+use crate::paths::Paths;
+use crate::shell::{EnvOverrides, Hooks, Shell};
+
+/// The label of the main window.
+pub const MAIN_WINDOW: &str = "main";
+
+/// Every command, for `Builder::invoke_handler`.
+pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        commands::bootstrap,
+        commands::perform,
+        commands::retry_now,
+        commands::get_settings,
+        commands::save_settings,
+        commands::login,
+        commands::logout,
+        commands::pause_notifications,
+        commands::mark_read,
+    ]
+}
+
+/// [`Hooks`] over a Tauri app: events to the webview, counts to the tray.
+pub struct TauriHooks<R: Runtime> {
+    app: AppHandle<R>,
+}
+
+impl<R: Runtime> TauriHooks<R> {
+    /// Hooks for `app`.
+    pub fn new(app: AppHandle<R>) -> Self {
+        TauriHooks { app }
+    }
+}
+
+impl<R: Runtime> Hooks for TauriHooks<R> {
+    fn emit(&self, event: &str, payload: serde_json::Value) {
+        if let Err(e) = self.app.emit(event, payload) {
+            tracing::debug!(%event, error = %e, "event not delivered");
+        }
+    }
+
+    fn counts(&self, counts: CountsDto, paused: bool) {
+        tray::update(&self.app, &counts, paused);
+    }
+
+    fn show_window(&self) {
+        show_main_window(&self.app);
+    }
+
+    fn set_autostart(&self, on: bool) -> Result<(), String> {
+        let Some(manager) = self
+            .app
+            .try_state::<tauri_plugin_autostart::AutoLaunchManager>()
+        else {
+            return Err("start at login is not available".into());
+        };
+        if on {
+            manager.enable().map_err(|e| e.to_string())
+        } else {
+            manager.disable().map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Show, unminimise and focus the main window.
+pub fn show_main_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(w) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// Quit for real (the tray's Quit): stop the session and the demo gateway first.
+pub fn quit<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(shell) = app.try_state::<Arc<Shell>>() {
+        let shell = shell.inner().clone();
+        tauri::async_runtime::block_on(async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), shell.shutdown()).await;
+        });
+    }
+    app.exit(0);
+}
+
+/// Create the shell and open its cache (called from `setup`, before the UI loads).
+pub fn install_shell<R: Runtime>(
+    app: &AppHandle<R>,
+    paths: Paths,
+    env: EnvOverrides,
+    credentials: Arc<dyn pulse_core::credentials::CredentialStore>,
+    keyring: Result<(), pulse_core::credentials::CredentialError>,
+) -> Arc<Shell> {
+    let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+    let shell = Shell::new(
+        paths,
+        env,
+        Arc::new(TauriHooks::new(app.clone())),
+        credentials,
+        keyring,
+        reply_tx,
+    );
+    app.manage(shell.clone());
+    tauri::async_runtime::block_on(shell.prepare());
+    let replies = shell.clone();
+    std::thread::Builder::new()
+        .name("notification-replies".into())
+        .spawn(move || {
+            for reply in reply_rx {
+                let s = replies.clone();
+                tauri::async_runtime::spawn(async move { s.on_reply(reply).await });
+            }
+        })
+        .expect("spawn a thread");
+    shell
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PULSE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
 
 /// Start the app (blocks until it quits).
 pub fn run() {
-    tauri::Builder::default()
-        .run(tauri::generate_context!())
-        .expect("error while running Pulse");
+    init_logging();
+    let args: Vec<String> = std::env::args().collect();
+    let hidden = args.iter().any(|a| a == "--hidden");
+    let initial = deeplink::from_args(&args);
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            tracing::info!("second instance started; focusing this one");
+            match deeplink::from_args(&argv) {
+                Some(target) => {
+                    if let Some(shell) = app.try_state::<Arc<Shell>>() {
+                        shell.navigate(target);
+                    }
+                }
+                None => show_main_window(app),
+            }
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(
+                    tauri_plugin_window_state::StateFlags::all()
+                        & !tauri_plugin_window_state::StateFlags::VISIBLE,
+                )
+                .build(),
+        )
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            Some(vec!["--hidden"]),
+        ))
+        .invoke_handler(handler())
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let keyring = KeyringCredentials::probe();
+            if let Err(e) = &keyring {
+                tracing::warn!(error = %e, "no OS keyring: sign-ins will not be remembered");
+            }
+            let shell = install_shell(
+                &handle,
+                Paths::from_env(),
+                EnvOverrides::from_env(),
+                Arc::new(KeyringCredentials),
+                keyring,
+            );
+            if let Some(target) = initial.clone() {
+                shell.open_at_start(target);
+            }
+            match tray::build(&handle) {
+                Ok(_) => tray::update(&handle, &shell.counts(), shell.paused()),
+                Err(e) => tracing::warn!(error = %e, "no tray icon"),
+            }
+            {
+                use tauri_plugin_deep_link::DeepLinkExt;
+                #[cfg(target_os = "linux")]
+                if std::env::var_os("PULSE_NO_SCHEME_REGISTRATION").is_none() {
+                    if let Err(e) = handle.deep_link().register_all() {
+                        tracing::debug!(error = %e, "pulse:// not registered with the desktop");
+                    }
+                }
+                let s = shell.clone();
+                handle.deep_link().on_open_url(move |event| {
+                    if let Some(t) = event
+                        .urls()
+                        .iter()
+                        .find_map(|u| deeplink::parse(u.as_str()))
+                    {
+                        s.navigate(t);
+                    }
+                });
+            }
+            if hidden {
+                if let Some(w) = handle.get_webview_window(MAIN_WINDOW) {
+                    let _ = w.hide();
+                }
+            }
+            let s = shell.clone();
+            tauri::async_runtime::spawn(async move { s.start_network().await });
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                if window.label() == MAIN_WINDOW {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+        })
+        .build(tauri::generate_context!())
+        .expect("error while building Pulse");
+    app.run(|app, event| {
+        if let tauri::RunEvent::ExitRequested {
+            code: None, api, ..
+        } = &event
+        {
+            // Last window closed: stay in the tray.
+            api.prevent_exit();
+            let _ = app;
+        }
+    });
 }

@@ -1,0 +1,76 @@
+//! The commands the UI invokes: each a few lines over [`Shell`].
+
+use std::sync::Arc;
+
+use tauri::State;
+
+use crate::dto::{Account, ActionDto, Bootstrap, CommandError, OutcomeDto, Settings};
+use crate::shell::Shell;
+
+type Shared<'a> = State<'a, Arc<Shell>>;
+
+/// Everything the UI paints at start, from the local cache (no network).
+#[tauri::command]
+pub async fn bootstrap(shell: Shared<'_>) -> Result<Bootstrap, CommandError> {
+    shell.bootstrap().await
+}
+
+/// Approve, reject, move a ticket, terminate an agent: sent now or queued.
+#[tauri::command]
+pub async fn perform(shell: Shared<'_>, action: ActionDto) -> Result<OutcomeDto, CommandError> {
+    shell.perform(action).await
+}
+
+/// Reconnect now (the Retry button).
+#[tauri::command]
+pub async fn retry_now(shell: Shared<'_>) -> Result<(), CommandError> {
+    shell.inner().retry_now().await;
+    Ok(())
+}
+
+/// The settings.
+#[tauri::command]
+pub fn get_settings(shell: Shared<'_>) -> Settings {
+    shell.settings()
+}
+
+/// Save the settings (reconnects if the server changed).
+#[tauri::command]
+pub async fn save_settings(
+    shell: Shared<'_>,
+    settings: Settings,
+) -> Result<Settings, CommandError> {
+    shell.inner().save_settings(settings).await
+}
+
+/// Sign in to a saved server; the refresh token goes to the OS keyring.
+#[tauri::command]
+pub async fn login(
+    shell: Shared<'_>,
+    server_id: String,
+    username: String,
+    password: String,
+) -> Result<Account, CommandError> {
+    shell.inner().login(server_id, username, password).await
+}
+
+/// Sign out of the active server (forgets the stored token).
+#[tauri::command]
+pub async fn logout(shell: Shared<'_>) -> Result<(), CommandError> {
+    shell.inner().logout().await
+}
+
+/// Pause notifications for `minutes`, or resume with `null`.
+#[tauri::command]
+pub async fn pause_notifications(
+    shell: Shared<'_>,
+    minutes: Option<u32>,
+) -> Result<Settings, CommandError> {
+    shell.inner().pause_notifications(minutes).await
+}
+
+/// Mark notifications read.
+#[tauri::command]
+pub fn mark_read(shell: Shared<'_>, keys: Vec<String>) -> Result<(), CommandError> {
+    shell.mark_read(keys)
+}

@@ -1,0 +1,124 @@
+//! Native notifications through notify-rust (freedesktop D-Bus on Linux), with
+//! Approve / Reject / Open buttons where the notification server supports actions.
+//!
+//! `show` never blocks the caller: each notification is sent, and its buttons are
+//! awaited, on a short-lived thread (the policy's rate limit keeps them few). A
+//! click is reported on the channel given to [`OsNotifier::new`].
+
+use std::sync::mpsc::Sender;
+
+use pulse_core::policy::{EntityRef, Notification, NotificationAction, Notifier, Urgency};
+
+/// What the user did with a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The entity it was about (`None` for a digest).
+    pub target: Option<EntityRef>,
+    /// The button pressed; `Open` for a click on the body.
+    pub action: NotificationAction,
+}
+
+/// Shows notifications with the OS.
+pub struct OsNotifier {
+    replies: Sender<Reply>,
+    /// Skip the OS entirely (set by `PULSE_NO_OS_NOTIFICATIONS`, or when the user
+    /// turned notifications off).
+    enabled: std::sync::atomic::AtomicBool,
+}
+
+impl OsNotifier {
+    /// A notifier reporting clicks on `replies`.
+    pub fn new(replies: Sender<Reply>) -> Self {
+        OsNotifier {
+            replies,
+            enabled: std::sync::atomic::AtomicBool::new(
+                std::env::var_os("PULSE_NO_OS_NOTIFICATIONS").is_none(),
+            ),
+        }
+    }
+
+    /// Turn OS notifications on or off.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(
+            on && std::env::var_os("PULSE_NO_OS_NOTIFICATIONS").is_none(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+fn action_id(a: NotificationAction) -> (&'static str, &'static str) {
+    match a {
+        NotificationAction::Approve => ("approve", "Approve"),
+        NotificationAction::Reject => ("reject", "Reject"),
+        NotificationAction::Open => ("open", "Open"),
+    }
+}
+
+impl Notifier for OsNotifier {
+    fn show(&self, n: &Notification) -> Result<(), String> {
+        if !self.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let n = n.clone();
+        let replies = self.replies.clone();
+        std::thread::Builder::new()
+            .name("notification".into())
+            .spawn(move || show_blocking(n, replies))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn show_blocking(n: Notification, replies: Sender<Reply>) {
+    let mut os = notify_rust::Notification::new();
+    os.appname("Pulse")
+        .summary(&n.title)
+        .body(&n.body)
+        .icon("dialog-information");
+    #[cfg(all(unix, not(target_os = "macos")))]
+    {
+        os.urgency(match n.urgency {
+            Urgency::Low => notify_rust::Urgency::Low,
+            Urgency::Normal => notify_rust::Urgency::Normal,
+            Urgency::Critical => notify_rust::Urgency::Critical,
+        });
+        os.hint(notify_rust::Hint::Category(
+            match n.kind {
+                pulse_core::policy::NotificationKind::Escalation => "im.error",
+                _ => "im.received",
+            }
+            .into(),
+        ));
+        // A click on the body opens the item.
+        os.action("default", "Open");
+        for a in &n.actions {
+            let (id, label) = action_id(*a);
+            os.action(id, label);
+        }
+    }
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    let _ = Urgency::Normal;
+    match os.show() {
+        Ok(handle) => {
+            tracing::info!(key = %n.dedup_key, kind = ?n.kind, "notification shown");
+            #[cfg(all(unix, not(target_os = "macos")))]
+            handle.wait_for_action(|action| {
+                let action = match action {
+                    "approve" => NotificationAction::Approve,
+                    "reject" => NotificationAction::Reject,
+                    "open" | "default" => NotificationAction::Open,
+                    _ => return, // closed or expired
+                };
+                let _ = replies.send(Reply {
+                    target: n.target.clone(),
+                    action,
+                });
+            });
+            #[cfg(not(all(unix, not(target_os = "macos"))))]
+            {
+                let _ = (handle, replies);
+            }
+        }
+        Err(e) => tracing::warn!(key = %n.dedup_key, error = %e, "notification could not be shown"),
+    }
+}

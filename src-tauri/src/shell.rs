@@ -1,0 +1,920 @@
+//! The shell's state: which server, its cache, its session (a `pulse_core::app::App`),
+//! the embedded demo gateway, and the bridge from app events to the UI and tray.
+//!
+//! Start-up order (the "paint from cache first" rule): [`Shell::prepare`] opens the
+//! settings and the server's SQLite cache synchronously, before the window loads, so
+//! the UI's first `bootstrap` reads the cache; only then [`Shell::start_network`]
+//! starts the demo gateway (if any), signs in and spawns the session.
+//!
+//! The server is chosen in this order: `PULSE_SERVER` (with `PULSE_TOKEN`, or
+//! `PULSE_USERNAME` + `PULSE_PASSWORD`), then the settings' active server (its
+//! refresh token in the OS keyring), then the embedded demo gateway.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pulse_core::app::{App, AppEvent, AppOptions};
+use pulse_core::auth::{PasswordLogin, Secret, StaticToken, TokenProvider};
+use pulse_core::credentials::{
+    account_key, CredentialError, CredentialStore, MemoryCredentials, StoredLogin,
+};
+use pulse_core::policy::{NotificationAction, PolicyConfig};
+use pulse_core::rest::RestClient;
+use pulse_core::session::{SessionConfig, SessionHandle, SharedStore};
+use pulse_core::store::{Action, MemoryStore, SqliteStore};
+use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
+use serde::Serialize;
+use tracing::{info, warn};
+use url::Url;
+
+use crate::dto::{
+    events, page_of, Account, ActionDto, Bootstrap, CommandError, ConnectionView, CountsDto,
+    EntityDto, EntityUpdateDto, OutcomeDto, PendingAction, RaisedNotification, ServerProfile,
+    Settings, SettledAction, Target, UpdateBatch,
+};
+use crate::notifier::{OsNotifier, Reply};
+use crate::paths::Paths;
+
+/// What the shell needs from the windowing side (Tauri in the app, a recorder in tests).
+pub trait Hooks: Send + Sync + 'static {
+    /// Send an event to the UI.
+    fn emit(&self, event: &str, payload: serde_json::Value);
+    /// New badge counts (the tray); `paused` when notifications are paused.
+    fn counts(&self, counts: CountsDto, paused: bool);
+    /// Bring the window to the front.
+    fn show_window(&self);
+    /// Start (or not) at login.
+    fn set_autostart(&self, on: bool) -> Result<(), String>;
+}
+
+/// Settings given by the environment (tests, scripted use). Never written anywhere.
+#[derive(Clone, Default)]
+pub struct EnvOverrides {
+    /// `PULSE_SERVER`.
+    pub server: Option<String>,
+    /// `PULSE_TOKEN`.
+    pub token: Option<Secret>,
+    /// `PULSE_USERNAME`.
+    pub username: Option<String>,
+    /// `PULSE_PASSWORD`.
+    pub password: Option<Secret>,
+    /// `PULSE_TENANT`.
+    pub tenant: Option<String>,
+    /// `PULSE_DEMO_SPEED`: time factor of the demo simulator.
+    pub demo_speed: Option<f64>,
+    /// `PULSE_RECONNECT_CAP_SECS`: longest wait between reconnect attempts.
+    pub reconnect_cap: Option<Duration>,
+}
+
+impl std::fmt::Debug for EnvOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvOverrides")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("username", &self.username)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvOverrides {
+    /// Read the `PULSE_*` variables.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        EnvOverrides {
+            server: var("PULSE_SERVER"),
+            token: var("PULSE_TOKEN").map(Secret::new),
+            username: var("PULSE_USERNAME"),
+            password: var("PULSE_PASSWORD").map(Secret::new),
+            tenant: var("PULSE_TENANT"),
+            demo_speed: var("PULSE_DEMO_SPEED").and_then(|v| v.parse().ok()),
+            reconnect_cap: var("PULSE_RECONNECT_CAP_SECS")
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_secs_f64),
+        }
+    }
+}
+
+/// Where the current connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// The embedded demo gateway.
+    Demo,
+    /// `PULSE_SERVER`.
+    Env { url: String },
+    /// A saved server profile.
+    Profile(ServerProfile),
+}
+
+/// The current server, its cache and (when signed in) its session.
+struct Connection {
+    source: Source,
+    cache_id: String,
+    store: SharedStore,
+    app: Option<App>,
+    gateway: Option<RunningGateway>,
+    url: Option<String>,
+    username: Option<String>,
+    login: Option<Arc<StoredLogin>>,
+}
+
+/// State shared with the event forwarder (a plain mutex: never held across await).
+#[derive(Default)]
+struct Live {
+    view: Option<ConnectionView>,
+    counts: CountsDto,
+    notifications: VecDeque<RaisedNotification>,
+    read: BTreeSet<String>,
+    generation: u64,
+}
+
+/// The most notifications kept for the notification centre.
+const MAX_RAISED: usize = 500;
+
+/// The shell (managed Tauri state).
+pub struct Shell {
+    paths: Paths,
+    env: EnvOverrides,
+    hooks: Arc<dyn Hooks>,
+    notifier: Arc<OsNotifier>,
+    credentials: Arc<dyn CredentialStore>,
+    keyring: Result<(), String>,
+    settings: Mutex<Settings>,
+    conn: tokio::sync::Mutex<Option<Connection>>,
+    live: Mutex<Live>,
+    /// Fallback for sign-ins when there is no keyring: remembered for this run only.
+    memory_credentials: Arc<MemoryCredentials>,
+    /// A link to open once the UI has loaded.
+    pending_target: Mutex<Option<Target>>,
+}
+
+fn now_ms() -> i64 {
+    pulse_core::now_ms()
+}
+
+fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+impl Shell {
+    /// A shell over `paths`. `credentials` is the OS keyring in the app; `keyring` says
+    /// whether it answers (the app still runs, signed out, when it does not).
+    pub fn new(
+        paths: Paths,
+        env: EnvOverrides,
+        hooks: Arc<dyn Hooks>,
+        credentials: Arc<dyn CredentialStore>,
+        keyring: Result<(), CredentialError>,
+        replies: std::sync::mpsc::Sender<Reply>,
+    ) -> Arc<Shell> {
+        let settings = paths.load_settings();
+        let read = paths.load_read();
+        let notifier = Arc::new(OsNotifier::new(replies));
+        notifier.set_enabled(settings.notifications.enabled);
+        Arc::new(Shell {
+            paths,
+            env,
+            hooks,
+            notifier,
+            credentials,
+            keyring: keyring.map_err(|e| e.to_string()),
+            settings: Mutex::new(settings),
+            conn: tokio::sync::Mutex::new(None),
+            live: Mutex::new(Live {
+                read,
+                ..Live::default()
+            }),
+            memory_credentials: Arc::new(MemoryCredentials::default()),
+            pending_target: Mutex::new(None),
+        })
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> Settings {
+        self.settings.lock().expect("settings lock").clone()
+    }
+
+    fn source(&self) -> Source {
+        if let Some(url) = &self.env.server {
+            return Source::Env { url: url.clone() };
+        }
+        let s = self.settings();
+        match s
+            .active_server
+            .as_ref()
+            .and_then(|id| s.servers.iter().find(|p| &p.id == id))
+        {
+            Some(p) => Source::Profile(p.clone()),
+            None => Source::Demo,
+        }
+    }
+
+    fn open_cache(&self, id: &str) -> SharedStore {
+        let path = self.paths.cache_file(id);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match SqliteStore::open(&path) {
+            Ok(s) => pulse_core::session::shared(s),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "cache unusable; moving it aside and starting a new one");
+                let _ = std::fs::rename(&path, path.with_extension("db.bad"));
+                match SqliteStore::open(&path) {
+                    Ok(s) => pulse_core::session::shared(s),
+                    Err(e) => {
+                        warn!(error = %e, "cannot create a cache file; keeping data in memory");
+                        pulse_core::session::shared(MemoryStore::new())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Open the cache of the chosen server (no network). Idempotent.
+    pub async fn prepare(&self) {
+        let mut conn = self.conn.lock().await;
+        if conn.is_some() {
+            return;
+        }
+        *conn = Some(self.new_connection());
+    }
+
+    fn new_connection(&self) -> Connection {
+        let source = self.source();
+        let (cache_id, url, username) = match &source {
+            Source::Demo => ("demo".to_owned(), None, Some("demo".to_owned())),
+            Source::Env { url } => (
+                format!("env-{}", url_id(url)),
+                Some(url.clone()),
+                self.env.username.clone(),
+            ),
+            Source::Profile(p) => (p.id.clone(), Some(p.url.clone()), p.username.clone()),
+        };
+        let store = self.open_cache(&cache_id);
+        let last_sync = store
+            .lock()
+            .expect("store lock")
+            .summary()
+            .ok()
+            .and_then(|s| s.last_sync_ms);
+        let view = ConnectionView {
+            state: crate::dto::ConnState::Connecting { attempt: 1 },
+            last_sync_ms: last_sync.map(|t| t as f64),
+            server: url.clone(),
+            demo: source == Source::Demo,
+            caveat: None,
+        };
+        {
+            let mut live = self.live.lock().expect("live lock");
+            live.generation += 1;
+            live.view = Some(view);
+            live.counts = store_counts(&store);
+        }
+        info!(cache = %cache_id, demo = (source == Source::Demo), "cache opened");
+        Connection {
+            source,
+            cache_id,
+            store,
+            app: None,
+            gateway: None,
+            url,
+            username,
+            login: None,
+        }
+    }
+
+    fn credential_store(&self) -> Arc<dyn CredentialStore> {
+        if self.keyring.is_ok() {
+            self.credentials.clone()
+        } else {
+            self.memory_credentials.clone()
+        }
+    }
+
+    fn policy_config(&self) -> PolicyConfig {
+        let s = self.settings().notifications;
+        PolicyConfig {
+            approvals: s.approvals,
+            escalations: s.escalations,
+            agent_failures: s.agent_failures,
+            escalations_bypass_dnd: s.escalations_bypass_dnd,
+            dnd_until_ms: s.dnd_until_ms.map(|t| t as i64),
+            ..PolicyConfig::default()
+        }
+    }
+
+    fn set_view(&self, view: ConnectionView) {
+        self.live.lock().expect("live lock").view = Some(view.clone());
+        self.hooks.emit(events::CONNECTION, to_json(&view));
+    }
+
+    fn signed_out(&self, conn: &Connection, message: String) {
+        let last = conn
+            .store
+            .lock()
+            .expect("store lock")
+            .summary()
+            .ok()
+            .and_then(|s| s.last_sync_ms);
+        info!(%message, "signed out");
+        self.set_view(ConnectionView::signed_out(message, conn.url.clone(), last));
+    }
+
+    /// Start the gateway (demo), sign in and spawn the session. Runs on the async
+    /// runtime; does nothing when a session already runs.
+    pub async fn start_network(self: &Arc<Self>) {
+        let mut guard = self.conn.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.new_connection());
+        }
+        let conn = guard.as_mut().expect("connection");
+        if conn.app.is_some() {
+            return;
+        }
+        let tokens: Arc<dyn TokenProvider> = match conn.source.clone() {
+            Source::Demo => {
+                let cfg = GatewayConfig {
+                    demo: Some(DemoConfig {
+                        speed: self.env.demo_speed.unwrap_or(1.0),
+                        ..DemoConfig::default()
+                    }),
+                    ..GatewayConfig::default()
+                };
+                let gw = match conn.gateway.take() {
+                    Some(gw) => gw,
+                    None => match pulse_gateway::Gateway::start(cfg).await {
+                        Ok(gw) => gw,
+                        Err(e) => {
+                            let view = ConnectionView {
+                                state: crate::dto::ConnState::Failed {
+                                    attempts: 1,
+                                    retry_at_ms: 0.0,
+                                    error: format!("the demo gateway could not start: {e}"),
+                                },
+                                ..self.view()
+                            };
+                            self.set_view(view);
+                            return;
+                        }
+                    },
+                };
+                info!(url = %gw.url(), "embedded demo gateway started");
+                conn.url = Some(gw.url());
+                let rest = match RestClient::new(Url::parse(&gw.url()).expect("gateway url")) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!(error = %e, "no REST client");
+                        return;
+                    }
+                };
+                conn.gateway = Some(gw);
+                Arc::new(PasswordLogin::new(rest, "demo", Secret::new("demo")))
+            }
+            Source::Env { url } => {
+                let Some(rest) = rest_for(&url) else {
+                    self.signed_out(conn, format!("PULSE_SERVER is not a valid URL: {url}"));
+                    return;
+                };
+                if let Some(t) = &self.env.token {
+                    Arc::new(StaticToken::new(t.clone()))
+                } else if let (Some(u), Some(p)) = (&self.env.username, &self.env.password) {
+                    Arc::new(PasswordLogin::new(rest, u.clone(), p.clone()))
+                } else if let Some(login) = conn.login.clone() {
+                    login
+                } else {
+                    self.signed_out(
+                        conn,
+                        "Signed out: set PULSE_TOKEN, or PULSE_USERNAME and PULSE_PASSWORD".into(),
+                    );
+                    return;
+                }
+            }
+            Source::Profile(p) => {
+                let Some(rest) = rest_for(&p.url) else {
+                    self.signed_out(conn, format!("The server URL is not valid: {}", p.url));
+                    return;
+                };
+                if let Some(login) = conn.login.clone() {
+                    login
+                } else if let Some(user) = &p.username {
+                    let login = Arc::new(StoredLogin::new(
+                        rest,
+                        account_key(&Url::parse(&p.url).expect("checked"), user),
+                        self.credential_store(),
+                    ));
+                    match login.has_stored_token() {
+                        Ok(true) => {
+                            conn.login = Some(login.clone());
+                            login
+                        }
+                        Ok(false) => {
+                            let why = match &self.keyring {
+                                Ok(()) => format!("Signed out of {}: sign in under Settings", p.name),
+                                Err(e) => format!(
+                                    "Signed out: {e}, so Pulse cannot remember your sign-in. Sign in under Settings (kept until Pulse quits)"
+                                ),
+                            };
+                            self.signed_out(conn, why);
+                            return;
+                        }
+                        Err(e) => {
+                            self.signed_out(conn, format!("Signed out: {e}"));
+                            return;
+                        }
+                    }
+                } else {
+                    self.signed_out(
+                        conn,
+                        format!("Signed out of {}: sign in under Settings", p.name),
+                    );
+                    return;
+                }
+            }
+        };
+        let Some(url) = conn.url.clone().and_then(|u| Url::parse(&u).ok()) else {
+            return;
+        };
+        let mut config = SessionConfig::new(url);
+        config.stream = match &conn.source {
+            Source::Profile(p) => p.tenant.clone(),
+            Source::Env { .. } => self.env.tenant.clone(),
+            Source::Demo => None,
+        };
+        if let Some(cap) = self.env.reconnect_cap {
+            config.backoff.cap = cap;
+            config.backoff.base = config.backoff.base.min(cap);
+        }
+        let session = match SessionHandle::spawn(config, tokens, conn.store.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.signed_out(conn, format!("Could not start: {e}"));
+                return;
+            }
+        };
+        let options = AppOptions {
+            policy: self.policy_config(),
+            ..AppOptions::default()
+        };
+        match App::start(session.clone(), self.notifier.clone(), options) {
+            Ok((app, rx)) => {
+                conn.app = Some(app);
+                let generation = self.live.lock().expect("live lock").generation;
+                let me = self.clone();
+                let demo = conn.source == Source::Demo;
+                let url = conn.url.clone();
+                tauri::async_runtime::spawn(async move {
+                    me.forward(rx, generation, url, demo).await;
+                });
+            }
+            Err(e) => {
+                session.stop().await;
+                self.signed_out(conn, format!("The cache could not be read: {e}"));
+            }
+        }
+    }
+
+    /// Relay app events to the UI and tray until the connection is replaced.
+    async fn forward(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<AppEvent>,
+        generation: u64,
+        url: Option<String>,
+        demo: bool,
+    ) {
+        while let Some(ev) = rx.recv().await {
+            if self.live.lock().expect("live lock").generation != generation {
+                break;
+            }
+            match ev {
+                AppEvent::Updates { updates } => {
+                    let batch = UpdateBatch {
+                        updates: updates.into_iter().map(EntityUpdateDto::from).collect(),
+                    };
+                    self.hooks.emit(events::UPDATES, to_json(&batch));
+                }
+                AppEvent::Reset => self.hooks.emit(events::RESET, serde_json::Value::Null),
+                AppEvent::Status { status } => {
+                    self.set_view(ConnectionView::of(&status, url.clone(), demo));
+                }
+                AppEvent::Counts { counts } => {
+                    let counts = CountsDto::from(counts);
+                    self.live.lock().expect("live lock").counts = counts;
+                    self.hooks.counts(counts, self.paused());
+                    self.hooks.emit(events::COUNTS, to_json(&counts));
+                }
+                AppEvent::Notified { shown } => {
+                    let n = RaisedNotification::from(&shown);
+                    {
+                        let mut live = self.live.lock().expect("live lock");
+                        live.notifications.retain(|x| x.key != n.key);
+                        live.notifications.push_front(n.clone());
+                        live.notifications.truncate(MAX_RAISED);
+                    }
+                    self.hooks.emit(events::NOTIFIED, to_json(&n));
+                }
+                AppEvent::Settled {
+                    outbox_id,
+                    action,
+                    outcome,
+                } => {
+                    let s = SettledAction {
+                        outbox_id: outbox_id as f64,
+                        action: action.into(),
+                        outcome: outcome.into(),
+                    };
+                    self.hooks.emit(events::SETTLED, to_json(&s));
+                }
+                AppEvent::Outbox { entries } => {
+                    let list: Vec<PendingAction> = entries.into_iter().map(Into::into).collect();
+                    self.hooks.emit(events::OUTBOX, to_json(&list));
+                }
+            }
+        }
+    }
+
+    fn view(&self) -> ConnectionView {
+        self.live
+            .lock()
+            .expect("live lock")
+            .view
+            .clone()
+            .unwrap_or_else(|| ConnectionView::signed_out("Starting", None, None))
+    }
+
+    /// Whether notifications are paused now.
+    pub fn paused(&self) -> bool {
+        self.settings()
+            .notifications
+            .dnd_until_ms
+            .is_some_and(|t| (t as i64) > now_ms())
+    }
+
+    /// Stop the session and the demo gateway (quit, or a server switch).
+    pub async fn shutdown(&self) {
+        let old = self.conn.lock().await.take();
+        if let Some(c) = old {
+            stop_connection(c).await;
+        }
+    }
+
+    /// Replace the connection (settings changed, signed in or out).
+    pub async fn reconnect(self: &Arc<Self>) {
+        let old = {
+            let mut guard = self.conn.lock().await;
+            let old = guard.take();
+            *guard = Some(self.new_connection());
+            old
+        };
+        if let Some(c) = old {
+            stop_connection(c).await;
+        }
+        self.hooks.emit(events::RESET, serde_json::Value::Null);
+        self.hooks.emit(events::CONNECTION, to_json(&self.view()));
+        let counts = self.live.lock().expect("live lock").counts;
+        self.hooks.counts(counts, self.paused());
+        self.start_network().await;
+    }
+
+    // ----- commands -----
+
+    /// Everything for the first paint, from the cache.
+    pub async fn bootstrap(&self) -> Result<Bootstrap, CommandError> {
+        self.prepare().await;
+        let guard = self.conn.lock().await;
+        let conn = guard.as_ref().expect("prepared");
+        let view = {
+            let store = conn.store.lock().expect("store lock");
+            pulse_core::app::cache_view(store.as_ref())
+                .map_err(|e| CommandError::new("store", e.to_string()))?
+        };
+        let live = self.live.lock().expect("live lock");
+        let settings = self.settings();
+        Ok(Bootstrap {
+            entities: view.entities.into_iter().map(EntityDto::from).collect(),
+            connection: live
+                .view
+                .clone()
+                .unwrap_or_else(|| self_view_fallback(conn)),
+            counts: view.counts.into(),
+            outbox: view.outbox.into_iter().map(Into::into).collect(),
+            notifications: live.notifications.iter().cloned().collect(),
+            read: live.read.iter().cloned().collect(),
+            account: self.account(conn),
+            settings,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            open: self.pending_target.lock().expect("target lock").take(),
+        })
+    }
+
+    fn account(&self, conn: &Connection) -> Option<Account> {
+        let (name, url) = match &conn.source {
+            Source::Demo => (
+                "Demo (built-in)".to_owned(),
+                conn.url.clone().unwrap_or_default(),
+            ),
+            Source::Env { url } => ("PULSE_SERVER".to_owned(), url.clone()),
+            Source::Profile(p) => (p.name.clone(), p.url.clone()),
+        };
+        Some(Account {
+            server_name: name,
+            server_url: url,
+            username: conn.username.clone(),
+            keyring_available: self.keyring.is_ok(),
+            keyring_error: self.keyring.clone().err(),
+        })
+    }
+
+    /// Perform a user action: sent now, or queued (also when signed out or offline).
+    pub async fn perform(&self, action: ActionDto) -> Result<OutcomeDto, CommandError> {
+        let (app, store) = {
+            let guard = self.conn.lock().await;
+            let conn = guard
+                .as_ref()
+                .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?;
+            (conn.app.clone(), conn.store.clone())
+        };
+        let action: Action = action.into();
+        match app {
+            Some(app) => app
+                .perform(action)
+                .await
+                .map(Into::into)
+                .map_err(|e| CommandError::new("store", e.to_string())),
+            None => {
+                let id = {
+                    let mut s = store.lock().expect("store lock");
+                    s.outbox_push(&action, now_ms())
+                        .map_err(|e| CommandError::new("store", e.to_string()))?
+                };
+                let list: Vec<PendingAction> = store
+                    .lock()
+                    .expect("store lock")
+                    .outbox()
+                    .map(|l| l.into_iter().map(Into::into).collect())
+                    .unwrap_or_default();
+                self.hooks.emit(events::OUTBOX, to_json(&list));
+                Ok(OutcomeDto::Queued {
+                    outbox_id: id as f64,
+                })
+            }
+        }
+    }
+
+    /// Try to connect now.
+    pub async fn retry_now(self: &Arc<Self>) {
+        let app = self.conn.lock().await.as_ref().and_then(|c| c.app.clone());
+        match app {
+            Some(app) => app.session().retry_now(),
+            None => self.start_network().await,
+        }
+    }
+
+    /// Save settings; reconnects when the server changed.
+    pub async fn save_settings(
+        self: &Arc<Self>,
+        mut new: Settings,
+    ) -> Result<Settings, CommandError> {
+        for p in &mut new.servers {
+            if p.id.trim().is_empty() {
+                p.id = url_id(&format!("{}-{}", p.name, p.url));
+            }
+            if Url::parse(&p.url)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+            {
+                return Err(CommandError::new(
+                    "invalid",
+                    format!("“{}” is not an http(s) URL", p.url),
+                ));
+            }
+            if p.profile.trim().is_empty() {
+                p.profile = "native".into();
+            }
+        }
+        if let Some(active) = &new.active_server {
+            if !new.servers.iter().any(|p| &p.id == active) {
+                new.active_server = None;
+            }
+        }
+        let old = self.settings();
+        self.paths
+            .save_settings(&new)
+            .map_err(|e| CommandError::new("io", format!("cannot save the settings: {e}")))?;
+        *self.settings.lock().expect("settings lock") = new.clone();
+        self.notifier.set_enabled(new.notifications.enabled);
+        if old.start_at_login != new.start_at_login {
+            if let Err(e) = self.hooks.set_autostart(new.start_at_login) {
+                warn!(error = %e, "start at login could not be changed");
+            }
+        }
+        let app = self.conn.lock().await.as_ref().and_then(|c| c.app.clone());
+        if let Some(app) = app {
+            app.set_policy(self.policy_config());
+        }
+        let counts = self.live.lock().expect("live lock").counts;
+        self.hooks.counts(counts, self.paused());
+        let server_changed = self.env.server.is_none()
+            && (old.active_server != new.active_server || {
+                let find = |s: &Settings| {
+                    s.active_server
+                        .as_ref()
+                        .and_then(|id| s.servers.iter().find(|p| &p.id == id).cloned())
+                };
+                find(&old).map(|p| (p.url, p.tenant, p.username))
+                    != find(&new).map(|p| (p.url, p.tenant, p.username))
+            });
+        if server_changed {
+            self.reconnect().await;
+        }
+        self.hooks.emit(events::SETTINGS, to_json(&new));
+        Ok(new)
+    }
+
+    /// Sign in to server `server_id` and make it the active one.
+    pub async fn login(
+        self: &Arc<Self>,
+        server_id: String,
+        username: String,
+        password: String,
+    ) -> Result<Account, CommandError> {
+        let mut settings = self.settings();
+        let profile = settings
+            .servers
+            .iter_mut()
+            .find(|p| p.id == server_id)
+            .ok_or_else(|| CommandError::new("invalid", "no such server"))?;
+        let rest = rest_for(&profile.url).ok_or_else(|| {
+            CommandError::new("invalid", format!("“{}” is not a valid URL", profile.url))
+        })?;
+        let login = StoredLogin::sign_in(
+            rest,
+            username.trim(),
+            &Secret::new(password),
+            self.credential_store(),
+        )
+        .await
+        .map_err(|e| CommandError::new("auth", e.to_string()))?;
+        profile.username = Some(username.trim().to_owned());
+        settings.active_server = Some(server_id);
+        self.paths
+            .save_settings(&settings)
+            .map_err(|e| CommandError::new("io", format!("cannot save the settings: {e}")))?;
+        *self.settings.lock().expect("settings lock") = settings.clone();
+        {
+            let old = self.conn.lock().await.take();
+            if let Some(c) = old {
+                stop_connection(c).await;
+            }
+            let mut conn = self.new_connection();
+            conn.login = Some(Arc::new(login));
+            *self.conn.lock().await = Some(conn);
+        }
+        self.hooks.emit(events::RESET, serde_json::Value::Null);
+        self.hooks.emit(events::SETTINGS, to_json(&settings));
+        self.start_network().await;
+        let guard = self.conn.lock().await;
+        self.account(guard.as_ref().expect("connection"))
+            .ok_or_else(|| CommandError::new("auth", "not signed in"))
+    }
+
+    /// Forget the stored sign-in of the active server and stop its session.
+    pub async fn logout(self: &Arc<Self>) -> Result<(), CommandError> {
+        let login = {
+            let guard = self.conn.lock().await;
+            guard.as_ref().and_then(|c| c.login.clone())
+        };
+        if let Some(login) = login {
+            login
+                .sign_out()
+                .map_err(|e| CommandError::new("keyring", e.to_string()))?;
+        }
+        let mut settings = self.settings();
+        if let Some(id) = settings.active_server.clone() {
+            if let Some(p) = settings.servers.iter_mut().find(|p| p.id == id) {
+                p.username = None;
+            }
+            let _ = self.paths.save_settings(&settings);
+            *self.settings.lock().expect("settings lock") = settings.clone();
+        }
+        self.reconnect().await;
+        self.hooks.emit(events::SETTINGS, to_json(&settings));
+        Ok(())
+    }
+
+    /// Pause notifications for `minutes` (`None`: resume).
+    pub async fn pause_notifications(
+        self: &Arc<Self>,
+        minutes: Option<u32>,
+    ) -> Result<Settings, CommandError> {
+        let mut s = self.settings();
+        s.notifications.dnd_until_ms = minutes.map(|m| (now_ms() + i64::from(m) * 60_000) as f64);
+        self.save_settings(s).await
+    }
+
+    /// Mark notifications read (keys of raised ones, or `notification:ID` of the server's).
+    pub fn mark_read(&self, keys: Vec<String>) -> Result<(), CommandError> {
+        let mut live = self.live.lock().expect("live lock");
+        live.read.extend(keys);
+        while live.read.len() > 5_000 {
+            let first = live.read.iter().next().cloned();
+            if let Some(f) = first {
+                live.read.remove(&f);
+            }
+        }
+        self.paths
+            .save_read(&live.read)
+            .map_err(|e| CommandError::new("io", e.to_string()))
+    }
+
+    /// Handle a click on a notification.
+    pub async fn on_reply(self: &Arc<Self>, reply: Reply) {
+        let Some(target) = reply.target else {
+            self.hooks.show_window();
+            return;
+        };
+        let action = match reply.action {
+            NotificationAction::Approve => Some(ActionDto::Approve {
+                id: target.id.clone(),
+                reason: Some("Approved from a notification".into()),
+            }),
+            NotificationAction::Reject => Some(ActionDto::Reject {
+                id: target.id.clone(),
+                reason: Some("Rejected from a notification".into()),
+            }),
+            NotificationAction::Open => None,
+        };
+        match action {
+            Some(a) => {
+                if let Err(e) = self.perform(a).await {
+                    warn!(error = %e, "action from a notification failed");
+                }
+            }
+            None => {
+                self.navigate(Target {
+                    kind: Some(target.kind),
+                    id: Some(target.id),
+                    page: page_of(target.kind),
+                });
+            }
+        }
+    }
+
+    /// Open `target` when the UI asks for its first paint (a link given at start).
+    pub fn open_at_start(&self, target: Target) {
+        *self.pending_target.lock().expect("target lock") = Some(target);
+    }
+
+    /// Show the window at `target`.
+    pub fn navigate(&self, target: Target) {
+        self.hooks.show_window();
+        self.hooks.emit(events::NAVIGATE, to_json(&target));
+    }
+
+    /// Counts as last known (tray at start).
+    pub fn counts(&self) -> CountsDto {
+        self.live.lock().expect("live lock").counts
+    }
+}
+
+fn self_view_fallback(conn: &Connection) -> ConnectionView {
+    ConnectionView::signed_out("Starting", conn.url.clone(), None)
+}
+
+fn store_counts(store: &SharedStore) -> CountsDto {
+    let s = store.lock().expect("store lock");
+    pulse_core::app::CountTracker::from_store(s.as_ref())
+        .map(|t| t.counts().into())
+        .unwrap_or_default()
+}
+
+async fn stop_connection(c: Connection) {
+    if let Some(app) = c.app {
+        app.stop().await;
+    }
+    if let Some(gw) = c.gateway {
+        gw.shutdown().await;
+    }
+    info!(cache = %c.cache_id, "connection closed");
+}
+
+fn rest_for(url: &str) -> Option<RestClient> {
+    let u = Url::parse(url).ok()?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return None;
+    }
+    RestClient::new(u).ok()
+}
+
+/// A file-name-safe id from a URL or name.
+pub fn url_id(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').chars().take(60).collect()
+}

@@ -1,0 +1,131 @@
+//! The tray icon: counts of pending approvals and open escalations, and a menu
+//! (Open, Pause notifications 1 h / Resume, Quit).
+
+use std::sync::Arc;
+
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+use tauri::{AppHandle, Manager, Runtime};
+
+use crate::dto::CountsDto;
+use crate::shell::Shell;
+
+/// Id of the tray icon.
+pub const TRAY_ID: &str = "pulse-tray";
+
+/// The tooltip / label text for `counts`.
+pub fn describe(counts: &CountsDto, paused: bool) -> (String, String) {
+    let a = counts.pending_approvals as u64;
+    let e = counts.open_escalations as u64;
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut tooltip = format!(
+        "Pulse — {}, {}",
+        plural(a, "pending approval", "pending approvals"),
+        plural(e, "open escalation", "open escalations")
+    );
+    if paused {
+        tooltip.push_str(" (notifications paused)");
+    }
+    let label = if a + e == 0 {
+        String::new()
+    } else {
+        format!("{a} · {e}")
+    };
+    (tooltip, label)
+}
+
+/// Build the tray icon. Works with no tray host (the icon is simply not shown).
+pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<TrayIcon<R>> {
+    let open = MenuItem::with_id(app, "open", "Open Pulse", true, None::<&str>)?;
+    let counts = MenuItem::with_id(app, "counts", "No pending approvals", false, None::<&str>)?;
+    let pause = MenuItem::with_id(
+        app,
+        "pause",
+        "Pause notifications for 1 hour",
+        true,
+        None::<&str>,
+    )?;
+    let quit = MenuItem::with_id(app, "quit", "Quit Pulse", true, None::<&str>)?;
+    let sep = PredefinedMenuItem::separator(app)?;
+    let sep2 = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(app, &[&open, &counts, &sep, &pause, &sep2, &quit])?;
+    let icon = tauri::image::Image::from_bytes(include_bytes!("../../icons/tray.png"))?;
+    app.manage(TrayMenu { counts, pause });
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon)
+        .tooltip("Pulse")
+        .menu(&menu)
+        .show_menu_on_left_click(false)
+        .on_menu_event(|app, event| match event.id().as_ref() {
+            "open" => crate::show_main_window(app),
+            "pause" => {
+                let shell = app.state::<Arc<Shell>>().inner().clone();
+                tauri::async_runtime::spawn(async move {
+                    let minutes = if shell.paused() { None } else { Some(60) };
+                    if let Err(e) = shell.pause_notifications(minutes).await {
+                        tracing::warn!(error = %e, "pause from the tray failed");
+                    }
+                });
+            }
+            "quit" => crate::quit(app),
+            _ => {}
+        })
+        .on_tray_icon_event(|tray, event| {
+            if let TrayIconEvent::Click {
+                button: MouseButton::Left,
+                button_state: MouseButtonState::Up,
+                ..
+            } = event
+            {
+                crate::show_main_window(tray.app_handle());
+            }
+        })
+        .build(app)
+}
+
+/// Menu items whose text follows the state.
+pub struct TrayMenu<R: Runtime> {
+    counts: MenuItem<R>,
+    pause: MenuItem<R>,
+}
+
+/// Show `counts` in the tray.
+pub fn update<R: Runtime>(app: &AppHandle<R>, counts: &CountsDto, paused: bool) {
+    let (tooltip, label) = describe(counts, paused);
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let _ = tray.set_tooltip(Some(&tooltip));
+        let _ = tray.set_title(if label.is_empty() {
+            None
+        } else {
+            Some(label.as_str())
+        });
+    }
+    if let Some(menu) = app.try_state::<TrayMenu<R>>() {
+        let _ = menu.counts.set_text(tooltip.trim_start_matches("Pulse — "));
+        let _ = menu.pause.set_text(if paused {
+            "Resume notifications"
+        } else {
+            "Pause notifications for 1 hour"
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tray_text() {
+        let c = CountsDto {
+            pending_approvals: 3.0,
+            open_escalations: 1.0,
+            unread_notifications: 0.0,
+        };
+        let (tip, label) = describe(&c, false);
+        assert_eq!(tip, "Pulse — 3 pending approvals, 1 open escalation");
+        assert_eq!(label, "3 · 1");
+        let (tip, label) = describe(&CountsDto::default(), true);
+        assert!(tip.ends_with("(notifications paused)"));
+        assert_eq!(label, "");
+    }
+}
