@@ -591,7 +591,8 @@ impl PumpTask {
         let mut last_status_sent = Instant::now();
         let mut status_pending = false;
         loop {
-            let status_due = status_pending.then(|| last_status_sent + self.options.status_throttle);
+            let status_due =
+                status_pending.then(|| last_status_sent + self.options.status_throttle);
             tokio::select! {
                 _ = self.stop.changed() => break,
                 ev = events.recv() => {
@@ -717,7 +718,12 @@ mod tests {
 
     /// Apply `(type, data)` events to `store` as the session would, returning the
     /// session event it would broadcast.
-    fn commit(store: &mut MemoryStore, seq0: u64, events: &[(&str, Value)], catching_up: bool) -> SessionEvent {
+    fn commit(
+        store: &mut MemoryStore,
+        seq0: u64,
+        events: &[(&str, Value)],
+        catching_up: bool,
+    ) -> SessionEvent {
         let mut applied = Vec::new();
         for (i, (ty, data)) in events.iter().enumerate() {
             let seq = seq0 + i as u64;
@@ -746,7 +752,11 @@ mod tests {
     }
 
     fn pump(store: &MemoryStore) -> Pump {
-        Pump::new(Arc::new(Mutex::new(Policy::new(PolicyConfig::default()))), store).unwrap()
+        Pump::new(
+            Arc::new(Mutex::new(Policy::new(PolicyConfig::default()))),
+            store,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -822,8 +832,14 @@ mod tests {
             1,
             &[
                 ("approval.created", json!({"id": "ap1", "title": "Deploy"})),
-                ("conversation.created", json!({"id": "c1", "subject": "refund"})),
-                ("conversation.escalated", json!({"id": "c1", "reason": "angry"})),
+                (
+                    "conversation.created",
+                    json!({"id": "c1", "subject": "refund"}),
+                ),
+                (
+                    "conversation.escalated",
+                    json!({"id": "c1", "reason": "angry"}),
+                ),
                 ("agent.heartbeat", json!({"id": "ag1"})),
                 ("agent.heartbeat", json!({"id": "ag1"})),
             ],
@@ -854,7 +870,10 @@ mod tests {
         let ev = commit(
             &mut store,
             6,
-            &[("approval.decided", json!({"id": "ap1", "decision": "approved"}))],
+            &[(
+                "approval.decided",
+                json!({"id": "ap1", "decision": "approved"}),
+            )],
             false,
         );
         let (_, notes) = p.on_session_event(ev, &store, 11_000);
@@ -937,7 +956,10 @@ mod tests {
         commit(
             &mut store,
             1,
-            &[("approval.created", json!({"id": "a"})), ("ticket.created", json!({"id": "t"}))],
+            &[
+                ("approval.created", json!({"id": "a"})),
+                ("ticket.created", json!({"id": "t"})),
+            ],
             false,
         );
         store

@@ -104,7 +104,11 @@ impl StoredLogin {
         })?;
         store
             .save(&account, &Secret::new(t.refresh_token))
-            .map_err(|e| AuthError::Unauthorized(format!("signed in, but {e}: the sign-in cannot be remembered")))?;
+            .map_err(|e| {
+                AuthError::Unauthorized(format!(
+                    "signed in, but {e}: the sign-in cannot be remembered"
+                ))
+            })?;
         let login = StoredLogin::new(rest, account, store);
         *login.access.lock().expect("lock") = Some(Secret::new(t.access_token));
         Ok(login)
@@ -135,7 +139,10 @@ impl StoredLogin {
         match self.rest.refresh(&stored).await {
             Ok(t) => {
                 let access = Secret::new(t.access_token);
-                if let Err(e) = self.store.save(&self.account, &Secret::new(t.refresh_token)) {
+                if let Err(e) = self
+                    .store
+                    .save(&self.account, &Secret::new(t.refresh_token))
+                {
                     tracing::warn!(error = %e, "could not store the rotated refresh token");
                 }
                 *self.access.lock().expect("lock") = Some(access.clone());
