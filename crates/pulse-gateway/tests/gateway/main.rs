@@ -1,0 +1,11 @@
+//! Integration tests of `pulse-gateway`: real gateways on 127.0.0.1:0 (in-process
+//! and the built binary), real HTTP and WebSocket clients, no mocks.
+
+mod common;
+
+mod auth;
+mod cli;
+mod demo;
+mod garbage;
+mod rest;
+mod stream;
