@@ -1,4 +1,4 @@
-//! In-memory [`Store`](super::Store): same contract, nothing durable.
+//! In-memory [`Store`]: same contract, nothing durable.
 //!
 //! Entities live in a `BTreeMap` keyed by `(kind, id)`, so [`Store::list`] and
 //! [`Store::all`] come out sorted without extra work. Every method runs to completion

@@ -1,4 +1,4 @@
-//! Durable [`Store`](super::Store) on SQLite (rusqlite, bundled).
+//! Durable [`Store`] on SQLite (rusqlite, bundled).
 //!
 //! Invariants, on top of the [`Store`] contract:
 //! - every write method is ONE `BEGIN IMMEDIATE` transaction, so a crash (even a
