@@ -172,23 +172,44 @@ mod tests {
 
     #[test]
     fn mint_and_verify() {
-        let c = claims("ann", "acme", Role::Publisher, TokenUse::Access, Duration::from_secs(60));
+        let c = claims(
+            "ann",
+            "acme",
+            Role::Publisher,
+            TokenUse::Access,
+            Duration::from_secs(60),
+        );
         let t = mint("s3cret", &c).unwrap();
         assert_eq!(verify("s3cret", &t).unwrap(), c);
         assert!(matches!(verify("other", &t), Err(AuthError::Invalid(_))));
-        assert!(matches!(verify("s3cret", "garbage"), Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            verify("s3cret", "garbage"),
+            Err(AuthError::Invalid(_))
+        ));
         let keys = Keys::new("s3cret");
         assert_eq!(keys.verify_access(&t).unwrap(), c);
-        assert_eq!(keys.verify_refresh(&t), Err(AuthError::WrongUse(TokenUse::Access)));
+        assert_eq!(
+            keys.verify_refresh(&t),
+            Err(AuthError::WrongUse(TokenUse::Access))
+        );
     }
 
     #[test]
     fn expired_is_distinct() {
-        let mut c = claims("ann", "acme", Role::Viewer, TokenUse::Access, Duration::ZERO);
+        let mut c = claims(
+            "ann",
+            "acme",
+            Role::Viewer,
+            TokenUse::Access,
+            Duration::ZERO,
+        );
         c.exp = now_secs() - 5;
         let t = mint("k", &c).unwrap();
         assert_eq!(verify("k", &t), Err(AuthError::Expired));
-        assert!(matches!(verify("x", &t), Err(AuthError::Invalid(_))), "signature first");
+        assert!(
+            matches!(verify("x", &t), Err(AuthError::Invalid(_))),
+            "signature first"
+        );
     }
 
     #[test]

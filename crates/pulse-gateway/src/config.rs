@@ -158,7 +158,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("store", &self.store)
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("retain", &self.retain)
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
@@ -193,9 +196,7 @@ impl Default for Config {
 /// seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num
         .parse()
@@ -235,7 +236,10 @@ mod tests {
 
     #[test]
     fn stores_and_users() {
-        assert_eq!("memory".parse::<StoreConfig>().unwrap(), StoreConfig::Memory);
+        assert_eq!(
+            "memory".parse::<StoreConfig>().unwrap(),
+            StoreConfig::Memory
+        );
         assert_eq!(
             "sqlite:/tmp/x.db".parse::<StoreConfig>().unwrap(),
             StoreConfig::Sqlite("/tmp/x.db".into())

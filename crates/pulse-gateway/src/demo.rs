@@ -55,7 +55,12 @@ const AGENTS: [(&str, &str); 12] = [
     ("Pike", "code-review"),
 ];
 
-const MODELS: [&str; 4] = ["claude-sonnet-4", "gpt-4.1", "claude-haiku-4", "llama-3.3-70b"];
+const MODELS: [&str; 4] = [
+    "claude-sonnet-4",
+    "gpt-4.1",
+    "claude-haiku-4",
+    "llama-3.3-70b",
+];
 
 const TICKETS: [&str; 44] = [
     "Checkout fails for EU cards with 3-D Secure",
@@ -105,16 +110,40 @@ const TICKETS: [&str; 44] = [
 ];
 
 const APPROVALS: [(&str, &str, &str); 12] = [
-    ("Deploy billing-service v2.14.0 to production", "deploy", "high"),
-    ("Run migration 0042_add_invoice_index on the primary", "data", "high"),
+    (
+        "Deploy billing-service v2.14.0 to production",
+        "deploy",
+        "high",
+    ),
+    (
+        "Run migration 0042_add_invoice_index on the primary",
+        "data",
+        "high",
+    ),
     ("Refund $240.00 to customer #18231", "refund", "medium"),
-    ("Grant write access on payments-api to a contractor", "access", "high"),
-    ("Send renewal reminder to 1,204 customers", "outreach", "medium"),
+    (
+        "Grant write access on payments-api to a contractor",
+        "access",
+        "high",
+    ),
+    (
+        "Send renewal reminder to 1,204 customers",
+        "outreach",
+        "medium",
+    ),
     ("Scale api-gateway from 6 to 12 replicas", "infra", "medium"),
     ("Delete 37 stale feature branches", "repo", "low"),
     ("Rotate the Stripe restricted API key", "security", "high"),
-    ("Issue a 20% goodwill credit to Northwind Ltd", "refund", "medium"),
-    ("Merge PR #4821 with failing optional checks", "repo", "medium"),
+    (
+        "Issue a 20% goodwill credit to Northwind Ltd",
+        "refund",
+        "medium",
+    ),
+    (
+        "Merge PR #4821 with failing optional checks",
+        "repo",
+        "medium",
+    ),
     ("Purge CDN cache for docs.example.com", "infra", "low"),
     ("Close 112 tickets inactive for 90 days", "support", "low"),
 ];
@@ -223,7 +252,10 @@ struct Sim {
 }
 
 fn num_suffix(id: &str) -> u64 {
-    id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    id.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Sim {
@@ -293,7 +325,9 @@ impl Sim {
                         status: s(&v, "status"),
                     });
                 }
-                EntityKind::Message => self.next_message = self.next_message.max(num_suffix(&e.id) + 1),
+                EntityKind::Message => {
+                    self.next_message = self.next_message.max(num_suffix(&e.id) + 1)
+                }
                 EntityKind::Notification => {
                     self.next_notification = self.next_notification.max(num_suffix(&e.id) + 1)
                 }
@@ -344,7 +378,13 @@ impl Sim {
                 self.chat(&conv, &mut out);
             }
         }
-        self.notify("Demo workspace ready", "12 agents are online.", "info", json!(null), &mut out);
+        self.notify(
+            "Demo workspace ready",
+            "12 agents are online.",
+            "info",
+            json!(null),
+            &mut out,
+        );
         self.stats(&mut out);
         out
     }
@@ -356,7 +396,9 @@ impl Sim {
         let assignee = if state == "backlog" {
             Value::Null
         } else {
-            self.agents.choose(&mut self.rng).map_or(Value::Null, |a| json!(a.id))
+            self.agents
+                .choose(&mut self.rng)
+                .map_or(Value::Null, |a| json!(a.id))
         };
         let priority = ["low", "medium", "medium", "high", "urgent"]
             .choose(&mut self.rng)
@@ -392,7 +434,8 @@ impl Sim {
             .collect::<Vec<_>>()
             .choose(&mut self.rng)
             .map(|t| t.id.clone());
-        let (agent_id, agent_name) = agent.map_or((Value::Null, String::new()), |a| (json!(a.id), a.name));
+        let (agent_id, agent_name) =
+            agent.map_or((Value::Null, String::new()), |a| (json!(a.id), a.name));
         self.ev(
             "approval.created",
             json!({"id": id, "title": title, "kind": kind, "risk": risk,
@@ -414,8 +457,14 @@ impl Sim {
     fn create_conversation(&mut self, out: &mut Vec<NewEvent>) -> String {
         let id = format!("conv-{}", self.next_conversation);
         self.next_conversation += 1;
-        let customer = CUSTOMERS.choose(&mut self.rng).copied().unwrap_or(CUSTOMERS[0]);
-        let subject = SUBJECTS.choose(&mut self.rng).copied().unwrap_or(SUBJECTS[0]);
+        let customer = CUSTOMERS
+            .choose(&mut self.rng)
+            .copied()
+            .unwrap_or(CUSTOMERS[0]);
+        let subject = SUBJECTS
+            .choose(&mut self.rng)
+            .copied()
+            .unwrap_or(SUBJECTS[0]);
         let agent = self
             .agents
             .iter()
@@ -423,7 +472,10 @@ impl Sim {
             .collect::<Vec<_>>()
             .choose(&mut self.rng)
             .map(|a| a.id.clone());
-        let channel = ["chat", "email", "chat"].choose(&mut self.rng).copied().unwrap_or("chat");
+        let channel = ["chat", "email", "chat"]
+            .choose(&mut self.rng)
+            .copied()
+            .unwrap_or("chat");
         self.ev(
             "conversation.created",
             json!({"id": id, "customer": customer, "subject": subject, "channel": channel,
@@ -448,7 +500,11 @@ impl Sim {
         .choose(&mut self.rng)
         .copied()
         .unwrap_or("customer asked for a human");
-        self.ev("conversation.escalated", json!({"id": conv, "reason": reason}), out);
+        self.ev(
+            "conversation.escalated",
+            json!({"id": conv, "reason": reason}),
+            out,
+        );
         let customer = self
             .conversations
             .iter_mut()
@@ -478,14 +534,22 @@ impl Sim {
             .unwrap_or_default();
         let from_customer = self.rng.random_bool(0.5);
         let (author, role, text) = if from_customer {
-            (customer, "customer", CUSTOMER_LINES.choose(&mut self.rng).copied().unwrap_or(""))
+            (
+                customer,
+                "customer",
+                CUSTOMER_LINES.choose(&mut self.rng).copied().unwrap_or(""),
+            )
         } else {
             let name = self
                 .agents
                 .iter()
                 .find(|a| a.name == "Nova" || a.name == "Vega")
                 .map_or("Nova".to_owned(), |a| a.name.clone());
-            (name, "agent", AGENT_LINES.choose(&mut self.rng).copied().unwrap_or(""))
+            (
+                name,
+                "agent",
+                AGENT_LINES.choose(&mut self.rng).copied().unwrap_or(""),
+            )
         };
         self.ev(
             "chat.message",
@@ -494,8 +558,18 @@ impl Sim {
         );
     }
 
-    fn notify(&mut self, title: &str, body: &str, level: &str, link: Value, out: &mut Vec<NewEvent>) {
-        let id = format!("ntf-{}", (self.next_notification - 1) % NOTIFICATION_RING + 1);
+    fn notify(
+        &mut self,
+        title: &str,
+        body: &str,
+        level: &str,
+        link: Value,
+        out: &mut Vec<NewEvent>,
+    ) {
+        let id = format!(
+            "ntf-{}",
+            (self.next_notification - 1) % NOTIFICATION_RING + 1
+        );
         self.next_notification += 1;
         self.ev(
             "notification.new",
@@ -510,21 +584,40 @@ impl Sim {
         let tasks = json!({"total": self.tickets.len(), "backlog": count("backlog"), "todo": count("todo"),
                            "in_progress": count("in_progress"), "review": count("review"), "done": count("done")});
         let approvals = json!({"pending": self.pending.len(), "approved": self.decided.0, "rejected": self.decided.1});
-        let conv = |status: &str| self.conversations.iter().filter(|c| c.status == status).count();
+        let conv = |status: &str| {
+            self.conversations
+                .iter()
+                .filter(|c| c.status == status)
+                .count()
+        };
         let conversations = json!({"total": self.conversations.len(), "open": conv("open"),
                                    "escalated": conv("escalated"), "resolved": conv("resolved")});
         let agent = |status: &str| self.agents.iter().filter(|a| a.status == status).count();
         let agents = json!({"total": self.agents.len(), "working": agent("working"), "idle": agent("idle"),
                             "waiting_approval": agent("waiting_approval"), "error": agent("error"),
                             "terminated": agent("terminated")});
-        for (scope, stats) in [("tasks", tasks), ("approvals", approvals), ("conversations", conversations), ("agents", agents)] {
-            self.ev("stats.updated", json!({"scope": scope, "stats": stats}), out);
+        for (scope, stats) in [
+            ("tasks", tasks),
+            ("approvals", approvals),
+            ("conversations", conversations),
+            ("agents", agents),
+        ] {
+            self.ev(
+                "stats.updated",
+                json!({"scope": scope, "stats": stats}),
+                out,
+            );
         }
     }
 
     /// One ordinary step: usually one event, sometimes two.
     fn step(&mut self, out: &mut Vec<NewEvent>) {
-        let live: Vec<Agent> = self.agents.iter().filter(|a| a.status != "terminated").cloned().collect();
+        let live: Vec<Agent> = self
+            .agents
+            .iter()
+            .filter(|a| a.status != "terminated")
+            .cloned()
+            .collect();
         let roll = self.rng.random_range(0..100);
         match roll {
             0..30 => {
@@ -560,10 +653,17 @@ impl Sim {
                     .filter(|i| self.tickets[*i].state != "done")
                     .collect();
                 if let Some(&i) = movable.choose(&mut self.rng) {
-                    let at = COLUMNS.iter().position(|c| *c == self.tickets[i].state).unwrap_or(0);
+                    let at = COLUMNS
+                        .iter()
+                        .position(|c| *c == self.tickets[i].state)
+                        .unwrap_or(0);
                     let next = COLUMNS[(at + 1).min(COLUMNS.len() - 1)];
                     let by = live.choose(&mut self.rng).map(|a| a.name.clone());
-                    self.ev("ticket.moved", json!({"id": self.tickets[i].id, "state": next, "moved_by": by}), out);
+                    self.ev(
+                        "ticket.moved",
+                        json!({"id": self.tickets[i].id, "state": next, "moved_by": by}),
+                        out,
+                    );
                     self.tickets[i].state = next.to_owned();
                 }
                 self.prune_done(out);
@@ -575,7 +675,9 @@ impl Sim {
                     .filter(|t| t.state == "in_progress" || t.state == "review")
                     .map(|t| t.id.clone())
                     .collect();
-                if let (Some(t), Some(a)) = (active.choose(&mut self.rng), live.choose(&mut self.rng)) {
+                if let (Some(t), Some(a)) =
+                    (active.choose(&mut self.rng), live.choose(&mut self.rng))
+                {
                     let what = TIMELINE.choose(&mut self.rng).copied().unwrap_or("");
                     self.ev(
                         "ticket.event_added",
@@ -601,10 +703,16 @@ impl Sim {
                             self.next_pr
                         }
                     };
-                    let status = ["open", "checks_running", "checks_passed", "changes_requested", "approved"]
-                        .choose(&mut self.rng)
-                        .copied()
-                        .unwrap_or("open");
+                    let status = [
+                        "open",
+                        "checks_running",
+                        "checks_passed",
+                        "changes_requested",
+                        "approved",
+                    ]
+                    .choose(&mut self.rng)
+                    .copied()
+                    .unwrap_or("open");
                     let (add, del) = (self.rng.random_range(4..900), self.rng.random_range(0..300));
                     self.ev(
                         "ticket.pr_updated",
@@ -643,7 +751,11 @@ impl Sim {
                     .collect();
                 if escalated.len() > 2 {
                     if let Some(c) = escalated.choose(&mut self.rng) {
-                        self.ev("conversation.resolved", json!({"id": c, "resolved_by": "support-team"}), out);
+                        self.ev(
+                            "conversation.resolved",
+                            json!({"id": c, "resolved_by": "support-team"}),
+                            out,
+                        );
                         if let Some(conv) = self.conversations.iter_mut().find(|x| x.id == *c) {
                             conv.status = "resolved".into();
                         }
@@ -663,10 +775,26 @@ impl Sim {
             }
             _ => {
                 let (title, body, level) = [
-                    ("Deploy finished", "billing-service v2.13.4 is live in production.", "info"),
-                    ("Error rate above 2%", "api-gateway 5xx rate is 2.4% over 5 minutes.", "warning"),
-                    ("Nightly ETL finished", "Loaded 1.8M rows in 41 minutes.", "info"),
-                    ("Budget alert", "LLM spend reached 80% of this month's budget.", "warning"),
+                    (
+                        "Deploy finished",
+                        "billing-service v2.13.4 is live in production.",
+                        "info",
+                    ),
+                    (
+                        "Error rate above 2%",
+                        "api-gateway 5xx rate is 2.4% over 5 minutes.",
+                        "warning",
+                    ),
+                    (
+                        "Nightly ETL finished",
+                        "Loaded 1.8M rows in 41 minutes.",
+                        "info",
+                    ),
+                    (
+                        "Budget alert",
+                        "LLM spend reached 80% of this month's budget.",
+                        "warning",
+                    ),
                 ]
                 .choose(&mut self.rng)
                 .copied()
@@ -677,7 +805,12 @@ impl Sim {
     }
 
     fn prune_done(&mut self, out: &mut Vec<NewEvent>) {
-        let done: Vec<String> = self.tickets.iter().filter(|t| t.state == "done").map(|t| t.id.clone()).collect();
+        let done: Vec<String> = self
+            .tickets
+            .iter()
+            .filter(|t| t.state == "done")
+            .map(|t| t.id.clone())
+            .collect();
         if done.len() > 15 {
             let id = done[0].clone();
             self.ev("ticket.deleted", json!({"id": id}), out);
@@ -730,8 +863,13 @@ pub async fn run(hub: Arc<Hub>, cfg: DemoConfig, mut stop: watch::Receiver<bool>
     }
     let speed = cfg.speed;
     let start = Instant::now();
-    let mut next_approval = start + scaled(Duration::from_millis(sim.rng.random_range(3000..8000)), speed);
-    let mut next_escalation = start + scaled(Duration::from_secs(sim.rng.random_range(30..60)), speed);
+    let mut next_approval = start
+        + scaled(
+            Duration::from_millis(sim.rng.random_range(3000..8000)),
+            speed,
+        );
+    let mut next_escalation =
+        start + scaled(Duration::from_secs(sim.rng.random_range(30..60)), speed);
     let mut next_stats = start + scaled(Duration::from_secs(10), speed);
     let mut next_step = start;
     loop {
@@ -756,7 +894,8 @@ pub async fn run(hub: Arc<Hub>, cfg: DemoConfig, mut stop: watch::Receiver<bool>
         }
         if now >= next_escalation {
             sim.escalation(&mut out);
-            next_escalation = now + scaled(Duration::from_secs(sim.rng.random_range(30..60)), speed);
+            next_escalation =
+                now + scaled(Duration::from_secs(sim.rng.random_range(30..60)), speed);
         }
         if now >= next_stats {
             if let Ok(snap) = hub.snapshot(&tenant).await {

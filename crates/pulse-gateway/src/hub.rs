@@ -95,7 +95,11 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// A hub over `store`; `queue` is each subscriber's live-queue bound (events).
-    pub fn new(store: Arc<dyn LogStore>, queue: usize, metrics: Arc<Metrics>) -> Result<Hub, HubError> {
+    pub fn new(
+        store: Arc<dyn LogStore>,
+        queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Hub, HubError> {
         let hub = Hub {
             store,
             tenants: Mutex::new(HashMap::new()),
@@ -177,7 +181,11 @@ impl Hub {
         self.commit_locked(&t, events).await
     }
 
-    async fn commit_locked(&self, t: &TenantHub, events: Vec<NewEvent>) -> Result<Vec<u64>, HubError> {
+    async fn commit_locked(
+        &self,
+        t: &TenantHub,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<u64>, HubError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -195,7 +203,9 @@ impl Hub {
         if let Some(last) = seqs.last() {
             t.head.store(*last, Ordering::Release);
         }
-        self.metrics.events_ingested.fetch_add(seqs.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .events_ingested
+            .fetch_add(seqs.len() as u64, Ordering::Relaxed);
         Ok(seqs)
     }
 
@@ -232,7 +242,12 @@ impl Hub {
     }
 
     /// Up to `limit` events of `tenant` after `after`, with the stream position.
-    pub async fn read(&self, tenant: &str, after: u64, limit: usize) -> Result<EventRange, HubError> {
+    pub async fn read(
+        &self,
+        tenant: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<EventRange, HubError> {
         let name = tenant.to_owned();
         self.blocking(move |s| s.read(&name, after, limit)).await
     }

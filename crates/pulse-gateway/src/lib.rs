@@ -198,7 +198,10 @@ impl RunningGateway {
         self.stop();
         for task in [self.server.take(), self.demo.take()].into_iter().flatten() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::auth::AuthError;
-use crate::hub::HubError;
 use crate::http::AppState;
+use crate::hub::HubError;
 
 /// An error answer: status, stable code, message, and for conflicts the entity.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +155,10 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Auth, ApiErr> {
         let result = bearer(parts).and_then(|t| st.keys.verify_access(t));
         result.map(Auth).map_err(|e| {
-            st.hub.metrics().auth_failures.fetch_add(1, Ordering::Relaxed);
+            st.hub
+                .metrics()
+                .auth_failures
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(error = %e, path = %parts.uri.path(), "auth refused");
             ApiErr::from(e)
         })
@@ -190,8 +193,14 @@ impl<S: Send + Sync> FromRequest<S> for RawJson {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
-                let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                let mime = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -229,6 +238,7 @@ impl RawJson {
         if v.is_null() {
             return Ok(T::default());
         }
-        serde_json::from_value(v).map_err(|e| ApiErr::bad_request(format!("invalid JSON body: {e}")))
+        serde_json::from_value(v)
+            .map_err(|e| ApiErr::bad_request(format!("invalid JSON body: {e}")))
     }
 }

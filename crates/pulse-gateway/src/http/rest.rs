@@ -36,14 +36,20 @@ pub(super) async fn healthz() -> Json<Value> {
 pub(super) async fn metrics(State(st): St) -> impl IntoResponse {
     let body = st.hub.metrics().render(&st.hub.tenants());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
 }
 
 pub(super) async fn snapshot(State(st): St, Auth(claims): Auth) -> Result<Json<Snapshot>, ApiErr> {
     let snap = st.hub.snapshot(&claims.tenant).await?;
-    st.hub.metrics().snapshots_served.fetch_add(1, Ordering::Relaxed);
+    st.hub
+        .metrics()
+        .snapshots_served
+        .fetch_add(1, Ordering::Relaxed);
     Ok(Json(snap))
 }
 
@@ -106,7 +112,8 @@ pub(super) async fn events(
     let q = events_query(&pairs)?;
     let range = st.hub.read(&claims.tenant, q.since, q.limit).await?;
     let info = range.info;
-    let recovered = q.epoch.as_deref().is_none_or(|e| e == info.epoch) && info.can_replay_after(q.since);
+    let recovered =
+        q.epoch.as_deref().is_none_or(|e| e == info.epoch) && info.can_replay_after(q.since);
     Ok(Json(EventsPage {
         stream: info.stream,
         epoch: info.epoch,
@@ -147,7 +154,9 @@ fn ingest_events(claims: &Claims, body: &RawJson) -> Result<Vec<NewEvent>, ApiEr
             }
         }
         if e.id.as_deref().is_some_and(str::is_empty) {
-            return Err(ApiErr::bad_request(format!("event {i}: `id` must not be empty")));
+            return Err(ApiErr::bad_request(format!(
+                "event {i}: `id` must not be empty"
+            )));
         }
         let size = serde_json::to_string(&e.data).map(|s| s.len()).unwrap_or(0)
             + e.event_type.len()
@@ -216,7 +225,8 @@ async fn decide(
     let (seq, entity) = st
         .hub
         .mutate(&claims.tenant, EntityKind::Approval, &id, |current| {
-            let current = current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
+            let current =
+                current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
             match status_of(&current) {
                 None | Some("pending") => {}
                 Some(status) => {
@@ -335,7 +345,10 @@ pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResp
         }
     }
     let Some(user) = found else {
-        st.hub.metrics().auth_failures.fetch_add(1, Ordering::Relaxed);
+        st.hub
+            .metrics()
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(user = %req.username, "login refused");
         return Err(ApiErr::unauthorized("wrong user name or password"));
     };
@@ -345,9 +358,15 @@ pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResp
 
 pub(super) async fn refresh(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
     let req: RefreshRequest = body.parse()?;
-    let claims = st.keys.verify_refresh(&req.refresh_token).inspect_err(|_| {
-        st.hub.metrics().auth_failures.fetch_add(1, Ordering::Relaxed);
-    })?;
+    let claims = st
+        .keys
+        .verify_refresh(&req.refresh_token)
+        .inspect_err(|_| {
+            st.hub
+                .metrics()
+                .auth_failures
+                .fetch_add(1, Ordering::Relaxed);
+        })?;
     Ok(Json(tokens(&st, &claims.sub, &claims.tenant, claims.role)?))
 }
 
@@ -356,8 +375,10 @@ mod tests {
     use super::*;
 
     fn q(s: &[(&str, &str)]) -> Result<EventsQuery, ApiErr> {
-        let pairs: Vec<(String, String)> =
-            s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> = s
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         events_query(&pairs)
     }
 
@@ -365,10 +386,17 @@ mod tests {
     fn events_query_rules() {
         assert_eq!(
             q(&[("since", "5")]).unwrap(),
-            EventsQuery { since: 5, epoch: None, limit: DEFAULT_EVENTS_LIMIT }
+            EventsQuery {
+                since: 5,
+                epoch: None,
+                limit: DEFAULT_EVENTS_LIMIT
+            }
         );
         let full = q(&[("since", "0"), ("epoch", "e1"), ("limit", "99999")]).unwrap();
-        assert_eq!((full.epoch.as_deref(), full.limit), (Some("e1"), MAX_EVENTS_LIMIT));
+        assert_eq!(
+            (full.epoch.as_deref(), full.limit),
+            (Some("e1"), MAX_EVENTS_LIMIT)
+        );
         for bad in [
             vec![],
             vec![("since", "-1")],

@@ -199,8 +199,11 @@ impl Connection {
                 if b.len() > MAX_FRAME_BYTES {
                     return Err(Stop::Close(close::TOO_BIG, "frame larger than 1 MiB"));
                 }
-                self.send_error("bad_request", "binary frames are not supported; send JSON text")
-                    .await
+                self.send_error(
+                    "bad_request",
+                    "binary frames are not supported; send JSON text",
+                )
+                .await
             }
             // tungstenite answers pings itself; any traffic counts as liveness.
             Message::Ping(_) | Message::Pong(_) => Ok(()),
@@ -236,7 +239,10 @@ impl Connection {
         self.live = Some(t.subscribe());
         let cursor = since.zip(epoch);
         let after = cursor.as_ref().map_or(u64::MAX, |(s, _)| *s);
-        let first = hub.read(&tenant, after, REPLAY_PAGE).await.map_err(internal)?;
+        let first = hub
+            .read(&tenant, after, REPLAY_PAGE)
+            .await
+            .map_err(internal)?;
         let info = first.info.clone();
         let reason = match &cursor {
             None => Some("no_cursor"),
@@ -266,12 +272,18 @@ impl Connection {
                     if page.is_empty() {
                         // The log lost events we were about to replay (retention ran
                         // meanwhile): the client must resync.
-                        return Err(Stop::Close(close::TRY_AGAIN, "replay overtaken by retention; resubscribe"));
+                        return Err(Stop::Close(
+                            close::TRY_AGAIN,
+                            "replay overtaken by retention; resubscribe",
+                        ));
                     }
                     let n = page.len() as u64;
                     for e in std::mem::take(&mut page) {
                         if e.seq != self.last_sent + 1 {
-                            return Err(Stop::Close(close::TRY_AGAIN, "replay overtaken by retention; resubscribe"));
+                            return Err(Stop::Close(
+                                close::TRY_AGAIN,
+                                "replay overtaken by retention; resubscribe",
+                            ));
                         }
                         self.last_sent = e.seq;
                         self.feed(Utf8Bytes::from(e.encode())).await?;
@@ -307,7 +319,10 @@ impl Connection {
                 Err(RecvError::Lagged(n)) => {
                     self.metrics.slow_clients.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(tenant = %self.claims.tenant, missed = n, "client too slow; disconnecting");
-                    return Err(Stop::Close(close::TRY_AGAIN, "client too slow; resubscribe"));
+                    return Err(Stop::Close(
+                        close::TRY_AGAIN,
+                        "client too slow; resubscribe",
+                    ));
                 }
                 Err(RecvError::Closed) => {
                     return Err(Stop::Close(close::GOING_AWAY, "stream closed"));
@@ -346,7 +361,8 @@ impl Connection {
     /// Queue one text frame (written out at the latest by the next flush).
     async fn feed(&mut self, text: Utf8Bytes) -> Result<(), Stop> {
         self.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
-        let r = tokio::time::timeout(self.send_timeout, self.socket.feed(Message::Text(text))).await;
+        let r =
+            tokio::time::timeout(self.send_timeout, self.socket.feed(Message::Text(text))).await;
         self.check(r)
     }
 
@@ -376,7 +392,9 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -386,7 +404,9 @@ fn internal(e: crate::hub::HubError) -> Stop {
 }
 
 /// The next live event, or never when not subscribed yet.
-async fn recv_live(live: &mut Option<Receiver<Arc<LiveEvent>>>) -> Result<Arc<LiveEvent>, RecvError> {
+async fn recv_live(
+    live: &mut Option<Receiver<Arc<LiveEvent>>>,
+) -> Result<Arc<LiveEvent>, RecvError> {
     match live {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

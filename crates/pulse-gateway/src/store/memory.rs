@@ -140,7 +140,12 @@ impl LogStore for MemoryStore {
         })
     }
 
-    fn entity(&self, tenant: &str, kind: EntityKind, id: &str) -> Result<Option<Object>, StoreError> {
+    fn entity(
+        &self,
+        tenant: &str,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<Object>, StoreError> {
         let s = self.stream(tenant)?;
         let s = s.read().map_err(|_| StoreError::Poisoned)?;
         Ok(s.entities.get(&(kind, id.to_owned())).cloned())

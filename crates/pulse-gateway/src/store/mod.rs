@@ -134,7 +134,12 @@ pub trait LogStore: Send + Sync + 'static {
     fn snapshot(&self, tenant: &str) -> Result<Snapshot, StoreError>;
 
     /// One entity of `tenant`.
-    fn entity(&self, tenant: &str, kind: EntityKind, id: &str) -> Result<Option<Object>, StoreError>;
+    fn entity(
+        &self,
+        tenant: &str,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<Object>, StoreError>;
 
     /// Every stream that exists.
     fn streams(&self) -> Result<Vec<StreamInfo>, StoreError>;

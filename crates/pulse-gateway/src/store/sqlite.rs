@@ -113,7 +113,9 @@ impl SqliteStore {
             }
             self.ensure(tenant)?;
         }
-        Err(corrupt(format!("stream `{tenant}` vanished after creation")))
+        Err(corrupt(format!(
+            "stream `{tenant}` vanished after creation"
+        )))
     }
 }
 
@@ -121,7 +123,11 @@ fn stream_info(conn: &Connection, tenant: &str) -> Result<Option<StreamInfo>, St
     let row = conn
         .prepare_cached("SELECT epoch, head, trimmed FROM streams WHERE tenant = ?1")?
         .query_row(params![tenant], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .optional()?;
     Ok(row.map(|(epoch, head, trimmed)| StreamInfo {
@@ -162,8 +168,10 @@ fn apply(conn: &Connection, tenant: &str, change: &Change) -> Result<(), StoreEr
             .execute(params![tenant, kind.as_str(), id, text])?;
         }
         None => {
-            conn.prepare_cached("DELETE FROM entities WHERE tenant = ?1 AND kind = ?2 AND id = ?3")?
-                .execute(params![tenant, kind.as_str(), id])?;
+            conn.prepare_cached(
+                "DELETE FROM entities WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+            )?
+            .execute(params![tenant, kind.as_str(), id])?;
         }
     }
     Ok(())
@@ -228,7 +236,11 @@ impl LogStore for SqliteStore {
                  ORDER BY seq LIMIT ?3",
             )?;
             let rows = stmt.query_map(
-                params![tenant, after.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64],
+                params![
+                    tenant,
+                    after.min(i64::MAX as u64) as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
                 |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
@@ -260,7 +272,11 @@ impl LogStore for SqliteStore {
             let mut stmt =
                 tx.prepare_cached("SELECT kind, id, data FROM entities WHERE tenant = ?1")?;
             let rows = stmt.query_map(params![tenant], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
             })?;
             let mut entities = Vec::new();
             for row in rows {
@@ -281,15 +297,20 @@ impl LogStore for SqliteStore {
         })
     }
 
-    fn entity(&self, tenant: &str, kind: EntityKind, id: &str) -> Result<Option<Object>, StoreError> {
+    fn entity(
+        &self,
+        tenant: &str,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<Object>, StoreError> {
         let conn = self.reader.lock().map_err(|_| StoreError::Poisoned)?;
         load_entity(&conn, tenant, kind, id)
     }
 
     fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
         let conn = self.reader.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut stmt =
-            conn.prepare_cached("SELECT tenant, epoch, head, trimmed FROM streams ORDER BY tenant")?;
+        let mut stmt = conn
+            .prepare_cached("SELECT tenant, epoch, head, trimmed FROM streams ORDER BY tenant")?;
         let rows = stmt.query_map([], |r| {
             Ok(StreamInfo {
                 stream: r.get(0)?,

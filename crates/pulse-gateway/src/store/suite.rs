@@ -42,16 +42,26 @@ pub(crate) fn append_and_read(open: Open, dir: &Path) {
                 .collect(),
         )
         .unwrap();
-    assert_eq!(frames.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
-    assert!(frames.iter().all(|f| f.stream == "acme" && f.ts == 1_700_000_000_000));
-    let more = s.append("acme", vec![ev("ticket.deleted", json!({"id": "t0"}))]).unwrap();
+    assert_eq!(
+        frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert!(frames
+        .iter()
+        .all(|f| f.stream == "acme" && f.ts == 1_700_000_000_000));
+    let more = s
+        .append("acme", vec![ev("ticket.deleted", json!({"id": "t0"}))])
+        .unwrap();
     assert_eq!(more[0].seq, 6);
     let all = s.read("acme", 0, 100).unwrap();
     assert_eq!(all.events.len(), 6);
     assert_eq!(all.events[..5], frames[..]);
     assert_eq!(all.info.head, 6);
     let page = s.read("acme", 2, 2).unwrap();
-    assert_eq!(page.events.iter().map(|f| f.seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(
+        page.events.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [3, 4]
+    );
     assert_eq!(page.events[0].data, json!({"id": "t2", "n": 2}));
     assert!(s.read("acme", 6, 10).unwrap().events.is_empty());
     assert!(s.read("acme", 60, 10).unwrap().events.is_empty());
@@ -63,29 +73,57 @@ pub(crate) fn materialises_entities(open: Open, dir: &Path) {
         "acme",
         vec![
             ev("approval.created", json!({"id": "a1", "title": "Deploy"})),
-            ev("approval.decided", json!({"id": "a1", "decision": "approved", "decided_by": "ann"})),
+            ev(
+                "approval.decided",
+                json!({"id": "a1", "decision": "approved", "decided_by": "ann"}),
+            ),
             ev("ticket.created", json!({"id": 7, "title": "Fix"})),
-            ev("ticket.event_added", json!({"id": 7, "event": {"what": "started"}})),
-            ev("ticket.event_added", json!({"id": 7, "event": {"what": "pushed"}})),
-            ev("chat.message", json!({"id": "m1", "conversation_id": "c1", "text": "hi"})),
+            ev(
+                "ticket.event_added",
+                json!({"id": 7, "event": {"what": "started"}}),
+            ),
+            ev(
+                "ticket.event_added",
+                json!({"id": 7, "event": {"what": "pushed"}}),
+            ),
+            ev(
+                "chat.message",
+                json!({"id": "m1", "conversation_id": "c1", "text": "hi"}),
+            ),
             ev("notification.new", json!({"id": "n1", "title": "x"})),
             ev("notification.new", json!({"id": "n2", "title": "y"})),
             ev("notification.read", json!({"id": "n1"})),
-            ev("stats.updated", json!({"scope": "tasks", "stats": {"open": 3}})),
+            ev(
+                "stats.updated",
+                json!({"scope": "tasks", "stats": {"open": 3}}),
+            ),
         ],
     )
     .unwrap();
-    s.append("acme", vec![ev("approval.deleted", json!({"id": "a1"}))]).unwrap();
-    assert!(s.entity("acme", EntityKind::Approval, "a1").unwrap().is_none());
+    s.append("acme", vec![ev("approval.deleted", json!({"id": "a1"}))])
+        .unwrap();
+    assert!(s
+        .entity("acme", EntityKind::Approval, "a1")
+        .unwrap()
+        .is_none());
     let t = s.entity("acme", EntityKind::Ticket, "7").unwrap().unwrap();
     assert_eq!(t["state"], "todo");
-    assert_eq!(t["timeline"], json!([{"what": "started"}, {"what": "pushed"}]));
-    let n1 = s.entity("acme", EntityKind::Notification, "n1").unwrap().unwrap();
+    assert_eq!(
+        t["timeline"],
+        json!([{"what": "started"}, {"what": "pushed"}])
+    );
+    let n1 = s
+        .entity("acme", EntityKind::Notification, "n1")
+        .unwrap()
+        .unwrap();
     assert_eq!(n1["read"], true);
     let snap = s.snapshot("acme").unwrap();
     assert_eq!(snap.seq, 11);
-    let keys: Vec<(EntityKind, &str)> =
-        snap.entities.iter().map(|e| (e.kind, e.id.as_str())).collect();
+    let keys: Vec<(EntityKind, &str)> = snap
+        .entities
+        .iter()
+        .map(|e| (e.kind, e.id.as_str()))
+        .collect();
     assert_eq!(
         keys,
         [
@@ -103,12 +141,18 @@ pub(crate) fn materialises_entities(open: Open, dir: &Path) {
 pub(crate) fn retention(open: Open, dir: &Path) {
     let s = open(dir, 3);
     for i in 0..5 {
-        s.append("acme", vec![ev("agent.heartbeat", json!({"id": "ag", "n": i}))])
-            .unwrap();
+        s.append(
+            "acme",
+            vec![ev("agent.heartbeat", json!({"id": "ag", "n": i}))],
+        )
+        .unwrap();
     }
     let r = s.read("acme", 0, 100).unwrap();
     assert_eq!((r.info.head, r.info.first), (5, 3));
-    assert_eq!(r.events.iter().map(|f| f.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(
+        r.events.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
     assert!(!r.info.can_replay_after(0));
     assert!(!r.info.can_replay_after(1));
     assert!(r.info.can_replay_after(2));
@@ -116,24 +160,47 @@ pub(crate) fn retention(open: Open, dir: &Path) {
     // A batch larger than the retention keeps only its newest events.
     s.append(
         "acme",
-        (0..4).map(|i| ev("agent.heartbeat", json!({"id": "ag", "n": i}))).collect(),
+        (0..4)
+            .map(|i| ev("agent.heartbeat", json!({"id": "ag", "n": i})))
+            .collect(),
     )
     .unwrap();
     let r = s.read("acme", 0, 100).unwrap();
-    assert_eq!(r.events.iter().map(|f| f.seq).collect::<Vec<_>>(), [7, 8, 9]);
-    assert_eq!(s.snapshot("acme").unwrap().seq, 9, "state keeps every event");
+    assert_eq!(
+        r.events.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [7, 8, 9]
+    );
+    assert_eq!(
+        s.snapshot("acme").unwrap().seq,
+        9,
+        "state keeps every event"
+    );
 }
 
 pub(crate) fn tenants_are_isolated(open: Open, dir: &Path) {
     let s = open(dir, 100);
-    s.append("a", vec![ev("agent.upserted", json!({"id": "x", "name": "A"}))]).unwrap();
-    s.append("b", vec![ev("agent.upserted", json!({"id": "x", "name": "B"}))]).unwrap();
-    s.append("b", vec![ev("agent.upserted", json!({"id": "y"}))]).unwrap();
+    s.append(
+        "a",
+        vec![ev("agent.upserted", json!({"id": "x", "name": "A"}))],
+    )
+    .unwrap();
+    s.append(
+        "b",
+        vec![ev("agent.upserted", json!({"id": "x", "name": "B"}))],
+    )
+    .unwrap();
+    s.append("b", vec![ev("agent.upserted", json!({"id": "y"}))])
+        .unwrap();
     let a = s.snapshot("a").unwrap();
     assert_eq!((a.seq, a.entities.len()), (1, 1));
     assert_eq!(a.entities[0].data["name"], "A");
     assert_eq!(s.read("b", 0, 10).unwrap().events.len(), 2);
-    assert!(s.read("a", 0, 10).unwrap().events.iter().all(|e| e.stream == "a"));
+    assert!(s
+        .read("a", 0, 10)
+        .unwrap()
+        .events
+        .iter()
+        .all(|e| e.stream == "a"));
     assert_ne!(s.info("a").unwrap().epoch, s.info("b").unwrap().epoch);
     let names: Vec<String> = s.streams().unwrap().into_iter().map(|i| i.stream).collect();
     assert_eq!(names, ["a", "b"]);
@@ -157,7 +224,9 @@ pub(crate) fn restart(open: Open, dir: &Path, durable: bool) {
     if durable {
         assert_eq!((info.epoch.as_str(), info.head), (epoch.as_str(), 2));
         assert_eq!(s.snapshot("acme").unwrap(), snap);
-        let f = s.append("acme", vec![ev("ticket.deleted", json!({"id": "t1"}))]).unwrap();
+        let f = s
+            .append("acme", vec![ev("ticket.deleted", json!({"id": "t1"}))])
+            .unwrap();
         assert_eq!(f[0].seq, 3, "seqs continue");
     } else {
         assert_ne!(info.epoch, epoch);

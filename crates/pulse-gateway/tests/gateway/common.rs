@@ -108,10 +108,7 @@ pub fn viewer(tenant: &str) -> String {
     token_with(tenant, "ann", Role::Viewer, TokenUse::Access)
 }
 
-pub async fn connect(
-    url: &str,
-    token: &str,
-) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+pub async fn connect(url: &str, token: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let mut req = url.into_client_request()?;
     req.headers_mut()
         .insert("Authorization", format!("Bearer {token}").parse().unwrap());
@@ -213,7 +210,10 @@ where
         if let Some(v) = cond().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

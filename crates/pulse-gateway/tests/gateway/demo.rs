@@ -13,7 +13,11 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_seeds_and_produces_an_approval_within_a_minute() {
     // Default speed: the first new approval is due within 10 s of start.
-    let gw = Gw::start(Config { demo: Some(DemoConfig::default()), ..config() }).await;
+    let gw = Gw::start(Config {
+        demo: Some(DemoConfig::default()),
+        ..config()
+    })
+    .await;
     let v = viewer("demo");
     let snap: Snapshot = wait_for(SOON, "the demo seed", || async {
         let s: Snapshot = serde_json::from_value(gw.json(&v, "/v1/snapshot").await).unwrap();
@@ -36,7 +40,12 @@ async fn demo_seeds_and_produces_an_approval_within_a_minute() {
         .iter()
         .any(|e| e.kind == EntityKind::Conversation && e.data["status"] == "escalated"));
     for state in ["backlog", "todo", "in_progress", "review", "done"] {
-        assert!(snap.entities.iter().any(|e| e.kind == EntityKind::Ticket && e.data["state"] == state), "{state}");
+        assert!(
+            snap.entities
+                .iter()
+                .any(|e| e.kind == EntityKind::Ticket && e.data["state"] == state),
+            "{state}"
+        );
     }
 
     let (mut ws, sub) = subscribe(&gw, &v, Some(snap.seq), Some(&snap.epoch)).await;
@@ -45,7 +54,10 @@ async fn demo_seeds_and_produces_an_approval_within_a_minute() {
     let mut seen = 0u64;
     let mut last = snap.seq;
     let approval = loop {
-        assert!(tokio::time::Instant::now() < deadline, "no approval within a minute ({seen} events)");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no approval within a minute ({seen} events)"
+        );
         if let ServerFrame::Event(e) = next_frame(&mut ws).await {
             assert_eq!(e.seq, last + 1, "demo events are gap-free");
             last = e.seq;
@@ -56,9 +68,13 @@ async fn demo_seeds_and_produces_an_approval_within_a_minute() {
         }
     };
     assert_eq!(approval.data["status"], "pending");
-    assert!(approval.data["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(approval.data["title"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
     // It is a real approval: a viewer can approve it.
     let id = approval.data["id"].as_str().unwrap();
-    let resp = gw.post(&v, &format!("/v1/approvals/{id}/approve"), &json!({})).await;
+    let resp = gw
+        .post(&v, &format!("/v1/approvals/{id}/approve"), &json!({}))
+        .await;
     assert_eq!(resp.status(), 200);
 }

@@ -14,7 +14,8 @@ use crate::common::*;
 async fn hello_subscribe_and_live() {
     let gw = Gw::default().await;
     let p = publisher("acme");
-    gw.ingest(&p, ev("agent.upserted", json!({"id": "a0"}))).await;
+    gw.ingest(&p, ev("agent.upserted", json!({"id": "a0"})))
+        .await;
     let mut ws = gw.connect(&viewer("acme")).await;
     match next_frame(&mut ws).await {
         ServerFrame::Hello(h) => {
@@ -23,15 +24,32 @@ async fn hello_subscribe_and_live() {
         }
         other => panic!("{other:?}"),
     }
-    send(&mut ws, &ClientFrame::Subscribe { stream: None, since: None, epoch: None }).await;
+    send(
+        &mut ws,
+        &ClientFrame::Subscribe {
+            stream: None,
+            since: None,
+            epoch: None,
+        },
+    )
+    .await;
     let sub = match next_frame(&mut ws).await {
         ServerFrame::Subscribed(s) => s,
         other => panic!("{other:?}"),
     };
-    assert_eq!((sub.stream.as_str(), sub.head, sub.recovered), ("acme", 1, false));
+    assert_eq!(
+        (sub.stream.as_str(), sub.head, sub.recovered),
+        ("acme", 1, false)
+    );
     assert_eq!(sub.reason.as_deref(), Some("no_cursor"));
     let seqs = gw
-        .ingest(&p, json!([ev("agent.upserted", json!({"id": "a1"})), ev("agent.upserted", json!({"id": "a2"}))]))
+        .ingest(
+            &p,
+            json!([
+                ev("agent.upserted", json!({"id": "a1"})),
+                ev("agent.upserted", json!({"id": "a2"}))
+            ]),
+        )
         .await;
     assert_eq!(seqs, [2, 3]);
     let got = events(&mut ws, 2).await;
@@ -45,10 +63,12 @@ async fn replay_after_reconnect_is_exact_and_gap_free() {
     let gw = Gw::default().await;
     let p = publisher("acme");
     for i in 0..10 {
-        gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a", "n": i}))).await;
+        gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a", "n": i})))
+            .await;
     }
     let (mut ws, sub) = subscribe(&gw, &viewer("acme"), None, None).await;
-    gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a", "n": 10}))).await;
+    gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a", "n": 10})))
+        .await;
     let e = events(&mut ws, 1).await;
     assert_eq!(e[0].seq, 11);
     let epoch = sub.epoch.clone();
@@ -56,7 +76,12 @@ async fn replay_after_reconnect_is_exact_and_gap_free() {
 
     // Missed while away.
     let missed = gw
-        .ingest(&p, json!((11..20).map(|i| ev("agent.heartbeat", json!({"id": "a", "n": i}))).collect::<Vec<_>>()))
+        .ingest(
+            &p,
+            json!((11..20)
+                .map(|i| ev("agent.heartbeat", json!({"id": "a", "n": i})))
+                .collect::<Vec<_>>()),
+        )
         .await;
     assert_eq!(missed, (12..=20).collect::<Vec<_>>());
     // A writer keeps going while we resubscribe.
@@ -66,7 +91,13 @@ async fn replay_after_reconnect_is_exact_and_gap_free() {
         let p = p.clone();
         tokio::spawn(async move {
             for i in 0..100 {
-                let r = http.post(&url).bearer_auth(&p).json(&ev("agent.heartbeat", json!({"id": "a", "n": 100 + i}))).send().await.unwrap();
+                let r = http
+                    .post(&url)
+                    .bearer_auth(&p)
+                    .json(&ev("agent.heartbeat", json!({"id": "a", "n": 100 + i})))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
             }
         })
@@ -77,26 +108,44 @@ async fn replay_after_reconnect_is_exact_and_gap_free() {
     assert!(sub.head >= 20);
     let got = events(&mut ws, 109).await;
     let seqs: Vec<u64> = got.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (12..=120).collect::<Vec<_>>(), "no gap, no duplicate across replay and live");
+    assert_eq!(
+        seqs,
+        (12..=120).collect::<Vec<_>>(),
+        "no gap, no duplicate across replay and live"
+    );
     assert_eq!(got[0].data["n"], 11);
     assert_eq!(got[8].data["n"], 19);
     writer.await.unwrap();
     // Already at head: recovered, nothing replayed.
     let (mut ws2, sub) = subscribe(&gw, &viewer("acme"), Some(120), Some(&epoch)).await;
     assert!(sub.recovered);
-    gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a"}))).await;
+    gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a"})))
+        .await;
     assert_eq!(events(&mut ws2, 1).await[0].seq, 121);
     assert_eq!(events(&mut ws, 1).await[0].seq, 121);
-    let metrics = gw.http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("pulse_replays_total 2"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resync_reasons() {
-    let gw = Gw::start(Config { retain: 5, ..config() }).await;
+    let gw = Gw::start(Config {
+        retain: 5,
+        ..config()
+    })
+    .await;
     let p = publisher("acme");
     for i in 0..8 {
-        gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a", "n": i}))).await;
+        gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a", "n": i})))
+            .await;
     }
     let v = viewer("acme");
     let (_ws, sub) = subscribe(&gw, &v, None, None).await;
@@ -114,7 +163,11 @@ async fn resync_reasons() {
     for (delta, ep, reason) in cases {
         let since = delta.map(|d| (head as i64 + d) as u64);
         let (mut ws, sub) = subscribe(&gw, &v, since, ep).await;
-        assert_eq!(sub.reason.as_deref(), reason, "since {since:?} epoch {ep:?}");
+        assert_eq!(
+            sub.reason.as_deref(),
+            reason,
+            "since {since:?} epoch {ep:?}"
+        );
         assert_eq!(sub.recovered, reason.is_none());
         assert_eq!(sub.head, head);
         if reason.is_none() {
@@ -123,7 +176,8 @@ async fn resync_reasons() {
             assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), want);
         } else {
             // Live from head + 1.
-            gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a"}))).await;
+            gw.ingest(&p, ev("agent.heartbeat", json!({"id": "a"})))
+                .await;
             head += 1;
             assert_eq!(events(&mut ws, 1).await[0].seq, head);
         }
@@ -133,7 +187,9 @@ async fn resync_reasons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_restart_changes_epoch() {
     let first = Gw::default().await;
-    first.ingest(&publisher("acme"), ev("agent.upserted", json!({"id": "a"}))).await;
+    first
+        .ingest(&publisher("acme"), ev("agent.upserted", json!({"id": "a"})))
+        .await;
     let (_ws, sub) = subscribe(&first, &viewer("acme"), None, None).await;
     first.gw.stop();
     let Gw { gw, .. } = first;
@@ -151,10 +207,19 @@ async fn memory_restart_changes_epoch() {
 async fn sqlite_restart_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let store = pulse_gateway::StoreConfig::Sqlite(dir.path().join("gw.db"));
-    let cfg = || Config { store: store.clone(), ..config() };
+    let cfg = || Config {
+        store: store.clone(),
+        ..config()
+    };
     let first = Gw::start(cfg()).await;
     first
-        .ingest(&publisher("acme"), json!([ev("ticket.created", json!({"id": "t1"})), ev("ticket.moved", json!({"id": "t1", "state": "done"}))]))
+        .ingest(
+            &publisher("acme"),
+            json!([
+                ev("ticket.created", json!({"id": "t1"})),
+                ev("ticket.moved", json!({"id": "t1", "state": "done"}))
+            ]),
+        )
         .await;
     let snap = first.json(&viewer("acme"), "/v1/snapshot").await;
     first.gw.shutdown().await;
@@ -165,16 +230,36 @@ async fn sqlite_restart_keeps_everything() {
     let (mut ws, sub) = subscribe(&second, &viewer("acme"), Some(0), Some(epoch)).await;
     assert!(sub.recovered);
     assert_eq!(events(&mut ws, 2).await[1].data["state"], "done");
-    assert_eq!(second.ingest(&publisher("acme"), ev("ticket.deleted", json!({"id": "t1"}))).await, [3]);
+    assert_eq!(
+        second
+            .ingest(
+                &publisher("acme"),
+                ev("ticket.deleted", json!({"id": "t1"}))
+            )
+            .await,
+        [3]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_stream_is_forbidden() {
     let gw = Gw::default().await;
-    gw.ingest(&publisher("globex"), ev("agent.upserted", json!({"id": "x"}))).await;
+    gw.ingest(
+        &publisher("globex"),
+        ev("agent.upserted", json!({"id": "x"})),
+    )
+    .await;
     let mut ws = gw.connect(&viewer("acme")).await;
     assert!(matches!(next_frame(&mut ws).await, ServerFrame::Hello(_)));
-    send(&mut ws, &ClientFrame::Subscribe { stream: Some("globex".into()), since: Some(0), epoch: None }).await;
+    send(
+        &mut ws,
+        &ClientFrame::Subscribe {
+            stream: Some("globex".into()),
+            since: Some(0),
+            epoch: None,
+        },
+    )
+    .await;
     match next_frame_or_close(&mut ws).await {
         Some(ServerFrame::Error { code, .. }) => assert_eq!(code, "forbidden"),
         other => panic!("expected a forbidden error, got {other:?}"),
@@ -182,10 +267,21 @@ async fn foreign_stream_is_forbidden() {
     assert_eq!(closed(&mut ws).await, Some(1008));
     // And an acme subscriber never sees globex events.
     let (mut ws, _) = subscribe(&gw, &viewer("acme"), None, None).await;
-    gw.ingest(&publisher("globex"), ev("agent.upserted", json!({"id": "y"}))).await;
-    gw.ingest(&publisher("acme"), ev("agent.upserted", json!({"id": "mine"}))).await;
+    gw.ingest(
+        &publisher("globex"),
+        ev("agent.upserted", json!({"id": "y"})),
+    )
+    .await;
+    gw.ingest(
+        &publisher("acme"),
+        ev("agent.upserted", json!({"id": "mine"})),
+    )
+    .await;
     let e = events(&mut ws, 1).await;
-    assert_eq!((e[0].stream.as_str(), e[0].data["id"].as_str()), ("acme", Some("mine")));
+    assert_eq!(
+        (e[0].stream.as_str(), e[0].data["id"].as_str()),
+        ("acme", Some("mine"))
+    );
 }
 
 async fn next_frame_or_close(ws: &mut Ws) -> Option<ServerFrame> {
@@ -220,15 +316,40 @@ async fn bad_frames_get_errors_and_the_connection_stays() {
             other => panic!("{garbage:?} gave {other:?}"),
         }
     }
-    send(&mut ws, &ClientFrame::Subscribe { stream: None, since: None, epoch: None }).await;
-    assert!(matches!(next_frame(&mut ws).await, ServerFrame::Subscribed(_)));
-    send(&mut ws, &ClientFrame::Subscribe { stream: None, since: None, epoch: None }).await;
-    assert!(matches!(next_frame(&mut ws).await, ServerFrame::Error { code, .. } if code == "bad_request"));
-    gw.ingest(&publisher("acme"), ev("agent.upserted", json!({"id": "a"}))).await;
+    send(
+        &mut ws,
+        &ClientFrame::Subscribe {
+            stream: None,
+            since: None,
+            epoch: None,
+        },
+    )
+    .await;
+    assert!(matches!(
+        next_frame(&mut ws).await,
+        ServerFrame::Subscribed(_)
+    ));
+    send(
+        &mut ws,
+        &ClientFrame::Subscribe {
+            stream: None,
+            since: None,
+            epoch: None,
+        },
+    )
+    .await;
+    assert!(
+        matches!(next_frame(&mut ws).await, ServerFrame::Error { code, .. } if code == "bad_request")
+    );
+    gw.ingest(&publisher("acme"), ev("agent.upserted", json!({"id": "a"})))
+        .await;
     assert_eq!(events(&mut ws, 1).await[0].seq, 1);
 
     // Over the frame limit: closed with 1009.
-    let big = format!(r#"{{"type":"pong","ts":1,"pad":"{}"}}"#, "x".repeat(pulse_protocol::MAX_FRAME_BYTES));
+    let big = format!(
+        r#"{{"type":"pong","ts":1,"pad":"{}"}}"#,
+        "x".repeat(pulse_protocol::MAX_FRAME_BYTES)
+    );
     ws.send(Message::text(big)).await.unwrap();
     assert_eq!(closed(&mut ws).await, Some(1009));
     // The gateway keeps serving.
@@ -275,7 +396,11 @@ async fn pings_pongs_and_idle_timeout() {
     let mut silent = gw.connect(&viewer("acme")).await;
     let started = std::time::Instant::now();
     assert_eq!(closed(&mut silent).await, Some(1008));
-    assert!(started.elapsed() >= Duration::from_millis(450), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
