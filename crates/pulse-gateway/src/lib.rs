@@ -27,6 +27,8 @@
 //! - every event reaches the log through one path ([`hub::Hub`]), whatever its
 //!   source (ingest, mutation, demo).
 
+#![warn(missing_docs)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
