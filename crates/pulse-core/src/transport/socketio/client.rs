@@ -175,9 +175,9 @@ impl SocketIoClient {
         let mut opened = None;
         for (i, kind) in transports.iter().enumerate() {
             let r = match kind {
-                TransportKind::WebSocket => {
-                    WsLink::handshake(&ep).await.map(|(l, h)| (Link::Ws(l), h))
-                }
+                TransportKind::WebSocket => WsLink::handshake(&ep)
+                    .await
+                    .map(|(l, h)| (Link::Ws(Box::new(l)), h)),
                 TransportKind::Polling => PollingLink::handshake(&ep)
                     .await
                     .map(|(l, h)| (Link::Polling(l), h)),
@@ -805,7 +805,7 @@ impl Actor {
             .await
             .map_err(|why| Stop::Disconnected(DisconnectReason::TransportError(why)))?;
         // The old link is dropped without a close packet: the server closes it.
-        self.link = Some(Link::Ws(ws));
+        self.link = Some(Link::Ws(Box::new(ws)));
         self.shared.set_transport(TransportKind::WebSocket);
         tracing::debug!("socket.io upgraded from long-polling to WebSocket");
         Ok(())

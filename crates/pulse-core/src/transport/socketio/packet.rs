@@ -553,7 +553,8 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_never_a_panic() {
-        let cases: &[(&str, fn(&DecodeError) -> bool)] = &[
+        type Check = fn(&DecodeError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| *e == DecodeError::Empty),
             ("9", |e| matches!(e, DecodeError::UnknownSocketPacket('9'))),
             ("é[]", |e| {

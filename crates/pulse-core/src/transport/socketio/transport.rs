@@ -110,7 +110,7 @@ pub(super) enum LinkEvent {
 
 /// An open Engine.IO transport.
 pub(super) enum Link {
-    Ws(WsLink),
+    Ws(Box<WsLink>),
     Polling(PollingLink),
 }
 
@@ -141,7 +141,7 @@ impl Link {
     /// Send an Engine.IO close and shut the link (best effort, bounded).
     pub(super) async fn close(self) {
         match self {
-            Link::Ws(w) => w.close().await,
+            Link::Ws(w) => (*w).close().await,
             Link::Polling(p) => p.close().await,
         }
     }
@@ -265,11 +265,42 @@ fn map_ws_error(e: tungstenite::Error) -> SocketIoError {
     match e {
         tungstenite::Error::Http(resp) => {
             let status = resp.status().as_u16();
-            let body = resp.body().as_deref().map(body_message).unwrap_or_default();
+            let chunked = resp
+                .headers()
+                .get(http::header::TRANSFER_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+            let body = resp
+                .body()
+                .as_deref()
+                .map(|b| match chunked.then(|| dechunk(b)).flatten() {
+                    Some(plain) => body_message(&plain),
+                    None => body_message(b),
+                })
+                .unwrap_or_default();
             http_refusal(TransportKind::WebSocket, status, body)
         }
         tungstenite::Error::Url(u) => SocketIoError::BadOptions(u.to_string()),
         other => SocketIoError::Network(other.to_string()),
+    }
+}
+
+/// Undo `Transfer-Encoding: chunked` (tungstenite hands the raw bytes of a
+/// refused upgrade's body). `None` when the bytes are not well-formed chunks.
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&raw[..line_end]).ok()?;
+        let size_text = size_text.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        let chunk = raw.get(..size)?;
+        out.extend_from_slice(chunk);
+        raw = raw.get(size..)?.strip_prefix(b"\r\n")?;
     }
 }
 
@@ -655,6 +686,15 @@ mod tests {
         );
         assert_eq!(body_message(br#"{"error":{"message":"nope"}}"#), "nope");
         assert_eq!(body_message(b"plain"), "plain");
+        assert_eq!(
+            dechunk(b"28\r\n{\"code\":0,\"message\":\"Transport unknown\"}\r\n0\r\n\r\n")
+                .as_deref(),
+            Some(&br#"{"code":0,"message":"Transport unknown"}"#[..])
+        );
+        assert_eq!(dechunk(b"3\r\nab").as_deref(), None);
+        assert_eq!(dechunk(b"zz\r\n").as_deref(), None);
+        assert_eq!(dechunk(b"ffffffffffffffffff\r\n").as_deref(), None);
+        assert_eq!(dechunk(b"").as_deref(), None);
         assert!(matches!(
             http_refusal(TransportKind::WebSocket, 400, "Transport unknown".into()),
             SocketIoError::UpgradeRefused { status: 400, .. }
