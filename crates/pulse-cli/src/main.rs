@@ -104,6 +104,11 @@ struct WatchArgs {
     /// Seconds between socket attempts while polling.
     #[arg(long, default_value_t = 30.0)]
     socket_retry: f64,
+    /// Speak a non-Pulse server's dialect: a built-in profile name (agent-monitor,
+    /// event-bridge, nest-realtime, fastapi-dashboard, tasks-gateway) or a TOML file.
+    /// `--server` is then the server's base URL; the profile knows its paths.
+    #[arg(long, value_name = "NAME|PATH")]
+    profile: Option<String>,
 }
 
 #[derive(Args)]
@@ -208,8 +213,21 @@ fn describe(state: &ConnectionState) -> String {
 
 async fn watch(args: WatchArgs) -> Result<(), Failure> {
     let store = SqliteStore::open(&args.cache).map_err(Failure::cache)?;
-    let tokens = args.server.tokens()?;
+    let dialect = match &args.profile {
+        Some(p) => {
+            Some(pulse_core::profile::dialect(p).map_err(|e| Failure::new(2, e.to_string()))?)
+        }
+        None => None,
+    };
+    let tokens = match (&dialect, &args.server.token, &args.server.user) {
+        // A profile's server may have no auth (seed 004): no token is then fine.
+        (Some(_), None, None) => {
+            Arc::new(StaticToken::new(Secret::new(""))) as Arc<dyn TokenProvider>
+        }
+        _ => args.server.tokens()?,
+    };
     let mut config = SessionConfig::new(args.server.server.clone());
+    config.dialect = dialect;
     config.stream = args.stream.clone();
     config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
     config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));

@@ -162,9 +162,13 @@ impl ProfileDialect {
                     refreshed = true;
                     token = match cx.token(true).await {
                         Ok(t) => Some(t),
+                        Err(End::Unauthorized(why)) => {
+                            return End::Unauthorized(format!(
+                                "the server refused the credentials ({msg}); {why}"
+                            ))
+                        }
                         Err(end) => return end,
                     };
-                    let _ = msg;
                 }
                 Err(Open::Unauthorized(msg)) => {
                     return End::Unauthorized(if msg.is_empty() {
@@ -409,7 +413,7 @@ impl ProfileDialect {
                 }
                 Ok((
                     Link::Ws {
-                        conn,
+                        conn: Box::new(conn),
                         envelope,
                         auth_codes: spec.auth.unauthorized_close_codes.clone(),
                     },
@@ -580,7 +584,7 @@ enum In {
 
 enum Link {
     Ws {
-        conn: JsonWsConnection,
+        conn: Box<JsonWsConnection>,
         envelope: Envelope,
         auth_codes: Vec<u16>,
     },

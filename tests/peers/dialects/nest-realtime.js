@@ -1,0 +1,94 @@
+'use strict';
+// Seed 002: the NestJS `RealtimeGateway` (Socket.IO 4, namespace /realtime), as
+// @nestjs/platform-socket.io runs it: a socket.io Server on the HTTP server.
+// - JWT in the handshake `auth` ({token}); a bad one: next(new Error('Unauthorized'))
+//   (the client gets a CONNECT_ERROR);
+// - the gateway joins `workspace:<workspaceId>` itself in handleConnection;
+// - connection-state recovery on (the story asks "sync missed events on reconnect");
+// - REST for the initial load / polling fallback: GET /api/approvals, /api/agents,
+//   /api/notifications, /api/chat/messages (bearer).
+//
+// Control (tests): POST /_control/emit {event, data, workspace?}, /_control/drop
+// (cut every transport: recoverable), /_control/raw {text} (garbage on the
+// WebSocket), /_control/tokens, /_control/state; GET /_control/info.
+// --transports polling disables the WebSocket transport.
+
+const http = require('http');
+const { Server } = require('socket.io');
+const { Peer } = require('../ws/common');
+
+const peer = new Peer('nest-realtime', {
+  approvals: [],
+  agents: [],
+  notifications: [],
+  messages: [],
+});
+
+const server = http.createServer(async (req, res) => {
+  if (req.url.startsWith('/socket.io/')) return; // socket.io answers these
+  if (await peer.handleControl(req, res, {
+    emit: async (b) => {
+      const target = b.workspace ? ns.to(`workspace:${b.workspace}`) : ns;
+      target.emit(b.event, b.data);
+      return { ok: true };
+    },
+    drop: async () => {
+      let n = 0;
+      for (const [, s] of ns.sockets) { s.conn.close(); n++; }
+      return { dropped: n };
+    },
+    raw: async (b) => {
+      let n = 0;
+      for (const [, s] of ns.sockets) {
+        const t = s.conn.transport;
+        if (t && t.socket && typeof t.socket.send === 'function') { t.socket.send(b.text); n++; }
+      }
+      return { sent: n };
+    },
+  })) return;
+  if (await peer.rest(req, res, {
+    '/api/approvals': () => peer.state.approvals,
+    '/api/agents': () => peer.state.agents,
+    '/api/notifications': () => peer.state.notifications,
+    '/api/chat/messages': () => peer.state.messages,
+  })) return;
+  Peer.json(res, 404, { message: 'not found' });
+});
+
+const io = new Server(server, {
+  path: '/socket.io/',
+  transports: peer.args.transports || ['polling', 'websocket'],
+  connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true },
+  pingInterval: 2000,
+  pingTimeout: 2000,
+});
+const ns = io.of('/realtime');
+
+ns.use((socket, next) => {
+  peer.counters.connections++;
+  const token = socket.handshake.auth && socket.handshake.auth.token;
+  if (!peer.valid(token)) {
+    peer.counters.auth_refused++;
+    next(new Error('Unauthorized'));
+    return;
+  }
+  peer.counters.auth_ok++;
+  socket.data.workspace = peer.tenantOf(token);
+  next();
+});
+
+let recovered = 0;
+ns.on('connection', (socket) => {
+  if (socket.recovered) {
+    recovered++;
+  } else {
+    socket.join(`workspace:${socket.data.workspace}`);
+  }
+});
+
+peer.extraInfo = () => ({
+  clients: ns.sockets.size,
+  recovered,
+  transports: [...ns.sockets.values()].map((s) => s.conn.transport.name),
+});
+peer.listen(server);

@@ -1,0 +1,132 @@
+'use strict';
+// Shared plumbing of the dialect test peers (Node built-ins only, so the
+// Socket.IO peers in ../dialects can require it too).
+//
+// Every peer:
+// - listens on 127.0.0.1:--port (0 = any) and prints the port as its first
+//   stdout line;
+// - accepts the tokens given with --tokens a,b (or POST /_control/tokens);
+// - starts from the JSON state in --state FILE (so a test can restart it with a
+//   state that changed while it was down, and no event says so);
+// - answers POST /_control/<verb> with a JSON body, and GET /_control/info.
+
+const fs = require('fs');
+
+function parseArgs(argv) {
+  const out = { port: 0, state: null, tokens: [], transports: null };
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    if (a === '--port') { out.port = Number(v); i++; }
+    else if (a === '--state') { out.state = v; i++; }
+    else if (a === '--tokens') { out.tokens = v.split(',').filter(Boolean); i++; }
+    else if (a === '--transports') { out.transports = v.split(',').filter(Boolean); i++; }
+    else { throw new Error(`unknown argument ${a}`); }
+  }
+  return out;
+}
+
+// The (unverified) claims of a JWT-shaped token.
+function claims(token) {
+  try {
+    const part = String(token).split('.')[1];
+    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch (_) {
+    return null;
+  }
+}
+
+class Peer {
+  constructor(name, defaults) {
+    this.name = name;
+    this.args = parseArgs(process.argv);
+    this.state = JSON.parse(JSON.stringify(defaults));
+    if (this.args.state) {
+      Object.assign(this.state, JSON.parse(fs.readFileSync(this.args.state, 'utf8')));
+    }
+    this.tokens = new Set(this.args.tokens);
+    this.counters = { connections: 0, auth_ok: 0, auth_refused: 0, rest: {}, rest_refused: 0 };
+    this.control = {};
+  }
+
+  valid(token) {
+    return typeof token === 'string' && this.tokens.has(token);
+  }
+
+  tenantOf(token) {
+    const c = claims(token) || {};
+    return c.tenant_id || c.tenantId || c.tenant || c.workspaceId || c.workspace_id || null;
+  }
+
+  bearer(req) {
+    const h = req.headers.authorization || '';
+    return h.startsWith('Bearer ') ? h.slice(7) : null;
+  }
+
+  static json(res, status, body) {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  static body(req) {
+    return new Promise((resolve) => {
+      let data = '';
+      req.on('data', (c) => { data += c; });
+      req.on('end', () => {
+        try { resolve(data ? JSON.parse(data) : {}); } catch (_) { resolve({}); }
+      });
+    });
+  }
+
+  // REST with bearer auth: `routes` maps a path to a function returning the body.
+  async rest(req, res, routes) {
+    const path = req.url.split('?')[0];
+    const route = routes[path];
+    if (!route || req.method !== 'GET') return false;
+    this.counters.rest[path] = (this.counters.rest[path] || 0) + 1;
+    if (this.requireAuth !== false && !this.valid(this.bearer(req))) {
+      this.counters.rest_refused++;
+      Peer.json(res, 401, { message: 'Unauthorized' });
+      return true;
+    }
+    Peer.json(res, 200, route());
+    return true;
+  }
+
+  // `/_control/*`; `extra` maps verbs to async (body) => answer.
+  async handleControl(req, res, extra) {
+    const path = req.url.split('?')[0];
+    if (!path.startsWith('/_control/')) return false;
+    const verb = path.slice('/_control/'.length);
+    const body = await Peer.body(req);
+    const verbs = Object.assign({
+      info: async () => this.info(),
+      tokens: async (b) => { this.tokens = new Set(b.valid || []); return { ok: true }; },
+      state: async (b) => { Object.assign(this.state, b); return { ok: true }; },
+    }, extra);
+    const fn = verbs[verb];
+    if (!fn) { Peer.json(res, 404, { message: `no control verb ${verb}` }); return true; }
+    try {
+      Peer.json(res, 200, (await fn(body)) || { ok: true });
+    } catch (e) {
+      Peer.json(res, 500, { message: String(e && e.stack || e) });
+    }
+    return true;
+  }
+
+  info() {
+    return Object.assign({ name: this.name, state: this.state }, this.counters, this.extraInfo ? this.extraInfo() : {});
+  }
+
+  listen(server) {
+    server.listen(this.args.port, '127.0.0.1', () => {
+      process.stdout.write(`${server.address().port}\n`);
+    });
+    const stop = () => { process.exit(0); };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  }
+}
+
+module.exports = { Peer, claims, parseArgs };
