@@ -143,9 +143,6 @@ impl Gateway {
         }
     }
 
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
 }
 
 impl Drop for Gateway {
@@ -235,7 +232,12 @@ impl Http {
     pub fn new() -> Http {
         Http {
             rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                // Gateways are killed and restarted: never reuse a pooled connection.
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
         }
     }
 

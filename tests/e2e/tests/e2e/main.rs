@@ -28,7 +28,10 @@ fn batch(n: u64, size: u64) -> Value {
         out.push(match k % 5 {
             0 => ev("ticket.created", json!({"id": t, "title": format!("Ticket {k}"), "state": "todo"})),
             1 => ev("ticket.event_added", json!({"id": t, "event": {"k": k, "msg": "agent commented"}})),
-            2 => ev("ticket.moved", json!({"id": t, "state": ["todo", "in_progress", "review", "done"][(k % 4) as usize]})),
+            2 => {
+                let state = ["todo", "in_progress", "review", "done"][(k % 4) as usize];
+                ev("ticket.moved", json!({"id": t, "state": state}))
+            }
             3 => ev("approval.created", json!({"id": format!("a{}", k % 30), "title": format!("Deploy {k}")})),
             _ => ev("stats.updated", json!({"scope": "tasks", "stats": {"total": k}})),
         });
