@@ -351,7 +351,11 @@ fn status(args: StatusArgs) -> Result<(), Failure> {
         println!("no entities cached");
     }
     for (kind, n) in &summary.counts {
-        println!("{:<14}{n}", format!("{kind}s:"));
+        let label = match kind {
+            pulse_protocol::domain::EntityKind::Stats => "stats blocks".to_owned(),
+            other => format!("{other}s"),
+        };
+        println!("{:<16}{n}", format!("{label}:"));
     }
     if !pending.is_empty() {
         println!("{} queued action(s) waiting to be sent", pending.len());
