@@ -273,7 +273,8 @@ impl SocketIoClient {
         })
     }
 
-    /// The next event, or the (final, repeated) disconnection.
+    /// The next event, or the (final, repeated) disconnection. Cancel-safe:
+    /// usable in `tokio::select!`.
     pub async fn recv(&mut self) -> SioIncoming {
         if let Some(reason) = &self.finished {
             return SioIncoming::Disconnected {
@@ -833,9 +834,14 @@ impl Actor {
                 let _ = tx.send(Err(err));
             }
         }
-        let polite = matches!(
+        // Say goodbye unless the link is already broken.
+        let polite = !matches!(
             &stop,
-            Stop::Quiet | Stop::Disconnected(DisconnectReason::ClientClosed)
+            Stop::Disconnected(
+                DisconnectReason::TransportError(_)
+                    | DisconnectReason::PingTimeout
+                    | DisconnectReason::ServerClose
+            )
         );
         if let Stop::Disconnected(reason) = stop {
             tracing::debug!(reason = %reason, "socket.io connection ended");
@@ -879,6 +885,14 @@ mod tests {
             Some(json!({"pid": "p"}))
         );
         assert!(connect_payload(Some(&json!([1])), Some(&rec)).is_err());
+    }
+
+    #[test]
+    fn handles_cross_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send::<SocketIoClient>();
+        send_sync::<SioSender>();
     }
 
     #[test]

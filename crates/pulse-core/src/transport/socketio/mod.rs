@@ -118,6 +118,8 @@ pub struct RecoveryState {
     pub pid: String,
     /// Offset of the last event received (the server appends it as the last
     /// argument of each event when recovery is on); `None` before any event.
+    /// The server restores a session only with an offset, so a connection that
+    /// received no event cannot be recovered (it gets a fresh session).
     pub offset: Option<String>,
 }
 
@@ -224,6 +226,9 @@ pub struct SioEvent {
     pub ack: Option<AckId>,
     /// The recovery offset the server appended to this event (only when the
     /// namespace has connection-state recovery on and the event asked no ack).
+    /// Caveat inherited from the protocol: a `volatile` server event carries
+    /// no offset, so with recovery on its last argument, if a string, is taken
+    /// for one (socket.io-client makes the same guess).
     pub offset: Option<String>,
 }
 
