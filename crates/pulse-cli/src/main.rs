@@ -34,7 +34,11 @@ mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "pulsectl", version, about = "Headless Pulse client: follow a server, read the cache, decide approvals")]
+#[command(
+    name = "pulsectl",
+    version,
+    about = "Headless Pulse client: follow a server, read the cache, decide approvals"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +62,12 @@ struct ServerArgs {
     #[arg(long, env = "PULSE_SERVER")]
     server: Url,
     /// Access token (JWT). Prefer the PULSE_TOKEN environment variable to keep it out of shell history.
-    #[arg(long, env = "PULSE_TOKEN", hide_env_values = true, conflicts_with = "user")]
+    #[arg(
+        long,
+        env = "PULSE_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "user"
+    )]
     token: Option<String>,
     /// Sign in with this user name (password from --password or PULSE_PASSWORD).
     #[arg(long, env = "PULSE_USER", requires = "password")]
@@ -75,7 +84,11 @@ impl ServerArgs {
             (None, Some(u), Some(p)) => {
                 let rest = RestClient::new(self.server.clone())
                     .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
-                Ok(Arc::new(PasswordLogin::new(rest, u.clone(), Secret::new(p.clone()))))
+                Ok(Arc::new(PasswordLogin::new(
+                    rest,
+                    u.clone(),
+                    Secret::new(p.clone()),
+                )))
             }
             _ => Err(Failure::new(
                 2,
@@ -161,7 +174,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pulsectl: cannot start: {e}");
@@ -231,7 +247,8 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
     config.stream = args.stream.clone();
     config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
     config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));
-    let handle = SessionHandle::spawn(config, tokens, shared(store)).map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
+    let handle = SessionHandle::spawn(config, tokens, shared(store))
+        .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
     let mut events = handle.subscribe();
     let mut status = handle.status();
     let mut last_state = None;
@@ -277,7 +294,11 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
 
 fn print_event(out: &mut impl Write, ev: &SessionEvent) -> std::io::Result<()> {
     match ev {
-        SessionEvent::Applied { stream, events, catching_up } => {
+        SessionEvent::Applied {
+            stream,
+            events,
+            catching_up,
+        } => {
             for e in events.iter() {
                 for c in &e.changes {
                     writeln!(
@@ -288,11 +309,27 @@ fn print_event(out: &mut impl Write, ev: &SessionEvent) -> std::io::Result<()> {
                 }
             }
         }
-        SessionEvent::SnapshotLoaded { stream, seq, entities } => {
-            writeln!(out, "{}", json!({"stream": stream, "seq": seq, "snapshot": {"entities": entities}}))?;
+        SessionEvent::SnapshotLoaded {
+            stream,
+            seq,
+            entities,
+        } => {
+            writeln!(
+                out,
+                "{}",
+                json!({"stream": stream, "seq": seq, "snapshot": {"entities": entities}})
+            )?;
         }
-        SessionEvent::ActionSettled { outbox_id, action, outcome } => {
-            writeln!(out, "{}", json!({"outbox_id": outbox_id, "action": action, "outcome": outcome}))?;
+        SessionEvent::ActionSettled {
+            outbox_id,
+            action,
+            outcome,
+        } => {
+            writeln!(
+                out,
+                "{}",
+                json!({"outbox_id": outbox_id, "action": action, "outcome": outcome})
+            )?;
         }
     }
     out.flush()
@@ -399,17 +436,26 @@ async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
     use pulse_core::rest::RestError;
     let tokens = args.server.tokens()?;
     let action = if approve {
-        Action::Approve { id: args.id.clone(), reason: args.reason.clone() }
+        Action::Approve {
+            id: args.id.clone(),
+            reason: args.reason.clone(),
+        }
     } else {
-        Action::Reject { id: args.id.clone(), reason: args.reason.clone() }
+        Action::Reject {
+            id: args.id.clone(),
+            reason: args.reason.clone(),
+        }
     };
     let verb = if approve { "approved" } else { "rejected" };
-    let rest = RestClient::new(args.server.server.clone()).map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
+    let rest = RestClient::new(args.server.server.clone())
+        .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
     let mut refreshed = false;
     let result = loop {
         let token = match tokens.token(refreshed).await {
             Ok(t) => t,
-            Err(pulse_core::auth::AuthError::Unauthorized(m)) => return Err(Failure::new(exit::UNAUTHORIZED, m)),
+            Err(pulse_core::auth::AuthError::Unauthorized(m)) => {
+                return Err(Failure::new(exit::UNAUTHORIZED, m))
+            }
             Err(e) => break Err(RestError::Unreachable(e.to_string())),
         };
         match rest.perform(&token, &action).await {
@@ -424,7 +470,9 @@ async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
     };
     match result {
         Ok(entity) => {
-            print(&ActionOutcome::Done { entity: entity.clone() });
+            print(&ActionOutcome::Done {
+                entity: entity.clone(),
+            });
             if !args.json {
                 println!("approval {} {verb}", args.id);
             }
@@ -437,25 +485,42 @@ async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
                 .and_then(|s| s.as_str())
                 .unwrap_or("decided")
                 .to_owned();
-            print(&ActionOutcome::Conflict { message: message.clone(), current });
+            print(&ActionOutcome::Conflict {
+                message: message.clone(),
+                current,
+            });
             Err(Failure::new(
                 exit::CONFLICT,
-                format!("approval {} was not {verb}: it is already {status} ({message})", args.id),
+                format!(
+                    "approval {} was not {verb}: it is already {status} ({message})",
+                    args.id
+                ),
             ))
         }
-        Err(RestError::NotFound(m)) => Err(Failure::new(exit::NOT_FOUND, format!("no approval {}: {m}", args.id))),
-        Err(RestError::Unauthorized { message, .. }) => Err(Failure::new(exit::UNAUTHORIZED, format!("unauthorized: {message}"))),
+        Err(RestError::NotFound(m)) => Err(Failure::new(
+            exit::NOT_FOUND,
+            format!("no approval {}: {m}", args.id),
+        )),
+        Err(RestError::Unauthorized { message, .. }) => Err(Failure::new(
+            exit::UNAUTHORIZED,
+            format!("unauthorized: {message}"),
+        )),
         Err(e) if e.is_transient() => match &args.cache {
             Some(path) => {
                 let mut store = SqliteStore::open(path).map_err(Failure::cache)?;
-                let id = store.outbox_push(&action, pulse_core::now_ms()).map_err(Failure::cache)?;
+                let id = store
+                    .outbox_push(&action, pulse_core::now_ms())
+                    .map_err(Failure::cache)?;
                 print(&ActionOutcome::Queued { outbox_id: id });
                 if !args.json {
                     println!("server unreachable ({e}); decision queued in {} and sent by the next `pulsectl watch`", path.display());
                 }
                 Ok(())
             }
-            None => Err(Failure::new(exit::UNREACHABLE, format!("{e} (give --cache to queue the decision instead)"))),
+            None => Err(Failure::new(
+                exit::UNREACHABLE,
+                format!("{e} (give --cache to queue the decision instead)"),
+            )),
         },
         Err(e) => Err(Failure::new(exit::ERROR, e.to_string())),
     }

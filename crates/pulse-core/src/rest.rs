@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use pulse_protocol::domain::Entity;
 use pulse_protocol::rest::{
-    ApiError, DecisionRequest, EventsPage, IngestBody, IngestResponse, LoginRequest,
-    MoveRequest, MutationResponse, RefreshRequest, Snapshot, TerminateRequest, TokenResponse,
+    ApiError, DecisionRequest, EventsPage, IngestBody, IngestResponse, LoginRequest, MoveRequest,
+    MutationResponse, RefreshRequest, Snapshot, TerminateRequest, TokenResponse,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -122,7 +122,11 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
         return None;
     }
     // days from civil (Howard Hinnant)
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + day - 1;
@@ -177,9 +181,10 @@ impl RestClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| {
-            RestError::Unreachable(without_url(&e))
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| RestError::Unreachable(without_url(&e)))?;
         let status = resp.status();
         if status.is_success() {
             let bytes = resp
@@ -216,11 +221,16 @@ impl RestClient {
             path.push_str("&epoch=");
             path.push_str(&url::form_urlencoded::byte_serialize(e.as_bytes()).collect::<String>());
         }
-        self.call::<(), _>(Method::GET, &path, Some(token), None).await
+        self.call::<(), _>(Method::GET, &path, Some(token), None)
+            .await
     }
 
     /// `POST /v1/auth/login`.
-    pub async fn login(&self, username: &str, password: &Secret) -> Result<TokenResponse, RestError> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &Secret,
+    ) -> Result<TokenResponse, RestError> {
         let body = LoginRequest {
             username: username.to_owned(),
             password: password.expose().to_owned(),
@@ -240,34 +250,67 @@ impl RestClient {
 
     /// Send a user action (approve, reject, move, terminate).
     pub async fn perform(&self, token: &Secret, action: &Action) -> Result<Entity, RestError> {
-        let seg = |id: &str| url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+        let seg =
+            |id: &str| url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
         let resp: MutationResponse = match action {
             Action::Approve { id, reason } => {
-                let body = DecisionRequest { reason: reason.clone() };
-                self.call(Method::POST, &format!("/v1/approvals/{}/approve", seg(id)), Some(token), Some(&body))
-                    .await?
+                let body = DecisionRequest {
+                    reason: reason.clone(),
+                };
+                self.call(
+                    Method::POST,
+                    &format!("/v1/approvals/{}/approve", seg(id)),
+                    Some(token),
+                    Some(&body),
+                )
+                .await?
             }
             Action::Reject { id, reason } => {
-                let body = DecisionRequest { reason: reason.clone() };
-                self.call(Method::POST, &format!("/v1/approvals/{}/reject", seg(id)), Some(token), Some(&body))
-                    .await?
+                let body = DecisionRequest {
+                    reason: reason.clone(),
+                };
+                self.call(
+                    Method::POST,
+                    &format!("/v1/approvals/{}/reject", seg(id)),
+                    Some(token),
+                    Some(&body),
+                )
+                .await?
             }
             Action::MoveTicket { id, state } => {
-                let body = MoveRequest { state: state.clone() };
-                self.call(Method::POST, &format!("/v1/tickets/{}/move", seg(id)), Some(token), Some(&body))
-                    .await?
+                let body = MoveRequest {
+                    state: state.clone(),
+                };
+                self.call(
+                    Method::POST,
+                    &format!("/v1/tickets/{}/move", seg(id)),
+                    Some(token),
+                    Some(&body),
+                )
+                .await?
             }
             Action::TerminateAgent { id, reason } => {
-                let body = TerminateRequest { reason: reason.clone() };
-                self.call(Method::POST, &format!("/v1/agents/{}/terminate", seg(id)), Some(token), Some(&body))
-                    .await?
+                let body = TerminateRequest {
+                    reason: reason.clone(),
+                };
+                self.call(
+                    Method::POST,
+                    &format!("/v1/agents/{}/terminate", seg(id)),
+                    Some(token),
+                    Some(&body),
+                )
+                .await?
             }
         };
         Ok(resp.entity)
     }
 
     /// `POST /v1/ingest` (publisher tokens only).
-    pub async fn ingest(&self, token: &Secret, body: &IngestBody) -> Result<IngestResponse, RestError> {
+    pub async fn ingest(
+        &self,
+        token: &Secret,
+        body: &IngestBody,
+    ) -> Result<IngestResponse, RestError> {
         self.call(Method::POST, "/v1/ingest", Some(token), Some(body))
             .await
     }
@@ -295,12 +338,24 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Re
         Some(e) => (e.error.code, e.error.message, e.error.current),
         None => {
             let excerpt: String = body.chars().take(200).collect();
-            (String::new(), if excerpt.is_empty() { status.to_string() } else { excerpt }, None)
+            (
+                String::new(),
+                if excerpt.is_empty() {
+                    status.to_string()
+                } else {
+                    excerpt
+                },
+                None,
+            )
         }
     };
     match status {
         StatusCode::UNAUTHORIZED => RestError::Unauthorized {
-            code: if code.is_empty() { "unauthorized".into() } else { code },
+            code: if code.is_empty() {
+                "unauthorized".into()
+            } else {
+                code
+            },
             message,
         },
         StatusCode::FORBIDDEN => RestError::Forbidden(message),
@@ -335,7 +390,10 @@ mod tests {
         );
         assert_eq!(parse_retry_after(Some("soon"), now), Duration::from_secs(5));
         assert_eq!(parse_retry_after(None, now), Duration::from_secs(5));
-        assert_eq!(parse_retry_after(Some("999999"), now), Duration::from_secs(3600));
+        assert_eq!(
+            parse_retry_after(Some("999999"), now),
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]
@@ -346,10 +404,22 @@ mod tests {
             r#"{"error":{"code":"token_expired","message":"expired"}}"#,
         );
         assert!(matches!(e, RestError::Unauthorized { ref code, .. } if code == "token_expired"));
-        let e = classify(StatusCode::CONFLICT, None, r#"{"error":{"code":"conflict","message":"decided","current":{"id":"a"}}}"#);
-        assert!(matches!(e, RestError::Conflict { current: Some(_), .. }));
+        let e = classify(
+            StatusCode::CONFLICT,
+            None,
+            r#"{"error":{"code":"conflict","message":"decided","current":{"id":"a"}}}"#,
+        );
+        assert!(matches!(
+            e,
+            RestError::Conflict {
+                current: Some(_),
+                ..
+            }
+        ));
         let e = classify(StatusCode::TOO_MANY_REQUESTS, Some("2"), "slow down");
-        assert!(matches!(e, RestError::RateLimited { retry_after } if retry_after == Duration::from_secs(2)));
+        assert!(
+            matches!(e, RestError::RateLimited { retry_after } if retry_after == Duration::from_secs(2))
+        );
         let e = classify(StatusCode::BAD_GATEWAY, None, "<html>bad gateway</html>");
         assert!(e.is_transient());
         assert!(e.to_string().contains("bad gateway"));

@@ -239,7 +239,10 @@ pub struct SessionConfig {
 /// [`End::Stop`] when [`SessionCx::interrupted`] says so.
 pub trait Dialect: Send + Sync + 'static {
     /// Connect, resync, and stream until the link ends.
-    fn run_connection<'a>(&'a self, cx: &'a mut SessionCx) -> Pin<Box<dyn Future<Output = End> + Send + 'a>>;
+    fn run_connection<'a>(
+        &'a self,
+        cx: &'a mut SessionCx,
+    ) -> Pin<Box<dyn Future<Output = End> + Send + 'a>>;
 }
 
 impl std::fmt::Debug for dyn Dialect {
@@ -494,7 +497,12 @@ impl FlushHandle {
         for entry in entries {
             match send_action(&self.rest, self.tokens.as_ref(), &entry.action).await {
                 Sent::Final(outcome) => {
-                    if let Err(e) = self.store.lock().expect("store lock").outbox_remove(entry.id) {
+                    if let Err(e) = self
+                        .store
+                        .lock()
+                        .expect("store lock")
+                        .outbox_remove(entry.id)
+                    {
                         warn!(error = %e, "cannot remove a sent action from the outbox");
                         return;
                     }
@@ -852,7 +860,9 @@ impl SessionCx {
                     let _ = conn.send(&ClientFrame::Pong { ts }).await;
                 }
                 Ok(ServerFrame::Error { code, message }) if code == "forbidden" => {
-                    return End::Unauthorized(format!("the server refused the subscription: {message}"))
+                    return End::Unauthorized(format!(
+                        "the server refused the subscription: {message}"
+                    ))
                 }
                 Ok(ServerFrame::Error { code, message }) => {
                     return End::Lost(format!("server error {code}: {message}"))
@@ -926,7 +936,10 @@ impl SessionCx {
             while let Some(msg) = next.take() {
                 match msg {
                     Incoming::Closed(why) => {
-                        ended = Some(End::Lost(why.unwrap_or_else(|| "the server closed the connection".into())));
+                        ended =
+                            Some(End::Lost(why.unwrap_or_else(|| {
+                                "the server closed the connection".into()
+                            })));
                         break;
                     }
                     Incoming::Binary(n) => {
@@ -994,9 +1007,15 @@ impl SessionCx {
                 cmd = self.cmd.recv() => return Err(self.on_command_while_busy(cmd)),
             };
             match msg {
-                Err(_) => return Err(End::Lost("the server did not answer the handshake in time".into())),
+                Err(_) => {
+                    return Err(End::Lost(
+                        "the server did not answer the handshake in time".into(),
+                    ))
+                }
                 Ok(Incoming::Closed(why)) => {
-                    return Err(End::Lost(why.unwrap_or_else(|| "closed during the handshake".into())))
+                    return Err(End::Lost(
+                        why.unwrap_or_else(|| "closed during the handshake".into()),
+                    ))
                 }
                 Ok(Incoming::Binary(_)) => continue,
                 Ok(Incoming::Text(t)) => match ServerFrame::decode(&t) {
@@ -1026,14 +1045,15 @@ impl SessionCx {
                 gap = Some((next, frame.seq));
                 break;
             }
-            let changes = match pulse_protocol::changes_for(&frame.event_type, &frame.data, frame.ts) {
-                Ok(c) => c,
-                Err(e) => {
-                    warn!(seq = frame.seq, error = %e, "event not applied");
-                    rejected += 1;
-                    Vec::new()
-                }
-            };
+            let changes =
+                match pulse_protocol::changes_for(&frame.event_type, &frame.data, frame.ts) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(seq = frame.seq, error = %e, "event not applied");
+                        rejected += 1;
+                        Vec::new()
+                    }
+                };
             next += 1;
             events.push(AppliedEvent { frame, changes });
         }
@@ -1044,7 +1064,9 @@ impl SessionCx {
         });
         if let Some((want, got)) = gap {
             self.status.send_modify(|s| s.counters.gaps += 1);
-            return Err(End::Resync(format!("gap in the stream: expected seq {want}, got {got}")));
+            return Err(End::Resync(format!(
+                "gap in the stream: expected seq {want}, got {got}"
+            )));
         }
         Ok(())
     }
@@ -1091,7 +1113,12 @@ impl SessionCx {
         Ok(())
     }
 
-    fn load_snapshot(&mut self, link: &mut Link, snap: Snapshot, buffered: Vec<EventFrame>) -> Result<(), End> {
+    fn load_snapshot(
+        &mut self,
+        link: &mut Link,
+        snap: Snapshot,
+        buffered: Vec<EventFrame>,
+    ) -> Result<(), End> {
         if snap.stream != link.stream {
             return Err(End::Lost(format!(
                 "snapshot is of stream `{}`, not `{}`",
@@ -1099,19 +1126,20 @@ impl SessionCx {
             )));
         }
         if snap.epoch != link.epoch {
-            return Err(End::Resync("the stream's epoch changed while loading the snapshot".into()));
+            return Err(End::Resync(
+                "the stream's epoch changed while loading the snapshot".into(),
+            ));
         }
         let cursor = Cursor {
             epoch: snap.epoch.clone(),
             seq: snap.seq,
         };
         let n = snap.entities.len();
-        if let Err(e) = self
-            .store
-            .lock()
-            .expect("store lock")
-            .replace_all(&link.stream, &cursor, &snap.entities)
-        {
+        if let Err(e) = self.store.lock().expect("store lock").replace_all(
+            &link.stream,
+            &cursor,
+            &snap.entities,
+        ) {
             return Err(End::Lost(format!("cache write failed: {e}")));
         }
         link.seq = snap.seq;
@@ -1165,7 +1193,10 @@ impl SessionCx {
                 }
                 Err(RestError::Unauthorized { message, .. }) => return End::Unauthorized(message),
                 Err(RestError::RateLimited { retry_after }) => {
-                    info!(retry_after_ms = retry_after.as_millis() as u64, "rate limited; waiting");
+                    info!(
+                        retry_after_ms = retry_after.as_millis() as u64,
+                        "rate limited; waiting"
+                    );
                     wait = retry_after.max(self.config.poll_interval);
                 }
                 Err(e) => return End::Lost(format!("polling failed: {e}")),
@@ -1193,15 +1224,23 @@ impl SessionCx {
         self.status.send_modify(|s| s.counters.polls += 1);
         let known = self.status.borrow().stream.clone();
         let cursor = match &known {
-            Some(stream) => self.store_cursor(stream).map_err(|e| RestError::Decode(e.to_string()))?,
+            Some(stream) => self
+                .store_cursor(stream)
+                .map_err(|e| RestError::Decode(e.to_string()))?,
             None => None,
         };
         let since = cursor.as_ref().map(|c| c.seq).unwrap_or(0);
         let page = self
             .rest
-            .events_since(token, since, cursor.as_ref().map(|c| c.epoch.as_str()), self.config.poll_page)
+            .events_since(
+                token,
+                since,
+                cursor.as_ref().map(|c| c.epoch.as_str()),
+                self.config.poll_page,
+            )
             .await?;
-        self.status.send_modify(|s| s.stream = Some(page.stream.clone()));
+        self.status
+            .send_modify(|s| s.stream = Some(page.stream.clone()));
         let mut link = Link {
             stream: page.stream.clone(),
             epoch: page.epoch.clone(),

@@ -323,9 +323,9 @@ fn required_id(ty: EventType, obj: &Object) -> Result<String, DomainError> {
 }
 
 fn required_str<'a>(ty: EventType, obj: &'a Object, field: &str) -> Result<&'a str, DomainError> {
-    obj.get(field).and_then(Value::as_str).ok_or_else(|| {
-        DomainError::new(ty.as_str(), format!("`data.{field}` must be a string"))
-    })
+    obj.get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| DomainError::new(ty.as_str(), format!("`data.{field}` must be a string")))
 }
 
 fn optional_str(ty: EventType, obj: &Object, field: &str) -> Result<(), DomainError> {
@@ -374,15 +374,16 @@ pub fn changes_for_type(ty: EventType, data: &Value, ts: i64) -> Result<Vec<Chan
     use EventType as T;
     let obj = object(ty, data)?;
     let stamp = Value::from(ts);
-    let upsert = |kind: EntityKind, defaults: &[(&str, Value)]| -> Result<Vec<Change>, DomainError> {
-        let (id, mut data) = record(ty, obj)?;
-        for (k, v) in defaults {
-            data.entry(k.to_string()).or_insert_with(|| v.clone());
-        }
-        data.entry("updated_at".to_string())
-            .or_insert_with(|| stamp.clone());
-        Ok(one(Change::Upsert { kind, id, data }))
-    };
+    let upsert =
+        |kind: EntityKind, defaults: &[(&str, Value)]| -> Result<Vec<Change>, DomainError> {
+            let (id, mut data) = record(ty, obj)?;
+            for (k, v) in defaults {
+                data.entry(k.to_string()).or_insert_with(|| v.clone());
+            }
+            data.entry("updated_at".to_string())
+                .or_insert_with(|| stamp.clone());
+            Ok(one(Change::Upsert { kind, id, data }))
+        };
     let patch = |kind: EntityKind, extra: &[(&str, Value)]| -> Result<Vec<Change>, DomainError> {
         let id = required_id(ty, obj)?;
         let mut data = patch_fields(obj);
@@ -399,9 +400,9 @@ pub fn changes_for_type(ty: EventType, data: &Value, ts: i64) -> Result<Vec<Chan
         }))
     };
     let stats = |scope: &str, stats: &Value| -> Result<Vec<Change>, DomainError> {
-        let block = stats.as_object().ok_or_else(|| {
-            DomainError::new(ty.as_str(), "`data.stats` must be a JSON object")
-        })?;
+        let block = stats
+            .as_object()
+            .ok_or_else(|| DomainError::new(ty.as_str(), "`data.stats` must be a JSON object"))?;
         let mut data = block.clone();
         data.insert("id".into(), Value::String(scope.to_owned()));
         data.insert("updated_at".into(), stamp.clone());
@@ -421,7 +422,10 @@ pub fn changes_for_type(ty: EventType, data: &Value, ts: i64) -> Result<Vec<Chan
         T::AgentHeartbeat => {
             let at = obj.get("ts").cloned().unwrap_or_else(|| stamp.clone());
             if !(at.is_number() || at.is_string()) {
-                return Err(DomainError::new(ty.as_str(), "`data.ts` must be a number or a string"));
+                return Err(DomainError::new(
+                    ty.as_str(),
+                    "`data.ts` must be a number or a string",
+                ));
             }
             patch(EntityKind::Agent, &[("last_heartbeat", at)])
         }
@@ -467,7 +471,10 @@ pub fn changes_for_type(ty: EventType, data: &Value, ts: i64) -> Result<Vec<Chan
         }
         T::TicketPrUpdated => {
             if !obj.get("pr").is_some_and(Value::is_object) {
-                return Err(DomainError::new(ty.as_str(), "`data.pr` must be a JSON object"));
+                return Err(DomainError::new(
+                    ty.as_str(),
+                    "`data.pr` must be a JSON object",
+                ));
             }
             patch(EntityKind::Ticket, &[])
         }
@@ -481,7 +488,9 @@ pub fn changes_for_type(ty: EventType, data: &Value, ts: i64) -> Result<Vec<Chan
             if decision != "approved" && decision != "rejected" {
                 return Err(DomainError::new(
                     ty.as_str(),
-                    format!("`data.decision` must be \"approved\" or \"rejected\", not {decision:?}"),
+                    format!(
+                        "`data.decision` must be \"approved\" or \"rejected\", not {decision:?}"
+                    ),
                 ));
             }
             optional_str(ty, obj, "reason")?;
@@ -510,12 +519,14 @@ pub fn changes_for_type(ty: EventType, data: &Value, ts: i64) -> Result<Vec<Chan
                 ],
             )
         }
-        T::ConversationResolved => {
-            patch(EntityKind::Conversation, &[("status", Value::from("resolved"))])
-        }
+        T::ConversationResolved => patch(
+            EntityKind::Conversation,
+            &[("status", Value::from("resolved"))],
+        ),
         T::ChatMessage => {
             let (id, mut data) = record(ty, obj)?;
-            data.entry("ts".to_string()).or_insert_with(|| stamp.clone());
+            data.entry("ts".to_string())
+                .or_insert_with(|| stamp.clone());
             let mut changes = Vec::with_capacity(2);
             if let Some(conv) = id_of(obj, "conversation_id") {
                 changes.push(Change::Patch {
@@ -542,7 +553,10 @@ pub fn changes_for_type(ty: EventType, data: &Value, ts: i64) -> Result<Vec<Chan
         T::StatsUpdated => {
             let scope = required_str(ty, obj, "scope")?;
             if scope.is_empty() {
-                return Err(DomainError::new(ty.as_str(), "`data.scope` must not be empty"));
+                return Err(DomainError::new(
+                    ty.as_str(),
+                    "`data.scope` must not be empty",
+                ));
             }
             stats(
                 scope,
@@ -568,7 +582,12 @@ mod tests {
 
     #[test]
     fn approval_lifecycle() {
-        let c = changes_for("approval.created", &json!({"id": "a1", "title": "Deploy"}), 5).unwrap();
+        let c = changes_for(
+            "approval.created",
+            &json!({"id": "a1", "title": "Deploy"}),
+            5,
+        )
+        .unwrap();
         let v = c[0].apply_to(None).unwrap();
         assert_eq!(v["status"], "pending");
         assert_eq!(v["title"], "Deploy");
@@ -588,8 +607,12 @@ mod tests {
 
     #[test]
     fn wrong_shapes_are_clear_errors() {
-        let e = changes_for("approval.decided", &json!({"id": "a1", "decision": "maybe"}), 0)
-            .unwrap_err();
+        let e = changes_for(
+            "approval.decided",
+            &json!({"id": "a1", "decision": "maybe"}),
+            0,
+        )
+        .unwrap_err();
         assert!(e.message.contains("approved"), "{e}");
         let e = changes_for("ticket.moved", &json!({"id": 7, "state": 3}), 0).unwrap_err();
         assert!(e.message.contains("data.state"), "{e}");
@@ -613,8 +636,12 @@ mod tests {
     fn timeline_append_is_bounded() {
         let mut v = None;
         for i in 0..(MAX_APPENDED_ITEMS + 10) {
-            let c = changes_for("ticket.event_added", &json!({"id": "t", "event": {"n": i}}), 0)
-                .unwrap();
+            let c = changes_for(
+                "ticket.event_added",
+                &json!({"id": "t", "event": {"n": i}}),
+                0,
+            )
+            .unwrap();
             v = c[0].apply_to(v);
         }
         let items = v.unwrap()["timeline"].as_array().unwrap().clone();
@@ -638,8 +665,12 @@ mod tests {
 
     #[test]
     fn stats_blocks_are_keyed_by_scope() {
-        let c = changes_for("stats.updated", &json!({"scope": "tasks", "stats": {"pending": 3}}), 1)
-            .unwrap();
+        let c = changes_for(
+            "stats.updated",
+            &json!({"scope": "tasks", "stats": {"pending": 3}}),
+            1,
+        )
+        .unwrap();
         assert_eq!(c[0].kind(), EntityKind::Stats);
         assert_eq!(c[0].id(), "tasks");
         let c = changes_for("agent.stats", &json!({"stats": {"active": 2}}), 1).unwrap();

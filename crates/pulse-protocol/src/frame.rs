@@ -322,7 +322,10 @@ mod tests {
             ts: 1_700_000_000_000,
             data: json!({"id": "a1", "extra": [1, 2]}),
         };
-        assert_eq!(ServerFrame::decode(&e.encode()).unwrap(), ServerFrame::Event(e));
+        assert_eq!(
+            ServerFrame::decode(&e.encode()).unwrap(),
+            ServerFrame::Event(e)
+        );
     }
 
     #[test]
@@ -367,18 +370,39 @@ mod tests {
             ("[1,2]", "JSON"),
             ("{}", "`type`"),
             (r#"{"type": 5}"#, "JSON"),
-            (r#"{"type":"x.y","seq":"1","id":"a","stream":"s","ts":1,"data":{}}"#, "`seq`"),
-            (r#"{"type":"x.y","seq":0,"id":"a","stream":"s","ts":1,"data":{}}"#, "`seq`"),
-            (r#"{"type":"x.y","seq":1,"stream":"s","ts":1,"data":{}}"#, "`id`"),
-            (r#"{"type":"x.y","seq":1,"id":"a","stream":"s","ts":1}"#, "`data`"),
-            (r#"{"type":"subscribed","stream":"s","epoch":"e","head":1}"#, "`recovered`"),
+            (
+                r#"{"type":"x.y","seq":"1","id":"a","stream":"s","ts":1,"data":{}}"#,
+                "`seq`",
+            ),
+            (
+                r#"{"type":"x.y","seq":0,"id":"a","stream":"s","ts":1,"data":{}}"#,
+                "`seq`",
+            ),
+            (
+                r#"{"type":"x.y","seq":1,"stream":"s","ts":1,"data":{}}"#,
+                "`id`",
+            ),
+            (
+                r#"{"type":"x.y","seq":1,"id":"a","stream":"s","ts":1}"#,
+                "`data`",
+            ),
+            (
+                r#"{"type":"subscribed","stream":"s","epoch":"e","head":1}"#,
+                "`recovered`",
+            ),
         ];
         for (input, needle) in cases {
             let err = ServerFrame::decode(input).unwrap_err().to_string();
-            assert!(err.contains(needle), "{input:?} gave {err:?}, wanted {needle:?}");
+            assert!(
+                err.contains(needle),
+                "{input:?} gave {err:?}, wanted {needle:?}"
+            );
         }
         let big = format!(r#"{{"type":"x","pad":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
-        assert!(matches!(ServerFrame::decode(&big), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            ServerFrame::decode(&big),
+            Err(DecodeError::TooLarge(_))
+        ));
     }
 
     #[test]

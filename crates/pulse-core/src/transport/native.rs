@@ -59,9 +59,9 @@ impl NativeConnection {
             .as_str()
             .into_client_request()
             .map_err(|e| ConnectError::BadUrl(e.to_string()))?;
-        let value = format!("Bearer {}", token.expose())
-            .parse()
-            .map_err(|_| ConnectError::BadUrl("token contains characters not allowed in a header".into()))?;
+        let value = format!("Bearer {}", token.expose()).parse().map_err(|_| {
+            ConnectError::BadUrl("token contains characters not allowed in a header".into())
+        })?;
         req.headers_mut().insert(http::header::AUTHORIZATION, value);
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(TRANSPORT_MAX_MESSAGE);
@@ -123,9 +123,11 @@ fn classify(msg: Message) -> Option<Incoming> {
     match msg {
         Message::Text(t) => Some(Incoming::Text(t.as_str().to_owned())),
         Message::Binary(b) => Some(Incoming::Binary(b.len())),
-        Message::Close(frame) => Some(Incoming::Closed(
-            frame.map(|f| format!("closed by server: {} {}", u16::from(f.code), f.reason)),
-        )),
+        Message::Close(frame) => {
+            Some(Incoming::Closed(frame.map(|f| {
+                format!("closed by server: {} {}", u16::from(f.code), f.reason)
+            })))
+        }
         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
     }
 }
@@ -137,7 +139,12 @@ fn map_error(e: tungstenite::Error) -> ConnectError {
             let body = resp
                 .body()
                 .as_ref()
-                .map(|b| String::from_utf8_lossy(b).chars().take(200).collect::<String>())
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                })
                 .unwrap_or_default();
             let message = serde_json::from_str::<pulse_protocol::rest::ApiError>(&body)
                 .map(|e| e.error.message)
@@ -160,8 +167,14 @@ mod tests {
     #[test]
     fn stream_urls() {
         let u = |s: &str| stream_url(&Url::parse(s).unwrap()).map(|u| u.to_string());
-        assert_eq!(u("http://127.0.0.1:8080").unwrap(), "ws://127.0.0.1:8080/v1/stream");
-        assert_eq!(u("https://pulse.example/").unwrap(), "wss://pulse.example/v1/stream");
+        assert_eq!(
+            u("http://127.0.0.1:8080").unwrap(),
+            "ws://127.0.0.1:8080/v1/stream"
+        );
+        assert_eq!(
+            u("https://pulse.example/").unwrap(),
+            "wss://pulse.example/v1/stream"
+        );
         assert!(u("ftp://x").is_err());
     }
 }

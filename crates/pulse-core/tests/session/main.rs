@@ -18,7 +18,15 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 fn event(seq: u64, ty: &str, data: serde_json::Value) -> String {
-    EventFrame { seq, id: format!("e{seq}"), stream: "acme".into(), event_type: ty.into(), ts: 1_000 + seq as i64, data }.encode()
+    EventFrame {
+        seq,
+        id: format!("e{seq}"),
+        stream: "acme".into(),
+        event_type: ty.into(),
+        ts: 1_000 + seq as i64,
+        data,
+    }
+    .encode()
 }
 
 fn hello(ping_ms: u64) -> String {
@@ -33,7 +41,14 @@ fn hello(ping_ms: u64) -> String {
 }
 
 fn subscribed(head: u64) -> String {
-    ServerFrame::Subscribed(Subscribed { stream: "acme".into(), epoch: "e1".into(), head, recovered: true, reason: None }).encode()
+    ServerFrame::Subscribed(Subscribed {
+        stream: "acme".into(),
+        epoch: "e1".into(),
+        head,
+        recovered: true,
+        reason: None,
+    })
+    .encode()
 }
 
 /// Accept connections; hand each (with the client's subscribe) to the test.
@@ -64,10 +79,19 @@ fn session(url: &str) -> SessionHandle {
     let mut config = SessionConfig::new(url.parse().unwrap());
     config.backoff.base = Duration::from_millis(50);
     config.backoff.floor = Duration::from_millis(10);
-    SessionHandle::spawn(config, Arc::new(StaticToken::new(Secret::new("t"))), shared(MemoryStore::new())).unwrap()
+    SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        shared(MemoryStore::new()),
+    )
+    .unwrap()
 }
 
-async fn until(handle: &SessionHandle, what: &str, cond: impl Fn(&SessionStatus) -> bool) -> SessionStatus {
+async fn until(
+    handle: &SessionHandle,
+    what: &str,
+    cond: impl Fn(&SessionStatus) -> bool,
+) -> SessionStatus {
     let mut rx = handle.status();
     let r = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
@@ -79,7 +103,12 @@ async fn until(handle: &SessionHandle, what: &str, cond: impl Fn(&SessionStatus)
         }
     })
     .await;
-    r.unwrap_or_else(|_| panic!("timed out waiting for {what}: {:?}", handle.status().borrow()))
+    r.unwrap_or_else(|_| {
+        panic!(
+            "timed out waiting for {what}: {:?}",
+            handle.status().borrow()
+        )
+    })
 }
 
 fn seq(s: &SessionStatus) -> u64 {
@@ -91,19 +120,47 @@ async fn garbage_between_good_frames_is_counted_and_the_connection_stays() {
     let (url, mut conns) = server().await;
     let handle = session(&url);
     let (mut ws, sub) = conns.recv().await.unwrap();
-    assert_eq!(sub, ClientFrame::Subscribe { stream: Some("acme".into()), since: None, epoch: None });
+    assert_eq!(
+        sub,
+        ClientFrame::Subscribe {
+            stream: Some("acme".into()),
+            since: None,
+            epoch: None
+        }
+    );
     ws.send(Message::text(subscribed(0))).await.unwrap();
     let frames = vec![
-        Message::text(event(1, "approval.created", json!({"id": "a1", "title": "ok"}))),
+        Message::text(event(
+            1,
+            "approval.created",
+            json!({"id": "a1", "title": "ok"}),
+        )),
         Message::text("not json at all"),
-        Message::text(event(2, "agent.upserted", json!({"id": "g1", "status": "idle"}))),
+        Message::text(event(
+            2,
+            "agent.upserted",
+            json!({"id": "g1", "status": "idle"}),
+        )),
         Message::binary(vec![0u8, 1, 2, 3]),
         Message::text(r#"{"type":"approval.created","id":"x","stream":"acme","ts":1,"data":{}}"#),
-        Message::text(format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(2 << 20))),
+        Message::text(format!(
+            r#"{{"type":"ping","pad":"{}"}}"#,
+            "x".repeat(2 << 20)
+        )),
         Message::text(event(3, "robot.danced", json!({"id": "r"}))),
-        Message::text(event(4, "approval.decided", json!({"id": "a1", "decision": 5}))),
-        Message::text(r#"{"type":"ticket.created","seq":"five","id":"e5","stream":"acme","ts":1,"data":{"id":"t"}}"#),
-        Message::text(event(5, "ticket.created", json!({"id": "t1", "title": "kept", "custom": {"x": 1}}))),
+        Message::text(event(
+            4,
+            "approval.decided",
+            json!({"id": "a1", "decision": 5}),
+        )),
+        Message::text(
+            r#"{"type":"ticket.created","seq":"five","id":"e5","stream":"acme","ts":1,"data":{"id":"t"}}"#,
+        ),
+        Message::text(event(
+            5,
+            "ticket.created",
+            json!({"id": "t1", "title": "kept", "custom": {"x": 1}}),
+        )),
         Message::text(ServerFrame::Ping { ts: 42 }.encode()),
     ];
     for f in frames {
@@ -113,7 +170,10 @@ async fn garbage_between_good_frames_is_counted_and_the_connection_stays() {
     assert_eq!(st.state, ConnectionState::Live);
     assert_eq!(st.counters.connections, 1, "the connection stayed up");
     assert_eq!(st.counters.decode_errors, 5, "{:?}", st.counters);
-    assert_eq!(st.counters.rejected_events, 2, "unknown type and wrong field type");
+    assert_eq!(
+        st.counters.rejected_events, 2,
+        "unknown type and wrong field type"
+    );
     // The client answered the ping.
     let pong = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -129,7 +189,11 @@ async fn garbage_between_good_frames_is_counted_and_the_connection_stays() {
     assert_eq!(pong, ClientFrame::Pong { ts: 42 });
     {
         let store = handle.store().lock().unwrap();
-        assert_eq!(store.get(EntityKind::Approval, "a1").unwrap().unwrap().data["status"], "pending", "bad decision not applied");
+        assert_eq!(
+            store.get(EntityKind::Approval, "a1").unwrap().unwrap().data["status"],
+            "pending",
+            "bad decision not applied"
+        );
         let t = store.get(EntityKind::Ticket, "t1").unwrap().unwrap();
         assert_eq!(t.data["custom"]["x"], 1, "unknown fields kept");
         assert!(store.get(EntityKind::Agent, "g1").unwrap().is_some());
@@ -144,18 +208,52 @@ async fn a_gap_forces_a_resubscribe_from_the_stored_cursor() {
     let handle = session(&url);
     let (mut ws, _) = conns.recv().await.unwrap();
     ws.send(Message::text(subscribed(0))).await.unwrap();
-    ws.send(Message::text(event(1, "ticket.created", json!({"id": "t1"})))).await.unwrap();
-    ws.send(Message::text(event(3, "ticket.created", json!({"id": "t3"})))).await.unwrap();
+    ws.send(Message::text(event(
+        1,
+        "ticket.created",
+        json!({"id": "t1"}),
+    )))
+    .await
+    .unwrap();
+    ws.send(Message::text(event(
+        3,
+        "ticket.created",
+        json!({"id": "t3"}),
+    )))
+    .await
+    .unwrap();
     // The client reconnects and asks to resume after seq 1 of epoch e1.
     let (mut ws2, sub) = conns.recv().await.unwrap();
-    assert_eq!(sub, ClientFrame::Subscribe { stream: Some("acme".into()), since: Some(1), epoch: Some("e1".into()) });
+    assert_eq!(
+        sub,
+        ClientFrame::Subscribe {
+            stream: Some("acme".into()),
+            since: Some(1),
+            epoch: Some("e1".into())
+        }
+    );
     ws2.send(Message::text(subscribed(3))).await.unwrap();
     for s in 2..=3 {
-        ws2.send(Message::text(event(s, "ticket.created", json!({"id": format!("t{s}")})))).await.unwrap();
+        ws2.send(Message::text(event(
+            s,
+            "ticket.created",
+            json!({"id": format!("t{s}")}),
+        )))
+        .await
+        .unwrap();
     }
     let st = until(&handle, "seq 3", |s| seq(s) == 3).await;
     assert_eq!(st.counters.gaps, 1);
-    assert_eq!(handle.store().lock().unwrap().list(EntityKind::Ticket).unwrap().len(), 3);
+    assert_eq!(
+        handle
+            .store()
+            .lock()
+            .unwrap()
+            .list(EntityKind::Ticket)
+            .unwrap()
+            .len(),
+        3
+    );
     drop(ws);
     handle.stop().await;
 }
@@ -178,7 +276,114 @@ async fn a_silent_link_is_closed_and_reopened() {
     let handle = session(&url);
     let _first = accepted.recv().await.unwrap();
     let _second = accepted.recv().await.unwrap();
-    let st = until(&handle, "second connection", |s| s.counters.connections >= 2).await;
+    let st = until(&handle, "second connection", |s| {
+        s.counters.connections >= 2
+    })
+    .await;
     assert!(st.counters.connections >= 2);
+    handle.stop().await;
+}
+
+/// A raw HTTP server that refuses WebSocket upgrades and rate-limits the first poll.
+#[tokio::test]
+async fn polling_honours_429_retry_after() {
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let log: Arc<Mutex<Vec<(std::time::Instant, String, u16)>>> = Arc::default();
+    let server_log = log.clone();
+    tokio::spawn(async move {
+        let mut polls = 0;
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&head).to_string();
+            let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let (status, extra, body) = if path.starts_with("/v1/stream") {
+                (403, "", "websockets blocked".to_string())
+            } else if path.starts_with("/v1/events") {
+                polls += 1;
+                if polls == 2 {
+                    (
+                        429,
+                        "retry-after: 1\r\n",
+                        r#"{"error":{"code":"rate_limited","message":"slow down"}}"#.to_string(),
+                    )
+                } else {
+                    let since: u64 = path
+                        .split("since=")
+                        .nth(1)
+                        .and_then(|s| s.split('&').next())
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let events: Vec<serde_json::Value> = (since + 1..=3.min(since + 1))
+                        .filter(|s| *s <= 3)
+                        .map(|s| {
+                            serde_json::from_str(&event(
+                                s,
+                                "ticket.created",
+                                json!({"id": format!("t{s}")}),
+                            ))
+                            .unwrap()
+                        })
+                        .collect();
+                    (200, "", json!({"stream": "acme", "epoch": "e1", "head": 3, "recovered": true, "events": events}).to_string())
+                }
+            } else if path.starts_with("/v1/snapshot") {
+                (
+                    200,
+                    "",
+                    json!({"stream": "acme", "epoch": "e1", "seq": 0, "entities": []}).to_string(),
+                )
+            } else {
+                (404, "", "{}".to_string())
+            };
+            server_log
+                .lock()
+                .unwrap()
+                .push((std::time::Instant::now(), path, status));
+            let resp = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
+                body.len()
+            );
+            let _ = tcp.write_all(resp.as_bytes()).await;
+        }
+    });
+    let mut config = SessionConfig::new(url.parse().unwrap());
+    config.poll_interval = Duration::from_millis(50);
+    config.socket_retry_interval = Duration::from_secs(60);
+    let handle = SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        shared(MemoryStore::new()),
+    )
+    .unwrap();
+    let st = until(&handle, "all three events polled", |s| seq(s) == 3).await;
+    assert!(
+        matches!(st.state, ConnectionState::Polling { .. }),
+        "{:?}",
+        st.state
+    );
+    let log = log.lock().unwrap().clone();
+    let limited = log
+        .iter()
+        .position(|(_, p, s)| p.starts_with("/v1/events") && *s == 429)
+        .expect("a 429 was served");
+    let next = log[limited + 1..]
+        .iter()
+        .find(|(_, p, _)| p.starts_with("/v1/events"))
+        .expect("polling went on");
+    assert!(
+        next.0.duration_since(log[limited].0) >= Duration::from_millis(990),
+        "the poll after a 429 waited for Retry-After: {:?}",
+        next.0.duration_since(log[limited].0)
+    );
     handle.stop().await;
 }

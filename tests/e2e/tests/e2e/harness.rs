@@ -47,7 +47,11 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 pub struct Lines(Arc<Mutex<Vec<String>>>);
 
 impl Lines {
-    fn follow(self, stream: impl std::io::Read + Send + 'static, first: Option<mpsc::Sender<String>>) -> Self {
+    fn follow(
+        self,
+        stream: impl std::io::Read + Send + 'static,
+        first: Option<mpsc::Sender<String>>,
+    ) -> Self {
         let lines = self.clone();
         std::thread::spawn(move || {
             let mut first = first;
@@ -83,12 +87,26 @@ impl Gateway {
     pub fn start(store: &str, extra: &[&str]) -> Gateway {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, addr, stderr) = Self::spawn("127.0.0.1:0", store, &extra);
-        Gateway { child: Some(child), addr, store: store.into(), extra, stderr }
+        Gateway {
+            child: Some(child),
+            addr,
+            store: store.into(),
+            extra,
+            stderr,
+        }
     }
 
     fn spawn(addr: &str, store: &str, extra: &[String]) -> (Child, SocketAddr, Lines) {
         let mut child = Command::new(bin("pulse-gateway"))
-            .args(["serve", "--addr", addr, "--store", store, "--jwt-secret", SECRET])
+            .args([
+                "serve",
+                "--addr",
+                addr,
+                "--store",
+                store,
+                "--jwt-secret",
+                SECRET,
+            ])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -102,7 +120,10 @@ impl Gateway {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                panic!("pulse-gateway did not say where it listens; stderr: {:?}", stderr.snapshot());
+                panic!(
+                    "pulse-gateway did not say where it listens; stderr: {:?}",
+                    stderr.snapshot()
+                );
             }
         };
         let url = line
@@ -142,7 +163,6 @@ impl Gateway {
             }
         }
     }
-
 }
 
 impl Drop for Gateway {
@@ -154,10 +174,17 @@ impl Drop for Gateway {
 /// `pulse-gateway mint`.
 pub fn mint(tenant: &str, sub: &str, role: &str, ttl: &str) -> String {
     let out = Command::new(bin("pulse-gateway"))
-        .args(["mint", "--secret", SECRET, "--tenant", tenant, "--sub", sub, "--role", role, "--ttl", ttl])
+        .args([
+            "mint", "--secret", SECRET, "--tenant", tenant, "--sub", sub, "--role", role, "--ttl",
+            ttl,
+        ])
         .output()
         .expect("run mint");
-    assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mint failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -182,7 +209,11 @@ impl Pulsectl {
             .expect("start pulsectl");
         let stdout = Lines::default().follow(child.stdout.take().unwrap(), None);
         let stderr = Lines::default().follow(child.stderr.take().unwrap(), None);
-        Pulsectl { child: Some(child), stdout, stderr }
+        Pulsectl {
+            child: Some(child),
+            stdout,
+            stderr,
+        }
     }
 
     pub fn kill(&mut self) {
@@ -201,7 +232,11 @@ impl Pulsectl {
                 self.child = None;
                 return st.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < end, "pulsectl did not exit; stderr: {:?}", self.stderr.snapshot());
+            assert!(
+                Instant::now() < end,
+                "pulsectl did not exit; stderr: {:?}",
+                self.stderr.snapshot()
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -211,7 +246,10 @@ impl Pulsectl {
         self.stdout
             .snapshot()
             .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line {l:?} is not JSON: {e}")))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line {l:?} is not JSON: {e}"))
+            })
             .collect()
     }
 }
@@ -231,7 +269,10 @@ pub struct Http {
 impl Http {
     pub fn new() -> Http {
         Http {
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 // Gateways are killed and restarted: never reuse a pooled connection.
@@ -254,7 +295,11 @@ impl Http {
                 .map_err(|e| e.to_string())?;
             let status = r.status();
             let v: Value = r.json().await.map_err(|e| e.to_string())?;
-            if status.is_success() { Ok(v) } else { Err(format!("{status}: {v}")) }
+            if status.is_success() {
+                Ok(v)
+            } else {
+                Err(format!("{status}: {v}"))
+            }
         })
     }
 

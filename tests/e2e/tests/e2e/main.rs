@@ -26,14 +26,26 @@ fn batch(n: u64, size: u64) -> Value {
         let k = n * size + i;
         let t = format!("t{}", k % 40);
         out.push(match k % 5 {
-            0 => ev("ticket.created", json!({"id": t, "title": format!("Ticket {k}"), "state": "todo"})),
-            1 => ev("ticket.event_added", json!({"id": t, "event": {"k": k, "msg": "agent commented"}})),
+            0 => ev(
+                "ticket.created",
+                json!({"id": t, "title": format!("Ticket {k}"), "state": "todo"}),
+            ),
+            1 => ev(
+                "ticket.event_added",
+                json!({"id": t, "event": {"k": k, "msg": "agent commented"}}),
+            ),
             2 => {
                 let state = ["todo", "in_progress", "review", "done"][(k % 4) as usize];
                 ev("ticket.moved", json!({"id": t, "state": state}))
             }
-            3 => ev("approval.created", json!({"id": format!("a{}", k % 30), "title": format!("Deploy {k}")})),
-            _ => ev("stats.updated", json!({"scope": "tasks", "stats": {"total": k}})),
+            3 => ev(
+                "approval.created",
+                json!({"id": format!("a{}", k % 30), "title": format!("Deploy {k}")}),
+            ),
+            _ => ev(
+                "stats.updated",
+                json!({"scope": "tasks", "stats": {"total": k}}),
+            ),
         });
     }
     Value::Array(out)
@@ -49,7 +61,9 @@ fn publisher(tenant: &str) -> String {
 
 fn wait_synced(http: &Http, gw: &Gateway, token: &str, cache: &Path, stream: &str) {
     let head = http.snapshot(&gw.url(), token).seq;
-    wait_for(&format!("cache at seq {head}"), LONG, || cache_seq(cache, stream) >= head);
+    wait_for(&format!("cache at seq {head}"), LONG, || {
+        cache_seq(cache, stream) >= head
+    });
 }
 
 #[test]
@@ -67,7 +81,8 @@ fn sqlite_gateway_and_pulsectl_killed_repeatedly_converge() {
     let done = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicBool::new(false));
     let ingester = {
-        let (done, finished, url, pubtok) = (done.clone(), finished.clone(), url.clone(), pubtok.clone());
+        let (done, finished, url, pubtok) =
+            (done.clone(), finished.clone(), url.clone(), pubtok.clone());
         std::thread::spawn(move || {
             let http = Http::new();
             let mut n = 0;
@@ -92,7 +107,9 @@ fn sqlite_gateway_and_pulsectl_killed_repeatedly_converge() {
     let mut runs = vec![Pulsectl::watch(&url, &["--token", &view], &cache, &[])];
     // Kill the gateway three times and pulsectl twice while events flow.
     for (i, at) in [15u64, 35, 55, 75, 95].into_iter().enumerate() {
-        wait_for(&format!("{at} batches ingested"), LONG, || done.load(Ordering::SeqCst) >= at);
+        wait_for(&format!("{at} batches ingested"), LONG, || {
+            done.load(Ordering::SeqCst) >= at
+        });
         if i % 2 == 0 {
             gw.restart();
         } else {
@@ -106,8 +123,15 @@ fn sqlite_gateway_and_pulsectl_killed_repeatedly_converge() {
     wait_synced(&http, &gw, &view, &cache, "acme");
 
     let snap = http.snapshot(&url, &view);
-    assert!(snap.seq >= BATCHES * SIZE, "every batch was committed at least once");
-    assert_eq!(sorted(cache_entities(&cache)), sorted(snap.entities), "cache equals the gateway's snapshot");
+    assert!(
+        snap.seq >= BATCHES * SIZE,
+        "every batch was committed at least once"
+    );
+    assert_eq!(
+        sorted(cache_entities(&cache)),
+        sorted(snap.entities),
+        "cache equals the gateway's snapshot"
+    );
 
     // Across every pulsectl run, no event was applied (printed) twice.
     let mut seen = HashSet::new();
@@ -137,15 +161,32 @@ fn memory_gateway_restart_changes_epoch_and_client_reloads_snapshot() {
     let before = http.snapshot(&gw.url(), &view);
 
     gw.restart();
-    http.ingest(&gw.url(), &pubtok, &json!([ev("approval.created", json!({"id": "fresh", "title": "After restart"}))]))
-        .unwrap();
+    http.ingest(
+        &gw.url(),
+        &pubtok,
+        &json!([ev(
+            "approval.created",
+            json!({"id": "fresh", "title": "After restart"})
+        )]),
+    )
+    .unwrap();
     let after = http.snapshot(&gw.url(), &view);
-    assert_ne!(before.epoch, after.epoch, "a memory gateway gets a new epoch");
+    assert_ne!(
+        before.epoch, after.epoch,
+        "a memory gateway gets a new epoch"
+    );
     wait_for("client reloads the new epoch's snapshot", LONG, || {
         sorted(cache_entities(&cache)) == sorted(after.entities.clone())
     });
-    let snapshots = ctl.changes().iter().filter(|l| l.get("snapshot").is_some()).count();
-    assert!(snapshots >= 2, "one snapshot at first sync, one after the epoch change");
+    let snapshots = ctl
+        .changes()
+        .iter()
+        .filter(|l| l.get("snapshot").is_some())
+        .count();
+    assert!(
+        snapshots >= 2,
+        "one snapshot at first sync, one after the epoch change"
+    );
     ctl.kill();
 }
 
@@ -167,14 +208,22 @@ fn blocked_websocket_falls_back_to_polling_and_takes_the_socket_back() {
     wait_for("polling", LONG, || ctl.stderr.contains("polling over REST"));
     http.ingest(&gw.url(), &pubtok, &batch(0, 10)).unwrap();
     wait_synced(&http, &gw, &view, &cache, "acme");
-    assert!(!ctl.stderr.contains("pulsectl: live"), "no socket while blocked");
+    assert!(
+        !ctl.stderr.contains("pulsectl: live"),
+        "no socket while blocked"
+    );
     assert!(proxy.upgrades_refused() >= 1);
 
     proxy.block_websockets(false);
-    wait_for("socket taken back", LONG, || ctl.stderr.contains("pulsectl: live"));
+    wait_for("socket taken back", LONG, || {
+        ctl.stderr.contains("pulsectl: live")
+    });
     http.ingest(&gw.url(), &pubtok, &batch(1, 10)).unwrap();
     wait_synced(&http, &gw, &view, &cache, "acme");
-    assert_eq!(sorted(cache_entities(&cache)), sorted(http.snapshot(&gw.url(), &view).entities));
+    assert_eq!(
+        sorted(cache_entities(&cache)),
+        sorted(http.snapshot(&gw.url(), &view).entities)
+    );
 }
 
 #[test]
@@ -188,17 +237,37 @@ fn expired_access_token_is_refreshed_without_the_user() {
     );
     let http = Http::new();
     let (pubtok, view) = (publisher("acme"), viewer("acme"));
-    let ctl = Pulsectl::watch(&gw.url(), &["--user", "alice", "--password", "s3cret"], &cache, &[]);
+    let ctl = Pulsectl::watch(
+        &gw.url(),
+        &["--user", "alice", "--password", "s3cret"],
+        &cache,
+        &[],
+    );
     wait_for("live", LONG, || ctl.stderr.contains("pulsectl: live"));
     // Let the access token expire, then force a reconnect.
     let issued = std::time::Instant::now();
-    wait_for("token expiry", LONG, || issued.elapsed() > Duration::from_millis(2_100));
+    wait_for("token expiry", LONG, || {
+        issued.elapsed() > Duration::from_millis(2_100)
+    });
     gw.restart();
     http.ingest(&gw.url(), &pubtok, &batch(0, 5)).unwrap();
     wait_synced(&http, &gw, &view, &cache, "acme");
-    let live = ctl.stderr.snapshot().iter().filter(|l| l.contains("pulsectl: live")).count();
-    assert!(live >= 2, "live again after the reconnect: {:?}", ctl.stderr.snapshot());
-    assert!(!ctl.stderr.contains("unauthorized"), "{:?}", ctl.stderr.snapshot());
+    let live = ctl
+        .stderr
+        .snapshot()
+        .iter()
+        .filter(|l| l.contains("pulsectl: live"))
+        .count();
+    assert!(
+        live >= 2,
+        "live again after the reconnect: {:?}",
+        ctl.stderr.snapshot()
+    );
+    assert!(
+        !ctl.stderr.contains("unauthorized"),
+        "{:?}",
+        ctl.stderr.snapshot()
+    );
 }
 
 #[test]
@@ -207,19 +276,47 @@ fn wrong_or_expired_token_stops_with_unauthorized_and_no_retry_storm() {
     let gw = Gateway::start("memory", &[]);
     let proxy = proxy::Proxy::start(gw.addr);
 
-    let mut ctl = Pulsectl::watch(&proxy.url(), &["--token", "not-a-valid-token"], &dir.path().join("a.db"), &[]);
+    let mut ctl = Pulsectl::watch(
+        &proxy.url(),
+        &["--token", "not-a-valid-token"],
+        &dir.path().join("a.db"),
+        &[],
+    );
     assert_eq!(ctl.wait_exit(LONG), 3, "exit code 3 = unauthorized");
-    assert!(ctl.stderr.contains("unauthorized"), "{:?}", ctl.stderr.snapshot());
-    assert!(proxy.upgrades() <= 1, "a static token cannot be refreshed: one attempt, got {}", proxy.upgrades());
+    assert!(
+        ctl.stderr.contains("unauthorized"),
+        "{:?}",
+        ctl.stderr.snapshot()
+    );
+    assert!(
+        proxy.upgrades() <= 1,
+        "a static token cannot be refreshed: one attempt, got {}",
+        proxy.upgrades()
+    );
 
     let expiring = mint("acme", "v", "viewer", "1s");
     let t0 = std::time::Instant::now();
-    wait_for("token expiry", LONG, || t0.elapsed() > Duration::from_millis(1_100));
+    wait_for("token expiry", LONG, || {
+        t0.elapsed() > Duration::from_millis(1_100)
+    });
     let before = proxy.upgrades();
-    let mut ctl = Pulsectl::watch(&proxy.url(), &["--token", &expiring], &dir.path().join("b.db"), &[]);
+    let mut ctl = Pulsectl::watch(
+        &proxy.url(),
+        &["--token", &expiring],
+        &dir.path().join("b.db"),
+        &[],
+    );
     assert_eq!(ctl.wait_exit(LONG), 3);
-    assert!(ctl.stderr.contains("expired"), "{:?}", ctl.stderr.snapshot());
-    assert_eq!(proxy.upgrades(), before, "an expired token is not even sent");
+    assert!(
+        ctl.stderr.contains("expired"),
+        "{:?}",
+        ctl.stderr.snapshot()
+    );
+    assert_eq!(
+        proxy.upgrades(),
+        before,
+        "an expired token is not even sent"
+    );
 }
 
 #[test]
@@ -230,19 +327,41 @@ fn a_tenant_never_sees_another_tenants_events() {
     let http = Http::new();
     let ctl = Pulsectl::watch(&gw.url(), &["--token", &viewer("acme")], &cache, &[]);
     wait_for("live", LONG, || ctl.stderr.contains("pulsectl: live"));
-    http.ingest(&gw.url(), &publisher("globex"), &json!([ev("approval.created", json!({"id": "secret-globex", "title": "x"}))]))
-        .unwrap();
-    http.ingest(&gw.url(), &publisher("acme"), &json!([ev("approval.created", json!({"id": "acme-1", "title": "y"}))]))
-        .unwrap();
+    http.ingest(
+        &gw.url(),
+        &publisher("globex"),
+        &json!([ev(
+            "approval.created",
+            json!({"id": "secret-globex", "title": "x"})
+        )]),
+    )
+    .unwrap();
+    http.ingest(
+        &gw.url(),
+        &publisher("acme"),
+        &json!([ev(
+            "approval.created",
+            json!({"id": "acme-1", "title": "y"})
+        )]),
+    )
+    .unwrap();
     // A publisher cannot write into another tenant either.
     let err = http
-        .ingest(&gw.url(), &publisher("globex"), &json!({"tenant": "acme", "type": "approval.created", "data": {"id": "sneaky"}}))
+        .ingest(
+            &gw.url(),
+            &publisher("globex"),
+            &json!({"tenant": "acme", "type": "approval.created", "data": {"id": "sneaky"}}),
+        )
         .unwrap_err();
     assert!(err.starts_with("403"), "{err}");
     wait_synced(&http, &gw, &viewer("acme"), &cache, "acme");
     let ids: Vec<String> = cache_entities(&cache).into_iter().map(|e| e.id).collect();
     assert_eq!(ids, vec!["acme-1".to_string()]);
-    assert!(ctl.stdout.snapshot().iter().all(|l| !l.contains("globex") && !l.contains("sneaky")));
+    assert!(ctl
+        .stdout
+        .snapshot()
+        .iter()
+        .all(|l| !l.contains("globex") && !l.contains("sneaky")));
 }
 
 #[test]
@@ -252,7 +371,8 @@ fn pulsectl_status_reads_the_cache_offline_and_rejects_garbage() {
     let mut gw = Gateway::start("memory", &[]);
     let http = Http::new();
     let view = viewer("acme");
-    http.ingest(&gw.url(), &publisher("acme"), &batch(0, 20)).unwrap();
+    http.ingest(&gw.url(), &publisher("acme"), &batch(0, 20))
+        .unwrap();
     let mut ctl = Pulsectl::watch(&gw.url(), &["--token", &view], &cache, &[]);
     wait_synced(&http, &gw, &view, &cache, "acme");
     ctl.kill();
@@ -263,23 +383,53 @@ fn pulsectl_status_reads_the_cache_offline_and_rejects_garbage() {
         .arg(&cache)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["cursors"]["acme"]["seq"], 20);
-    assert_eq!(v["counts"]["ticket"], 12, "created, appended-to and moved tickets");
+    assert_eq!(
+        v["counts"]["ticket"], 12,
+        "created, appended-to and moved tickets"
+    );
     assert_eq!(v["counts"]["approval"], 4);
     assert!(v["last_sync_ms"].as_i64().unwrap() > 0);
 
-    let human = std::process::Command::new(bin("pulsectl")).args(["status", "--cache"]).arg(&cache).output().unwrap();
+    let human = std::process::Command::new(bin("pulsectl"))
+        .args(["status", "--cache"])
+        .arg(&cache)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.contains("tickets:") && text.contains("seq 20"), "{text}");
+    assert!(
+        text.contains("tickets:") && text.contains("seq 20"),
+        "{text}"
+    );
 
     let garbage = dir.path().join("garbage.db");
-    std::fs::write(&garbage, b"this is not a database at all, not even close....").unwrap();
-    let out = std::process::Command::new(bin("pulsectl")).args(["status", "--cache"]).arg(&garbage).output().unwrap();
+    std::fs::write(
+        &garbage,
+        b"this is not a database at all, not even close....",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin("pulsectl"))
+        .args(["status", "--cache"])
+        .arg(&garbage)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(&garbage).unwrap(), b"this is not a database at all, not even close....", "garbage file left untouched");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("damaged"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&garbage).unwrap(),
+        b"this is not a database at all, not even close....",
+        "garbage file left untouched"
+    );
 
     let out = std::process::Command::new(bin("pulsectl"))
         .args(["status", "--cache"])
@@ -287,11 +437,18 @@ fn pulsectl_status_reads_the_cache_offline_and_rejects_garbage() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
-    assert!(!dir.path().join("missing.db").exists(), "status never creates a cache");
+    assert!(
+        !dir.path().join("missing.db").exists(),
+        "status never creates a cache"
+    );
 }
 
 fn pulsectl(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(bin("pulsectl")).args(args).env_remove("PULSE_TOKEN").output().unwrap()
+    std::process::Command::new(bin("pulsectl"))
+        .args(args)
+        .env_remove("PULSE_TOKEN")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -312,28 +469,60 @@ fn approve_and_reject_from_the_command_line() {
     .unwrap();
     let url = gw.url();
     let out = pulsectl(&["approve", "a1", "--server", &url, "--token", &view]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = pulsectl(&["reject", "a1", "--server", &url, "--token", &view, "--reason", "late"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pulsectl(&[
+        "reject", "a1", "--server", &url, "--token", &view, "--reason", "late",
+    ]);
     assert_eq!(out.status.code(), Some(6), "conflict: already approved");
     assert!(String::from_utf8_lossy(&out.stderr).contains("already approved"));
-    let out = pulsectl(&["reject", "a2", "--server", &url, "--token", &view, "--reason", "risky"]);
+    let out = pulsectl(&[
+        "reject", "a2", "--server", &url, "--token", &view, "--reason", "risky",
+    ]);
     assert!(out.status.success());
     let out = pulsectl(&["approve", "nope", "--server", &url, "--token", &view]);
     assert_eq!(out.status.code(), Some(7));
     let snap = http.snapshot(&url, &view);
-    let status = |id: &str| snap.entities.iter().find(|e| e.id == id).unwrap().data["status"].clone();
+    let status =
+        |id: &str| snap.entities.iter().find(|e| e.id == id).unwrap().data["status"].clone();
     assert_eq!(status("a1"), "approved");
     assert_eq!(status("a2"), "rejected");
 
     // Unreachable: exit 5, or queued with --cache and sent by the next watch.
     let dead = "http://127.0.0.1:9"; // discard port: nothing listens
     let out = pulsectl(&["approve", "a3", "--server", dead, "--token", &view]);
-    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cache = dir.path().join("cache.db");
-    let out = pulsectl(&["approve", "a3", "--server", dead, "--token", &view, "--cache", cache.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pulsectl(&[
+        "approve",
+        "a3",
+        "--server",
+        dead,
+        "--token",
+        &view,
+        "--cache",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ctl = Pulsectl::watch(&url, &["--token", &view], &cache, &[]);
-    wait_for("queued decision sent", LONG, || ctl.stdout.contains("\"outbox_id\""));
+    wait_for("queued decision sent", LONG, || {
+        ctl.stdout.contains("\"outbox_id\"")
+    });
     let snap = http.snapshot(&url, &view);
-    assert_eq!(snap.entities.iter().find(|e| e.id == "a3").unwrap().data["status"], "approved");
+    assert_eq!(
+        snap.entities.iter().find(|e| e.id == "a3").unwrap().data["status"],
+        "approved"
+    );
 }

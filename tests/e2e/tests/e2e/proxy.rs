@@ -28,7 +28,12 @@ impl Proxy {
                 std::thread::spawn(move || handle(conn, upstream, &b, &u, &r));
             }
         });
-        Proxy { addr, block, upgrades, refused }
+        Proxy {
+            addr,
+            block,
+            upgrades,
+            refused,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -48,7 +53,13 @@ impl Proxy {
     }
 }
 
-fn handle(mut client: TcpStream, upstream: SocketAddr, block: &AtomicBool, upgrades: &AtomicU64, refused: &AtomicU64) {
+fn handle(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    block: &AtomicBool,
+    upgrades: &AtomicU64,
+    refused: &AtomicU64,
+) {
     // Read the first request head.
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
@@ -76,7 +87,9 @@ fn handle(mut client: TcpStream, upstream: SocketAddr, block: &AtomicBool, upgra
         }
     }
     let Ok(mut up) = TcpStream::connect(upstream) else {
-        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let _ = client.write_all(
+            b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
         return;
     };
     if up.write_all(&head).is_err() {
