@@ -455,31 +455,42 @@ async fn server_pings_are_answered_and_keep_the_link() {
 
 #[tokio::test]
 async fn a_dead_link_is_detected() {
-    let peer = Peer::start(&["--ping-interval", "200", "--ping-timeout", "200"]).await;
-    let mut c = SocketIoClient::connect(peer.opts()).await.expect("connect");
-    // Wait for one ping so the timer runs from a real heartbeat.
-    eventually("a ping", || {
-        let n = c.stats().pings;
-        async move { n >= 1 }
-    })
-    .await;
-    peer.signal("-STOP"); // the server freezes: no ping, no FIN
-    let t = Instant::now();
-    let reason = disconnected(&mut c).await;
-    peer.signal("-CONT");
-    assert_eq!(reason, DisconnectReason::PingTimeout);
-    assert!(reason.is_recoverable());
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        t.elapsed()
-    );
-    // Final: recv keeps answering the same, and sending fails.
-    assert_eq!(disconnected(&mut c).await, DisconnectReason::PingTimeout);
-    assert!(matches!(
-        c.emit("x", vec![]),
-        Err(SocketIoError::Disconnected)
-    ));
+    for transport in ["websocket", "polling"] {
+        let peer = Peer::start(&[
+            "--transports",
+            transport,
+            "--ping-interval",
+            "200",
+            "--ping-timeout",
+            "200",
+        ])
+        .await;
+        let mut c = SocketIoClient::connect(peer.opts()).await.expect("connect");
+        assert_eq!(c.transport_in_use().as_str(), transport);
+        // Wait for one ping so the timer runs from a real heartbeat.
+        eventually("a ping", || {
+            let n = c.stats().pings;
+            async move { n >= 1 }
+        })
+        .await;
+        peer.signal("-STOP"); // the server freezes: no ping, no FIN
+        let t = Instant::now();
+        let reason = disconnected(&mut c).await;
+        peer.signal("-CONT");
+        assert_eq!(reason, DisconnectReason::PingTimeout, "{transport}");
+        assert!(reason.is_recoverable());
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{transport}: took {:?}",
+            t.elapsed()
+        );
+        // Final: recv keeps answering the same, and sending fails.
+        assert_eq!(disconnected(&mut c).await, DisconnectReason::PingTimeout);
+        assert!(matches!(
+            c.emit("x", vec![]),
+            Err(SocketIoError::Disconnected)
+        ));
+    }
 }
 
 #[tokio::test]

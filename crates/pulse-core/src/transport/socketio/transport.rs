@@ -358,6 +358,29 @@ fn without_url(e: reqwest::Error) -> String {
     msg
 }
 
+/// A response body as text, at most [`TRANSPORT_MAX_MESSAGE`] bytes (the
+/// WebSocket's limit): a server cannot make the client buffer without bound.
+async fn read_body(mut resp: reqwest::Response) -> Result<String, String> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > TRANSPORT_MAX_MESSAGE as u64)
+    {
+        return Err(format!("response body over {TRANSPORT_MAX_MESSAGE} bytes"));
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(without_url)? {
+        if buf.len() + chunk.len() > TRANSPORT_MAX_MESSAGE {
+            return Err(format!("response body over {TRANSPORT_MAX_MESSAGE} bytes"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    // Engine.IO bodies are UTF-8 text; a bad byte spoils only its record.
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
 /// HTTP long-polling: a poller task (GET) and a writer task (POST).
 pub(super) struct PollingLink {
     events: mpsc::UnboundedReceiver<LinkEvent>,
@@ -401,10 +424,7 @@ impl PollingLink {
             .await
             .map_err(|e| SocketIoError::Network(without_url(e)))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| SocketIoError::Network(without_url(e)))?;
+        let body = read_body(resp).await.map_err(SocketIoError::Network)?;
         if status != 200 {
             return Err(http_refusal(
                 TransportKind::Polling,
@@ -515,13 +535,10 @@ async fn poll_loop(
             }
         };
         let status = resp.status().as_u16();
-        let body = match resp.text().await {
+        let body = match read_body(resp).await {
             Ok(b) => b,
-            Err(e) => {
-                let _ = events.send(LinkEvent::Closed(format!(
-                    "poll failed: {}",
-                    without_url(e)
-                )));
+            Err(why) => {
+                let _ = events.send(LinkEvent::Closed(format!("poll failed: {why}")));
                 return;
             }
         };
