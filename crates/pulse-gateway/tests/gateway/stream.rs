@@ -420,3 +420,65 @@ async fn not_a_websocket_request() {
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "bad_request");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_is_dropped_without_slowing_anyone() {
+    let gw = Gw::start(Config {
+        ping_interval: Duration::from_secs(2),
+        ping_timeout: Duration::from_secs(2),
+        client_queue: 16,
+        ..config()
+    })
+    .await;
+    let v = viewer("acme");
+    let (mut stalled, _) = subscribe(&gw, &v, None, None).await;
+    let (mut reader, _) = subscribe(&gw, &v, None, None).await;
+    let blob = "x".repeat(500_000);
+    let n = 60;
+    let read_all = tokio::spawn(async move {
+        let got = events(&mut reader, n).await;
+        got.iter().map(|e| e.seq).collect::<Vec<_>>()
+    });
+    for i in 0..n {
+        gw.ingest(
+            &publisher("acme"),
+            ev("agent.upserted", json!({"id": "a", "i": i, "blob": blob})),
+        )
+        .await;
+    }
+    assert_eq!(
+        read_all.await.unwrap(),
+        (1..=n as u64).collect::<Vec<_>>(),
+        "the reader got everything"
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the stalled client to be dropped",
+        || async {
+            let m = gw
+                .http
+                .get(gw.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            (!m.contains("pulse_slow_clients_disconnected_total 0")).then_some(())
+        },
+    )
+    .await;
+    // What the stalled client can still read ends before the last event.
+    let mut last = 0;
+    while let Some(msg) = next_message(&mut stalled).await {
+        if let Message::Text(t) = msg {
+            if let ServerFrame::Event(e) = ServerFrame::decode(t.as_str()).unwrap() {
+                last = e.seq;
+            }
+        }
+    }
+    assert!(
+        last < n as u64,
+        "stalled client was cut off (saw up to {last})"
+    );
+}
