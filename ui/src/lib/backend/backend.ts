@@ -1,0 +1,53 @@
+// The one interface the UI talks to. Implementations: TauriBackend (the shell, over
+// IPC) and FakeBackend (tests and `npm run dev` in a browser).
+import type {
+  Account,
+  ActionDto,
+  Bootstrap,
+  ConnectionView,
+  CountsDto,
+  OutcomeDto,
+  PendingAction,
+  RaisedNotification,
+  SettledAction,
+  Settings,
+  Target,
+  UpdateBatch,
+} from "../generated/types";
+
+/** Payloads of the events the backend pushes, by short name. */
+export interface BackendEvents {
+  updates: UpdateBatch;
+  reset: null;
+  connection: ConnectionView;
+  counts: CountsDto;
+  outbox: PendingAction[];
+  settled: SettledAction;
+  notified: RaisedNotification;
+  navigate: Target;
+  settings: Settings;
+}
+
+export type Unlisten = () => void;
+
+export interface Backend {
+  /** Everything for the first paint, read from the local cache (no network). */
+  bootstrap(): Promise<Bootstrap>;
+  /** Approve / reject / move / terminate: done now, queued offline, or a conflict. */
+  perform(action: ActionDto): Promise<OutcomeDto>;
+  /** Reconnect now. */
+  retryNow(): Promise<void>;
+  saveSettings(settings: Settings): Promise<Settings>;
+  login(serverId: string, username: string, password: string): Promise<Account>;
+  logout(): Promise<void>;
+  /** Pause notifications for `minutes`, or resume with null. */
+  pauseNotifications(minutes: number | null): Promise<Settings>;
+  markRead(keys: string[]): Promise<void>;
+  on<K extends keyof BackendEvents>(name: K, handler: (payload: BackendEvents[K]) => void): Promise<Unlisten>;
+}
+
+/** An error a command returned ({code, message}) or anything thrown. */
+export function errorMessage(e: unknown): string {
+  if (e && typeof e === "object" && "message" in e) return String((e as { message: unknown }).message);
+  return String(e);
+}

@@ -1,0 +1,199 @@
+// An in-memory backend: for UI tests (drive it with emit/set*) and for running the UI
+// in a plain browser (`npm run dev`), where `simulate()` makes it busy.
+import type {
+  Account,
+  ActionDto,
+  Bootstrap,
+  ConnectionView,
+  CountsDto,
+  EntityDto,
+  EntityKind,
+  OutcomeDto,
+  PendingAction,
+  Settings,
+} from "../generated/types";
+import type { Backend, BackendEvents, Unlisten } from "./backend";
+
+type Handler = (payload: never) => void;
+
+export function defaultSettings(): Settings {
+  return {
+    servers: [],
+    active_server: null,
+    notifications: {
+      enabled: true,
+      approvals: true,
+      escalations: true,
+      agent_failures: false,
+      escalations_bypass_dnd: true,
+      dnd_until_ms: null,
+    },
+    start_at_login: false,
+    theme: "system",
+  };
+}
+
+export class FakeBackend implements Backend {
+  entities = new Map<string, EntityDto>();
+  connection: ConnectionView = { state: { state: "live" }, last_sync_ms: Date.now(), server: "http://127.0.0.1:1", demo: true, caveat: null };
+  settings: Settings = defaultSettings();
+  outbox: PendingAction[] = [];
+  online = true;
+  /** Set to make the next perform answer this (conflict/rejected tests). */
+  nextOutcome: OutcomeDto | null = null;
+  calls: { name: string; args: unknown }[] = [];
+  private handlers = new Map<string, Set<Handler>>();
+  private nextOutbox = 1;
+  private timer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(entities: EntityDto[] = []) {
+    for (const e of entities) this.entities.set(`${e.kind}:${e.id}`, e);
+  }
+
+  // ----- test helpers -----
+  emit<K extends keyof BackendEvents>(name: K, payload: BackendEvents[K]): void {
+    for (const h of this.handlers.get(name) ?? []) (h as (p: BackendEvents[K]) => void)(payload);
+  }
+  /** Upsert entities as the server would (applied to the fake's cache and pushed). */
+  push(...entities: EntityDto[]): void {
+    for (const e of entities) this.entities.set(`${e.kind}:${e.id}`, e);
+    this.emit("updates", { updates: entities.map((e) => ({ kind: e.kind, id: e.id, data: e.data })) });
+  }
+  remove(kind: EntityKind, id: string): void {
+    this.entities.delete(`${kind}:${id}`);
+    this.emit("updates", { updates: [{ kind, id, data: null }] });
+  }
+  setConnection(c: Partial<ConnectionView>): void {
+    this.connection = { ...this.connection, ...c };
+    this.emit("connection", this.connection);
+  }
+  listeners(name: keyof BackendEvents): number {
+    return this.handlers.get(name)?.size ?? 0;
+  }
+
+  private counts(): CountsDto {
+    let a = 0, e = 0, n = 0;
+    for (const x of this.entities.values()) {
+      if (x.kind === "approval" && (x.data.status ?? "pending") === "pending") a++;
+      if (x.kind === "conversation" && x.data.status === "escalated") e++;
+      if (x.kind === "notification" && !x.data.read) n++;
+    }
+    return { pending_approvals: a, open_escalations: e, unread_notifications: n };
+  }
+
+  // ----- Backend -----
+  async bootstrap(): Promise<Bootstrap> {
+    this.calls.push({ name: "bootstrap", args: null });
+    return {
+      entities: [...this.entities.values()],
+      connection: this.connection,
+      counts: this.counts(),
+      outbox: [...this.outbox],
+      notifications: [],
+      read: [],
+      settings: structuredClone(this.settings),
+      account: { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: true, keyring_error: null },
+      version: "0.0.0-fake",
+      open: null,
+    };
+  }
+
+  async perform(action: ActionDto): Promise<OutcomeDto> {
+    this.calls.push({ name: "perform", args: action });
+    if (this.nextOutcome) {
+      const o = this.nextOutcome;
+      this.nextOutcome = null;
+      return o;
+    }
+    if (!this.online) {
+      const entry: PendingAction = { outbox_id: this.nextOutbox++, action, queued_at: Date.now(), last_error: null };
+      this.outbox.push(entry);
+      this.emit("outbox", [...this.outbox]);
+      return { outcome: "queued", outbox_id: entry.outbox_id };
+    }
+    const kind: EntityKind = action.action === "move_ticket" ? "ticket" : action.action === "terminate_agent" ? "agent" : "approval";
+    const cur = this.entities.get(`${kind}:${action.id}`);
+    if (!cur) return { outcome: "rejected", message: `no ${kind} ${action.id}` };
+    const data = { ...cur.data };
+    if (action.action === "approve") data.status = "approved";
+    if (action.action === "reject") { data.status = "rejected"; data.reason = action.reason; }
+    if (action.action === "move_ticket") data.state = action.state;
+    if (action.action === "terminate_agent") data.status = "terminated";
+    const entity = { kind, id: action.id, data };
+    // The server's event follows the answer.
+    setTimeout(() => this.push(entity), 0);
+    return { outcome: "done", entity };
+  }
+
+  /** Go back online: queued actions are sent and settle. */
+  reconnect(): void {
+    this.online = true;
+    const queued = this.outbox.splice(0);
+    for (const q of queued) {
+      void this.perform(q.action).then((outcome) => this.emit("settled", { outbox_id: q.outbox_id, action: q.action, outcome }));
+    }
+    this.emit("outbox", []);
+    this.setConnection({ state: { state: "live" }, last_sync_ms: Date.now() });
+  }
+
+  async retryNow(): Promise<void> {
+    this.calls.push({ name: "retry_now", args: null });
+  }
+  async saveSettings(settings: Settings): Promise<Settings> {
+    this.calls.push({ name: "save_settings", args: settings });
+    this.settings = structuredClone(settings);
+    return structuredClone(settings);
+  }
+  async login(serverId: string, username: string, password: string): Promise<Account> {
+    this.calls.push({ name: "login", args: { serverId, username } });
+    if (password !== "demo") throw { code: "auth", message: `sign-in refused for user \`${username}\`: wrong user name or password` };
+    const p = this.settings.servers.find((s) => s.id === serverId);
+    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: true, keyring_error: null };
+  }
+  async logout(): Promise<void> {
+    this.calls.push({ name: "logout", args: null });
+  }
+  async pauseNotifications(minutes: number | null): Promise<Settings> {
+    this.settings.notifications.dnd_until_ms = minutes === null ? null : Date.now() + minutes * 60_000;
+    return structuredClone(this.settings);
+  }
+  async markRead(keys: string[]): Promise<void> {
+    this.calls.push({ name: "mark_read", args: keys });
+  }
+  async on<K extends keyof BackendEvents>(name: K, handler: (p: BackendEvents[K]) => void): Promise<Unlisten> {
+    let set = this.handlers.get(name);
+    if (!set) this.handlers.set(name, (set = new Set()));
+    set.add(handler as Handler);
+    return () => set!.delete(handler as Handler);
+  }
+
+  /** Make the fake busy (browser dev mode). */
+  simulate(): void {
+    if (this.timer) return;
+    const names = ["Atlas", "Briar", "Cobalt", "Delta", "Ember", "Flint"];
+    for (let i = 0; i < names.length; i++) {
+      this.push({ kind: "agent", id: `agent-${i}`, data: { id: `agent-${i}`, name: names[i], status: "working", role: "builder", last_heartbeat: Date.now() } });
+    }
+    const states = ["backlog", "todo", "in_progress", "review", "done"];
+    for (let i = 1; i <= 40; i++) {
+      this.push({ kind: "ticket", id: `t-${i}`, data: { id: `t-${i}`, key: `OPS-${i}`, title: `Ticket number ${i}`, state: states[i % 5], priority: ["low", "medium", "high", "urgent"][i % 4] } });
+    }
+    let n = 0;
+    this.timer = setInterval(() => {
+      n++;
+      const a = `agent-${n % names.length}`;
+      const cur = this.entities.get(`agent:${a}`);
+      if (cur) this.push({ ...cur, data: { ...cur.data, last_heartbeat: Date.now() } });
+      if (n % 8 === 0) {
+        this.push({ kind: "approval", id: `ap-${n}`, data: { id: `ap-${n}`, title: `Deploy build ${n} to production`, agent_name: names[n % names.length], risk: n % 3 ? "medium" : "high", status: "pending", created_at: Date.now() } });
+      }
+      if (n % 13 === 0) {
+        this.push({ kind: "conversation", id: `c-${n}`, data: { id: `c-${n}`, customer: "Ada Lovelace", subject: "Refund request", status: n % 26 ? "open" : "escalated", reason: "Customer asked for a human", created_at: Date.now() } });
+      }
+    }, 700);
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

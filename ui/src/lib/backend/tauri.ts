@@ -1,0 +1,53 @@
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import { EVENTS } from "../generated/types";
+import type { Account, ActionDto, Bootstrap, OutcomeDto, Settings } from "../generated/types";
+import type { Backend, BackendEvents, Unlisten } from "./backend";
+
+const NAMES: Record<keyof BackendEvents, string> = {
+  updates: EVENTS.UPDATES,
+  reset: EVENTS.RESET,
+  connection: EVENTS.CONNECTION,
+  counts: EVENTS.COUNTS,
+  outbox: EVENTS.OUTBOX,
+  settled: EVENTS.SETTLED,
+  notified: EVENTS.NOTIFIED,
+  navigate: EVENTS.NAVIGATE,
+  settings: EVENTS.SETTINGS,
+};
+
+/** The Tauri shell, over IPC. */
+export class TauriBackend implements Backend {
+  bootstrap(): Promise<Bootstrap> {
+    return invoke("bootstrap");
+  }
+  perform(action: ActionDto): Promise<OutcomeDto> {
+    return invoke("perform", { action });
+  }
+  retryNow(): Promise<void> {
+    return invoke("retry_now");
+  }
+  saveSettings(settings: Settings): Promise<Settings> {
+    return invoke("save_settings", { settings });
+  }
+  login(serverId: string, username: string, password: string): Promise<Account> {
+    return invoke("login", { serverId, username, password });
+  }
+  logout(): Promise<void> {
+    return invoke("logout");
+  }
+  pauseNotifications(minutes: number | null): Promise<Settings> {
+    return invoke("pause_notifications", { minutes });
+  }
+  markRead(keys: string[]): Promise<void> {
+    return invoke("mark_read", { keys });
+  }
+  async on<K extends keyof BackendEvents>(name: K, handler: (p: BackendEvents[K]) => void): Promise<Unlisten> {
+    return listen<BackendEvents[K]>(NAMES[name], (e) => handler(e.payload));
+  }
+}
+
+/** Whether the page runs inside the Tauri shell. */
+export function inTauri(): boolean {
+  return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
+}

@@ -1,0 +1,492 @@
+// The UI's state: a mirror of the backend's cache plus optimistic overlays.
+//
+// Updates from the backend are queued and applied once per animation frame (a burst
+// of any size costs one render), and none is dropped: every queued batch is applied
+// in order at the next frame. Actions are optimistic: the change shows at once, then
+// the backend's answer (done / queued / conflict / rejected) and the server's event
+// reconcile it. A conflict or refusal is shown as an error, never silently dropped.
+import type {
+  Account,
+  ActionDto,
+  Bootstrap,
+  ConnectionView,
+  CountsDto,
+  EntityDto,
+  EntityKind,
+  OutcomeDto,
+  Page,
+  PendingAction,
+  RaisedNotification,
+  SettledAction,
+  Settings,
+  Target,
+  UpdateBatch,
+} from "../generated/types";
+import { ENTITY_KINDS } from "../generated/types";
+import { errorMessage, type Backend, type Unlisten } from "../backend/backend";
+import { defaultSettings } from "../backend/fake";
+
+export type Data = Record<string, unknown>;
+export interface Item {
+  kind: EntityKind;
+  id: string;
+  data: Data;
+  /** Set while an action on it is in flight or queued. */
+  pending?: "sending" | "queued";
+  /** Arrived after the first paint, less than FRESH_MS ago. */
+  fresh?: boolean;
+  /** Decided/removed, animating out. */
+  leaving?: boolean;
+}
+
+export interface Toast {
+  id: number;
+  kind: "error" | "info" | "success";
+  text: string;
+}
+
+interface Overlay {
+  action: ActionDto;
+  patch: Data;
+  phase: "sending" | "queued";
+  outboxId?: number;
+}
+
+export type Scheduler = (cb: () => void) => void;
+
+export const PAGES: { id: Page; label: string; key: string }[] = [
+  { id: "overview", label: "Overview", key: "1" },
+  { id: "agents", label: "Agents", key: "2" },
+  { id: "board", label: "Board", key: "3" },
+  { id: "approvals", label: "Approvals", key: "4" },
+  { id: "conversations", label: "Conversations", key: "5" },
+  { id: "notifications", label: "Notifications", key: "6" },
+  { id: "settings", label: "Settings", key: "7" },
+];
+
+export const FRESH_MS = 2500;
+export const LEAVE_MS = 450;
+
+const keyOf = (kind: EntityKind, id: string) => `${kind}:${id}`;
+
+function actionTarget(a: ActionDto): { kind: EntityKind; id: string } {
+  switch (a.action) {
+    case "approve":
+    case "reject":
+      return { kind: "approval", id: a.id };
+    case "move_ticket":
+      return { kind: "ticket", id: a.id };
+    case "terminate_agent":
+      return { kind: "agent", id: a.id };
+  }
+}
+
+function optimisticPatch(a: ActionDto): Data {
+  switch (a.action) {
+    case "move_ticket":
+      return { state: a.state };
+    case "terminate_agent":
+      return { status: "terminating" };
+    default:
+      return {};
+  }
+}
+
+export function describeAction(a: ActionDto): string {
+  switch (a.action) {
+    case "approve":
+      return `approve ${a.id}`;
+    case "reject":
+      return `reject ${a.id}`;
+    case "move_ticket":
+      return `move ${a.id} to ${a.state.replace(/_/g, " ")}`;
+    case "terminate_agent":
+      return `terminate ${a.id}`;
+  }
+}
+
+const isPending = (d: Data) => ((d.status as string | undefined) ?? "pending").toLowerCase() === "pending";
+
+export class AppState {
+  private maps = new Map<EntityKind, Map<string, Data>>(ENTITY_KINDS.map((k) => [k, new Map()]));
+  private queue: UpdateBatch[] = [];
+  private scheduled = false;
+  private unlisten: Unlisten[] = [];
+  private arrived = new Map<string, number>();
+  private leavingData = new Map<string, Data>();
+  private toastSeq = 0;
+
+  /** Bumped once per applied frame: reading it makes a derivation depend on the data. */
+  version = $state(0);
+  loaded = $state(false);
+  connection = $state<ConnectionView>({ state: { state: "connecting", attempt: 1 }, last_sync_ms: null, server: null, demo: false, caveat: null });
+  counts = $state<CountsDto>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0 });
+  settings = $state<Settings>(defaultSettings());
+  account = $state<Account | null>(null);
+  outbox = $state<PendingAction[]>([]);
+  raised = $state<RaisedNotification[]>([]);
+  read = $state<Set<string>>(new Set());
+  overlays = $state<Map<string, Overlay>>(new Map());
+  page = $state<Page>("overview");
+  selected = $state<{ kind: EntityKind; id: string } | null>(null);
+  search = $state("");
+  toasts = $state<Toast[]>([]);
+  version_ = $state("");
+  /** Frames applied and updates applied in all (diagnostics, tests). */
+  frames = 0;
+  applied = 0;
+
+  constructor(
+    public backend: Backend,
+    private schedule: Scheduler = (cb) => requestAnimationFrame(() => cb()),
+  ) {}
+
+  // ----- lifecycle -----
+
+  async init(): Promise<void> {
+    const b = this.backend;
+    // Listen first, so nothing that happens while the bootstrap loads is lost.
+    this.unlisten = await Promise.all([
+      b.on("updates", (u) => this.enqueue(u)),
+      b.on("reset", () => void this.reload()),
+      b.on("connection", (c) => (this.connection = c)),
+      b.on("counts", (c) => (this.counts = c)),
+      b.on("outbox", (o) => this.onOutbox(o)),
+      b.on("settled", (s) => this.onSettled(s)),
+      b.on("notified", (n) => (this.raised = [n, ...this.raised.filter((x) => x.key !== n.key)].slice(0, 500))),
+      b.on("navigate", (t) => this.open(t)),
+      b.on("settings", (s) => (this.settings = s)),
+    ]);
+    await this.reload();
+  }
+
+  destroy(): void {
+    for (const u of this.unlisten) u();
+    this.unlisten = [];
+  }
+
+  /** Load everything from the backend's cache (first paint, and after a reset). */
+  async reload(): Promise<void> {
+    let boot: Bootstrap;
+    try {
+      boot = await this.backend.bootstrap();
+    } catch (e) {
+      this.toast("error", `Could not read the local cache: ${errorMessage(e)}`);
+      return;
+    }
+    for (const m of this.maps.values()) m.clear();
+    for (const e of boot.entities) this.maps.get(e.kind)?.set(e.id, e.data);
+    // Updates queued before the bootstrap answered are newer: they are applied on top
+    // at the next frame.
+    this.connection = boot.connection;
+    this.counts = boot.counts;
+    this.settings = boot.settings;
+    this.account = boot.account;
+    this.outbox = boot.outbox;
+    if (boot.notifications.length) this.raised = boot.notifications;
+    this.read = new Set(boot.read);
+    this.version_ = boot.version;
+    const first = !this.loaded;
+    this.loaded = true;
+    this.version++;
+    if (first && boot.open) this.open(boot.open);
+    if (this.queue.length) this.requestFrame();
+  }
+
+  // ----- live updates, coalesced per frame -----
+
+  enqueue(batch: UpdateBatch): void {
+    this.queue.push(batch);
+    this.requestFrame();
+  }
+
+  private requestFrame(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.schedule(() => this.flush());
+  }
+
+  /** Apply every queued batch (called once per frame). */
+  flush(): void {
+    this.scheduled = false;
+    if (!this.queue.length) return;
+    const batches = this.queue;
+    this.queue = [];
+    const now = Date.now();
+    let overlaysChanged = false;
+    const overlays = this.overlays;
+    for (const batch of batches) {
+      for (const u of batch.updates) {
+        const map = this.maps.get(u.kind);
+        if (!map) continue;
+        const k = keyOf(u.kind, u.id);
+        const before = map.get(u.id);
+        if (u.data === null) {
+          if (before && u.kind === "approval" && isPending(before)) this.leave(k, before);
+          map.delete(u.id);
+        } else {
+          if (!before && this.loaded) this.arrived.set(k, now);
+          if (before && u.kind === "approval" && isPending(before) && !isPending(u.data)) this.leave(k, u.data);
+          map.set(u.id, u.data);
+        }
+        // The server's event reconciles an optimistic change once it agrees with it.
+        const o = overlays.get(k);
+        if (o && o.phase === "sending" && u.data && Object.entries(o.patch).every(([f, v]) => u.data![f] === v)) {
+          overlays.delete(k);
+          overlaysChanged = true;
+        }
+        this.applied++;
+      }
+    }
+    if (overlaysChanged) this.overlays = new Map(overlays);
+    this.frames++;
+    this.version++;
+  }
+
+  private leave(key: string, data: Data): void {
+    this.leavingData.set(key, data);
+    setTimeout(() => {
+      this.leavingData.delete(key);
+      this.version++;
+    }, LEAVE_MS);
+  }
+
+  // ----- reads (depend on `version`) -----
+
+  get(kind: EntityKind, id: string): Data | undefined {
+    void this.version;
+    const d = this.maps.get(kind)?.get(id);
+    const o = this.overlays.get(keyOf(kind, id));
+    return d && o ? { ...d, ...o.patch } : d;
+  }
+
+  /** Every entity of `kind`, with optimistic overlays and arrival/leave marks. */
+  list(kind: EntityKind): Item[] {
+    void this.version;
+    const overlays = this.overlays;
+    const now = Date.now();
+    const out: Item[] = [];
+    for (const [id, data] of this.maps.get(kind) ?? []) {
+      const k = keyOf(kind, id);
+      const o = overlays.get(k);
+      const at = this.arrived.get(k);
+      const fresh = at !== undefined && now - at < FRESH_MS;
+      if (at !== undefined && !fresh) this.arrived.delete(k);
+      out.push({ kind, id, data: o ? { ...data, ...o.patch } : data, pending: o?.phase, fresh });
+    }
+    return out;
+  }
+
+  /** Approvals waiting for a decision, newest first, plus those animating out. */
+  pendingApprovals = $derived.by(() => {
+    const items = this.list("approval").filter((i) => isPending(i.data));
+    for (const [k, data] of this.leavingData) {
+      if (k.startsWith("approval:")) {
+        const id = k.slice("approval:".length);
+        if (!items.some((i) => i.id === id)) items.push({ kind: "approval", id, data, leaving: true });
+      }
+    }
+    return items.sort((a, b) => num(b.data.created_at) - num(a.data.created_at) || a.id.localeCompare(b.id));
+  });
+
+  agents = $derived.by(() => this.list("agent").sort((a, b) => str(a.data.name).localeCompare(str(b.data.name)) || a.id.localeCompare(b.id)));
+  tickets = $derived.by(() => this.list("ticket"));
+  conversations = $derived.by(() =>
+    this.list("conversation").sort((a, b) => {
+      const esc = Number(b.data.status === "escalated") - Number(a.data.status === "escalated");
+      return esc || num(b.data.last_message_at ?? b.data.created_at) - num(a.data.last_message_at ?? a.data.created_at);
+    }),
+  );
+
+  messagesOf(conversationId: string): Item[] {
+    return this.list("message")
+      .filter((m) => String(m.data.conversation_id) === conversationId)
+      .sort((a, b) => num(a.data.ts) - num(b.data.ts) || a.id.localeCompare(b.id));
+  }
+
+  stats(scope: string): Data | undefined {
+    return this.get("stats", scope);
+  }
+
+  /** The notification centre: raised by the app and sent by the server, newest first. */
+  notifications = $derived.by(() => {
+    const fromServer = this.list("notification").map((n) => ({
+      key: `notification:${n.id}`,
+      title: str(n.data.title) || "Notification",
+      body: str(n.data.body),
+      kind: str(n.data.level) || "info",
+      at: num(n.data.created_at),
+      read: Boolean(n.data.read) || this.read.has(`notification:${n.id}`),
+      target: linkTarget(n.data.link),
+    }));
+    const raised = this.raised.map((n) => ({
+      key: n.key,
+      title: n.title,
+      body: n.body,
+      kind: n.kind,
+      at: n.at_ms,
+      read: this.read.has(n.key),
+      target: n.target,
+    }));
+    return [...raised, ...fromServer].sort((a, b) => b.at - a.at);
+  });
+
+  unread = $derived(this.notifications.filter((n) => !n.read).length);
+
+  // ----- actions -----
+
+  async act(action: ActionDto): Promise<OutcomeDto | null> {
+    const t = actionTarget(action);
+    const k = keyOf(t.kind, t.id);
+    this.overlays = new Map(this.overlays).set(k, { action, patch: optimisticPatch(action), phase: "sending" });
+    let outcome: OutcomeDto;
+    try {
+      outcome = await this.backend.perform(action);
+    } catch (e) {
+      this.dropOverlay(k);
+      this.toast("error", `Could not ${describeAction(action)}: ${errorMessage(e)}`);
+      return null;
+    }
+    this.settle(k, action, outcome);
+    return outcome;
+  }
+
+  private settle(k: string, action: ActionDto, outcome: OutcomeDto): void {
+    switch (outcome.outcome) {
+      case "done":
+        this.dropOverlay(k);
+        this.enqueue({ updates: [{ kind: outcome.entity.kind, id: outcome.entity.id, data: outcome.entity.data }] });
+        break;
+      case "queued": {
+        const o = this.overlays.get(k);
+        if (o) this.overlays = new Map(this.overlays).set(k, { ...o, phase: "queued", outboxId: outcome.outbox_id });
+        this.toast("info", `Offline: “${describeAction(action)}” is queued and will be sent on reconnect`);
+        break;
+      }
+      case "conflict":
+        this.dropOverlay(k);
+        this.toast("error", `Conflict — could not ${describeAction(action)}: ${outcome.message}`);
+        if (outcome.current) {
+          const t = actionTarget(action);
+          this.enqueue({ updates: [{ kind: t.kind, id: t.id, data: outcome.current as Data }] });
+        }
+        break;
+      case "rejected":
+        this.dropOverlay(k);
+        this.toast("error", `Refused — could not ${describeAction(action)}: ${outcome.message}`);
+        break;
+    }
+  }
+
+  private dropOverlay(k: string): void {
+    if (!this.overlays.has(k)) return;
+    const m = new Map(this.overlays);
+    m.delete(k);
+    this.overlays = m;
+  }
+
+  private onOutbox(list: PendingAction[]): void {
+    this.outbox = list;
+  }
+
+  private onSettled(s: SettledAction): void {
+    const t = actionTarget(s.action);
+    const k = keyOf(t.kind, t.id);
+    this.settle(k, s.action, s.outcome);
+    if (s.outcome.outcome === "done") this.toast("success", `Sent: ${describeAction(s.action)}`);
+  }
+
+  approve(id: string, reason?: string) {
+    return this.act({ action: "approve", id, reason: reason?.trim() || null });
+  }
+  reject(id: string, reason?: string) {
+    return this.act({ action: "reject", id, reason: reason?.trim() || null });
+  }
+  moveTicket(id: string, state: string) {
+    const cur = this.get("ticket", id);
+    if (cur && cur.state === state) return Promise.resolve(null);
+    return this.act({ action: "move_ticket", id, state });
+  }
+  terminate(id: string, reason?: string) {
+    return this.act({ action: "terminate_agent", id, reason: reason?.trim() || null });
+  }
+
+  async retry(): Promise<void> {
+    try {
+      await this.backend.retryNow();
+    } catch (e) {
+      this.toast("error", errorMessage(e));
+    }
+  }
+
+  async markRead(keys: string[]): Promise<void> {
+    const todo = keys.filter((k) => !this.read.has(k));
+    if (!todo.length) return;
+    this.read = new Set([...this.read, ...todo]);
+    try {
+      await this.backend.markRead(todo);
+    } catch (e) {
+      this.toast("error", errorMessage(e));
+    }
+  }
+
+  async saveSettings(s: Settings): Promise<boolean> {
+    try {
+      this.settings = await this.backend.saveSettings(s);
+      return true;
+    } catch (e) {
+      this.toast("error", `Settings not saved: ${errorMessage(e)}`);
+      return false;
+    }
+  }
+
+  // ----- navigation -----
+
+  open(t: Target): void {
+    this.page = t.page;
+    this.selected = t.kind && t.id ? { kind: t.kind, id: t.id } : null;
+    this.search = "";
+  }
+
+  go(page: Page): void {
+    this.page = page;
+  }
+
+  toast(kind: Toast["kind"], text: string): void {
+    const id = ++this.toastSeq;
+    this.toasts = [...this.toasts, { id, kind, text }].slice(-5);
+    setTimeout(() => this.dismiss(id), kind === "error" ? 9000 : 4000);
+  }
+
+  dismiss(id: number): void {
+    this.toasts = this.toasts.filter((t) => t.id !== id);
+  }
+}
+
+export function num(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (typeof v === "string") {
+    const n = Number(v);
+    if (!Number.isNaN(n)) return n;
+    const d = Date.parse(v);
+    return Number.isNaN(d) ? 0 : d;
+  }
+  return 0;
+}
+
+export function str(v: unknown): string {
+  return typeof v === "string" ? v : v === null || v === undefined ? "" : String(v);
+}
+
+function linkTarget(link: unknown): Target | null {
+  if (!link || typeof link !== "object") return null;
+  const l = link as { kind?: string; id?: string };
+  const pages: Record<string, Page> = { approval: "approvals", conversation: "conversations", ticket: "board", agent: "agents" };
+  if (!l.kind || !pages[l.kind]) return null;
+  return { kind: l.kind as EntityKind, id: l.id ?? null, page: pages[l.kind] };
+}
+
+/** Entities as DTOs (tests). */
+export function entity(kind: EntityKind, id: string, data: Data): EntityDto {
+  return { kind, id, data: { id, ...data } };
+}
