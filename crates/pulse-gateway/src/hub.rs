@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 use pulse_protocol::domain::{Entity, EntityKind, Object};
@@ -51,7 +51,9 @@ pub struct TenantHub {
     name: String,
     epoch: String,
     writer: tokio::sync::Mutex<()>,
-    live: broadcast::Sender<Arc<LiveEvent>>,
+    /// Created by the first subscriber, so tenants nobody watches cost no queue.
+    live: OnceLock<broadcast::Sender<Arc<LiveEvent>>>,
+    queue: usize,
     head: AtomicU64,
 }
 
@@ -73,7 +75,9 @@ impl TenantHub {
 
     /// Start receiving live events (every event committed after this call).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
-        self.live.subscribe()
+        self.live
+            .get_or_init(|| broadcast::channel(self.queue).0)
+            .subscribe()
     }
 }
 
@@ -130,7 +134,8 @@ impl Hub {
                     name: info.stream,
                     epoch: info.epoch,
                     writer: tokio::sync::Mutex::new(()),
-                    live: broadcast::channel(self.queue).0,
+                    live: OnceLock::new(),
+                    queue: self.queue,
                     head: AtomicU64::new(info.head),
                 })
             })
@@ -191,14 +196,17 @@ impl Hub {
         }
         let name = t.name.clone();
         let frames = self.blocking(move |s| s.append(&name, events)).await?;
-        let mut seqs = Vec::with_capacity(frames.len());
-        for f in &frames {
-            seqs.push(f.seq);
-            // No receivers is fine: nobody is listening.
-            let _ = t.live.send(Arc::new(LiveEvent {
-                seq: f.seq,
-                text: Utf8Bytes::from(f.encode()),
-            }));
+        let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
+        // A subscriber that appears after this check reads these events from the
+        // store, since it subscribes before it reads the head.
+        if let Some(live) = t.live.get().filter(|l| l.receiver_count() > 0) {
+            for f in &frames {
+                // Receivers that dropped meanwhile are fine.
+                let _ = live.send(Arc::new(LiveEvent {
+                    seq: f.seq,
+                    text: Utf8Bytes::from(f.encode()),
+                }));
+            }
         }
         if let Some(last) = seqs.last() {
             t.head.store(*last, Ordering::Release);
