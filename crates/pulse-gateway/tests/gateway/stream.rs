@@ -435,9 +435,25 @@ async fn a_stalled_client_is_dropped_without_slowing_anyone() {
     let (mut reader, _) = subscribe(&gw, &v, None, None).await;
     let blob = "x".repeat(500_000);
     let n = 60;
+    // The reader answers pings (it would be closed as idle otherwise); the stalled
+    // client neither reads nor writes.
     let read_all = tokio::spawn(async move {
-        let got = events(&mut reader, n).await;
-        got.iter().map(|e| e.seq).collect::<Vec<_>>()
+        let mut seqs = Vec::new();
+        while seqs.len() < n {
+            match next_message(&mut reader)
+                .await
+                .expect("reader stays connected")
+            {
+                Message::Text(t) => match ServerFrame::decode(t.as_str()).unwrap() {
+                    ServerFrame::Event(e) => seqs.push(e.seq),
+                    ServerFrame::Ping { ts } => send(&mut reader, &ClientFrame::Pong { ts }).await,
+                    other => panic!("{other:?}"),
+                },
+                Message::Close(c) => panic!("reader closed: {c:?}"),
+                _ => {}
+            }
+        }
+        seqs
     });
     for i in 0..n {
         gw.ingest(
