@@ -22,7 +22,14 @@ peer.requireAuth = false;
 const counts = { dashboard_joins: 0, task_joins: 0, resyncs: 0 };
 
 function task(id) {
-  return peer.state.tasks.find((t) => String(t.id) === String(id)) || { id, status: 'unknown', events: [] };
+  return peer.state.tasks.find((t) => String(t.id) === String(id));
+}
+
+// A task that does not exist is answered like the Nest gateway's WsException.
+function sendTask(socket, id) {
+  const t = task(id);
+  if (t) socket.emit('task:state', t);
+  else socket.emit('exception', { status: 'error', message: `task ${id} not found` });
 }
 
 const server = http.createServer(async (req, res) => {
@@ -69,14 +76,14 @@ io.on('connection', (socket) => {
     counts.task_joins++;
     const id = data && data.taskId;
     socket.join(`task:${id}`);
-    socket.emit('task:state', task(id));
+    sendTask(socket, id);
   });
   socket.on('task:leave', (data) => socket.leave(`task:${data && data.taskId}`));
   socket.on('resync_requested', () => {
     counts.resyncs++;
     socket.emit('dashboard:state', { tasks: peer.state.tasks });
     for (const room of socket.rooms) {
-      if (room.startsWith('task:')) socket.emit('task:state', task(room.slice(5)));
+      if (room.startsWith('task:')) sendTask(socket, room.slice(5));
     }
   });
 });
