@@ -498,3 +498,27 @@ async fn a_stalled_client_is_dropped_without_slowing_anyone() {
         "stalled client was cut off (saw up to {last})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_replays_span_several_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gw::start(Config {
+        store: pulse_gateway::StoreConfig::Sqlite(dir.path().join("gw.db")),
+        ..config()
+    })
+    .await;
+    let p = publisher("acme");
+    for b in 0..5 {
+        let batch: Vec<_> = (0..500)
+            .map(|i| ev("agent.heartbeat", json!({"id": "a", "n": b * 500 + i})))
+            .collect();
+        gw.ingest(&p, json!(batch)).await;
+    }
+    let (_ws, sub) = subscribe(&gw, &viewer("acme"), None, None).await;
+    let (mut ws, sub) = subscribe(&gw, &viewer("acme"), Some(7), Some(&sub.epoch)).await;
+    assert!(sub.recovered);
+    assert_eq!(sub.head, 2500);
+    let got = events(&mut ws, 2493).await;
+    assert!(got.iter().zip(8u64..).all(|(e, want)| e.seq == want));
+    assert_eq!(got.last().unwrap().data["n"], 2499);
+}
