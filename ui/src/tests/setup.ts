@@ -5,3 +5,18 @@ if (!globalThis.requestAnimationFrame) {
 if (!globalThis.structuredClone) {
   globalThis.structuredClone = <T,>(v: T): T => JSON.parse(JSON.stringify(v));
 }
+// bind:clientHeight uses ResizeObserver.
+if (!globalThis.ResizeObserver) {
+  globalThis.ResizeObserver = class {
+    observe() {}
+    unobserve() {}
+    disconnect() {}
+  } as unknown as typeof ResizeObserver;
+}
+if (!globalThis.matchMedia) {
+  globalThis.matchMedia = ((q: string) => ({ matches: false, media: q, addEventListener() {}, removeEventListener() {} })) as unknown as typeof matchMedia;
+}
+
+import { afterEach } from "vitest";
+import { cleanup } from "@testing-library/svelte";
+afterEach(() => cleanup());
