@@ -220,6 +220,11 @@ impl ProfileDialect {
         }
         for msg in early {
             if let Err(end) = run.handle(&mut link, msg, cx).await {
+                // What arrived before the link ended is still committed.
+                let end = match run.commit(cx) {
+                    Ok(()) => end,
+                    Err(e) => e,
+                };
                 return run.finish(&mut link, end).await;
             }
         }
@@ -297,6 +302,11 @@ impl ProfileDialect {
             let mut n = 0usize;
             while let Some(m) = next.take() {
                 if let Err(end) = run.handle(&mut link, m, cx).await {
+                    // What arrived before the link ended is still committed.
+                    let end = match run.commit(cx) {
+                        Ok(()) => end,
+                        Err(e) => e,
+                    };
                     return run.finish(&mut link, end).await;
                 }
                 n += 1;
