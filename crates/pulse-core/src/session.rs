@@ -619,6 +619,25 @@ impl SessionCx {
     /// after the stream's stored cursor, and are applied in one transaction.
     pub fn commit_local(&mut self, stream: &str, events: Vec<LocalEvent>) -> Result<(), End> {
         const LOCAL_EPOCH: &str = "local";
+        let others = match self.store.lock().expect("store lock").summary() {
+            Ok(s) => s.cursors.keys().any(|k| k != stream),
+            Err(e) => return Err(End::Lost(format!("cache error: {e}"))),
+        };
+        if others {
+            // This cache held another server's or tenant's data: start clean.
+            let fresh = Cursor {
+                epoch: LOCAL_EPOCH.to_owned(),
+                seq: 0,
+            };
+            if let Err(e) = self
+                .store
+                .lock()
+                .expect("store lock")
+                .replace_all(stream, &fresh, &[])
+            {
+                return Err(End::Lost(format!("cache error: {e}")));
+            }
+        }
         let start = match self.store_cursor(stream) {
             Ok(Some(c)) if c.epoch == LOCAL_EPOCH => c.seq,
             Ok(_) => 0,

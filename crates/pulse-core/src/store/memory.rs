@@ -149,8 +149,10 @@ impl Store for MemoryStore {
             .iter()
             .map(|e| ((e.kind, e.id.clone()), e.data.clone()))
             .collect();
+        // The cache now holds this stream's world only (entities carry no stream).
+        self.cursors.clear();
         self.cursors.insert(stream.to_owned(), cursor.clone());
-        self.log.retain(|f| f.stream != stream);
+        self.log.clear();
         self.last_sync_ms = Some(now_ms());
         Ok(())
     }

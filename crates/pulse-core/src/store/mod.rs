@@ -6,7 +6,10 @@
 //! - [`Store::apply`] ignores events whose `seq` is not above the stored cursor of the
 //!   same epoch, so an event is never applied twice;
 //! - [`Store::replace_all`] swaps in a snapshot atomically: readers see the old state
-//!   or the new one, never a mix; it also drops the stream's old event log;
+//!   or the new one, never a mix; the cache then holds that stream only (entities
+//!   carry no stream, so a cache is one stream's world: other streams' cursors and
+//!   the whole event log are dropped, and one tenant's data never shows under
+//!   another's);
 //! - the event log keeps the newest [`EVENT_LOG_LIMIT`] events;
 //! - the store never holds a credential.
 

@@ -348,7 +348,9 @@ impl SqliteStore {
                 cursor.seq,
                 now
             ])?;
-            tx.execute("DELETE FROM event_log WHERE stream = ?1", [stream])?;
+            // The cache now holds this stream's world only (entities carry no stream).
+            tx.execute("DELETE FROM cursors WHERE stream <> ?1", [stream])?;
+            tx.execute("DELETE FROM event_log", [])?;
             tx.prepare_cached(SET_LAST_SYNC)?.execute([now])?;
         }
         tx.commit()?;

@@ -118,7 +118,7 @@ pub const CASES: &[&str] = &[
     "delete_removes",
     "changes_in_one_batch_see_each_other",
     "replace_all_swaps_everything",
-    "replace_all_keeps_other_streams_logs",
+    "replace_all_makes_the_cache_one_streams_world",
     "event_log_keeps_the_newest",
     "recent_events_are_oldest_first",
     "outbox_keeps_order_errors_and_removals",
@@ -504,21 +504,19 @@ pub fn replace_all_swaps_everything<S: Store>(store: &mut S) {
     assert_eq!(store.cursor(STREAM).unwrap(), Some(cursor("e3", 0)));
 }
 
-/// `replace_all` of one stream clears only that stream's logged events.
-pub fn replace_all_keeps_other_streams_logs<S: Store>(store: &mut S) {
+/// After `replace_all` the cache holds that stream only: other streams' cursors and
+/// every logged event are gone, so one tenant's data never shows under another's.
+pub fn replace_all_makes_the_cache_one_streams_world<S: Store>(store: &mut S) {
     store
         .apply("e1", &[event_on("a", 1, vec![]), event_on("a", 2, vec![])])
         .unwrap();
     store.apply("e1", &[event_on("b", 1, vec![])]).unwrap();
     store.replace_all("a", &cursor("e1", 2), &[]).unwrap();
-    let left: Vec<(String, u64)> = store
-        .recent_events(10)
-        .unwrap()
-        .into_iter()
-        .map(|f| (f.stream, f.seq))
-        .collect();
-    assert_eq!(left, vec![("b".to_string(), 1)]);
-    assert_eq!(store.cursor("b").unwrap(), Some(cursor("e1", 1)));
+    assert!(store.recent_events(10).unwrap().is_empty());
+    assert_eq!(store.cursor("a").unwrap(), Some(cursor("e1", 2)));
+    assert_eq!(store.cursor("b").unwrap(), None);
+    let summary = store.summary().unwrap();
+    assert_eq!(summary.cursors.keys().collect::<Vec<_>>(), vec!["a"]);
 }
 
 /// The log keeps exactly the newest [`EVENT_LOG_LIMIT`] events.

@@ -23,7 +23,7 @@ macro_rules! store_suite {
             delete_removes,
             changes_in_one_batch_see_each_other,
             replace_all_swaps_everything,
-            replace_all_keeps_other_streams_logs,
+            replace_all_makes_the_cache_one_streams_world,
             event_log_keeps_the_newest,
             recent_events_are_oldest_first,
             outbox_keeps_order_errors_and_removals,
