@@ -10,6 +10,7 @@
 //
 // Control (tests): POST /_control/emit {type, payload, room?} (room defaults to every
 // tenant room), /_control/raw {text}, /_control/drop, /_control/freeze,
+// /_control/ping (sends {type: "ping"}; replies counted as app_pongs),
 // /_control/tokens {valid}, /_control/state {...}; GET /_control/info.
 
 const http = require('http');
@@ -23,6 +24,7 @@ const peer = new Peer('agent-monitor', {
 });
 
 const clients = new Set(); // {ws, tenant, rooms:Set, frozen}
+let appPongs = 0;
 
 function send(c, type, payload) {
   c.ws.send(JSON.stringify({ type, payload }));
@@ -49,6 +51,8 @@ const server = http.createServer(async (req, res) => {
     raw: async (b) => { for (const c of clients) c.ws.send(b.text); return { sent: clients.size }; },
     drop: async () => { const n = clients.size; for (const c of clients) c.ws.terminate(); return { dropped: n }; },
     freeze: async () => { for (const c of clients) c.frozen = true; return { frozen: clients.size }; },
+    // An application-level ping; replies `{type: "pong"}` are counted.
+    ping: async () => { for (const c of clients) send(c, 'ping', { ts: Date.now() }); return { sent: clients.size }; },
   })) return;
   if (await peer.rest(req, res, {
     '/api/agents': () => ({ agents: peer.state.agents }),
@@ -86,6 +90,7 @@ wss.on('connection', (ws) => {
       }
       return;
     }
+    if (msg.type === 'pong') { appPongs++; return; }
     if (msg.type === 'subscribe') {
       if (msg.room === `tenant:${c.tenant}`) {
         c.rooms.add(msg.room);
@@ -100,6 +105,7 @@ wss.on('connection', (ws) => {
 });
 
 peer.extraInfo = () => ({
+  app_pongs: appPongs,
   clients: clients.size,
   rooms: [...clients].map((c) => [...c.rooms]),
 });

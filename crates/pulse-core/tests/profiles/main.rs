@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use peer::{jwt, Kind, Peer};
 use pulse_core::auth::{Secret, StaticToken};
+use pulse_core::profile::schema::PingAnswer;
 use pulse_core::profile::{Profile, ProfileDialect, ProfileError, VarValue};
 use pulse_core::session::{shared, ConnectionState, SessionConfig, SessionHandle, SessionStatus};
 use pulse_core::store::{MemoryStore, Store};
@@ -139,6 +140,21 @@ fn absent(store: &dyn Store, kind: EntityKind, id: &str) -> bool {
     store.get(kind, id).unwrap().is_none()
 }
 
+/// Wait until the peer's `/_control/info` satisfies `cond` (re-asked every 50 ms).
+async fn until_peer(peer: &Peer, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let r = tokio::time::timeout(LIMIT, async {
+        loop {
+            let info = peer.info().await;
+            if cond(&info) {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    r.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
 /// No retry storm: after `Unauthorized`, nothing reconnects on its own.
 async fn assert_no_retry(handle: &SessionHandle, peer: &Peer) {
     let before = peer.info().await["connections"].as_u64().unwrap();
@@ -183,11 +199,13 @@ async fn agent_monitor_every_seed_event_becomes_a_change() {
         ),
         &[],
     );
-    let h = session(
-        &peer.url(),
-        ProfileDialect::new(Profile::builtin("agent-monitor").unwrap()),
-        &token,
-    );
+    let mut profile = Profile::builtin("agent-monitor").unwrap();
+    // A server that pings at the application level gets its answer.
+    profile.spec.heartbeat.answer = Some(PingAnswer {
+        event: "ping".into(),
+        reply: r#"{"type":"pong"}"#.into(),
+    });
+    let h = session(&peer.url(), ProfileDialect::new(profile), &token);
     let st = live(&h).await;
     assert_eq!(st.stream.as_deref(), Some("agent-monitor:acme"));
     assert!(
@@ -264,6 +282,11 @@ async fn agent_monitor_every_seed_event_becomes_a_change() {
         get(&h, EntityKind::Agent, "x9").is_none(),
         "tenant isolation"
     );
+    peer.control("ping", json!({})).await;
+    until_peer(&peer, "the application ping answered", |i| {
+        i["app_pongs"] == 1
+    })
+    .await;
     let st = h.status().borrow().clone();
     assert_eq!(
         (st.counters.rejected_events, st.counters.decode_errors),
@@ -578,15 +601,7 @@ async fn fastapi_dashboard_every_seed_event_text_pings_and_subscription() {
     assert_eq!(field(&h, EntityKind::Stats, "system", "cpu"), 0.3);
     assert_eq!(field(&h, EntityKind::Stats, "costs", "usd"), 12.5);
     // Text pings are answered with {"type": "pong"}, which is swallowed.
-    let mut pings = 0;
-    for _ in 0..100 {
-        pings = peer.info().await["pings"].as_u64().unwrap();
-        if pings >= 2 {
-            break;
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(100), h.subscribe().recv()).await;
-    }
-    assert!(pings >= 2, "text pings sent: {pings}");
+    until_peer(&peer, "two text pings", |i| i["pings"].as_u64() >= Some(2)).await;
     let st = h.status().borrow().clone();
     assert_eq!(
         (st.counters.rejected_events, st.counters.decode_errors),
