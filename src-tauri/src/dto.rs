@@ -81,7 +81,7 @@ pub enum ConnState {
         /// Failed attempts so far.
         attempt: u32,
         /// When the next try starts, ms since the Unix epoch.
-        retry_at_ms: f64,
+        retry_at_ms: i64,
         /// Why the last attempt failed.
         error: String,
     },
@@ -90,7 +90,7 @@ pub enum ConnState {
         /// Failed attempts so far.
         attempts: u32,
         /// When the next background try starts, ms.
-        retry_at_ms: f64,
+        retry_at_ms: i64,
         /// Why the last attempt failed.
         error: String,
     },
@@ -117,7 +117,7 @@ impl From<&ConnectionState> for ConnState {
                 error,
             } => ConnState::Reconnecting {
                 attempt: *attempt,
-                retry_at_ms: *retry_at_ms as f64,
+                retry_at_ms: *retry_at_ms,
                 error: error.clone(),
             },
             ConnectionState::Failed {
@@ -126,7 +126,7 @@ impl From<&ConnectionState> for ConnState {
                 error,
             } => ConnState::Failed {
                 attempts: *attempts,
-                retry_at_ms: *retry_at_ms as f64,
+                retry_at_ms: *retry_at_ms,
                 error: error.clone(),
             },
             ConnectionState::Unauthorized { message } => ConnState::SignedOut {
@@ -143,7 +143,7 @@ pub struct ConnectionView {
     /// The state.
     pub state: ConnState,
     /// Last time the data was known fresh, ms since the Unix epoch.
-    pub last_sync_ms: Option<f64>,
+    pub last_sync_ms: Option<i64>,
     /// The server's base URL (`null` before one is chosen).
     pub server: Option<String>,
     /// Whether this is the embedded demo gateway.
@@ -157,7 +157,7 @@ impl ConnectionView {
     pub fn of(status: &SessionStatus, server: Option<String>, demo: bool) -> Self {
         ConnectionView {
             state: (&status.state).into(),
-            last_sync_ms: status.last_sync_ms.map(|t| t as f64),
+            last_sync_ms: status.last_sync_ms,
             server,
             demo,
             caveat: status.caveat.clone(),
@@ -174,7 +174,7 @@ impl ConnectionView {
             state: ConnState::SignedOut {
                 message: message.into(),
             },
-            last_sync_ms: last_sync_ms.map(|t| t as f64),
+            last_sync_ms,
             server,
             demo: false,
             caveat: None,
@@ -253,7 +253,7 @@ pub enum OutcomeDto {
     /// Queued in the outbox; sent on reconnect.
     Queued {
         /// Outbox row.
-        outbox_id: f64,
+        outbox_id: u64,
     },
     /// Someone else acted first; nothing changed.
     Conflict {
@@ -276,9 +276,7 @@ impl From<ActionOutcome> for OutcomeDto {
             ActionOutcome::Done { entity } => OutcomeDto::Done {
                 entity: entity.into(),
             },
-            ActionOutcome::Queued { outbox_id } => OutcomeDto::Queued {
-                outbox_id: outbox_id as f64,
-            },
+            ActionOutcome::Queued { outbox_id } => OutcomeDto::Queued { outbox_id },
             ActionOutcome::Conflict { message, current } => {
                 OutcomeDto::Conflict { message, current }
             }
@@ -291,11 +289,11 @@ impl From<ActionOutcome> for OutcomeDto {
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct PendingAction {
     /// Outbox row.
-    pub outbox_id: f64,
+    pub outbox_id: u64,
     /// What.
     pub action: ActionDto,
     /// When it was queued, ms.
-    pub queued_at: f64,
+    pub queued_at: i64,
     /// Last error, if a send was tried.
     pub last_error: Option<String>,
 }
@@ -303,9 +301,9 @@ pub struct PendingAction {
 impl From<OutboxEntry> for PendingAction {
     fn from(e: OutboxEntry) -> Self {
         PendingAction {
-            outbox_id: e.id as f64,
+            outbox_id: e.id,
             action: e.action.into(),
-            queued_at: e.queued_at as f64,
+            queued_at: e.queued_at,
             last_error: e.last_error,
         }
     }
@@ -315,7 +313,7 @@ impl From<OutboxEntry> for PendingAction {
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct SettledAction {
     /// Outbox row.
-    pub outbox_id: f64,
+    pub outbox_id: u64,
     /// What.
     pub action: ActionDto,
     /// How it ended.
@@ -323,22 +321,22 @@ pub struct SettledAction {
 }
 
 /// Badge counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, TS)]
 pub struct CountsDto {
     /// Approvals waiting for a decision.
-    pub pending_approvals: f64,
+    pub pending_approvals: u64,
     /// Escalated conversations.
-    pub open_escalations: f64,
+    pub open_escalations: u64,
     /// Unread notifications from the server.
-    pub unread_notifications: f64,
+    pub unread_notifications: u64,
 }
 
 impl From<Counts> for CountsDto {
     fn from(c: Counts) -> Self {
         CountsDto {
-            pending_approvals: c.pending_approvals as f64,
-            open_escalations: c.open_escalations as f64,
-            unread_notifications: c.unread_notifications as f64,
+            pending_approvals: c.pending_approvals,
+            open_escalations: c.open_escalations,
+            unread_notifications: c.unread_notifications,
         }
     }
 }
@@ -389,7 +387,7 @@ pub struct RaisedNotification {
     /// What it opens.
     pub target: Option<Target>,
     /// When, ms since the Unix epoch.
-    pub at_ms: f64,
+    pub at_ms: i64,
     /// Buttons offered.
     pub actions: Vec<String>,
 }
@@ -424,7 +422,7 @@ impl From<&Shown> for RaisedNotification {
                 id: Some(t.id.clone()),
                 page: page_of(t.kind),
             }),
-            at_ms: s.at_ms as f64,
+            at_ms: s.at_ms,
             actions: n
                 .actions
                 .iter()
@@ -471,7 +469,7 @@ impl Default for ServerProfile {
 }
 
 /// Notification rules.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(default)]
 pub struct NotificationSettings {
     /// Native notifications at all.
@@ -485,7 +483,7 @@ pub struct NotificationSettings {
     /// Escalations are shown even during do-not-disturb.
     pub escalations_bypass_dnd: bool,
     /// Do not disturb until (ms since the Unix epoch), or `null`.
-    pub dnd_until_ms: Option<f64>,
+    pub dnd_until_ms: Option<i64>,
 }
 
 impl Default for NotificationSettings {
@@ -515,7 +513,7 @@ pub enum Theme {
 }
 
 /// Everything in the settings file (never a credential).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(default)]
 pub struct Settings {
     /// Known servers.

@@ -260,7 +260,7 @@ impl Shell {
             .and_then(|s| s.last_sync_ms);
         let view = ConnectionView {
             state: crate::dto::ConnState::Connecting { attempt: 1 },
-            last_sync_ms: last_sync.map(|t| t as f64),
+            last_sync_ms: last_sync,
             server: url.clone(),
             demo: source == Source::Demo,
             caveat: None,
@@ -299,7 +299,7 @@ impl Shell {
             escalations: s.escalations,
             agent_failures: s.agent_failures,
             escalations_bypass_dnd: s.escalations_bypass_dnd,
-            dnd_until_ms: s.dnd_until_ms.map(|t| t as i64),
+            dnd_until_ms: s.dnd_until_ms,
             ..PolicyConfig::default()
         }
     }
@@ -349,7 +349,7 @@ impl Shell {
                             let view = ConnectionView {
                                 state: crate::dto::ConnState::Failed {
                                     attempts: 1,
-                                    retry_at_ms: 0.0,
+                                    retry_at_ms: 0,
                                     error: format!("the demo gateway could not start: {e}"),
                                 },
                                 ..self.view()
@@ -519,7 +519,7 @@ impl Shell {
                     outcome,
                 } => {
                     let s = SettledAction {
-                        outbox_id: outbox_id as f64,
+                        outbox_id,
                         action: action.into(),
                         outcome: outcome.into(),
                     };
@@ -547,7 +547,7 @@ impl Shell {
         self.settings()
             .notifications
             .dnd_until_ms
-            .is_some_and(|t| (t as i64) > now_ms())
+            .is_some_and(|t| t > now_ms())
     }
 
     /// Stop the session and the demo gateway (quit, or a server switch).
@@ -654,9 +654,7 @@ impl Shell {
                     .map(|l| l.into_iter().map(Into::into).collect())
                     .unwrap_or_default();
                 self.hooks.emit(events::OUTBOX, to_json(&list));
-                Ok(OutcomeDto::Queued {
-                    outbox_id: id as f64,
-                })
+                Ok(OutcomeDto::Queued { outbox_id: id })
             }
         }
     }
@@ -808,7 +806,7 @@ impl Shell {
         minutes: Option<u32>,
     ) -> Result<Settings, CommandError> {
         let mut s = self.settings();
-        s.notifications.dnd_until_ms = minutes.map(|m| (now_ms() + i64::from(m) * 60_000) as f64);
+        s.notifications.dnd_until_ms = minutes.map(|m| now_ms() + i64::from(m) * 60_000);
         self.save_settings(s).await
     }
 

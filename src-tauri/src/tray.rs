@@ -15,8 +15,8 @@ pub const TRAY_ID: &str = "pulse-tray";
 
 /// The tooltip / label text for `counts`.
 pub fn describe(counts: &CountsDto, paused: bool) -> (String, String) {
-    let a = counts.pending_approvals as u64;
-    let e = counts.open_escalations as u64;
+    let a = counts.pending_approvals;
+    let e = counts.open_escalations;
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut tooltip = format!(
         "Pulse — {}, {}",
@@ -117,9 +117,9 @@ mod tests {
     #[test]
     fn tray_text() {
         let c = CountsDto {
-            pending_approvals: 3.0,
-            open_escalations: 1.0,
-            unread_notifications: 0.0,
+            pending_approvals: 3,
+            open_escalations: 1,
+            unread_notifications: 0,
         };
         let (tip, label) = describe(&c, false);
         assert_eq!(tip, "Pulse — 3 pending approvals, 1 open escalation");

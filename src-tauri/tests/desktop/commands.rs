@@ -1,1 +1,350 @@
-mod placeholder {}
+//! The shell's commands through Tauri's mock runtime: real SQLite caches in a temp
+//! dir, a real gateway on port 0, no window.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pulse_core::auth::Secret;
+use pulse_core::credentials::{CredentialError, MemoryCredentials};
+use pulse_core::rest::RestClient;
+use pulse_core::store::{AppliedEvent, SqliteStore, Store};
+use pulse_desktop::dto::{ServerProfile, Settings};
+use pulse_desktop::paths::Paths;
+use pulse_desktop::shell::{EnvOverrides, Shell};
+use pulse_protocol::auth::{Role, TokenUse};
+use pulse_protocol::rest::{IngestBody, IngestEvent};
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+
+const SECRET: &str = "desktop-test-secret";
+
+struct Harness {
+    _app: App<MockRuntime>,
+    webview: WebviewWindow<MockRuntime>,
+    shell: Arc<Shell>,
+    _dir: tempfile::TempDir,
+}
+
+fn harness(
+    dir: tempfile::TempDir,
+    env: EnvOverrides,
+    keyring: Result<(), CredentialError>,
+) -> Harness {
+    let app = mock_builder()
+        .invoke_handler(pulse_desktop::handler())
+        .build(mock_context(noop_assets()))
+        .expect("mock app");
+    let shell = pulse_desktop::install_shell(
+        app.handle(),
+        Paths::under(dir.path()),
+        env,
+        Arc::new(MemoryCredentials::default()),
+        keyring,
+    );
+    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("mock webview");
+    Harness {
+        _app: app,
+        webview,
+        shell,
+        _dir: dir,
+    }
+}
+
+fn invoke(h: &Harness, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        &h.webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().expect("json answer"))
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// A cache file for server `id` holding one pending approval and one ticket.
+fn seed_cache(dir: &std::path::Path, id: &str) {
+    let paths = Paths::under(dir);
+    std::fs::create_dir_all(&paths.data_dir).unwrap();
+    let mut store = SqliteStore::open(paths.cache_file(id)).unwrap();
+    let events: Vec<AppliedEvent> = [
+        ("approval.created", json!({"id": "ap-1", "title": "Deploy", "status": "pending"})),
+        ("ticket.created", json!({"id": "t-1", "title": "Fix", "state": "todo"})),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (ty, data))| AppliedEvent {
+        frame: serde_json::from_value(json!({
+            "seq": i + 1, "id": format!("e{i}"), "stream": "acme", "type": ty, "ts": 1_700_000_000_000i64, "data": data
+        }))
+        .unwrap(),
+        changes: pulse_protocol::changes_for(ty, &data, 1_700_000_000_000).unwrap(),
+    })
+    .collect();
+    store.apply("epoch-1", &events).unwrap();
+}
+
+fn offline_profile(dir: &std::path::Path) {
+    let settings = Settings {
+        servers: vec![ServerProfile {
+            id: "work".into(),
+            name: "Work".into(),
+            // Nothing listens on port 9: any network use would fail.
+            url: "http://127.0.0.1:9".into(),
+            username: Some("ann".into()),
+            ..ServerProfile::default()
+        }],
+        active_server: Some("work".into()),
+        ..Settings::default()
+    };
+    Paths::under(dir).save_settings(&settings).unwrap();
+}
+
+#[test]
+fn bootstrap_paints_from_the_cache_without_network() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_cache(dir.path(), "work");
+    offline_profile(dir.path());
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    let mut ids: Vec<&str> = boot["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["ap-1", "t-1"], "{boot}");
+    assert_eq!(boot["counts"]["pending_approvals"], 1);
+    assert!(boot["connection"]["last_sync_ms"].is_number(), "{boot}");
+    assert_eq!(boot["settings"]["active_server"], "work");
+    assert_eq!(boot["account"]["server_name"], "Work");
+}
+
+#[test]
+fn signed_out_without_a_keyring_is_explained_and_actions_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_cache(dir.path(), "work");
+    offline_profile(dir.path());
+    let h = harness(
+        dir,
+        EnvOverrides::default(),
+        Err(CredentialError::Unavailable("no Secret Service".into())),
+    );
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = invoke(&h, "bootstrap", json!({})).unwrap();
+    assert_eq!(boot["connection"]["state"]["state"], "signed_out", "{boot}");
+    let msg = boot["connection"]["state"]["message"].as_str().unwrap();
+    assert!(msg.contains("no Secret Service"), "{msg}");
+    assert_eq!(boot["account"]["keyring_available"], false);
+    // Offline and signed out, an approval still goes to the outbox.
+    let out = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "approve", "id": "ap-1"}}),
+    )
+    .unwrap();
+    assert_eq!(out["outcome"], "queued", "{out}");
+    let boot = invoke(&h, "bootstrap", json!({})).unwrap();
+    assert_eq!(boot["outbox"].as_array().unwrap().len(), 1);
+    assert_eq!(boot["outbox"][0]["action"]["action"], "approve");
+}
+
+#[test]
+fn settings_round_trip_and_bad_urls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let mut s = serde_json::to_value(Settings::default()).unwrap();
+    s["theme"] = json!("dark");
+    s["notifications"]["agent_failures"] = json!(true);
+    let saved = invoke(&h, "save_settings", json!({ "settings": s })).unwrap();
+    assert_eq!(saved["theme"], "dark");
+    assert_eq!(
+        invoke(&h, "get_settings", json!({})).unwrap()["theme"],
+        "dark"
+    );
+    let on_disk = std::fs::read_to_string(Paths::under(&root).settings_file()).unwrap();
+    assert!(on_disk.contains("\"agent_failures\": true"));
+    s["servers"] = json!([{ "id": "x", "name": "X", "url": "ftp://nope", "profile": "native" }]);
+    let err = invoke(&h, "save_settings", json!({ "settings": s })).unwrap_err();
+    assert_eq!(err["code"], "invalid", "{err}");
+    let paused = invoke(&h, "pause_notifications", json!({ "minutes": 60 })).unwrap();
+    assert!(
+        paused["notifications"]["dnd_until_ms"].as_f64().unwrap() > pulse_core::now_ms() as f64
+    );
+    assert!(h.shell.paused());
+    invoke(&h, "pause_notifications", json!({ "minutes": null })).unwrap();
+    assert!(!h.shell.paused());
+}
+
+#[test]
+fn mark_read_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    invoke(
+        &h,
+        "mark_read",
+        json!({ "keys": ["approval:a1", "notification:n2"] }),
+    )
+    .unwrap();
+    let boot = invoke(&h, "bootstrap", json!({})).unwrap();
+    assert_eq!(boot["read"], json!(["approval:a1", "notification:n2"]));
+    assert!(Paths::under(&root).load_read().contains("approval:a1"));
+}
+
+/// Against a real gateway: live data arrives, Approve changes it on the server, and
+/// the token never reaches the cache or the settings.
+#[test]
+fn live_session_against_a_real_gateway() {
+    let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(pulse_gateway::Config {
+        jwt_secret: Some(SECRET.into()),
+        ..pulse_gateway::Config::default()
+    }))
+    .expect("gateway");
+    let mint = |role| {
+        pulse_gateway::auth::mint(
+            SECRET,
+            &pulse_gateway::auth::claims(
+                "ann",
+                "acme",
+                role,
+                TokenUse::Access,
+                Duration::from_secs(600),
+            ),
+        )
+        .unwrap()
+    };
+    let viewer = mint(Role::Viewer);
+    let publisher = Secret::new(mint(Role::Publisher));
+    let rest = RestClient::new(gw.url().parse().unwrap()).unwrap();
+    let ingest = |ty: &str, data: Value| {
+        let body = IngestBody::One(IngestEvent {
+            tenant: None,
+            event_type: ty.into(),
+            data,
+            id: None,
+        });
+        tauri::async_runtime::block_on(rest.ingest(&publisher, &body)).expect("ingest");
+    };
+    ingest(
+        "approval.created",
+        json!({"id": "ap-9", "title": "Ship it"}),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let env = EnvOverrides {
+        server: Some(gw.url()),
+        token: Some(Secret::new(viewer.clone())),
+        ..EnvOverrides::default()
+    };
+    let h = harness(dir, env, Ok(()));
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let has = |h: &Harness, id: &str, status: &str| {
+        let boot = invoke(h, "bootstrap", json!({})).unwrap();
+        boot["connection"]["state"]["state"] == "live"
+            && boot["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["id"] == id && e["data"]["status"] == status)
+    };
+    wait_for("the snapshot's approval", Duration::from_secs(15), || {
+        has(&h, "ap-9", "pending")
+    });
+    ingest(
+        "approval.created",
+        json!({"id": "ap-10", "title": "Live one"}),
+    );
+    wait_for("a live approval", Duration::from_secs(15), || {
+        has(&h, "ap-10", "pending")
+    });
+
+    let out = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "approve", "id": "ap-10", "reason": "ok"}}),
+    )
+    .unwrap();
+    assert_eq!(out["outcome"], "done", "{out}");
+    assert_eq!(out["entity"]["data"]["status"], "approved");
+    wait_for("the decision in the cache", Duration::from_secs(15), || {
+        has(&h, "ap-10", "approved")
+    });
+    // Approving again is a conflict, reported, not dropped.
+    let again = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "reject", "id": "ap-10"}}),
+    )
+    .unwrap();
+    assert_eq!(again["outcome"], "conflict", "{again}");
+
+    tauri::async_runtime::block_on(h.shell.shutdown());
+    // No credential on disk.
+    for entry in walk(&root) {
+        let bytes = std::fs::read(&entry).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(&viewer),
+            "token found in {}",
+            entry.display()
+        );
+    }
+    tauri::async_runtime::block_on(gw.shutdown());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn deep_links_reach_the_ui_as_navigation() {
+    let t = pulse_desktop::deeplink::parse("pulse://approvals/ap-3").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    h.shell.open_at_start(t);
+    let boot = invoke(&h, "bootstrap", json!({})).unwrap();
+    assert_eq!(
+        boot["open"],
+        json!({"kind": "approval", "id": "ap-3", "page": "approvals"})
+    );
+    // Only once.
+    assert_eq!(
+        invoke(&h, "bootstrap", json!({})).unwrap()["open"],
+        Value::Null
+    );
+}
