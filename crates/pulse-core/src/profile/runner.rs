@@ -1064,3 +1064,51 @@ fn without_url(e: &reqwest::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_claims_are_read_from_a_jwt_payload() {
+        // {"sub":"ann","workspaceId":"ws1","n":7}
+        let t = Secret::new("e30.eyJzdWIiOiJhbm4iLCJ3b3Jrc3BhY2VJZCI6IndzMSIsIm4iOjd9.sig");
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            claim(&t, &names(&["tenant_id", "workspaceId"])),
+            Some("ws1".into())
+        );
+        assert_eq!(claim(&t, &names(&["n"])), Some("7".into()));
+        assert_eq!(claim(&t, &names(&["tenant_id"])), None);
+        assert_eq!(claim(&Secret::new("opaque-token"), &names(&["sub"])), None);
+    }
+
+    #[test]
+    fn socketio_events_map_one_argument_to_the_payload() {
+        let ev = |args: Vec<Value>| {
+            sio_in(SioIncoming::Event(sio::SioEvent {
+                name: "e".into(),
+                args,
+                ack: None,
+                offset: None,
+            }))
+        };
+        assert!(matches!(
+            ev(vec![]),
+            In::Event {
+                data: Value::Null,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ev(vec![serde_json::json!({"id": 1})]),
+            In::Event {
+                data: Value::Object(_),
+                ..
+            }
+        ));
+        assert!(
+            matches!(ev(vec![Value::from(1), Value::from(2)]), In::Event { data: Value::Array(a), .. } if a.len() == 2)
+        );
+    }
+}
