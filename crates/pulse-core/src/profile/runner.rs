@@ -247,7 +247,9 @@ impl ProfileDialect {
             let mut wake = if pinging {
                 next_ping.min(last_rx + silence)
             } else {
-                Instant::now() + Duration::from_secs(3600)
+                // Socket.IO: the client has its own heartbeat; wake now and then to
+                // count frames it skipped as undecodable.
+                Instant::now() + Duration::from_secs(1)
             };
             if let Some(d) = deadline {
                 wake = wake.min(d);
@@ -259,6 +261,7 @@ impl ProfileDialect {
             };
             let now = Instant::now();
             let Some(first) = msg else {
+                link.count_decode_errors(cx);
                 if let Some(d) = deadline {
                     if now >= d {
                         deadline = None;
