@@ -627,6 +627,16 @@ fn ws_in(envelope: &Envelope, m: jsonws::Incoming, auth_codes: &[u16]) -> In {
     }
 }
 
+/// A server event that asks for an ack is acknowledged at once with no arguments
+/// (receipt): a generic client cannot know what a dashboard handler would answer.
+fn ack_receipt(client: &SocketIoClient, m: &SioIncoming) {
+    if let SioIncoming::Event(sio::SioEvent { ack: Some(id), .. }) = m {
+        if let Err(e) = client.ack(*id, Vec::new()) {
+            tracing::debug!(error = %e, "could not acknowledge a server event");
+        }
+    }
+}
+
 fn sio_in(m: SioIncoming) -> In {
     match m {
         SioIncoming::Event(ev) => {
@@ -668,7 +678,11 @@ impl Link {
                 envelope,
                 auth_codes,
             } => ws_in(envelope, conn.recv().await, auth_codes),
-            Link::Sio { client, .. } => sio_in(client.recv().await),
+            Link::Sio { client, .. } => {
+                let m = client.recv().await;
+                ack_receipt(client, &m);
+                sio_in(m)
+            }
         }
     }
 
@@ -679,7 +693,10 @@ impl Link {
                 envelope,
                 auth_codes,
             } => conn.try_recv().map(|m| ws_in(envelope, m, auth_codes)),
-            Link::Sio { client, .. } => client.try_recv().map(sio_in),
+            Link::Sio { client, .. } => client.try_recv().map(|m| {
+                ack_receipt(client, &m);
+                sio_in(m)
+            }),
         }
     }
 
