@@ -348,3 +348,94 @@ fn deep_links_reach_the_ui_as_navigation() {
         Value::Null
     );
 }
+
+/// Signing in from Settings: the refresh token goes to the credential store (the OS
+/// keyring in the app), never to the settings file or the cache; the session runs.
+#[test]
+fn login_stores_the_refresh_token_only_in_the_credential_store() {
+    let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(pulse_gateway::Config {
+        jwt_secret: Some(SECRET.into()),
+        users: vec!["ann:hunter2:acme".parse().unwrap()],
+        ..pulse_gateway::Config::default()
+    }))
+    .expect("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let settings = Settings {
+        servers: vec![ServerProfile {
+            id: "gw".into(),
+            name: "Gateway".into(),
+            url: gw.url(),
+            ..ServerProfile::default()
+        }],
+        active_server: Some("gw".into()),
+        ..Settings::default()
+    };
+    Paths::under(&root).save_settings(&settings).unwrap();
+    let creds = Arc::new(MemoryCredentials::default());
+    let app = mock_builder()
+        .invoke_handler(pulse_desktop::handler())
+        .build(mock_context(noop_assets()))
+        .expect("mock app");
+    let shell = pulse_desktop::install_shell(
+        app.handle(),
+        Paths::under(&root),
+        EnvOverrides::default(),
+        creds.clone(),
+        Ok(()),
+    );
+    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    let h = Harness {
+        _app: app,
+        webview,
+        shell,
+        _dir: dir,
+    };
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = invoke(&h, "bootstrap", json!({})).unwrap();
+    assert_eq!(boot["connection"]["state"]["state"], "signed_out", "{boot}");
+
+    let bad = invoke(
+        &h,
+        "login",
+        json!({"serverId": "gw", "username": "ann", "password": "wrong"}),
+    )
+    .unwrap_err();
+    assert_eq!(bad["code"], "auth", "{bad}");
+    let account = invoke(
+        &h,
+        "login",
+        json!({"serverId": "gw", "username": "ann", "password": "hunter2"}),
+    )
+    .unwrap();
+    assert_eq!(account["username"], "ann");
+    wait_for("live after sign-in", Duration::from_secs(15), || {
+        invoke(&h, "bootstrap", json!({})).unwrap()["connection"]["state"]["state"] == "live"
+    });
+    use pulse_core::credentials::CredentialStore;
+    let key = pulse_core::credentials::account_key(&gw.url().parse().unwrap(), "ann");
+    let refresh = creds.load(&key).unwrap().expect("refresh token stored");
+    tauri::async_runtime::block_on(h.shell.shutdown());
+    for entry in walk(&root) {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
+        assert!(
+            !text.contains(refresh.expose()),
+            "refresh token found in {}",
+            entry.display()
+        );
+        assert!(
+            !text.contains("hunter2"),
+            "password found in {}",
+            entry.display()
+        );
+    }
+    assert_eq!(
+        Paths::under(&root).load_settings().servers[0]
+            .username
+            .as_deref(),
+        Some("ann")
+    );
+    tauri::async_runtime::block_on(gw.shutdown());
+}

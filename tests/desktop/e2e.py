@@ -1,0 +1,337 @@
+"""End-to-end test of the Pulse desktop app, driven through WebDriver (tauri-driver).
+
+Runs inside the session that tests/desktop/run.sh prepares (Xvfb, a D-Bus session
+bus with dunst and gnome-keyring, dbus-monitor logging notifications). Starts a real
+`pulse-gateway` on 127.0.0.1:0 with a SQLite store, points the app at it with
+PULSE_SERVER + PULSE_TOKEN, and checks what a user would see. Prints one line per
+check and `N passed, N failed` last; exits non-zero on any failure.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.options import ArgOptions
+
+GATEWAY = os.environ["PULSE_GATEWAY_BIN"]
+APP = os.environ["PULSE_APP_BIN"]
+OUT = os.environ["PULSE_E2E_OUT"]
+TMP = os.environ["PULSE_E2E_TMP"]
+DBUS_LOG = os.environ["PULSE_DBUS_LOG"]
+SHOTS = os.environ.get("PULSE_SCREENSHOTS", "")
+SECRET = "desktop-e2e-secret"
+TENANT = "acme"
+
+results = []
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class Gateway:
+    """A pulse-gateway process on a fixed SQLite store, restartable on the same port."""
+
+    def __init__(self):
+        self.store = os.path.join(TMP, "gateway.db")
+        self.addr = "127.0.0.1:0"
+        self.proc = None
+        self.log = open(os.path.join(OUT, "gateway.log"), "a")
+
+    def start(self):
+        deadline = time.time() + 20
+        while True:
+            self.proc = subprocess.Popen(
+                [GATEWAY, "serve", "--addr", self.addr, "--store", "sqlite:" + self.store,
+                 "--jwt-secret", SECRET, "--ping-interval", "2s", "--ping-timeout", "2s"],
+                stdout=subprocess.PIPE, stderr=self.log, text=True)
+            line = self.proc.stdout.readline().strip()
+            m = re.match(r"listening on http://(\S+)", line)
+            if m:
+                self.addr = m.group(1)
+                threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
+                return
+            self.proc.wait()
+            if time.time() > deadline:
+                raise RuntimeError(f"pulse-gateway did not start: {line!r}")
+            time.sleep(0.2)  # the port may not be free yet after a kill
+
+    @staticmethod
+    def _drain(proc):
+        for _ in proc.stdout:
+            pass
+
+    def kill(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    @property
+    def url(self):
+        return "http://" + self.addr
+
+
+def mint(role):
+    out = subprocess.run([GATEWAY, "mint", "--secret", SECRET, "--tenant", TENANT, "--sub", "e2e-" + role,
+                          "--role", role, "--ttl", "2h"], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def http(gw, method, path, token, body=None):
+    req = urllib.request.Request(gw.url + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def wait(what, cond, limit=20.0, every=0.1):
+    end = time.time() + limit
+    last = None
+    while time.time() < end:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # element not there yet, and the like
+            last = e
+        time.sleep(every)
+    raise AssertionError(f"timed out after {limit:.0f} s waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+def check(name):
+    def deco(fn):
+        def run(*a):
+            t0 = time.time()
+            try:
+                fn(*a)
+                results.append((name, True))
+                log(f"ok   {name} ({time.time() - t0:.1f} s)")
+            except Exception as e:
+                results.append((name, False))
+                log(f"FAIL {name}: {e}")
+                traceback.print_exc(file=sys.stdout)
+                try:
+                    driver.save_screenshot(os.path.join(OUT, "fail-" + re.sub(r"\W+", "-", name) + ".png"))
+                except Exception:
+                    pass
+        return run
+    return deco
+
+
+def shot(name):
+    path = os.path.join(OUT, name)
+    time.sleep(0.4)  # let the frame that shows the awaited change be painted
+    driver.save_screenshot(path)
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        shutil.copy(path, os.path.join(SHOTS, name))
+
+
+def css(sel):
+    return driver.find_element(By.CSS_SELECTOR, sel)
+
+
+def csss(sel):
+    return driver.find_elements(By.CSS_SELECTOR, sel)
+
+
+def go(page):
+    css(f'[data-testid="nav-{page}"]').click()
+    wait(f"the {page} page", lambda: csss(f'[data-testid="page-{page}"]'))
+
+
+def label():
+    return css('[data-testid="connection-label"]').get_attribute("textContent").strip()
+
+
+def row(kind, id_):
+    return csss(f'[data-testid="{kind}-row"][data-id="{id_}"]')
+
+
+def entity(gw, token, kind, id_):
+    snap = http(gw, "GET", "/v1/snapshot", token)
+    for e in snap["entities"]:
+        if e["kind"] == kind and e["id"] == id_:
+            return e["data"]
+    return None
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------------------
+
+os.makedirs(OUT, exist_ok=True)
+gw = Gateway()
+gw.start()
+viewer = mint("viewer")
+publisher = mint("publisher")
+
+
+def ingest(ty, data):
+    return http(gw, "POST", "/v1/ingest", publisher, {"type": ty, "data": data})
+
+
+now = int(time.time() * 1000)
+for i, (name, status) in enumerate([("Atlas", "working"), ("Briar", "idle"), ("Cobalt", "waiting_approval")]):
+    ingest("agent.upserted", {"id": f"agent-{i}", "name": name, "status": status, "role": "builder", "last_heartbeat": now})
+for i, (title, state) in enumerate([("Fix login redirect", "todo"), ("Nightly ETL is slow", "in_progress"), ("Rotate keys", "review")]):
+    ingest("ticket.created", {"id": f"t-{i}", "key": f"OPS-{i}", "title": title, "state": state, "priority": "high"})
+ingest("approval.created", {"id": "ap-seed", "title": "Restart the billing worker", "agent_name": "Atlas", "risk": "low", "created_at": now})
+ingest("stats.updated", {"scope": "tasks", "stats": {"total": 3, "todo": 1, "in_progress": 1, "review": 1, "done": 0}})
+
+port = free_port()
+env = dict(os.environ)
+env.update({
+    "PULSE_SERVER": gw.url,
+    "PULSE_TOKEN": viewer,
+    "PULSE_RECONNECT_CAP_SECS": "3",
+    "PULSE_NO_SCHEME_REGISTRATION": "1",
+    "PULSE_LOG": "info,pulse_core=debug",
+})
+driver_log = open(os.path.join(OUT, "tauri-driver.log"), "w")
+tauri_driver = subprocess.Popen(["tauri-driver", "--port", str(port)], env=env, stdout=driver_log, stderr=subprocess.STDOUT)
+wait("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 20)
+
+opts = ArgOptions()
+opts.set_capability("browserName", "wry")
+opts.set_capability("tauri:options", {"application": APP})
+driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=opts)
+driver.set_window_size(1280, 800)
+
+
+def dbus_summaries():
+    try:
+        text = open(DBUS_LOG, errors="replace").read()
+    except OSError:
+        return ""
+    return text
+
+
+try:
+    @check("first paint: overview with stats, connection Live")
+    def t_start():
+        wait("the app to load", lambda: css('[data-testid="content"]').get_attribute("data-loaded") == "true", 30)
+        wait("Live", lambda: label() == "Live", 30)
+        wait("stats", lambda: css('[data-testid="stat-approvals-value"]').get_attribute("textContent").strip() == "1")
+        shot("overview.png")
+    t_start()
+
+    @check("an ingested approval appears in the queue")
+    def t_ingest():
+        go("approvals")
+        ingest("approval.created", {"id": "ap-e2e-1", "title": "Deploy build 42 to production", "agent_name": "Briar",
+                                    "risk": "high", "description": "Briar needs a human decision.", "created_at": int(time.time() * 1000)})
+        wait("the new approval row", lambda: row("approval", "ap-e2e-1"), 15)
+        shot("approvals.png")
+    t_ingest()
+
+    @check("clicking Approve changes it on the gateway")
+    def t_approve():
+        r = row("approval", "ap-e2e-1")[0]
+        r.find_element(By.CSS_SELECTOR, '[data-testid="approve"]').click()
+        wait("approved on the gateway", lambda: (entity(gw, viewer, "approval", "ap-e2e-1") or {}).get("status") == "approved", 15)
+        wait("the decided approval to leave the queue", lambda: not row("approval", "ap-e2e-1"), 10)
+    t_approve()
+
+    @check("an escalation stands out in conversations")
+    def t_escalation():
+        ingest("conversation.created", {"id": "c-e2e", "customer": "Ada Lovelace", "subject": "Charged twice", "channel": "email", "agent": "agent-1"})
+        ingest("chat.message", {"id": "m-1", "conversation_id": "c-e2e", "author": "Ada Lovelace", "role": "customer", "text": "I was charged twice this month."})
+        ingest("conversation.escalated", {"id": "c-e2e", "reason": "customer asked for a human"})
+        go("conversations")
+        wait("the escalated conversation", lambda: row("conversation", "c-e2e") and row("conversation", "c-e2e")[0].get_attribute("data-status") == "escalated", 15)
+        row("conversation", "c-e2e")[0].click()
+        wait("the escalation banner", lambda: csss('[data-testid="escalation-banner"]'), 5)
+        shot("conversations.png")
+    t_escalation()
+
+    @check("the approval and the escalation raised notifications on the bus")
+    def t_notifications():
+        wait("Notify calls for both", lambda: "Approval needed" in dbus_summaries() and "Conversation escalated" in dbus_summaries(), 15)
+        text = dbus_summaries()
+        assert "Deploy build 42" in text, "the approval's title is in the notification body"
+        assert re.search(r'string "approve"\s+string "Approve"', text), "the approval notification offers Approve"
+    t_notifications()
+
+    @check("board shows tickets by column")
+    def t_board():
+        go("board")
+        wait("ticket cards", lambda: len(csss('[data-testid="ticket-card"]')) >= 3, 10)
+        col = css('[data-testid="column"][data-state="in_progress"]')
+        assert col.find_elements(By.CSS_SELECTOR, '[data-id="t-1"]'), "t-1 is in progress"
+        shot("board.png")
+    t_board()
+
+    @check("gateway killed: Reconnecting, and the data stays")
+    def t_kill():
+        go("approvals")
+        gw.kill()
+        wait("Reconnecting", lambda: label() == "Reconnecting", 20, 0.05)
+        assert row("approval", "ap-seed"), "cached approvals are still listed"
+        detail = css('[data-testid="connection-detail"]').get_attribute("textContent")
+        assert re.search(r"Offline — data from \d\d:\d\d", detail), detail
+        shot("reconnecting.png")
+    t_kill()
+
+    @check("offline approve is queued and shown as pending")
+    def t_offline_action():
+        r = row("approval", "ap-seed")[0]
+        r.find_element(By.CSS_SELECTOR, '[data-testid="approve"]').click()
+        wait("the queued badge", lambda: row("approval", "ap-seed")[0].find_elements(By.CSS_SELECTOR, '[data-testid="queued-badge"]'), 10)
+        wait("the outbox note", lambda: csss('[data-testid="outbox"]'), 5)
+        shot("offline-queued.png")
+    t_offline_action()
+
+    @check("gateway back: Live, missed events on screen, queued action sent")
+    def t_restart():
+        gw.start()
+        ingest("approval.created", {"id": "ap-e2e-2", "title": "Raised while Pulse was away", "agent_name": "Cobalt",
+                                    "risk": "medium", "created_at": int(time.time() * 1000)})
+        wait("Live again", lambda: label() == "Live", 30)
+        wait("the approval raised while away", lambda: row("approval", "ap-e2e-2"), 15)
+        wait("the queued approve to reach the gateway", lambda: (entity(gw, viewer, "approval", "ap-seed") or {}).get("status") == "approved", 20)
+        wait("the outbox to empty", lambda: not csss('[data-testid="outbox"]'), 10)
+        shot("live-again.png")
+    t_restart()
+
+    @check("notification centre lists what was raised")
+    def t_centre():
+        go("notifications")
+        wait("notification rows", lambda: len(csss('[data-testid="notification-row"]')) >= 2, 10)
+        shot("notifications.png")
+    t_centre()
+finally:
+    try:
+        driver.quit()
+    except Exception:
+        pass
+    tauri_driver.terminate()
+    try:
+        tauri_driver.wait(10)
+    except subprocess.TimeoutExpired:
+        tauri_driver.kill()
+    gw.kill()
+
+passed = sum(1 for _, ok in results if ok)
+failed = sum(1 for _, ok in results if not ok)
+print(f"{passed} passed, {failed} failed")
+sys.exit(0 if failed == 0 and passed > 0 else 1)
