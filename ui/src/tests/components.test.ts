@@ -48,7 +48,12 @@ describe("App", () => {
     ]);
     app.go("approvals");
     await tick();
+    // The newest is selected at once; j/k move.
+    expect(document.querySelector(".approval.selected")?.getAttribute("data-id")).toBe("a1");
     await fireEvent.keyDown(window, { key: "j" });
+    await tick();
+    expect(app.selected?.id).toBe("a2");
+    await fireEvent.keyDown(window, { key: "k" });
     await tick();
     expect(app.selected?.id).toBe("a1");
     await fireEvent.keyDown(window, { key: "r" });

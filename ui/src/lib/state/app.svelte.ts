@@ -92,16 +92,18 @@ function optimisticPatch(a: ActionDto): Data {
   }
 }
 
-export function describeAction(a: ActionDto): string {
+/** "approve “Deploy build 42”" — by the entity's title or name when known. */
+export function describeAction(a: ActionDto, name?: string): string {
+  const what = name ? `“${name}”` : a.id;
   switch (a.action) {
     case "approve":
-      return `approve ${a.id}`;
+      return `approve ${what}`;
     case "reject":
-      return `reject ${a.id}`;
+      return `reject ${what}`;
     case "move_ticket":
-      return `move ${a.id} to ${a.state.replace(/_/g, " ")}`;
+      return `move ${what} to ${a.state.replace(/_/g, " ")}`;
     case "terminate_agent":
-      return `terminate ${a.id}`;
+      return `terminate ${what}`;
   }
 }
 
@@ -352,6 +354,9 @@ export class AppState {
   }
 
   private settle(k: string, action: ActionDto, outcome: OutcomeDto): void {
+    const t = actionTarget(action);
+    const cur = this.maps.get(t.kind)?.get(t.id);
+    const describe = (a: ActionDto) => describeAction(a, cur ? str(cur.title ?? cur.key ?? cur.name) || undefined : undefined);
     switch (outcome.outcome) {
       case "done":
         this.dropOverlay(k);
@@ -360,20 +365,19 @@ export class AppState {
       case "queued": {
         const o = this.overlays.get(k);
         if (o) this.overlays = new Map(this.overlays).set(k, { ...o, phase: "queued", outboxId: outcome.outbox_id });
-        this.toast("info", `Offline: “${describeAction(action)}” is queued and will be sent on reconnect`);
+        this.toast("info", `Offline: ${describe(action)} is queued and will be sent on reconnect`);
         break;
       }
       case "conflict":
         this.dropOverlay(k);
-        this.toast("error", `Conflict — could not ${describeAction(action)}: ${outcome.message}`);
+        this.toast("error", `Conflict — could not ${describe(action)}: ${outcome.message}`);
         if (outcome.current) {
-          const t = actionTarget(action);
           this.enqueue({ updates: [{ kind: t.kind, id: t.id, data: outcome.current as Data }] });
         }
         break;
       case "rejected":
         this.dropOverlay(k);
-        this.toast("error", `Refused — could not ${describeAction(action)}: ${outcome.message}`);
+        this.toast("error", `Refused — could not ${describe(action)}: ${outcome.message}`);
         break;
     }
   }
@@ -393,7 +397,10 @@ export class AppState {
     const t = actionTarget(s.action);
     const k = keyOf(t.kind, t.id);
     this.settle(k, s.action, s.outcome);
-    if (s.outcome.outcome === "done") this.toast("success", `Sent: ${describeAction(s.action)}`);
+    if (s.outcome.outcome === "done") {
+      const cur = this.maps.get(t.kind)?.get(t.id);
+      this.toast("success", `Sent: ${describeAction(s.action, cur ? str(cur.title ?? cur.name) || undefined : undefined)}`);
+    }
   }
 
   approve(id: string, reason?: string) {
