@@ -23,6 +23,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.options import ArgOptions
+from selenium.webdriver.support.ui import Select
 
 GATEWAY = os.environ["PULSE_GATEWAY_BIN"]
 APP = os.environ["PULSE_APP_BIN"]
@@ -280,6 +281,29 @@ try:
         assert col.find_elements(By.CSS_SELECTOR, '[data-id="t-1"]'), "t-1 is in progress"
         shot("board.png")
     t_board()
+
+    @check("moving a ticket on the board changes it on the gateway")
+    def t_move():
+        card = css('[data-testid="ticket-card"][data-id="t-0"]')
+        card.click()
+        Select(card.find_element(By.CSS_SELECTOR, '[data-testid="move-select"]')).select_by_value("done")
+        wait("the card in Done", lambda: css('[data-testid="column"][data-state="done"]').find_elements(By.CSS_SELECTOR, '[data-id="t-0"]'), 10)
+        wait("the move on the gateway", lambda: (entity(gw, viewer, "ticket", "t-0") or {}).get("state") == "done", 15)
+    t_move()
+
+    @check("a second `pulse pulse://approvals/ID` opens the item in the running app")
+    def t_deeplink():
+        go("overview")
+        t = int(time.time() * 1000)
+        ingest("approval.created", {"id": "ap-link", "title": "Opened from a link", "agent_name": "Atlas", "created_at": t})
+        # A newer one, so the linked approval is not the one selected by default.
+        ingest("approval.created", {"id": "ap-newer", "title": "Newer than the link", "agent_name": "Briar", "created_at": t + 1000})
+        wait("both approvals to arrive", lambda: css('[data-testid="stat-approvals-value"]').get_attribute("textContent").strip() == "3", 15)
+        second = subprocess.run([APP, "pulse://approvals/ap-link"], env=env, timeout=30, capture_output=True, text=True)
+        assert second.returncode == 0, second.stderr[-2000:]
+        wait("the approvals page", lambda: csss('[data-testid="page-approvals"]'), 15)
+        wait("the linked approval selected", lambda: row("approval", "ap-link") and "selected" in row("approval", "ap-link")[0].get_attribute("class"), 10)
+    t_deeplink()
 
     @check("gateway killed: Reconnecting, and the data stays")
     def t_kill():
