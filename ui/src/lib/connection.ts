@@ -38,7 +38,8 @@ export function indicator(c: ConnectionView, now: number = Date.now()): Indicato
       const secs = Math.max(0, Math.ceil((s.retry_at_ms - now) / 1000));
       const next = secs > 0 ? `next try in ${secs} s` : "trying now";
       if (s.attempt >= OFFLINE_AFTER) {
-        return { level: "offline", label: "Offline", detail: `Offline — ${dataFrom(c)} · Reconnecting, ${next}`, retry: true, signIn: false };
+        // Reads "Offline — data from 14:02 · next try in 5 s".
+        return { level: "offline", label: "Offline", detail: `— ${dataFrom(c)} · ${next}`, retry: true, signIn: false };
       }
       return { level: "reconnecting", label: "Reconnecting", detail: `${next} · Offline — ${dataFrom(c)}`, retry: true, signIn: false };
     }
@@ -49,6 +50,6 @@ export function indicator(c: ConnectionView, now: number = Date.now()): Indicato
     case "signed_out":
       return { level: "signed_out", label: "Signed out", detail: s.message, retry: false, signIn: true };
     case "stopped":
-      return { level: "offline", label: "Offline", detail: `Offline — ${dataFrom(c)}`, retry: true, signIn: false };
+      return { level: "offline", label: "Offline", detail: `— ${dataFrom(c)}`, retry: true, signIn: false };
   }
 }

@@ -19,7 +19,7 @@ describe("connection indicator", () => {
   it("offline after several attempts", () => {
     const i = indicator({ ...base, state: { state: "reconnecting", attempt: 5, retry_at_ms: 0, error: "refused" } });
     expect(i.label).toBe("Offline");
-    expect(i.detail).toContain("data from 14:02");
+    expect(`${i.label} ${i.detail}`).toContain("Offline — data from 14:02");
   });
   it("failed offers retry", () => {
     const i = indicator({ ...base, state: { state: "failed", attempts: 10, retry_at_ms: 0, error: "connection refused" } });
