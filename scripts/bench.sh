@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs every Pulse benchmark and writes the report: docs/benchmarks.md and its
+# charts, docs/benchmarks/*.svg. Not part of ./scripts/test.sh (that runs
+# benches/smoke.sh, a few-second smoke run of this harness).
+#
+#   ./scripts/bench.sh            full sizes (≈ 20 minutes on 2 cores)
+#   ./scripts/bench.sh --quick    smaller sizes (a few minutes)
+#   options: --out DIR (raw results; default $CARGO_TARGET_DIR/bench-results)
+#            --only LIST (e.g. ingest,latency; the report then covers only those)
+#            --no-micro (skip the criterion micro-benchmarks)
+#            --docs DIR (where benchmarks.md and benchmarks/ go; default docs)
+#
+# Needs the Rust toolchain and Node.js with npm (the Socket.IO comparisons);
+# installs the Node peers from benches/peers/package-lock.json. Every load it
+# generates targets loopback addresses only and is bounded in count and time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/pulse-target}
+export CARGO_TERM_COLOR=never
+
+mode=full
+micro=1
+only=
+out=
+docs=docs
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --full) mode=full ;;
+    --quick) mode=quick ;;
+    --no-micro) micro=0 ;;
+    --only) only=$2; shift ;;
+    --out) out=$2; shift ;;
+    --docs) docs=$2; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+out=${out:-$CARGO_TARGET_DIR/bench-results}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if command -v npm >/dev/null 2>&1; then
+  step "node peers (benches/peers, from the lockfile)"
+  (cd benches/peers && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "npm not found: the Socket.IO comparisons will be reported as not measured" >&2
+fi
+
+step "build (release): pulse-bench, pulsectl"
+cargo build --release --locked -p pulse-bench -p pulse-cli
+BIN=$CARGO_TARGET_DIR/release
+
+app_args=()
+if [ -n "${PULSE_BENCH_APP:-}" ]; then
+  app_args=(--app "$PULSE_BENCH_APP")
+fi
+
+if [ "$micro" = 1 ] && [ -z "$only" ]; then
+  step "micro-benchmarks (criterion)"
+  # Only this run's estimates go into the report.
+  rm -rf "$CARGO_TARGET_DIR/criterion"
+  if [ "$mode" = quick ]; then
+    crit=(--warm-up-time 1 --measurement-time 2)
+  else
+    crit=(--warm-up-time 2 --measurement-time 5)
+  fi
+  cargo bench --locked -p pulse-protocol --bench protocol -- "${crit[@]}"
+  cargo bench --locked -p pulse-core --bench core -- "${crit[@]}"
+fi
+
+step "benchmarks ($mode)"
+status=0
+"$BIN/pulse-bench" run --mode "$mode" --out "$out" --pulsectl "$BIN/pulsectl" \
+  ${only:+--only "$only"} "${app_args[@]}" || status=$?
+
+step "report"
+criterion_args=()
+if [ -d "$CARGO_TARGET_DIR/criterion" ]; then
+  criterion_args=(--criterion "$CARGO_TARGET_DIR/criterion")
+fi
+"$BIN/pulse-bench" report --results "$out/results.json" "${criterion_args[@]}" \
+  --markdown "$docs/benchmarks.md" --charts "$docs/benchmarks"
+echo "raw results: $out/results.json; children's logs: $out/children.log"
+exit "$status"
