@@ -273,6 +273,49 @@ try:
         assert re.search(r'string "approve"\s+string "Approve"', text), "the approval notification offers Approve"
     t_notifications()
 
+    def notify_id(needle):
+        """The id the notification daemon gave the notification whose text has `needle`."""
+        blocks = re.split(r"\n(?=method call |method return |signal |error )", dbus_summaries())
+        calls = {}
+        for b in blocks:
+            head = b.split("\n", 1)[0]
+            if b.startswith("method call") and "member=Notify" in b and needle in b:
+                m = re.search(r"sender=(\S+) .*serial=(\d+)", head)
+                if m:
+                    calls[(m.group(1), m.group(2))] = True
+            elif b.startswith("method return"):
+                m = re.search(r"destination=(\S+) .*reply_serial=(\d+)", head)
+                v = re.search(r"uint32 (\d+)", b)
+                if m and v and (m.group(1), m.group(2)) in calls:
+                    return int(v.group(1))
+        return None
+
+    def invoke_action(nid, action):
+        subprocess.run(["dbus-send", "--session", "--type=signal", "/org/freedesktop/Notifications",
+                        "org.freedesktop.Notifications.ActionInvoked", f"uint32:{nid}", f"string:{action}"], check=True)
+
+    @check("Approve on a notification approves it on the gateway")
+    def t_notification_approve():
+        ingest("approval.created", {"id": "ap-notif", "title": "Approve me from the notification", "agent_name": "Cobalt",
+                                    "created_at": int(time.time() * 1000)})
+        nid = wait("its notification", lambda: notify_id("Approve me from the notification"), 15)
+        time.sleep(0.3)  # the app is now waiting for the notification's buttons
+        invoke_action(nid, "approve")
+        wait("approved on the gateway", lambda: (entity(gw, viewer, "approval", "ap-notif") or {}).get("status") == "approved", 15)
+    t_notification_approve()
+
+    @check("clicking an escalation notification opens the conversation")
+    def t_notification_open():
+        go("overview")
+        ingest("conversation.created", {"id": "c-click", "customer": "Grace Hopper", "subject": "Compiler bug", "channel": "chat"})
+        ingest("conversation.escalated", {"id": "c-click", "reason": "wants to talk to an engineer"})
+        nid = wait("its notification", lambda: notify_id("wants to talk to an engineer"), 15)
+        time.sleep(0.3)
+        invoke_action(nid, "default")
+        wait("the conversations page", lambda: csss('[data-testid="page-conversations"]'), 10)
+        wait("the conversation selected", lambda: row("conversation", "c-click") and "selected" in row("conversation", "c-click")[0].get_attribute("class"), 10)
+    t_notification_open()
+
     @check("board shows tickets by column")
     def t_board():
         go("board")
