@@ -98,3 +98,24 @@ describe("App", () => {
     expect(getByTestId("connection-detail").textContent).toMatch(/Offline — data from \d\d:\d\d/);
   });
 });
+
+describe("Board", () => {
+  it("dropping a card on a column moves it optimistically, then the server agrees", async () => {
+    const { backend, app, getByTestId } = await mountApp([entity("ticket", "t1", { title: "Fix login", state: "todo" })]);
+    app.go("board");
+    await tick();
+    const done = document.querySelector('[data-testid="column"][data-state="done"]') as HTMLElement;
+    const card = document.querySelector('[data-testid="ticket-card"][data-id="t1"]') as HTMLElement;
+    await fireEvent.dragStart(card);
+    await fireEvent.dragOver(done);
+    await fireEvent.drop(done);
+    await tick();
+    // At once, before the backend answered.
+    expect(done.querySelector('[data-id="t1"]')).toBeTruthy();
+    await frame();
+    await frame();
+    expect(backend.calls.find((c) => c.name === "perform")?.args).toEqual({ action: "move_ticket", id: "t1", state: "done" });
+    expect(app.get("ticket", "t1")?.state).toBe("done");
+    expect(getByTestId("page-board")).toBeTruthy();
+  });
+});

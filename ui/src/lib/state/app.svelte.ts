@@ -359,8 +359,16 @@ export class AppState {
     const describe = (a: ActionDto) => describeAction(a, cur ? str(cur.title ?? cur.key ?? cur.name) || undefined : undefined);
     switch (outcome.outcome) {
       case "done":
+        // Apply the server's answer now (not at the next frame), so the item never
+        // flickers back to its old state between the overlay and the update.
+        {
+          const { kind, id, data } = outcome.entity;
+          const before = this.maps.get(kind)?.get(id);
+          if (kind === "approval" && before && isPending(before) && !isPending(data)) this.leave(keyOf(kind, id), data);
+          this.maps.get(kind)?.set(id, data);
+        }
         this.dropOverlay(k);
-        this.enqueue({ updates: [{ kind: outcome.entity.kind, id: outcome.entity.id, data: outcome.entity.data }] });
+        this.version++;
         break;
       case "queued": {
         const o = this.overlays.get(k);
