@@ -391,6 +391,16 @@ impl Shell {
                 }
             }
             Source::Profile(p) => {
+                if p.profile != "native" {
+                    self.signed_out(
+                        conn,
+                        format!(
+                            "The “{}” server profile is not supported by the desktop app yet; use a Pulse gateway",
+                            p.profile
+                        ),
+                    );
+                    return;
+                }
                 let Some(rest) = rest_for(&p.url) else {
                     self.signed_out(conn, format!("The server URL is not valid: {}", p.url));
                     return;

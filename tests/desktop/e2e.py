@@ -32,6 +32,7 @@ TMP = os.environ["PULSE_E2E_TMP"]
 DBUS_LOG = os.environ["PULSE_DBUS_LOG"]
 SHOTS = os.environ.get("PULSE_SCREENSHOTS", "")
 SECRET = "desktop-e2e-secret"
+PASSWORD = "correct-horse-e2e"
 TENANT = "acme"
 
 results = []
@@ -55,7 +56,8 @@ class Gateway:
         while True:
             self.proc = subprocess.Popen(
                 [GATEWAY, "serve", "--addr", self.addr, "--store", "sqlite:" + self.store,
-                 "--jwt-secret", SECRET, "--ping-interval", "2s", "--ping-timeout", "2s"],
+                 "--jwt-secret", SECRET, "--ping-interval", "2s", "--ping-timeout", "2s",
+                 "--user", f"e2e-ann:{PASSWORD}:{TENANT}"],
                 stdout=subprocess.PIPE, stderr=self.log, text=True)
             line = self.proc.stdout.readline().strip()
             m = re.match(r"listening on http://(\S+)", line)
@@ -199,7 +201,6 @@ for i, (title, state) in enumerate([("Fix login redirect", "todo"), ("Nightly ET
 ingest("approval.created", {"id": "ap-seed", "title": "Restart the billing worker", "agent_name": "Atlas", "risk": "low", "created_at": now})
 ingest("stats.updated", {"scope": "tasks", "stats": {"total": 3, "todo": 1, "in_progress": 1, "review": 1, "done": 0}})
 
-port = free_port()
 env = dict(os.environ)
 env.update({
     "PULSE_SERVER": gw.url,
@@ -208,15 +209,40 @@ env.update({
     "PULSE_NO_SCHEME_REGISTRATION": "1",
     "PULSE_LOG": "info,pulse_core=debug",
 })
-driver_log = open(os.path.join(OUT, "tauri-driver.log"), "w")
-tauri_driver = subprocess.Popen(["tauri-driver", "--port", str(port)], env=env, stdout=driver_log, stderr=subprocess.STDOUT)
-wait("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 20)
 
-opts = ArgOptions()
-opts.set_capability("browserName", "wry")
-opts.set_capability("tauri:options", {"application": APP})
-driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=opts)
-driver.set_window_size(1280, 800)
+
+def start_driver(env, log_name):
+    """tauri-driver (with the app's environment) and a WebDriver session on the app."""
+    port = free_port()
+    log_file = open(os.path.join(OUT, log_name), "w")
+    proc = subprocess.Popen(["tauri-driver", "--port", str(port)], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    wait("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 20)
+    opts = ArgOptions()
+    opts.set_capability("browserName", "wry")
+    opts.set_capability("tauri:options", {"application": APP})
+    d = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=opts)
+    d.set_window_size(1280, 800)
+    return proc, d
+
+
+def stop_driver(proc, d):
+    try:
+        d.quit()
+    except Exception:
+        pass
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    # The app must be gone before the next one starts (single instance).
+    try:
+        wait("the app to exit", lambda: subprocess.run(["pgrep", "-x", "pulse"], capture_output=True).returncode != 0, 15)
+    except AssertionError as e:
+        log(f"warning: {e}")
+
+
+tauri_driver, driver = start_driver(env, "tauri-driver.log")
 
 
 def dbus_summaries():
@@ -386,16 +412,75 @@ try:
         wait("notification rows", lambda: len(csss('[data-testid="notification-row"]')) >= 2, 10)
         shot("notifications.png")
     t_centre()
+
+    # --- signing in from Settings, with the OS keyring (gnome-keyring) -------------
+    stop_driver(tauri_driver, driver)
+    tauri_driver = None
+    config2, data2 = os.path.join(TMP, "config2"), os.path.join(TMP, "data2")
+    os.makedirs(os.path.join(config2, "pulse"), exist_ok=True)
+    with open(os.path.join(config2, "pulse", "settings.json"), "w") as f:
+        json.dump({"servers": [{"id": "e2e", "name": "E2E gateway", "url": gw.url, "profile": "native"}],
+                   "active_server": "e2e", "theme": "dark"}, f)
+    env2 = {k: v for k, v in env.items() if k not in ("PULSE_SERVER", "PULSE_TOKEN")}
+    env2.update({"XDG_CONFIG_HOME": config2, "XDG_DATA_HOME": data2})
+    tauri_driver, driver = start_driver(env2, "tauri-driver-login.log")
+
+    @check("signed out at first, with a clear message")
+    def t_signed_out():
+        wait("Signed out", lambda: label() == "Signed out", 30)
+        detail = css('[data-testid="connection-detail"]').get_attribute("textContent")
+        assert "sign in" in detail.lower(), detail
+    t_signed_out()
+
+    @check("sign in from Settings: Live, refresh token in the OS keyring only")
+    def t_login():
+        go("settings")
+        css('[data-testid="login-user"]').send_keys("e2e-ann")
+        css('[data-testid="login-password"]').send_keys("wrong password")
+        css('[data-testid="login-submit"]').click()
+        wait("the refusal", lambda: "wrong user name or password" in css('[data-testid="login-error"]').get_attribute("textContent"), 15)
+        pw = css('[data-testid="login-password"]')
+        pw.clear()
+        pw.send_keys(PASSWORD)
+        css('[data-testid="login-submit"]').click()
+        wait("Live", lambda: label() == "Live", 30)
+        shot("settings-signed-in.png")
+        found = subprocess.run(["secret-tool", "search", "--all", "service", "pulse"], capture_output=True, text=True)
+        assert "e2e-ann@" + gw.url in (found.stdout + found.stderr), "the keyring holds the sign-in: " + found.stdout + found.stderr
+        secrets = re.findall(r"^secret = (.+)$", found.stdout, re.M)
+        assert secrets, found.stdout
+        settings_text = open(os.path.join(config2, "pulse", "settings.json")).read()
+        assert '"username": "e2e-ann"' in settings_text, settings_text
+        for root, _, files in os.walk(TMP):
+            if "keyrings" in root:
+                continue
+            for name in files:
+                try:
+                    data = open(os.path.join(root, name), "rb").read()
+                except OSError:
+                    continue
+                for sec in secrets:
+                    assert sec.encode() not in data, f"the token is in {os.path.join(root, name)}"
+                assert PASSWORD.encode() not in data, f"the password is in {os.path.join(root, name)}"
+    t_login()
+
+    @check("restarted, Pulse signs in again from the keyring")
+    def t_relaunch():
+        global tauri_driver, driver
+        stop_driver(tauri_driver, driver)
+        tauri_driver, driver = start_driver(env2, "tauri-driver-relaunch.log")
+        wait("Live without signing in", lambda: label() == "Live", 30)
+    t_relaunch()
+except Exception as e:
+    results.append(("the suite ran to its end", False))
+    log(f"FAIL the suite ran to its end: {e}")
+    traceback.print_exc(file=sys.stdout)
 finally:
-    try:
-        driver.quit()
-    except Exception:
-        pass
-    tauri_driver.terminate()
-    try:
-        tauri_driver.wait(10)
-    except subprocess.TimeoutExpired:
-        tauri_driver.kill()
+    if tauri_driver:
+        try:
+            stop_driver(tauri_driver, driver)
+        except Exception:
+            pass
     gw.kill()
 
 passed = sum(1 for _, ok in results if ok)
