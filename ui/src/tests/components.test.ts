@@ -119,3 +119,24 @@ describe("Board", () => {
     expect(getByTestId("page-board")).toBeTruthy();
   });
 });
+
+describe("Connection indicator", () => {
+  it("Failed offers Retry, which asks the backend to reconnect", async () => {
+    const { backend, getByTestId } = await mountApp();
+    backend.setConnection({ state: { state: "failed", attempts: 10, retry_at_ms: Date.now() + 60_000, error: "connection refused" } });
+    await tick();
+    expect(getByTestId("connection").dataset.level).toBe("failed");
+    await fireEvent.click(getByTestId("retry"));
+    expect(backend.calls.some((c) => c.name === "retry_now")).toBe(true);
+  });
+
+  it("Signed out offers Sign in, which opens Settings", async () => {
+    const { backend, app, getByTestId, getByText } = await mountApp();
+    backend.setConnection({ state: { state: "signed_out", message: "Signed out of Work: sign in under Settings" } });
+    await tick();
+    expect(getByTestId("connection-label").textContent).toBe("Signed out");
+    await fireEvent.click(getByText("Sign in"));
+    await tick();
+    expect(app.page).toBe("settings");
+  });
+});
