@@ -140,3 +140,23 @@ describe("Connection indicator", () => {
     expect(app.page).toBe("settings");
   });
 });
+
+describe("Agents", () => {
+  it("shows heartbeat age and terminates an agent after confirmation", async () => {
+    const { backend, app, findAllByTestId, getByTestId } = await mountApp([
+      entity("agent", "ag1", { name: "Atlas", status: "working", last_heartbeat: Date.now() - 5000 }),
+    ]);
+    app.go("agents");
+    await tick();
+    const [rowEl] = await findAllByTestId("agent-row");
+    expect(rowEl.textContent).toMatch(/Atlas.*Working.*5 s ago/s);
+    await fireEvent.click(getByTestId("terminate"));
+    await tick();
+    await fireEvent.input(getByTestId("reason-input"), { target: { value: "stuck in a loop" } });
+    await fireEvent.click(getByTestId("reason-confirm"));
+    await frame();
+    expect(backend.calls.find((c) => c.name === "perform")?.args).toEqual({ action: "terminate_agent", id: "ag1", reason: "stuck in a loop" });
+    await frame();
+    expect(app.get("agent", "ag1")?.status).toBe("terminated");
+  });
+});
