@@ -2,7 +2,8 @@
 //! committed in a client's SQLite cache, at a steady 100, 1,000 and 10,000
 //! events/s.
 //!
-//! Processes: the gateway (SQLite store, as deployed), the client (a session
+//! Processes: the gateway (SQLite store, as deployed; then again with the memory
+//! store, to show what the gateway's durable commit costs), the client (a session
 //! into a SQLite cache, separate process) and the publisher (this process). Each
 //! event carries `sent_ns`, read from `CLOCK_MONOTONIC` just before its request
 //! is sent; the client reads the same clock when the session broadcasts the
@@ -43,14 +44,27 @@ pub struct Phase {
     pub latency: Summary,
 }
 
-/// Result of the latency benchmark.
+/// The rates measured against one gateway store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LatencyResult {
+pub struct StoreRun {
     /// Gateway store.
     pub store: String,
     /// The rates.
     pub phases: Vec<Phase>,
 }
+
+/// Result of the latency benchmark.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatencyResult {
+    /// First the SQLite store (durable, as deployed), then the memory store
+    /// (to show what the gateway's commit costs).
+    pub runs: Vec<StoreRun>,
+}
+
+/// Store names.
+pub const SQLITE: &str = "SQLite (WAL, synchronous=NORMAL)";
+/// Memory store name.
+pub const MEMORY: &str = "memory";
 
 /// Run it.
 pub fn run(ctx: &Ctx) -> anyhow::Result<LatencyResult> {
@@ -59,15 +73,28 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<LatencyResult> {
         (1_000, ctx.mode.pick(0.5, 3.0, 10.0)),
         (10_000, ctx.mode.pick(0.5, 3.0, 10.0)),
     ];
-    let store = format!("sqlite:{}", ctx.path("latency-gw.db").display());
+    let sqlite = format!("sqlite:{}", ctx.path("latency-gw.db").display());
+    let mut runs = Vec::new();
+    for (name, store) in [(SQLITE, sqlite.as_str()), (MEMORY, "memory")] {
+        eprintln!("latency: gateway store {name}");
+        runs.push(StoreRun {
+            store: name.into(),
+            phases: run_store(ctx, store, &rates)?,
+        });
+    }
+    Ok(LatencyResult { runs })
+}
+
+fn run_store(ctx: &Ctx, store: &str, rates: &[(u64, f64)]) -> anyhow::Result<Vec<Phase>> {
     let (mut gw, url) = ctx.gateway(
         &GatewayOpts {
-            store: store.clone(),
+            store: store.into(),
             ..Default::default()
         },
         None,
     )?;
-    let cache = ctx.path("latency-client.db");
+    let kind = store.split(':').next().unwrap_or("store");
+    let cache = ctx.path(&format!("latency-client-{kind}.db"));
     let args = vec![
         "latency-client".into(),
         "--url".into(),
@@ -107,7 +134,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<LatencyResult> {
     let out = client.finish(Duration::from_secs(60))?;
     let summaries: Vec<Summary> = harness::parse_result(&out)?;
     gw.stop(Duration::from_secs(5));
-    let phases = rates
+    let _ = std::fs::remove_file(&cache);
+    Ok(rates
         .iter()
         .zip(sent_stats)
         .zip(summaries)
@@ -118,11 +146,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<LatencyResult> {
             requests,
             latency,
         })
-        .collect();
-    Ok(LatencyResult {
-        store: "sqlite (WAL, synchronous=NORMAL)".into(),
-        phases,
-    })
+        .collect())
 }
 
 async fn post(

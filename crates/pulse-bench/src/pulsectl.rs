@@ -3,7 +3,8 @@
 //! published 1,000 events/s. `pulsectl` starts with an empty cache, loads the
 //! snapshot, then applies every event to its SQLite cache and prints a JSON line
 //! per change (read and counted here). Its `VmRSS` is sampled from `/proc` every
-//! 100 ms; `VmHWM` is the kernel's own peak.
+//! 100 ms; `VmHWM` is the kernel's own peak. For scale, the same binary
+//! following an empty stream (the fixed cost) is measured first.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -34,6 +35,8 @@ pub struct PulsectlResult {
     pub lines: u64,
     /// Events published.
     pub published: u64,
+    /// RSS following an empty stream (nothing to load), MiB: the fixed cost.
+    pub empty_mib: f64,
     /// RSS after the snapshot, before the load, MiB.
     pub idle_mib: f64,
     /// Highest sampled RSS under load, MiB.
@@ -58,6 +61,7 @@ pub fn run(ctx: &Ctx, bin: &Path) -> anyhow::Result<PulsectlResult> {
             seconds,
             lines: 0,
             published: 0,
+            empty_mib: 0.0,
             idle_mib: 0.0,
             busy_peak_mib: 0.0,
             hwm_mib: 0.0,
@@ -83,13 +87,28 @@ pub fn run(ctx: &Ctx, bin: &Path) -> anyhow::Result<PulsectlResult> {
         }),
     ))?;
 
+    let watch = |tenant: &str, cache: &Path| -> anyhow::Result<Proc> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["watch", "--server", &url, "--cache"])
+            .arg(cache)
+            .env("PULSE_TOKEN", harness::token(tenant, Role::Viewer))
+            .env("PULSE_LOG", "warn");
+        Proc::spawn("pulsectl", cmd, Some(&ctx.log))
+    };
+
+    // The fixed cost: following a stream that has nothing in it.
+    let mut empty = watch("pulsectl-empty", &ctx.path("pulsectl-empty.db"))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    anyhow::ensure!(
+        !empty.exited(),
+        "pulsectl exited (see {})",
+        ctx.log.display()
+    );
+    let empty_mib = sys::rss_kib(empty.pid()).unwrap_or(0) as f64 / 1024.0;
+    empty.stop(Duration::from_secs(5));
+
     let cache = ctx.path("pulsectl.db");
-    let mut cmd = Command::new(bin);
-    cmd.args(["watch", "--server", &url, "--cache"])
-        .arg(&cache)
-        .env("PULSE_TOKEN", harness::token(STREAM, Role::Viewer))
-        .env("PULSE_LOG", "warn");
-    let mut p = Proc::spawn("pulsectl", cmd, Some(&ctx.log))?;
+    let mut p = watch(STREAM, &cache)?;
     let pid = p.pid();
     let lines = Arc::new(AtomicU64::new(0));
     let snapshot_seen = Arc::new(AtomicU64::new(0));
@@ -112,7 +131,9 @@ pub fn run(ctx: &Ctx, bin: &Path) -> anyhow::Result<PulsectlResult> {
     let mut timeline = Vec::new();
     let sample = |timeline: &mut Vec<(f64, f64)>| -> f64 {
         let mib = sys::rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
-        timeline.push((t0.elapsed().as_secs_f64(), mib));
+        if mib > 0.0 {
+            timeline.push((t0.elapsed().as_secs_f64(), mib));
+        }
         mib
     };
     // Wait for the snapshot, then let it settle.
@@ -183,6 +204,7 @@ pub fn run(ctx: &Ctx, bin: &Path) -> anyhow::Result<PulsectlResult> {
         seconds,
         lines: lines.load(Ordering::Acquire),
         published: total,
+        empty_mib,
         idle_mib,
         busy_peak_mib: busy_peak,
         hwm_mib,

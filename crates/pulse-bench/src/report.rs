@@ -334,12 +334,13 @@ pub fn render(
             ));
         }
     }
-    if let Some(lat) = &r.latency {
+    if let Some(lat) = r.latency.as_ref().and_then(|l| l.runs.first()) {
         for p in &lat.phases {
             goals.push(goal(
                 &format!(
-                    "Latency ingest → client cache, {} events/s, p99",
-                    fmt_num(p.rate as f64)
+                    "Latency ingest → client cache, {} events/s, p99 (gateway store: {})",
+                    fmt_num(p.rate as f64),
+                    lat.store
                 ),
                 "< 5 ms",
                 format!(
@@ -574,63 +575,76 @@ pub fn render(
             let _ = writeln!(
                 md,
                 "**What**: time from a publisher sending `POST /v1/ingest` to the change committed in a \
-                 client's SQLite cache. **How**: three processes — gateway ({} store), client (session \
-                 into a SQLite cache) and publisher — on loopback, not pinned. Each event carries \
-                 `sent_ns` from `CLOCK_MONOTONIC` (one clock for all processes) read just before its \
-                 request is sent; the client reads the clock when the session broadcasts the committed \
-                 change and records the difference in an HDR histogram (1 µs – 10 min, 3 significant \
-                 digits). The publisher sends, every millisecond, the events that are due (about 10 per \
-                 request at 10,000/s). Includes HTTP, JWT check, validation, the gateway's durable \
-                 commit, fan-out, WebSocket, decode and the client's transaction.\n",
-                lat.store
+                 client's SQLite cache. **How**: three processes — gateway, client (session into a \
+                 SQLite cache) and publisher — on loopback, not pinned. Each event carries `sent_ns` \
+                 from `CLOCK_MONOTONIC` (one clock for all processes) read just before its request is \
+                 sent; the client reads the clock when the session broadcasts the committed change and \
+                 records the difference in an HDR histogram (1 µs – 10 min, 3 significant digits). The \
+                 publisher sends, every millisecond, the events that are due (about 10 per request at \
+                 10,000/s). Includes HTTP, JWT check, validation, the gateway's commit, fan-out, \
+                 WebSocket, decode and the client's transaction. Run twice: the gateway on its SQLite \
+                 store (durable: what a deployment runs, and what the summary uses), then on its memory \
+                 store, to show what the gateway's commit costs.\n"
             );
             let _ = writeln!(
                 md,
-                "| Rate (target) | Achieved | Seconds | Requests | Samples | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|---|---|---|"
+                "| Gateway store | Rate (target) | Achieved | Seconds | Requests | Samples | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|---|---|---|---|"
             );
-            for p in &lat.phases {
-                let l = &p.latency;
-                let _ = writeln!(
-                    md,
-                    "| {}/s | {}/s | {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} ms |",
-                    fmt_num(p.rate as f64),
-                    fmt_num(p.achieved),
-                    fmt_num(p.seconds),
-                    fmt_num(p.requests as f64),
-                    fmt_num(l.samples as f64),
-                    fmt_num(l.p50_ms),
-                    fmt_num(l.p90_ms),
-                    fmt_num(l.p99_ms),
-                    fmt_num(l.p999_ms),
-                    fmt_num(l.max_ms)
-                );
+            for run in &lat.runs {
+                for p in &run.phases {
+                    let l = &p.latency;
+                    let _ = writeln!(
+                        md,
+                        "| {} | {}/s | {}/s | {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} ms |",
+                        run.store,
+                        fmt_num(p.rate as f64),
+                        fmt_num(p.achieved),
+                        fmt_num(p.seconds),
+                        fmt_num(p.requests as f64),
+                        fmt_num(l.samples as f64),
+                        fmt_num(l.p50_ms),
+                        fmt_num(l.p90_ms),
+                        fmt_num(l.p99_ms),
+                        fmt_num(l.p999_ms),
+                        fmt_num(l.max_ms)
+                    );
+                }
             }
             let groups = lat
-                .phases
-                .iter()
-                .map(|p| format!("{} events/s", fmt_num(p.rate as f64)))
-                .collect();
-            let pick = |f: fn(&crate::stats::Summary) -> f64| -> Vec<Option<f64>> {
-                lat.phases.iter().map(|p| Some(f(&p.latency))).collect()
-            };
+                .runs
+                .first()
+                .map(|r| {
+                    r.phases
+                        .iter()
+                        .map(|p| format!("{} events/s", fmt_num(p.rate as f64)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut series = Vec::new();
+            for run in &lat.runs {
+                let short = if run.store == crate::latency::MEMORY {
+                    "memory store"
+                } else {
+                    "SQLite store"
+                };
+                for (label, f) in [
+                    (
+                        "p50",
+                        (|s: &crate::stats::Summary| s.p50_ms) as fn(&crate::stats::Summary) -> f64,
+                    ),
+                    ("p99", |s: &crate::stats::Summary| s.p99_ms),
+                ] {
+                    series.push(Series {
+                        name: format!("{short} {label}"),
+                        values: run.phases.iter().map(|p| Some(f(&p.latency))).collect(),
+                    });
+                }
+            }
             let svg = BarChart {
                 title: "Latency, gateway ingest → committed in the client's cache".into(),
                 unit: "milliseconds".into(),
                 groups,
-                series: vec![
-                    Series {
-                        name: "p50".into(),
-                        values: pick(|s| s.p50_ms),
-                    },
-                    Series {
-                        name: "p99".into(),
-                        values: pick(|s| s.p99_ms),
-                    },
-                    Series {
-                        name: "max".into(),
-                        values: pick(|s| s.max_ms),
-                    },
-                ],
+                series,
                 target: Some((5.0, "p99 target 5 ms".into())),
                 log: true,
             }
@@ -661,13 +675,13 @@ pub fn render(
             );
             let _ = writeln!(
                 md,
-                "| Server | Clients | Tenants | Events/s per tenant | Deliveries | Connect all | p50 | p99 | max | Server CPU (cores) | Server RSS idle → peak |\n|---|---|---|---|---|---|---|---|---|---|---|"
+                "| Server | Clients | Tenants | Events/s per tenant | Deliveries | Connect all | p50 | p99 | max | Server CPU (cores) | Server RSS idle → peak | Per connection |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for c in &f.cases {
                 if let Some(why) = &c.skipped {
                     let _ = writeln!(
                         md,
-                        "| {} | {} | – | – | not measured: {why} | – | – | – | – | – | – |",
+                        "| {} | {} | – | – | not measured: {why} | – | – | – | – | – | – | – |",
                         c.server,
                         fmt_num(c.clients as f64)
                     );
@@ -675,7 +689,7 @@ pub fn render(
                 }
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} of {} | {} s | {} ms | {} ms | {} ms | {:.2} | {} → {} MiB |",
+                    "| {} | {} | {} | {} | {} of {} | {} s | {} ms | {} ms | {} ms | {:.2} | {} → {} MiB | {} KiB |",
                     c.server,
                     fmt_num(c.clients as f64),
                     c.tenants,
@@ -688,7 +702,11 @@ pub fn render(
                     fmt_num(c.latency.max_ms),
                     c.server_usage.cores,
                     fmt_num(c.server_idle_mib),
-                    fmt_num(c.server_usage.rss_peak_mib)
+                    fmt_num(c.server_usage.rss_peak_mib),
+                    fmt_num(
+                        (c.server_usage.rss_peak_mib - c.server_idle_mib) * 1024.0
+                            / c.clients.max(1) as f64
+                    )
                 );
             }
             let mut counts: Vec<usize> = f.cases.iter().map(|c| c.clients).collect();
@@ -990,7 +1008,8 @@ pub fn render(
                 );
                 let _ = writeln!(
                     md,
-                    "| After snapshot (idle) | Busy, highest sample | Peak (VmHWM) | Target |\n|---|---|---|---|\n| {} MiB | {} MiB | {} MiB | < 20 MB |",
+                    "| Empty stream (fixed cost) | After the snapshot (idle) | Busy, highest sample | Peak (VmHWM) | Target |\n|---|---|---|---|---|\n| {} MiB | {} MiB | {} MiB | {} MiB | < 20 MB (19.1 MiB) |",
+                    fmt_num(p.empty_mib),
                     fmt_num(p.idle_mib),
                     fmt_num(p.busy_peak_mib),
                     fmt_num(p.hwm_mib)

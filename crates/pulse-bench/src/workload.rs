@@ -136,7 +136,7 @@ pub fn template(size: Size, i: usize) -> Template {
             },
         },
         Size::Large => Template {
-            event_type: if i % 10 == 0 {
+            event_type: if i.is_multiple_of(10) {
                 "ticket.created".into()
             } else {
                 "ticket.updated".into()
@@ -155,7 +155,7 @@ pub fn template(size: Size, i: usize) -> Template {
                     "state": "open",
                     "checks": (0..10).map(|c| json!({
                         "name": format!("ci/{}", WORDS[(i + c) % WORDS.len()]),
-                        "status": if (i + c) % 7 == 0 { "failed" } else { "passed" },
+                        "status": if (i + c).is_multiple_of(7) { "failed" } else { "passed" },
                         "duration_ms": 1000 + (i * 31 + c * 17) % 90_000,
                     })).collect::<Vec<_>>(),
                 },
