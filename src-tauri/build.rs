@@ -39,6 +39,7 @@ fn pulse_commands() -> &'static [&'static str] {
         "save_settings",
         "login",
         "logout",
+        "set_token",
         "pause_notifications",
         "mark_read",
     ]

@@ -54,6 +54,16 @@ pub async fn login(
     shell.inner().login(server_id, username, password).await
 }
 
+/// Store (or, empty, forget) a profile server's access token in the OS keyring.
+#[tauri::command]
+pub async fn set_token(
+    shell: Shared<'_>,
+    server_id: String,
+    token: String,
+) -> Result<Account, CommandError> {
+    shell.inner().set_token(server_id, token).await
+}
+
 /// Sign out of the active server (forgets the stored token).
 #[tauri::command]
 pub async fn logout(shell: Shared<'_>) -> Result<(), CommandError> {

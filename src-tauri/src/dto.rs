@@ -447,7 +447,9 @@ pub struct ServerProfile {
     pub name: String,
     /// Base URL, e.g. `https://pulse.example.com`.
     pub url: String,
-    /// Server vocabulary profile (`native` for a Pulse gateway).
+    /// How to speak to the server: `native` (a Pulse gateway), a built-in profile
+    /// name, or the path of a TOML profile file. Its access token, if any, is in the
+    /// OS keyring, never here.
     pub profile: String,
     /// Stream/tenant to follow (`null`: the token's tenant).
     pub tenant: Option<String>,
@@ -553,6 +555,35 @@ pub struct Account {
     pub keyring_available: bool,
     /// Why not, if not.
     pub keyring_error: Option<String>,
+    /// The server's profile (`native` for a Pulse gateway).
+    pub profile: String,
+    /// For a profile server: whether an access token is stored for it (keyring, or
+    /// memory until quit without one). The token itself never leaves the shell.
+    pub token_saved: bool,
+}
+
+/// A built-in server profile, for the settings form's chooser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ProfileInfo {
+    /// The name saved in `ServerProfile.profile`.
+    pub name: String,
+    /// The backend it speaks to.
+    pub description: String,
+    /// Whether the server wants an access token (`tasks-gateway` does not).
+    pub needs_token: bool,
+    /// What the server cannot guarantee.
+    pub caveat: Option<String>,
+}
+
+impl From<pulse_core::saved_profile::BuiltinInfo> for ProfileInfo {
+    fn from(b: pulse_core::saved_profile::BuiltinInfo) -> Self {
+        ProfileInfo {
+            name: b.name.to_owned(),
+            description: b.description.to_owned(),
+            needs_token: b.needs_token,
+            caveat: b.caveat,
+        }
+    }
 }
 
 /// What the UI needs to paint at start; read from the local cache, before any network.
@@ -578,6 +609,8 @@ pub struct Bootstrap {
     pub version: String,
     /// What to open first (a `pulse://` link the app was started with).
     pub open: Option<Target>,
+    /// The built-in server profiles (besides `native` and a TOML file path).
+    pub profiles: Vec<ProfileInfo>,
 }
 
 /// A failure a command reports to the UI.
@@ -684,6 +717,7 @@ pub fn typescript_bindings() -> String {
         Theme::decl(&cfg),
         Settings::decl(&cfg),
         Account::decl(&cfg),
+        ProfileInfo::decl(&cfg),
         Bootstrap::decl(&cfg),
         CommandError::decl(&cfg),
     ];

@@ -41,6 +41,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::save_settings,
         commands::login,
         commands::logout,
+        commands::set_token,
         commands::pause_notifications,
         commands::mark_read,
     ]

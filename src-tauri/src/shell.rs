@@ -21,6 +21,8 @@ use pulse_core::credentials::{
 };
 use pulse_core::policy::{NotificationAction, PolicyConfig};
 use pulse_core::rest::RestClient;
+use pulse_core::saved_profile::{self, TokenError};
+use pulse_core::session::Dialect;
 use pulse_core::session::{SessionConfig, SessionHandle, SharedStore};
 use pulse_core::store::{Action, MemoryStore, SqliteStore};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
@@ -117,6 +119,8 @@ struct Connection {
     url: Option<String>,
     username: Option<String>,
     login: Option<Arc<StoredLogin>>,
+    /// A profile server's caveat, shown before its session publishes its own.
+    caveat: Option<String>,
 }
 
 /// State shared with the event forwarder (a plain mutex: never held across await).
@@ -281,6 +285,7 @@ impl Shell {
             url,
             username,
             login: None,
+            caveat: None,
         }
     }
 
@@ -332,6 +337,7 @@ impl Shell {
         if conn.app.is_some() {
             return;
         }
+        let mut dialect: Option<Arc<dyn Dialect>> = None;
         let tokens: Arc<dyn TokenProvider> = match conn.source.clone() {
             Source::Demo => {
                 let cfg = GatewayConfig {
@@ -390,17 +396,51 @@ impl Shell {
                     return;
                 }
             }
-            Source::Profile(p) => {
-                if p.profile != "native" {
-                    self.signed_out(
-                        conn,
-                        format!(
-                            "The “{}” server profile is not supported by the desktop app yet; use a Pulse gateway",
-                            p.profile
-                        ),
-                    );
+            Source::Profile(p) if !saved_profile::is_native(&p.profile) => {
+                let Some(base) = rest_for(&p.url).map(|r| r.base().clone()) else {
+                    self.signed_out(conn, format!("The server URL is not valid: {}", p.url));
                     return;
+                };
+                let opened = match saved_profile::open(&p.profile, p.tenant.as_deref()) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.signed_out(
+                            conn,
+                            format!("The profile of {} cannot be used: {e}", p.name),
+                        );
+                        return;
+                    }
+                };
+                conn.caveat = opened.caveat.clone();
+                match saved_profile::tokens(
+                    opened.needs_token,
+                    self.credential_store().as_ref(),
+                    &base,
+                ) {
+                    Ok(t) => {
+                        dialect = Some(opened.dialect);
+                        t
+                    }
+                    Err(TokenError::Missing) => {
+                        let why = match &self.keyring {
+                            Ok(()) => format!(
+                                "Signed out of {}: enter its access token under Settings",
+                                p.name
+                            ),
+                            Err(e) => format!(
+                                "Signed out: {e}, so Pulse cannot remember the access token. Enter it under Settings (kept until Pulse quits)"
+                            ),
+                        };
+                        self.signed_out(conn, why);
+                        return;
+                    }
+                    Err(e) => {
+                        self.signed_out(conn, format!("Signed out: {e}"));
+                        return;
+                    }
                 }
+            }
+            Source::Profile(p) => {
                 let Some(rest) = rest_for(&p.url) else {
                     self.signed_out(conn, format!("The server URL is not valid: {}", p.url));
                     return;
@@ -447,10 +487,13 @@ impl Shell {
         };
         let mut config = SessionConfig::new(url);
         config.stream = match &conn.source {
+            // A profile's tenant is its `{tenant}` variable: rooms and stream follow it.
+            Source::Profile(_) if dialect.is_some() => None,
             Source::Profile(p) => p.tenant.clone(),
             Source::Env { .. } => self.env.tenant.clone(),
             Source::Demo => None,
         };
+        config.dialect = dialect;
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -473,8 +516,9 @@ impl Shell {
                 let me = self.clone();
                 let demo = conn.source == Source::Demo;
                 let url = conn.url.clone();
+                let caveat = conn.caveat.clone();
                 tauri::async_runtime::spawn(async move {
-                    me.forward(rx, generation, url, demo).await;
+                    me.forward(rx, generation, url, demo, caveat).await;
                 });
             }
             Err(e) => {
@@ -491,6 +535,7 @@ impl Shell {
         generation: u64,
         url: Option<String>,
         demo: bool,
+        caveat: Option<String>,
     ) {
         while let Some(ev) = rx.recv().await {
             if self.live.lock().expect("live lock").generation != generation {
@@ -505,7 +550,11 @@ impl Shell {
                 }
                 AppEvent::Reset => self.hooks.emit(events::RESET, serde_json::Value::Null),
                 AppEvent::Status { status } => {
-                    self.set_view(ConnectionView::of(&status, url.clone(), demo));
+                    let mut view = ConnectionView::of(&status, url.clone(), demo);
+                    if view.caveat.is_none() {
+                        view.caveat = caveat.clone();
+                    }
+                    self.set_view(view);
                 }
                 AppEvent::Counts { counts } => {
                     let counts = CountsDto::from(counts);
@@ -614,6 +663,10 @@ impl Shell {
             settings,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             open: self.pending_target.lock().expect("target lock").take(),
+            profiles: saved_profile::builtin_profiles()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         })
     }
 
@@ -626,12 +679,24 @@ impl Shell {
             Source::Env { url } => ("PULSE_SERVER".to_owned(), url.clone()),
             Source::Profile(p) => (p.name.clone(), p.url.clone()),
         };
+        let (profile, token_saved) = match &conn.source {
+            Source::Profile(p) if !saved_profile::is_native(&p.profile) => (
+                p.profile.clone(),
+                rest_for(&p.url).is_some_and(|r| {
+                    saved_profile::has_token(self.credential_store().as_ref(), r.base())
+                        .unwrap_or(false)
+                }),
+            ),
+            _ => (saved_profile::NATIVE.to_owned(), false),
+        };
         Some(Account {
             server_name: name,
             server_url: url,
             username: conn.username.clone(),
             keyring_available: self.keyring.is_ok(),
             keyring_error: self.keyring.clone().err(),
+            profile,
+            token_saved,
         })
     }
 
@@ -706,6 +771,7 @@ impl Shell {
             }
         }
         let old = self.settings();
+        self.forget_removed_tokens(&old, &new);
         self.paths
             .save_settings(&new)
             .map_err(|e| CommandError::new("io", format!("cannot save the settings: {e}")))?;
@@ -729,14 +795,68 @@ impl Shell {
                         .as_ref()
                         .and_then(|id| s.servers.iter().find(|p| &p.id == id).cloned())
                 };
-                find(&old).map(|p| (p.url, p.tenant, p.username))
-                    != find(&new).map(|p| (p.url, p.tenant, p.username))
+                find(&old).map(|p| (p.url, p.tenant, p.username, p.profile))
+                    != find(&new).map(|p| (p.url, p.tenant, p.username, p.profile))
             });
         if server_changed {
             self.reconnect().await;
         }
         self.hooks.emit(events::SETTINGS, to_json(&new));
         Ok(new)
+    }
+
+    /// A removed profile server's access token leaves the keyring too (unless another
+    /// saved server has the same URL).
+    fn forget_removed_tokens(&self, old: &Settings, new: &Settings) {
+        for gone in old.servers.iter().filter(|o| {
+            !saved_profile::is_native(&o.profile) && !new.servers.iter().any(|n| n.id == o.id)
+        }) {
+            if new.servers.iter().any(|n| n.url == gone.url) {
+                continue;
+            }
+            if let Some(rest) = rest_for(&gone.url) {
+                if let Err(e) =
+                    saved_profile::save_token(self.credential_store().as_ref(), rest.base(), "")
+                {
+                    warn!(error = %e, server = %gone.name, "could not forget a removed server's token");
+                }
+            }
+        }
+    }
+
+    /// Store (or, empty, forget) the access token of profile server `server_id` in the
+    /// credential store (the OS keyring; memory until quit without one), never in a
+    /// file; reconnects when it is the active server.
+    pub async fn set_token(
+        self: &Arc<Self>,
+        server_id: String,
+        token: String,
+    ) -> Result<Account, CommandError> {
+        let settings = self.settings();
+        let profile = settings
+            .servers
+            .iter()
+            .find(|p| p.id == server_id)
+            .ok_or_else(|| CommandError::new("invalid", "no such server"))?;
+        if saved_profile::is_native(&profile.profile) {
+            return Err(CommandError::new(
+                "invalid",
+                "a Pulse gateway takes a sign-in, not an access token",
+            ));
+        }
+        let rest = rest_for(&profile.url).ok_or_else(|| {
+            CommandError::new("invalid", format!("“{}” is not a valid URL", profile.url))
+        })?;
+        saved_profile::save_token(self.credential_store().as_ref(), rest.base(), &token)
+            .map_err(|e| CommandError::new("keyring", e.to_string()))?;
+        if settings.active_server.as_deref() == Some(server_id.as_str()) && self.env.server.is_none()
+        {
+            self.reconnect().await;
+        }
+        self.prepare().await;
+        let guard = self.conn.lock().await;
+        self.account(guard.as_ref().expect("prepared"))
+            .ok_or_else(|| CommandError::new("auth", "no server"))
     }
 
     /// Sign in to server `server_id` and make it the active one.

@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod policy;
 pub mod profile;
 pub mod rest;
+pub mod saved_profile;
 pub mod session;
 pub mod store;
 pub mod transport;

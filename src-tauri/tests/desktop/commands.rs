@@ -23,11 +23,11 @@ use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 
 const SECRET: &str = "desktop-test-secret";
 
-struct Harness {
-    _app: App<MockRuntime>,
-    webview: WebviewWindow<MockRuntime>,
-    shell: Arc<Shell>,
-    _dir: tempfile::TempDir,
+pub(crate) struct Harness {
+    pub(crate) _app: App<MockRuntime>,
+    pub(crate) webview: WebviewWindow<MockRuntime>,
+    pub(crate) shell: Arc<Shell>,
+    pub(crate) _dir: Option<tempfile::TempDir>,
 }
 
 fn harness(
@@ -53,11 +53,11 @@ fn harness(
         _app: app,
         webview,
         shell,
-        _dir: dir,
+        _dir: Some(dir),
     }
 }
 
-fn invoke(h: &Harness, cmd: &str, args: Value) -> Result<Value, Value> {
+pub(crate) fn invoke(h: &Harness, cmd: &str, args: Value) -> Result<Value, Value> {
     get_ipc_response(
         &h.webview,
         InvokeRequest {
@@ -318,7 +318,7 @@ fn live_session_against_a_real_gateway() {
     tauri::async_runtime::block_on(gw.shutdown());
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
@@ -391,7 +391,7 @@ fn login_stores_the_refresh_token_only_in_the_credential_store() {
         _app: app,
         webview,
         shell,
-        _dir: dir,
+        _dir: Some(dir),
     };
     tauri::async_runtime::block_on(h.shell.start_network());
     let boot = invoke(&h, "bootstrap", json!({})).unwrap();

@@ -4,3 +4,4 @@
 
 mod commands;
 mod generated;
+mod profiles;

@@ -273,7 +273,9 @@ name: string,
  */
 url: string, 
 /**
- * Server vocabulary profile (`native` for a Pulse gateway).
+ * How to speak to the server: `native` (a Pulse gateway), a built-in profile
+ * name, or the path of a TOML profile file. Its access token, if any, is in the
+ * OS keyring, never here.
  */
 profile: string, 
 /**
@@ -355,7 +357,34 @@ keyring_available: boolean,
 /**
  * Why not, if not.
  */
-keyring_error: string | null, };
+keyring_error: string | null, 
+/**
+ * The server's profile (`native` for a Pulse gateway).
+ */
+profile: string, 
+/**
+ * For a profile server: whether an access token is stored for it (keyring, or
+ * memory until quit without one). The token itself never leaves the shell.
+ */
+token_saved: boolean, };
+
+export type ProfileInfo = { 
+/**
+ * The name saved in `ServerProfile.profile`.
+ */
+name: string, 
+/**
+ * The backend it speaks to.
+ */
+description: string, 
+/**
+ * Whether the server wants an access token (`tasks-gateway` does not).
+ */
+needs_token: boolean, 
+/**
+ * What the server cannot guarantee.
+ */
+caveat: string | null, };
 
 export type Bootstrap = { 
 /**
@@ -397,7 +426,11 @@ version: string,
 /**
  * What to open first (a `pulse://` link the app was started with).
  */
-open: Target | null, };
+open: Target | null, 
+/**
+ * The built-in server profiles (besides `native` and a TOML file path).
+ */
+profiles: Array<ProfileInfo>, };
 
 export type CommandError = { 
 /**
