@@ -618,7 +618,7 @@ pub struct Bootstrap {
 #[error("{message}")]
 pub struct CommandError {
     /// Stable code the UI can branch on: `not_running`, `store`, `auth`, `keyring`,
-    /// `invalid`, `io`.
+    /// `invalid`, `io`, `unsupported` (an action a profile server cannot take).
     pub code: String,
     /// For a person.
     pub message: String,

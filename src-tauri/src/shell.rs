@@ -707,6 +707,18 @@ impl Shell {
             let conn = guard
                 .as_ref()
                 .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?;
+            if let Source::Profile(p) = &conn.source {
+                if !saved_profile::is_native(&p.profile) {
+                    // A profile maps a server's events; it has no way to send actions.
+                    return Err(CommandError::new(
+                        "unsupported",
+                        format!(
+                            "{} speaks the “{}” profile, which only follows the server: act on it in its own dashboard",
+                            p.name, p.profile
+                        ),
+                    ));
+                }
+            }
             (conn.app.clone(), conn.store.clone())
         };
         let action: Action = action.into();

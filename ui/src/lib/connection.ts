@@ -14,6 +14,16 @@ export interface Indicator {
   retry: boolean;
   /** Offer a Sign in link. */
   signIn: boolean;
+  /** What the server cannot guarantee (a profile server), shown beside the pill. */
+  caveat: string | null;
+}
+
+/** The caveat as a sentence: "This server cannot replay …". */
+export function caveatText(c: ConnectionView): string | null {
+  const t = c.caveat?.trim();
+  if (!t || c.demo) return null;
+  const s = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
 }
 
 function dataFrom(c: ConnectionView): string {
@@ -24,10 +34,14 @@ function dataFrom(c: ConnectionView): string {
 export const OFFLINE_AFTER = 3;
 
 export function indicator(c: ConnectionView, now: number = Date.now()): Indicator {
+  return { ...state(c, now), caveat: caveatText(c) };
+}
+
+function state(c: ConnectionView, now: number): Omit<Indicator, "caveat"> {
   const s = c.state;
   switch (s.state) {
     case "live":
-      return { level: "live", label: "Live", detail: c.demo ? "demo server" : (c.caveat ?? "up to date"), retry: false, signIn: false };
+      return { level: "live", label: "Live", detail: c.demo ? "demo server" : "up to date", retry: false, signIn: false };
     case "polling":
       return { level: "live", label: "Live", detail: `polling (${s.reason})`, retry: false, signIn: false };
     case "connecting":

@@ -20,3 +20,12 @@ if (!globalThis.matchMedia) {
 import { afterEach } from "vitest";
 import { cleanup } from "@testing-library/svelte";
 afterEach(() => cleanup());
+
+// Svelte transitions (toasts) call Element.animate, which jsdom lacks: finish at once.
+if (typeof Element !== "undefined" && !Element.prototype.animate) {
+  Element.prototype.animate = function () {
+    const a = { onfinish: null as null | (() => void), cancel() {}, finish() {}, currentTime: 0, playState: "finished" };
+    setTimeout(() => a.onfinish?.(), 0);
+    return a as unknown as Animation;
+  };
+}

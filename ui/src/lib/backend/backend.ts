@@ -40,6 +40,8 @@ export interface Backend {
   saveSettings(settings: Settings): Promise<Settings>;
   login(serverId: string, username: string, password: string): Promise<Account>;
   logout(): Promise<void>;
+  /** Store (or, empty, forget) a profile server's access token: OS keyring only. */
+  setToken(serverId: string, token: string): Promise<Account>;
   /** Pause notifications for `minutes`, or resume with null. */
   pauseNotifications(minutes: number | null): Promise<Settings>;
   markRead(keys: string[]): Promise<void>;

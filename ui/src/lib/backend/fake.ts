@@ -10,6 +10,7 @@ import type {
   EntityKind,
   OutcomeDto,
   PendingAction,
+  ProfileInfo,
   Settings,
 } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
@@ -32,6 +33,15 @@ export function defaultSettings(): Settings {
     theme: "system",
   };
 }
+
+/** The built-in profiles, as the shell lists them. */
+export const FAKE_PROFILES: ProfileInfo[] = [
+  { name: "agent-monitor", description: "000: agent monitor + kanban (Node `ws`, tenant rooms)", needs_token: true, caveat: "no replay of missed events" },
+  { name: "event-bridge", description: "001: event bridge stats badges (Node `ws`, `/ws?token=`)", needs_token: true, caveat: "this server cannot replay missed events" },
+  { name: "nest-realtime", description: "002: NestJS Socket.IO `/realtime` (approvals, agents, notifications, chat)", needs_token: true, caveat: "replay only while the server keeps the session" },
+  { name: "fastapi-dashboard", description: "003: FastAPI `/ws/dashboard?token=` (stats, executions)", needs_token: true, caveat: "no replay" },
+  { name: "tasks-gateway", description: "004: NestJS Socket.IO tasks gateway (dashboard + task rooms, resync)", needs_token: false, caveat: "no authentication, no replay" },
+];
 
 export class FakeBackend implements Backend {
   entities = new Map<string, EntityDto>();
@@ -92,9 +102,10 @@ export class FakeBackend implements Backend {
       notifications: [],
       read: [],
       settings: structuredClone(this.settings),
-      account: { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: true, keyring_error: null },
+      account: this.account(),
       version: "0.0.0-fake",
       open: null,
+      profiles: structuredClone(FAKE_PROFILES),
     };
   }
 
@@ -148,7 +159,25 @@ export class FakeBackend implements Backend {
     this.calls.push({ name: "login", args: { serverId, username } });
     if (password !== "demo") throw { code: "auth", message: `sign-in refused for user \`${username}\`: wrong user name or password` };
     const p = this.settings.servers.find((s) => s.id === serverId);
-    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: true, keyring_error: null };
+    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: "native", token_saved: false };
+  }
+  /** Access tokens by server id: the fake's keyring (never in `settings`). */
+  tokens = new Map<string, string>();
+  /** Set to play a system without a keyring. */
+  keyringError: string | null = null;
+  private account(): Account {
+    const p = this.settings.servers.find((s) => s.id === this.settings.active_server);
+    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: "native", token_saved: false };
+    return { server_name: p.name, server_url: p.url, username: p.username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id) };
+  }
+  async setToken(serverId: string, token: string): Promise<Account> {
+    this.calls.push({ name: "set_token", args: { serverId, token: token ? "***" : "" } });
+    const p = this.settings.servers.find((s) => s.id === serverId);
+    if (!p) throw { code: "invalid", message: "no such server" };
+    if (p.profile === "native") throw { code: "invalid", message: "a Pulse gateway takes a sign-in, not an access token" };
+    if (token.trim()) this.tokens.set(serverId, token.trim());
+    else this.tokens.delete(serverId);
+    return this.account();
   }
   async logout(): Promise<void> {
     this.calls.push({ name: "logout", args: null });

@@ -36,6 +36,9 @@ export class TauriBackend implements Backend {
   logout(): Promise<void> {
     return invoke("logout");
   }
+  setToken(serverId: string, token: string): Promise<Account> {
+    return invoke("set_token", { serverId, token });
+  }
   pauseNotifications(minutes: number | null): Promise<Settings> {
     return invoke("pause_notifications", { minutes });
   }

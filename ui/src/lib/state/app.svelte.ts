@@ -16,6 +16,7 @@ import type {
   OutcomeDto,
   Page,
   PendingAction,
+  ProfileInfo,
   RaisedNotification,
   SettledAction,
   Settings,
@@ -125,6 +126,8 @@ export class AppState {
   counts = $state<CountsDto>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0 });
   settings = $state<Settings>(defaultSettings());
   account = $state<Account | null>(null);
+  /** The built-in server profiles (for the settings form). */
+  profiles = $state<ProfileInfo[]>([]);
   outbox = $state<PendingAction[]>([]);
   raised = $state<RaisedNotification[]>([]);
   read = $state<Set<string>>(new Set());
@@ -184,6 +187,7 @@ export class AppState {
     this.counts = boot.counts;
     this.settings = boot.settings;
     this.account = boot.account;
+    this.profiles = boot.profiles;
     this.outbox = boot.outbox;
     if (boot.notifications.length) this.raised = boot.notifications;
     this.read = new Set(boot.read);

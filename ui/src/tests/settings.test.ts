@@ -1,0 +1,133 @@
+import { describe, expect, it } from "vitest";
+import { render, fireEvent } from "@testing-library/svelte";
+import { tick } from "svelte";
+import App from "../App.svelte";
+import { AppState, entity } from "../lib/state/app.svelte";
+import { FakeBackend } from "../lib/backend/fake";
+import { indicator } from "../lib/connection";
+import type { ServerProfile } from "../lib/generated/types";
+
+const frame = () => new Promise((r) => setTimeout(r, 40));
+
+async function mountSettings(servers: ServerProfile[] = [], active: string | null = null, entities = [] as ReturnType<typeof entity>[]) {
+  const backend = new FakeBackend(entities);
+  backend.settings.servers = servers;
+  backend.settings.active_server = active;
+  const app = new AppState(backend, (cb) => setTimeout(cb, 0));
+  const r = render(App, { props: { backend, app } });
+  await frame();
+  app.go("settings");
+  await tick();
+  return { backend, app, ...r };
+}
+
+const bridge: ServerProfile = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null };
+
+describe("Settings: server profiles", () => {
+  it("offers native, every built-in profile and a TOML file; choosing one saves it", async () => {
+    const { backend, getByTestId, getAllByTestId, queryByTestId } = await mountSettings();
+    await fireEvent.click(getByTestId("page-settings").querySelector("fieldset button.btn.small:not(.danger-ghost)")!);
+    await tick();
+    const select = getAllByTestId("server-profile")[0] as HTMLSelectElement;
+    const values = [...select.options].map((o) => o.value);
+    expect(values).toEqual(["native", "agent-monitor", "event-bridge", "nest-realtime", "fastapi-dashboard", "tasks-gateway", "__file__"]);
+    expect([...select.options].every((o) => !o.disabled)).toBe(true);
+
+    select.value = "__file__";
+    await fireEvent.change(select);
+    await tick();
+    const file = getByTestId("server-profile-file") as HTMLInputElement;
+    await fireEvent.input(file, { target: { value: "/etc/pulse/ours.toml" } });
+    await tick();
+    await fireEvent.click(getByTestId("save-settings"));
+    await frame();
+    const saved = backend.calls.filter((c) => c.name === "save_settings").at(-1)!.args as { servers: ServerProfile[] };
+    expect(saved.servers[0].profile).toBe("/etc/pulse/ours.toml");
+
+    select.value = "event-bridge";
+    await fireEvent.change(select);
+    await tick();
+    expect(queryByTestId("server-profile-file")).toBeNull();
+    expect(getByTestId("profile-note").textContent).toContain("cannot replay");
+  });
+
+  it("a non-native server takes an access token, sent only to setToken (never in the settings)", async () => {
+    const { backend, app, getByTestId, queryByTestId } = await mountSettings([bridge], "bridge");
+    // The password sign-in is for Pulse gateways only.
+    expect(queryByTestId("login-user")).toBeNull();
+    expect(getByTestId("token-section")).toBeTruthy();
+    expect(queryByTestId("token-saved")).toBeNull();
+    const input = getByTestId("token-input") as HTMLInputElement;
+    expect(input.type).toBe("password");
+    await fireEvent.input(input, { target: { value: "  jwt-abc  " } });
+    await tick();
+    await fireEvent.click(getByTestId("token-save"));
+    await frame();
+    expect(backend.tokens.get("bridge")).toBe("jwt-abc");
+    expect(app.account?.token_saved).toBe(true);
+    expect(getByTestId("token-saved").textContent).toContain("OS keyring");
+    expect((getByTestId("token-input") as HTMLInputElement).value).toBe("");
+    // Nothing token-like went into the settings.
+    expect(JSON.stringify(backend.settings)).not.toContain("jwt-abc");
+    for (const c of backend.calls.filter((c) => c.name === "save_settings")) expect(JSON.stringify(c.args)).not.toContain("jwt-abc");
+
+    await fireEvent.click(getByTestId("token-forget"));
+    await frame();
+    expect(backend.tokens.has("bridge")).toBe(false);
+    expect(queryByTestId("token-saved")).toBeNull();
+  });
+
+  it("says the token stays in memory until quit without a keyring", async () => {
+    const backend0 = new FakeBackend();
+    backend0.keyringError = "no Secret Service";
+    backend0.settings.servers = [bridge];
+    backend0.settings.active_server = "bridge";
+    const app = new AppState(backend0, (cb) => setTimeout(cb, 0));
+    const { getByTestId } = render(App, { props: { backend: backend0, app } });
+    await frame();
+    app.go("settings");
+    await tick();
+    expect(getByTestId("token-keyring-note").textContent).toContain("until Pulse quits");
+  });
+
+  it("tasks-gateway needs no token", async () => {
+    const { getByTestId, queryByTestId } = await mountSettings([{ ...bridge, id: "tasks", profile: "tasks-gateway" }], "tasks");
+    expect(getByTestId("token-not-needed")).toBeTruthy();
+    expect(queryByTestId("token-input")).toBeNull();
+  });
+});
+
+describe("profile servers elsewhere", () => {
+  it("the caveat is shown beside the connection indicator, in every state", async () => {
+    const caveat = "this server cannot replay missed events; Pulse refetches after each reconnect";
+    const c = { state: { state: "live" as const }, last_sync_ms: 1, server: "http://x", demo: false, caveat };
+    expect(indicator(c).caveat).toBe("This server cannot replay missed events; Pulse refetches after each reconnect.");
+    expect(indicator(c).detail).toBe("up to date");
+    expect(indicator({ ...c, state: { state: "reconnecting", attempt: 5, retry_at_ms: 0, error: "x" } }).caveat).toContain("cannot replay");
+    expect(indicator({ ...c, demo: true }).caveat).toBeNull();
+
+    const { backend, getByTestId } = await mountSettings();
+    backend.setConnection({ demo: false, caveat });
+    await tick();
+    expect(getByTestId("connection-caveat").textContent).toContain("This server cannot replay missed events");
+  });
+
+  it("the overview reads a stats-only server (event-bridge's blocks)", async () => {
+    const { app, getByTestId } = await mountSettings([], null, [
+      entity("stats", "tasks", { pending: 2, inProgress: 1, completed: 3, total: 6 }),
+      entity("stats", "approvals", { pending: 4, approved: 9, rejected: 1 }),
+      entity("stats", "conversations", { open: 5, escalated: 2, resolved: 7 }),
+      entity("stats", "dashboard", { active_agents: 3, costs: { today: 12.5 } }),
+    ]);
+    app.go("overview");
+    await tick();
+    expect(getByTestId("stat-tasks").textContent).toContain("1 in progress · 6 in all");
+    expect(getByTestId("stat-tasks").querySelector(".v")!.textContent).toBe("3");
+    expect(getByTestId("stat-approvals-value").textContent).toBe("4");
+    expect(getByTestId("stat-conversations").textContent).toContain("2 escalated");
+    const blocks = getByTestId("server-stats").querySelectorAll("[data-testid=stats-block]");
+    expect([...blocks].map((b) => b.getAttribute("data-id"))).toEqual(["dashboard"]);
+    expect(blocks[0].textContent).toContain("Active agents");
+    expect(blocks[0].textContent).toContain("12.5");
+  });
+});
