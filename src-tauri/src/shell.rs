@@ -861,7 +861,8 @@ impl Shell {
         })?;
         saved_profile::save_token(self.credential_store().as_ref(), rest.base(), &token)
             .map_err(|e| CommandError::new("keyring", e.to_string()))?;
-        if settings.active_server.as_deref() == Some(server_id.as_str()) && self.env.server.is_none()
+        if settings.active_server.as_deref() == Some(server_id.as_str())
+            && self.env.server.is_none()
         {
             self.reconnect().await;
         }

@@ -96,7 +96,9 @@ struct Peer {
 
 impl Peer {
     fn start(sub: &str, script: &str, module: &str, tokens: &str, state: Value) -> Peer {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(sub);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/peers")
+            .join(sub);
         assert!(
             dir.join("node_modules").join(module).exists(),
             "{}/node_modules/{module} is missing: run `npm ci` there",
@@ -293,7 +295,11 @@ fn a_bad_profile_file_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let file = root.join("ours.toml");
-    std::fs::write(&file, "name = \"ours\"\ntransport = \"jsonws\"\nbogus = 1\n").unwrap();
+    std::fs::write(
+        &file,
+        "name = \"ours\"\ntransport = \"jsonws\"\nbogus = 1\n",
+    )
+    .unwrap();
     let h = profile_harness(
         &root,
         ServerProfile {

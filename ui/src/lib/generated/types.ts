@@ -435,7 +435,7 @@ profiles: Array<ProfileInfo>, };
 export type CommandError = { 
 /**
  * Stable code the UI can branch on: `not_running`, `store`, `auth`, `keyring`,
- * `invalid`, `io`.
+ * `invalid`, `io`, `unsupported` (an action a profile server cannot take).
  */
 code: string, 
 /**
