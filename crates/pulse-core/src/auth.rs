@@ -25,48 +25,27 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+    /// The claims of a JWT's payload, decoded WITHOUT verifying the signature: only
+    /// for reading hints such as `exp` or a tenant name, never for trusting them.
+    pub fn jwt_payload(&self) -> Option<serde_json::Map<String, Value>> {
+        use base64::Engine as _;
+        let payload = self.0.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     /// Expiry (`exp`, seconds since the Unix epoch) read from a JWT payload without
     /// verifying it, if the token is a JWT that has one.
     pub fn jwt_expiry(&self) -> Option<u64> {
-        use base64_url::decode;
-        let payload = self.0.split('.').nth(1)?;
-        let bytes = decode(payload)?;
-        let v: Value = serde_json::from_slice(&bytes).ok()?;
-        v.get("exp")?.as_u64()
+        self.jwt_payload()?.get("exp")?.as_u64()
     }
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
-    }
-}
-
-/// Minimal unpadded base64url decoding for reading a JWT's `exp`.
-mod base64_url {
-    pub fn decode(s: &str) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(s.len() * 3 / 4);
-        let mut buf = 0u32;
-        let mut bits = 0u32;
-        for c in s.bytes() {
-            let v = match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'-' | b'+' => 62,
-                b'_' | b'/' => 63,
-                b'=' => break,
-                _ => return None,
-            } as u32;
-            buf = (buf << 6) | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((buf >> bits) as u8);
-                buf &= (1 << bits) - 1;
-            }
-        }
-        Some(out)
     }
 }
 

@@ -540,38 +540,12 @@ impl Dialect for ProfileDialect {
 
 /// A claim of the token's JWT payload (unverified: only to fill `{tenant}`).
 fn claim(token: &Secret, names: &[String]) -> Option<String> {
-    let payload = token.expose().split('.').nth(1)?;
-    let bytes = b64url(payload)?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let v = token.jwt_payload()?;
     names.iter().find_map(|n| match v.get(n) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(Value::Number(x)) => Some(x.to_string()),
         _ => None,
     })
-}
-
-fn b64url(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        } as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 enum Open {
