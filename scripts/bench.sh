@@ -52,9 +52,25 @@ step "build (release): pulse-bench, pulsectl"
 cargo build --release --locked -p pulse-bench -p pulse-cli
 BIN=$CARGO_TARGET_DIR/release
 
+# The desktop app (benchmark 6): built in release with its UI when the desktop
+# toolchain can be had; otherwise the report says it was not measured and why.
 app_args=()
+want_desktop=1
+case ",$only," in ",,"|*,desktop,*) ;; *) want_desktop=0 ;; esac
 if [ -n "${PULSE_BENCH_APP:-}" ]; then
   app_args=(--app "$PULSE_BENCH_APP")
+elif [ "$want_desktop" = 1 ]; then
+  step "desktop app (release) and its test tools"
+  if { [ ! -x scripts/install-desktop-deps.sh ] || scripts/install-desktop-deps.sh; } \
+    && { command -v tauri-driver >/dev/null || [ -x "$HOME/.cargo/bin/tauri-driver" ] \
+         || cargo install tauri-driver --locked --version '^2'; } \
+    && (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) \
+    && cargo build --release --locked -p pulse-desktop; then
+    app_args=(--app "$BIN/pulse")
+  else
+    echo "the desktop app could not be built here: its figures will be reported as not measured" >&2
+    app_args=(--app "$BIN/pulse-not-built")
+  fi
 fi
 
 if [ "$micro" = 1 ] && [ -z "$only" ]; then

@@ -61,6 +61,9 @@ pub struct Case {
     pub latency: Summary,
     /// Server CPU and memory while publishing.
     pub server_usage: Usage,
+    /// CPU of the load generator (this process: publisher and clients) in the
+    /// same window, in cores.
+    pub generator_cores: f64,
     /// Server resident memory before any client connected, MiB.
     pub server_idle_mib: f64,
     /// Why it was not measured, if it was not.
@@ -87,9 +90,12 @@ enum Kind {
 
 /// Run it.
 pub fn run(ctx: &Ctx) -> anyhow::Result<FanoutResult> {
-    let counts: Vec<usize> = ctx
-        .mode
-        .pick(vec![200], vec![1_000, 10_000], vec![1_000, 10_000]);
+    let counts: Vec<usize> = match std::env::var("PULSE_BENCH_FANOUT_CLIENTS") {
+        Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => ctx
+            .mode
+            .pick(vec![200], vec![1_000, 10_000], vec![1_000, 10_000]),
+    };
     let rate = ctx.mode.pick(2.0, 2.0, 2.0);
     let seconds = ctx.mode.pick(1.0, 5.0, 15.0);
     let mut cases = Vec::new();
@@ -122,17 +128,20 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<FanoutResult> {
                         connect_s: 0.0,
                         latency: Summary::default(),
                         server_usage: Usage::default(),
+                        generator_cores: 0.0,
                         server_idle_mib: 0.0,
                         skipped: Some("node or benches/peers/node_modules missing".into()),
                     },
                 },
             };
             eprintln!(
-                "fanout: {} delivered of {}, p99 {:.2} ms, server {:.2} cores, {:.0} MiB",
+                "fanout: {} delivered of {}, p50 {:.2} ms, p99 {:.2} ms, server {:.2} cores, generator {:.2} cores, {:.0} MiB",
                 case.delivered,
                 case.expected,
+                case.latency.p50_ms,
                 case.latency.p99_ms,
                 case.server_usage.cores,
+                case.generator_cores,
                 case.server_usage.rss_peak_mib
             );
             cases.push(case);
@@ -195,6 +204,7 @@ fn run_case(
 
         // Publish.
         let mut usage = UsageWindow::start(pid);
+        let generator = UsageWindow::start(sys::own_pid());
         let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
         let publishers: Vec<String> = (0..tenants)
             .map(|t| harness::token(&tenant_name(t), Role::Publisher))
@@ -239,6 +249,7 @@ fn run_case(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let server_usage = usage.finish();
+        let generator_cores = generator.finish().cores;
         let _ = stop_tx.send(true);
         let mut latency = Latency::new();
         for t in tasks {
@@ -259,6 +270,7 @@ fn run_case(
             connect_s,
             latency: latency.summary(),
             server_usage,
+            generator_cores,
             server_idle_mib: idle,
             skipped: None,
         })

@@ -150,6 +150,91 @@ pub fn format_utc(secs: i64) -> String {
     )
 }
 
+/// Busy CPU time of the whole machine so far, in clock ticks (user, nice,
+/// system, irq, softirq and steal of the `cpu` line of `/proc/stat`).
+pub fn machine_busy_ticks() -> u64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    [0usize, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|i| v.get(*i))
+        .sum()
+}
+
+/// CPU time of this process and of its children that have been waited for, in
+/// clock ticks (`utime + stime + cutime + cstime` of `/proc/self/stat`).
+pub fn own_tree_ticks() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let Some(rest) = text.rfind(')').map(|i| &text[i + 2..]) else {
+        return 0;
+    };
+    rest.split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|x| x.parse::<u64>().ok())
+        .sum()
+}
+
+fn ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// CPU used by other processes on the machine (not this harness or its
+/// children) over a window, so the report can say how quiet the machine was.
+pub struct ForeignLoad {
+    start: std::time::Instant,
+    busy0: u64,
+    own0: u64,
+}
+
+impl ForeignLoad {
+    /// Start a window now.
+    pub fn start() -> ForeignLoad {
+        ForeignLoad {
+            start: std::time::Instant::now(),
+            busy0: machine_busy_ticks(),
+            own0: own_tree_ticks(),
+        }
+    }
+
+    /// Average cores used by other processes since `start` (call after every
+    /// child of the window has been waited for).
+    pub fn cores(&self) -> f64 {
+        let busy = machine_busy_ticks().saturating_sub(self.busy0) as f64;
+        let own = own_tree_ticks().saturating_sub(self.own0) as f64;
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        ((busy - own).max(0.0) / ticks_per_s()) / secs
+    }
+}
+
+/// Wait (at most `limit`) until other processes use less than `threshold`
+/// cores over a 2-second window; returns the last window's figure.
+pub fn wait_for_quiet(threshold: f64, limit: std::time::Duration) -> f64 {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let w = ForeignLoad::start();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let c = w.cores();
+        if c < threshold || std::time::Instant::now() >= deadline {
+            return c;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

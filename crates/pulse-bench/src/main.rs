@@ -171,8 +171,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     macro_rules! bench {
         ($name:literal, $field:ident, $call:expr) => {
             if want($name) {
-                eprintln!("== {} ({:?})", $name, args.mode);
+                // Other sessions may share this machine: wait for it to be quiet.
+                let before = if args.mode == Mode::Smoke {
+                    0.0
+                } else {
+                    machine::wait_for_quiet(0.25, std::time::Duration::from_secs(180))
+                };
+                eprintln!(
+                    "== {} ({:?}), other processes: {before:.2} cores",
+                    $name, args.mode
+                );
                 let t = std::time::Instant::now();
+                let foreign = machine::ForeignLoad::start();
                 match $call {
                     Ok(r) => results.$field = Some(r),
                     Err(e) => {
@@ -180,7 +190,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                         failures.push(format!("{}: {e:#}", $name));
                     }
                 }
-                eprintln!("== {} done in {:.1?}", $name, t.elapsed());
+                let during = foreign.cores();
+                eprintln!(
+                    "== {} done in {:.1?}; other processes used {during:.2} cores meanwhile",
+                    $name,
+                    t.elapsed()
+                );
+                results.load.push(report::LoadNote {
+                    bench: $name.into(),
+                    before_cores: before,
+                    during_cores: during,
+                    seconds: t.elapsed().as_secs_f64(),
+                });
                 save(&results)?;
             }
         };

@@ -189,6 +189,24 @@ impl Proc {
         })
     }
 
+    /// Start `cmd` with a piped stdin and both stdout and stderr appended to `log`.
+    pub fn spawn_logged(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Proc> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
+        cmd.stdin(Stdio::piped()).stdout(f.try_clone()?).stderr(f);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        Ok(Proc {
+            name: name.to_owned(),
+            child: Some(child),
+            stdout: None,
+        })
+    }
+
     /// Take its stdout (to read it on another thread).
     pub fn take_stdout(&mut self) -> Option<BufReader<ChildStdout>> {
         self.stdout.take()
