@@ -111,6 +111,11 @@ export class FakeBackend implements Backend {
 
   async perform(action: ActionDto): Promise<OutcomeDto> {
     this.calls.push({ name: "perform", args: action });
+    // As the shell: a profile server has no way to send actions.
+    const acct = this.account();
+    if (acct.profile.trim() && acct.profile.trim() !== "native") {
+      throw { code: "unsupported", message: `${acct.server_name} speaks the “${acct.profile}” profile, which only follows the server: act on it in its own dashboard` };
+    }
     if (this.nextOutcome) {
       const o = this.nextOutcome;
       this.nextOutcome = null;

@@ -108,6 +108,19 @@ export function describeAction(a: ActionDto, name?: string): string {
   }
 }
 
+/**
+ * Shown on action buttons (disabled) and pages of a server followed through a profile:
+ * its dialect has no action endpoints, so the shell refuses approve / reject / move /
+ * terminate there.
+ */
+export const NO_ACTIONS_NOTE = "This server's dialect has no actions; act in its own dashboard";
+
+/** Whether actions can be sent to a server of this profile (`native`: a Pulse gateway). */
+export function profileTakesActions(profile: string | null | undefined): boolean {
+  const p = (profile ?? "").trim();
+  return p === "" || p === "native";
+}
+
 const isPending = (d: Data) => ((d.status as string | undefined) ?? "pending").toLowerCase() === "pending";
 
 export class AppState {
@@ -339,9 +352,22 @@ export class AppState {
 
   unread = $derived(this.notifications.filter((n) => !n.read).length);
 
+  /**
+   * Why actions are unavailable on the active server (a profile server: the shell
+   * refuses them), or `null` where they work (a Pulse gateway, the demo). The pages
+   * disable their action controls with this as the tooltip.
+   */
+  actionsBlocked = $derived<string | null>(this.account && !profileTakesActions(this.account.profile) ? NO_ACTIONS_NOTE : null);
+
   // ----- actions -----
 
   async act(action: ActionDto): Promise<OutcomeDto | null> {
+    // A profile server cannot take actions: say so, and never show an optimistic change
+    // that the shell's refusal would only undo.
+    if (this.actionsBlocked) {
+      this.toast("info", `${this.actionsBlocked}.`);
+      return null;
+    }
     const t = actionTarget(action);
     const k = keyOf(t.kind, t.id);
     this.overlays = new Map(this.overlays).set(k, { action, patch: optimisticPatch(action), phase: "sending" });
