@@ -24,6 +24,9 @@ pub struct OsNotifier {
     /// Skip the OS entirely (set by `PULSE_NO_OS_NOTIFICATIONS`, or when the user
     /// turned notifications off).
     enabled: std::sync::atomic::AtomicBool,
+    /// Offer Approve / Reject buttons (only servers that take actions: Pulse
+    /// gateways; a profile server's dialect has none, so only Open is offered).
+    actions: std::sync::atomic::AtomicBool,
 }
 
 impl OsNotifier {
@@ -34,7 +37,23 @@ impl OsNotifier {
             enabled: std::sync::atomic::AtomicBool::new(
                 std::env::var_os("PULSE_NO_OS_NOTIFICATIONS").is_none(),
             ),
+            actions: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// The buttons to offer for `wanted`: without actions, only Open.
+    fn buttons(&self, wanted: &[NotificationAction]) -> Vec<NotificationAction> {
+        let allowed = self.actions.load(std::sync::atomic::Ordering::Relaxed);
+        wanted
+            .iter()
+            .copied()
+            .filter(|a| allowed || *a == NotificationAction::Open)
+            .collect()
+    }
+
+    /// Whether the current server takes actions (approve, reject) at all.
+    pub fn set_actions_allowed(&self, on: bool) {
+        self.actions.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Turn OS notifications on or off.
@@ -59,7 +78,8 @@ impl Notifier for OsNotifier {
         if !self.enabled.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
-        let n = n.clone();
+        let mut n = n.clone();
+        n.actions = self.buttons(&n.actions);
         let replies = self.replies.clone();
         std::thread::Builder::new()
             .name("notification".into())
@@ -120,5 +140,26 @@ fn show_blocking(n: Notification, replies: Sender<Reply>) {
             }
         }
         Err(e) => tracing::warn!(key = %n.dedup_key, error = %e, "notification could not be shown"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_servers_get_only_the_open_button() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let n = OsNotifier::new(tx);
+        let all = [
+            NotificationAction::Approve,
+            NotificationAction::Reject,
+            NotificationAction::Open,
+        ];
+        assert_eq!(n.buttons(&all), all.to_vec());
+        n.set_actions_allowed(false);
+        assert_eq!(n.buttons(&all), vec![NotificationAction::Open]);
+        n.set_actions_allowed(true);
+        assert_eq!(n.buttons(&all).len(), 3);
     }
 }

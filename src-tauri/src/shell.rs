@@ -493,6 +493,7 @@ impl Shell {
             Source::Env { .. } => self.env.tenant.clone(),
             Source::Demo => None,
         };
+        self.notifier.set_actions_allowed(dialect.is_none());
         config.dialect = dialect;
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
