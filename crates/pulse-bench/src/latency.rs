@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::harness::{self, Ctx, GatewayOpts};
 use crate::stats::{Latency, Summary};
-use crate::sys;
+use crate::sys::{self, UsageWindow};
 
 const STREAM: &str = "latency";
 
@@ -42,6 +42,9 @@ pub struct Phase {
     pub requests: u64,
     /// Latency percentiles.
     pub latency: Summary,
+    /// CPU used meanwhile, in cores: gateway, client, publisher.
+    #[serde(default)]
+    pub cores: [f64; 3],
 }
 
 /// The rates measured against one gateway store.
@@ -118,8 +121,9 @@ fn run_store(ctx: &Ctx, store: &str, rates: &[(u64, f64)]) -> anyhow::Result<Vec
         publish(&http, &url, &publisher, 200, 1.0, None).await?;
         for (i, (rate, secs)) in rates.iter().enumerate() {
             eprintln!("latency: {rate} events/s for {secs} s");
+            let windows = [gw.pid(), client.pid(), sys::own_pid()].map(UsageWindow::start);
             let s = publish(&http, &url, &publisher, *rate, *secs, Some(i)).await?;
-            sent_stats.push(s);
+            sent_stats.push((s, windows.map(|w| w.finish().cores)));
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         // Tell the client it has seen everything.
@@ -139,13 +143,16 @@ fn run_store(ctx: &Ctx, store: &str, rates: &[(u64, f64)]) -> anyhow::Result<Vec
         .iter()
         .zip(sent_stats)
         .zip(summaries)
-        .map(|(((rate, secs), (sent, requests)), latency)| Phase {
-            rate: *rate,
-            achieved: sent as f64 / secs,
-            seconds: *secs,
-            requests,
-            latency,
-        })
+        .map(
+            |(((rate, secs), ((sent, requests), cores)), latency)| Phase {
+                rate: *rate,
+                achieved: sent as f64 / secs,
+                seconds: *secs,
+                requests,
+                latency,
+                cores,
+            },
+        )
         .collect())
 }
 

@@ -175,7 +175,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 let before = if args.mode == Mode::Smoke {
                     0.0
                 } else {
-                    machine::wait_for_quiet(0.25, std::time::Duration::from_secs(180))
+                    machine::wait_for_quiet(0.25, std::time::Duration::from_secs(60))
                 };
                 eprintln!(
                     "== {} ({:?}), other processes: {before:.2} cores",

@@ -301,8 +301,9 @@ pub fn render(
         let _ = writeln!(
             md,
             "- **Other processes** on the machine (this harness and its children excluded; from \
-             `/proc/stat`): each benchmark waited up to 3 minutes for them to use under 0.25 cores, \
-             then ran. {}\n",
+             `/proc/stat`; processes the harness's children start and do not wait for, such as the \
+             desktop app's WebKit processes, count as other): each benchmark waited up to a minute \
+             for them to use under 0.25 cores, then ran. {}\n",
             if busy.is_empty() {
                 "They stayed under 0.25 cores throughout.".to_string()
             } else {
@@ -508,13 +509,17 @@ pub fn render(
                  to the other core and streams pre-encoded frames (the native frame server, and the Node \
                  Socket.IO server writing exactly the bytes `socket.emit` would, 256 frames per write) so \
                  that the client, not the server, sets the pace. Wall time runs from before the connection opens to the last event \
-                 processed; CPU time is the client process's own (`getrusage`). Median of {} runs per row. \
+                 processed; CPU time is the client process's own (`getrusage`). {} \
                  \"Persisted\" rows go through the session actor: decode, `changes_for` / profile mapping, \
                  one SQLite transaction per batch (entities + cursor, WAL, `synchronous=NORMAL`), then \
                  the broadcast a subscriber (standing in for the UI) receives. socket.io-client only \
                  counts events in its listener (nothing stored), so it does strictly less work than \
                  the Pulse session.\n",
-                ing.repeats
+                if ing.repeats == 1 {
+                    "One run per row.".to_string()
+                } else {
+                    format!("Median of {} runs per row (the clients take turns).", ing.repeats)
+                }
             );
             for (size, bytes) in &ing.frame_bytes {
                 let _ = writeln!(
@@ -625,14 +630,14 @@ pub fn render(
             );
             let _ = writeln!(
                 md,
-                "| Gateway store | Rate (target) | Achieved | Seconds | Requests | Samples | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|---|---|---|---|"
+                "| Gateway store | Rate (target) | Achieved | Seconds | Requests | Samples | p50 | p90 | p99 | p99.9 | max | CPU: gateway / client / publisher |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for run in &lat.runs {
                 for p in &run.phases {
                     let l = &p.latency;
                     let _ = writeln!(
                         md,
-                        "| {} | {}/s | {}/s | {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} ms |",
+                        "| {} | {}/s | {}/s | {} | {} | {} | {} ms | {} ms | {} ms | {} ms | {} ms | {:.2} / {:.2} / {:.2} cores |",
                         run.store,
                         fmt_num(p.rate as f64),
                         fmt_num(p.achieved),
@@ -643,7 +648,10 @@ pub fn render(
                         fmt_num(l.p90_ms),
                         fmt_num(l.p99_ms),
                         fmt_num(l.p999_ms),
-                        fmt_num(l.max_ms)
+                        fmt_num(l.max_ms),
+                        p.cores[0],
+                        p.cores[1],
+                        p.cores[2]
                     );
                 }
             }
@@ -991,7 +999,7 @@ pub fn render(
                  cache and quits. **Cold start**: a new app process is launched (`POST /session`) and a \
                  script in the page waits for `[data-testid=content]` to be marked loaded from the cache \
                  and for the next animation frame, the one that paints it; cold start = that frame's \
-                 time − the wall clock just before the launch request (OS file cache warm, as on a \
+                 time − the app process's start time from `/proc` (OS file cache warm, as on a \
                  desktop). **Memory**: the app is a `pulse` process plus WebKit's web and network \
                  processes; PSS (`/proc/PID/smaps_rollup`) shares the pages they have in common out \
                  between them, so the PSS sum is the honest total (the RSS sum counts shared pages \
