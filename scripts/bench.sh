@@ -64,7 +64,8 @@ elif [ "$want_desktop" = 1 ]; then
   if { [ ! -x scripts/install-desktop-deps.sh ] || scripts/install-desktop-deps.sh; } \
     && { command -v tauri-driver >/dev/null || [ -x "$HOME/.cargo/bin/tauri-driver" ] \
          || cargo install tauri-driver --locked --version '^2'; } \
-    && (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) \
+    && (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } \
+        && npm run build --silent) \
     && cargo build --release --locked -p pulse-desktop; then
     app_args=(--app "$BIN/pulse")
   else
@@ -96,7 +97,11 @@ criterion_args=()
 if [ -d "$CARGO_TARGET_DIR/criterion" ]; then
   criterion_args=(--criterion "$CARGO_TARGET_DIR/criterion")
 fi
+analysis_args=()
+if [ -f benches/analysis.md ]; then
+  analysis_args=(--analysis benches/analysis.md)
+fi
 "$BIN/pulse-bench" report --results "$out/results.json" "${criterion_args[@]}" \
-  --markdown "$docs/benchmarks.md" --charts "$docs/benchmarks"
+  "${analysis_args[@]}" --markdown "$docs/benchmarks.md" --charts "$docs/benchmarks"
 echo "raw results: $out/results.json; children's logs: $out/children.log"
 exit "$status"

@@ -101,6 +101,10 @@ pub struct ReportArgs {
     /// Directory for the SVG charts (linked relative to the Markdown file).
     #[arg(long)]
     charts: PathBuf,
+    /// Hand-written analysis (Markdown) to include after the summary, if the file
+    /// exists (`benches/analysis.md`).
+    #[arg(long)]
+    analysis: Option<PathBuf>,
 }
 
 /// One criterion benchmark.
@@ -232,7 +236,16 @@ pub fn write(args: ReportArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     let rel = pathdiff(&args.charts, &md_dir);
     let mut charts: Vec<(String, String)> = Vec::new();
-    let md = render(&r, &micro, &rel, &mut charts);
+    let mut md = render(&r, &micro, &rel, &mut charts);
+    if let Some(text) = args
+        .analysis
+        .as_deref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        // After the summary table, before section 1.
+        let at = md.find("\n## 1. ").map(|i| i + 1).unwrap_or(md.len());
+        md.insert_str(at, &format!("{}\n\n", text.trim_end()));
+    }
     for (name, svg) in &charts {
         std::fs::write(args.charts.join(name), svg)?;
     }
@@ -310,7 +323,16 @@ pub fn render(
                 format!(
                     "They used more while these ran, so those figures may be pessimistic: {}.",
                     busy.iter()
-                        .map(|l| format!("{} ({:.2} cores on average)", l.bench, l.during_cores))
+                        .map(|l| {
+                            if l.bench == "desktop" {
+                                format!(
+                                    "desktop ({:.2} cores on average, which includes the app's own WebKit processes: the machine was quiet before it started)",
+                                    l.during_cores
+                                )
+                            } else {
+                                format!("{} ({:.2} cores on average)", l.bench, l.during_cores)
+                            }
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
@@ -346,9 +368,30 @@ pub fn render(
                 .unwrap_or_else(|| "not measured".into()),
             native.map(|n| n.events_per_s >= 100_000.0),
         ));
-        for size in [Size::Small, Size::Large] {
+        for (size, pulse_row, what) in [
+            (
+                Size::Small,
+                ingest::SIO_SESSION,
+                "Pulse session (persisted) vs socket.io-client (receive only)",
+            ),
+            (
+                Size::Large,
+                ingest::SIO_SESSION,
+                "Pulse session (persisted) vs socket.io-client (receive only)",
+            ),
+            (
+                Size::Small,
+                ingest::SIO_RAW,
+                "Pulse socketio transport vs socket.io-client (both receive only)",
+            ),
+            (
+                Size::Large,
+                ingest::SIO_RAW,
+                "Pulse socketio transport vs socket.io-client (both receive only)",
+            ),
+        ] {
             let node = find(ing, ingest::SIO_NODE, size);
-            let sess = find(ing, ingest::SIO_SESSION, size);
+            let sess = find(ing, pulse_row, size);
             let (measured, met) = match (node, sess) {
                 (Some(n), Some(s)) => (
                     format!(
@@ -363,7 +406,7 @@ pub fn render(
             };
             goals.push(goal(
                 &format!(
-                    "Ingest from the same Socket.IO server, {} events: Pulse session (persisted) vs socket.io-client (receive only)",
+                    "Ingest from the same Socket.IO server, {} events: {what}",
                     size.as_str()
                 ),
                 "ahead",
@@ -901,17 +944,17 @@ pub fn render(
                 md,
                 "**What**: what a dashboard costs the server while it is simply left open. **How**: the \
                  gateway's demo simulator (a busy platform: agents, tickets, approvals, escalations) runs \
-                 {}× faster and every interval (polls, the gateway's pings) is divided by {}, so {} \
-                 seconds stand for 15 minutes; it produced {} events in that window. Each client talks \
+                 {:.0}× faster and every interval (polls, the gateway's pings) is divided by {:.0}, so \
+                 {:.0} seconds stand for 15 minutes; it produced {} events in that window. Each client talks \
                  through its own byte-counting TCP proxy, which counts HTTP requests (a WebSocket \
                  upgrade is one) and payload bytes both ways. Pulse: a session on the native protocol. \
                  Seed 000 (agent monitor): every 5 s `GET /api/agents` + `GET /api/agents/stats`. Seed \
                  001 (stats badges): every 30 s three `…/stats` calls. The polled endpoints are a shim \
                  shaped like the seeds' backends over the same live data; pollers keep the connection \
                  alive and send a bearer token, as a browser would.\n",
-                fmt_num(q.speed),
-                fmt_num(q.speed),
-                fmt_num(q.simulated_minutes * 60.0 / q.speed),
+                q.speed,
+                q.speed,
+                q.simulated_minutes * 60.0 / q.speed,
                 fmt_num(q.events as f64)
             );
             let _ = writeln!(
@@ -1007,8 +1050,8 @@ pub fn render(
                  is published 1,000 events/s. **Event → DOM**: 20 of those 1,000 events each second \
                  update a `bench` stats block the overview page shows; a `MutationObserver` records \
                  when each value reaches the DOM; the latency runs from the publisher's ingest request \
-                 (so it includes the gateway, the client core and IPC, and the UI's once-per-frame \
-                 coalescing, up to 16.7 ms by design).\n"
+                 (so it includes the gateway, the client core, the core's 16 ms update pump, IPC and the \
+                 UI's once-per-frame coalescing).\n"
             );
             let _ = writeln!(
                 md,

@@ -77,6 +77,21 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// An axis label: as many decimals as the tick step needs, thousands separated.
+pub fn fmt_tick(v: f64, step: f64) -> String {
+    if step >= 1.0 || v == 0.0 {
+        let n = v.round();
+        if n.abs() >= 1000.0 {
+            fmt_num(n)
+        } else {
+            format!("{n:.0}")
+        }
+    } else {
+        let decimals = (-step.log10()).ceil().max(0.0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
 /// "Nice" axis ticks from 0 to at least `max`.
 fn ticks(max: f64) -> Vec<f64> {
     if max <= 0.0 || !max.is_finite() {
@@ -199,12 +214,17 @@ impl BarChart {
         // grid and axis
         for t in &axis {
             let gx = x(*t);
+            let step = if self.log {
+                *t
+            } else {
+                axis.get(1).copied().unwrap_or(1.0) - axis[0]
+            };
             let _ = write!(
                 s,
                 r##"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{:.1}" stroke="#e0e0e0"/><text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
                 top + plot_h,
                 top + plot_h + 16.0,
-                fmt_num(*t)
+                fmt_tick(*t, step)
             );
         }
         let _ = write!(
@@ -300,6 +320,8 @@ impl LineChart {
         let xt = ticks(xmax);
         let yt = ticks(ymax);
         let (xhi, yhi) = (*xt.last().unwrap_or(&1.0), *yt.last().unwrap_or(&1.0));
+        let xstep = xt.get(1).copied().unwrap_or(1.0) - xt[0];
+        let ystep = yt.get(1).copied().unwrap_or(1.0) - yt[0];
         let x = |v: f64| left + pw * v / xhi.max(1e-12);
         let y = |v: f64| top + ph - ph * v / yhi.max(1e-12);
         let mut s = String::new();
@@ -326,7 +348,7 @@ impl LineChart {
                 r##"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{:.1}" stroke="#eeeeee"/><text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
                 top + ph,
                 top + ph + 16.0,
-                fmt_num(*t)
+                fmt_tick(*t, xstep)
             );
         }
         for t in &yt {
@@ -337,7 +359,7 @@ impl LineChart {
                 left + pw,
                 left - 6.0,
                 gy + 4.0,
-                fmt_num(*t)
+                fmt_tick(*t, ystep)
             );
         }
         let _ = write!(
@@ -392,6 +414,10 @@ mod tests {
         assert_eq!(fmt_num(0.1234), "0.123");
         assert_eq!(fmt_num(0.0), "0");
         assert_eq!(ticks(97.0).last().copied(), Some(100.0));
+        assert_eq!(fmt_tick(5.0, 5.0), "5");
+        assert_eq!(fmt_tick(2.5, 0.5), "2.5");
+        assert_eq!(fmt_tick(0.1, 0.1), "0.1");
+        assert_eq!(fmt_tick(20000.0, 5000.0), "20,000");
     }
 
     #[test]
