@@ -134,6 +134,13 @@ impl Gateway {
             let signal = async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
             };
+            // Nagle off: a frame written while the previous one is unacknowledged
+            // would otherwise wait for the client's delayed ACK (up to 40 ms).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+            });
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(signal)
                 .await
