@@ -598,8 +598,14 @@ fn tree_memory(app: &Path) -> Option<TreeMemory> {
     let mut each: Vec<(String, f64)> = tree
         .iter()
         .map(|p| {
-            let name = std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .map(|s| s.trim().to_owned())
+            // argv[0]'s file name (`comm` is cut at 15 characters).
+            let name = std::fs::read(format!("/proc/{p}/cmdline"))
+                .ok()
+                .and_then(|b| {
+                    let argv0 = b.split(|c| *c == 0).next()?.to_vec();
+                    let argv0 = String::from_utf8(argv0).ok()?;
+                    Some(argv0.rsplit('/').next()?.to_owned())
+                })
                 .unwrap_or_default();
             (name, mib(pss_kib(*p).unwrap_or(0)))
         })

@@ -1204,7 +1204,10 @@ pub fn render(
          benches/smoke.sh              # tiny sizes, writes to a temp dir (part of ./scripts/test.sh)\n\
          ```\n\n\
          The harness is `crates/pulse-bench` (`pulse-bench run --mode full --out DIR`, then \
-         `pulse-bench report`); the Node peers are in `benches/peers` (`npm ci`). Each section above \
+         `pulse-bench report`); the Node peers are in `benches/peers` (`npm ci`). `bench.sh` builds the \
+         UI and the release desktop app when the desktop toolchain is installable (`PULSE_BENCH_APP=PATH` \
+         uses a given binary instead); without it, the desktop figures are reported as not measured. \
+         The analysis above is `benches/analysis.md`, written by hand for the run it names. Each section \
          says what it measures; the module docs of `crates/pulse-bench/src/*.rs` say the same next to \
          the code.\n"
     );
