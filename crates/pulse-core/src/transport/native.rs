@@ -8,7 +8,7 @@ use pulse_protocol::frame::ClientFrame;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
@@ -69,7 +69,7 @@ impl NativeConnection {
         let fut = tokio_tungstenite::connect_async_with_config(req, Some(config), true);
         let (ws, _resp) = match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
             Err(_) => return Err(ConnectError::Network("timed out opening the socket".into())),
-            Ok(Err(e)) => return Err(map_error(e)),
+            Ok(Err(e)) => return Err(super::jsonws::map_error(e, &[401], None)),
             Ok(Ok(ok)) => ok,
         };
         Ok(NativeConnection { ws })
@@ -129,34 +129,6 @@ fn classify(msg: Message) -> Option<Incoming> {
             })))
         }
         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
-    }
-}
-
-fn map_error(e: tungstenite::Error) -> ConnectError {
-    match e {
-        tungstenite::Error::Http(resp) => {
-            let status = resp.status().as_u16();
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| {
-                    String::from_utf8_lossy(b)
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                })
-                .unwrap_or_default();
-            let message = serde_json::from_str::<pulse_protocol::rest::ApiError>(&body)
-                .map(|e| e.error.message)
-                .unwrap_or(body);
-            if status == 401 {
-                ConnectError::Unauthorized(message)
-            } else {
-                ConnectError::Refused { status, message }
-            }
-        }
-        tungstenite::Error::Url(u) => ConnectError::BadUrl(u.to_string()),
-        other => ConnectError::Network(other.to_string()),
     }
 }
 
