@@ -23,8 +23,8 @@ use pulse_core::policy::{NotificationAction, PolicyConfig};
 use pulse_core::rest::RestClient;
 use pulse_core::saved_profile::{self, TokenError};
 use pulse_core::session::Dialect;
-use pulse_core::session::{SessionConfig, SessionHandle, SharedStore};
-use pulse_core::store::{Action, MemoryStore, SqliteStore};
+use pulse_core::session::{SessionConfig, SessionHandle};
+use pulse_core::store::{Action, MemoryStore, SqliteStore, StoreHandle};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
 use serde::Serialize;
 use tracing::{info, warn};
@@ -113,7 +113,7 @@ enum Source {
 struct Connection {
     source: Source,
     cache_id: String,
-    store: SharedStore,
+    store: StoreHandle,
     app: Option<App>,
     gateway: Option<RunningGateway>,
     url: Option<String>,
@@ -214,21 +214,21 @@ impl Shell {
         }
     }
 
-    fn open_cache(&self, id: &str) -> SharedStore {
+    fn open_cache(&self, id: &str) -> StoreHandle {
         let path = self.paths.cache_file(id);
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         match SqliteStore::open(&path) {
-            Ok(s) => pulse_core::session::shared(s),
+            Ok(s) => StoreHandle::new(s),
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "cache unusable; moving it aside and starting a new one");
                 let _ = std::fs::rename(&path, path.with_extension("db.bad"));
                 match SqliteStore::open(&path) {
-                    Ok(s) => pulse_core::session::shared(s),
+                    Ok(s) => StoreHandle::new(s),
                     Err(e) => {
                         warn!(error = %e, "cannot create a cache file; keeping data in memory");
-                        pulse_core::session::shared(MemoryStore::new())
+                        StoreHandle::new(MemoryStore::new())
                     }
                 }
             }
@@ -256,12 +256,7 @@ impl Shell {
             Source::Profile(p) => (p.id.clone(), Some(p.url.clone()), p.username.clone()),
         };
         let store = self.open_cache(&cache_id);
-        let last_sync = store
-            .lock()
-            .expect("store lock")
-            .summary()
-            .ok()
-            .and_then(|s| s.last_sync_ms);
+        let last_sync = store.summary().ok().and_then(|s| s.last_sync_ms);
         let view = ConnectionView {
             state: crate::dto::ConnState::Connecting { attempt: 1 },
             last_sync_ms: last_sync,
@@ -315,13 +310,7 @@ impl Shell {
     }
 
     fn signed_out(&self, conn: &Connection, message: String) {
-        let last = conn
-            .store
-            .lock()
-            .expect("store lock")
-            .summary()
-            .ok()
-            .and_then(|s| s.last_sync_ms);
+        let last = conn.store.summary().ok().and_then(|s| s.last_sync_ms);
         info!(%message, "signed out");
         self.set_view(ConnectionView::signed_out(message, conn.url.clone(), last));
     }
@@ -494,7 +483,9 @@ impl Shell {
             Source::Demo => None,
         };
         self.notifier.set_actions_allowed(dialect.is_none());
-        config.dialect = dialect;
+        if let Some(d) = dialect {
+            config.dialect = d;
+        }
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -643,11 +634,10 @@ impl Shell {
         self.prepare().await;
         let guard = self.conn.lock().await;
         let conn = guard.as_ref().expect("prepared");
-        let view = {
-            let store = conn.store.lock().expect("store lock");
-            pulse_core::app::cache_view(store.as_ref())
-                .map_err(|e| CommandError::new("store", e.to_string()))?
-        };
+        let view = conn
+            .store
+            .read(pulse_core::app::cache_view)
+            .map_err(|e| CommandError::new("store", e.to_string()))?;
         let live = self.live.lock().expect("live lock");
         let settings = self.settings();
         Ok(Bootstrap {
@@ -730,14 +720,10 @@ impl Shell {
                 .map(Into::into)
                 .map_err(|e| CommandError::new("store", e.to_string())),
             None => {
-                let id = {
-                    let mut s = store.lock().expect("store lock");
-                    s.outbox_push(&action, now_ms())
-                        .map_err(|e| CommandError::new("store", e.to_string()))?
-                };
+                let id = store
+                    .outbox_push(&action, now_ms())
+                    .map_err(|e| CommandError::new("store", e.to_string()))?;
                 let list: Vec<PendingAction> = store
-                    .lock()
-                    .expect("store lock")
                     .outbox()
                     .map(|l| l.into_iter().map(Into::into).collect())
                     .unwrap_or_default();
@@ -1023,9 +1009,9 @@ fn self_view_fallback(conn: &Connection) -> ConnectionView {
     ConnectionView::signed_out("Starting", conn.url.clone(), None)
 }
 
-fn store_counts(store: &SharedStore) -> CountsDto {
-    let s = store.lock().expect("store lock");
-    pulse_core::app::CountTracker::from_store(s.as_ref())
+fn store_counts(store: &StoreHandle) -> CountsDto {
+    store
+        .read(pulse_core::app::CountTracker::from_store)
         .map(|t| t.counts().into())
         .unwrap_or_default()
 }

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use pulse_core::auth::{Secret, StaticToken};
 use pulse_core::profile::{Profile, ProfileDialect, VarValue};
-use pulse_core::session::{shared, SessionConfig, SessionEvent, SessionHandle};
+use pulse_core::session::{SessionConfig, SessionEvent, SessionHandle};
+use pulse_core::store::StoreHandle;
 use pulse_core::store::{Cursor, SqliteStore, Store};
 use pulse_core::transport::socketio::{
     SioIncoming, SocketIoClient, SocketIoOptions, TransportKind,
@@ -489,7 +490,7 @@ pub fn client_native(args: ClientArgs) -> anyhow::Result<()> {
                 &[],
             )?;
         }
-        let store = shared(store);
+        let store = StoreHandle::new(store);
         let config = SessionConfig::new(args.url.parse()?);
         let tokens = Arc::new(StaticToken::new(Secret::new(harness::token(
             TENANT,
@@ -500,7 +501,7 @@ pub fn client_native(args: ClientArgs) -> anyhow::Result<()> {
         let handle = SessionHandle::spawn(config, tokens, store.clone())?;
         wait_applied(&handle, args.n).await?;
         let run = finish_run(args.n, t0, cpu0);
-        let cursor = store.lock().expect("store").cursor(TENANT)?;
+        let cursor = store.cursor(TENANT)?;
         anyhow::ensure!(
             cursor.as_ref().map(|c| c.seq) == Some(args.n),
             "cache cursor {cursor:?}, expected seq {}",
@@ -609,12 +610,12 @@ pub fn client_sio_session(args: ClientArgs) -> anyhow::Result<()> {
     let rt = client_runtime()?;
     let run = rt.block_on(async {
         let cache = args.cache.as_ref().context_missing("--cache")?;
-        let store = shared(SqliteStore::open(cache)?);
+        let store = StoreHandle::new(SqliteStore::open(cache)?);
         let profile = Profile::parse(SIO_PROFILE, "pulse-bench")?;
         let dialect =
             ProfileDialect::new(profile).with_var("workload", VarValue::One(args.workload.clone()));
         let mut config = SessionConfig::new(args.url.parse()?);
-        config.dialect = Some(Arc::new(dialect));
+        config.dialect = Arc::new(dialect);
         let tokens = Arc::new(StaticToken::new(Secret::new(harness::token(
             TENANT,
             Role::Viewer,

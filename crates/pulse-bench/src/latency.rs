@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pulse_core::auth::{Secret, StaticToken};
-use pulse_core::session::{shared, ConnectionState, SessionConfig, SessionEvent, SessionHandle};
+use pulse_core::session::{ConnectionState, SessionConfig, SessionEvent, SessionHandle};
 use pulse_core::store::SqliteStore;
+use pulse_core::store::StoreHandle;
 use pulse_protocol::auth::Role;
 use pulse_protocol::Change;
 use serde::{Deserialize, Serialize};
@@ -233,7 +234,7 @@ pub fn client(args: ClientArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let summaries = rt.block_on(async {
-        let store = shared(SqliteStore::open(&args.cache)?);
+        let store = StoreHandle::new(SqliteStore::open(&args.cache)?);
         let tokens = Arc::new(StaticToken::new(Secret::new(harness::token(
             STREAM,
             Role::Viewer,

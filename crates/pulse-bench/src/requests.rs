@@ -25,8 +25,9 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use pulse_core::auth::{Secret, StaticToken};
-use pulse_core::session::{shared, SessionConfig, SessionHandle};
+use pulse_core::session::{SessionConfig, SessionHandle};
 use pulse_core::store::SqliteStore;
+use pulse_core::store::StoreHandle;
 use pulse_protocol::auth::Role;
 use pulse_protocol::domain::EntityKind;
 use pulse_protocol::rest::Snapshot;
@@ -105,7 +106,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<RequestsResult> {
         let first_minute = Duration::from_secs_f64(60.0 / speed);
 
         // Pulse.
-        let store = shared(SqliteStore::open(&cache)?);
+        let store = StoreHandle::new(SqliteStore::open(&cache)?);
         let tokens = Arc::new(StaticToken::new(Secret::new(viewer.clone())));
         let handle = SessionHandle::spawn(
             SessionConfig::new(format!("http://{}", pulse_proxy.addr).parse()?),

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use pulse_core::auth::{Secret, StaticToken};
 use pulse_core::backoff::BackoffConfig;
-use pulse_core::session::{shared, ConnectionState, SessionConfig, SessionHandle, SessionStatus};
+use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, SessionStatus};
 use pulse_core::store::SqliteStore;
+use pulse_core::store::StoreHandle;
 use pulse_gateway::store::{LogStore, NewEvent};
 use pulse_protocol::auth::Role;
 use serde::{Deserialize, Serialize};
@@ -129,7 +130,7 @@ fn one(ctx: &Ctx, mode: &str, base: u64, missed: u64) -> anyhow::Result<Case> {
             (0..base).map(|i| ticket_event(i, base, true)),
         )
         .await?;
-        let store = shared(SqliteStore::open(&cache)?);
+        let store = StoreHandle::new(SqliteStore::open(&cache)?);
         let mut config = SessionConfig::new(url.parse()?);
         config.backoff = BackoffConfig {
             base: Duration::from_secs(600),
@@ -176,13 +177,7 @@ fn one(ctx: &Ctx, mode: &str, base: u64, missed: u64) -> anyhow::Result<Case> {
         .await??;
         let caught_up_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let snapshots = status.borrow().counters.snapshots - snapshots_before;
-        let entities = store
-            .lock()
-            .expect("store")
-            .summary()?
-            .counts
-            .values()
-            .sum::<u64>();
+        let entities = store.summary()?.counts.values().sum::<u64>();
         handle.stop().await;
         anyhow::Ok(Case {
             mode: mode.into(),

@@ -18,9 +18,9 @@ use clap::{Args, Parser, Subcommand};
 use pulse_core::auth::{PasswordLogin, Secret, StaticToken, TokenProvider};
 use pulse_core::rest::RestClient;
 use pulse_core::session::{
-    shared, ActionOutcome, ConnectionState, SessionConfig, SessionEvent, SessionHandle,
+    ActionOutcome, ConnectionState, SessionConfig, SessionEvent, SessionHandle,
 };
-use pulse_core::store::{Action, SqliteStore, Store, StoreError};
+use pulse_core::store::{Action, SqliteStore, Store, StoreError, StoreHandle};
 use serde_json::json;
 use url::Url;
 
@@ -243,11 +243,13 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
         _ => args.server.tokens()?,
     };
     let mut config = SessionConfig::new(args.server.server.clone());
-    config.dialect = dialect;
+    if let Some(d) = dialect {
+        config.dialect = d;
+    }
     config.stream = args.stream.clone();
     config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
     config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));
-    let handle = SessionHandle::spawn(config, tokens, shared(store))
+    let handle = SessionHandle::spawn(config, tokens, StoreHandle::new(store))
         .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
     let mut events = handle.subscribe();
     let mut status = handle.status();

@@ -476,10 +476,9 @@ impl App {
         options: AppOptions,
     ) -> Result<(App, mpsc::UnboundedReceiver<AppEvent>), StoreError> {
         let policy = Arc::new(Mutex::new(Policy::new(options.policy.clone())));
-        let pump = {
-            let store = session.store().lock().expect("store lock");
-            Pump::new(policy.clone(), store.as_ref())?
-        };
+        let pump = session
+            .store()
+            .read(|store| Pump::new(policy.clone(), store))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let counts = Arc::new(Mutex::new(pump.counts()));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -526,7 +525,7 @@ impl App {
 
     /// Send the current outbox to the UI.
     pub fn announce_outbox(&self) {
-        let entries = self.session.store().lock().expect("store lock").outbox();
+        let entries = self.session.store().outbox();
         match entries {
             Ok(entries) => {
                 let _ = self.events.send(AppEvent::Outbox { entries });
@@ -560,8 +559,7 @@ impl App {
 
     /// The whole cache, for a (re)load.
     pub fn cache_view(&self) -> Result<CacheView, StoreError> {
-        let store = self.session.store().lock().expect("store lock");
-        cache_view(store.as_ref())
+        self.session.store().read(cache_view)
     }
 
     /// Stop the pump and the session. Idempotent.
@@ -599,13 +597,13 @@ impl PumpTask {
                     let now = crate::now_ms();
                     let (out, notes) = match ev {
                         Ok(ev) => {
-                            let store = self.session.store().lock().expect("store lock");
-                            self.pump.on_session_event(ev, store.as_ref(), now)
+                            let store = self.session.store().clone();
+                            store.read(|s| self.pump.on_session_event(ev, s, now))
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             warn!(missed = n, "UI pump fell behind; reloading from the cache");
-                            let store = self.session.store().lock().expect("store lock");
-                            self.pump.reset(store.as_ref())
+                            let store = self.session.store().clone();
+                            store.read(|s| self.pump.reset(s))
                         }
                         Err(broadcast::error::RecvError::Closed) => break,
                     };

@@ -71,6 +71,106 @@ pub trait TokenProvider: Send + Sync + 'static {
     fn token(&self, force_refresh: bool) -> TokenFuture<'_>;
 }
 
+/// A failure that may be the server refusing the credentials, for [`with_token`].
+pub trait Refusal {
+    /// `Some(message)` when the server refused the credentials (HTTP 401, an auth
+    /// close code, a Socket.IO `connect_error`…), with the server's words.
+    fn refusal(&self) -> Option<&str>;
+}
+
+impl Refusal for RestError {
+    fn refusal(&self) -> Option<&str> {
+        match self {
+            RestError::Unauthorized { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+/// How [`with_token`] failed.
+#[derive(Debug)]
+pub enum TokenTry<E> {
+    /// No token could be had: at first, or (`after` = the refusal that asked for
+    /// it) when refreshing.
+    NoToken {
+        /// What the token provider said.
+        error: AuthError,
+        /// The refusal that made a refresh necessary, if any.
+        after: Option<E>,
+    },
+    /// The server refused the credentials again, after one refresh.
+    Refused(E),
+    /// The call failed for another reason.
+    Failed(E),
+}
+
+/// The one "refresh the token once" rule. Runs `call` with a token; when the server
+/// refuses it ([`Refusal`]), gets a fresh one (`force_refresh`) and runs `call`
+/// once more. `call` returns a future that owns what it needs (no borrow of the
+/// closure), so the whole stays `Send` for the session's task. With `refresh_first` the first token is already a fresh one (the
+/// last link was closed as unauthorized), and a refusal is final.
+pub async fn with_token<T, E: Refusal, F>(
+    tokens: &dyn TokenProvider,
+    refresh_first: bool,
+    call: impl FnMut(Secret) -> F,
+) -> Result<T, TokenTry<E>>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let token = tokens
+        .token(refresh_first)
+        .await
+        .map_err(|error| TokenTry::NoToken { error, after: None })?;
+    with_token_from(tokens, token, refresh_first, call).await
+}
+
+/// [`with_token`] for a caller that already holds the first `token` (it read claims
+/// from it); `refreshed` says whether that token is already a fresh one.
+pub async fn with_token_from<T, E: Refusal, F>(
+    tokens: &dyn TokenProvider,
+    token: Secret,
+    refreshed: bool,
+    mut call: impl FnMut(Secret) -> F,
+) -> Result<T, TokenTry<E>>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let mut refreshed = refreshed;
+    let mut token = token;
+    loop {
+        match call(token).await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.refusal().is_some() => {
+                if refreshed {
+                    return Err(TokenTry::Refused(e));
+                }
+                tracing::debug!("credentials refused; refreshing once");
+                refreshed = true;
+                token = match tokens.token(true).await {
+                    Ok(t) => t,
+                    Err(error) => {
+                        return Err(TokenTry::NoToken {
+                            error,
+                            after: Some(e),
+                        })
+                    }
+                };
+            }
+            Err(e) => return Err(TokenTry::Failed(e)),
+        }
+    }
+}
+
+/// What to tell the user when the server refused the credentials (after the one
+/// refresh): `the server refused the credentials[: {server's words}]`.
+pub fn refused_message(server_said: &str) -> String {
+    if server_said.is_empty() {
+        "the server refused the credentials".into()
+    } else {
+        format!("the server refused the credentials: {server_said}")
+    }
+}
+
 /// A fixed token (e.g. `pulsectl --token`). It cannot be refreshed.
 pub struct StaticToken(Secret);
 

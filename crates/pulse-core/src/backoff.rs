@@ -150,12 +150,20 @@ impl<R: Rng> Backoff<R> {
             .is_some_and(|at| now.saturating_duration_since(at) >= self.config.stable_after)
     }
 
-    /// The connection dropped at `now`: reset the counter if it had been stable,
-    /// then record the failure and return the delay before the next attempt.
-    pub fn disconnected(&mut self, now: Instant) -> Duration {
+    /// The link ended at `now` and is followed at once by another attempt (a
+    /// resync, a switch to or from a fallback): reset the counter if the link had
+    /// been up for [`BackoffConfig::stable_after`], and forget that it was up.
+    pub fn link_ended(&mut self, now: Instant) {
         if self.should_reset(now) {
             self.reset();
         }
+        self.connected_at = None;
+    }
+
+    /// The connection dropped at `now`: reset the counter if it had been stable,
+    /// then record the failure and return the delay before the next attempt.
+    pub fn disconnected(&mut self, now: Instant) -> Duration {
+        self.link_ended(now);
         self.next_delay()
     }
 }
@@ -276,6 +284,29 @@ mod tests {
             now += d;
         }
         assert!(b.is_failed());
+    }
+
+    #[test]
+    fn stability_is_measured_from_link_up_not_from_the_attempt() {
+        // An attempt starts at t0 and takes 25 s to bring its link up (slow
+        // handshake, resync); the link drops 10 s later, 35 s after the attempt
+        // began. It was up only 10 s: not stable, so the counter keeps counting.
+        let t0 = Instant::now();
+        let mut b = seeded(6);
+        for _ in 0..4 {
+            b.next_delay();
+        }
+        b.connected(t0 + Duration::from_secs(25));
+        b.link_ended(t0 + Duration::from_secs(35));
+        assert_eq!(b.attempts(), 4);
+        // Up for 30 s from link-up: stable, reset.
+        b.connected(t0 + Duration::from_secs(40));
+        b.link_ended(t0 + Duration::from_secs(70));
+        assert_eq!(b.attempts(), 0);
+        // A link that ended is no longer up: a later end does not reset again.
+        b.next_delay();
+        b.link_ended(t0 + Duration::from_secs(500));
+        assert_eq!(b.attempts(), 1);
     }
 
     #[test]

@@ -316,16 +316,20 @@ impl RestClient {
     }
 }
 
-/// reqwest's error text without the URL (URLs never carry secrets here, but keep logs short).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(u) = e.url() {
-        msg = msg.replace(&format!(" for url ({u})"), "");
-    }
+/// The one way an HTTP client error becomes text: reqwest's message and its causes,
+/// with the request URL taken out wherever it appears (a URL may carry a token
+/// where a server demands one in the query; and it keeps messages short).
+pub fn without_url(e: &reqwest::Error) -> String {
+    let url = e.url().map(|u| u.to_string());
+    let strip = |text: String| match &url {
+        Some(u) => text.replace(&format!(" for url ({u})"), "").replace(u, ""),
+        None => text,
+    };
+    let mut msg = strip(e.to_string());
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         msg.push_str(": ");
-        msg.push_str(&s.to_string());
+        msg.push_str(&strip(s.to_string()));
         src = s.source();
     }
     msg

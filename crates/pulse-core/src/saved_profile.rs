@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::auth::{Secret, StaticToken, TokenProvider};
 use crate::credentials::{CredentialError, CredentialStore};
-use crate::profile::{Placement, Profile, ProfileDialect, ProfileError, VarValue, BUILTIN};
+use crate::profile::{Profile, ProfileDialect, ProfileError, VarValue, BUILTIN};
 use crate::session::Dialect;
 
 /// The profile name of a Pulse gateway (no dialect).
@@ -57,7 +57,7 @@ pub fn builtin_profiles() -> Vec<BuiltinInfo> {
 /// Whether `profile` sends a token anywhere (socket or REST refetches), as the
 /// profile runner decides it.
 pub fn needs_token(profile: &Profile) -> bool {
-    profile.spec.auth.placement != Placement::None || !profile.spec.rest.is_empty()
+    profile.needs_token()
 }
 
 /// A loaded profile, ready for `SessionConfig::dialect`.

@@ -25,8 +25,10 @@
 //!   neither ends the connection.
 
 mod map;
+mod run;
 mod runner;
 pub mod schema;
+mod socket;
 mod template;
 
 use std::fmt;
@@ -286,6 +288,11 @@ impl Profile {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Whether this profile sends a token anywhere (the socket, or REST refetches).
+    pub fn needs_token(&self) -> bool {
+        self.spec.auth.placement != schema::Placement::None || !self.spec.rest.is_empty()
     }
 
     /// A session dialect that runs this profile.

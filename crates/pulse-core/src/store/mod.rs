@@ -19,11 +19,13 @@ use pulse_protocol::domain::{Change, Entity, EntityKind};
 use pulse_protocol::frame::EventFrame;
 use serde::{Deserialize, Serialize};
 
+mod handle;
 mod memory;
 mod sqlite;
 #[doc(hidden)]
 pub mod suite;
 
+pub use handle::StoreHandle;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 

@@ -2,7 +2,7 @@
 //!
 //! Each case is a generic function taking a fresh, empty store. A backend's test
 //! binary instantiates the whole list with one macro call per backend (see
-//! `crates/pulse-core/tests/store/main.rs`), so [`MemoryStore`](super::MemoryStore)
+//! `crates/pulse-core/tests/core/store.rs`), so [`MemoryStore`](super::MemoryStore)
 //! and [`SqliteStore`](super::SqliteStore) pass exactly the same tests. [`CASES`]
 //! names every case; the test binary checks its list against it, so a case added
 //! here cannot be forgotten there.

@@ -298,11 +298,7 @@ impl JsonWsConnection {
 
 /// A failed WebSocket handshake as a [`ConnectError`]: `unauthorized` lists the HTTP
 /// statuses that mean the credentials were refused; `token` is redacted from every text.
-pub(crate) fn map_error(
-    e: tungstenite::Error,
-    unauthorized: &[u16],
-    token: Option<&Secret>,
-) -> ConnectError {
+fn map_error(e: tungstenite::Error, unauthorized: &[u16], token: Option<&Secret>) -> ConnectError {
     match e {
         tungstenite::Error::Http(resp) => {
             let status = resp.status().as_u16();

@@ -5,6 +5,7 @@
 //! never in a log line.
 
 pub mod jsonws;
+pub mod link;
 pub mod native;
 pub mod socketio;
 
@@ -49,4 +50,13 @@ pub fn ensure_crypto_provider() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+impl crate::auth::Refusal for ConnectError {
+    fn refusal(&self) -> Option<&str> {
+        match self {
+            ConnectError::Unauthorized(m) => Some(m),
+            _ => None,
+        }
+    }
 }

@@ -14,7 +14,8 @@ use peer::{jwt, Kind, Peer};
 use pulse_core::auth::{Secret, StaticToken};
 use pulse_core::profile::schema::PingAnswer;
 use pulse_core::profile::{Profile, ProfileDialect, ProfileError, VarValue};
-use pulse_core::session::{shared, ConnectionState, SessionConfig, SessionHandle, SessionStatus};
+use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, SessionStatus};
+use pulse_core::store::StoreHandle;
 use pulse_core::store::{MemoryStore, Store};
 use pulse_protocol::domain::{EntityKind, Object};
 use serde_json::{json, Value};
@@ -27,11 +28,11 @@ fn session(url: &str, dialect: ProfileDialect, token: &str) -> SessionHandle {
     // A restarted peer (Python imports) may take seconds: keep retrying fast.
     config.backoff.fail_after = 1000;
     config.backoff.slow_retry = Duration::from_millis(500);
-    config.dialect = Some(Arc::new(dialect));
+    config.dialect = Arc::new(dialect);
     SessionHandle::spawn(
         config,
         Arc::new(StaticToken::new(Secret::new(token))),
-        shared(MemoryStore::new()),
+        StoreHandle::new(MemoryStore::new()),
     )
     .unwrap()
 }
@@ -67,20 +68,12 @@ async fn live(handle: &SessionHandle) -> SessionStatus {
 }
 
 fn get(handle: &SessionHandle, kind: EntityKind, id: &str) -> Option<Object> {
-    handle
-        .store()
-        .lock()
-        .unwrap()
-        .get(kind, id)
-        .unwrap()
-        .map(|e| e.data)
+    handle.store().get(kind, id).unwrap().map(|e| e.data)
 }
 
 fn ids(handle: &SessionHandle, kind: EntityKind) -> Vec<String> {
     handle
         .store()
-        .lock()
-        .unwrap()
         .list(kind)
         .unwrap()
         .into_iter()
@@ -91,10 +84,7 @@ fn ids(handle: &SessionHandle, kind: EntityKind) -> Vec<String> {
 /// Wait (on every committed batch, and at most LIMIT) until `cond` holds on the store.
 async fn until_store(handle: &SessionHandle, what: &str, cond: impl Fn(&dyn Store) -> bool) {
     let mut events = handle.subscribe();
-    let check = || {
-        let guard = handle.store().lock().unwrap();
-        cond(&**guard)
-    };
+    let check = || handle.store().read(|s| cond(s));
     let r = tokio::time::timeout(LIMIT, async {
         loop {
             if check() {
@@ -107,7 +97,7 @@ async fn until_store(handle: &SessionHandle, what: &str, cond: impl Fn(&dyn Stor
     })
     .await;
     if r.is_err() {
-        let all = handle.store().lock().unwrap().all().unwrap();
+        let all = handle.store().all().unwrap();
         panic!(
             "timed out waiting for {what}; store: {all:#?}; status: {:?}",
             handle.status().borrow()

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use pulse_core::auth::{Secret, StaticToken};
-use pulse_core::session::{shared, ConnectionState, SessionConfig, SessionHandle, SessionStatus};
-use pulse_core::store::MemoryStore;
+use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, SessionStatus};
+use pulse_core::store::{MemoryStore, StoreHandle};
 use pulse_protocol::domain::EntityKind;
 use pulse_protocol::frame::{ClientFrame, EventFrame, Hello, ServerFrame, Subscribed};
 use serde_json::json;
@@ -82,7 +82,7 @@ fn session(url: &str) -> SessionHandle {
     SessionHandle::spawn(
         config,
         Arc::new(StaticToken::new(Secret::new("t"))),
-        shared(MemoryStore::new()),
+        StoreHandle::new(MemoryStore::new()),
     )
     .unwrap()
 }
@@ -188,7 +188,7 @@ async fn garbage_between_good_frames_is_counted_and_the_connection_stays() {
     .unwrap();
     assert_eq!(pong, ClientFrame::Pong { ts: 42 });
     {
-        let store = handle.store().lock().unwrap();
+        let store = handle.store();
         assert_eq!(
             store.get(EntityKind::Approval, "a1").unwrap().unwrap().data["status"],
             "pending",
@@ -244,16 +244,7 @@ async fn a_gap_forces_a_resubscribe_from_the_stored_cursor() {
     }
     let st = until(&handle, "seq 3", |s| seq(s) == 3).await;
     assert_eq!(st.counters.gaps, 1);
-    assert_eq!(
-        handle
-            .store()
-            .lock()
-            .unwrap()
-            .list(EntityKind::Ticket)
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(handle.store().list(EntityKind::Ticket).unwrap().len(), 3);
     drop(ws);
     handle.stop().await;
 }
@@ -362,7 +353,7 @@ async fn polling_honours_429_retry_after() {
     let handle = SessionHandle::spawn(
         config,
         Arc::new(StaticToken::new(Secret::new("t"))),
-        shared(MemoryStore::new()),
+        StoreHandle::new(MemoryStore::new()),
     )
     .unwrap();
     let st = until(&handle, "all three events polled", |s| seq(s) == 3).await;

@@ -20,6 +20,7 @@ use url::Url;
 
 use super::engineio::{decode_payload, encode_payload, EioPacket, Handshake};
 use super::{DecodeError, QueryToken, SocketIoError, SocketIoOptions, TransportKind};
+use crate::rest::without_url;
 use crate::transport::{ensure_crypto_provider, TRANSPORT_MAX_MESSAGE};
 
 /// Where the Engine.IO endpoint is, and what goes on every request.
@@ -344,20 +345,6 @@ fn http_refusal(transport: TransportKind, status: u16, message: String) -> Socke
     }
 }
 
-/// reqwest's error text and its causes, without the URL (it holds the session
-/// id, and a token with `query_token`).
-fn without_url(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
-}
-
 /// A response body as text, at most [`TRANSPORT_MAX_MESSAGE`] bytes (the
 /// WebSocket's limit): a server cannot make the client buffer without bound.
 async fn read_body(mut resp: reqwest::Response) -> Result<String, String> {
@@ -368,7 +355,7 @@ async fn read_body(mut resp: reqwest::Response) -> Result<String, String> {
         return Err(format!("response body over {TRANSPORT_MAX_MESSAGE} bytes"));
     }
     let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(without_url)? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| without_url(&e))? {
         if buf.len() + chunk.len() > TRANSPORT_MAX_MESSAGE {
             return Err(format!("response body over {TRANSPORT_MAX_MESSAGE} bytes"));
         }
@@ -415,14 +402,14 @@ impl PollingLink {
             .connect_timeout(ep.connect_timeout)
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| SocketIoError::Network(without_url(e)))?;
+            .map_err(|e| SocketIoError::Network(without_url(&e)))?;
         let url = ep.url(TransportKind::Polling, None)?;
         let resp = http
             .get(url)
             .timeout(ep.connect_timeout)
             .send()
             .await
-            .map_err(|e| SocketIoError::Network(without_url(e)))?;
+            .map_err(|e| SocketIoError::Network(without_url(&e)))?;
         let status = resp.status().as_u16();
         let body = read_body(resp).await.map_err(SocketIoError::Network)?;
         if status != 200 {
@@ -529,7 +516,7 @@ async fn poll_loop(
             Err(e) => {
                 let _ = events.send(LinkEvent::Closed(format!(
                     "poll failed: {}",
-                    without_url(e)
+                    without_url(&e)
                 )));
                 return;
             }
@@ -603,7 +590,7 @@ async fn write_loop(
                 .send()
                 .await;
             let failure = match r {
-                Err(e) => Some(format!("send failed: {}", without_url(e))),
+                Err(e) => Some(format!("send failed: {}", without_url(&e))),
                 Ok(resp) if !resp.status().is_success() => {
                     let status = resp.status().as_u16();
                     let body = resp.bytes().await.unwrap_or_default();

@@ -1,0 +1,149 @@
+//! User actions: sent now when the server is reachable, else queued in the store's
+//! outbox and sent, in order, once the session is back (live or polling).
+//!
+//! Contract:
+//! - an action reaches a final [`ActionOutcome`] (done, conflict, rejected) or stays
+//!   queued; a conflict or refusal is reported, never dropped;
+//! - a refused token is refreshed once per send ([`with_token`]);
+//! - one flush runs at a time; a send that fails for a transient reason stops the
+//!   flush and keeps the entry (with its error) for the next one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
+
+use super::{ActionOutcome, SessionError, SessionEvent};
+use crate::auth::{with_token, Refusal, Secret, TokenProvider, TokenTry};
+use crate::rest::{RestClient, RestError};
+use crate::store::{Action, StoreHandle};
+
+/// How one send ended.
+pub(crate) enum Sent {
+    /// A final outcome.
+    Final(ActionOutcome),
+    /// Not sent now (unreachable, transient failure); keep it queued.
+    Retry(String),
+}
+
+/// Send `action` once (refreshing a refused token once).
+pub(crate) async fn send_action(
+    rest: &RestClient,
+    tokens: &dyn TokenProvider,
+    action: &Action,
+) -> Sent {
+    let call = |token: Secret| {
+        let (rest, action) = (rest.clone(), action.clone());
+        async move { rest.perform(&token, &action).await }
+    };
+    match with_token(tokens, false, call).await {
+        Ok(entity) => Sent::Final(ActionOutcome::Done { entity }),
+        Err(TokenTry::NoToken { error, .. }) => Sent::Retry(error.to_string()),
+        Err(TokenTry::Refused(e)) => Sent::Retry(e.refusal().unwrap_or_default().to_owned()),
+        Err(TokenTry::Failed(RestError::Conflict { message, current })) => {
+            Sent::Final(ActionOutcome::Conflict { message, current })
+        }
+        Err(TokenTry::Failed(e)) if e.is_transient() => Sent::Retry(e.to_string()),
+        Err(TokenTry::Failed(e)) => Sent::Final(ActionOutcome::Rejected {
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Sends actions and flushes the outbox for one session.
+#[derive(Clone)]
+pub(crate) struct Flusher {
+    rest: RestClient,
+    tokens: Arc<dyn TokenProvider>,
+    store: StoreHandle,
+    events: broadcast::Sender<SessionEvent>,
+    flushing: Arc<AtomicBool>,
+}
+
+impl Flusher {
+    pub(crate) fn new(
+        rest: RestClient,
+        tokens: Arc<dyn TokenProvider>,
+        store: StoreHandle,
+        events: broadcast::Sender<SessionEvent>,
+    ) -> Self {
+        Flusher {
+            rest,
+            tokens,
+            store,
+            events,
+            flushing: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub(crate) fn rest(&self) -> &RestClient {
+        &self.rest
+    }
+
+    pub(crate) fn store(&self) -> &StoreHandle {
+        &self.store
+    }
+
+    pub(crate) fn tokens(&self) -> &Arc<dyn TokenProvider> {
+        &self.tokens
+    }
+
+    /// Send now when `online`, queue otherwise (or when the send must be retried).
+    pub(crate) async fn perform(
+        &self,
+        action: Action,
+        online: bool,
+    ) -> Result<ActionOutcome, SessionError> {
+        if online {
+            match send_action(&self.rest, self.tokens.as_ref(), &action).await {
+                Sent::Final(outcome) => return Ok(outcome),
+                Sent::Retry(err) => debug!(%err, "action not sent now; queueing"),
+            }
+        }
+        let id = self.store.outbox_push(&action, crate::now_ms())?;
+        Ok(ActionOutcome::Queued { outbox_id: id })
+    }
+
+    /// Send queued actions in order, in the background; one flush at a time.
+    pub(crate) fn start(&self) {
+        if self.flushing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.flush().await;
+            this.flushing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn flush(&self) {
+        let entries = match self.store.outbox() {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "cannot read the outbox");
+                return;
+            }
+        };
+        for entry in entries {
+            match send_action(&self.rest, self.tokens.as_ref(), &entry.action).await {
+                Sent::Final(outcome) => {
+                    if let Err(e) = self.store.outbox_remove(entry.id) {
+                        warn!(error = %e, "cannot remove a sent action from the outbox");
+                        return;
+                    }
+                    info!(outbox_id = entry.id, "queued action settled");
+                    let _ = self.events.send(SessionEvent::ActionSettled {
+                        outbox_id: entry.id,
+                        action: entry.action,
+                        outcome,
+                    });
+                }
+                Sent::Retry(err) => {
+                    let _ = self.store.outbox_fail(entry.id, &err);
+                    return;
+                }
+            }
+        }
+    }
+}
