@@ -84,6 +84,18 @@ impl Gw {
         resp.json().await.expect("json")
     }
 
+    /// `GET /metrics` (no token needed): the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn connect(&self, token: &str) -> Ws {
         connect(&self.ws_url(), token).await.expect("ws connects")
     }
