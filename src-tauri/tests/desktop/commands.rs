@@ -1,8 +1,10 @@
 //! The shell's commands through Tauri's mock runtime: real SQLite caches in a temp
-//! dir, a real gateway on port 0, no window.
+//! dir, a real gateway on port 0, no window. The mock shell is built by
+//! [`mock_shell`] for every test of this binary.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pulse_core::auth::Secret;
 use pulse_core::credentials::{CredentialError, MemoryCredentials};
@@ -13,6 +15,7 @@ use pulse_desktop::paths::Paths;
 use pulse_desktop::shell::{EnvOverrides, Shell};
 use pulse_protocol::auth::{Role, TokenUse};
 use pulse_protocol::rest::{IngestBody, IngestEvent};
+use pulse_testkit::{gateway, wait_for};
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{
@@ -21,8 +24,6 @@ use tauri::test::{
 use tauri::webview::InvokeRequest;
 use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 
-const SECRET: &str = "desktop-test-secret";
-
 pub(crate) struct Harness {
     pub(crate) _app: App<MockRuntime>,
     pub(crate) webview: WebviewWindow<MockRuntime>,
@@ -30,22 +31,19 @@ pub(crate) struct Harness {
     pub(crate) _dir: Option<tempfile::TempDir>,
 }
 
-fn harness(
-    dir: tempfile::TempDir,
+/// The shell installed in Tauri's mock runtime with its data under `root`, and
+/// its main webview. Keeps no directory alive: set `_dir` to own one.
+pub(crate) fn mock_shell(
+    root: &Path,
     env: EnvOverrides,
+    creds: Arc<MemoryCredentials>,
     keyring: Result<(), CredentialError>,
 ) -> Harness {
     let app = mock_builder()
         .invoke_handler(pulse_desktop::handler())
         .build(mock_context(noop_assets()))
         .expect("mock app");
-    let shell = pulse_desktop::install_shell(
-        app.handle(),
-        Paths::under(dir.path()),
-        env,
-        Arc::new(MemoryCredentials::default()),
-        keyring,
-    );
+    let shell = pulse_desktop::install_shell(app.handle(), Paths::under(root), env, creds, keyring);
     let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
         .build()
         .expect("mock webview");
@@ -53,7 +51,20 @@ fn harness(
         _app: app,
         webview,
         shell,
+        _dir: None,
+    }
+}
+
+/// [`mock_shell`] over `dir`, which it keeps, with empty credentials.
+fn harness(
+    dir: tempfile::TempDir,
+    env: EnvOverrides,
+    keyring: Result<(), CredentialError>,
+) -> Harness {
+    let root = dir.path().to_path_buf();
+    Harness {
         _dir: Some(dir),
+        ..mock_shell(&root, env, Arc::default(), keyring)
     }
 }
 
@@ -71,17 +82,6 @@ pub(crate) fn invoke(h: &Harness, cmd: &str, args: Value) -> Result<Value, Value
         },
     )
     .map(|b| b.deserialize::<Value>().expect("json answer"))
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
 }
 
 /// A cache file for server `id` holding one pending approval and one ticket.
@@ -220,24 +220,9 @@ fn mark_read_persists() {
 /// the token never reaches the cache or the settings.
 #[test]
 fn live_session_against_a_real_gateway() {
-    let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(pulse_gateway::Config {
-        jwt_secret: Some(SECRET.into()),
-        ..pulse_gateway::Config::default()
-    }))
-    .expect("gateway");
-    let mint = |role| {
-        pulse_gateway::auth::mint(
-            SECRET,
-            &pulse_gateway::auth::claims(
-                "ann",
-                "acme",
-                role,
-                TokenUse::Access,
-                Duration::from_secs(600),
-            ),
-        )
-        .unwrap()
-    };
+    let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(gateway::config()))
+        .expect("gateway");
+    let mint = |role| gateway::token("acme", "ann", role, TokenUse::Access);
     let viewer = mint(Role::Viewer);
     let publisher = Secret::new(mint(Role::Publisher));
     let rest = RestClient::new(gw.url().parse().unwrap()).unwrap();
@@ -354,9 +339,8 @@ fn deep_links_reach_the_ui_as_navigation() {
 #[test]
 fn login_stores_the_refresh_token_only_in_the_credential_store() {
     let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(pulse_gateway::Config {
-        jwt_secret: Some(SECRET.into()),
         users: vec!["ann:hunter2:acme".parse().unwrap()],
-        ..pulse_gateway::Config::default()
+        ..gateway::config()
     }))
     .expect("gateway");
     let dir = tempfile::tempdir().unwrap();
@@ -373,25 +357,9 @@ fn login_stores_the_refresh_token_only_in_the_credential_store() {
     };
     Paths::under(&root).save_settings(&settings).unwrap();
     let creds = Arc::new(MemoryCredentials::default());
-    let app = mock_builder()
-        .invoke_handler(pulse_desktop::handler())
-        .build(mock_context(noop_assets()))
-        .expect("mock app");
-    let shell = pulse_desktop::install_shell(
-        app.handle(),
-        Paths::under(&root),
-        EnvOverrides::default(),
-        creds.clone(),
-        Ok(()),
-    );
-    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
     let h = Harness {
-        _app: app,
-        webview,
-        shell,
         _dir: Some(dir),
+        ..mock_shell(&root, EnvOverrides::default(), creds.clone(), Ok(()))
     };
     tauri::async_runtime::block_on(h.shell.start_network());
     let boot = invoke(&h, "bootstrap", json!({})).unwrap();

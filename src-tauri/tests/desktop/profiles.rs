@@ -72,92 +72,18 @@ fn opens_a_builtin_with_a_tenant() {
 
 // ----- a saved profile server, through the shell, against a real peer -----
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pulse_desktop::dto::{ServerProfile, Settings};
 use pulse_desktop::paths::Paths;
 use pulse_desktop::shell::EnvOverrides;
+use pulse_testkit::peers::{Kind, Peer};
+use pulse_testkit::wait::holds_within;
 use serde_json::{json, Value};
-use tauri::test::{mock_builder, mock_context, noop_assets};
-use tauri::WebviewWindowBuilder;
 
-use crate::commands::{invoke, walk, Harness};
-
-/// A seed-dialect peer from `tests/peers/`, killed on drop.
-struct Peer {
-    child: Child,
-    port: u16,
-    _state: tempfile::NamedTempFile,
-}
-
-impl Peer {
-    fn start(sub: &str, script: &str, module: &str, tokens: &str, state: Value) -> Peer {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/peers")
-            .join(sub);
-        assert!(
-            dir.join("node_modules").join(module).exists(),
-            "{}/node_modules/{module} is missing: run `npm ci` there",
-            dir.display()
-        );
-        let state_file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(state_file.path(), state.to_string()).unwrap();
-        let mut child = Command::new("node")
-            .arg(dir.join(script))
-            .current_dir(&dir)
-            .args(["--port", "0", "--tokens", tokens, "--state"])
-            .arg(state_file.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node (the peers need Node.js)");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("peer printed {first:?}"));
-        Peer {
-            child,
-            port,
-            _state: state_file,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// POST `/_control/VERB` (plain HTTP/1.1: no client library needed).
-    fn control(&self, verb: &str, body: Value) -> String {
-        let body = body.to_string();
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "POST /_control/{verb} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        assert!(out.starts_with("HTTP/1.1 200"), "control {verb}: {out}");
-        out
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::commands::{invoke, mock_shell, walk, Harness};
 
 fn profile_harness(root: &Path, server: ServerProfile, creds: Arc<MemoryCredentials>) -> Harness {
     let settings = Settings {
@@ -166,37 +92,16 @@ fn profile_harness(root: &Path, server: ServerProfile, creds: Arc<MemoryCredenti
         ..Settings::default()
     };
     Paths::under(root).save_settings(&settings).unwrap();
-    let app = mock_builder()
-        .invoke_handler(pulse_desktop::handler())
-        .build(mock_context(noop_assets()))
-        .expect("mock app");
-    let shell = pulse_desktop::install_shell(
-        app.handle(),
-        Paths::under(root),
-        EnvOverrides::default(),
-        creds,
-        Ok(()),
-    );
-    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
-    Harness {
-        _app: app,
-        webview,
-        shell,
-        _dir: None,
-    }
+    mock_shell(root, EnvOverrides::default(), creds, Ok(()))
 }
 
 fn wait_boot(h: &Harness, what: &str, mut cond: impl FnMut(&Value) -> bool) -> Value {
-    let end = Instant::now() + Duration::from_secs(20);
     let mut last = Value::Null;
-    while Instant::now() < end {
+    if holds_within(Duration::from_secs(20), || {
         last = invoke(h, "bootstrap", json!({})).unwrap();
-        if cond(&last) {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        cond(&last)
+    }) {
+        return last;
     }
     panic!("timed out waiting for {what}; last bootstrap: {last}");
 }
@@ -218,11 +123,10 @@ fn stats(boot: &Value, scope: &str) -> Value {
 fn event_bridge_server_connects_with_a_token_from_the_keyring() {
     const TOKEN: &str = "eb-secret-token-7f3a";
     let peer = Peer::start(
-        "ws",
-        "event-bridge.js",
-        "ws",
-        TOKEN,
+        Kind::EventBridge,
+        &[TOKEN],
         json!({"tasks": {"pending": 2, "inProgress": 1, "completed": 3, "total": 6}}),
+        &[],
     );
     let dir = tempfile::tempdir().unwrap();
     let root: PathBuf = dir.path().to_path_buf();
@@ -268,10 +172,10 @@ fn event_bridge_server_connects_with_a_token_from_the_keyring() {
     assert!(caveat.contains("cannot replay"), "{boot}");
 
     // A live push lands in the app state.
-    peer.control(
+    tauri::async_runtime::block_on(peer.control(
         "emit",
         json!({"type": "stats:approvals", "payload": {"pending": 4, "approved": 9, "rejected": 1}}),
-    );
+    ));
     wait_boot(&h, "the pushed approvals stats", |b| {
         stats(b, "approvals")["pending"] == 4
     });

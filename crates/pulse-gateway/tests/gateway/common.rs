@@ -1,34 +1,28 @@
 //! Helpers: a gateway on 127.0.0.1:0, tokens, HTTP and WebSocket clients, and
-//! waiting on conditions (never fixed sleeps).
+//! waiting on conditions (never fixed sleeps). The config, the secret, token
+//! minting and the waits are `pulse_testkit`'s, shared with other crates' tests.
 
-use std::future::Future;
 use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use pulse_gateway::{auth, Config, Gateway, RunningGateway};
+use pulse_gateway::{Config, Gateway, RunningGateway};
 use pulse_protocol::auth::{Role, TokenUse};
 use pulse_protocol::frame::EventFrame;
 use pulse_protocol::{ClientFrame, ServerFrame};
+pub use pulse_testkit::gateway::{config, token as token_with, SECRET};
+use pulse_testkit::process::spawn_announced;
+pub use pulse_testkit::wait_for_some;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const SECRET: &str = "test-secret-0123456789";
 /// Upper bound for anything that should happen "now".
 pub const SOON: Duration = Duration::from_secs(10);
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-pub fn config() -> Config {
-    Config {
-        jwt_secret: Some(SECRET.into()),
-        ..Config::default()
-    }
-}
 
 pub struct Gw {
     pub gw: RunningGateway,
@@ -90,14 +84,21 @@ impl Gw {
         resp.json().await.expect("json")
     }
 
+    /// `GET /metrics` (no token needed): the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn connect(&self, token: &str) -> Ws {
         connect(&self.ws_url(), token).await.expect("ws connects")
     }
-}
-
-pub fn token_with(tenant: &str, sub: &str, role: Role, token_use: TokenUse) -> String {
-    let claims = auth::claims(sub, tenant, role, token_use, Duration::from_secs(600));
-    auth::mint(SECRET, &claims).expect("mint")
 }
 
 pub fn publisher(tenant: &str) -> String {
@@ -199,25 +200,6 @@ pub async fn closed(ws: &mut Ws) -> Option<u16> {
     }
 }
 
-/// Poll `cond` until it returns `Some`, failing after `limit`.
-pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut cond: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = cond().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 pub fn ev(ty: &str, data: Value) -> Value {
     serde_json::json!({"type": ty, "data": data})
 }
@@ -230,22 +212,13 @@ pub struct Proc {
 
 impl Proc {
     pub async fn spawn(args: &[&str]) -> Proc {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pulse-gateway"))
-            .args(args)
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pulse-gateway"));
+        cmd.args(args)
             .env("PULSE_JWT_SECRET", SECRET)
             .env("PULSE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn pulse-gateway");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("listening line in time")
-            .expect("read stdout")
-            .expect("a line");
+            .stderr(Stdio::inherit());
+        let (child, line) =
+            spawn_announced("pulse-gateway", &mut cmd, Duration::from_secs(30)).await;
         let url = line
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))

@@ -19,7 +19,7 @@ async fn demo_seeds_and_produces_an_approval_within_a_minute() {
     })
     .await;
     let v = viewer("demo");
-    let snap: Snapshot = wait_for(SOON, "the demo seed", || async {
+    let snap: Snapshot = wait_for_some("the demo seed", SOON, || async {
         let s: Snapshot = serde_json::from_value(gw.json(&v, "/v1/snapshot").await).unwrap();
         (s.seq > 60).then_some(s)
     })

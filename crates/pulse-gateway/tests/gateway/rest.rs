@@ -206,15 +206,7 @@ async fn bad_events_are_400_and_batches_all_or_nothing() {
         );
     }
     assert_eq!(gw.json(&viewer("acme"), "/v1/snapshot").await["seq"], 0);
-    let metrics = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("pulse_ingest_errors_total 9"), "{metrics}");
 }
 

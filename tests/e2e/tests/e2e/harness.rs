@@ -1,9 +1,10 @@
 //! Real processes on port 0: the `pulse-gateway` and `pulsectl` binaries built by
 //! `cargo build --workspace --bins` (the README's test command does that first).
+//! Finding them, killing, restarting and waiting are `pulse_testkit`'s.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -12,35 +13,13 @@ use std::time::{Duration, Instant};
 use pulse_core::store::{SqliteStore, Store};
 use pulse_protocol::domain::Entity;
 use pulse_protocol::rest::Snapshot;
+use pulse_testkit::process;
 use serde_json::Value;
 
 pub const SECRET: &str = "e2e-secret-not-for-production";
 
-/// Directory holding the workspace's binaries.
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe path");
-    // target/<profile>/deps/e2e-xxxx -> target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
-        path.display()
-    );
-    path
-}
-
-/// Wait until `cond` holds, polling every 25 ms, or panic with `what` after `limit`.
-pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
-}
+pub use pulse_testkit::process::bin;
+pub use pulse_testkit::wait_for;
 
 /// Lines a child printed, collected by a reader thread.
 #[derive(Clone, Default)]
@@ -138,30 +117,19 @@ impl Gateway {
 
     /// SIGKILL.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        process::kill(&mut self.child);
     }
 
     /// Start again on the same address and store.
     pub fn restart(&mut self) {
         self.kill();
         let addr = self.addr.to_string();
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            // The port can take a moment to be free again.
-            match std::panic::catch_unwind(|| Self::spawn(&addr, &self.store, &self.extra)) {
-                Ok((child, a, stderr)) => {
-                    assert_eq!(a, self.addr);
-                    self.child = Some(child);
-                    self.stderr = stderr;
-                    return;
-                }
-                Err(e) if Instant::now() > end => std::panic::resume_unwind(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        let (child, a, stderr) = process::retry(Duration::from_secs(10), || {
+            Self::spawn(&addr, &self.store, &self.extra)
+        });
+        assert_eq!(a, self.addr);
+        self.child = Some(child);
+        self.stderr = stderr;
     }
 }
 
@@ -217,10 +185,7 @@ impl Pulsectl {
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        process::kill(&mut self.child);
     }
 
     /// Wait for the process to exit on its own; its exit code.

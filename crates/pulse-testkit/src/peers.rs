@@ -1,20 +1,28 @@
 //! Real servers on port 0 that speak the seeds' dialects: `ws` (npm) and
 //! `socket.io` (npm) servers under `tests/peers/{ws,dialects}`, FastAPI + uvicorn
 //! under `tests/peers/fastapi`. Each prints its port first; each is killed on drop.
+//!
+//! A peer reads its state from a file given at start (rewritten by
+//! [`Peer::restart`]), accepts only the tokens it was given, and is driven over
+//! `/_control/*` HTTP endpoints. Missing packages fail the test with the command
+//! that installs them.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use crate::process;
 
 const INSTALL_HINT: &str = "run the README's test command (`./scripts/test.sh`), or install the peers by hand: \
 `npm ci` in tests/peers/ws and tests/peers/dialects, and \
 `python3 -m venv /var/tmp/pulse-venv && /var/tmp/pulse-venv/bin/pip install -r tests/peers/fastapi/requirements.txt` \
 (set PULSE_PY to the venv's python if it lives elsewhere)";
 
+/// `tests/peers` of the workspace.
 pub fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
 }
@@ -85,6 +93,7 @@ fn command(kind: Kind) -> Command {
 pub struct Peer {
     kind: Kind,
     child: Option<Child>,
+    /// The port it listens on (127.0.0.1).
     pub port: u16,
     tokens: Vec<String>,
     extra: Vec<String>,
@@ -176,10 +185,7 @@ impl Peer {
 
     /// SIGKILL.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        process::kill(&mut self.child);
     }
 
     /// Kill it, and start it again on the same port from `state` (which changed
@@ -188,14 +194,7 @@ impl Peer {
         self.kill();
         std::fs::write(self.state_file.path(), state.to_string()).unwrap();
         let port = self.port;
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.spawn(port))) {
-                Ok(()) => return,
-                Err(e) if Instant::now() > end => std::panic::resume_unwind(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        process::retry(Duration::from_secs(15), || self.spawn(port));
     }
 
     /// POST `/_control/VERB`.

@@ -5,12 +5,9 @@
 //! end in `Unauthorized` without a retry storm; garbage is counted and skipped;
 //! Socket.IO works over long-polling when the server has no WebSocket.
 
-mod peer;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use peer::{jwt, Kind, Peer};
 use pulse_core::auth::{Secret, StaticToken};
 use pulse_core::profile::schema::PingAnswer;
 use pulse_core::profile::{Profile, ProfileDialect, ProfileError, VarValue};
@@ -18,7 +15,12 @@ use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, Session
 use pulse_core::store::StoreHandle;
 use pulse_core::store::{MemoryStore, Store};
 use pulse_protocol::domain::{EntityKind, Object};
+use pulse_testkit::peers::{jwt, Kind, Peer};
+use pulse_testkit::process::bin;
+use pulse_testkit::wait_for_some;
 use serde_json::{json, Value};
+
+use crate::common::until_within;
 
 fn session(url: &str, dialect: ProfileDialect, token: &str) -> SessionHandle {
     let mut config = SessionConfig::new(url.parse().unwrap());
@@ -44,23 +46,7 @@ async fn until(
     what: &str,
     cond: impl Fn(&SessionStatus) -> bool,
 ) -> SessionStatus {
-    let mut rx = handle.status();
-    let r = tokio::time::timeout(LIMIT, async {
-        loop {
-            let s = rx.borrow_and_update().clone();
-            if cond(&s) {
-                return s;
-            }
-            rx.changed().await.expect("session alive");
-        }
-    })
-    .await;
-    r.unwrap_or_else(|_| {
-        panic!(
-            "timed out waiting for {what}; status: {:?}",
-            handle.status().borrow()
-        )
-    })
+    until_within(LIMIT, handle, what, cond).await
 }
 
 async fn live(handle: &SessionHandle) -> SessionStatus {
@@ -130,19 +116,13 @@ fn absent(store: &dyn Store, kind: EntityKind, id: &str) -> bool {
     store.get(kind, id).unwrap().is_none()
 }
 
-/// Wait until the peer's `/_control/info` satisfies `cond` (re-asked every 50 ms).
+/// Wait until the peer's `/_control/info` satisfies `cond` (re-asked every few ms).
 async fn until_peer(peer: &Peer, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
-    let r = tokio::time::timeout(LIMIT, async {
-        loop {
-            let info = peer.info().await;
-            if cond(&info) {
-                return info;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    wait_for_some(what, LIMIT, || async {
+        let info = peer.info().await;
+        cond(&info).then_some(info)
     })
-    .await;
-    r.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    .await
 }
 
 /// No retry storm: after `Unauthorized`, nothing reconnects on its own.
@@ -1082,17 +1062,7 @@ fn bad_profile_files_are_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulsectl_watch_with_a_profile() {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .unwrap()
-        .join("pulsectl");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first (the README's test command does)",
-        bin.display()
-    );
+    let bin = bin("pulsectl");
     let token = acme();
     let peer = Peer::start(Kind::EventBridge, &[&token], bridge_state(3), &[]);
     let cache = tempfile::tempdir().unwrap();

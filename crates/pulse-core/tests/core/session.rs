@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::common::until_within;
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 fn event(seq: u64, ty: &str, data: serde_json::Value) -> String {
@@ -92,23 +94,7 @@ async fn until(
     what: &str,
     cond: impl Fn(&SessionStatus) -> bool,
 ) -> SessionStatus {
-    let mut rx = handle.status();
-    let r = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let s = rx.borrow_and_update().clone();
-            if cond(&s) {
-                return s;
-            }
-            rx.changed().await.expect("session alive");
-        }
-    })
-    .await;
-    r.unwrap_or_else(|_| {
-        panic!(
-            "timed out waiting for {what}: {:?}",
-            handle.status().borrow()
-        )
-    })
+    until_within(Duration::from_secs(20), handle, what, cond).await
 }
 
 fn seq(s: &SessionStatus) -> u64 {

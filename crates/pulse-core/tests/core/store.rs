@@ -186,7 +186,7 @@ mod sqlite_only {
         let rounds = 4u64;
         for round in 0..rounds {
             let mut child = Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "sqlite_only::crash_child", "--ignored"])
+                .args(["--exact", "store::sqlite_only::crash_child", "--ignored"])
                 .args(["--nocapture", "--test-threads", "1"])
                 .env("PULSE_STORE_CRASH_CHILD", &path)
                 .stdout(Stdio::piped())
@@ -424,7 +424,7 @@ mod sqlite_only {
     }
 
     /// Throughput of `apply` in batches of 1000 small events. Run in release:
-    /// `cargo test -p pulse-core --release --test store -- --ignored --nocapture throughput`
+    /// `cargo test -p pulse-core --release --test core -- --ignored --nocapture throughput`
     #[test]
     #[ignore = "benchmark; run in release"]
     fn throughput() {

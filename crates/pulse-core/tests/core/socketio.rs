@@ -14,8 +14,9 @@ use pulse_core::transport::socketio::{
     as_binary, binary_value, DisconnectReason, QueryToken, SioEvent, SioIncoming, SocketIoClient,
     SocketIoError, SocketIoOptions, TransportKind,
 };
+use pulse_testkit::process::spawn_announced;
+use pulse_testkit::wait_for_some;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -35,29 +36,22 @@ impl Peer {
             "the Socket.IO test server's packages are missing: run `npm ci` in {} (the README's test command does)",
             dir.display()
         );
-        let mut child = Command::new("node")
-            .arg("server.js")
+        let mut cmd = Command::new("node");
+        cmd.arg("server.js")
             .args(args)
             .current_dir(&dir)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cannot run `node` (is Node.js installed?)");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("the Socket.IO server did not start in time")
-            .expect("reading the server's stdout")
-            .expect("the Socket.IO server exited before listening");
+            .stderr(Stdio::inherit());
+        let (child, first) = spawn_announced(
+            "the Socket.IO server (`node`: is Node.js installed?)",
+            &mut cmd,
+            WAIT,
+        )
+        .await;
         let port: u16 = first
             .strip_prefix("listening ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from the server: {first:?}"));
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Peer {
             child,
             base: format!("http://127.0.0.1:{port}").parse().unwrap(),
@@ -134,17 +128,17 @@ async fn disconnected(client: &mut SocketIoClient) -> DisconnectReason {
     }
 }
 
-/// Wait (bounded) until `cond` holds, checking every 20 ms.
+/// Wait (at most [`WAIT`]) until `cond` holds, checking every few ms.
 async fn eventually<F, Fut>(what: &str, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + WAIT;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_some(what, WAIT, || {
+        let check = cond();
+        async move { check.await.then_some(()) }
+    })
+    .await
 }
 
 fn realtime(peer: &Peer, token: &str) -> SocketIoOptions {

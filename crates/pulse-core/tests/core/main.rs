@@ -1,0 +1,17 @@
+//! Integration tests of `pulse-core`, one binary (one link, one run) with a
+//! module per area. Real peers on port 0, killed on drop; waits on conditions,
+//! never fixed sleeps (see `pulse_testkit`). Helpers used by more than one
+//! module are in `common`.
+//!
+//! - `profiles`: profiles against real servers of the seeds' dialects
+//!   (`tests/peers/`; needs `npm ci` there and the FastAPI venv, `PULSE_PY`).
+//! - `session`: the session actor against raw native-protocol servers.
+//! - `socketio`: the Socket.IO transport against a real Socket.IO server.
+//! - `store`: the store suite on every backend, then SQLite-only tests.
+
+mod common;
+
+mod profiles;
+mod session;
+mod socketio;
+mod store;
