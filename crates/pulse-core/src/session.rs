@@ -36,6 +36,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 use url::Url;
 
+use crate::actions::{send_action, Sent};
 use crate::auth::{AuthError, Secret, TokenProvider};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::rest::{RestClient, RestError};
@@ -430,36 +431,6 @@ impl SessionHandle {
             .expect("store lock")
             .outbox_push(&action, crate::now_ms())?;
         Ok(ActionOutcome::Queued { outbox_id: id })
-    }
-}
-
-enum Sent {
-    Final(ActionOutcome),
-    Retry(String),
-}
-
-async fn send_action(rest: &RestClient, tokens: &dyn TokenProvider, action: &Action) -> Sent {
-    let mut refreshed = false;
-    loop {
-        let token = match tokens.token(refreshed).await {
-            Ok(t) => t,
-            Err(e) => return Sent::Retry(e.to_string()),
-        };
-        return match rest.perform(&token, action).await {
-            Ok(entity) => Sent::Final(ActionOutcome::Done { entity }),
-            Err(RestError::Conflict { message, current }) => {
-                Sent::Final(ActionOutcome::Conflict { message, current })
-            }
-            Err(RestError::Unauthorized { .. }) if !refreshed => {
-                refreshed = true;
-                continue;
-            }
-            Err(e) if e.is_transient() => Sent::Retry(e.to_string()),
-            Err(RestError::Unauthorized { message, .. }) => Sent::Retry(message),
-            Err(e) => Sent::Final(ActionOutcome::Rejected {
-                message: e.to_string(),
-            }),
-        };
     }
 }
 
