@@ -3,9 +3,10 @@
 //!
 //! - [`send`] makes one attempt: a refused token is refreshed once, then the
 //!   server's answer (or the lack of one) is returned as it is;
-//! - [`send_action`] is what a running session does with that answer: it settles
-//!   the action ([`Sent::Final`]: done, conflict, refused) or leaves it for the
-//!   outbox ([`Sent::Retry`]: unreachable, rate limited, 5xx, credentials refused);
+//! - `send_action` (crate-private) is what a running session does with that
+//!   answer: it settles the action (`Sent::Final`: done, conflict, refused) or
+//!   leaves it for the outbox (`Sent::Retry`: unreachable, rate limited, 5xx,
+//!   credentials refused);
 //! - [`perform_detached`] is the same for a caller with no running session (the
 //!   desktop app while signed out, `pulsectl approve`): send now when it can, queue
 //!   in the outbox only when the server cannot be reached (or when there is no way
