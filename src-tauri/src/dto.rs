@@ -575,8 +575,8 @@ pub struct ProfileInfo {
     pub caveat: Option<String>,
 }
 
-impl From<pulse_core::saved_profile::BuiltinInfo> for ProfileInfo {
-    fn from(b: pulse_core::saved_profile::BuiltinInfo) -> Self {
+impl From<pulse_core::server::BuiltinInfo> for ProfileInfo {
+    fn from(b: pulse_core::server::BuiltinInfo) -> Self {
         ProfileInfo {
             name: b.name.to_owned(),
             description: b.description.to_owned(),

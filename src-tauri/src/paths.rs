@@ -4,7 +4,7 @@
 //! Invariant: no credential is ever written to either directory; tokens live in the
 //! OS keyring only.
 
-use std::collections::BTreeSet;
+use pulse_core::app::ReadMarks;
 use std::path::{Path, PathBuf};
 
 use crate::dto::Settings;
@@ -95,16 +95,17 @@ impl Paths {
         std::fs::rename(tmp, path)
     }
 
-    /// Keys of notifications marked read.
-    pub fn load_read(&self) -> BTreeSet<String> {
+    /// Keys of notifications marked read, oldest mark first.
+    pub fn load_read(&self) -> ReadMarks {
         std::fs::read_to_string(self.read_file())
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()
     }
 
-    /// Save the read keys (the newest 5,000 are plenty).
-    pub fn save_read(&self, read: &BTreeSet<String>) -> std::io::Result<()> {
+    /// Save the read keys in the order they were marked (the centre keeps at most
+    /// `MAX_READ`, the newest).
+    pub fn save_read(&self, read: &ReadMarks) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.data_dir)?;
         std::fs::write(
             self.read_file(),

@@ -10,25 +10,21 @@
 //! `PULSE_USERNAME` + `PULSE_PASSWORD`), then the settings' active server (its
 //! refresh token in the OS keyring), then the embedded demo gateway.
 
-use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pulse_core::app::{App, AppEvent, AppOptions};
-use pulse_core::auth::{PasswordLogin, Secret, StaticToken, TokenProvider};
-use pulse_core::credentials::{
-    account_key, CredentialError, CredentialStore, MemoryCredentials, StoredLogin,
-};
+use pulse_core::actions::perform_detached;
+use pulse_core::app::{App, AppEvent, AppOptions, NotificationCentre};
+use pulse_core::auth::Secret;
+use pulse_core::credentials::{CredentialError, CredentialStore, MemoryCredentials, StoredLogin};
 use pulse_core::policy::{NotificationAction, PolicyConfig};
 use pulse_core::rest::RestClient;
-use pulse_core::saved_profile::{self, TokenError};
-use pulse_core::session::Dialect;
-use pulse_core::session::{SessionConfig, SessionHandle};
+use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, SavedServer, Speaks};
+use pulse_core::session::{ActionOutcome, SessionHandle};
 use pulse_core::store::{Action, MemoryStore, SqliteStore, StoreHandle};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
 use serde::Serialize;
 use tracing::{info, warn};
-use url::Url;
 
 use crate::dto::{
     events, page_of, Account, ActionDto, Bootstrap, CommandError, ConnectionView, CountsDto,
@@ -109,6 +105,27 @@ enum Source {
     Profile(ServerProfile),
 }
 
+impl Source {
+    /// How the server is spoken to (the demo and `PULSE_SERVER` are Pulse gateways).
+    fn speaks(&self) -> Speaks {
+        match self {
+            Source::Profile(p) => Speaks::parse(&p.profile),
+            Source::Demo | Source::Env { .. } => Speaks::Native,
+        }
+    }
+}
+
+/// A saved server as the core resolves it.
+fn saved_server(p: &ServerProfile) -> SavedServer {
+    SavedServer {
+        name: p.name.clone(),
+        url: p.url.clone(),
+        speaks: Speaks::parse(&p.profile),
+        tenant: p.tenant.clone(),
+        username: p.username.clone(),
+    }
+}
+
 /// The current server, its cache and (when signed in) its session.
 struct Connection {
     source: Source,
@@ -128,13 +145,8 @@ struct Connection {
 struct Live {
     view: Option<ConnectionView>,
     counts: CountsDto,
-    notifications: VecDeque<RaisedNotification>,
-    read: BTreeSet<String>,
     generation: u64,
 }
-
-/// The most notifications kept for the notification centre.
-const MAX_RAISED: usize = 500;
 
 /// The shell (managed Tauri state).
 pub struct Shell {
@@ -147,6 +159,9 @@ pub struct Shell {
     settings: Mutex<Settings>,
     conn: tokio::sync::Mutex<Option<Connection>>,
     live: Mutex<Live>,
+    /// Notifications shown and read marks, across connections (each `App` records
+    /// into it).
+    centre: NotificationCentre,
     /// Fallback for sign-ins when there is no keyring: remembered for this run only.
     memory_credentials: Arc<MemoryCredentials>,
     /// A link to open once the UI has loaded.
@@ -173,7 +188,7 @@ impl Shell {
         replies: std::sync::mpsc::Sender<Reply>,
     ) -> Arc<Shell> {
         let settings = paths.load_settings();
-        let read = paths.load_read();
+        let centre = NotificationCentre::new(paths.load_read());
         let notifier = Arc::new(OsNotifier::new(replies));
         notifier.set_enabled(settings.notifications.enabled);
         Arc::new(Shell {
@@ -185,10 +200,8 @@ impl Shell {
             keyring: keyring.map_err(|e| e.to_string()),
             settings: Mutex::new(settings),
             conn: tokio::sync::Mutex::new(None),
-            live: Mutex::new(Live {
-                read,
-                ..Live::default()
-            }),
+            live: Mutex::new(Live::default()),
+            centre,
             memory_credentials: Arc::new(MemoryCredentials::default()),
             pending_target: Mutex::new(None),
         })
@@ -326,166 +339,36 @@ impl Shell {
         if conn.app.is_some() {
             return;
         }
-        let mut dialect: Option<Arc<dyn Dialect>> = None;
-        let tokens: Arc<dyn TokenProvider> = match conn.source.clone() {
-            Source::Demo => {
-                let cfg = GatewayConfig {
-                    demo: Some(DemoConfig {
-                        speed: self.env.demo_speed.unwrap_or(1.0),
-                        ..DemoConfig::default()
-                    }),
-                    ..GatewayConfig::default()
-                };
-                let gw = match conn.gateway.take() {
-                    Some(gw) => gw,
-                    None => match pulse_gateway::Gateway::start(cfg).await {
-                        Ok(gw) => gw,
-                        Err(e) => {
-                            let view = ConnectionView {
-                                state: crate::dto::ConnState::Failed {
-                                    attempts: 1,
-                                    retry_at_ms: 0,
-                                    error: format!("the demo gateway could not start: {e}"),
-                                },
-                                ..self.view()
-                            };
-                            self.set_view(view);
-                            return;
-                        }
-                    },
-                };
-                info!(url = %gw.url(), "embedded demo gateway started");
-                conn.url = Some(gw.url());
-                let rest = match RestClient::new(Url::parse(&gw.url()).expect("gateway url")) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        warn!(error = %e, "no REST client");
-                        return;
-                    }
-                };
-                conn.gateway = Some(gw);
-                Arc::new(PasswordLogin::new(rest, "demo", Secret::new("demo")))
-            }
-            Source::Env { url } => {
-                let Some(rest) = rest_for(&url) else {
-                    self.signed_out(conn, format!("PULSE_SERVER is not a valid URL: {url}"));
-                    return;
-                };
-                if let Some(t) = &self.env.token {
-                    Arc::new(StaticToken::new(t.clone()))
-                } else if let (Some(u), Some(p)) = (&self.env.username, &self.env.password) {
-                    Arc::new(PasswordLogin::new(rest, u.clone(), p.clone()))
-                } else if let Some(login) = conn.login.clone() {
-                    login
-                } else {
-                    self.signed_out(
-                        conn,
-                        "Signed out: set PULSE_TOKEN, or PULSE_USERNAME and PULSE_PASSWORD".into(),
-                    );
-                    return;
-                }
-            }
-            Source::Profile(p) if !saved_profile::is_native(&p.profile) => {
-                let Some(base) = rest_for(&p.url).map(|r| r.base().clone()) else {
-                    self.signed_out(conn, format!("The server URL is not valid: {}", p.url));
-                    return;
-                };
-                let opened = match saved_profile::open(&p.profile, p.tenant.as_deref()) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        self.signed_out(
-                            conn,
-                            format!("The profile of {} cannot be used: {e}", p.name),
-                        );
-                        return;
-                    }
-                };
-                conn.caveat = opened.caveat.clone();
-                match saved_profile::tokens(
-                    opened.needs_token,
-                    self.credential_store().as_ref(),
-                    &base,
-                ) {
-                    Ok(t) => {
-                        dialect = Some(opened.dialect);
-                        t
-                    }
-                    Err(TokenError::Missing) => {
-                        let why = match &self.keyring {
-                            Ok(()) => format!(
-                                "Signed out of {}: enter its access token under Settings",
-                                p.name
-                            ),
-                            Err(e) => format!(
-                                "Signed out: {e}, so Pulse cannot remember the access token. Enter it under Settings (kept until Pulse quits)"
-                            ),
-                        };
-                        self.signed_out(conn, why);
-                        return;
-                    }
-                    Err(e) => {
-                        self.signed_out(conn, format!("Signed out: {e}"));
-                        return;
-                    }
-                }
-            }
-            Source::Profile(p) => {
-                let Some(rest) = rest_for(&p.url) else {
-                    self.signed_out(conn, format!("The server URL is not valid: {}", p.url));
-                    return;
-                };
-                if let Some(login) = conn.login.clone() {
-                    login
-                } else if let Some(user) = &p.username {
-                    let login = Arc::new(StoredLogin::new(
-                        rest,
-                        account_key(&Url::parse(&p.url).expect("checked"), user),
-                        self.credential_store(),
-                    ));
-                    match login.has_stored_token() {
-                        Ok(true) => {
-                            conn.login = Some(login.clone());
-                            login
-                        }
-                        Ok(false) => {
-                            let why = match &self.keyring {
-                                Ok(()) => format!("Signed out of {}: sign in under Settings", p.name),
-                                Err(e) => format!(
-                                    "Signed out: {e}, so Pulse cannot remember your sign-in. Sign in under Settings (kept until Pulse quits)"
-                                ),
-                            };
-                            self.signed_out(conn, why);
-                            return;
-                        }
-                        Err(e) => {
-                            self.signed_out(conn, format!("Signed out: {e}"));
-                            return;
-                        }
-                    }
-                } else {
-                    self.signed_out(
-                        conn,
-                        format!("Signed out of {}: sign in under Settings", p.name),
-                    );
-                    return;
-                }
+        let resolved = match conn.source.clone() {
+            Source::Demo => match self.start_demo(conn).await {
+                Some(url) => Flags::demo(&url).resolve(None),
+                None => return,
+            },
+            Source::Env { url } => self.env_flags(url).resolve(conn.login.clone()),
+            Source::Profile(p) => saved_server(&p).resolve(&Keys {
+                store: self.credential_store(),
+                keyring_error: self.keyring.clone().err(),
+                signed_in: conn.login.clone(),
+            }),
+        };
+        let Resolved {
+            speaks,
+            tokens,
+            mut config,
+            caveat,
+            login,
+        } = match resolved {
+            Ok(r) => r,
+            Err(why) => {
+                self.signed_out(conn, why.message());
+                return;
             }
         };
-        let Some(url) = conn.url.clone().and_then(|u| Url::parse(&u).ok()) else {
-            return;
-        };
-        let mut config = SessionConfig::new(url);
-        config.stream = match &conn.source {
-            // A profile's tenant is its `{tenant}` variable: rooms and stream follow it.
-            Source::Profile(_) if dialect.is_some() => None,
-            Source::Profile(p) => p.tenant.clone(),
-            Source::Env { .. } => self.env.tenant.clone(),
-            Source::Demo => None,
-        };
-        self.notifier.set_actions_allowed(dialect.is_none());
-        if let Some(d) = dialect {
-            config.dialect = d;
+        if login.is_some() {
+            conn.login = login;
         }
+        conn.caveat = caveat;
+        self.notifier.set_actions_allowed(speaks.takes_actions());
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -499,6 +382,7 @@ impl Shell {
         };
         let options = AppOptions {
             policy: self.policy_config(),
+            centre: self.centre.clone(),
             ..AppOptions::default()
         };
         match App::start(session.clone(), self.notifier.clone(), options) {
@@ -517,6 +401,55 @@ impl Shell {
                 session.stop().await;
                 self.signed_out(conn, format!("The cache could not be read: {e}"));
             }
+        }
+    }
+
+    /// Start the embedded demo gateway (or keep the one running); its URL, or `None`
+    /// (shown as failed) when it cannot start.
+    async fn start_demo(&self, conn: &mut Connection) -> Option<String> {
+        let gw = match conn.gateway.take() {
+            Some(gw) => gw,
+            None => {
+                let cfg = GatewayConfig {
+                    demo: Some(DemoConfig {
+                        speed: self.env.demo_speed.unwrap_or(1.0),
+                        ..DemoConfig::default()
+                    }),
+                    ..GatewayConfig::default()
+                };
+                match pulse_gateway::Gateway::start(cfg).await {
+                    Ok(gw) => gw,
+                    Err(e) => {
+                        let view = ConnectionView {
+                            state: crate::dto::ConnState::Failed {
+                                attempts: 1,
+                                retry_at_ms: 0,
+                                error: format!("the demo gateway could not start: {e}"),
+                            },
+                            ..self.view()
+                        };
+                        self.set_view(view);
+                        return None;
+                    }
+                }
+            }
+        };
+        let url = gw.url();
+        info!(%url, "embedded demo gateway started");
+        conn.url = Some(url.clone());
+        conn.gateway = Some(gw);
+        Some(url)
+    }
+
+    /// `PULSE_SERVER` at `url` with the other `PULSE_*` variables.
+    fn env_flags(&self, url: String) -> Flags {
+        Flags {
+            origin: FlagOrigin::Env,
+            url,
+            speaks: Speaks::Native,
+            token: self.env.token.clone(),
+            password: self.env.username.clone().zip(self.env.password.clone()),
+            stream: self.env.tenant.clone(),
         }
     }
 
@@ -555,13 +488,8 @@ impl Shell {
                     self.hooks.emit(events::COUNTS, to_json(&counts));
                 }
                 AppEvent::Notified { shown } => {
+                    // The app has recorded it in the notification centre.
                     let n = RaisedNotification::from(&shown);
-                    {
-                        let mut live = self.live.lock().expect("live lock");
-                        live.notifications.retain(|x| x.key != n.key);
-                        live.notifications.push_front(n.clone());
-                        live.notifications.truncate(MAX_RAISED);
-                    }
                     self.hooks.emit(events::NOTIFIED, to_json(&n));
                 }
                 AppEvent::Settled {
@@ -648,13 +576,18 @@ impl Shell {
                 .unwrap_or_else(|| self_view_fallback(conn)),
             counts: view.counts.into(),
             outbox: view.outbox.into_iter().map(Into::into).collect(),
-            notifications: live.notifications.iter().cloned().collect(),
-            read: live.read.iter().cloned().collect(),
+            notifications: self
+                .centre
+                .history()
+                .iter()
+                .map(RaisedNotification::from)
+                .collect(),
+            read: self.centre.read().iter().map(str::to_owned).collect(),
             account: self.account(conn),
             settings,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             open: self.pending_target.lock().expect("target lock").take(),
-            profiles: saved_profile::builtin_profiles()
+            profiles: server::builtin_profiles()
                 .into_iter()
                 .map(Into::into)
                 .collect(),
@@ -670,15 +603,12 @@ impl Shell {
             Source::Env { url } => ("PULSE_SERVER".to_owned(), url.clone()),
             Source::Profile(p) => (p.name.clone(), p.url.clone()),
         };
-        let (profile, token_saved) = match &conn.source {
-            Source::Profile(p) if !saved_profile::is_native(&p.profile) => (
-                p.profile.clone(),
-                rest_for(&p.url).is_some_and(|r| {
-                    saved_profile::has_token(self.credential_store().as_ref(), r.base())
-                        .unwrap_or(false)
-                }),
-            ),
-            _ => (saved_profile::NATIVE.to_owned(), false),
+        let speaks = conn.source.speaks();
+        let token_saved = match &conn.source {
+            Source::Profile(p) if !speaks.is_native() => http_url(&p.url).is_some_and(|u| {
+                server::has_token(self.credential_store().as_ref(), &u).unwrap_or(false)
+            }),
+            _ => false,
         };
         Some(Account {
             server_name: name,
@@ -686,7 +616,7 @@ impl Shell {
             username: conn.username.clone(),
             keyring_available: self.keyring.is_ok(),
             keyring_error: self.keyring.clone().err(),
-            profile,
+            profile: speaks.to_string(),
             token_saved,
         })
     }
@@ -699,13 +629,13 @@ impl Shell {
                 .as_ref()
                 .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?;
             if let Source::Profile(p) = &conn.source {
-                if !saved_profile::is_native(&p.profile) {
-                    // A profile maps a server's events; it has no way to send actions.
+                let speaks = conn.source.speaks();
+                if !speaks.takes_actions() {
                     return Err(CommandError::new(
                         "unsupported",
                         format!(
-                            "{} speaks the “{}” profile, which only follows the server: act on it in its own dashboard",
-                            p.name, p.profile
+                            "{} speaks the “{speaks}” profile, which only follows the server: act on it in its own dashboard",
+                            p.name
                         ),
                     ));
                 }
@@ -720,15 +650,16 @@ impl Shell {
                 .map(Into::into)
                 .map_err(|e| CommandError::new("store", e.to_string())),
             None => {
-                let id = store
-                    .outbox_push(&action, now_ms())
+                // Signed out or not started: no way to send, so it is queued.
+                let done = perform_detached(None, &action, Some(|| Ok(store.clone())))
+                    .await
                     .map_err(|e| CommandError::new("store", e.to_string()))?;
                 let list: Vec<PendingAction> = store
                     .outbox()
                     .map(|l| l.into_iter().map(Into::into).collect())
                     .unwrap_or_default();
                 self.hooks.emit(events::OUTBOX, to_json(&list));
-                Ok(OutcomeDto::Queued { outbox_id: id })
+                Ok(ActionOutcome::from(done).into())
             }
         }
     }
@@ -751,17 +682,14 @@ impl Shell {
             if p.id.trim().is_empty() {
                 p.id = url_id(&format!("{}-{}", p.name, p.url));
             }
-            if Url::parse(&p.url)
-                .map(|u| !matches!(u.scheme(), "http" | "https"))
-                .unwrap_or(true)
-            {
+            if http_url(&p.url).is_none() {
                 return Err(CommandError::new(
                     "invalid",
                     format!("“{}” is not an http(s) URL", p.url),
                 ));
             }
-            if p.profile.trim().is_empty() {
-                p.profile = "native".into();
+            if Speaks::parse(&p.profile).is_native() {
+                p.profile = Speaks::NATIVE.into();
             }
         }
         if let Some(active) = &new.active_server {
@@ -808,14 +736,14 @@ impl Shell {
     /// saved server has the same URL).
     fn forget_removed_tokens(&self, old: &Settings, new: &Settings) {
         for gone in old.servers.iter().filter(|o| {
-            !saved_profile::is_native(&o.profile) && !new.servers.iter().any(|n| n.id == o.id)
+            !Speaks::parse(&o.profile).is_native() && !new.servers.iter().any(|n| n.id == o.id)
         }) {
             if new.servers.iter().any(|n| n.url == gone.url) {
                 continue;
             }
             if let Some(rest) = rest_for(&gone.url) {
                 if let Err(e) =
-                    saved_profile::save_token(self.credential_store().as_ref(), rest.base(), "")
+                    server::save_token(self.credential_store().as_ref(), rest.base(), "")
                 {
                     warn!(error = %e, server = %gone.name, "could not forget a removed server's token");
                 }
@@ -837,7 +765,7 @@ impl Shell {
             .iter()
             .find(|p| p.id == server_id)
             .ok_or_else(|| CommandError::new("invalid", "no such server"))?;
-        if saved_profile::is_native(&profile.profile) {
+        if Speaks::parse(&profile.profile).is_native() {
             return Err(CommandError::new(
                 "invalid",
                 "a Pulse gateway takes a sign-in, not an access token",
@@ -846,7 +774,7 @@ impl Shell {
         let rest = rest_for(&profile.url).ok_or_else(|| {
             CommandError::new("invalid", format!("“{}” is not a valid URL", profile.url))
         })?;
-        saved_profile::save_token(self.credential_store().as_ref(), rest.base(), &token)
+        server::save_token(self.credential_store().as_ref(), rest.base(), &token)
             .map_err(|e| CommandError::new("keyring", e.to_string()))?;
         if settings.active_server.as_deref() == Some(server_id.as_str())
             && self.env.server.is_none()
@@ -942,16 +870,9 @@ impl Shell {
 
     /// Mark notifications read (keys of raised ones, or `notification:ID` of the server's).
     pub fn mark_read(&self, keys: Vec<String>) -> Result<(), CommandError> {
-        let mut live = self.live.lock().expect("live lock");
-        live.read.extend(keys);
-        while live.read.len() > 5_000 {
-            let first = live.read.iter().next().cloned();
-            if let Some(f) = first {
-                live.read.remove(&f);
-            }
-        }
+        let read = self.centre.mark_read(keys);
         self.paths
-            .save_read(&live.read)
+            .save_read(&read)
             .map_err(|e| CommandError::new("io", e.to_string()))
     }
 
@@ -1027,11 +948,7 @@ async fn stop_connection(c: Connection) {
 }
 
 fn rest_for(url: &str) -> Option<RestClient> {
-    let u = Url::parse(url).ok()?;
-    if !matches!(u.scheme(), "http" | "https") {
-        return None;
-    }
-    RestClient::new(u).ok()
+    RestClient::new(http_url(url)?).ok()
 }
 
 /// A file-name-safe id from a URL or name.

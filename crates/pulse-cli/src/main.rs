@@ -11,21 +11,21 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use pulse_core::auth::{PasswordLogin, Secret, StaticToken, TokenProvider};
-use pulse_core::rest::RestClient;
-use pulse_core::session::{
-    ActionOutcome, ConnectionState, SessionConfig, SessionEvent, SessionHandle,
-};
+use pulse_core::actions::{perform_detached, Detached, NotDone, NotPerformed};
+use pulse_core::auth::{AuthError, Secret};
+use pulse_core::rest::{RestClient, RestError};
+use pulse_core::server::{FlagOrigin, Flags, Resolved, SignedOut, Speaks};
+use pulse_core::session::{ActionOutcome, ConnectionState, SessionEvent, SessionHandle};
 use pulse_core::store::{Action, SqliteStore, Store, StoreError, StoreHandle};
 use serde_json::json;
 use url::Url;
 
 mod exit {
     pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
     pub const UNAUTHORIZED: u8 = 3;
     pub const CACHE: u8 = 4;
     pub const UNREACHABLE: u8 = 5;
@@ -78,23 +78,21 @@ struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn tokens(&self) -> Result<Arc<dyn TokenProvider>, Failure> {
-        match (&self.token, &self.user, &self.password) {
-            (Some(t), _, _) => Ok(Arc::new(StaticToken::new(Secret::new(t.trim())))),
-            (None, Some(u), Some(p)) => {
-                let rest = RestClient::new(self.server.clone())
-                    .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
-                Ok(Arc::new(PasswordLogin::new(
-                    rest,
-                    u.clone(),
-                    Secret::new(p.clone()),
-                )))
-            }
-            _ => Err(Failure::new(
-                2,
-                "give --token (or PULSE_TOKEN), or --user and --password".into(),
-            )),
+    /// Resolve these flags (with `speaks` and `stream`) into what a session needs.
+    fn resolve(&self, speaks: Speaks, stream: Option<String>) -> Result<Resolved, Failure> {
+        Flags {
+            origin: FlagOrigin::CommandLine,
+            url: self.server.to_string(),
+            speaks,
+            token: self.token.as_deref().map(|t| Secret::new(t.trim())),
+            password: self
+                .user
+                .clone()
+                .zip(self.password.clone().map(Secret::new)),
+            stream,
         }
+        .resolve(None)
+        .map_err(Failure::signed_out)
     }
 }
 
@@ -163,6 +161,14 @@ impl Failure {
     fn cache(e: StoreError) -> Self {
         Failure::new(exit::CACHE, e.to_string())
     }
+    fn signed_out(e: SignedOut) -> Self {
+        let code = if e.is_usage() {
+            exit::USAGE
+        } else {
+            exit::ERROR
+        };
+        Failure::new(code, e.message())
+    }
 }
 
 fn main() -> ExitCode {
@@ -229,24 +235,14 @@ fn describe(state: &ConnectionState) -> String {
 
 async fn watch(args: WatchArgs) -> Result<(), Failure> {
     let store = SqliteStore::open(&args.cache).map_err(Failure::cache)?;
-    let dialect = match &args.profile {
-        Some(p) => {
-            Some(pulse_core::profile::dialect(p).map_err(|e| Failure::new(2, e.to_string()))?)
-        }
-        None => None,
-    };
-    let tokens = match (&dialect, &args.server.token, &args.server.user) {
-        // A profile's server may have no auth (seed 004): no token is then fine.
-        (Some(_), None, None) => {
-            Arc::new(StaticToken::new(Secret::new(""))) as Arc<dyn TokenProvider>
-        }
-        _ => args.server.tokens()?,
-    };
-    let mut config = SessionConfig::new(args.server.server.clone());
-    if let Some(d) = dialect {
-        config.dialect = d;
-    }
-    config.stream = args.stream.clone();
+    // A profile's server may have no auth (seed 004): no token is then fine.
+    let speaks = args
+        .profile
+        .as_deref()
+        .map_or(Speaks::Native, Speaks::parse);
+    let Resolved {
+        tokens, mut config, ..
+    } = args.server.resolve(speaks, args.stream.clone())?;
     config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
     config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));
     let handle = SessionHandle::spawn(config, tokens, StoreHandle::new(store))
@@ -435,8 +431,7 @@ fn format_utc(ms: i64) -> String {
 }
 
 async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
-    use pulse_core::rest::RestError;
-    let tokens = args.server.tokens()?;
+    let resolved = args.server.resolve(Speaks::Native, None)?;
     let action = if approve {
         Action::Approve {
             id: args.id.clone(),
@@ -449,38 +444,37 @@ async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
         }
     };
     let verb = if approve { "approved" } else { "rejected" };
-    let rest = RestClient::new(args.server.server.clone())
+    let rest = RestClient::new(resolved.config.server.clone())
         .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
-    let mut refreshed = false;
-    let result = loop {
-        let token = match tokens.token(refreshed).await {
-            Ok(t) => t,
-            Err(pulse_core::auth::AuthError::Unauthorized(m)) => {
-                return Err(Failure::new(exit::UNAUTHORIZED, m))
-            }
-            Err(e) => break Err(RestError::Unreachable(e.to_string())),
-        };
-        match rest.perform(&token, &action).await {
-            Err(RestError::Unauthorized { .. }) if !refreshed => refreshed = true,
-            other => break other,
-        }
-    };
+    let outbox = args
+        .cache
+        .as_deref()
+        .map(|path| move || SqliteStore::open(path).map(StoreHandle::new));
+    let result = perform_detached(Some((&rest, resolved.tokens.as_ref())), &action, outbox).await;
     let print = |outcome: &ActionOutcome| {
         if args.json {
             println!("{}", json!(outcome));
         }
     };
     match result {
-        Ok(entity) => {
-            print(&ActionOutcome::Done {
-                entity: entity.clone(),
-            });
+        Ok(Detached::Done(entity)) => {
+            print(&ActionOutcome::Done { entity });
             if !args.json {
                 println!("approval {} {verb}", args.id);
             }
             Ok(())
         }
-        Err(RestError::Conflict { message, current }) => {
+        Ok(Detached::Queued {
+            outbox_id,
+            unreachable,
+        }) => {
+            print(&ActionOutcome::Queued { outbox_id });
+            if let (false, Some(e), Some(path)) = (args.json, unreachable, &args.cache) {
+                println!("server unreachable ({e}); decision queued in {} and sent by the next `pulsectl watch`", path.display());
+            }
+            Ok(())
+        }
+        Err(NotPerformed::NotDone(NotDone::Rest(RestError::Conflict { message, current }))) => {
             let status = current
                 .as_ref()
                 .and_then(|c| c.get("status"))
@@ -499,31 +493,21 @@ async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
                 ),
             ))
         }
-        Err(RestError::NotFound(m)) => Err(Failure::new(
+        Err(NotPerformed::NotDone(NotDone::Rest(RestError::NotFound(m)))) => Err(Failure::new(
             exit::NOT_FOUND,
             format!("no approval {}: {m}", args.id),
         )),
-        Err(RestError::Unauthorized { message, .. }) => Err(Failure::new(
-            exit::UNAUTHORIZED,
-            format!("unauthorized: {message}"),
+        Err(NotPerformed::NotDone(NotDone::Token(AuthError::Unauthorized(m)))) => {
+            Err(Failure::new(exit::UNAUTHORIZED, m))
+        }
+        Err(NotPerformed::NotDone(NotDone::Rest(RestError::Unauthorized { message, .. }))) => Err(
+            Failure::new(exit::UNAUTHORIZED, format!("unauthorized: {message}")),
+        ),
+        Err(NotPerformed::NotDone(e)) if e.is_unreachable() => Err(Failure::new(
+            exit::UNREACHABLE,
+            format!("{e} (give --cache to queue the decision instead)"),
         )),
-        Err(e) if e.is_transient() => match &args.cache {
-            Some(path) => {
-                let mut store = SqliteStore::open(path).map_err(Failure::cache)?;
-                let id = store
-                    .outbox_push(&action, pulse_core::now_ms())
-                    .map_err(Failure::cache)?;
-                print(&ActionOutcome::Queued { outbox_id: id });
-                if !args.json {
-                    println!("server unreachable ({e}); decision queued in {} and sent by the next `pulsectl watch`", path.display());
-                }
-                Ok(())
-            }
-            None => Err(Failure::new(
-                exit::UNREACHABLE,
-                format!("{e} (give --cache to queue the decision instead)"),
-            )),
-        },
+        Err(NotPerformed::Queue(e)) => Err(Failure::cache(e)),
         Err(e) => Err(Failure::new(exit::ERROR, e.to_string())),
     }
 }

@@ -19,9 +19,13 @@
 //! - if the pump falls behind the session's broadcast (lagged) or a snapshot replaced
 //!   the cache, it sends [`AppEvent::Reset`]: the UI reloads everything from the store;
 //! - notifications are evaluated only on committed changes (the [`Policy`] contract)
-//!   and each one shown is also reported as [`AppEvent::Notified`] for the
-//!   notification centre;
+//!   and each one shown is recorded in the [`NotificationCentre`] (history cap, read
+//!   marks) before it is reported as [`AppEvent::Notified`];
 //! - the [`Pump`] is plain state driven by method calls, testable without I/O.
+
+mod centre;
+
+pub use centre::{NotificationCentre, ReadMarks, MAX_NOTIFICATIONS, MAX_READ};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -442,6 +446,9 @@ pub struct AppOptions {
     pub policy: PolicyConfig,
     /// Least time between two [`AppEvent::Status`] that differ only in counters.
     pub status_throttle: Duration,
+    /// Where notifications shown are recorded (shared with the shell, kept across
+    /// sessions).
+    pub centre: NotificationCentre,
 }
 
 impl Default for AppOptions {
@@ -450,6 +457,7 @@ impl Default for AppOptions {
             frame: FRAME,
             policy: PolicyConfig::default(),
             status_throttle: Duration::from_millis(1000),
+            centre: NotificationCentre::default(),
         }
     }
 }
@@ -462,6 +470,7 @@ pub struct App {
     events: mpsc::UnboundedSender<AppEvent>,
     counts: Arc<Mutex<Counts>>,
     stop: Arc<watch::Sender<bool>>,
+    centre: NotificationCentre,
 }
 
 /// A notifier that can be shared with the pump task.
@@ -488,6 +497,7 @@ impl App {
             events: tx.clone(),
             counts: counts.clone(),
             stop: Arc::new(stop_tx),
+            centre: options.centre.clone(),
         };
         let _ = tx.send(AppEvent::Status {
             status: session.status().borrow().clone(),
@@ -550,6 +560,11 @@ impl App {
     /// The notification settings in use.
     pub fn policy_config(&self) -> PolicyConfig {
         self.policy.lock().expect("policy lock").config().clone()
+    }
+
+    /// The notification centre this app records the notifications it shows in.
+    pub fn centre(&self) -> &NotificationCentre {
+        &self.centre
     }
 
     /// Badge counts as of the last frame.
@@ -672,12 +687,12 @@ impl PumpTask {
         }
         show_all(self.notifier.as_ref(), notes);
         for n in notes {
-            let _ = self.tx.send(AppEvent::Notified {
-                shown: Shown {
-                    notification: n.clone(),
-                    at_ms: now_ms,
-                },
-            });
+            let shown = Shown {
+                notification: n.clone(),
+                at_ms: now_ms,
+            };
+            self.options.centre.record(shown.clone());
+            let _ = self.tx.send(AppEvent::Notified { shown });
         }
     }
 

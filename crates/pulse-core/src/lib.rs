@@ -11,6 +11,7 @@
 //! - every event seq of a stream is applied at most once, and none is skipped
 //!   silently: a gap forces a resync (replay or snapshot).
 
+pub mod actions;
 pub mod app;
 pub mod auth;
 pub mod backoff;
@@ -18,7 +19,7 @@ pub mod credentials;
 pub mod policy;
 pub mod profile;
 pub mod rest;
-pub mod saved_profile;
+pub mod server;
 pub mod session;
 pub mod store;
 pub mod transport;

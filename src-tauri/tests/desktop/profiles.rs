@@ -1,10 +1,10 @@
-//! `pulse_core::saved_profile`, the core half of profile servers in the app (tested
+//! `pulse_core::server`, the core half of profile servers in the app (tested
 //! here: only the desktop package is built in this suite).
 
 use pulse_core::auth::Secret;
 use pulse_core::credentials::{CredentialStore, MemoryCredentials};
 use pulse_core::profile::BUILTIN;
-use pulse_core::saved_profile::{self, TokenError};
+use pulse_core::server::{self, Speaks, TokenError};
 
 fn url() -> url::Url {
     url::Url::parse("http://127.0.0.1:4000/").unwrap()
@@ -12,7 +12,7 @@ fn url() -> url::Url {
 
 #[test]
 fn builtins_say_which_need_a_token() {
-    let list = saved_profile::builtin_profiles();
+    let list = server::builtin_profiles();
     assert_eq!(list.len(), BUILTIN.len());
     let tasks = list.iter().find(|b| b.name == "tasks-gateway").unwrap();
     assert!(!tasks.needs_token);
@@ -23,28 +23,28 @@ fn builtins_say_which_need_a_token() {
 
 #[test]
 fn native_names() {
-    assert!(saved_profile::is_native("native"));
-    assert!(saved_profile::is_native(" "));
-    assert!(!saved_profile::is_native("event-bridge"));
+    assert!(Speaks::parse("native").is_native());
+    assert!(Speaks::parse(" ").is_native());
+    assert!(!Speaks::parse("event-bridge").is_native());
 }
 
 #[test]
 fn tokens_come_only_from_the_store() {
     let store = MemoryCredentials::default();
     assert_eq!(
-        saved_profile::tokens(true, &store, &url()).err(),
+        server::tokens(true, &store, &url()).err(),
         Some(TokenError::Missing)
     );
-    assert!(saved_profile::tokens(false, &store, &url()).is_ok());
-    saved_profile::save_token(&store, &url(), "  tok-1 ").unwrap();
-    assert!(saved_profile::has_token(&store, &url()).unwrap());
+    assert!(server::tokens(false, &store, &url()).is_ok());
+    server::save_token(&store, &url(), "  tok-1 ").unwrap();
+    assert!(server::has_token(&store, &url()).unwrap());
     assert_eq!(
         store.load("access-token@http://127.0.0.1:4000").unwrap(),
         Some(Secret::new("tok-1"))
     );
-    assert!(saved_profile::tokens(true, &store, &url()).is_ok());
-    saved_profile::save_token(&store, &url(), "").unwrap();
-    assert!(!saved_profile::has_token(&store, &url()).unwrap());
+    assert!(server::tokens(true, &store, &url()).is_ok());
+    server::save_token(&store, &url(), "").unwrap();
+    assert!(!server::has_token(&store, &url()).unwrap());
 }
 
 #[test]
@@ -52,11 +52,11 @@ fn a_bad_profile_file_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mine.toml");
     std::fs::write(&path, "name = \"x\"\ntransport = \"carrier-pigeon\"\n").unwrap();
-    let e = saved_profile::open(path.to_str().unwrap(), None)
+    let e = server::open(path.to_str().unwrap(), None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("mine.toml:2:"), "{e}");
-    let e = saved_profile::open("no-such-profile", None)
+    let e = server::open("no-such-profile", None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("no built-in profile"), "{e}");
@@ -64,7 +64,7 @@ fn a_bad_profile_file_names_file_and_line() {
 
 #[test]
 fn opens_a_builtin_with_a_tenant() {
-    let p = saved_profile::open("event-bridge", Some("acme")).unwrap();
+    let p = server::open("event-bridge", Some("acme")).unwrap();
     assert!(p.needs_token);
     assert_eq!(p.name, "event-bridge");
     assert!(p.caveat.is_some());
@@ -181,7 +181,7 @@ fn event_bridge_server_connects_with_a_token_from_the_keyring() {
     });
 
     tauri::async_runtime::block_on(h.shell.shutdown());
-    let key = pulse_core::saved_profile::token_account(&peer.url().parse().unwrap());
+    let key = pulse_core::server::token_account(&peer.url().parse().unwrap());
     assert_eq!(creds.load(&key).unwrap(), Some(Secret::new(TOKEN)));
     for f in walk(&root) {
         let bytes = std::fs::read(&f).unwrap();

@@ -4,7 +4,7 @@
 //! Contract:
 //! - an action reaches a final [`ActionOutcome`] (done, conflict, rejected) or stays
 //!   queued; a conflict or refusal is reported, never dropped;
-//! - a refused token is refreshed once per send ([`with_token`]);
+//! - a refused token is refreshed once per send (`crate::actions::send`);
 //! - one flush runs at a time; a send that fails for a transient reason stops the
 //!   flush and keeps the entry (with its error) for the next one.
 
@@ -15,41 +15,10 @@ use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
 use super::{ActionOutcome, SessionError, SessionEvent};
-use crate::auth::{with_token, Refusal, Secret, TokenProvider, TokenTry};
-use crate::rest::{RestClient, RestError};
+use crate::actions::{send_action, Sent};
+use crate::auth::TokenProvider;
+use crate::rest::RestClient;
 use crate::store::{Action, StoreHandle};
-
-/// How one send ended.
-pub(crate) enum Sent {
-    /// A final outcome.
-    Final(ActionOutcome),
-    /// Not sent now (unreachable, transient failure); keep it queued.
-    Retry(String),
-}
-
-/// Send `action` once (refreshing a refused token once).
-pub(crate) async fn send_action(
-    rest: &RestClient,
-    tokens: &dyn TokenProvider,
-    action: &Action,
-) -> Sent {
-    let call = |token: Secret| {
-        let (rest, action) = (rest.clone(), action.clone());
-        async move { rest.perform(&token, &action).await }
-    };
-    match with_token(tokens, false, call).await {
-        Ok(entity) => Sent::Final(ActionOutcome::Done { entity }),
-        Err(TokenTry::NoToken { error, .. }) => Sent::Retry(error.to_string()),
-        Err(TokenTry::Refused(e)) => Sent::Retry(e.refusal().unwrap_or_default().to_owned()),
-        Err(TokenTry::Failed(RestError::Conflict { message, current })) => {
-            Sent::Final(ActionOutcome::Conflict { message, current })
-        }
-        Err(TokenTry::Failed(e)) if e.is_transient() => Sent::Retry(e.to_string()),
-        Err(TokenTry::Failed(e)) => Sent::Final(ActionOutcome::Rejected {
-            message: e.to_string(),
-        }),
-    }
-}
 
 /// Sends actions and flushes the outbox for one session.
 #[derive(Clone)]

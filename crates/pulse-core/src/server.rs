@@ -1,28 +1,101 @@
-//! A saved server that is not a Pulse gateway: what the desktop app needs to connect
-//! to it through a [profile](crate::profile), kept out of the shell.
+//! A server to connect to, resolved into what a session needs, in one place for the
+//! desktop app and `pulsectl`.
 //!
-//! - [`open`] loads the profile (a built-in name or a TOML path) and makes the
-//!   session dialect, with the server's tenant as the `tenant` variable;
-//! - its access token lives only in a [`CredentialStore`] (the OS keyring in the
-//!   app) under [`token_account`]: [`save_token`] / [`tokens`]; a profile whose
-//!   server has no authentication ([`OpenedProfile::needs_token`] false) gets an
-//!   empty token and needs nothing stored;
+//! - [`Speaks`] is how a server is spoken to: [`Speaks::Native`] (a Pulse gateway)
+//!   or a dialect [profile](crate::profile) (a built-in name or a TOML path). Saved
+//!   settings keep it as a string (`"native"` or the profile); [`Speaks::parse`] is
+//!   the one place that reads it, and [`Speaks::takes_actions`] the one place that
+//!   says whether the server takes actions (approve, reject, move, terminate);
+//! - [`SavedServer::resolve`] (a server saved in the desktop settings) and
+//!   [`Flags::resolve`] (`PULSE_SERVER` and friends, `pulsectl`'s flags, the
+//!   embedded demo gateway) give a [`Resolved`] — token provider, session config
+//!   (with the dialect, built by [`Speaks::open`] alone) — or a typed [`SignedOut`]
+//!   reason whose [`SignedOut::message`] the UI shows;
+//! - a profile server's access token lives only in a [`CredentialStore`] (the OS
+//!   keyring in the app) under [`token_account`]: [`save_token`] / [`tokens`]; a
+//!   profile whose server has no authentication ([`OpenedProfile::needs_token`]
+//!   false) gets an empty token and needs nothing stored;
 //! - [`BuiltinInfo`] lists the built-in profiles for a settings form.
+//!
+//! Invariants: resolving does no network I/O and never writes a credential; only
+//! http(s) URLs ([`http_url`]) are accepted.
 
 use std::sync::Arc;
+
+use url::Url;
 
 use crate::auth::{Secret, StaticToken, TokenProvider};
 use crate::credentials::{CredentialError, CredentialStore};
 use crate::profile::{Profile, ProfileDialect, ProfileError, VarValue, BUILTIN};
 use crate::session::Dialect;
 
-/// The profile name of a Pulse gateway (no dialect).
-pub const NATIVE: &str = "native";
+mod resolve;
 
-/// Whether `profile` (as saved) means a Pulse gateway.
-pub fn is_native(profile: &str) -> bool {
-    let p = profile.trim();
-    p.is_empty() || p == NATIVE
+pub use resolve::{FlagOrigin, Flags, Keys, Origin, Resolved, SavedServer, SignedOut};
+
+/// How a server is spoken to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Speaks {
+    /// The Pulse protocol: a Pulse gateway.
+    Native,
+    /// A dialect profile: a built-in profile's name or a TOML file's path (trimmed).
+    Profile(String),
+}
+
+impl Speaks {
+    /// What is saved for [`Speaks::Native`].
+    pub const NATIVE: &'static str = "native";
+
+    /// Read a saved `profile` setting: empty or `native` is [`Speaks::Native`],
+    /// anything else a profile name or path.
+    pub fn parse(saved: &str) -> Speaks {
+        match saved.trim() {
+            "" | Speaks::NATIVE => Speaks::Native,
+            p => Speaks::Profile(p.to_owned()),
+        }
+    }
+
+    /// What to save: `native`, or the profile's name or path.
+    pub fn as_saved(&self) -> &str {
+        match self {
+            Speaks::Native => Speaks::NATIVE,
+            Speaks::Profile(p) => p,
+        }
+    }
+
+    /// Whether this is a Pulse gateway.
+    pub fn is_native(&self) -> bool {
+        matches!(self, Speaks::Native)
+    }
+
+    /// Whether the server takes actions (approve, reject, move, terminate). Only a
+    /// Pulse gateway does: a profile maps a server's events and has no way to send
+    /// actions.
+    pub fn takes_actions(&self) -> bool {
+        self.is_native()
+    }
+
+    /// Load the profile and make its dialect (`None` for a Pulse gateway, which the
+    /// session speaks itself); a non-empty `tenant` fills the profile's `{tenant}`.
+    pub fn open(&self, tenant: Option<&str>) -> Result<Option<OpenedProfile>, ProfileError> {
+        match self {
+            Speaks::Native => Ok(None),
+            Speaks::Profile(p) => open(p, tenant).map(Some),
+        }
+    }
+}
+
+impl std::fmt::Display for Speaks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_saved())
+    }
+}
+
+/// `url` parsed, when it is an http(s) URL (the only kind a server may have).
+pub fn http_url(url: &str) -> Option<Url> {
+    Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
 }
 
 /// A built-in profile, for a chooser.
@@ -153,5 +226,26 @@ pub fn save_token(
         store.delete(&token_account(server))
     } else {
         store.save(&token_account(server), &Secret::new(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speaks_is_read_in_one_place_and_only_native_takes_actions() {
+        assert_eq!(Speaks::parse(""), Speaks::Native);
+        assert_eq!(Speaks::parse(" native "), Speaks::Native);
+        assert_eq!(
+            Speaks::parse(" event-bridge "),
+            Speaks::Profile("event-bridge".into())
+        );
+        assert_eq!(Speaks::Native.to_string(), "native");
+        assert_eq!(Speaks::parse("/etc/ours.toml").as_saved(), "/etc/ours.toml");
+        assert!(Speaks::Native.takes_actions());
+        for p in ["tasks-gateway", "event-bridge", "/etc/pulse/ours.toml"] {
+            assert!(!Speaks::parse(p).takes_actions(), "{p}");
+        }
     }
 }
