@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pulse_core::app::{App, AppEvent, AppOptions};
+use pulse_core::app::{Counts, NOTIFICATION_HISTORY};
 use pulse_core::auth::{PasswordLogin, Secret, StaticToken, TokenProvider};
 use pulse_core::credentials::{
     account_key, CredentialError, CredentialStore, MemoryCredentials, StoredLogin,
@@ -23,16 +24,18 @@ use pulse_core::policy::{NotificationAction, PolicyConfig};
 use pulse_core::rest::RestClient;
 use pulse_core::saved_profile::{self, TokenError};
 use pulse_core::session::Dialect;
+use pulse_core::session::{ActionOutcome, ConnectionState};
 use pulse_core::session::{SessionConfig, SessionHandle, SharedStore};
+use pulse_core::store::OutboxEntry;
 use pulse_core::store::{Action, MemoryStore, SqliteStore};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
+use pulse_protocol::domain::page_of;
 use serde::Serialize;
 use tracing::{info, warn};
 use url::Url;
 
 use crate::dto::{
-    events, page_of, Account, ActionDto, Bootstrap, CommandError, ConnectionView, CountsDto,
-    EntityDto, EntityUpdateDto, OutcomeDto, PendingAction, RaisedNotification, ServerProfile,
+    events, Account, Bootstrap, CommandError, ConnectionView, RaisedNotification, SavedServer,
     Settings, SettledAction, Target, UpdateBatch,
 };
 use crate::notifier::{OsNotifier, Reply};
@@ -43,7 +46,7 @@ pub trait Hooks: Send + Sync + 'static {
     /// Send an event to the UI.
     fn emit(&self, event: &str, payload: serde_json::Value);
     /// New badge counts (the tray); `paused` when notifications are paused.
-    fn counts(&self, counts: CountsDto, paused: bool);
+    fn counts(&self, counts: Counts, paused: bool);
     /// Bring the window to the front.
     fn show_window(&self);
     /// Start (or not) at login.
@@ -105,8 +108,8 @@ enum Source {
     Demo,
     /// `PULSE_SERVER`.
     Env { url: String },
-    /// A saved server profile.
-    Profile(ServerProfile),
+    /// A saved server.
+    Profile(SavedServer),
 }
 
 /// The current server, its cache and (when signed in) its session.
@@ -127,14 +130,14 @@ struct Connection {
 #[derive(Default)]
 struct Live {
     view: Option<ConnectionView>,
-    counts: CountsDto,
+    counts: Counts,
     notifications: VecDeque<RaisedNotification>,
     read: BTreeSet<String>,
     generation: u64,
 }
 
 /// The most notifications kept for the notification centre.
-const MAX_RAISED: usize = 500;
+const MAX_RAISED: usize = NOTIFICATION_HISTORY;
 
 /// The shell (managed Tauri state).
 pub struct Shell {
@@ -263,7 +266,7 @@ impl Shell {
             .ok()
             .and_then(|s| s.last_sync_ms);
         let view = ConnectionView {
-            state: crate::dto::ConnState::Connecting { attempt: 1 },
+            state: ConnectionState::Connecting { attempt: 1 }.into(),
             last_sync_ms: last_sync,
             server: url.clone(),
             demo: source == Source::Demo,
@@ -353,11 +356,12 @@ impl Shell {
                         Ok(gw) => gw,
                         Err(e) => {
                             let view = ConnectionView {
-                                state: crate::dto::ConnState::Failed {
+                                state: ConnectionState::Failed {
                                     attempts: 1,
                                     retry_at_ms: 0,
                                     error: format!("the demo gateway could not start: {e}"),
-                                },
+                                }
+                                .into(),
                                 ..self.view()
                             };
                             self.set_view(view);
@@ -544,9 +548,7 @@ impl Shell {
             }
             match ev {
                 AppEvent::Updates { updates } => {
-                    let batch = UpdateBatch {
-                        updates: updates.into_iter().map(EntityUpdateDto::from).collect(),
-                    };
+                    let batch = UpdateBatch { updates };
                     self.hooks.emit(events::UPDATES, to_json(&batch));
                 }
                 AppEvent::Reset => self.hooks.emit(events::RESET, serde_json::Value::Null),
@@ -558,7 +560,6 @@ impl Shell {
                     self.set_view(view);
                 }
                 AppEvent::Counts { counts } => {
-                    let counts = CountsDto::from(counts);
                     self.live.lock().expect("live lock").counts = counts;
                     self.hooks.counts(counts, self.paused());
                     self.hooks.emit(events::COUNTS, to_json(&counts));
@@ -580,14 +581,13 @@ impl Shell {
                 } => {
                     let s = SettledAction {
                         outbox_id,
-                        action: action.into(),
-                        outcome: outcome.into(),
+                        action,
+                        outcome,
                     };
                     self.hooks.emit(events::SETTLED, to_json(&s));
                 }
                 AppEvent::Outbox { entries } => {
-                    let list: Vec<PendingAction> = entries.into_iter().map(Into::into).collect();
-                    self.hooks.emit(events::OUTBOX, to_json(&list));
+                    self.hooks.emit(events::OUTBOX, to_json(&entries));
                 }
             }
         }
@@ -651,13 +651,13 @@ impl Shell {
         let live = self.live.lock().expect("live lock");
         let settings = self.settings();
         Ok(Bootstrap {
-            entities: view.entities.into_iter().map(EntityDto::from).collect(),
+            entities: view.entities,
             connection: live
                 .view
                 .clone()
                 .unwrap_or_else(|| self_view_fallback(conn)),
-            counts: view.counts.into(),
-            outbox: view.outbox.into_iter().map(Into::into).collect(),
+            counts: view.counts,
+            outbox: view.outbox,
             notifications: live.notifications.iter().cloned().collect(),
             read: live.read.iter().cloned().collect(),
             account: self.account(conn),
@@ -696,13 +696,15 @@ impl Shell {
             username: conn.username.clone(),
             keyring_available: self.keyring.is_ok(),
             keyring_error: self.keyring.clone().err(),
+            // For now the shell's own rule; the core's server resolver will report it.
+            takes_actions: saved_profile::is_native(&profile),
             profile,
             token_saved,
         })
     }
 
     /// Perform a user action: sent now, or queued (also when signed out or offline).
-    pub async fn perform(&self, action: ActionDto) -> Result<OutcomeDto, CommandError> {
+    pub async fn perform(&self, action: Action) -> Result<ActionOutcome, CommandError> {
         let (app, store) = {
             let guard = self.conn.lock().await;
             let conn = guard
@@ -722,12 +724,10 @@ impl Shell {
             }
             (conn.app.clone(), conn.store.clone())
         };
-        let action: Action = action.into();
         match app {
             Some(app) => app
                 .perform(action)
                 .await
-                .map(Into::into)
                 .map_err(|e| CommandError::new("store", e.to_string())),
             None => {
                 let id = {
@@ -735,14 +735,13 @@ impl Shell {
                     s.outbox_push(&action, now_ms())
                         .map_err(|e| CommandError::new("store", e.to_string()))?
                 };
-                let list: Vec<PendingAction> = store
+                let list: Vec<OutboxEntry> = store
                     .lock()
                     .expect("store lock")
                     .outbox()
-                    .map(|l| l.into_iter().map(Into::into).collect())
                     .unwrap_or_default();
                 self.hooks.emit(events::OUTBOX, to_json(&list));
-                Ok(OutcomeDto::Queued { outbox_id: id })
+                Ok(ActionOutcome::Queued { outbox_id: id })
             }
         }
     }
@@ -976,11 +975,11 @@ impl Shell {
             return;
         };
         let action = match reply.action {
-            NotificationAction::Approve => Some(ActionDto::Approve {
+            NotificationAction::Approve => Some(Action::Approve {
                 id: target.id.clone(),
                 reason: Some("Approved from a notification".into()),
             }),
-            NotificationAction::Reject => Some(ActionDto::Reject {
+            NotificationAction::Reject => Some(Action::Reject {
                 id: target.id.clone(),
                 reason: Some("Rejected from a notification".into()),
             }),
@@ -1014,7 +1013,7 @@ impl Shell {
     }
 
     /// Counts as last known (tray at start).
-    pub fn counts(&self) -> CountsDto {
+    pub fn counts(&self) -> Counts {
         self.live.lock().expect("live lock").counts
     }
 }
@@ -1023,10 +1022,10 @@ fn self_view_fallback(conn: &Connection) -> ConnectionView {
     ConnectionView::signed_out("Starting", conn.url.clone(), None)
 }
 
-fn store_counts(store: &SharedStore) -> CountsDto {
+fn store_counts(store: &SharedStore) -> Counts {
     let s = store.lock().expect("store lock");
     pulse_core::app::CountTracker::from_store(s.as_ref())
-        .map(|t| t.counts().into())
+        .map(|t| t.counts())
         .unwrap_or_default()
 }
 

@@ -155,3 +155,29 @@ pub fn save_token(
         store.save(&token_account(server), &Secret::new(token))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Moved from the UI's `actions.test.ts` ("only a Pulse gateway takes actions"):
+    /// the shell reports this answer as `Account.takes_actions`.
+    #[test]
+    fn only_a_pulse_gateway_takes_actions() {
+        assert!(is_native("native"));
+        assert!(is_native(" native "));
+        assert!(is_native(""));
+        // The UI's `null` profile: no profile saved.
+        assert!(is_native(&Option::<String>::None.unwrap_or_default()));
+        for p in [
+            "tasks-gateway",
+            "agent-monitor",
+            "event-bridge",
+            "nest-realtime",
+            "fastapi-dashboard",
+            "/etc/pulse/ours.toml",
+        ] {
+            assert!(!is_native(p), "{p}");
+        }
+    }
+}

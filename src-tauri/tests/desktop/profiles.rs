@@ -78,7 +78,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pulse_desktop::dto::{ServerProfile, Settings};
+use pulse_desktop::dto::{SavedServer, Settings};
 use pulse_desktop::paths::Paths;
 use pulse_desktop::shell::EnvOverrides;
 use serde_json::{json, Value};
@@ -159,7 +159,7 @@ impl Drop for Peer {
     }
 }
 
-fn profile_harness(root: &Path, server: ServerProfile, creds: Arc<MemoryCredentials>) -> Harness {
+fn profile_harness(root: &Path, server: SavedServer, creds: Arc<MemoryCredentials>) -> Harness {
     let settings = Settings {
         active_server: Some(server.id.clone()),
         servers: vec![server],
@@ -229,12 +229,12 @@ fn event_bridge_server_connects_with_a_token_from_the_keyring() {
     let creds = Arc::new(MemoryCredentials::default());
     let h = profile_harness(
         &root,
-        ServerProfile {
+        SavedServer {
             id: "bridge".into(),
             name: "Bridge".into(),
             url: peer.url(),
             profile: "event-bridge".into(),
-            ..ServerProfile::default()
+            ..SavedServer::default()
         },
         creds.clone(),
     );
@@ -302,12 +302,12 @@ fn a_bad_profile_file_is_explained() {
     .unwrap();
     let h = profile_harness(
         &root,
-        ServerProfile {
+        SavedServer {
             id: "ours".into(),
             name: "Ours".into(),
             url: "http://127.0.0.1:9".into(),
             profile: file.display().to_string(),
-            ..ServerProfile::default()
+            ..SavedServer::default()
         },
         Arc::new(MemoryCredentials::default()),
     );
