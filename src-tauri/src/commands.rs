@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use pulse_core::session::ActionOutcome;
+use pulse_core::store::Action;
 use tauri::State;
 
-use crate::dto::{Account, ActionDto, Bootstrap, CommandError, OutcomeDto, Settings};
+use crate::dto::{Account, Bootstrap, CommandError, Settings};
 use crate::shell::Shell;
 
 type Shared<'a> = State<'a, Arc<Shell>>;
@@ -17,7 +19,7 @@ pub async fn bootstrap(shell: Shared<'_>) -> Result<Bootstrap, CommandError> {
 
 /// Approve, reject, move a ticket, terminate an agent: sent now or queued.
 #[tauri::command]
-pub async fn perform(shell: Shared<'_>, action: ActionDto) -> Result<OutcomeDto, CommandError> {
+pub async fn perform(shell: Shared<'_>, action: Action) -> Result<ActionOutcome, CommandError> {
     shell.perform(action).await
 }
 

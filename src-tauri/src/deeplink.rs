@@ -4,7 +4,8 @@
 
 use pulse_protocol::domain::EntityKind;
 
-use crate::dto::{page_of, Page, Target};
+use crate::dto::Target;
+use pulse_protocol::domain::{page_of, Page};
 
 /// What a `pulse://` link opens, or `None` when it is not one Pulse knows.
 pub fn parse(link: &str) -> Option<Target> {

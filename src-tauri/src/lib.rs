@@ -23,10 +23,10 @@ pub mod paths;
 pub mod shell;
 pub mod tray;
 
-use crate::dto::CountsDto;
 use crate::keyring_store::KeyringCredentials;
 use crate::paths::Paths;
 use crate::shell::{EnvOverrides, Hooks, Shell};
+use pulse_core::app::Counts;
 
 /// The label of the main window.
 pub const MAIN_WINDOW: &str = "main";
@@ -66,7 +66,7 @@ impl<R: Runtime> Hooks for TauriHooks<R> {
         }
     }
 
-    fn counts(&self, counts: CountsDto, paused: bool) {
+    fn counts(&self, counts: Counts, paused: bool) {
         tray::update(&self.app, &counts, paused);
     }
 

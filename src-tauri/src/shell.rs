@@ -14,21 +14,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pulse_core::actions::perform_detached;
-use pulse_core::app::{App, AppEvent, AppOptions, NotificationCentre};
+use pulse_core::app::{App, AppEvent, AppOptions, Counts, NotificationCentre};
 use pulse_core::auth::Secret;
 use pulse_core::credentials::{CredentialError, CredentialStore, MemoryCredentials, StoredLogin};
 use pulse_core::policy::{NotificationAction, PolicyConfig};
 use pulse_core::rest::RestClient;
-use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, SavedServer, Speaks};
-use pulse_core::session::{ActionOutcome, SessionHandle};
+use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, Speaks};
+use pulse_core::session::{ActionOutcome, ConnectionState, SessionHandle};
 use pulse_core::store::{Action, MemoryStore, SqliteStore, StoreHandle};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
+use pulse_protocol::domain::page_of;
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::dto::{
-    events, page_of, Account, ActionDto, Bootstrap, CommandError, ConnectionView, CountsDto,
-    EntityDto, EntityUpdateDto, OutcomeDto, PendingAction, RaisedNotification, ServerProfile,
+    events, Account, Bootstrap, CommandError, ConnectionView, RaisedNotification, SavedServer,
     Settings, SettledAction, Target, UpdateBatch,
 };
 use crate::notifier::{OsNotifier, Reply};
@@ -39,7 +39,7 @@ pub trait Hooks: Send + Sync + 'static {
     /// Send an event to the UI.
     fn emit(&self, event: &str, payload: serde_json::Value);
     /// New badge counts (the tray); `paused` when notifications are paused.
-    fn counts(&self, counts: CountsDto, paused: bool);
+    fn counts(&self, counts: Counts, paused: bool);
     /// Bring the window to the front.
     fn show_window(&self);
     /// Start (or not) at login.
@@ -101,8 +101,8 @@ enum Source {
     Demo,
     /// `PULSE_SERVER`.
     Env { url: String },
-    /// A saved server profile.
-    Profile(ServerProfile),
+    /// A saved server.
+    Profile(SavedServer),
 }
 
 impl Source {
@@ -115,9 +115,9 @@ impl Source {
     }
 }
 
-/// A saved server as the core resolves it.
-fn saved_server(p: &ServerProfile) -> SavedServer {
-    SavedServer {
+/// A saved server of the settings as the core resolves it.
+fn saved_server(p: &SavedServer) -> server::SavedServer {
+    server::SavedServer {
         name: p.name.clone(),
         url: p.url.clone(),
         speaks: Speaks::parse(&p.profile),
@@ -144,7 +144,7 @@ struct Connection {
 #[derive(Default)]
 struct Live {
     view: Option<ConnectionView>,
-    counts: CountsDto,
+    counts: Counts,
     generation: u64,
 }
 
@@ -271,7 +271,7 @@ impl Shell {
         let store = self.open_cache(&cache_id);
         let last_sync = store.summary().ok().and_then(|s| s.last_sync_ms);
         let view = ConnectionView {
-            state: crate::dto::ConnState::Connecting { attempt: 1 },
+            state: ConnectionState::Connecting { attempt: 1 }.into(),
             last_sync_ms: last_sync,
             server: url.clone(),
             demo: source == Source::Demo,
@@ -421,11 +421,12 @@ impl Shell {
                     Ok(gw) => gw,
                     Err(e) => {
                         let view = ConnectionView {
-                            state: crate::dto::ConnState::Failed {
+                            state: ConnectionState::Failed {
                                 attempts: 1,
                                 retry_at_ms: 0,
                                 error: format!("the demo gateway could not start: {e}"),
-                            },
+                            }
+                            .into(),
                             ..self.view()
                         };
                         self.set_view(view);
@@ -468,9 +469,7 @@ impl Shell {
             }
             match ev {
                 AppEvent::Updates { updates } => {
-                    let batch = UpdateBatch {
-                        updates: updates.into_iter().map(EntityUpdateDto::from).collect(),
-                    };
+                    let batch = UpdateBatch { updates };
                     self.hooks.emit(events::UPDATES, to_json(&batch));
                 }
                 AppEvent::Reset => self.hooks.emit(events::RESET, serde_json::Value::Null),
@@ -482,7 +481,6 @@ impl Shell {
                     self.set_view(view);
                 }
                 AppEvent::Counts { counts } => {
-                    let counts = CountsDto::from(counts);
                     self.live.lock().expect("live lock").counts = counts;
                     self.hooks.counts(counts, self.paused());
                     self.hooks.emit(events::COUNTS, to_json(&counts));
@@ -499,14 +497,13 @@ impl Shell {
                 } => {
                     let s = SettledAction {
                         outbox_id,
-                        action: action.into(),
-                        outcome: outcome.into(),
+                        action,
+                        outcome,
                     };
                     self.hooks.emit(events::SETTLED, to_json(&s));
                 }
                 AppEvent::Outbox { entries } => {
-                    let list: Vec<PendingAction> = entries.into_iter().map(Into::into).collect();
-                    self.hooks.emit(events::OUTBOX, to_json(&list));
+                    self.hooks.emit(events::OUTBOX, to_json(&entries));
                 }
             }
         }
@@ -569,13 +566,13 @@ impl Shell {
         let live = self.live.lock().expect("live lock");
         let settings = self.settings();
         Ok(Bootstrap {
-            entities: view.entities.into_iter().map(EntityDto::from).collect(),
+            entities: view.entities,
             connection: live
                 .view
                 .clone()
                 .unwrap_or_else(|| self_view_fallback(conn)),
-            counts: view.counts.into(),
-            outbox: view.outbox.into_iter().map(Into::into).collect(),
+            counts: view.counts,
+            outbox: view.outbox,
             notifications: self
                 .centre
                 .history()
@@ -616,13 +613,14 @@ impl Shell {
             username: conn.username.clone(),
             keyring_available: self.keyring.is_ok(),
             keyring_error: self.keyring.clone().err(),
+            takes_actions: speaks.takes_actions(),
             profile: speaks.to_string(),
             token_saved,
         })
     }
 
     /// Perform a user action: sent now, or queued (also when signed out or offline).
-    pub async fn perform(&self, action: ActionDto) -> Result<OutcomeDto, CommandError> {
+    pub async fn perform(&self, action: Action) -> Result<ActionOutcome, CommandError> {
         let (app, store) = {
             let guard = self.conn.lock().await;
             let conn = guard
@@ -642,24 +640,19 @@ impl Shell {
             }
             (conn.app.clone(), conn.store.clone())
         };
-        let action: Action = action.into();
         match app {
             Some(app) => app
                 .perform(action)
                 .await
-                .map(Into::into)
                 .map_err(|e| CommandError::new("store", e.to_string())),
             None => {
                 // Signed out or not started: no way to send, so it is queued.
                 let done = perform_detached(None, &action, Some(|| Ok(store.clone())))
                     .await
                     .map_err(|e| CommandError::new("store", e.to_string()))?;
-                let list: Vec<PendingAction> = store
-                    .outbox()
-                    .map(|l| l.into_iter().map(Into::into).collect())
-                    .unwrap_or_default();
+                let list: Vec<pulse_core::store::OutboxEntry> = store.outbox().unwrap_or_default();
                 self.hooks.emit(events::OUTBOX, to_json(&list));
-                Ok(ActionOutcome::from(done).into())
+                Ok(ActionOutcome::from(done))
             }
         }
     }
@@ -883,11 +876,11 @@ impl Shell {
             return;
         };
         let action = match reply.action {
-            NotificationAction::Approve => Some(ActionDto::Approve {
+            NotificationAction::Approve => Some(Action::Approve {
                 id: target.id.clone(),
                 reason: Some("Approved from a notification".into()),
             }),
-            NotificationAction::Reject => Some(ActionDto::Reject {
+            NotificationAction::Reject => Some(Action::Reject {
                 id: target.id.clone(),
                 reason: Some("Rejected from a notification".into()),
             }),
@@ -921,7 +914,7 @@ impl Shell {
     }
 
     /// Counts as last known (tray at start).
-    pub fn counts(&self) -> CountsDto {
+    pub fn counts(&self) -> Counts {
         self.live.lock().expect("live lock").counts
     }
 }
@@ -930,10 +923,10 @@ fn self_view_fallback(conn: &Connection) -> ConnectionView {
     ConnectionView::signed_out("Starting", conn.url.clone(), None)
 }
 
-fn store_counts(store: &StoreHandle) -> CountsDto {
+fn store_counts(store: &StoreHandle) -> Counts {
     store
         .read(pulse_core::app::CountTracker::from_store)
-        .map(|t| t.counts().into())
+        .map(|t| t.counts())
         .unwrap_or_default()
 }
 

@@ -7,14 +7,14 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Manager, Runtime};
 
-use crate::dto::CountsDto;
 use crate::shell::Shell;
+use pulse_core::app::Counts;
 
 /// Id of the tray icon.
 pub const TRAY_ID: &str = "pulse-tray";
 
 /// The tooltip / label text for `counts`.
-pub fn describe(counts: &CountsDto, paused: bool) -> (String, String) {
+pub fn describe(counts: &Counts, paused: bool) -> (String, String) {
     let a = counts.pending_approvals;
     let e = counts.open_escalations;
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -90,7 +90,7 @@ pub struct TrayMenu<R: Runtime> {
 }
 
 /// Show `counts` in the tray.
-pub fn update<R: Runtime>(app: &AppHandle<R>, counts: &CountsDto, paused: bool) {
+pub fn update<R: Runtime>(app: &AppHandle<R>, counts: &Counts, paused: bool) {
     let (tooltip, label) = describe(counts, paused);
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_tooltip(Some(&tooltip));
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn tray_text() {
-        let c = CountsDto {
+        let c = Counts {
             pending_approvals: 3,
             open_escalations: 1,
             unread_notifications: 0,
@@ -124,7 +124,7 @@ mod tests {
         let (tip, label) = describe(&c, false);
         assert_eq!(tip, "Pulse — 3 pending approvals, 1 open escalation");
         assert_eq!(label, "3 · 1");
-        let (tip, label) = describe(&CountsDto::default(), true);
+        let (tip, label) = describe(&Counts::default(), true);
         assert!(tip.ends_with("(notifications paused)"));
         assert_eq!(label, "");
     }

@@ -31,9 +31,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pulse_protocol::domain::{Change, Entity, EntityKind, Object};
+use pulse_protocol::domain::{
+    is_escalated, is_pending_approval, is_unread, Change, Entity, EntityKind, Object,
+};
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -51,12 +52,14 @@ pub const FRAME: Duration = Duration::from_millis(16);
 
 /// The state of one entity after a change (`data: None` = it was deleted).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EntityUpdate {
     /// Its kind.
     pub kind: EntityKind,
     /// Its id.
     pub id: String,
     /// Its fields now; `None` when it no longer exists.
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown> | null"))]
     pub data: Option<Object>,
 }
 
@@ -116,6 +119,7 @@ impl Coalescer {
 
 /// What the tray badge and the overview show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Counts {
     /// Approvals whose status is `pending` (or absent).
     pub pending_approvals: u64,
@@ -131,24 +135,6 @@ pub struct CountTracker {
     pending: HashSet<String>,
     escalated: HashSet<String>,
     unread: HashSet<String>,
-}
-
-fn status_of(data: &Object) -> Option<&str> {
-    data.get("status").and_then(Value::as_str)
-}
-
-/// Whether an approval with these fields still waits for a decision.
-pub fn is_pending_approval(data: &Object) -> bool {
-    status_of(data).is_none_or(|s| s.eq_ignore_ascii_case("pending"))
-}
-
-/// Whether a conversation with these fields is escalated.
-pub fn is_escalated(data: &Object) -> bool {
-    status_of(data).is_some_and(|s| s.eq_ignore_ascii_case("escalated"))
-}
-
-fn is_unread(data: &Object) -> bool {
-    !data.get("read").and_then(Value::as_bool).unwrap_or(false)
 }
 
 impl CountTracker {
@@ -723,7 +709,7 @@ mod tests {
     use crate::session::CommittedEvent;
     use crate::store::{AppliedEvent, Cursor, MemoryStore};
     use pulse_protocol::frame::EventFrame;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn obj(v: Value) -> Object {
         v.as_object().cloned().unwrap()

@@ -26,7 +26,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use pulse_protocol::domain::{Change, EntityKind, Object};
+use pulse_protocol::domain::{
+    is_escalated, is_failed_agent, is_pending_approval, status_of, Change, EntityKind, Object,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -81,6 +83,7 @@ impl Default for PolicyConfig {
 
 /// What a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// A new approval waits for a decision.
@@ -107,6 +110,7 @@ pub enum Urgency {
 
 /// A button on a notification, where the OS supports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationAction {
     /// Approve the approval.
@@ -498,7 +502,7 @@ impl Policy {
                 if !matches!(c.change, Change::Upsert { .. }) {
                     return None;
                 }
-                if !status(entity).is_none_or(|s| s.eq_ignore_ascii_case("pending")) {
+                if !is_pending_approval(entity) {
                     return None;
                 }
                 let what = text(
@@ -528,9 +532,7 @@ impl Policy {
                 })
             }
             EntityKind::Conversation if self.config.escalations => {
-                let sets = status(data).is_some_and(|s| s.eq_ignore_ascii_case("escalated"));
-                let is = status(entity).is_some_and(|s| s.eq_ignore_ascii_case("escalated"));
-                if !(sets && is) {
+                if !(is_escalated(data) && is_escalated(entity)) {
                     return None;
                 }
                 let at = entity
@@ -560,17 +562,14 @@ impl Policy {
                 })
             }
             EntityKind::Agent if self.config.agent_failures => {
-                let failed = |o: &Object| {
-                    status(o).is_some_and(|s| {
-                        s.eq_ignore_ascii_case("failed") || s.eq_ignore_ascii_case("error")
-                    })
-                };
-                if !(failed(data) && failed(entity)) {
+                if !(is_failed_agent(data) && is_failed_agent(entity)) {
                     return None;
                 }
                 let name = text(entity, &["name", "display_name"]).unwrap_or_else(|| id.clone());
                 let body = text(entity, &["error", "reason", "message", "last_error"])
-                    .unwrap_or_else(|| format!("Status: {}", status(entity).unwrap_or("failed")));
+                    .unwrap_or_else(|| {
+                        format!("Status: {}", status_of(entity).unwrap_or("failed"))
+                    });
                 let dedup_key = match entity.get("updated_at").and_then(scalar) {
                     Some(at) => format!("agent-failed:{id}:{at}"),
                     None => format!("agent-failed:{id}"),
@@ -588,10 +587,6 @@ impl Policy {
             _ => None,
         }
     }
-}
-
-fn status(o: &Object) -> Option<&str> {
-    o.get("status").and_then(Value::as_str)
 }
 
 /// The first of `fields` holding a non-blank string.

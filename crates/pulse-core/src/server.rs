@@ -248,4 +248,25 @@ mod tests {
             assert!(!Speaks::parse(p).takes_actions(), "{p}");
         }
     }
+
+    /// Moved from the UI's `actions.test.ts` ("only a Pulse gateway takes actions"):
+    /// the shell reports this answer as `Account.takes_actions`.
+    #[test]
+    fn only_a_pulse_gateway_takes_actions() {
+        let takes = |p: &str| Speaks::parse(p).takes_actions();
+        assert!(takes("native"));
+        assert!(takes(" native "));
+        // Also the UI's `null`: no profile saved reads as the empty string here.
+        assert!(takes(""));
+        for p in [
+            "tasks-gateway",
+            "agent-monitor",
+            "event-bridge",
+            "nest-realtime",
+            "fastapi-dashboard",
+            "/etc/pulse/ours.toml",
+        ] {
+            assert!(!takes(p), "{p}");
+        }
+    }
 }

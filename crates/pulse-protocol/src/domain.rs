@@ -3,17 +3,26 @@
 //! [`changes_for`] is the one place that says what a native event does to the
 //! materialised state. It is pure and total: any input yields either changes or a
 //! [`DomainError`] naming the event type and the field that was wrong.
+//!
+//! The rules read off an entity's fields ("is this approval pending", "is this
+//! conversation escalated", "which page shows this kind") live in [`rules`] and are
+//! re-exported here; the UI gets the same rules from the constants exported with the
+//! TypeScript declarations (the `ts` feature), never from a copy.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
 
+mod rules;
+pub use rules::*;
+
 /// JSON object, the shape of every entity and patch.
 pub type Object = Map<String, Value>;
 
 /// The kinds of entity a Pulse client keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum EntityKind {
     /// An AI agent (status, heartbeat, current work).
@@ -76,12 +85,14 @@ impl FromStr for EntityKind {
 
 /// One entity as stored and as sent in snapshots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Entity {
     /// What it is.
     pub kind: EntityKind,
     /// Its id, unique within its kind and tenant.
     pub id: String,
     /// All of its fields, including ones Pulse does not know (kept, never dropped).
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
     pub data: Object,
 }
 

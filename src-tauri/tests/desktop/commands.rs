@@ -10,7 +10,7 @@ use pulse_core::auth::Secret;
 use pulse_core::credentials::{CredentialError, MemoryCredentials};
 use pulse_core::rest::RestClient;
 use pulse_core::store::{AppliedEvent, SqliteStore, Store};
-use pulse_desktop::dto::{ServerProfile, Settings};
+use pulse_desktop::dto::{SavedServer, Settings};
 use pulse_desktop::paths::Paths;
 use pulse_desktop::shell::{EnvOverrides, Shell};
 use pulse_protocol::auth::{Role, TokenUse};
@@ -108,13 +108,13 @@ fn seed_cache(dir: &std::path::Path, id: &str) {
 
 fn offline_profile(dir: &std::path::Path) {
     let settings = Settings {
-        servers: vec![ServerProfile {
+        servers: vec![SavedServer {
             id: "work".into(),
             name: "Work".into(),
             // Nothing listens on port 9: any network use would fail.
             url: "http://127.0.0.1:9".into(),
             username: Some("ann".into()),
-            ..ServerProfile::default()
+            ..SavedServer::default()
         }],
         active_server: Some("work".into()),
         ..Settings::default()
@@ -346,11 +346,11 @@ fn login_stores_the_refresh_token_only_in_the_credential_store() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let settings = Settings {
-        servers: vec![ServerProfile {
+        servers: vec![SavedServer {
             id: "gw".into(),
             name: "Gateway".into(),
             url: gw.url(),
-            ..ServerProfile::default()
+            ..SavedServer::default()
         }],
         active_server: Some("gw".into()),
         ..Settings::default()

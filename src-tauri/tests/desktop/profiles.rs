@@ -76,7 +76,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pulse_desktop::dto::{ServerProfile, Settings};
+use pulse_desktop::dto::{SavedServer, Settings};
 use pulse_desktop::paths::Paths;
 use pulse_desktop::shell::EnvOverrides;
 use pulse_testkit::peers::{Kind, Peer};
@@ -85,7 +85,7 @@ use serde_json::{json, Value};
 
 use crate::commands::{invoke, mock_shell, walk, Harness};
 
-fn profile_harness(root: &Path, server: ServerProfile, creds: Arc<MemoryCredentials>) -> Harness {
+fn profile_harness(root: &Path, server: SavedServer, creds: Arc<MemoryCredentials>) -> Harness {
     let settings = Settings {
         active_server: Some(server.id.clone()),
         servers: vec![server],
@@ -133,12 +133,12 @@ fn event_bridge_server_connects_with_a_token_from_the_keyring() {
     let creds = Arc::new(MemoryCredentials::default());
     let h = profile_harness(
         &root,
-        ServerProfile {
+        SavedServer {
             id: "bridge".into(),
             name: "Bridge".into(),
             url: peer.url(),
             profile: "event-bridge".into(),
-            ..ServerProfile::default()
+            ..SavedServer::default()
         },
         creds.clone(),
     );
@@ -206,12 +206,12 @@ fn a_bad_profile_file_is_explained() {
     .unwrap();
     let h = profile_harness(
         &root,
-        ServerProfile {
+        SavedServer {
             id: "ours".into(),
             name: "Ours".into(),
             url: "http://127.0.0.1:9".into(),
             profile: file.display().to_string(),
-            ..ServerProfile::default()
+            ..SavedServer::default()
         },
         Arc::new(MemoryCredentials::default()),
     );

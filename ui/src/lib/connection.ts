@@ -61,6 +61,10 @@ function state(c: ConnectionView, now: number): Omit<Indicator, "caveat"> {
       const secs = Math.max(0, Math.ceil((s.retry_at_ms - now) / 1000));
       return { level: "failed", label: "Failed", detail: `${s.error} · Offline — ${dataFrom(c)}${secs ? ` · retrying in ${secs} s` : ""}`, retry: true, signIn: false };
     }
+    // Two states read "Signed out": the session's `unauthorized` (the server refused
+    // the credentials it had) and the shell's `signed_out` (no session could start:
+    // nothing stored, no keyring, a bad server setting). Either way the user acts.
+    case "unauthorized":
     case "signed_out":
       return { level: "signed_out", label: "Signed out", detail: s.message, retry: false, signIn: true };
     case "stopped":

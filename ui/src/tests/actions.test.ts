@@ -6,16 +6,16 @@ import { describe, expect, it } from "vitest";
 import { render, fireEvent } from "@testing-library/svelte";
 import { tick } from "svelte";
 import App from "../App.svelte";
-import { AppState, NO_ACTIONS_NOTE, entity, profileTakesActions } from "../lib/state/app.svelte";
+import { AppState, NO_ACTIONS_NOTE, entity } from "../lib/state/app.svelte";
 import { FakeBackend } from "../lib/backend/fake";
-import type { EntityDto, ServerProfile } from "../lib/generated/types";
+import type { Entity, SavedServer } from "../lib/generated/types";
 
 const frame = () => new Promise((r) => setTimeout(r, 40));
 
-const tasks: ServerProfile = { id: "tasks", name: "Tasks", url: "http://127.0.0.1:3004", profile: "tasks-gateway", tenant: null, username: null };
-const gateway: ServerProfile = { id: "gw", name: "Gateway", url: "http://127.0.0.1:7780", profile: "native", tenant: null, username: "ops" };
+const tasks: SavedServer = { id: "tasks", name: "Tasks", url: "http://127.0.0.1:3004", profile: "tasks-gateway", tenant: null, username: null };
+const gateway: SavedServer = { id: "gw", name: "Gateway", url: "http://127.0.0.1:7780", profile: "native", tenant: null, username: "ops" };
 
-const ENTITIES: EntityDto[] = [
+const ENTITIES: Entity[] = [
   entity("approval", "a1", { title: "Deploy to prod", status: "pending", agent_name: "Atlas", created_at: 2 }),
   entity("approval", "a2", { title: "Rotate keys", status: "pending", agent_name: "Atlas", created_at: 1 }),
   entity("ticket", "t1", { title: "Fix login", state: "todo" }),
@@ -23,7 +23,7 @@ const ENTITIES: EntityDto[] = [
 ];
 
 /** The app following `server` (null: the demo). */
-async function mountOn(server: ServerProfile | null) {
+async function mountOn(server: SavedServer | null) {
   const backend = new FakeBackend(ENTITIES);
   if (server) {
     backend.settings.servers = [server];
@@ -39,17 +39,8 @@ async function mountOn(server: ServerProfile | null) {
 const performs = (b: FakeBackend) => b.calls.filter((c) => c.name === "perform");
 const q = <T extends Element = HTMLElement>(sel: string) => document.querySelector(sel) as T | null;
 
-describe("profileTakesActions", () => {
-  it("only a Pulse gateway takes actions", () => {
-    expect(profileTakesActions("native")).toBe(true);
-    expect(profileTakesActions(" native ")).toBe(true);
-    expect(profileTakesActions("")).toBe(true);
-    expect(profileTakesActions(null)).toBe(true);
-    for (const p of ["tasks-gateway", "agent-monitor", "event-bridge", "nest-realtime", "fastapi-dashboard", "/etc/pulse/ours.toml"]) {
-      expect(profileTakesActions(p)).toBe(false);
-    }
-  });
-});
+// "Only a Pulse gateway takes actions" is the core's rule, tested where it lives
+// (crates/pulse-core/src/saved_profile.rs); the UI reads `Account.takes_actions`.
 
 describe("on a profile server, actions are disabled, never attempted", () => {
   it("the state refuses at once: no optimistic change, nothing sent, an info note instead of an error", async () => {

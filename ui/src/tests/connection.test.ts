@@ -29,4 +29,8 @@ describe("connection indicator", () => {
     const i = indicator({ ...base, state: { state: "signed_out", message: "Signed out: no keyring" } });
     expect(i).toMatchObject({ label: "Signed out", signIn: true, detail: "Signed out: no keyring" });
   });
+  it("credentials the server refused read as signed out too", () => {
+    const i = indicator({ ...base, state: { state: "unauthorized", message: "the server refused the token" } });
+    expect(i).toMatchObject({ level: "signed_out", label: "Signed out", signIn: true, retry: false, detail: "the server refused the token" });
+  });
 });

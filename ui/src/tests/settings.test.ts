@@ -5,11 +5,11 @@ import App from "../App.svelte";
 import { AppState, entity } from "../lib/state/app.svelte";
 import { FakeBackend } from "../lib/backend/fake";
 import { indicator } from "../lib/connection";
-import type { ServerProfile } from "../lib/generated/types";
+import type { SavedServer } from "../lib/generated/types";
 
 const frame = () => new Promise((r) => setTimeout(r, 40));
 
-async function mountSettings(servers: ServerProfile[] = [], active: string | null = null, entities = [] as ReturnType<typeof entity>[]) {
+async function mountSettings(servers: SavedServer[] = [], active: string | null = null, entities = [] as ReturnType<typeof entity>[]) {
   const backend = new FakeBackend(entities);
   backend.settings.servers = servers;
   backend.settings.active_server = active;
@@ -21,7 +21,7 @@ async function mountSettings(servers: ServerProfile[] = [], active: string | nul
   return { backend, app, ...r };
 }
 
-const bridge: ServerProfile = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null };
+const bridge: SavedServer = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null };
 
 describe("Settings: server profiles", () => {
   it("offers native, every built-in profile and a TOML file; choosing one saves it", async () => {
@@ -41,7 +41,7 @@ describe("Settings: server profiles", () => {
     await tick();
     await fireEvent.click(getByTestId("save-settings"));
     await frame();
-    const saved = backend.calls.filter((c) => c.name === "save_settings").at(-1)!.args as { servers: ServerProfile[] };
+    const saved = backend.calls.filter((c) => c.name === "save_settings").at(-1)!.args as { servers: SavedServer[] };
     expect(saved.servers[0].profile).toBe("/etc/pulse/ours.toml");
 
     select.value = "event-bridge";
@@ -113,8 +113,10 @@ describe("profile servers elsewhere", () => {
   });
 
   it("the overview reads a stats-only server (event-bridge's blocks)", async () => {
+    // As the event-bridge profile stores them: its `inProgress` / `completed` mapped to
+    // Pulse's spellings (crates/pulse-core/src/profile/builtin/event-bridge.toml).
     const { app, getByTestId } = await mountSettings([], null, [
-      entity("stats", "tasks", { pending: 2, inProgress: 1, completed: 3, total: 6 }),
+      entity("stats", "tasks", { pending: 2, in_progress: 1, done: 3, total: 6 }),
       entity("stats", "approvals", { pending: 4, approved: 9, rejected: 1 }),
       entity("stats", "conversations", { open: 5, escalated: 2, resolved: 7 }),
       entity("stats", "dashboard", { active_agents: 3, costs: { today: 12.5 } }),

@@ -257,3 +257,22 @@ fn missing_files_name_the_file() {
         .to_string();
     assert!(e.contains("/nonexistent/dir/p.toml"), "{e}");
 }
+
+#[test]
+fn event_bridge_tasks_stats_use_pulse_spellings() {
+    let p = Profile::builtin("event-bridge").unwrap();
+    let m = mapper(&p);
+    let payload = json!({"pending": 2, "inProgress": 1, "completed": 3, "total": 6});
+    let pushed = one_change(m.map_event("stats:tasks", &payload, 1).unwrap());
+    let fetched = match m.map_rest("tasks_stats", &payload, 1).unwrap() {
+        Effect::Change(c) => c,
+        other => panic!("expected a change, got {other:?}"),
+    };
+    for c in [pushed, fetched] {
+        let v = c.apply_to(None).unwrap();
+        assert_eq!((c.kind(), c.id()), (EntityKind::Stats, "tasks"));
+        assert_eq!((&v["in_progress"], &v["done"]), (&json!(1), &json!(3)));
+        assert_eq!((&v["pending"], &v["total"]), (&json!(2), &json!(6)));
+        assert!(v.get("inProgress").is_none() && v.get("completed").is_none());
+    }
+}

@@ -59,6 +59,7 @@ use outbox::Flusher;
 
 /// Connection state, as the indicator shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ConnectionState {
     /// Opening the socket.
@@ -186,6 +187,7 @@ pub enum SessionEvent {
 
 /// How a user action ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ActionOutcome {
     /// The server did it; the entity after it.
@@ -203,6 +205,7 @@ pub enum ActionOutcome {
         /// The server's explanation.
         message: String,
         /// The entity as it is now.
+        #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown> | null"))]
         current: Option<serde_json::Value>,
     },
     /// The server refused it for good (not found, forbidden, bad input).

@@ -52,6 +52,7 @@ pub struct AppliedEvent {
 
 /// An action the user took, kept until the server has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Approve an approval.
@@ -89,6 +90,7 @@ pub enum Action {
 
 /// An outbox row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OutboxEntry {
     /// Row id, rising.
     pub id: u64,

@@ -2,12 +2,12 @@
 // IPC) and FakeBackend (tests and `npm run dev` in a browser).
 import type {
   Account,
-  ActionDto,
+  Action,
   Bootstrap,
   ConnectionView,
-  CountsDto,
-  OutcomeDto,
-  PendingAction,
+  Counts,
+  ActionOutcome,
+  OutboxEntry,
   RaisedNotification,
   SettledAction,
   Settings,
@@ -20,8 +20,8 @@ export interface BackendEvents {
   updates: UpdateBatch;
   reset: null;
   connection: ConnectionView;
-  counts: CountsDto;
-  outbox: PendingAction[];
+  counts: Counts;
+  outbox: OutboxEntry[];
   settled: SettledAction;
   notified: RaisedNotification;
   navigate: Target;
@@ -34,7 +34,7 @@ export interface Backend {
   /** Everything for the first paint, read from the local cache (no network). */
   bootstrap(): Promise<Bootstrap>;
   /** Approve / reject / move / terminate: done now, queued offline, or a conflict. */
-  perform(action: ActionDto): Promise<OutcomeDto>;
+  perform(action: Action): Promise<ActionOutcome>;
   /** Reconnect now. */
   retryNow(): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;

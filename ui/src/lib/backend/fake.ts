@@ -2,20 +2,25 @@
 // in a plain browser (`npm run dev`), where `simulate()` makes it busy.
 import type {
   Account,
-  ActionDto,
+  Action,
   Bootstrap,
   ConnectionView,
-  CountsDto,
-  EntityDto,
+  Counts,
+  Entity,
   EntityKind,
-  OutcomeDto,
-  PendingAction,
+  ActionOutcome,
+  OutboxEntry,
   ProfileInfo,
   Settings,
 } from "../generated/types";
+import { NATIVE_PROFILE } from "../generated/types";
+import { isEscalated, isPendingApproval, isUnread } from "../domain";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 type Handler = (payload: never) => void;
+
+/** The fake shell's stand-in for the core's `saved_profile::is_native`. */
+const speaksNative = (profile: string) => profile.trim() === "" || profile.trim() === NATIVE_PROFILE;
 
 export function defaultSettings(): Settings {
   return {
@@ -44,19 +49,19 @@ export const FAKE_PROFILES: ProfileInfo[] = [
 ];
 
 export class FakeBackend implements Backend {
-  entities = new Map<string, EntityDto>();
+  entities = new Map<string, Entity>();
   connection: ConnectionView = { state: { state: "live" }, last_sync_ms: Date.now(), server: "http://127.0.0.1:1", demo: true, caveat: null };
   settings: Settings = defaultSettings();
-  outbox: PendingAction[] = [];
+  outbox: OutboxEntry[] = [];
   online = true;
   /** Set to make the next perform answer this (conflict/rejected tests). */
-  nextOutcome: OutcomeDto | null = null;
+  nextOutcome: ActionOutcome | null = null;
   calls: { name: string; args: unknown }[] = [];
   private handlers = new Map<string, Set<Handler>>();
   private nextOutbox = 1;
   private timer: ReturnType<typeof setInterval> | null = null;
 
-  constructor(entities: EntityDto[] = []) {
+  constructor(entities: Entity[] = []) {
     for (const e of entities) this.entities.set(`${e.kind}:${e.id}`, e);
   }
 
@@ -65,7 +70,7 @@ export class FakeBackend implements Backend {
     for (const h of this.handlers.get(name) ?? []) (h as (p: BackendEvents[K]) => void)(payload);
   }
   /** Upsert entities as the server would (applied to the fake's cache and pushed). */
-  push(...entities: EntityDto[]): void {
+  push(...entities: Entity[]): void {
     for (const e of entities) this.entities.set(`${e.kind}:${e.id}`, e);
     this.emit("updates", { updates: entities.map((e) => ({ kind: e.kind, id: e.id, data: e.data })) });
   }
@@ -81,12 +86,12 @@ export class FakeBackend implements Backend {
     return this.handlers.get(name)?.size ?? 0;
   }
 
-  private counts(): CountsDto {
+  private counts(): Counts {
     let a = 0, e = 0, n = 0;
     for (const x of this.entities.values()) {
-      if (x.kind === "approval" && (x.data.status ?? "pending") === "pending") a++;
-      if (x.kind === "conversation" && x.data.status === "escalated") e++;
-      if (x.kind === "notification" && !x.data.read) n++;
+      if (x.kind === "approval" && isPendingApproval(x.data)) a++;
+      if (x.kind === "conversation" && isEscalated(x.data)) e++;
+      if (x.kind === "notification" && isUnread(x.data)) n++;
     }
     return { pending_approvals: a, open_escalations: e, unread_notifications: n };
   }
@@ -109,11 +114,11 @@ export class FakeBackend implements Backend {
     };
   }
 
-  async perform(action: ActionDto): Promise<OutcomeDto> {
+  async perform(action: Action): Promise<ActionOutcome> {
     this.calls.push({ name: "perform", args: action });
-    // As the shell: a profile server has no way to send actions.
+    // As the shell: a server that takes no actions (a profile server) refuses them.
     const acct = this.account();
-    if (acct.profile.trim() && acct.profile.trim() !== "native") {
+    if (!acct.takes_actions) {
       throw { code: "unsupported", message: `${acct.server_name} speaks the “${acct.profile}” profile, which only follows the server: act on it in its own dashboard` };
     }
     if (this.nextOutcome) {
@@ -122,10 +127,10 @@ export class FakeBackend implements Backend {
       return o;
     }
     if (!this.online) {
-      const entry: PendingAction = { outbox_id: this.nextOutbox++, action, queued_at: Date.now(), last_error: null };
+      const entry: OutboxEntry = { id: this.nextOutbox++, action, queued_at: Date.now(), last_error: null };
       this.outbox.push(entry);
       this.emit("outbox", [...this.outbox]);
-      return { outcome: "queued", outbox_id: entry.outbox_id };
+      return { outcome: "queued", outbox_id: entry.id };
     }
     const kind: EntityKind = action.action === "move_ticket" ? "ticket" : action.action === "terminate_agent" ? "agent" : "approval";
     const cur = this.entities.get(`${kind}:${action.id}`);
@@ -146,7 +151,7 @@ export class FakeBackend implements Backend {
     this.online = true;
     const queued = this.outbox.splice(0);
     for (const q of queued) {
-      void this.perform(q.action).then((outcome) => this.emit("settled", { outbox_id: q.outbox_id, action: q.action, outcome }));
+      void this.perform(q.action).then((outcome) => this.emit("settled", { outbox_id: q.id, action: q.action, outcome }));
     }
     this.emit("outbox", []);
     this.setConnection({ state: { state: "live" }, last_sync_ms: Date.now() });
@@ -164,7 +169,7 @@ export class FakeBackend implements Backend {
     this.calls.push({ name: "login", args: { serverId, username } });
     if (password !== "demo") throw { code: "auth", message: `sign-in refused for user \`${username}\`: wrong user name or password` };
     const p = this.settings.servers.find((s) => s.id === serverId);
-    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: "native", token_saved: false };
+    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true };
   }
   /** Access tokens by server id: the fake's keyring (never in `settings`). */
   tokens = new Map<string, string>();
@@ -172,14 +177,16 @@ export class FakeBackend implements Backend {
   keyringError: string | null = null;
   private account(): Account {
     const p = this.settings.servers.find((s) => s.id === this.settings.active_server);
-    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: "native", token_saved: false };
-    return { server_name: p.name, server_url: p.url, username: p.username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id) };
+    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true };
+    // As the shell: only a Pulse gateway takes actions (the core's rule; the UI reads
+    // the answer, `takes_actions`, and never derives it).
+    return { server_name: p.name, server_url: p.url, username: p.username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: speaksNative(p.profile) };
   }
   async setToken(serverId: string, token: string): Promise<Account> {
     this.calls.push({ name: "set_token", args: { serverId, token: token ? "***" : "" } });
     const p = this.settings.servers.find((s) => s.id === serverId);
     if (!p) throw { code: "invalid", message: "no such server" };
-    if (p.profile === "native") throw { code: "invalid", message: "a Pulse gateway takes a sign-in, not an access token" };
+    if (speaksNative(p.profile)) throw { code: "invalid", message: "a Pulse gateway takes a sign-in, not an access token" };
     if (token.trim()) this.tokens.set(serverId, token.trim());
     else this.tokens.delete(serverId);
     return this.account();

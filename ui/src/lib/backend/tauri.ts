@@ -1,7 +1,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { EVENTS } from "../generated/types";
-import type { Account, ActionDto, Bootstrap, OutcomeDto, Settings } from "../generated/types";
+import type { Account, Action, Bootstrap, ActionOutcome, Settings } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 const NAMES: Record<keyof BackendEvents, string> = {
@@ -21,7 +21,7 @@ export class TauriBackend implements Backend {
   bootstrap(): Promise<Bootstrap> {
     return invoke("bootstrap");
   }
-  perform(action: ActionDto): Promise<OutcomeDto> {
+  perform(action: Action): Promise<ActionOutcome> {
     return invoke("perform", { action });
   }
   retryNow(): Promise<void> {

@@ -7,15 +7,15 @@
 // reconcile it. A conflict or refusal is shown as an error, never silently dropped.
 import type {
   Account,
-  ActionDto,
+  Action,
   Bootstrap,
   ConnectionView,
-  CountsDto,
-  EntityDto,
+  Counts,
+  Entity,
   EntityKind,
-  OutcomeDto,
+  ActionOutcome,
   Page,
-  PendingAction,
+  OutboxEntry,
   ProfileInfo,
   RaisedNotification,
   SettledAction,
@@ -23,7 +23,8 @@ import type {
   Target,
   UpdateBatch,
 } from "../generated/types";
-import { ENTITY_KINDS } from "../generated/types";
+import { ENTITY_KINDS, NOTIFICATION_HISTORY } from "../generated/types";
+import { isEscalated, isPendingApproval, isUnread, kindNamed, pageOfKind } from "../domain";
 import { errorMessage, type Backend, type Unlisten } from "../backend/backend";
 import { defaultSettings } from "../backend/fake";
 
@@ -47,7 +48,7 @@ export interface Toast {
 }
 
 interface Overlay {
-  action: ActionDto;
+  action: Action;
   patch: Data;
   phase: "sending" | "queued";
   outboxId?: number;
@@ -70,7 +71,7 @@ export const LEAVE_MS = 450;
 
 const keyOf = (kind: EntityKind, id: string) => `${kind}:${id}`;
 
-function actionTarget(a: ActionDto): { kind: EntityKind; id: string } {
+function actionTarget(a: Action): { kind: EntityKind; id: string } {
   switch (a.action) {
     case "approve":
     case "reject":
@@ -82,7 +83,7 @@ function actionTarget(a: ActionDto): { kind: EntityKind; id: string } {
   }
 }
 
-function optimisticPatch(a: ActionDto): Data {
+function optimisticPatch(a: Action): Data {
   switch (a.action) {
     case "move_ticket":
       return { state: a.state };
@@ -94,7 +95,7 @@ function optimisticPatch(a: ActionDto): Data {
 }
 
 /** "approve “Deploy build 42”" — by the entity's title or name when known. */
-export function describeAction(a: ActionDto, name?: string): string {
+export function describeAction(a: Action, name?: string): string {
   const what = name ? `“${name}”` : a.id;
   switch (a.action) {
     case "approve":
@@ -109,19 +110,11 @@ export function describeAction(a: ActionDto, name?: string): string {
 }
 
 /**
- * Shown on action buttons (disabled) and pages of a server followed through a profile:
- * its dialect has no action endpoints, so the shell refuses approve / reject / move /
- * terminate there.
+ * Shown on action buttons (disabled) and pages of a server that takes no actions
+ * (`Account.takes_actions` false: a server followed through a profile, whose dialect
+ * has no action endpoints, so the shell refuses approve / reject / move / terminate).
  */
 export const NO_ACTIONS_NOTE = "This server's dialect has no actions; act in its own dashboard";
-
-/** Whether actions can be sent to a server of this profile (`native`: a Pulse gateway). */
-export function profileTakesActions(profile: string | null | undefined): boolean {
-  const p = (profile ?? "").trim();
-  return p === "" || p === "native";
-}
-
-const isPending = (d: Data) => ((d.status as string | undefined) ?? "pending").toLowerCase() === "pending";
 
 export class AppState {
   private maps = new Map<EntityKind, Map<string, Data>>(ENTITY_KINDS.map((k) => [k, new Map()]));
@@ -136,12 +129,12 @@ export class AppState {
   version = $state(0);
   loaded = $state(false);
   connection = $state<ConnectionView>({ state: { state: "connecting", attempt: 1 }, last_sync_ms: null, server: null, demo: false, caveat: null });
-  counts = $state<CountsDto>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0 });
+  counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0 });
   settings = $state<Settings>(defaultSettings());
   account = $state<Account | null>(null);
   /** The built-in server profiles (for the settings form). */
   profiles = $state<ProfileInfo[]>([]);
-  outbox = $state<PendingAction[]>([]);
+  outbox = $state<OutboxEntry[]>([]);
   raised = $state<RaisedNotification[]>([]);
   read = $state<Set<string>>(new Set());
   overlays = $state<Map<string, Overlay>>(new Map());
@@ -171,7 +164,7 @@ export class AppState {
       b.on("counts", (c) => (this.counts = c)),
       b.on("outbox", (o) => this.onOutbox(o)),
       b.on("settled", (s) => this.onSettled(s)),
-      b.on("notified", (n) => (this.raised = [n, ...this.raised.filter((x) => x.key !== n.key)].slice(0, 500))),
+      b.on("notified", (n) => (this.raised = [n, ...this.raised.filter((x) => x.key !== n.key)].slice(0, NOTIFICATION_HISTORY))),
       b.on("navigate", (t) => this.open(t)),
       b.on("settings", (s) => (this.settings = s)),
     ]);
@@ -241,11 +234,11 @@ export class AppState {
         const k = keyOf(u.kind, u.id);
         const before = map.get(u.id);
         if (u.data === null) {
-          if (before && u.kind === "approval" && isPending(before)) this.leave(k, before);
+          if (before && u.kind === "approval" && isPendingApproval(before)) this.leave(k, before);
           map.delete(u.id);
         } else {
           if (!before && this.loaded) this.arrived.set(k, now);
-          if (before && u.kind === "approval" && isPending(before) && !isPending(u.data)) this.leave(k, u.data);
+          if (before && u.kind === "approval" && isPendingApproval(before) && !isPendingApproval(u.data)) this.leave(k, u.data);
           map.set(u.id, u.data);
         }
         // The server's event reconciles an optimistic change once it agrees with it.
@@ -298,7 +291,7 @@ export class AppState {
 
   /** Approvals waiting for a decision, newest first, plus those animating out. */
   pendingApprovals = $derived.by(() => {
-    const items = this.list("approval").filter((i) => isPending(i.data));
+    const items = this.list("approval").filter((i) => isPendingApproval(i.data));
     for (const [k, data] of this.leavingData) {
       if (k.startsWith("approval:")) {
         const id = k.slice("approval:".length);
@@ -312,7 +305,7 @@ export class AppState {
   tickets = $derived.by(() => this.list("ticket"));
   conversations = $derived.by(() =>
     this.list("conversation").sort((a, b) => {
-      const esc = Number(b.data.status === "escalated") - Number(a.data.status === "escalated");
+      const esc = Number(isEscalated(b.data)) - Number(isEscalated(a.data));
       return esc || num(b.data.last_message_at ?? b.data.created_at) - num(a.data.last_message_at ?? a.data.created_at);
     }),
   );
@@ -335,7 +328,7 @@ export class AppState {
       body: str(n.data.body),
       kind: str(n.data.level) || "info",
       at: num(n.data.created_at),
-      read: Boolean(n.data.read) || this.read.has(`notification:${n.id}`),
+      read: !isUnread(n.data) || this.read.has(`notification:${n.id}`),
       target: linkTarget(n.data.link),
     }));
     const raised = this.raised.map((n) => ({
@@ -353,15 +346,15 @@ export class AppState {
   unread = $derived(this.notifications.filter((n) => !n.read).length);
 
   /**
-   * Why actions are unavailable on the active server (a profile server: the shell
-   * refuses them), or `null` where they work (a Pulse gateway, the demo). The pages
-   * disable their action controls with this as the tooltip.
+   * Why actions are unavailable on the active server (the shell says it takes none:
+   * `Account.takes_actions`), or `null` where they work (a Pulse gateway, the demo).
+   * The pages disable their action controls with this as the tooltip.
    */
-  actionsBlocked = $derived<string | null>(this.account && !profileTakesActions(this.account.profile) ? NO_ACTIONS_NOTE : null);
+  actionsBlocked = $derived<string | null>(this.account && !this.account.takes_actions ? NO_ACTIONS_NOTE : null);
 
   // ----- actions -----
 
-  async act(action: ActionDto): Promise<OutcomeDto | null> {
+  async act(action: Action): Promise<ActionOutcome | null> {
     // A profile server cannot take actions: say so, and never show an optimistic change
     // that the shell's refusal would only undo.
     if (this.actionsBlocked) {
@@ -371,7 +364,7 @@ export class AppState {
     const t = actionTarget(action);
     const k = keyOf(t.kind, t.id);
     this.overlays = new Map(this.overlays).set(k, { action, patch: optimisticPatch(action), phase: "sending" });
-    let outcome: OutcomeDto;
+    let outcome: ActionOutcome;
     try {
       outcome = await this.backend.perform(action);
     } catch (e) {
@@ -383,10 +376,10 @@ export class AppState {
     return outcome;
   }
 
-  private settle(k: string, action: ActionDto, outcome: OutcomeDto): void {
+  private settle(k: string, action: Action, outcome: ActionOutcome): void {
     const t = actionTarget(action);
     const cur = this.maps.get(t.kind)?.get(t.id);
-    const describe = (a: ActionDto) => describeAction(a, cur ? str(cur.title ?? cur.key ?? cur.name) || undefined : undefined);
+    const describe = (a: Action) => describeAction(a, cur ? str(cur.title ?? cur.key ?? cur.name) || undefined : undefined);
     switch (outcome.outcome) {
       case "done":
         // Apply the server's answer now (not at the next frame), so the item never
@@ -394,7 +387,7 @@ export class AppState {
         {
           const { kind, id, data } = outcome.entity;
           const before = this.maps.get(kind)?.get(id);
-          if (kind === "approval" && before && isPending(before) && !isPending(data)) this.leave(keyOf(kind, id), data);
+          if (kind === "approval" && before && isPendingApproval(before) && !isPendingApproval(data)) this.leave(keyOf(kind, id), data);
           this.maps.get(kind)?.set(id, data);
         }
         this.dropOverlay(k);
@@ -427,7 +420,7 @@ export class AppState {
     this.overlays = m;
   }
 
-  private onOutbox(list: PendingAction[]): void {
+  private onOutbox(list: OutboxEntry[]): void {
     this.outbox = list;
   }
 
@@ -523,15 +516,17 @@ export function str(v: unknown): string {
   return typeof v === "string" ? v : v === null || v === undefined ? "" : String(v);
 }
 
+/** What a server notification's `link: {kind, id}` opens (`null`: no kind it names). */
 function linkTarget(link: unknown): Target | null {
   if (!link || typeof link !== "object") return null;
-  const l = link as { kind?: string; id?: string };
-  const pages: Record<string, Page> = { approval: "approvals", conversation: "conversations", ticket: "board", agent: "agents" };
-  if (!l.kind || !pages[l.kind]) return null;
-  return { kind: l.kind as EntityKind, id: l.id ?? null, page: pages[l.kind] };
+  const l = link as { kind?: unknown; id?: unknown };
+  const kind = kindNamed(l.kind);
+  const page = pageOfKind(l.kind);
+  if (!kind || !page) return null;
+  return { kind, id: typeof l.id === "string" ? l.id : l.id == null ? null : String(l.id), page };
 }
 
 /** Entities as DTOs (tests). */
-export function entity(kind: EntityKind, id: string, data: Data): EntityDto {
+export function entity(kind: EntityKind, id: string, data: Data): Entity {
   return { kind, id, data: { id, ...data } };
 }

@@ -1,0 +1,153 @@
+//! Rules read off an entity's fields, one home each: Rust callers call these
+//! functions, and the UI applies the same rules (`ui/src/lib/domain.ts`) from the
+//! constants below, which the desktop app exports into its generated TypeScript.
+//!
+//! Invariants:
+//! - status values compare ASCII-case-insensitively (`"PENDING"` is pending);
+//! - a `status` that is absent or not a string counts as absent: an approval without
+//!   one waits for a decision, a conversation without one is not escalated, an agent
+//!   without one has not failed;
+//! - only `read: true` marks a notification read; anything else (absent, `false`,
+//!   `"yes"`, `1`) is unread;
+//! - [`page_of`] is total over [`EntityKind`]; [`page_of_kind_name`] reads a kind
+//!   name case-insensitively and answers `None` for a name that is no kind.
+//!
+//! `crates/pulse-protocol/tests/domain_cases.json` is one table of cases that a Rust
+//! test and a UI test both run, so the two sides cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{EntityKind, Object};
+
+/// Statuses of an approval that still waits for a decision (an absent status too).
+pub const PENDING_APPROVAL_STATUSES: &[&str] = &["pending"];
+
+/// Statuses of a conversation escalated to a human.
+pub const ESCALATED_STATUSES: &[&str] = &["escalated"];
+
+/// Statuses of an agent that failed.
+pub const FAILED_AGENT_STATUSES: &[&str] = &["failed", "error"];
+
+/// The `status` field, when it is a string.
+pub fn status_of(data: &Object) -> Option<&str> {
+    data.get("status").and_then(Value::as_str)
+}
+
+/// Whether `status` is one of `values`, ignoring ASCII case (`None` is none of them).
+pub fn status_in(status: Option<&str>, values: &[&str]) -> bool {
+    status.is_some_and(|s| values.iter().any(|v| s.eq_ignore_ascii_case(v)))
+}
+
+/// Whether an approval with these fields still waits for a decision.
+pub fn is_pending_approval(data: &Object) -> bool {
+    let status = status_of(data);
+    status.is_none() || status_in(status, PENDING_APPROVAL_STATUSES)
+}
+
+/// Whether a conversation with these fields is escalated.
+pub fn is_escalated(data: &Object) -> bool {
+    status_in(status_of(data), ESCALATED_STATUSES)
+}
+
+/// Whether an agent with these fields has failed.
+pub fn is_failed_agent(data: &Object) -> bool {
+    status_in(status_of(data), FAILED_AGENT_STATUSES)
+}
+
+/// Whether a notification with these fields is unread.
+pub fn is_unread(data: &Object) -> bool {
+    data.get("read") != Some(&Value::Bool(true))
+}
+
+/// The app's pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Page {
+    /// Stats badges.
+    Overview,
+    /// Agents.
+    Agents,
+    /// Kanban board.
+    Board,
+    /// Approvals queue.
+    Approvals,
+    /// Conversations.
+    Conversations,
+    /// Notification centre.
+    Notifications,
+    /// Settings.
+    Settings,
+}
+
+impl Page {
+    /// The wire name (`"approvals"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Page::Overview => "overview",
+            Page::Agents => "agents",
+            Page::Board => "board",
+            Page::Approvals => "approvals",
+            Page::Conversations => "conversations",
+            Page::Notifications => "notifications",
+            Page::Settings => "settings",
+        }
+    }
+}
+
+/// The page that shows entities of `kind`.
+pub fn page_of(kind: EntityKind) -> Page {
+    match kind {
+        EntityKind::Agent | EntityKind::Stats => Page::Agents,
+        EntityKind::Ticket => Page::Board,
+        EntityKind::Approval => Page::Approvals,
+        EntityKind::Conversation | EntityKind::Message => Page::Conversations,
+        EntityKind::Notification => Page::Notifications,
+    }
+}
+
+/// The kind named `name`, ignoring ASCII case (`None`: no such kind).
+pub fn kind_named(name: &str) -> Option<EntityKind> {
+    EntityKind::ALL
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(name))
+}
+
+/// The page that shows entities of the kind named `name` (as a server's link gives
+/// it); `None` when `name` is no kind.
+pub fn page_of_kind_name(name: &str) -> Option<Page> {
+    kind_named(name).map(page_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Object {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn every_kind_has_a_page_and_parses_back_in_any_case() {
+        for k in EntityKind::ALL {
+            assert_eq!(kind_named(&k.as_str().to_uppercase()), Some(k));
+            assert_eq!(page_of_kind_name(k.as_str()), Some(page_of(k)));
+        }
+        assert_eq!(page_of_kind_name("widget"), None);
+    }
+
+    #[test]
+    fn page_names_match_their_json() {
+        for p in [Page::Overview, Page::Approvals, Page::Notifications] {
+            assert_eq!(serde_json::to_value(p).unwrap(), json!(p.as_str()));
+        }
+    }
+
+    #[test]
+    fn status_of_ignores_non_strings() {
+        assert_eq!(status_of(&obj(json!({"status": 3}))), None);
+        assert!(is_pending_approval(&obj(json!({"status": 3}))));
+    }
+}

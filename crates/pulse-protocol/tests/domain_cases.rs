@@ -1,0 +1,62 @@
+//! The domain rules against the shared table of cases (`domain_cases.json`), which
+//! the UI's `ui/src/tests/domain.test.ts` runs against its own module too.
+
+use pulse_protocol::domain::{
+    is_escalated, is_failed_agent, is_pending_approval, is_unread, page_of_kind_name, Object,
+};
+use serde_json::Value;
+
+fn table() -> Value {
+    serde_json::from_str(include_str!("domain_cases.json")).expect("domain_cases.json")
+}
+
+fn cases<'a>(t: &'a Value, rule: &str) -> &'a [Value] {
+    let list = t[rule]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{rule}` cases"));
+    assert!(!list.is_empty(), "`{rule}` has no cases");
+    list
+}
+
+fn check(rule: &str, pred: fn(&Object) -> bool) {
+    let t = table();
+    for case in cases(&t, rule) {
+        let data = case["data"].as_object().expect("`data` is an object");
+        let want = case["expect"].as_bool().expect("`expect` is a boolean");
+        assert_eq!(pred(data), want, "{rule}: {case}");
+    }
+}
+
+#[test]
+fn pending_approval() {
+    check("pending_approval", is_pending_approval);
+}
+
+#[test]
+fn escalated() {
+    check("escalated", is_escalated);
+}
+
+#[test]
+fn failed_agent() {
+    check("failed_agent", is_failed_agent);
+}
+
+#[test]
+fn unread() {
+    check("unread", is_unread);
+}
+
+#[test]
+fn page_of_kind() {
+    let t = table();
+    for case in cases(&t, "page_of_kind") {
+        let kind = case["kind"].as_str().expect("`kind` is a string");
+        let want = case["page"].as_str();
+        assert_eq!(
+            page_of_kind_name(kind).map(|p| p.as_str()),
+            want,
+            "page_of_kind: {case}"
+        );
+    }
+}

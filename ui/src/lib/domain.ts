@@ -1,0 +1,65 @@
+// The domain rules of pulse_protocol::domain, applied to the values Rust exports into
+// the generated types: the one place in the UI that decides "pending", "escalated",
+// "failed", "unread" and "which page shows this kind". The state, the pages and the
+// fake backend all call these; none compares a status string itself.
+//
+// Same invariants as the Rust side, checked by both against one table of cases
+// (crates/pulse-protocol/tests/domain_cases.json, run here by tests/domain.test.ts):
+// - statuses compare ASCII-case-insensitively;
+// - a status that is absent or not a string counts as absent (an approval without one
+//   is pending; a conversation or agent without one is neither escalated nor failed);
+// - only `read: true` marks a notification read;
+// - a kind name is read case-insensitively; a name that is no kind has no page.
+import { ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES } from "./generated/types";
+import type { EntityKind, Page } from "./generated/types";
+
+type Fields = Record<string, unknown>;
+
+/** ASCII-only lower case, as Rust's `eq_ignore_ascii_case` compares. */
+const asciiLower = (s: string) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+/** The `status` field, when it is a string. */
+export function statusOf(data: Fields): string | undefined {
+  return typeof data.status === "string" ? data.status : undefined;
+}
+
+/** Whether `status` is one of `values`, ignoring ASCII case (`undefined`: none of them). */
+export function statusIn(status: string | undefined, values: readonly string[]): boolean {
+  if (status === undefined) return false;
+  const s = asciiLower(status);
+  return values.some((v) => asciiLower(v) === s);
+}
+
+/** Whether an approval with these fields still waits for a decision. */
+export function isPendingApproval(data: Fields): boolean {
+  const s = statusOf(data);
+  return s === undefined || statusIn(s, PENDING_APPROVAL_STATUSES);
+}
+
+/** Whether a conversation with these fields is escalated. */
+export function isEscalated(data: Fields): boolean {
+  return statusIn(statusOf(data), ESCALATED_STATUSES);
+}
+
+/** Whether an agent with these fields has failed. */
+export function isFailedAgent(data: Fields): boolean {
+  return statusIn(statusOf(data), FAILED_AGENT_STATUSES);
+}
+
+/** Whether a notification with these fields is unread. */
+export function isUnread(data: Fields): boolean {
+  return data.read !== true;
+}
+
+/** The kind named `name`, ignoring ASCII case (`null`: no such kind). */
+export function kindNamed(name: unknown): EntityKind | null {
+  if (typeof name !== "string") return null;
+  const n = asciiLower(name);
+  return ENTITY_KINDS.find((k) => k === n) ?? null;
+}
+
+/** The page that shows entities of the kind named `name` (`null`: no such kind). */
+export function pageOfKind(name: unknown): Page | null {
+  const k = kindNamed(name);
+  return k ? PAGE_OF_KIND[k] : null;
+}

@@ -1,0 +1,27 @@
+// The UI's domain rules against the table of cases the Rust rules are tested with
+// (crates/pulse-protocol/tests/domain_cases.json): one table, both sides.
+import { describe, expect, it } from "vitest";
+import cases from "../../../crates/pulse-protocol/tests/domain_cases.json";
+import { isEscalated, isFailedAgent, isPendingApproval, isUnread, pageOfKind } from "../lib/domain";
+
+type Case = { data: Record<string, unknown>; expect: boolean };
+const rules: [keyof typeof cases, (d: Record<string, unknown>) => boolean][] = [
+  ["pending_approval", isPendingApproval],
+  ["escalated", isEscalated],
+  ["failed_agent", isFailedAgent],
+  ["unread", isUnread],
+];
+
+describe("domain rules, from the shared table", () => {
+  for (const [rule, pred] of rules) {
+    it(rule, () => {
+      const list = cases[rule] as Case[];
+      expect(list.length).toBeGreaterThan(0);
+      for (const c of list) expect({ rule, data: c.data, got: pred(c.data) }).toEqual({ rule, data: c.data, got: c.expect });
+    });
+  }
+  it("page_of_kind", () => {
+    expect(cases.page_of_kind.length).toBeGreaterThan(0);
+    for (const c of cases.page_of_kind) expect({ kind: c.kind, got: pageOfKind(c.kind) }).toEqual({ kind: c.kind, got: c.page });
+  });
+});
