@@ -41,12 +41,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::policy::{
-    show_all, Notification, Notifier, Policy, PolicyConfig,
-};
-use crate::session::{
-    ActionOutcome, SessionError, SessionHandle, SessionStatus,
-};
+use crate::policy::{show_all, Notification, Notifier, Policy, PolicyConfig};
+use crate::session::{ActionOutcome, SessionError, SessionHandle, SessionStatus};
 use crate::store::{Action, OutboxEntry, Store, StoreError, StoreSummary};
 
 /// Default coalescing window: one 60 Hz frame.

@@ -208,10 +208,10 @@ async fn stream(cx: &mut SessionCx, mut conn: NativeConnection, token: Secret) -
                 }
                 continue;
             }
+            m = conn.recv() => m,
             _ = tokio::time::sleep_until(dead.wake_at()) => {
                 return End::Lost(dead.dead_reason("frame"));
             }
-            m = conn.recv() => m,
         };
         dead.received(Instant::now());
         // Gather what is already buffered into one batch.
