@@ -26,13 +26,19 @@
 //!   `MutationObserver` in the page records when each value reaches the DOM. The
 //!   latency runs from the publisher's request (epoch ms just before it is sent) to
 //!   the mutation, so it includes the gateway and the client core too.
+//!
+//! Layout: this module runs the benchmark and publishes the load; `procs` reads
+//! `/proc` (process start times, the app's process tree and its memory);
+//! `webdriver` starts `tauri-driver` and speaks WebDriver to the app.
 
-use std::net::TcpListener;
+mod procs;
+mod webdriver;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use pulse_core::store::{SqliteStore, Store};
 use pulse_protocol::auth::Role;
 use serde::{Deserialize, Serialize};
@@ -40,7 +46,10 @@ use serde_json::{json, Value};
 
 use crate::harness::{self, Ctx, GatewayOpts};
 use crate::stats::{median, Latency};
-use crate::sys::{self, Proc};
+use crate::sys::Proc;
+
+use procs::{app_pid, epoch_ms, process_start_epoch_ms, tree_memory, TreeMemory};
+use webdriver::Driver;
 
 const STREAM: &str = "desktop";
 
@@ -440,44 +449,6 @@ fn cached_entities(data_dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// When process `pid` started, in epoch ms (10 ms resolution: `/proc/PID/stat`
-/// counts clock ticks since boot, on the `CLOCK_BOOTTIME` clock).
-fn process_start_epoch_ms(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
-    let ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions; clock_gettime writes a valid timespec.
-    let (tck, boot_ms) = unsafe {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts);
-        (
-            libc::sysconf(libc::_SC_CLK_TCK).max(1) as f64,
-            ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6,
-        )
-    };
-    let offset = epoch_ms() - boot_ms;
-    Some(offset + ticks / tck * 1000.0)
-}
-
-/// The pid of the process running `app`.
-fn app_pid(app: &Path) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == app))
-}
-
-fn epoch_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
-}
-
 /// Publish 1,000 events/s for `secs` (20 of them markers each second); returns
 /// each marker's send time (epoch ms, marker k at index k-1) and the peak memory.
 #[allow(clippy::too_many_arguments)]
@@ -536,212 +507,4 @@ async fn publish_busy(
         }
     }
     Ok((marks, peak))
-}
-
-/// Memory of the app's process tree.
-#[derive(Debug, Clone, Default)]
-struct TreeMemory {
-    processes: usize,
-    rss_mib: f64,
-    pss_mib: f64,
-    /// (process name, PSS MiB), largest first.
-    each: Vec<(String, f64)>,
-}
-
-impl TreeMemory {
-    fn breakdown(&self) -> String {
-        self.each
-            .iter()
-            .map(|(n, m)| format!("{n} {m:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-fn ppid(pid: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn pss_kib(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with("Pss:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
-/// The `pulse` process running `app` and its descendants (WebKit's processes).
-fn tree_memory(app: &Path) -> Option<TreeMemory> {
-    let pids: Vec<u32> = std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    let main = pids
-        .iter()
-        .copied()
-        .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == app))?;
-    let mut tree = vec![main];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for p in &pids {
-            if !tree.contains(p) && ppid(*p).is_some_and(|pp| tree.contains(&pp)) {
-                tree.push(*p);
-                changed = true;
-            }
-        }
-    }
-    let mib = |k: u64| k as f64 / 1024.0;
-    let mut each: Vec<(String, f64)> = tree
-        .iter()
-        .map(|p| {
-            // argv[0]'s file name (`comm` is cut at 15 characters).
-            let name = std::fs::read(format!("/proc/{p}/cmdline"))
-                .ok()
-                .and_then(|b| {
-                    let argv0 = b.split(|c| *c == 0).next()?.to_vec();
-                    let argv0 = String::from_utf8(argv0).ok()?;
-                    Some(argv0.rsplit('/').next()?.to_owned())
-                })
-                .unwrap_or_default();
-            (name, mib(pss_kib(*p).unwrap_or(0)))
-        })
-        .collect();
-    each.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Some(TreeMemory {
-        each,
-        processes: tree.len(),
-        rss_mib: mib(tree.iter().filter_map(|p| sys::rss_kib(*p)).sum()),
-        pss_mib: mib(tree.iter().filter_map(|p| pss_kib(*p)).sum()),
-    })
-}
-
-/// `tauri-driver` with the app's environment.
-struct Driver {
-    bin: PathBuf,
-    env: Vec<(String, String)>,
-    app: PathBuf,
-    log: PathBuf,
-}
-
-/// A WebDriver session on a running app (and the tauri-driver serving it).
-struct Session {
-    http: reqwest::Client,
-    base: String,
-    id: String,
-    driver: Proc,
-    app: PathBuf,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-impl Driver {
-    /// Start tauri-driver and open a session (which launches the app).
-    async fn start(&self) -> anyhow::Result<Session> {
-        let port = free_port()?;
-        let native = free_port()?;
-        let mut cmd = Command::new(&self.bin);
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--native-port",
-            &native.to_string(),
-        ]);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let driver = Proc::spawn_logged("tauri-driver", cmd, &self.log)?;
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        // tauri-driver, then the WebKitWebDriver it starts, must both listen.
-        for p in [port, native] {
-            while tokio::net::TcpStream::connect(("127.0.0.1", p))
-                .await
-                .is_err()
-            {
-                anyhow::ensure!(Instant::now() < deadline, "tauri-driver did not listen");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "wry",
-            "tauri:options": {"application": self.app},
-        }}});
-        let r: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = r["value"]["sessionId"]
-            .as_str()
-            .with_context(|| format!("no WebDriver session: {r}"))?
-            .to_owned();
-        let s = Session {
-            http,
-            base,
-            id,
-            driver,
-            app: self.app.clone(),
-        };
-        s.post("timeouts", json!({"script": 120_000})).await?;
-        Ok(s)
-    }
-}
-
-impl Session {
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let r: Value = self
-            .http
-            .post(format!("{}/session/{}/{path}", self.base, self.id))
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if r["value"]["error"].is_string() {
-            bail!("WebDriver {path}: {}", r["value"]);
-        }
-        Ok(r["value"].clone())
-    }
-
-    /// Run a synchronous script; returns its value.
-    async fn script(&self, js: &str) -> anyhow::Result<Value> {
-        self.post("execute/sync", json!({"script": js, "args": []}))
-            .await
-    }
-
-    /// Run an asynchronous script (calls its last argument when done).
-    async fn wait_script(&self, js: &str, timeout_s: u64) -> anyhow::Result<Value> {
-        tokio::time::timeout(
-            Duration::from_secs(timeout_s),
-            self.post("execute/async", json!({"script": js, "args": []})),
-        )
-        .await
-        .context("script timed out")?
-    }
-
-    /// Close the session (the app quits) and stop tauri-driver; waits until the
-    /// app's process is gone (the app is single-instance).
-    async fn quit(mut self) {
-        let _ = self
-            .http
-            .delete(format!("{}/session/{}", self.base, self.id))
-            .send()
-            .await;
-        self.driver.stop(Duration::from_secs(10));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tree_memory(&self.app).is_some() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
