@@ -88,7 +88,14 @@ impl Run<'_> {
         );
     }
 
-    fn refetch_failed(&mut self, cx: &SessionCx, name: &str, path: &str, why: String, missing: bool) {
+    fn refetch_failed(
+        &mut self,
+        cx: &SessionCx,
+        name: &str,
+        path: &str,
+        why: String,
+        missing: bool,
+    ) {
         let text = if missing {
             self.missing.insert(name.to_owned());
             self.retry.remove(name);
@@ -414,9 +421,7 @@ impl Run<'_> {
                 return Err(End::Unauthorized(message))
             }
             Err(TokenTry::Failed(Fetch::Refused(message))) => return Err(End::Lost(message)),
-            Err(
-                TokenTry::Refused(Fetch::Missing(why)) | TokenTry::Failed(Fetch::Missing(why)),
-            ) => {
+            Err(TokenTry::Refused(Fetch::Missing(why)) | TokenTry::Failed(Fetch::Missing(why))) => {
                 self.refetch_failed(cx, name, &path, why, true);
                 return Ok(());
             }

@@ -23,11 +23,7 @@ use serde_json::{json, Value};
 use crate::common::until_within;
 
 fn session(url: &str, dialect: ProfileDialect, token: &str) -> SessionHandle {
-    session_with(
-        url,
-        dialect,
-        Arc::new(StaticToken::new(Secret::new(token))),
-    )
+    session_with(url, dialect, Arc::new(StaticToken::new(Secret::new(token))))
 }
 
 fn session_with(
@@ -914,13 +910,12 @@ async fn nest_realtime_failed_refetch_is_retried_and_its_caveat_goes() {
     );
     let st = until(&h, "live with a caveat about agents", |s| {
         s.state == ConnectionState::Live
-            && s.caveat.as_deref().is_some_and(|c| c.contains("/api/agents"))
+            && s.caveat
+                .as_deref()
+                .is_some_and(|c| c.contains("/api/agents"))
     })
     .await;
-    assert!(
-        st.caveat.as_deref().unwrap().contains("HTTP 500"),
-        "{st:?}"
-    );
+    assert!(st.caveat.as_deref().unwrap().contains("HTTP 500"), "{st:?}");
     let st = until(&h, "the caveat about agents gone", |s| {
         !s.caveat.as_deref().unwrap_or("").contains("/api/agents")
     })
