@@ -2,9 +2,13 @@
 // Seed 002: the NestJS `RealtimeGateway` (Socket.IO 4, namespace /realtime), as
 // @nestjs/platform-socket.io runs it: a socket.io Server on the HTTP server.
 // - JWT in the handshake `auth` ({token}); a bad one: next(new Error('Unauthorized'))
-//   (the client gets a CONNECT_ERROR);
+//   (the client gets a CONNECT_ERROR), or with --refuse connection as the story's
+//   gateway writes it: validated in handleConnection, which calls
+//   `client.disconnect(true)` (the namespace is accepted, then dropped at once);
+//   --refuse connection-ns: `client.disconnect()` (the namespace only);
 // - the gateway joins `workspace:<workspaceId>` itself in handleConnection;
 // - connection-state recovery on (the story asks "sync missed events on reconnect");
+//   --recovery off: NestJS's IoAdapter default (none);
 // - REST for the initial load / polling fallback: GET /api/approvals, /api/agents,
 //   /api/notifications, /api/chat/messages (bearer).
 //
@@ -58,15 +62,20 @@ const server = http.createServer(async (req, res) => {
 const io = new Server(server, {
   path: '/socket.io/',
   transports: peer.args.transports || ['polling', 'websocket'],
-  connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true },
+  ...(peer.args.recovery === false ? {} : {
+    connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true },
+  }),
   pingInterval: 2000,
   pingTimeout: 2000,
 });
 const ns = io.of('/realtime');
 
+const inHandler = peer.args.refuse === 'connection' || peer.args.refuse === 'connection-ns';
+
 ns.use((socket, next) => {
   peer.counters.connections++;
   const token = socket.handshake.auth && socket.handshake.auth.token;
+  if (inHandler) { next(); return; }
   if (!peer.valid(token)) {
     peer.counters.auth_refused++;
     next(new Error('Unauthorized'));
@@ -79,6 +88,17 @@ ns.use((socket, next) => {
 
 let recovered = 0;
 ns.on('connection', (socket) => {
+  if (inHandler) {
+    // handleConnection(client): verify the JWT, kick a bad client.
+    const token = socket.handshake.auth && socket.handshake.auth.token;
+    if (!peer.valid(token)) {
+      peer.counters.auth_refused++;
+      socket.disconnect(peer.args.refuse === 'connection');
+      return;
+    }
+    peer.counters.auth_ok++;
+    socket.data.workspace = peer.tenantOf(token);
+  }
   if (socket.recovered) {
     recovered++;
   } else {

@@ -8,12 +8,20 @@
 // - accepts the tokens given with --tokens a,b (or POST /_control/tokens);
 // - starts from the JSON state in --state FILE (so a test can restart it with a
 //   state that changed while it was down, and no event says so);
-// - answers POST /_control/<verb> with a JSON body, and GET /_control/info.
+// - answers POST /_control/<verb> with a JSON body, and GET /_control/info;
+// - counts every REST GET per path (`rest` in info: the request log);
+// - --missing /a,/b: those REST paths are not on the server (404, the
+//   framework's own answer); --fail /a:500:2: the first 2 GETs of /a answer 500;
+// - --refuse connection|connection-ns|middleware and --recovery on|off are read
+//   by the Socket.IO peers (how a bad token is refused; connection-state recovery).
 
 const fs = require('fs');
 
 function parseArgs(argv) {
-  const out = { port: 0, state: null, tokens: [], transports: null };
+  const out = {
+    port: 0, state: null, tokens: [], transports: null,
+    missing: [], fail: {}, refuse: null, recovery: null,
+  };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[i + 1];
@@ -21,6 +29,16 @@ function parseArgs(argv) {
     else if (a === '--state') { out.state = v; i++; }
     else if (a === '--tokens') { out.tokens = v.split(',').filter(Boolean); i++; }
     else if (a === '--transports') { out.transports = v.split(',').filter(Boolean); i++; }
+    else if (a === '--missing') { out.missing = v.split(',').filter(Boolean); i++; }
+    else if (a === '--fail') {
+      for (const f of v.split(',').filter(Boolean)) {
+        const [path, status, times] = f.split(':');
+        out.fail[path] = { status: Number(status), times: Number(times || 1) };
+      }
+      i++;
+    }
+    else if (a === '--refuse') { out.refuse = v; i++; }
+    else if (a === '--recovery') { out.recovery = v === 'on'; i++; }
     else { throw new Error(`unknown argument ${a}`); }
   }
   return out;
@@ -82,9 +100,20 @@ class Peer {
   // REST with bearer auth: `routes` maps a path to a function returning the body.
   async rest(req, res, routes) {
     const path = req.url.split('?')[0];
+    if (req.method === 'GET' && this.args.missing.includes(path)) {
+      this.counters.rest[path] = (this.counters.rest[path] || 0) + 1;
+      Peer.json(res, 404, { statusCode: 404, message: `Cannot GET ${path}`, error: 'Not Found' });
+      return true;
+    }
     const route = routes[path];
     if (!route || req.method !== 'GET') return false;
     this.counters.rest[path] = (this.counters.rest[path] || 0) + 1;
+    const fail = this.args.fail[path];
+    if (fail && fail.times > 0) {
+      fail.times--;
+      Peer.json(res, fail.status, { statusCode: fail.status, message: 'Internal server error' });
+      return true;
+    }
     if (this.requireAuth !== false && !this.valid(this.bearer(req))) {
       this.counters.rest_refused++;
       Peer.json(res, 401, { message: 'Unauthorized' });

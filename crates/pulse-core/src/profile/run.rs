@@ -6,13 +6,23 @@
 //! - what arrived before a link ended is still committed;
 //! - a replacement (a server's full list) is computed against the store *after*
 //!   the batch's earlier events are committed, so none of them is undone;
-//! - a refetch sends the token in a header and refreshes it once if refused.
+//! - a refetch sends the token in a header and refreshes it once if refused;
+//! - a refetch that fails for any other reason (404/405, 5xx, a timeout, a body
+//!   that is not JSON or not the declared shape) never ends the link: the
+//!   session's caveat names the resource and its path until a refetch of it
+//!   succeeds; a missing resource (404/405) is not asked again on this
+//!   connection, the others are retried with backoff ([`retry_delay`]);
+//! - a refusal after the link was accepted (see `socket.rs`, `auth.refusal_events`)
+//!   refreshes the token once and reconnects; refused again before the server
+//!   sent anything, it is final ([`End::Unauthorized`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use pulse_protocol::domain::{Change, EntityKind};
 use serde_json::Value;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::map::{replacement_changes, Effect, MapError};
@@ -20,7 +30,7 @@ use super::runner::ProfileDialect;
 use super::schema::VarValue;
 use super::socket::{Received, Socket};
 use super::template::{render, render_value, Escape, Vars};
-use crate::auth::{with_token_from, Refusal, Secret, TokenTry};
+use crate::auth::{refused_message, with_token_from, Refusal, Secret, TokenTry};
 use crate::rest::without_url;
 use crate::session::{End, LocalEvent, SessionCx};
 
@@ -33,9 +43,105 @@ pub(super) struct Run<'d> {
     pub(super) refetch: BTreeSet<String>,
     pub(super) awaited: BTreeSet<String>,
     pub(super) live: bool,
+    /// This connection's token was refreshed because the server refused the last.
+    pub(super) refreshed: bool,
+    /// The server sent an event on this connection.
+    pub(super) received_any: bool,
+    /// Resources answered 404/405 on this connection: not asked again.
+    pub(super) missing: BTreeSet<String>,
+    /// Resources whose refetch failed otherwise: when to try again.
+    pub(super) retry: BTreeMap<String, Retry>,
+}
+
+/// A failed refetch waiting for its next try.
+pub(super) struct Retry {
+    due: Instant,
+    attempt: u32,
+}
+
+/// How long to wait before refetching a resource again after `attempt` + 1
+/// failures in a row: 1 s, 2 s, 4 s … at most 60 s.
+pub(super) fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(6)).min(Duration::from_secs(60))
+}
+
+/// The caveat shown: the profile's own, then what could not be refetched.
+pub(super) fn caveat(profile: Option<&str>, problems: &BTreeMap<String, String>) -> Option<String> {
+    let parts: Vec<&str> = profile
+        .into_iter()
+        .chain(problems.values().map(String::as_str))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 impl Run<'_> {
+    /// When the next failed refetch is due, if any.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        self.retry.values().map(|r| r.due).min()
+    }
+
+    fn show_caveat(&self, cx: &SessionCx) {
+        let problems = self.d.problems.lock().expect("problems lock");
+        cx.describe(
+            &self.stream,
+            caveat(self.d.profile.spec.caveat.as_deref(), &problems),
+        );
+    }
+
+    fn refetch_failed(
+        &mut self,
+        cx: &SessionCx,
+        name: &str,
+        path: &str,
+        why: String,
+        missing: bool,
+    ) {
+        let text = if missing {
+            self.missing.insert(name.to_owned());
+            self.retry.remove(name);
+            warn!(resource = %name, %path, error = %why, "resource not on the server; not asked again until the next reconnect");
+            format!("`{name}` is not on this server (GET {path}: {why}); asked again after the next reconnect")
+        } else {
+            let attempt = self.retry.get(name).map_or(0, |r| r.attempt + 1);
+            let delay = retry_delay(attempt);
+            warn!(resource = %name, %path, error = %why, ?delay, "refetch failed; retrying");
+            self.retry.insert(
+                name.to_owned(),
+                Retry {
+                    due: Instant::now() + delay,
+                    attempt,
+                },
+            );
+            format!("`{name}` could not be loaded (GET {path}: {why}); retrying")
+        };
+        self.d
+            .problems
+            .lock()
+            .expect("problems lock")
+            .insert(name.to_owned(), text);
+        self.show_caveat(cx);
+    }
+
+    fn refetch_succeeded(&mut self, cx: &SessionCx, name: &str) {
+        self.retry.remove(name);
+        let was = self.d.problems.lock().expect("problems lock").remove(name);
+        if was.is_some() {
+            info!(resource = %name, "refetch succeeded again");
+            self.show_caveat(cx);
+        }
+    }
+
+    /// A refusal reported after the link was accepted: refresh the token and
+    /// reconnect, or, when this token was already the refreshed one and the
+    /// server sent nothing, stop (the refresh-once rule).
+    fn refused(&mut self, reason: String) -> End {
+        if self.refreshed && !self.received_any {
+            return End::Unauthorized(refused_message(&reason));
+        }
+        self.d.refresh_next.store(true, Ordering::Release);
+        End::Resync(format!("{reason}; reconnecting with a refreshed token"))
+    }
+
     pub(super) fn go_live(&mut self, cx: &mut SessionCx) {
         if !self.live {
             self.live = true;
@@ -136,15 +242,27 @@ impl Run<'_> {
                 Ok(())
             }
             Received::Closed {
-                unauthorized,
+                unauthorized: true,
                 reason,
-            } => {
-                if unauthorized {
-                    self.d.refresh_next.store(true, Ordering::Release);
-                }
-                Err(End::Lost(reason))
-            }
+            } => Err(self.refused(reason)),
+            Received::Closed { reason, .. } => Err(End::Lost(reason)),
             Received::Event { name, data, ts } => {
+                if spec.auth.refusal_events.contains(&name) {
+                    let text = match &data {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let lower = text.to_lowercase();
+                    if spec
+                        .auth
+                        .unauthorized_messages
+                        .iter()
+                        .any(|m| lower.contains(m.as_str()))
+                    {
+                        return Err(self.refused(format!("the server sent `{name}`: {text}")));
+                    }
+                }
+                self.received_any = true;
                 if spec.heartbeat.pong_events.contains(&name) {
                     return Ok(());
                 }
@@ -243,38 +361,54 @@ impl Run<'_> {
         cx.commit_local(&self.stream, events)
     }
 
-    /// Commit what is pending, then run the refetches it asked for.
+    /// Commit what is pending, then run the refetches it asked for and the
+    /// retries that are due. A resource missing on this connection is skipped;
+    /// one waiting for its retry is fetched when the retry is due.
     pub(super) async fn flush(&mut self, cx: &mut SessionCx) -> Result<(), End> {
         self.commit(cx)?;
+        let now = Instant::now();
+        for (name, r) in &self.retry {
+            if r.due <= now {
+                self.refetch.insert(name.clone());
+            }
+        }
         while let Some(name) = self.refetch.pop_first() {
+            if self.missing.contains(&name) || self.retry.get(&name).is_some_and(|r| r.due > now) {
+                continue;
+            }
             self.refetch_one(cx, &name).await?;
         }
         Ok(())
     }
 
+    /// Refetch `name`. Only a refused token, a cache error or an interruption
+    /// end the link; other failures are recorded ([`Self::refetch_failed`]).
     pub(super) async fn refetch_one(&mut self, cx: &mut SessionCx, name: &str) -> Result<(), End> {
         let spec = &self.d.profile.spec;
         let Some(res) = self.d.mapper.resource(name) else {
             return Ok(());
         };
-        let url = cx
-            .config()
-            .server
-            .join(&res.path)
-            .map_err(|e| End::Lost(format!("bad REST path {}: {e}", res.path)))?;
+        let path = res.path.clone();
+        let url = match cx.config().server.join(&path) {
+            Ok(u) => u,
+            Err(e) => {
+                self.refetch_failed(cx, name, &path, format!("bad path: {e}"), true);
+                return Ok(());
+            }
+        };
         let tokens = cx.tokens();
         let first = self.token.clone().unwrap_or_else(|| Secret::new(""));
         let http = &self.d.http;
         let refusal_codes = &spec.auth.unauthorized_status;
-        let path = res.path.clone();
         let try_once = |token: Secret| {
             let (req, path) = (http.get(url.clone()), path.clone());
-            async move { fetch_json(req, token, name, &path, refusal_codes).await }
+            async move { fetch_json(req, token, &path, refusal_codes).await }
         };
         let fetched = tokio::select! {
             r = with_token_from(tokens.as_ref(), first, false, try_once) => r,
             end = cx.interrupted() => return Err(end),
         };
+        let path = res.path.clone();
         let body = match fetched {
             Ok((body, token)) => {
                 if self.token.is_some() || !token.expose().is_empty() {
@@ -286,17 +420,24 @@ impl Run<'_> {
             Err(TokenTry::Refused(Fetch::Refused(message))) => {
                 return Err(End::Unauthorized(message))
             }
-            Err(TokenTry::Refused(Fetch::Ended(end)) | TokenTry::Failed(Fetch::Ended(end))) => {
-                return Err(end)
-            }
             Err(TokenTry::Failed(Fetch::Refused(message))) => return Err(End::Lost(message)),
+            Err(TokenTry::Refused(Fetch::Missing(why)) | TokenTry::Failed(Fetch::Missing(why))) => {
+                self.refetch_failed(cx, name, &path, why, true);
+                return Ok(());
+            }
+            Err(TokenTry::Refused(Fetch::Failed(why)) | TokenTry::Failed(Fetch::Failed(why))) => {
+                self.refetch_failed(cx, name, &path, why, false);
+                return Ok(());
+            }
         };
         let ts = crate::now_ms();
-        let effect = self
-            .d
-            .mapper
-            .map_rest(name, &body, ts)
-            .map_err(|e| End::Lost(format!("refetching `{name}` (GET {}): {e}", res.path)))?;
+        let effect = match self.d.mapper.map_rest(name, &body, ts) {
+            Ok(e) => e,
+            Err(e) => {
+                self.refetch_failed(cx, name, &path, e.to_string(), false);
+                return Ok(());
+            }
+        };
         let changes = match effect {
             Effect::Change(c) => vec![c],
             Effect::Replace {
@@ -314,11 +455,13 @@ impl Run<'_> {
             &self.stream,
             vec![LocalEvent {
                 event_type: format!("refetch:{name}"),
-                data: serde_json::json!({ "resource": name, "path": res.path }),
+                data: serde_json::json!({ "resource": name, "path": path }),
                 ts,
                 changes,
             }],
-        )
+        )?;
+        self.refetch_succeeded(cx, name);
+        Ok(())
     }
 }
 
@@ -347,15 +490,17 @@ pub(super) fn held_ids(
 enum Fetch {
     /// The server refused the credentials (the message to show when final).
     Refused(String),
-    /// How the connection ends.
-    Ended(End),
+    /// The resource is not on this server (HTTP 404 / 405).
+    Missing(String),
+    /// Anything else (5xx, a timeout, a body that is not JSON).
+    Failed(String),
 }
 
 impl Refusal for Fetch {
     fn refusal(&self) -> Option<&str> {
         match self {
             Fetch::Refused(m) => Some(m),
-            Fetch::Ended(_) => None,
+            Fetch::Missing(_) | Fetch::Failed(_) => None,
         }
     }
 }
@@ -364,7 +509,6 @@ impl Refusal for Fetch {
 async fn fetch_json(
     req: reqwest::RequestBuilder,
     token: Secret,
-    name: &str,
     path: &str,
     refusal_codes: &[u16],
 ) -> Result<(Value, Secret), Fetch> {
@@ -373,12 +517,7 @@ async fn fetch_json(
     } else {
         req.bearer_auth(token.expose())
     };
-    let failed = |e: reqwest::Error| {
-        Fetch::Ended(End::Lost(format!(
-            "refetching `{name}` (GET {path}) failed: {}",
-            without_url(&e)
-        )))
-    };
+    let failed = |e: reqwest::Error| Fetch::Failed(without_url(&e).to_string());
     let resp = req.send().await.map_err(failed)?;
     let status = resp.status().as_u16();
     if refusal_codes.contains(&status) {
@@ -386,16 +525,38 @@ async fn fetch_json(
             "the server refused the credentials for GET {path} (HTTP {status})"
         )));
     }
+    if status == 404 || status == 405 {
+        return Err(Fetch::Missing(format!("HTTP {status}")));
+    }
     if !resp.status().is_success() {
-        return Err(Fetch::Ended(End::Lost(format!(
-            "refetching `{name}` (GET {path}) failed: HTTP {status}"
-        ))));
+        return Err(Fetch::Failed(format!("HTTP {status}")));
     }
     let bytes = resp.bytes().await.map_err(failed)?;
-    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Fetch::Ended(End::Lost(format!(
-            "refetching `{name}` (GET {path}): the answer is not JSON: {e}"
-        )))
-    })?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Fetch::Failed(format!("the answer is not JSON: {e}")))?;
     Ok((body, token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_minute() {
+        let secs: Vec<u64> = (0..9).map(|a| retry_delay(a).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn the_caveat_keeps_the_profiles_own_and_names_each_resource() {
+        let mut p = BTreeMap::new();
+        assert_eq!(caveat(None, &p), None);
+        assert_eq!(caveat(Some("own"), &p).as_deref(), Some("own"));
+        p.insert("agents".to_string(), "`agents` missing".to_string());
+        assert_eq!(
+            caveat(Some("own"), &p).as_deref(),
+            Some("own; `agents` missing")
+        );
+        assert_eq!(caveat(None, &p).as_deref(), Some("`agents` missing"));
+    }
 }

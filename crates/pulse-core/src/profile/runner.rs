@@ -11,7 +11,8 @@
 //!    request, the server's own pushes, and/or a REST refetch — the state becomes
 //!    `Live` once the cache is up to date;
 //! 5. stream: map every event, commit each batch with `commit_local`, refetch what
-//!    events invalidate, answer pings, close a silent link.
+//!    events invalidate (failed refetches retried with backoff, never ending the
+//!    link), answer pings, close a silent link.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +46,8 @@ pub struct ProfileDialect {
     pub(super) refresh_next: AtomicBool,
     /// Socket.IO session to resume.
     pub(super) recovery: Mutex<Option<RecoveryState>>,
+    /// Resources whose last refetch failed → the caveat text naming them.
+    pub(super) problems: Mutex<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for ProfileDialect {
@@ -86,6 +89,7 @@ impl ProfileDialect {
             connected_before: AtomicBool::new(false),
             refresh_next: AtomicBool::new(false),
             recovery: Mutex::new(None),
+            problems: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -141,7 +145,13 @@ impl ProfileDialect {
                 }
             }
         };
-        cx.describe(&stream, spec.caveat.clone());
+        cx.describe(
+            &stream,
+            super::run::caveat(
+                spec.caveat.as_deref(),
+                &self.problems.lock().expect("problems lock"),
+            ),
+        );
 
         // 1-2. open, refreshing a refused token once.
         let reconnect = self.connected_before.load(Ordering::Acquire);
@@ -203,6 +213,10 @@ impl ProfileDialect {
             refetch: BTreeSet::new(),
             awaited: BTreeSet::new(),
             live: false,
+            refreshed: refresh_first,
+            received_any: false,
+            missing: BTreeSet::new(),
+            retry: BTreeMap::new(),
         };
         // 3. joins
         if let Err(end) = run.join(&mut socket, &vars).await {
@@ -226,6 +240,19 @@ impl ProfileDialect {
                 run.refetch.extend(spec.resync.refetch.iter().cloned());
             } else {
                 deadline = Some(Instant::now() + Duration::from_millis(spec.resync.timeout_ms));
+            }
+        }
+        // What is already queued (a refusal right after connecting) comes before
+        // the REST load.
+        let mut early = early;
+        while early.len() < cx.config().max_batch {
+            match socket.try_recv() {
+                Some(m @ super::socket::Received::Closed { .. }) => {
+                    early.push(m);
+                    break;
+                }
+                Some(m) => early.push(m),
+                None => break,
             }
         }
         if let Err(end) = run.handle_all(&mut socket, early, cx).await {
@@ -255,6 +282,9 @@ impl ProfileDialect {
             if let Some(d) = deadline {
                 wake = wake.min(d);
             }
+            if let Some(d) = run.next_retry() {
+                wake = wake.min(d);
+            }
             let msg = tokio::select! {
                 end = cx.interrupted() => return run.finish(&mut socket, end).await,
                 m = socket.recv() => Some(m),
@@ -263,6 +293,11 @@ impl ProfileDialect {
             let now = Instant::now();
             let Some(first) = msg else {
                 socket.count_decode_errors(cx);
+                if run.next_retry().is_some_and(|d| now >= d) {
+                    if let Err(end) = run.flush(cx).await {
+                        return run.finish(&mut socket, end).await;
+                    }
+                }
                 if let Some(d) = deadline {
                     if now >= d {
                         deadline = None;

@@ -122,6 +122,17 @@ pub struct AuthSection {
     pub ready: Option<String>,
     /// How long to wait for `ready` (ms).
     pub ready_timeout_ms: u64,
+    /// Whether a server that accepted the socket but sent no `ready` within
+    /// `ready_timeout_ms` refused the credentials (refresh once, then signed out)
+    /// rather than being unreachable (retried with backoff).
+    pub silence_is_refusal: bool,
+    /// socketio: a server disconnect (`io server disconnect`, the gateway's
+    /// `client.disconnect()` in `handleConnection`) this soon after the namespace
+    /// was accepted is a refusal (ms; 0: never).
+    pub refused_disconnect_ms: u64,
+    /// Events that report a refusal when their payload contains one of
+    /// `unauthorized_messages` (e.g. a Nest `exception`); the link is then closed.
+    pub refusal_events: Vec<String>,
 }
 
 impl Default for AuthSection {
@@ -152,6 +163,9 @@ impl Default for AuthSection {
             ],
             ready: None,
             ready_timeout_ms: 10_000,
+            silence_is_refusal: false,
+            refused_disconnect_ms: 2_000,
+            refusal_events: Vec::new(),
         }
     }
 }

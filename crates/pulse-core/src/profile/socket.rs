@@ -6,7 +6,11 @@
 //! - the token goes only where the profile places it (header, query, first
 //!   message, Socket.IO `auth`), and errors never carry it;
 //! - a close that the profile names as a refusal (close code, `connect_error`
-//!   message) is reported as `unauthorized`, so the runner refreshes the token;
+//!   message, a Socket.IO server disconnect within `auth.refused_disconnect_ms`
+//!   of the namespace being accepted) is reported as `unauthorized`, so the
+//!   runner refreshes the token;
+//! - a jsonws server that accepted the socket but never sent `auth.ready` is an
+//!   error that says so (a refusal when `auth.silence_is_refusal`);
 //! - a Socket.IO event that asks for an ack is acknowledged at once (receipt).
 
 use std::sync::Mutex;
@@ -71,6 +75,10 @@ pub(super) enum Socket {
         client: SocketIoClient,
         decode_errors: u64,
         keep_recovery: bool,
+        /// When the namespace was accepted.
+        opened: Instant,
+        /// A server disconnect before `opened + refused_within` is a refusal.
+        refused_within: Duration,
     },
 }
 
@@ -103,7 +111,9 @@ fn ack_receipt(client: &SocketIoClient, m: &SioIncoming) {
     }
 }
 
-fn sio_in(m: SioIncoming) -> Received {
+/// `m` read as a [`Received`]; `early` says whether the link is still within the
+/// window in which a server disconnect means "credentials refused".
+fn sio_in(m: SioIncoming, early: bool) -> Received {
     match m {
         SioIncoming::Event(ev) => {
             let mut args = ev.args;
@@ -118,10 +128,26 @@ fn sio_in(m: SioIncoming) -> Received {
                 ts: None,
             }
         }
-        SioIncoming::Disconnected { reason } => Received::Closed {
-            unauthorized: matches!(&reason, sio::DisconnectReason::ConnectError(m) if SocketIoError::from_connect_error(Some(&Value::String(m.clone()))).is_auth_failure()),
-            reason: reason.to_string(),
-        },
+        SioIncoming::Disconnected { reason } => {
+            let unauthorized = match &reason {
+                sio::DisconnectReason::ConnectError(m) => {
+                    SocketIoError::from_connect_error(Some(&Value::String(m.clone())))
+                        .is_auth_failure()
+                }
+                sio::DisconnectReason::ServerDisconnect => early,
+                _ => false,
+            };
+            let reason = if unauthorized && reason == sio::DisconnectReason::ServerDisconnect {
+                "the server disconnected right after accepting the connection (a refused token)"
+                    .to_owned()
+            } else {
+                reason.to_string()
+            };
+            Received::Closed {
+                unauthorized,
+                reason,
+            }
+        }
     }
 }
 
@@ -144,10 +170,15 @@ impl Socket {
                 envelope,
                 auth_codes,
             } => ws_in(envelope, conn.recv().await, auth_codes),
-            Socket::Sio { client, .. } => {
+            Socket::Sio {
+                client,
+                opened,
+                refused_within,
+                ..
+            } => {
                 let m = client.recv().await;
                 ack_receipt(client, &m);
-                sio_in(m)
+                sio_in(m, opened.elapsed() < *refused_within)
             }
         }
     }
@@ -159,9 +190,14 @@ impl Socket {
                 envelope,
                 auth_codes,
             } => conn.try_recv().map(|m| ws_in(envelope, m, auth_codes)),
-            Socket::Sio { client, .. } => client.try_recv().map(|m| {
+            Socket::Sio {
+                client,
+                opened,
+                refused_within,
+                ..
+            } => client.try_recv().map(|m| {
                 ack_receipt(client, &m);
-                sio_in(m)
+                sio_in(m, opened.elapsed() < *refused_within)
             }),
         }
     }
@@ -294,9 +330,16 @@ pub(super) async fn open(
                 loop {
                     let got = tokio::time::timeout_at(until, conn.recv()).await;
                     let Ok(got) = got else {
-                        return Err(Open::Failed(format!(
-                            "the server did not send `{ready}` in time"
-                        )));
+                        let why = format!(
+                            "the server accepted the socket but did not confirm the credentials \
+                             (no `{ready}` within {} ms)",
+                            spec.auth.ready_timeout_ms
+                        );
+                        return Err(if spec.auth.silence_is_refusal {
+                            Open::Unauthorized(why)
+                        } else {
+                            Open::Failed(why)
+                        });
                     };
                     match got {
                         jsonws::Incoming::Closed { code, reason } => {
@@ -415,6 +458,8 @@ pub(super) async fn open(
                     client,
                     decode_errors: 0,
                     keep_recovery: spec.socket.recovery,
+                    opened: Instant::now(),
+                    refused_within: Duration::from_millis(spec.auth.refused_disconnect_ms),
                 },
                 Vec::new(),
             ))
@@ -429,12 +474,15 @@ mod tests {
     #[test]
     fn socketio_events_map_one_argument_to_the_payload() {
         let ev = |args: Vec<Value>| {
-            sio_in(SioIncoming::Event(sio::SioEvent {
-                name: "e".into(),
-                args,
-                ack: None,
-                offset: None,
-            }))
+            sio_in(
+                SioIncoming::Event(sio::SioEvent {
+                    name: "e".into(),
+                    args,
+                    ack: None,
+                    offset: None,
+                }),
+                false,
+            )
         };
         assert!(matches!(
             ev(vec![]),
@@ -453,5 +501,44 @@ mod tests {
         assert!(
             matches!(ev(vec![Value::from(1), Value::from(2)]), Received::Event { data: Value::Array(a), .. } if a.len() == 2)
         );
+    }
+
+    #[test]
+    fn a_server_disconnect_right_after_connect_is_a_refusal_later_a_kick() {
+        let kick = |early| {
+            sio_in(
+                SioIncoming::Disconnected {
+                    reason: sio::DisconnectReason::ServerDisconnect,
+                },
+                early,
+            )
+        };
+        assert!(matches!(
+            kick(true),
+            Received::Closed {
+                unauthorized: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            kick(false),
+            Received::Closed {
+                unauthorized: false,
+                ..
+            }
+        ));
+        let lost = sio_in(
+            SioIncoming::Disconnected {
+                reason: sio::DisconnectReason::PingTimeout,
+            },
+            true,
+        );
+        assert!(matches!(
+            lost,
+            Received::Closed {
+                unauthorized: false,
+                ..
+            }
+        ));
     }
 }

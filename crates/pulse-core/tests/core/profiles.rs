@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pulse_core::auth::{Secret, StaticToken};
+use pulse_core::auth::{AuthError, Secret, StaticToken, TokenFuture, TokenProvider};
 use pulse_core::profile::schema::PingAnswer;
 use pulse_core::profile::{Profile, ProfileDialect, ProfileError, VarValue};
 use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, SessionStatus};
@@ -23,6 +23,14 @@ use serde_json::{json, Value};
 use crate::common::until_within;
 
 fn session(url: &str, dialect: ProfileDialect, token: &str) -> SessionHandle {
+    session_with(url, dialect, Arc::new(StaticToken::new(Secret::new(token))))
+}
+
+fn session_with(
+    url: &str,
+    dialect: ProfileDialect,
+    tokens: Arc<dyn TokenProvider>,
+) -> SessionHandle {
     let mut config = SessionConfig::new(url.parse().unwrap());
     config.backoff.base = Duration::from_millis(100);
     config.backoff.floor = Duration::from_millis(20);
@@ -31,12 +39,25 @@ fn session(url: &str, dialect: ProfileDialect, token: &str) -> SessionHandle {
     config.backoff.fail_after = 1000;
     config.backoff.slow_retry = Duration::from_millis(500);
     config.dialect = Arc::new(dialect);
-    SessionHandle::spawn(
-        config,
-        Arc::new(StaticToken::new(Secret::new(token))),
-        StoreHandle::new(MemoryStore::new()),
-    )
-    .unwrap()
+    SessionHandle::spawn(config, tokens, StoreHandle::new(MemoryStore::new())).unwrap()
+}
+
+/// A provider whose refresh gives the next token of its list (then fails): a
+/// sign-in that refreshes, to a token the server refuses too.
+struct Rotating(std::sync::Mutex<Vec<String>>);
+
+impl TokenProvider for Rotating {
+    fn token(&self, force_refresh: bool) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let mut list = self.0.lock().unwrap();
+            if force_refresh && !list.is_empty() {
+                list.remove(0);
+            }
+            list.first()
+                .map(|t| Secret::new(t.as_str()))
+                .ok_or_else(|| AuthError::Unauthorized("no token left".into()))
+        })
+    }
 }
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -807,6 +828,178 @@ async fn nest_realtime_refused_handshake_auth_is_unauthorized() {
     assert!(format!("{:?}", st.state).contains("Unauthorized"), "{st:?}");
     assert_no_retry(&h, &peer).await;
     h.stop().await;
+}
+
+/// A seed-002 server without `GET /api/agents` (the profile's guess): Live anyway,
+/// with a caveat naming it, events flow, and the 404 is asked once per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nest_realtime_without_a_rest_resource_goes_live_with_a_caveat() {
+    let token = jwt(json!({"sub": "ann", "workspaceId": "ws1"}));
+    let peer = Peer::start(
+        Kind::NestRealtime,
+        &[&token],
+        realtime_state(),
+        &["--missing", "/api/agents", "--recovery", "off"],
+    );
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("nest-realtime").unwrap()),
+        &token,
+    );
+    let st = live(&h).await;
+    let caveat = st.caveat.clone().unwrap_or_default();
+    assert!(caveat.contains("/api/agents"), "{caveat}");
+    assert!(caveat.contains("`agents`"), "{caveat}");
+    assert!(caveat.contains("missed events are replayed"), "{caveat}");
+    assert_eq!(field(&h, EntityKind::Approval, "ap1", "title"), "Deploy");
+
+    let emit = |event: &str, data: Value| {
+        peer.emit(json!({"event": event, "data": data, "workspace": "ws1"}))
+    };
+    emit(
+        "chat.message",
+        json!({"id": "m1", "chatId": "c1", "text": "hello"}),
+    )
+    .await;
+    emit_approval(&peer, "ap2").await;
+    until_store(&h, "chat and approval", |s| {
+        is(s, EntityKind::Message, "m1", "text", json!("hello"))
+            && !absent(s, EntityKind::Approval, "ap2")
+    })
+    .await;
+    // Longer than the first retry delays: a 404 is not asked again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let info = peer.info().await;
+    assert_eq!(info["rest"]["/api/agents"], 1, "{info}");
+    assert_eq!(info["connections"], 1, "{info}");
+    let st = h.status().borrow().clone();
+    assert_eq!(st.state, ConnectionState::Live, "{st:?}");
+    assert_eq!(st.counters.connections, 1, "{st:?}");
+
+    // The next connection asks once more (the server may have it by now).
+    peer.control("drop", json!({})).await;
+    until_peer(&peer, "asked again after the reconnect", |i| {
+        i["rest"]["/api/agents"] == 2
+    })
+    .await;
+    until(&h, "live again", |s| {
+        s.counters.connections == 2 && s.state == ConnectionState::Live
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let info = peer.info().await;
+    assert_eq!(info["rest"]["/api/agents"], 2, "{info}");
+    h.stop().await;
+}
+
+/// A refetch answered 500 then 200: the caveat appears, and goes once a retry
+/// (with backoff, on the same link) succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nest_realtime_failed_refetch_is_retried_and_its_caveat_goes() {
+    let token = jwt(json!({"sub": "ann", "workspaceId": "ws1"}));
+    let peer = Peer::start(
+        Kind::NestRealtime,
+        &[&token],
+        realtime_state(),
+        &["--fail", "/api/agents:500:2", "--recovery", "off"],
+    );
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("nest-realtime").unwrap()),
+        &token,
+    );
+    let st = until(&h, "live with a caveat about agents", |s| {
+        s.state == ConnectionState::Live
+            && s.caveat
+                .as_deref()
+                .is_some_and(|c| c.contains("/api/agents"))
+    })
+    .await;
+    assert!(st.caveat.as_deref().unwrap().contains("HTTP 500"), "{st:?}");
+    let st = until(&h, "the caveat about agents gone", |s| {
+        !s.caveat.as_deref().unwrap_or("").contains("/api/agents")
+    })
+    .await;
+    let own = Profile::builtin("nest-realtime").unwrap().spec.caveat;
+    assert_eq!(st.caveat, own);
+    until_store(&h, "agents loaded", |s| {
+        is(s, EntityKind::Agent, "ag1", "status", json!("idle"))
+    })
+    .await;
+    let st = h.status().borrow().clone();
+    assert_eq!(st.counters.connections, 1, "the link never ended: {st:?}");
+    assert_eq!(st.state, ConnectionState::Live);
+    assert_eq!(peer.info().await["rest"]["/api/agents"], 3);
+    h.stop().await;
+}
+
+/// Refusals as Socket.IO servers make them: the seed's `handleConnection` that
+/// kicks a bad client (`disconnect(true)`, and the namespace-only
+/// `disconnect()`), and namespace middleware (`connect_error`). Each is Signed
+/// out after at most 2 connections, with a refresh to another refused token, and
+/// a good token on the same server stays live. With the built-in profile the
+/// initial REST load may see the refusal first (its 401); without a REST load the
+/// kick alone must be read as a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nest_realtime_refusals_in_handle_connection_and_middleware_are_unauthorized() {
+    let good = jwt(json!({"workspaceId": "ws1"}));
+    let cases = [
+        ("connection", false),
+        ("connection-ns", false),
+        ("connection", true),
+        ("middleware", true),
+    ];
+    for (refuse, rest) in cases {
+        let peer = Peer::start(
+            Kind::NestRealtime,
+            &[&good],
+            realtime_state(),
+            &["--refuse", refuse, "--recovery", "off"],
+        );
+        let mut profile = Profile::builtin("nest-realtime").unwrap();
+        if !rest {
+            profile.spec.resync.refetch.clear();
+        }
+        let bad = vec![
+            jwt(json!({"workspaceId": "ws1"})),
+            jwt(json!({"workspaceId": "ws1"})),
+        ];
+        let h = session_with(
+            &peer.url(),
+            ProfileDialect::new(profile.clone()),
+            Arc::new(Rotating(std::sync::Mutex::new(bad))),
+        );
+        let st = until(&h, "unauthorized", |s| {
+            matches!(s.state, ConnectionState::Unauthorized { .. })
+        })
+        .await;
+        let info = peer.info().await;
+        let n = info["connections"].as_u64().unwrap();
+        if rest {
+            // The socket's refusal or the REST load's 401, whichever comes first.
+            assert!((1..=2).contains(&n), "{refuse}: {info} {st:?}");
+        } else {
+            assert_eq!(n, 2, "{refuse}: refreshed once: {info} {st:?}");
+            let ConnectionState::Unauthorized { message } = &st.state else {
+                unreachable!()
+            };
+            assert!(message.contains("disconnected right after"), "{message}");
+        }
+        assert_eq!(info["auth_refused"], n, "{refuse}: {info}");
+        assert_eq!(info["auth_ok"], 0, "{refuse}: {info}");
+        assert_no_retry(&h, &peer).await;
+        h.stop().await;
+
+        let ok = session(&peer.url(), ProfileDialect::new(profile), &good);
+        live(&ok).await;
+        emit_approval(&peer, "ap7").await;
+        until_store(&ok, "an event after a good connect", |s| {
+            !absent(s, EntityKind::Approval, "ap7")
+        })
+        .await;
+        assert_eq!(ok.status().borrow().counters.connections, 1, "{refuse}");
+        ok.stop().await;
+    }
 }
 
 // ---------------------------------------------------------------- seed 004
