@@ -183,6 +183,14 @@ pub struct SavedServer {
     pub username: Option<String>,
 }
 
+impl SavedServer {
+    /// How to speak to it: its `profile` string read the one way
+    /// ([`pulse_core::server::Speaks::parse`]).
+    pub fn speaks(&self) -> pulse_core::server::Speaks {
+        pulse_core::server::Speaks::parse(&self.profile)
+    }
+}
+
 impl Default for SavedServer {
     fn default() -> Self {
         SavedServer {

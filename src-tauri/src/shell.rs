@@ -109,7 +109,7 @@ impl Source {
     /// How the server is spoken to (the demo and `PULSE_SERVER` are Pulse gateways).
     fn speaks(&self) -> Speaks {
         match self {
-            Source::Profile(p) => Speaks::parse(&p.profile),
+            Source::Profile(p) => p.speaks(),
             Source::Demo | Source::Env { .. } => Speaks::Native,
         }
     }
@@ -120,7 +120,7 @@ fn saved_server(p: &SavedServer) -> server::SavedServer {
     server::SavedServer {
         name: p.name.clone(),
         url: p.url.clone(),
-        speaks: Speaks::parse(&p.profile),
+        speaks: p.speaks(),
         tenant: p.tenant.clone(),
         username: p.username.clone(),
     }
@@ -681,7 +681,7 @@ impl Shell {
                     format!("“{}” is not an http(s) URL", p.url),
                 ));
             }
-            if Speaks::parse(&p.profile).is_native() {
+            if p.speaks().is_native() {
                 p.profile = Speaks::NATIVE.into();
             }
         }
@@ -728,9 +728,11 @@ impl Shell {
     /// A removed profile server's access token leaves the keyring too (unless another
     /// saved server has the same URL).
     fn forget_removed_tokens(&self, old: &Settings, new: &Settings) {
-        for gone in old.servers.iter().filter(|o| {
-            !Speaks::parse(&o.profile).is_native() && !new.servers.iter().any(|n| n.id == o.id)
-        }) {
+        for gone in old
+            .servers
+            .iter()
+            .filter(|o| !o.speaks().is_native() && !new.servers.iter().any(|n| n.id == o.id))
+        {
             if new.servers.iter().any(|n| n.url == gone.url) {
                 continue;
             }
@@ -758,7 +760,7 @@ impl Shell {
             .iter()
             .find(|p| p.id == server_id)
             .ok_or_else(|| CommandError::new("invalid", "no such server"))?;
-        if Speaks::parse(&profile.profile).is_native() {
+        if profile.speaks().is_native() {
             return Err(CommandError::new(
                 "invalid",
                 "a Pulse gateway takes a sign-in, not an access token",

@@ -28,9 +28,10 @@ use tracing::{debug, info, warn};
 use super::map::{replacement_changes, Effect, MapError};
 use super::runner::ProfileDialect;
 use super::schema::VarValue;
-use super::socket::{Received, Socket};
+use super::socket::{Emit, Received, Socket};
 use super::template::{render, render_value, Escape, Vars};
 use crate::auth::{refused_message, with_token_from, Refusal, Secret, TokenTry};
+use crate::backoff::BackoffConfig;
 use crate::rest::without_url;
 use crate::session::{End, LocalEvent, SessionCx};
 
@@ -60,9 +61,44 @@ pub(super) struct Retry {
 }
 
 /// How long to wait before refetching a resource again after `attempt` + 1
-/// failures in a row: 1 s, 2 s, 4 s … at most 60 s.
+/// failures in a row: 1 s, 2 s, 4 s … at most 60 s (the reconnect strategy's
+/// ceilings, without jitter: one resource, not a herd).
 pub(super) fn retry_delay(attempt: u32) -> Duration {
-    Duration::from_secs(1u64 << attempt.min(6)).min(Duration::from_secs(60))
+    BackoffConfig {
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(60),
+        ..BackoffConfig::default()
+    }
+    .ceiling(attempt)
+}
+
+/// A message to send as a profile declares it: `send` (plain WebSocket text,
+/// rendered JSON-escaped) and/or `emit` with `data` (a Socket.IO event); `what`
+/// names the profile key in errors.
+fn outgoing(
+    origin: &str,
+    what: &str,
+    send: Option<&String>,
+    emit: Option<&String>,
+    data: Option<&toml::Value>,
+    vars: &Vars,
+) -> Result<(Option<String>, Option<Emit>), End> {
+    let bad = |e| End::Lost(format!("profile {origin}: {what}: {e}"));
+    let text = send
+        .map(|t| render(t, vars, Escape::JsonString))
+        .transpose()
+        .map_err(bad)?;
+    let emit = match emit {
+        Some(name) => {
+            let data = data
+                .map(|d| render_value(d, vars))
+                .transpose()
+                .map_err(bad)?;
+            Some((name.clone(), data))
+        }
+        None => None,
+    };
+    Ok((text, emit))
 }
 
 /// The caveat shown: the profile's own, then what could not be refetched.
@@ -172,26 +208,14 @@ impl Run<'_> {
                 if let Some(i) = item {
                     v.insert("item".into(), VarValue::One(i));
                 }
-                let text = match &step.send {
-                    Some(t) => Some(
-                        render(t, &v, Escape::JsonString)
-                            .map_err(|e| End::Lost(format!("profile {origin}: join: {e}")))?,
-                    ),
-                    None => None,
-                };
-                let emit = match &step.emit {
-                    Some(name) => {
-                        let data =
-                            match &step.data {
-                                Some(d) => Some(render_value(d, &v).map_err(|e| {
-                                    End::Lost(format!("profile {origin}: join: {e}"))
-                                })?),
-                                None => None,
-                            };
-                        Some((name.clone(), data))
-                    }
-                    None => None,
-                };
+                let (text, emit) = outgoing(
+                    origin,
+                    "join",
+                    step.send.as_ref(),
+                    step.emit.as_ref(),
+                    step.data.as_ref(),
+                    &v,
+                )?;
                 debug!(emit = ?emit.as_ref().map(|e| &e.0), "joining");
                 socket.send(text, emit).await.map_err(End::Lost)?;
             }
@@ -204,25 +228,14 @@ impl Run<'_> {
         let Some(req) = &self.d.profile.spec.resync.request else {
             return Ok(());
         };
-        let text = match &req.send {
-            Some(t) => Some(
-                render(t, vars, Escape::JsonString)
-                    .map_err(|e| End::Lost(format!("profile {origin}: resync.request: {e}")))?,
-            ),
-            None => None,
-        };
-        let emit = match &req.emit {
-            Some(name) => {
-                let data = match &req.data {
-                    Some(d) => Some(render_value(d, vars).map_err(|e| {
-                        End::Lost(format!("profile {origin}: resync.request: {e}"))
-                    })?),
-                    None => None,
-                };
-                Some((name.clone(), data))
-            }
-            None => None,
-        };
+        let (text, emit) = outgoing(
+            origin,
+            "resync.request",
+            req.send.as_ref(),
+            req.emit.as_ref(),
+            req.data.as_ref(),
+            vars,
+        )?;
         info!(answer = %req.answer, "asking the server for its state");
         socket.send(text, emit).await.map_err(End::Lost)
     }
@@ -408,7 +421,6 @@ impl Run<'_> {
             r = with_token_from(tokens.as_ref(), first, false, try_once) => r,
             end = cx.interrupted() => return Err(end),
         };
-        let path = res.path.clone();
         let body = match fetched {
             Ok((body, token)) => {
                 if self.token.is_some() || !token.expose().is_empty() {
@@ -517,7 +529,7 @@ async fn fetch_json(
     } else {
         req.bearer_auth(token.expose())
     };
-    let failed = |e: reqwest::Error| Fetch::Failed(without_url(&e).to_string());
+    let failed = |e: reqwest::Error| Fetch::Failed(without_url(&e));
     let resp = req.send().await.map_err(failed)?;
     let status = resp.status().as_u16();
     if refusal_codes.contains(&status) {

@@ -64,6 +64,9 @@ pub(super) enum Received {
     },
 }
 
+/// A Socket.IO event to emit: its name and its one argument, if any.
+pub(super) type Emit = (String, Option<Value>);
+
 /// An open socket.
 pub(super) enum Socket {
     Ws {
@@ -228,7 +231,7 @@ impl Socket {
     pub(super) async fn send(
         &mut self,
         text: Option<String>,
-        emit: Option<(String, Option<Value>)>,
+        emit: Option<Emit>,
     ) -> Result<(), String> {
         match self {
             Socket::Ws { conn, .. } => match text {
