@@ -15,6 +15,17 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/pulse-target}
 export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s\n' "$*"; }
+# Each test stage has a time limit well above its normal run, so a hang fails the
+# run with a message instead of holding CI until its own limit.
+bounded() {
+  local secs=$1
+  shift
+  timeout --kill-after=30 "$secs" "$@" || {
+    local rc=$?
+    [ "$rc" -eq 124 ] && echo "test.sh: '$*' took longer than $secs s and was stopped" >&2
+    return "$rc"
+  }
+}
 
 step "system packages"
 ./scripts/install-deps.sh
@@ -41,7 +52,7 @@ step "build"
 cargo build --workspace --bins --locked
 
 step "rust tests"
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/rust-tests.log"
+bounded 2400 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/rust-tests.log"
 test "${PIPESTATUS[0]}" -eq 0
 
 if [ -f ui/package.json ]; then
@@ -51,12 +62,12 @@ fi
 
 if [ -x tests/desktop/run.sh ] && [ -z "${PULSE_SKIP_DESKTOP:-}" ]; then
   step "desktop end-to-end"
-  tests/desktop/run.sh
+  bounded 1200 tests/desktop/run.sh
 fi
 
 if [ -x benches/smoke.sh ]; then
   step "benchmark harness smoke run"
-  benches/smoke.sh
+  bounded 900 benches/smoke.sh
 fi
 
 step "done"

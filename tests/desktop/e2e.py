@@ -23,6 +23,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.options import ArgOptions
+from selenium.webdriver.remote.client_config import ClientConfig
 from selenium.webdriver.support.ui import Select
 
 GATEWAY = os.environ["PULSE_GATEWAY_BIN"]
@@ -36,6 +37,9 @@ PASSWORD = "correct-horse-e2e"
 TENANT = "acme"
 
 results = []
+
+# run.sh's time limit sends SIGTERM: end through `finally`, which stops the app and the gateway.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit("e2e: out of time (SIGTERM)"))
 
 
 def log(msg):
@@ -220,7 +224,10 @@ def start_driver(env, log_name):
     opts = ArgOptions()
     opts.set_capability("browserName", "wry")
     opts.set_capability("tauri:options", {"application": APP})
-    d = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=opts)
+    # Every WebDriver command is bounded: a launch that never gets a window fails
+    # the check instead of hanging the run.
+    url = f"http://127.0.0.1:{port}"
+    d = webdriver.Remote(command_executor=url, options=opts, client_config=ClientConfig(url, timeout=60))
     d.set_window_size(1280, 800)
     return proc, d
 
@@ -235,11 +242,35 @@ def stop_driver(proc, d):
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    # The app must be gone before the next one starts (single instance).
-    try:
-        wait("the app to exit", lambda: subprocess.run(["pgrep", "-x", "pulse"], capture_output=True).returncode != 0, 15)
-    except AssertionError as e:
-        log(f"warning: {e}")
+    # The app must be gone before the next one starts: it is single-instance, so a
+    # lingering one would take the new launch's arguments and WebKitWebDriver would
+    # wait for a window that never comes. Closing the window only hides it to the tray,
+    # so WebKitWebDriver's kill is what ends it; if that did not happen, end it here.
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            wait("the app to exit", lambda: not our_apps(), 10)
+            return
+        except AssertionError:
+            log(f"note: the app outlived its WebDriver session; sending {sig.name}")
+            for pid in our_apps():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+    wait("the app to exit", lambda: not our_apps(), 10)
+
+
+def our_apps():
+    """Pids of `pulse` processes started by this run (their HOME is under TMP)."""
+    pids = []
+    for line in subprocess.run(["pgrep", "-x", "pulse"], capture_output=True, text=True).stdout.split():
+        try:
+            environ = open(f"/proc/{line}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if any(e.startswith(b"HOME=" + TMP.encode()) for e in environ):
+            pids.append(int(line))
+    return pids
 
 
 tauri_driver, driver = start_driver(env, "tauri-driver.log")

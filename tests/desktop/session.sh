@@ -14,7 +14,8 @@ for _ in $(seq 50); do
   dbus-send --session --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner string:org.freedesktop.Notifications 2>/dev/null | grep -q true && break
   sleep 0.1
 done
-"$PULSE_E2E_PY" "$(dirname "$0")/e2e.py"
+# Bounded: a hang fails the run instead of holding CI (about 1 min when it passes).
+timeout --kill-after=60 "${PULSE_E2E_TIMEOUT:-600}" "$PULSE_E2E_PY" "$(dirname "$0")/e2e.py"
 status=$?
 kill "$MON" "$DUNST" 2>/dev/null
 pkill -P $$ 2>/dev/null
