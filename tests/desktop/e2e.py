@@ -184,6 +184,51 @@ def free_port():
     return port
 
 
+PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "peers")
+
+
+class NodePeer:
+    """A test peer from tests/peers that stands in for a seed's server (see its header
+    comment): `node SCRIPT --port 0 --tokens T --state FILE`, port on the first line."""
+
+    def __init__(self, script, name, tokens, state, *args):
+        self.state = os.path.join(TMP, name + "-state.json")
+        with open(self.state, "w") as f:
+            json.dump(state, f)
+        self.log = open(os.path.join(OUT, name + ".log"), "a")
+        self.proc = subprocess.Popen(
+            ["node", os.path.join(PEERS, script), "--port", "0", "--tokens", ",".join(tokens), "--state", self.state, *args],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.isdigit():
+            raise RuntimeError(f"peer {script} did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{line}"
+        threading.Thread(target=Gateway._drain, args=(self.proc,), daemon=True).start()
+
+    def control(self, verb, body=None):
+        req = urllib.request.Request(self.url + "/_control/" + verb, method="POST", data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"null")
+
+    def info(self):
+        with urllib.request.urlopen(self.url + "/_control/info", timeout=10) as r:
+            return json.loads(r.read())
+
+    def kill(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def peer_jwt(claims):
+    """A JWT-shaped token the peers accept when listed (they read, not verify, the claims)."""
+    import base64
+    enc = lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).rstrip(b"=").decode()
+    return f"{enc({'alg': 'HS256', 'typ': 'JWT'})}.{enc(claims)}.sig-e2e"
+
+
 # ---------------------------------------------------------------------------
 
 os.makedirs(OUT, exist_ok=True)
@@ -191,6 +236,9 @@ gw = Gateway()
 gw.start()
 viewer = mint("viewer")
 publisher = mint("publisher")
+
+
+peers = []  # NodePeer processes to stop at the end
 
 
 def ingest(ty, data):
@@ -502,11 +550,48 @@ try:
         tauri_driver, driver = start_driver(env2, "tauri-driver-relaunch.log")
         wait("Live without signing in", lambda: label() == "Live", 30)
     t_relaunch()
+
+    # --- a profile server: seed 000's backend, spoken in its own dialect -------------
+    monitor_token = peer_jwt({"sub": "ann", "tenant_id": TENANT})
+    monitor = NodePeer("ws/agent-monitor.js", "agent-monitor", [monitor_token], {
+        "agents": [{"id": "am-1", "name": "Dune", "status": "working"}],
+        "agent_stats": {"active": 1, "idle": 0},
+        "tickets": [{"id": "t-am-1", "title": "Upgrade the ingest workers", "state": "todo", "project": "platform"},
+                    {"id": "t-am-2", "title": "Document the rate limits", "state": "in_progress", "project": "docs"}]})
+    peers.append(monitor)
+    stop_driver(tauri_driver, driver)
+    tauri_driver = None
+    config3, data3 = os.path.join(TMP, "config3"), os.path.join(TMP, "data3")
+    os.makedirs(os.path.join(config3, "pulse"), exist_ok=True)
+    with open(os.path.join(config3, "pulse", "settings.json"), "w") as f:
+        json.dump({"servers": [{"id": "monitor", "name": "Agent monitor", "url": monitor.url, "profile": "agent-monitor"}],
+                   "active_server": "monitor", "theme": "light"}, f)
+    env3 = dict(env2)
+    env3.update({"XDG_CONFIG_HOME": config3, "XDG_DATA_HOME": data3})
+    tauri_driver, driver = start_driver(env3, "tauri-driver-profile.log")
+
+    @check("seed-000 server: token saved in Settings, Live, its tickets on the board")
+    def t_profile_live():
+        wait("Signed out before a token is given", lambda: label() == "Signed out", 30)
+        go("settings")
+        css('[data-testid="token-input"]').send_keys(monitor_token)
+        css('[data-testid="token-save"]').click()
+        wait("Live", lambda: label() == "Live", 30)
+        go("board")
+        wait("the server's tickets in their columns",
+             lambda: css('[data-testid="column"][data-state="todo"]').find_elements(By.CSS_SELECTOR, '[data-id="t-am-1"]'), 15)
+        monitor.control("emit", {"type": "ticket:update", "payload": {"ticketId": "t-am-2", "state": "review"}})
+        wait("a pushed move on the board",
+             lambda: css('[data-testid="column"][data-state="review"]').find_elements(By.CSS_SELECTOR, '[data-id="t-am-2"]'), 15)
+        shot("profile-server.png")
+    t_profile_live()
 except Exception as e:
     results.append(("the suite ran to its end", False))
     log(f"FAIL the suite ran to its end: {e}")
     traceback.print_exc(file=sys.stdout)
 finally:
+    for p in peers:
+        p.kill()
     if tauri_driver:
         try:
             stop_driver(tauri_driver, driver)
