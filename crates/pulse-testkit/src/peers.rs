@@ -22,9 +22,22 @@ const INSTALL_HINT: &str = "run the README's test command (`./scripts/test.sh`),
 `python3 -m venv /var/tmp/pulse-venv && /var/tmp/pulse-venv/bin/pip install -r tests/peers/fastapi/requirements.txt` \
 (set PULSE_PY to the venv's python if it lives elsewhere)";
 
-/// `tests/peers` of the workspace.
+/// `tests/peers` of the workspace the running test belongs to.
+///
+/// Found at run time from the test's own package directory (cargo sets
+/// `CARGO_MANIFEST_DIR` for the test process), walking up to the directory that
+/// holds `tests/peers`. The compile-time path is only the fallback: a build directory
+/// shared between checkouts can hold this crate compiled in another checkout, and
+/// its peers are not the ones under test.
 pub fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .map(|dir| dir.join("tests/peers"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers"))
 }
 
 /// Which server.
