@@ -368,7 +368,7 @@ impl Shell {
             conn.login = login;
         }
         conn.caveat = caveat;
-        self.notifier.set_actions_allowed(speaks.takes_actions());
+        self.notifier.set_actions(speaks.actions());
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -614,6 +614,7 @@ impl Shell {
             keyring_available: self.keyring.is_ok(),
             keyring_error: self.keyring.clone().err(),
             takes_actions: speaks.takes_actions(),
+            actions: speaks.actions(),
             profile: speaks.to_string(),
             token_saved,
         })
@@ -628,12 +629,13 @@ impl Shell {
                 .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?;
             if let Source::Profile(p) = &conn.source {
                 let speaks = conn.source.speaks();
-                if !speaks.takes_actions() {
+                if !speaks.actions().takes(&action) {
                     return Err(CommandError::new(
                         "unsupported",
                         format!(
-                            "{} speaks the “{speaks}” profile, which only follows the server: act on it in its own dashboard",
-                            p.name
+                            "{} speaks the “{speaks}” profile, which declares no `{}` action: act on it in its own dashboard",
+                            p.name,
+                            action.kind()
                         ),
                     ));
                 }
