@@ -11,8 +11,10 @@ use std::time::Duration;
 use pulse_core::auth::{AuthError, Secret, StaticToken, TokenFuture, TokenProvider};
 use pulse_core::profile::schema::PingAnswer;
 use pulse_core::profile::{Profile, ProfileDialect, ProfileError, VarValue};
-use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, SessionStatus};
-use pulse_core::store::StoreHandle;
+use pulse_core::session::{
+    ActionOutcome, ConnectionState, SessionConfig, SessionEvent, SessionHandle, SessionStatus,
+};
+use pulse_core::store::{Action, StoreHandle};
 use pulse_core::store::{MemoryStore, Store};
 use pulse_protocol::domain::{EntityKind, Object};
 use pulse_testkit::peers::{jwt, Kind, Peer};
@@ -1249,6 +1251,386 @@ fn bad_profile_files_are_clear_errors() {
         text.contains("agent-monitor") && text.contains("tasks-gateway"),
         "{text}"
     );
+}
+
+// ---------------------------------------------------------------- actions
+
+/// The requests the peer received for `method path`.
+fn requests(info: &Value, method: &str, path: &str) -> Vec<Value> {
+    info["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == method && r["path"] == path)
+        .cloned()
+        .collect()
+}
+
+fn board_state() -> Value {
+    monitor_state(
+        json!([{"id": "a1", "name": "Ada", "status": "busy"}]),
+        json!([
+            {"id": 5, "title": "Fix login", "state": "todo", "project_id": "p1"},
+            {"id": 6, "title": "Ship", "state": "todo", "project_id": "p1"}
+        ]),
+    )
+}
+
+fn move_to(id: &str, state: &str) -> Action {
+    Action::MoveTicket {
+        id: id.into(),
+        state: state.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_moves_and_terminations_reach_the_seeds_routes_and_reconcile() {
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], board_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("agent-monitor").unwrap()),
+        &token,
+    );
+    live(&h).await;
+    let taken = h.actions();
+    assert!(taken.move_ticket && taken.terminate_agent, "{taken:?}");
+    assert!(!taken.approve && !taken.reject, "seed 000 shows no approvals");
+
+    // The board's drag: PATCH /api/tickets/5 {state}, answered with the ticket.
+    let out = h.perform(move_to("5", "review")).await.unwrap();
+    let ActionOutcome::Done { entity } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (entity.kind, entity.id.as_str()),
+        (EntityKind::Ticket, "5")
+    );
+    assert_eq!(
+        (entity.data["state"].clone(), entity.data["title"].clone()),
+        (json!("review"), json!("Fix login"))
+    );
+    let info = peer.info().await;
+    let got = requests(&info, "PATCH", "/api/tickets/5");
+    assert_eq!(got.len(), 1, "{info:#}");
+    assert_eq!(got[0]["body"], json!({"state": "review"}));
+    assert_eq!(got[0]["authorized"], true, "the token in the header");
+    // Reconciled by the event the route broadcasts after.
+    until_store(&h, "ticket 5 in review", |s| {
+        is(s, EntityKind::Ticket, "5", "state", json!("review"))
+    })
+    .await;
+
+    // Termination: the answer is not the agent, so the cached agent with the
+    // declared optimistic change stands for it until `agent:terminated`.
+    let out = h
+        .perform(Action::TerminateAgent {
+            id: "a1".into(),
+            reason: Some("stuck in a loop".into()),
+        })
+        .await
+        .unwrap();
+    let ActionOutcome::Done { entity } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (entity.data["status"].clone(), entity.data["name"].clone()),
+        (json!("terminating"), json!("Ada"))
+    );
+    let info = peer.info().await;
+    let got = requests(&info, "POST", "/api/agents/a1/terminate");
+    assert_eq!(got.len(), 1, "{info:#}");
+    assert_eq!(got[0]["body"], json!({"reason": "stuck in a loop"}));
+    until_store(&h, "agent a1 terminated", |s| {
+        is(s, EntityKind::Agent, "a1", "status", json!("terminated"))
+    })
+    .await;
+    assert_eq!(
+        field(&h, EntityKind::Agent, "a1", "terminated_reason"),
+        "manual",
+        "the seed's handler broadcasts 'manual'"
+    );
+
+    // Without a reason the body says so (null), not a made-up one.
+    peer.control(
+        "state",
+        json!({"agents": [{"id": "a2", "name": "Bo", "status": "idle"}]}),
+    )
+    .await;
+    let out = h
+        .perform(Action::TerminateAgent {
+            id: "a2".into(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out, ActionOutcome::Done { .. }), "{out:?}");
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "POST", "/api/agents/a2/terminate")[0]["body"],
+        json!({"reason": null})
+    );
+
+    // A refusal is shown with the server's words, never dropped or queued.
+    let out = h.perform(move_to("404", "done")).await.unwrap();
+    match &out {
+        ActionOutcome::Rejected { message } => {
+            assert!(message.contains("Ticket not found"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // An id that needs escaping stays one path segment.
+    let out = h.perform(move_to("a/b c", "done")).await.unwrap();
+    assert!(matches!(out, ActionOutcome::Rejected { .. }), "{out:?}");
+    let info = peer.info().await;
+    assert_eq!(requests(&info, "PATCH", "/api/tickets/a%2Fb%20c").len(), 1);
+
+    // What the profile does not declare is refused before anything is sent.
+    let before = peer.info().await["requests"].as_array().unwrap().len();
+    let out = h
+        .perform(Action::Approve {
+            id: "x".into(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    match &out {
+        ActionOutcome::Rejected { message } => {
+            assert!(message.contains("`approve`"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        peer.info().await["requests"].as_array().unwrap().len(),
+        before
+    );
+    assert!(h.store().outbox().unwrap().is_empty(), "nothing queued");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_actions_taken_offline_are_queued_and_sent_on_reconnect() {
+    let token = acme();
+    let mut peer = Peer::start(Kind::AgentMonitor, &[&token], board_state(), &[]);
+    // A sign-in that can refresh (to a token the server will refuse too).
+    let tokens = Rotating(std::sync::Mutex::new(vec![token.clone(), "stale".into()]));
+    let h = session_with(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("agent-monitor").unwrap()),
+        Arc::new(tokens),
+    );
+    live(&h).await;
+    let mut settled = h.subscribe();
+    peer.kill();
+    until(&h, "offline", |s| {
+        matches!(s.state, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    let out = h.perform(move_to("6", "done")).await.unwrap();
+    assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");
+    assert_eq!(h.store().outbox().unwrap().len(), 1);
+
+    // Back: sent on reconnect, settled, and reconciled by the server's event.
+    peer.restart(board_state());
+    live(&h).await;
+    let outcome = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Ok(SessionEvent::ActionSettled {
+                outcome, action, ..
+            }) = settled.recv().await
+            {
+                return (action, outcome);
+            }
+        }
+    })
+    .await
+    .expect("the queued move settled");
+    assert_eq!(outcome.0, move_to("6", "done"));
+    assert!(
+        matches!(outcome.1, ActionOutcome::Done { .. }),
+        "{outcome:?}"
+    );
+    assert!(h.store().outbox().unwrap().is_empty());
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "PATCH", "/api/tickets/6")[0]["body"],
+        json!({"state": "done"})
+    );
+    until_store(&h, "ticket 6 done", |s| {
+        is(s, EntityKind::Ticket, "6", "state", json!("done"))
+    })
+    .await;
+
+    // A token the server refuses for an action stays queued with the reason.
+    peer.control("tokens", json!({"valid": []})).await;
+    let out = h.perform(move_to("5", "review")).await.unwrap();
+    assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");
+    let queued = h.store().outbox().unwrap();
+    assert_eq!(queued.len(), 1);
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "PATCH", "/api/tickets/5").len(),
+        2,
+        "tried, refreshed once, tried again; then kept"
+    );
+    h.stop().await;
+}
+
+fn approvals_state() -> Value {
+    let mut s = board_state();
+    s["approvals"] = json!([
+        {"id": "ap1", "title": "Refund", "status": "pending"},
+        {"id": "ap2", "title": "Deploy", "status": "pending"},
+        {"id": "ap3", "title": "Old", "status": "approved"}
+    ]);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_profile_approves_and_rejects_and_a_conflict_is_shown() {
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], approvals_state(), &[]);
+    let profile = Profile::load(example("agent-monitor-approvals.toml").to_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(profile.actions(), pulse_core::actions::ActionSet::ALL);
+    let h = session(&peer.url(), ProfileDialect::new(profile), &token);
+    live(&h).await;
+    assert_eq!(field(&h, EntityKind::Approval, "ap1", "status"), "pending");
+
+    let out = h
+        .perform(Action::Approve {
+            id: "ap1".into(),
+            reason: Some("looks right".into()),
+        })
+        .await
+        .unwrap();
+    let ActionOutcome::Done { entity } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(entity.data["status"], "approved");
+    let out = h
+        .perform(Action::Reject {
+            id: "ap2".into(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out, ActionOutcome::Done { .. }), "{out:?}");
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "POST", "/api/approvals/ap1/approve")[0]["body"],
+        json!({"reason": "looks right"})
+    );
+    assert_eq!(
+        requests(&info, "POST", "/api/approvals/ap2/reject")[0]["body"],
+        json!({"reason": null})
+    );
+    until_store(&h, "both decided", |s| {
+        is(s, EntityKind::Approval, "ap1", "status", json!("approved"))
+            && is(s, EntityKind::Approval, "ap2", "status", json!("rejected"))
+    })
+    .await;
+
+    // Someone decided first: a conflict, with the approval as it is now.
+    let out = h
+        .perform(Action::Reject {
+            id: "ap3".into(),
+            reason: Some("late".into()),
+        })
+        .await
+        .unwrap();
+    match out {
+        ActionOutcome::Conflict { message, current } => {
+            assert_eq!(message, "Approval already approved");
+            assert_eq!(current.unwrap()["status"], "approved");
+        }
+        other => panic!("{other:?}"),
+    }
+    h.stop().await;
+}
+
+#[test]
+fn bad_action_declarations_are_clear_errors() {
+    let base = "name = \"team\"\ntransport = \"jsonws\"\n[socket]\npath = \"/ws\"\n";
+    let check = |table: &str, line: usize, field: &str, says: &str| {
+        let text = format!("{base}{table}");
+        match Profile::parse(&text, "team.toml").unwrap_err() {
+            ProfileError::Invalid {
+                line: l,
+                field: f,
+                message,
+                ..
+            } => {
+                assert_eq!((l, f.as_str()), (line, field), "{message}");
+                assert!(message.contains(says), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    check(
+        "[actions.move]\nmethod = \"PATCH\"\npath = \"/t/{id}\"\n",
+        5,
+        "actions.move",
+        "move_ticket",
+    );
+    check(
+        "[actions.move_ticket]\nmethod = \"GET\"\npath = \"/t/{id}\"\n",
+        6,
+        "actions.move_ticket.method",
+        "POST, PUT, PATCH or DELETE",
+    );
+    check(
+        "[actions.move_ticket]\nmethod = \"PATCH\"\npath = \"t/{id}\"\n",
+        7,
+        "actions.move_ticket.path",
+        "start with `/`",
+    );
+    check(
+        "[actions.terminate_agent]\nmethod = \"POST\"\npath = \"/a/{id}\"\nbody = { to = \"{state}\" }\n",
+        8,
+        "actions.terminate_agent.body",
+        "no variable `{state}`",
+    );
+    check(
+        "[actions.move_ticket]\nmethod = \"PATCH\"\npath = \"/t/{ticket}\"\n",
+        7,
+        "actions.move_ticket.path",
+        "{id}, {tenant}",
+    );
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nsuccess = [200, 700]\n",
+        8,
+        "actions.approve.success",
+        "700",
+    );
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nsuccess = [200, 409]\n",
+        5,
+        "actions.approve.conflict",
+        "both",
+    );
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\ncurrent = \"approval\"\n",
+        8,
+        "actions.approve.current",
+        "JSON pointer",
+    );
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nsuccess_when = { success = true }\n",
+        8,
+        "actions.approve.success_when",
+        "JSON pointer",
+    );
+    // A key no action has is named with its line.
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nbodyy = {}\n",
+        8,
+        "actions.approve.bodyy",
+        "unknown field",
+    );
+    // The profile's own variables are there for actions too.
+    let ok = format!("{base}[vars]\nteam = \"x\"\n[actions.approve]\nmethod = \"post\"\npath = \"/{{team}}/a/{{id}}\"\nbody = {{ why = \"{{reason}}\" }}\n");
+    Profile::parse(&ok, "team.toml").unwrap_or_else(|e| panic!("{e}"));
 }
 
 // ---------------------------------------------------------------- pulsectl
