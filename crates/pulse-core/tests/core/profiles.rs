@@ -1694,3 +1694,152 @@ async fn pulsectl_watch_with_a_profile() {
     assert_eq!(seen[0]["stream"], "event-bridge:acme");
     assert_eq!(seen[0]["change"]["kind"], "stats");
 }
+
+/// Run `pulsectl ARGS` with the token in `PULSE_TOKEN`: (exit code, stdout, stderr).
+async fn pulsectl_run(args: &[&str], token: &str) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(bin("pulsectl"))
+        .args(args)
+        .env("PULSE_TOKEN", token)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulsectl_moves_terminates_and_approves_on_profile_servers_online_and_queued_offline() {
+    let token = acme();
+    let mut peer = Peer::start(Kind::AgentMonitor, &[&token], approvals_state(), &[]);
+    let url = peer.url();
+    let team = example("agent-monitor-approvals.toml");
+    let team = team.to_str().unwrap();
+    let monitor = ["--server", url.as_str(), "--profile", "agent-monitor"];
+    let ours = ["--server", url.as_str(), "--profile", team];
+    let with = |cmd: &[&str], server: &[&str]| -> Vec<String> {
+        cmd.iter()
+            .chain(server.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>| {
+        let token = token.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            pulsectl_run(&args, &token).await
+        }
+    };
+
+    // Online.
+    let (code, out, err) = run(with(&["move", "5", "--to", "review"], &monitor)).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "ticket 5 moved to review");
+    let (code, out, err) = run(with(
+        &["terminate", "a1", "--reason", "stuck", "--json"],
+        &monitor,
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["outcome"].clone(), v["entity"]["data"]["status"].clone()),
+        (json!("done"), json!("terminating"))
+    );
+    let (code, out, err) = run(with(&["approve", "ap1", "--reason", "ok"], &ours)).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "approval ap1 approved");
+    let (code, _, err) = run(with(&["reject", "ap3"], &ours)).await;
+    assert_eq!(code, Some(6), "a conflict: {err}");
+    assert!(
+        err.contains("approval ap3 was not rejected: it is already approved"),
+        "{err}"
+    );
+    let (code, _, err) = run(with(&["move", "404", "--to", "done"], &monitor)).await;
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("Ticket not found"), "{err}");
+    // Seed 000 declares no approvals: refused before anything is sent.
+    let (code, _, err) = run(with(&["approve", "ap2"], &monitor)).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("declares no `approve` action"), "{err}");
+    let info = peer.info().await;
+    assert!(requests(&info, "POST", "/api/approvals/ap2/approve").is_empty());
+    assert_eq!(
+        requests(&info, "PATCH", "/api/tickets/5")[0]["body"],
+        json!({"state": "review"})
+    );
+    assert_eq!(
+        requests(&info, "POST", "/api/agents/a1/terminate")[0]["body"],
+        json!({"reason": "stuck"})
+    );
+    assert_eq!(
+        requests(&info, "POST", "/api/approvals/ap1/approve")[0]["body"],
+        json!({"reason": "ok"})
+    );
+    assert!(!err.contains(&token) && !out.contains(&token));
+
+    // Offline: queued in the cache, sent by the next `watch`.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.db");
+    let cache = cache.to_str().unwrap();
+    peer.kill();
+    let (code, out, err) = run(with(
+        &["move", "6", "--to", "done", "--cache", cache],
+        &ours,
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("queued in"), "{out}");
+    let (code, _, err) = run(with(
+        &["approve", "ap2", "--reason", "later", "--cache", cache],
+        &ours,
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(with(&["move", "6", "--to", "done"], &ours)).await;
+    assert_eq!(code, Some(5), "unreachable without --cache: {err}");
+    let mut state = approvals_state();
+    state["tickets"][0]["state"] = json!("review");
+    peer.restart(state);
+    let mut child = tokio::process::Command::new(bin("pulsectl"))
+        .args(["watch", "--server", &url, "--profile", team, "--cache", cache])
+        .env("PULSE_TOKEN", &token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut settled = Vec::new();
+    let done = tokio::time::timeout(LIMIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v.get("outbox_id").is_some() {
+                settled.push(v);
+                if settled.len() == 2 {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    let _ = child.start_kill();
+    assert!(matches!(done, Ok(true)), "settled: {settled:#?}");
+    assert_eq!(settled[0]["action"]["action"], "move_ticket");
+    assert_eq!(settled[0]["outcome"]["outcome"], "done");
+    assert_eq!(settled[1]["action"]["action"], "approve");
+    assert_eq!(settled[1]["outcome"]["entity"]["data"]["status"], "approved");
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "PATCH", "/api/tickets/6")[0]["body"],
+        json!({"state": "done"})
+    );
+    assert_eq!(
+        requests(&info, "POST", "/api/approvals/ap2/approve")[0]["body"],
+        json!({"reason": "later"})
+    );
+}
