@@ -221,3 +221,100 @@ fn a_bad_profile_file_is_explained() {
     let msg = boot["connection"]["state"]["message"].as_str().unwrap();
     assert!(msg.contains("ours.toml:3:"), "{msg}");
 }
+
+/// A saved `agent-monitor` server (seed 000): the account says which actions it
+/// takes; a move and a termination through the `perform` command reach the peer's
+/// REST and come back done; an approval, which the profile does not declare, is
+/// refused by the shell with the reason and never sent.
+#[test]
+fn agent_monitor_server_takes_its_declared_actions_through_the_shell() {
+    let token = pulse_testkit::peers::jwt(json!({"sub": "ann", "tenant_id": "acme"}));
+    let peer = Peer::start(
+        Kind::AgentMonitor,
+        &[&token],
+        json!({
+            "agents": [{"id": "a1", "name": "Ada", "status": "busy"}],
+            "tickets": [{"id": "t1", "title": "Fix", "state": "todo"}],
+        }),
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let creds = Arc::new(MemoryCredentials::default());
+    server::save_token(creds.as_ref(), &peer.url().parse().unwrap(), &token).unwrap();
+    let h = profile_harness(
+        dir.path(),
+        SavedServer {
+            id: "mon".into(),
+            name: "Monitor".into(),
+            url: peer.url(),
+            profile: "agent-monitor".into(),
+            ..SavedServer::default()
+        },
+        creds,
+    );
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
+    assert_eq!(
+        boot["account"]["actions"],
+        json!({"approve": false, "reject": false, "move_ticket": true, "terminate_agent": true})
+    );
+    assert_eq!(boot["account"]["takes_actions"], true);
+
+    let out = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "move_ticket", "id": "t1", "state": "review"}}),
+    )
+    .unwrap();
+    assert_eq!(
+        (out["outcome"].clone(), out["entity"]["data"]["state"].clone()),
+        (json!("done"), json!("review")),
+        "{out}"
+    );
+    let out = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "terminate_agent", "id": "a1", "reason": "stuck"}}),
+    )
+    .unwrap();
+    assert_eq!(out["entity"]["data"]["status"], "terminating", "{out}");
+    let err = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "approve", "id": "x", "reason": null}}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "unsupported", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("`approve`"),
+        "{err}"
+    );
+    let info = tauri::async_runtime::block_on(peer.info());
+    let reqs: Vec<(String, String)> = info["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_owned(),
+                r["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reqs,
+        [
+            ("PATCH".to_owned(), "/api/tickets/t1".to_owned()),
+            ("POST".to_owned(), "/api/agents/a1/terminate".to_owned())
+        ]
+    );
+    // The server's own event reconciles the move in the app's state.
+    wait_boot(&h, "ticket t1 in review", |b| {
+        b["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ticket" && e["id"] == "t1" && e["data"]["state"] == "review")
+    });
+    tauri::async_runtime::block_on(h.shell.shutdown());
+}
