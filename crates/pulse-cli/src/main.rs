@@ -509,7 +509,10 @@ fn wording(action: &Action) -> (String, String) {
 
 /// Send `action` (or queue it with `--cache` when the server cannot be reached).
 async fn act(args: ActArgs, action: Action) -> Result<(), Failure> {
-    let speaks = args.profile.as_deref().map_or(Speaks::Native, Speaks::parse);
+    let speaks = args
+        .profile
+        .as_deref()
+        .map_or(Speaks::Native, Speaks::parse);
     let resolved = args.server.resolve(speaks, None)?;
     let (what, verb) = wording(&action);
     let rest = RestClient::new(resolved.config.server.clone())
@@ -543,7 +546,10 @@ async fn act(args: ActArgs, action: Action) -> Result<(), Failure> {
         }) => {
             print(&ActionOutcome::Queued { outbox_id });
             if let (false, Some(e), Some(path)) = (args.json, unreachable, &args.cache) {
-                println!("server unreachable ({e}); queued in {} and sent by the next `pulsectl watch`", path.display());
+                println!(
+                    "server unreachable ({e}); queued in {} and sent by the next `pulsectl watch`",
+                    path.display()
+                );
             }
             Ok(())
         }

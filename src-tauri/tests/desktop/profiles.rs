@@ -267,7 +267,10 @@ fn agent_monitor_server_takes_its_declared_actions_through_the_shell() {
     )
     .unwrap();
     assert_eq!(
-        (out["outcome"].clone(), out["entity"]["data"]["state"].clone()),
+        (
+            out["outcome"].clone(),
+            out["entity"]["data"]["state"].clone()
+        ),
         (json!("done"), json!("review")),
         "{out}"
     );

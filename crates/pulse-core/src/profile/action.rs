@@ -192,9 +192,10 @@ impl ProfileDialect {
             spec.success.contains(&status)
         };
         if success {
-            let confirmed = spec.success_when.iter().all(|(p, want)| {
-                body.as_ref().and_then(|b| b.pointer(p)) == Some(&to_json(want))
-            });
+            let confirmed = spec
+                .success_when
+                .iter()
+                .all(|(p, want)| body.as_ref().and_then(|b| b.pointer(p)) == Some(&to_json(want)));
             if !confirmed {
                 return Err(RestError::Http {
                     status,
@@ -235,7 +236,10 @@ impl ProfileDialect {
         }
         Err(match status {
             429 => RestError::RateLimited {
-                retry_after: parse_retry_after(retry_after.as_deref(), std::time::SystemTime::now()),
+                retry_after: parse_retry_after(
+                    retry_after.as_deref(),
+                    std::time::SystemTime::now(),
+                ),
             },
             403 => RestError::Forbidden(message()),
             404 => RestError::NotFound(message()),
@@ -276,7 +280,10 @@ mod tests {
         assert_eq!(explanation(Some("/message"), Some(&b), "", 409), "m");
         let b = serde_json::json!({"error": "Ticket not found"});
         assert_eq!(explanation(None, Some(&b), "", 404), "Ticket not found");
-        assert_eq!(explanation(None, None, " <h1>bad</h1> ", 502), "<h1>bad</h1>");
+        assert_eq!(
+            explanation(None, None, " <h1>bad</h1> ", 502),
+            "<h1>bad</h1>"
+        );
         assert_eq!(explanation(None, None, "", 500), "HTTP 500");
     }
 }

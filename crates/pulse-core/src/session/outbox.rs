@@ -16,8 +16,8 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
-use super::{ActionOutcome, SessionError, SessionEvent};
 use super::Dialect;
+use super::{ActionOutcome, SessionError, SessionEvent};
 use crate::actions::{send_action, unsupported, Sent, Via};
 use crate::auth::TokenProvider;
 use crate::rest::RestClient;

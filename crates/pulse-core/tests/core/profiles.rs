@@ -1295,17 +1295,17 @@ async fn agent_monitor_moves_and_terminations_reach_the_seeds_routes_and_reconci
     live(&h).await;
     let taken = h.actions();
     assert!(taken.move_ticket && taken.terminate_agent, "{taken:?}");
-    assert!(!taken.approve && !taken.reject, "seed 000 shows no approvals");
+    assert!(
+        !taken.approve && !taken.reject,
+        "seed 000 shows no approvals"
+    );
 
     // The board's drag: PATCH /api/tickets/5 {state}, answered with the ticket.
     let out = h.perform(move_to("5", "review")).await.unwrap();
     let ActionOutcome::Done { entity } = out else {
         panic!("{out:?}")
     };
-    assert_eq!(
-        (entity.kind, entity.id.as_str()),
-        (EntityKind::Ticket, "5")
-    );
+    assert_eq!((entity.kind, entity.id.as_str()), (EntityKind::Ticket, "5"));
     assert_eq!(
         (entity.data["state"].clone(), entity.data["title"].clone()),
         (json!("review"), json!("Fix login"))
@@ -1804,7 +1804,15 @@ async fn pulsectl_moves_terminates_and_approves_on_profile_servers_online_and_qu
     state["tickets"][0]["state"] = json!("review");
     peer.restart(state);
     let mut child = tokio::process::Command::new(bin("pulsectl"))
-        .args(["watch", "--server", &url, "--profile", team, "--cache", cache])
+        .args([
+            "watch",
+            "--server",
+            &url,
+            "--profile",
+            team,
+            "--cache",
+            cache,
+        ])
         .env("PULSE_TOKEN", &token)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -1832,7 +1840,10 @@ async fn pulsectl_moves_terminates_and_approves_on_profile_servers_online_and_qu
     assert_eq!(settled[0]["action"]["action"], "move_ticket");
     assert_eq!(settled[0]["outcome"]["outcome"], "done");
     assert_eq!(settled[1]["action"]["action"], "approve");
-    assert_eq!(settled[1]["outcome"]["entity"]["data"]["status"], "approved");
+    assert_eq!(
+        settled[1]["outcome"]["entity"]["data"]["status"],
+        "approved"
+    );
     let info = peer.info().await;
     assert_eq!(
         requests(&info, "PATCH", "/api/tickets/6")[0]["body"],

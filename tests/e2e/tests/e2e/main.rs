@@ -538,7 +538,10 @@ fn move_and_terminate_from_the_command_line() {
         &publisher("acme"),
         &json!([
             ev("ticket.created", json!({"id": "t1", "title": "Fix login"})),
-            ev("agent.upserted", json!({"id": "ag1", "name": "Ada", "status": "busy"}))
+            ev(
+                "agent.upserted",
+                json!({"id": "ag1", "name": "Ada", "status": "busy"})
+            )
         ]),
     )
     .unwrap();
@@ -556,7 +559,14 @@ fn move_and_terminate_from_the_command_line() {
         "ticket t1 moved to review"
     );
     let out = pulsectl(&[
-        "terminate", "ag1", "--reason", "runaway", "--server", &url, "--token", &view,
+        "terminate",
+        "ag1",
+        "--reason",
+        "runaway",
+        "--server",
+        &url,
+        "--token",
+        &view,
     ]);
     assert!(
         out.status.success(),
@@ -592,9 +602,18 @@ fn move_and_terminate_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     let ctl = Pulsectl::watch(&url, &["--token", &view], &cache, &[]);
-    wait_for("queued move sent", LONG, || ctl.stdout.contains("\"outbox_id\""));
+    wait_for("queued move sent", LONG, || {
+        ctl.stdout.contains("\"outbox_id\"")
+    });
     let snap = http.snapshot(&url, &view);
-    let data = |id: &str| snap.entities.iter().find(|e| e.id == id).unwrap().data.clone();
+    let data = |id: &str| {
+        snap.entities
+            .iter()
+            .find(|e| e.id == id)
+            .unwrap()
+            .data
+            .clone()
+    };
     assert_eq!(data("t1")["state"], "done");
     assert_eq!(data("ag1")["status"], "terminated");
     assert_eq!(data("ag1")["reason"], "runaway");
