@@ -21,7 +21,8 @@
 //     `broadcast.agentTerminated(req.user.tenantId, agentId, 'manual')` (the
 //     reason broadcast is 'manual', whatever the body says); the path is the
 //     `agent-monitor` profile's default; it answers `{success: true}` (as the
-//     seed's `internal.js` does); an unknown agent is 404;
+//     seed's `internal.js` does), or the agent when the state says
+//     `terminate_answer: "agent"` (the seed shows neither); an unknown agent is 404;
 // - NOT in seed 000, a team's own addition that
 //   `profiles/examples/agent-monitor-approvals.toml` speaks: GET /api/approvals →
 //   {approvals}, POST /api/approvals/:id/{approve,reject} {reason} → the approval
@@ -142,7 +143,10 @@ function terminateAgent(req, res) {
   agent.status = 'terminated';
   // After agent termination:
   toTenant(req.user.tenantId, 'agent:terminated', { agentId, reason: 'manual' });
-  Peer.json(res, 200, { success: true });
+  // The seed does not show the answer: `{success: true}` (as its internal.js), or
+  // the agent (`state.terminate_answer = "agent"`), both plausible.
+  if (peer.state.terminate_answer === 'agent') Peer.json(res, 200, agent);
+  else Peer.json(res, 200, { success: true });
 }
 
 // The team's own approvals routes (not in seed 000).

@@ -1476,6 +1476,66 @@ async fn agent_monitor_actions_taken_offline_are_queued_and_sent_on_reconnect() 
     h.stop().await;
 }
 
+/// The seed shows the termination handler's broadcast but not its answer: both
+/// plausible answers (`{success: true}`, the agent) are a termination done; a
+/// profile that reads success from the body (`success_when`) refuses the one that
+/// does not say so, and the refusal is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_termination_reads_either_answer_and_success_when_is_checked() {
+    let token = acme();
+    let agents = json!([
+        {"id": "a1", "name": "Ada", "status": "busy"},
+        {"id": "a2", "name": "Bo", "status": "busy"},
+        {"id": "a3", "name": "Cy", "status": "busy"}
+    ]);
+    let peer = Peer::start(
+        Kind::AgentMonitor,
+        &[&token],
+        monitor_state(agents, json!([])),
+        &[],
+    );
+    let mut profile = Profile::builtin("agent-monitor").unwrap();
+    let h = session(&peer.url(), ProfileDialect::new(profile.clone()), &token);
+    live(&h).await;
+    let terminate = |id: &str| Action::TerminateAgent {
+        id: id.into(),
+        reason: None,
+    };
+    let out = h.perform(terminate("a1")).await.unwrap();
+    assert!(
+        matches!(&out, ActionOutcome::Done { entity } if entity.data["status"] == "terminating"),
+        "{out:?}"
+    );
+    peer.control("state", json!({"terminate_answer": "agent"}))
+        .await;
+    let out = h.perform(terminate("a2")).await.unwrap();
+    assert!(
+        matches!(&out, ActionOutcome::Done { entity } if entity.data["name"] == "Bo"),
+        "{out:?}"
+    );
+    h.stop().await;
+
+    // A team whose server must say `{success: true}`.
+    profile
+        .spec
+        .actions
+        .get_mut("terminate_agent")
+        .unwrap()
+        .get_mut()
+        .success_when
+        .insert("/success".into(), toml::Value::Boolean(true));
+    let h = session(&peer.url(), ProfileDialect::new(profile), &token);
+    live(&h).await;
+    let out = h.perform(terminate("a3")).await.unwrap();
+    match &out {
+        ActionOutcome::Rejected { message } => {
+            assert!(message.contains("did not confirm"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    h.stop().await;
+}
+
 fn approvals_state() -> Value {
     let mut s = board_state();
     s["approvals"] = json!([
