@@ -87,13 +87,21 @@ impl Flusher {
                 message: unsupported(&action),
             });
         }
+        let mut why = None;
         if online {
             match send_action(self.via(), &self.store, &action).await {
                 Sent::Final(outcome) => return Ok(outcome),
-                Sent::Retry(err) => debug!(%err, "action not sent now; queueing"),
+                Sent::Retry(err) => {
+                    debug!(%err, "action not sent now; queueing");
+                    why = Some(err);
+                }
             }
         }
         let id = self.store.outbox_push(&action, crate::now_ms())?;
+        if let Some(err) = why {
+            // Kept with the reason it was not sent (a refused token, a 5xx …).
+            self.store.outbox_fail(id, &err)?;
+        }
         Ok(ActionOutcome::Queued { outbox_id: id })
     }
 

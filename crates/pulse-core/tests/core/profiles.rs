@@ -1467,6 +1467,13 @@ async fn agent_monitor_actions_taken_offline_are_queued_and_sent_on_reconnect() 
     assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");
     let queued = h.store().outbox().unwrap();
     assert_eq!(queued.len(), 1);
+    assert!(
+        queued[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Unauthorized")),
+        "kept with the reason: {queued:?}"
+    );
     let info = peer.info().await;
     assert_eq!(
         requests(&info, "PATCH", "/api/tickets/5").len(),
