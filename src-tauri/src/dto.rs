@@ -102,7 +102,8 @@ impl ConnectionView {
     }
 }
 
-/// A queued action that reached its final outcome.
+/// A queued action that reached its final outcome, or the outcome of an action
+/// taken from a notification button (`outbox_id` 0 unless it was queued).
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct SettledAction {
     /// Outbox row.

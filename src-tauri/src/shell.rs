@@ -892,9 +892,25 @@ impl Shell {
         };
         match action {
             Some(a) => {
-                if let Err(e) = self.perform(a).await {
-                    warn!(error = %e, "action from a notification failed");
-                }
+                // Shown in the app like any settled action: a conflict or a refusal
+                // from a notification button is never dropped.
+                let outcome = match self.perform(a.clone()).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        warn!(error = %e, "action from a notification failed");
+                        ActionOutcome::Rejected { message: e.message }
+                    }
+                };
+                let outbox_id = match outcome {
+                    ActionOutcome::Queued { outbox_id } => outbox_id,
+                    _ => 0,
+                };
+                let s = SettledAction {
+                    outbox_id,
+                    action: a,
+                    outcome,
+                };
+                self.hooks.emit(events::SETTLED, to_json(&s));
             }
             None => {
                 self.navigate(Target {

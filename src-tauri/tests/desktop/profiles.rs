@@ -321,3 +321,87 @@ fn agent_monitor_server_takes_its_declared_actions_through_the_shell() {
     });
     tauri::async_runtime::block_on(h.shell.shutdown());
 }
+
+/// A team's own profile that declares approve / reject: the notification's Approve
+/// button reaches the server's REST, and a second Approve (already decided) comes
+/// back to the app as a conflict, shown, not dropped.
+#[test]
+fn notification_buttons_act_on_a_profile_server_and_a_conflict_is_shown() {
+    use pulse_core::policy::{EntityRef, NotificationAction};
+    use pulse_desktop::notifier::Reply;
+    use tauri::Listener;
+
+    let token = pulse_testkit::peers::jwt(json!({"sub": "ann", "tenant_id": "acme"}));
+    let peer = Peer::start(
+        Kind::AgentMonitor,
+        &[&token],
+        json!({"approvals": [{"id": "ap1", "title": "Refund", "status": "pending"}]}),
+        &[],
+    );
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("profiles/examples/agent-monitor-approvals.toml")
+        .display()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = Arc::new(MemoryCredentials::default());
+    server::save_token(creds.as_ref(), &peer.url().parse().unwrap(), &token).unwrap();
+    let h = profile_harness(
+        dir.path(),
+        SavedServer {
+            id: "team".into(),
+            name: "Team".into(),
+            url: peer.url(),
+            profile,
+            ..SavedServer::default()
+        },
+        creds,
+    );
+    let settled = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = settled.clone();
+    h.webview
+        .listen_any(pulse_desktop::dto::events::SETTLED, move |e| {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(e.payload()).unwrap());
+        });
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
+    assert_eq!(boot["account"]["actions"]["approve"], true, "{boot}");
+
+    let reply = || Reply {
+        target: Some(EntityRef {
+            kind: pulse_protocol::domain::EntityKind::Approval,
+            id: "ap1".into(),
+        }),
+        action: NotificationAction::Approve,
+    };
+    tauri::async_runtime::block_on(h.shell.on_reply(reply()));
+    tauri::async_runtime::block_on(h.shell.on_reply(reply()));
+    let info = tauri::async_runtime::block_on(peer.info());
+    let bodies: Vec<Value> = info["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"] == "/api/approvals/ap1/approve")
+        .map(|r| r["body"].clone())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({"reason": "Approved from a notification"}),
+            json!({"reason": "Approved from a notification"})
+        ]
+    );
+    assert!(
+        holds_within(Duration::from_secs(10), || settled.lock().unwrap().len()
+            == 2),
+        "{:?}",
+        settled.lock().unwrap()
+    );
+    let got = settled.lock().unwrap().clone();
+    assert_eq!(got[0]["outcome"]["outcome"], "done", "{got:?}");
+    assert_eq!(got[0]["outcome"]["entity"]["data"]["status"], "approved");
+    assert_eq!(got[1]["outcome"]["outcome"], "conflict", "{got:?}");
+    assert_eq!(got[1]["outcome"]["message"], "Approval already approved");
+    tauri::async_runtime::block_on(h.shell.shutdown());
+}
