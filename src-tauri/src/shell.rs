@@ -23,7 +23,7 @@ use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, Spea
 use pulse_core::session::{ActionOutcome, ConnectionState, SessionHandle};
 use pulse_core::store::{Action, MemoryStore, SqliteStore, StoreHandle};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
-use pulse_protocol::domain::page_of;
+use pulse_protocol::domain::{page_of, Object};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -618,6 +618,15 @@ impl Shell {
             profile: speaks.to_string(),
             token_saved,
         })
+    }
+
+    /// The optimistic change of `action` on the active server ([`Speaks::optimistic`]).
+    pub async fn optimistic(&self, action: &Action) -> Result<Object, CommandError> {
+        let guard = self.conn.lock().await;
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?;
+        Ok(conn.source.speaks().optimistic(action))
     }
 
     /// Perform a user action: sent now, or queued (also when signed out or offline).

@@ -30,6 +30,7 @@ use crate::auth::{Secret, StaticToken, TokenProvider};
 use crate::credentials::{CredentialError, CredentialStore};
 use crate::profile::{Profile, ProfileDialect, ProfileError, VarValue, BUILTIN};
 use crate::session::Dialect;
+use crate::store::Action;
 
 mod resolve;
 
@@ -79,6 +80,18 @@ impl Speaks {
             Speaks::Profile(p) => Profile::load(p.trim())
                 .map(|p| p.actions())
                 .unwrap_or(ActionSet::NONE),
+        }
+    }
+
+    /// How the entity `action` acts on looks once done, shown at once in the app
+    /// (the dialect's `optimistic`: a Pulse gateway's fixed one, or the profile's
+    /// declared `optimistic`; nothing when the profile cannot be loaded).
+    pub fn optimistic(&self, action: &Action) -> pulse_protocol::domain::Object {
+        match self {
+            Speaks::Native => crate::session::NativeDialect.optimistic(action),
+            Speaks::Profile(p) => Profile::load(p.trim())
+                .map(|p| ProfileDialect::new(p).optimistic(action))
+                .unwrap_or_default(),
         }
     }
 
@@ -264,6 +277,21 @@ mod tests {
         let monitor = Speaks::parse("agent-monitor").actions();
         assert!(monitor.move_ticket && monitor.terminate_agent);
         assert!(!monitor.approve && !monitor.reject);
+        // The optimistic change is the dialect's: fixed on a gateway, declared in a
+        // profile.
+        let moved = Action::MoveTicket {
+            id: "5".into(),
+            state: "review".into(),
+        };
+        let stop = Action::TerminateAgent {
+            id: "a1".into(),
+            reason: None,
+        };
+        for s in [Speaks::Native, Speaks::parse("agent-monitor")] {
+            assert_eq!(s.optimistic(&moved)["state"], "review", "{s}");
+            assert_eq!(s.optimistic(&stop)["status"], "terminating", "{s}");
+        }
+        assert!(Speaks::parse("tasks-gateway").optimistic(&moved).is_empty());
     }
 
     /// Moved from the UI's `actions.test.ts`: the shell reports this answer as

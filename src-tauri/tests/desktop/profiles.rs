@@ -260,6 +260,14 @@ fn agent_monitor_server_takes_its_declared_actions_through_the_shell() {
     );
     assert_eq!(boot["account"]["takes_actions"], true);
 
+    // The optimistic change the UI shows is the profile's declared one.
+    let patch = invoke(
+        &h,
+        "optimistic",
+        json!({"action": {"action": "terminate_agent", "id": "a1", "reason": null}}),
+    )
+    .unwrap();
+    assert_eq!(patch, json!({"status": "terminating"}));
     let out = invoke(
         &h,
         "perform",

@@ -216,6 +216,8 @@ describe("on a profile server that declares some actions, those work and the oth
     await frame();
     await frame();
     expect(performs(backend).at(-1)?.args).toEqual({ action: "move_ticket", id: "t1", state: "done" });
+    // The optimistic change was asked of the backend (the core's dialect), not made up.
+    expect(backend.calls.filter((c) => c.name === "optimistic").map((c) => c.args)).toEqual([{ action: "move_ticket", id: "t1", state: "done" }]);
 
     app.go("agents");
     await tick();
@@ -226,6 +228,13 @@ describe("on a profile server that declares some actions, those work and the oth
     await fireEvent.click(getByTestId("reason-confirm"));
     await frame();
     expect(performs(backend).at(-1)?.args).toEqual({ action: "terminate_agent", id: "ag1", reason: null });
+
+    // Whatever the dialect says is what shows while the action is on its way.
+    backend.optimistic = async () => ({ status: "stopping" });
+    backend.perform = () => new Promise(() => {});
+    void app.terminate("ag1");
+    await frame();
+    expect(app.get("agent", "ag1")?.status).toBe("stopping");
 
     app.go("approvals");
     await tick();

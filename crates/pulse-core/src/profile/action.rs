@@ -122,7 +122,7 @@ impl ProfileDialect {
     }
 
     /// The declared optimistic change of `action` (empty when none is declared).
-    pub fn optimistic(&self, action: &Action) -> Object {
+    pub(super) fn declared_optimistic(&self, action: &Action) -> Object {
         let Some(spec) = self.spec_of(action) else {
             return Object::new();
         };
@@ -213,7 +213,7 @@ impl ProfileDialect {
                     id: action.id().to_owned(),
                     data: data.clone(),
                 }),
-                None => Performed::Patched(self.optimistic(action)),
+                None => Performed::Patched(self.declared_optimistic(action)),
             });
         }
         if self.profile.spec.auth.unauthorized_status.contains(&status) {

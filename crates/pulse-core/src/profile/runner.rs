@@ -363,6 +363,11 @@ impl Dialect for ProfileDialect {
         self.declared()
     }
 
+    /// The action's declared `optimistic` change.
+    fn optimistic(&self, action: &Action) -> pulse_protocol::domain::Object {
+        self.declared_optimistic(action)
+    }
+
     /// The REST request of the action's `[actions.NAME]` (`super::action`).
     fn perform<'a>(
         &'a self,

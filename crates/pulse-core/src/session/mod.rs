@@ -271,6 +271,13 @@ pub trait Dialect: Send + Sync + 'static {
         ActionSet::NONE
     }
 
+    /// How the entity `action` acts on looks once the server did it (fields to
+    /// patch), shown at once while the action is sent or queued. The default: no
+    /// change.
+    fn optimistic(&self, _action: &Action) -> pulse_protocol::domain::Object {
+        pulse_protocol::domain::Object::new()
+    }
+
     /// Perform `action` once with `token` against the server `rest` points at (a
     /// refused token is the caller's to refresh: `RestError::Unauthorized`). Only
     /// called for actions [`Dialect::actions`] takes; the default refuses.

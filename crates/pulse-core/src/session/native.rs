@@ -46,6 +46,22 @@ impl Dialect for NativeDialect {
         ActionSet::ALL
     }
 
+    /// A move shows in its new column, a termination as `terminating`; decisions
+    /// change nothing until the gateway answers.
+    fn optimistic(&self, action: &Action) -> pulse_protocol::domain::Object {
+        let mut o = pulse_protocol::domain::Object::new();
+        match action {
+            Action::MoveTicket { state, .. } => {
+                o.insert("state".into(), state.clone().into());
+            }
+            Action::TerminateAgent { .. } => {
+                o.insert("status".into(), "terminating".into());
+            }
+            Action::Approve { .. } | Action::Reject { .. } => {}
+        }
+        o
+    }
+
     /// `POST /v1/…` on the gateway (`RestClient::perform`); the answer is the entity.
     fn perform<'a>(
         &'a self,

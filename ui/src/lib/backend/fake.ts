@@ -126,6 +126,20 @@ export class FakeBackend implements Backend {
     };
   }
 
+  /** As the core's dialects: a move shows in its column, a termination as terminating. */
+  async optimistic(action: Action): Promise<Record<string, unknown>> {
+    this.calls.push({ name: "optimistic", args: action });
+    if (!this.account().actions[action.action]) return {};
+    switch (action.action) {
+      case "move_ticket":
+        return { state: action.state };
+      case "terminate_agent":
+        return { status: "terminating" };
+      default:
+        return {};
+    }
+  }
+
   async perform(action: Action): Promise<ActionOutcome> {
     this.calls.push({ name: "perform", args: action });
     // As the shell: a server that takes no actions (a profile server) refuses them.

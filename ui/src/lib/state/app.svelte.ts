@@ -83,16 +83,6 @@ function actionTarget(a: Action): { kind: EntityKind; id: string } {
   }
 }
 
-function optimisticPatch(a: Action): Data {
-  switch (a.action) {
-    case "move_ticket":
-      return { state: a.state };
-    case "terminate_agent":
-      return { status: "terminating" };
-    default:
-      return {};
-  }
-}
 
 /** "approve “Deploy build 42”" — by the entity's title or name when known. */
 export function describeAction(a: Action, name?: string): string {
@@ -389,7 +379,15 @@ export class AppState {
     }
     const t = actionTarget(action);
     const k = keyOf(t.kind, t.id);
-    this.overlays = new Map(this.overlays).set(k, { action, patch: optimisticPatch(action), phase: "sending" });
+    // The optimistic change is the server's dialect's (the core's answer: a Pulse
+    // gateway's fixed one, or what a profile declares), never re-derived here.
+    let patch: Data = {};
+    try {
+      patch = await this.backend.optimistic(action);
+    } catch {
+      // No optimistic change is shown; the action is still sent.
+    }
+    this.overlays = new Map(this.overlays).set(k, { action, patch, phase: "sending" });
     let outcome: ActionOutcome;
     try {
       outcome = await this.backend.perform(action);
