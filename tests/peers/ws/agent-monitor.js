@@ -33,6 +33,8 @@
 //
 // Control (tests): POST /_control/emit {type, payload, room?} (room defaults to every
 // tenant room), /_control/raw {text}, /_control/drop, /_control/freeze,
+// /_control/garbage {answers: [{status, text}]} (the next mutations get these raw
+// answers),
 // /_control/ping (sends {type: "ping"}; replies counted as app_pongs),
 // /_control/tokens {valid}, /_control/state {...}; GET /_control/info.
 
@@ -49,6 +51,7 @@ const peer = new Peer('agent-monitor', {
 peer.counters.requests = [];
 
 const clients = new Set(); // {ws, tenant, rooms:Set, frozen}
+const garbage = []; // canned raw answers for the next mutations (tests)
 let appPongs = 0;
 
 function send(c, type, payload) {
@@ -102,6 +105,14 @@ async function mutation(req, res) {
     try { body = JSON.parse(text); } catch (_) { parsed = false; }
   }
   peer.counters.requests.push({ method: req.method, path, body: parsed ? body : text, authorized });
+  // Garbage answers for the tests (`/_control/garbage {answers: [{status, text}]}`):
+  // the next mutations are answered with these raw texts instead.
+  if (garbage.length > 0) {
+    const g = garbage.shift();
+    res.writeHead(g.status, { 'content-type': 'text/html' });
+    res.end(g.text);
+    return true;
+  }
   // requireAuth
   if (!authorized) { Peer.json(res, 401, { error: 'Unauthorized' }); return true; }
   // express.json(): a body that is not JSON never reaches the route.
@@ -177,6 +188,7 @@ const server = http.createServer(async (req, res) => {
     raw: async (b) => { for (const c of clients) c.ws.send(b.text); return { sent: clients.size }; },
     drop: async () => { const n = clients.size; for (const c of clients) c.ws.terminate(); return { dropped: n }; },
     freeze: async () => { for (const c of clients) c.frozen = true; return { frozen: clients.size }; },
+    garbage: async (b) => { garbage.push(...(b.answers || [])); return { queued: garbage.length }; },
     // An application-level ping; replies `{type: "pong"}` are counted.
     ping: async () => { for (const c of clients) send(c, 'ping', { ts: Date.now() }); return { sent: clients.size }; },
   })) return;

@@ -255,6 +255,12 @@ pub type ActionFuture<'a> = Pin<Box<dyn Future<Output = Result<Performed, RestEr
 /// protocol's seq-checked commits), call [`SessionCx::connected`] when its link is
 /// up and [`SessionCx::went_live`] once it is receiving, and return promptly with
 /// [`End::Stop`] when [`SessionCx::interrupted`] says so.
+///
+/// User actions go through the dialect too: [`Dialect::actions`] says which the
+/// server takes (the session refuses the others before sending or queueing),
+/// [`Dialect::optimistic`] how the entity looks meanwhile, and
+/// [`Dialect::perform`] sends one (the session's outbox retries and refreshes the
+/// token around it).
 pub trait Dialect: Send + Sync + 'static {
     /// Connect, resync, and stream until the link ends.
     fn run_connection<'a>(&'a self, cx: &'a mut SessionCx) -> DialectFuture<'a>;

@@ -1543,6 +1543,64 @@ async fn agent_monitor_termination_reads_either_answer_and_success_when_is_check
     h.stop().await;
 }
 
+/// Garbage answers to an action: a success that is not JSON is done (the cached
+/// entity with the declared change), a 5xx page keeps it queued with the page's
+/// words, an empty 4xx is a refusal naming the status, a conflict that is not JSON
+/// is still a conflict. None is dropped and none ends the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_garbage_answers_to_actions_are_read_without_loss() {
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], board_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("agent-monitor").unwrap()),
+        &token,
+    );
+    live(&h).await;
+    peer.control(
+        "garbage",
+        json!({"answers": [
+            {"status": 200, "text": "<html>ok</html>"},
+            {"status": 502, "text": "<html>Bad gateway</html>"},
+            {"status": 400, "text": ""},
+            {"status": 409, "text": "someone moved it"}
+        ]}),
+    )
+    .await;
+    let out = h.perform(move_to("5", "review")).await.unwrap();
+    match &out {
+        ActionOutcome::Done { entity } => assert_eq!(
+            (entity.data["state"].clone(), entity.data["title"].clone()),
+            (json!("review"), json!("Fix login"))
+        ),
+        other => panic!("{other:?}"),
+    }
+    let out = h.perform(move_to("6", "review")).await.unwrap();
+    assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");
+    let queued = h.store().outbox().unwrap();
+    assert!(
+        queued[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Bad gateway")),
+        "{queued:?}"
+    );
+    let out = h.perform(move_to("5", "done")).await.unwrap();
+    match &out {
+        ActionOutcome::Rejected { message } => assert!(message.contains("400"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let out = h.perform(move_to("5", "done")).await.unwrap();
+    match &out {
+        ActionOutcome::Conflict { message, current } => {
+            assert_eq!((message.as_str(), current), ("someone moved it", &None))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.status().borrow().state, ConnectionState::Live);
+    h.stop().await;
+}
+
 fn approvals_state() -> Value {
     let mut s = board_state();
     s["approvals"] = json!([
