@@ -1746,6 +1746,13 @@ fn bad_action_declarations_are_clear_errors() {
         "actions.approve.success_when",
         "JSON pointer",
     );
+    // The token never goes into a path or body (it goes in the header).
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}?t={token}\"\n",
+        7,
+        "actions.approve.path",
+        "no variable `{token}`",
+    );
     // A key no action has is named with its line.
     check(
         "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nbodyy = {}\n",
