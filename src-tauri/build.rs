@@ -34,6 +34,7 @@ fn pulse_commands() -> &'static [&'static str] {
     &[
         "bootstrap",
         "perform",
+        "optimistic",
         "retry_now",
         "get_settings",
         "save_settings",

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use pulse_core::session::ActionOutcome;
 use pulse_core::store::Action;
+use pulse_protocol::domain::Object;
 use tauri::State;
 
 use crate::dto::{Account, Bootstrap, CommandError, Settings};
@@ -21,6 +22,13 @@ pub async fn bootstrap(shell: Shared<'_>) -> Result<Bootstrap, CommandError> {
 #[tauri::command]
 pub async fn perform(shell: Shared<'_>, action: Action) -> Result<ActionOutcome, CommandError> {
     shell.perform(action).await
+}
+
+/// How the entity an action acts on looks once done (shown at once while it is
+/// sent): the server's dialect's answer.
+#[tauri::command]
+pub async fn optimistic(shell: Shared<'_>, action: Action) -> Result<Object, CommandError> {
+    shell.optimistic(&action).await
 }
 
 /// Reconnect now (the Retry button).

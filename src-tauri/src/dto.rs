@@ -12,6 +12,7 @@
 //! first paint ([`Bootstrap`]), the indicator's view ([`ConnectionView`]), what a
 //! notification or a link opens ([`Target`]) and command errors.
 
+use pulse_core::actions::ActionSet;
 use pulse_core::app::{Counts, EntityUpdate, Shown, MAX_NOTIFICATIONS};
 use pulse_core::policy::{NotificationAction, NotificationKind};
 use pulse_core::session::{ActionOutcome, ConnectionState, SessionStatus};
@@ -101,7 +102,8 @@ impl ConnectionView {
     }
 }
 
-/// A queued action that reached its final outcome.
+/// A queued action that reached its final outcome, or the outcome of an action
+/// taken from a notification button (`outbox_id` 0 unless it was queued).
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct SettledAction {
     /// Outbox row.
@@ -294,10 +296,12 @@ pub struct Account {
     /// For a profile server: whether an access token is stored for it (keyring, or
     /// memory until quit without one). The token itself never leaves the shell.
     pub token_saved: bool,
-    /// Whether this server takes actions (approve, reject, move, terminate). The
-    /// core's answer: the UI disables its action controls when false and never
-    /// re-derives it from `profile`.
+    /// Whether this server takes any action (approve, reject, move, terminate). The
+    /// core's answer: the UI never re-derives it from `profile`.
     pub takes_actions: bool,
+    /// Which actions it takes (all on a Pulse gateway, those a profile declares):
+    /// the UI disables each action's controls where it is false.
+    pub actions: ActionSet,
 }
 
 /// A built-in server profile, for the settings form's chooser.
@@ -469,6 +473,7 @@ pub fn typescript_bindings() -> String {
         ViewState::decl(&cfg),
         ConnectionView::decl(&cfg),
         Action::decl(&cfg),
+        ActionSet::decl(&cfg),
         ActionOutcome::decl(&cfg),
         OutboxEntry::decl(&cfg),
         SettledAction::decl(&cfg),

@@ -36,6 +36,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
     tauri::generate_handler![
         commands::bootstrap,
         commands::perform,
+        commands::optimistic,
         commands::retry_now,
         commands::get_settings,
         commands::save_settings,

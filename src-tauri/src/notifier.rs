@@ -7,6 +7,7 @@
 
 use std::sync::mpsc::Sender;
 
+use pulse_core::actions::ActionSet;
 use pulse_core::policy::{EntityRef, Notification, NotificationAction, Notifier, Urgency};
 
 /// What the user did with a notification.
@@ -24,9 +25,9 @@ pub struct OsNotifier {
     /// Skip the OS entirely (set by `PULSE_NO_OS_NOTIFICATIONS`, or when the user
     /// turned notifications off).
     enabled: std::sync::atomic::AtomicBool,
-    /// Offer Approve / Reject buttons (only servers that take actions: Pulse
-    /// gateways; a profile server's dialect has none, so only Open is offered).
-    actions: std::sync::atomic::AtomicBool,
+    /// Which of Approve / Reject to offer: the server's answer (`Speaks::actions`:
+    /// all on a Pulse gateway, those a profile declares), Open always.
+    actions: std::sync::Mutex<ActionSet>,
 }
 
 impl OsNotifier {
@@ -37,23 +38,27 @@ impl OsNotifier {
             enabled: std::sync::atomic::AtomicBool::new(
                 std::env::var_os("PULSE_NO_OS_NOTIFICATIONS").is_none(),
             ),
-            actions: std::sync::atomic::AtomicBool::new(true),
+            actions: std::sync::Mutex::new(ActionSet::ALL),
         }
     }
 
-    /// The buttons to offer for `wanted`: without actions, only Open.
+    /// The buttons to offer for `wanted`: those the server takes, and Open.
     fn buttons(&self, wanted: &[NotificationAction]) -> Vec<NotificationAction> {
-        let allowed = self.actions.load(std::sync::atomic::Ordering::Relaxed);
+        let taken = *self.actions.lock().unwrap_or_else(|e| e.into_inner());
         wanted
             .iter()
             .copied()
-            .filter(|a| allowed || *a == NotificationAction::Open)
+            .filter(|a| match a {
+                NotificationAction::Approve => taken.approve,
+                NotificationAction::Reject => taken.reject,
+                _ => true,
+            })
             .collect()
     }
 
-    /// Whether the current server takes actions (approve, reject) at all.
-    pub fn set_actions_allowed(&self, on: bool) {
-        self.actions.store(on, std::sync::atomic::Ordering::Relaxed);
+    /// Which actions the current server takes.
+    pub fn set_actions(&self, taken: ActionSet) {
+        *self.actions.lock().unwrap_or_else(|e| e.into_inner()) = taken;
     }
 
     /// Turn OS notifications on or off.
@@ -148,7 +153,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn profile_servers_get_only_the_open_button() {
+    fn servers_get_the_buttons_of_the_actions_they_take() {
         let (tx, _rx) = std::sync::mpsc::channel();
         let n = OsNotifier::new(tx);
         let all = [
@@ -157,9 +162,14 @@ mod tests {
             NotificationAction::Open,
         ];
         assert_eq!(n.buttons(&all), all.to_vec());
-        n.set_actions_allowed(false);
+        n.set_actions(ActionSet::NONE);
         assert_eq!(n.buttons(&all), vec![NotificationAction::Open]);
-        n.set_actions_allowed(true);
+        n.set_actions(ActionSet::of([pulse_core::actions::ActionKind::Approve]));
+        assert_eq!(
+            n.buttons(&all),
+            vec![NotificationAction::Approve, NotificationAction::Open]
+        );
+        n.set_actions(ActionSet::ALL);
         assert_eq!(n.buttons(&all).len(), 3);
     }
 }

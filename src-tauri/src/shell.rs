@@ -23,7 +23,7 @@ use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, Spea
 use pulse_core::session::{ActionOutcome, ConnectionState, SessionHandle};
 use pulse_core::store::{Action, MemoryStore, SqliteStore, StoreHandle};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
-use pulse_protocol::domain::page_of;
+use pulse_protocol::domain::{page_of, Object};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -368,7 +368,7 @@ impl Shell {
             conn.login = login;
         }
         conn.caveat = caveat;
-        self.notifier.set_actions_allowed(speaks.takes_actions());
+        self.notifier.set_actions(speaks.actions());
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -614,9 +614,19 @@ impl Shell {
             keyring_available: self.keyring.is_ok(),
             keyring_error: self.keyring.clone().err(),
             takes_actions: speaks.takes_actions(),
+            actions: speaks.actions(),
             profile: speaks.to_string(),
             token_saved,
         })
+    }
+
+    /// The optimistic change of `action` on the active server ([`Speaks::optimistic`]).
+    pub async fn optimistic(&self, action: &Action) -> Result<Object, CommandError> {
+        let guard = self.conn.lock().await;
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?;
+        Ok(conn.source.speaks().optimistic(action))
     }
 
     /// Perform a user action: sent now, or queued (also when signed out or offline).
@@ -628,12 +638,13 @@ impl Shell {
                 .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?;
             if let Source::Profile(p) = &conn.source {
                 let speaks = conn.source.speaks();
-                if !speaks.takes_actions() {
+                if !speaks.actions().takes(&action) {
                     return Err(CommandError::new(
                         "unsupported",
                         format!(
-                            "{} speaks the “{speaks}” profile, which only follows the server: act on it in its own dashboard",
-                            p.name
+                            "{} speaks the “{speaks}” profile, which declares no `{}` action: act on it in its own dashboard",
+                            p.name,
+                            action.kind()
                         ),
                     ));
                 }
@@ -890,9 +901,25 @@ impl Shell {
         };
         match action {
             Some(a) => {
-                if let Err(e) = self.perform(a).await {
-                    warn!(error = %e, "action from a notification failed");
-                }
+                // Shown in the app like any settled action: a conflict or a refusal
+                // from a notification button is never dropped.
+                let outcome = match self.perform(a.clone()).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        warn!(error = %e, "action from a notification failed");
+                        ActionOutcome::Rejected { message: e.message }
+                    }
+                };
+                let outbox_id = match outcome {
+                    ActionOutcome::Queued { outbox_id } => outbox_id,
+                    _ => 0,
+                };
+                let s = SettledAction {
+                    outbox_id,
+                    action: a,
+                    outcome,
+                };
+                self.hooks.emit(events::SETTLED, to_json(&s));
             }
             None => {
                 self.navigate(Target {

@@ -3,7 +3,11 @@
 //! - `watch`: follow a server, keep the cache at `--cache` in sync, print one JSON
 //!   line per applied change on stdout and connection-state transitions on stderr;
 //! - `status`: read the cache with no network;
-//! - `approve` / `reject`: decide an approval.
+//! - `approve` / `reject`: decide an approval; `move`: move a ticket to another
+//!   state; `terminate`: terminate an agent. On a Pulse gateway, or on a profile
+//!   server (`--profile`) whose profile declares the action (`[actions.*]`); with
+//!   `--cache`, an action the server could not be reached for is queued there and
+//!   sent by the next `pulsectl watch`.
 //!
 //! Exit codes (see README): 0 ok, 1 other error, 2 usage, 3 unauthorized, 4 cache
 //! error, 5 server unreachable, 6 conflict, 7 not found.
@@ -14,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use pulse_core::actions::{perform_detached, Detached, NotDone, NotPerformed};
+use pulse_core::actions::{perform_detached, Detached, NotDone, NotPerformed, Via};
 use pulse_core::auth::{AuthError, Secret};
 use pulse_core::rest::{RestClient, RestError};
 use pulse_core::server::{FlagOrigin, Flags, Resolved, SignedOut, Speaks};
@@ -37,7 +41,7 @@ mod exit {
 #[command(
     name = "pulsectl",
     version,
-    about = "Headless Pulse client: follow a server, read the cache, decide approvals"
+    about = "Headless Pulse client: follow a server, read the cache, act on approvals, tickets and agents"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -54,6 +58,10 @@ enum Command {
     Approve(DecideArgs),
     /// Reject an approval.
     Reject(DecideArgs),
+    /// Move a ticket to another state (a board column).
+    Move(MoveArgs),
+    /// Terminate an agent.
+    Terminate(TerminateArgs),
 }
 
 #[derive(Args, Clone)]
@@ -132,6 +140,23 @@ struct StatusArgs {
     json: bool,
 }
 
+/// What every action command takes besides its own arguments.
+#[derive(Args)]
+struct ActArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Speak a non-Pulse server's dialect (as for `watch`); the profile declares
+    /// how the server takes the action (`[actions.*]`).
+    #[arg(long, value_name = "NAME|PATH")]
+    profile: Option<String>,
+    /// Cache file: when the server is unreachable, the action is queued there and sent by the next `pulsectl watch`.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Args)]
 struct DecideArgs {
     /// Approval id.
@@ -140,13 +165,29 @@ struct DecideArgs {
     #[arg(long)]
     reason: Option<String>,
     #[command(flatten)]
-    server: ServerArgs,
-    /// Cache file: when the server is unreachable, the decision is queued there and sent by the next `pulsectl watch`.
+    act: ActArgs,
+}
+
+#[derive(Args)]
+struct MoveArgs {
+    /// Ticket id.
+    ticket: String,
+    /// The state (board column) to move it to.
+    #[arg(long = "to", value_name = "STATE")]
+    to: String,
+    #[command(flatten)]
+    act: ActArgs,
+}
+
+#[derive(Args)]
+struct TerminateArgs {
+    /// Agent id.
+    agent: String,
+    /// Why (shown to others).
     #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
+    reason: Option<String>,
+    #[command(flatten)]
+    act: ActArgs,
 }
 
 struct Failure {
@@ -194,8 +235,34 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Watch(a) => watch(a).await,
             Command::Status(a) => status(a),
-            Command::Approve(a) => decide(a, true).await,
-            Command::Reject(a) => decide(a, false).await,
+            Command::Approve(a) => {
+                let action = Action::Approve {
+                    id: a.id,
+                    reason: a.reason,
+                };
+                act(a.act, action).await
+            }
+            Command::Reject(a) => {
+                let action = Action::Reject {
+                    id: a.id,
+                    reason: a.reason,
+                };
+                act(a.act, action).await
+            }
+            Command::Move(a) => {
+                let action = Action::MoveTicket {
+                    id: a.ticket,
+                    state: a.to,
+                };
+                act(a.act, action).await
+            }
+            Command::Terminate(a) => {
+                let action = Action::TerminateAgent {
+                    id: a.agent,
+                    reason: a.reason,
+                };
+                act(a.act, action).await
+            }
         }
     });
     match result {
@@ -430,27 +497,36 @@ fn format_utc(ms: i64) -> String {
     )
 }
 
-async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
-    let resolved = args.server.resolve(Speaks::Native, None)?;
-    let action = if approve {
-        Action::Approve {
-            id: args.id.clone(),
-            reason: args.reason.clone(),
-        }
-    } else {
-        Action::Reject {
-            id: args.id.clone(),
-            reason: args.reason.clone(),
-        }
-    };
-    let verb = if approve { "approved" } else { "rejected" };
+/// How an action reads in messages: (what, done): ("approval a1", "approved").
+fn wording(action: &Action) -> (String, String) {
+    match action {
+        Action::Approve { id, .. } => (format!("approval {id}"), "approved".into()),
+        Action::Reject { id, .. } => (format!("approval {id}"), "rejected".into()),
+        Action::MoveTicket { id, state } => (format!("ticket {id}"), format!("moved to {state}")),
+        Action::TerminateAgent { id, .. } => (format!("agent {id}"), "terminated".into()),
+    }
+}
+
+/// Send `action` (or queue it with `--cache` when the server cannot be reached).
+async fn act(args: ActArgs, action: Action) -> Result<(), Failure> {
+    let speaks = args
+        .profile
+        .as_deref()
+        .map_or(Speaks::Native, Speaks::parse);
+    let resolved = args.server.resolve(speaks, None)?;
+    let (what, verb) = wording(&action);
     let rest = RestClient::new(resolved.config.server.clone())
         .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
     let outbox = args
         .cache
         .as_deref()
         .map(|path| move || SqliteStore::open(path).map(StoreHandle::new));
-    let result = perform_detached(Some((&rest, resolved.tokens.as_ref())), &action, outbox).await;
+    let via = Via {
+        rest: &rest,
+        tokens: resolved.tokens.as_ref(),
+        dialect: resolved.config.dialect.as_ref(),
+    };
+    let result = perform_detached(Some(via), &action, outbox).await;
     let print = |outcome: &ActionOutcome| {
         if args.json {
             println!("{}", json!(outcome));
@@ -460,7 +536,7 @@ async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
         Ok(Detached::Done(entity)) => {
             print(&ActionOutcome::Done { entity });
             if !args.json {
-                println!("approval {} {verb}", args.id);
+                println!("{what} {verb}");
             }
             Ok(())
         }
@@ -470,33 +546,37 @@ async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
         }) => {
             print(&ActionOutcome::Queued { outbox_id });
             if let (false, Some(e), Some(path)) = (args.json, unreachable, &args.cache) {
-                println!("server unreachable ({e}); decision queued in {} and sent by the next `pulsectl watch`", path.display());
+                println!(
+                    "server unreachable ({e}); queued in {} and sent by the next `pulsectl watch`",
+                    path.display()
+                );
             }
             Ok(())
         }
         Err(NotPerformed::NotDone(NotDone::Rest(RestError::Conflict { message, current }))) => {
-            let status = current
+            let field = if action.kind().target() == pulse_protocol::domain::EntityKind::Ticket {
+                "state"
+            } else {
+                "status"
+            };
+            let now = current
                 .as_ref()
-                .and_then(|c| c.get("status"))
+                .and_then(|c| c.get(field))
                 .and_then(|s| s.as_str())
-                .unwrap_or("decided")
-                .to_owned();
+                .map(|s| format!(": it is already {s}"))
+                .unwrap_or_default();
             print(&ActionOutcome::Conflict {
                 message: message.clone(),
                 current,
             });
             Err(Failure::new(
                 exit::CONFLICT,
-                format!(
-                    "approval {} was not {verb}: it is already {status} ({message})",
-                    args.id
-                ),
+                format!("{what} was not {verb}{now} ({message})"),
             ))
         }
-        Err(NotPerformed::NotDone(NotDone::Rest(RestError::NotFound(m)))) => Err(Failure::new(
-            exit::NOT_FOUND,
-            format!("no approval {}: {m}", args.id),
-        )),
+        Err(NotPerformed::NotDone(NotDone::Rest(RestError::NotFound(m)))) => {
+            Err(Failure::new(exit::NOT_FOUND, format!("no {what}: {m}")))
+        }
         Err(NotPerformed::NotDone(NotDone::Token(AuthError::Unauthorized(m)))) => {
             Err(Failure::new(exit::UNAUTHORIZED, m))
         }
@@ -505,8 +585,20 @@ async fn decide(args: DecideArgs, approve: bool) -> Result<(), Failure> {
         ),
         Err(NotPerformed::NotDone(e)) if e.is_unreachable() => Err(Failure::new(
             exit::UNREACHABLE,
-            format!("{e} (give --cache to queue the decision instead)"),
+            format!("{e} (give --cache to queue it instead)"),
         )),
+        Err(NotPerformed::NotDone(e @ NotDone::Unsupported(_))) => {
+            Err(Failure::new(exit::USAGE, e.to_string()))
+        }
+        Err(NotPerformed::NotDone(e)) => {
+            print(&ActionOutcome::Rejected {
+                message: e.to_string(),
+            });
+            Err(Failure::new(
+                exit::ERROR,
+                format!("{what} was not {verb}: {e}"),
+            ))
+        }
         Err(NotPerformed::Queue(e)) => Err(Failure::cache(e)),
         Err(e) => Err(Failure::new(exit::ERROR, e.to_string())),
     }

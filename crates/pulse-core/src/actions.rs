@@ -1,9 +1,16 @@
 //! Sending user actions (approve, reject, move, terminate) to a server over REST,
 //! with a running session or without one.
 //!
-//! - [`send`] makes one attempt: a refused token is refreshed once
-//!   ([`with_token`]), then the
-//!   server's answer (or the lack of one) is returned as it is;
+//! - [`ActionSet`] is which actions a server takes: every one on a Pulse gateway,
+//!   the ones its profile declares (`[actions.*]`) on any other server. It is the
+//!   one answer to "can this server take this action" (`Speaks::actions`, the
+//!   dialect's [`Dialect::actions`]);
+//! - the dialect chooses how an action is performed ([`Dialect::perform`]): the
+//!   native one posts to the gateway's REST, a profile renders its REST template;
+//! - [`send`] makes one attempt: an action the server does not take is refused
+//!   before anything is sent ([`NotDone::Unsupported`]); a refused token is
+//!   refreshed once ([`with_token`]), then the server's answer (or the lack of one)
+//!   is returned as it is;
 //! - `send_action` (crate-private) is what a running session does with that
 //!   answer: it settles the action (`Sent::Final`: done, conflict, refused) or
 //!   leaves it for the outbox (`Sent::Retry`: unreachable, rate limited, 5xx,
@@ -17,20 +24,227 @@
 //! never dropped; a queued action waits in the store's outbox until a session sends
 //! it on reconnect.
 
-use pulse_protocol::domain::Entity;
+use pulse_protocol::domain::{Entity, EntityKind, Object};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::auth::{with_token, AuthError, Secret, TokenProvider, TokenTry};
 use crate::rest::{RestClient, RestError};
-use crate::session::ActionOutcome;
+use crate::session::{ActionOutcome, Dialect};
 use crate::store::{Action, StoreError, StoreHandle};
+
+/// The kinds of user action, named as in [`Action`]'s `action` tag and a
+/// profile's `[actions.NAME]` tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ActionKind {
+    /// [`Action::Approve`].
+    Approve,
+    /// [`Action::Reject`].
+    Reject,
+    /// [`Action::MoveTicket`].
+    MoveTicket,
+    /// [`Action::TerminateAgent`].
+    TerminateAgent,
+}
+
+impl ActionKind {
+    /// Every kind, in this order.
+    pub const ALL: [ActionKind; 4] = [
+        ActionKind::Approve,
+        ActionKind::Reject,
+        ActionKind::MoveTicket,
+        ActionKind::TerminateAgent,
+    ];
+
+    /// Its name (`move_ticket`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::Approve => "approve",
+            ActionKind::Reject => "reject",
+            ActionKind::MoveTicket => "move_ticket",
+            ActionKind::TerminateAgent => "terminate_agent",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kind of entity it acts on.
+    pub fn target(self) -> EntityKind {
+        match self {
+            ActionKind::Approve | ActionKind::Reject => EntityKind::Approval,
+            ActionKind::MoveTicket => EntityKind::Ticket,
+            ActionKind::TerminateAgent => EntityKind::Agent,
+        }
+    }
+
+    /// The template variables an action of this kind gives besides `{id}`.
+    pub fn variables(self) -> &'static [&'static str] {
+        match self {
+            ActionKind::MoveTicket => &["state"],
+            _ => &["reason"],
+        }
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Action {
+    /// What kind of action this is.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Approve { .. } => ActionKind::Approve,
+            Action::Reject { .. } => ActionKind::Reject,
+            Action::MoveTicket { .. } => ActionKind::MoveTicket,
+            Action::TerminateAgent { .. } => ActionKind::TerminateAgent,
+        }
+    }
+
+    /// The id of the entity it acts on (of kind `self.kind().target()`).
+    pub fn id(&self) -> &str {
+        match self {
+            Action::Approve { id, .. }
+            | Action::Reject { id, .. }
+            | Action::MoveTicket { id, .. }
+            | Action::TerminateAgent { id, .. } => id,
+        }
+    }
+
+    /// Its template variables: `id`, and `state` (move) or `reason` (when given).
+    pub fn variables(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("id", self.id().to_owned())];
+        match self {
+            Action::MoveTicket { state, .. } => out.push(("state", state.clone())),
+            Action::Approve { reason, .. }
+            | Action::Reject { reason, .. }
+            | Action::TerminateAgent { reason, .. } => {
+                if let Some(r) = reason {
+                    out.push(("reason", r.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Which user actions a server takes. A Pulse gateway takes every one
+/// ([`ActionSet::ALL`]); a profile server those its profile declares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ActionSet {
+    /// Approve an approval.
+    pub approve: bool,
+    /// Reject an approval.
+    pub reject: bool,
+    /// Move a ticket (the board's drag).
+    pub move_ticket: bool,
+    /// Terminate an agent.
+    pub terminate_agent: bool,
+}
+
+impl ActionSet {
+    /// Every action (a Pulse gateway).
+    pub const ALL: ActionSet = ActionSet {
+        approve: true,
+        reject: true,
+        move_ticket: true,
+        terminate_agent: true,
+    };
+
+    /// No action (a profile that declares none).
+    pub const NONE: ActionSet = ActionSet {
+        approve: false,
+        reject: false,
+        move_ticket: false,
+        terminate_agent: false,
+    };
+
+    /// The set of `kinds`.
+    pub fn of(kinds: impl IntoIterator<Item = ActionKind>) -> ActionSet {
+        let mut s = ActionSet::NONE;
+        for k in kinds {
+            *s.slot(k) = true;
+        }
+        s
+    }
+
+    fn slot(&mut self, kind: ActionKind) -> &mut bool {
+        match kind {
+            ActionKind::Approve => &mut self.approve,
+            ActionKind::Reject => &mut self.reject,
+            ActionKind::MoveTicket => &mut self.move_ticket,
+            ActionKind::TerminateAgent => &mut self.terminate_agent,
+        }
+    }
+
+    /// Whether actions of `kind` are taken.
+    pub fn has(&self, kind: ActionKind) -> bool {
+        match kind {
+            ActionKind::Approve => self.approve,
+            ActionKind::Reject => self.reject,
+            ActionKind::MoveTicket => self.move_ticket,
+            ActionKind::TerminateAgent => self.terminate_agent,
+        }
+    }
+
+    /// Whether `action` is taken.
+    pub fn takes(&self, action: &Action) -> bool {
+        self.has(action.kind())
+    }
+
+    /// Whether any action is taken.
+    pub fn any(&self) -> bool {
+        ActionKind::ALL.into_iter().any(|k| self.has(k))
+    }
+}
+
+/// What a server that did an action answered ([`Dialect::perform`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Performed {
+    /// The entity as the server now has it.
+    Entity(Entity),
+    /// The server said yes without sending the entity: this patch (a profile's
+    /// declared optimistic change) applied to the cached entity stands for it
+    /// until the server's event arrives.
+    Patched(Object),
+}
 
 /// Why an action was not done by [`send`].
 #[derive(Debug)]
 pub enum NotDone {
+    /// The server does not take this action (its profile declares none): why.
+    Unsupported(String),
     /// No token could be had (credentials refused, or the sign-in server unreachable).
     Token(AuthError),
     /// The server answered with an error, or could not be reached.
     Rest(RestError),
+}
+
+/// What to say when a server does not take `action`.
+pub fn unsupported(action: &Action) -> String {
+    format!(
+        "this server's profile declares no `{}` action ([actions.{}]); act in its own dashboard",
+        action.kind(),
+        action.kind()
+    )
+}
+
+/// Where to send an action when no session runs: the server's REST client, its
+/// tokens, and the dialect that says how.
+#[derive(Clone, Copy)]
+pub struct Via<'a> {
+    /// The server's REST client (its base URL).
+    pub rest: &'a RestClient,
+    /// Its tokens.
+    pub tokens: &'a dyn TokenProvider,
+    /// How it is spoken to (`SessionConfig::dialect`).
+    pub dialect: &'a dyn Dialect,
 }
 
 impl NotDone {
@@ -38,6 +252,7 @@ impl NotDone {
     /// a transient REST error, or a sign-in server that did not answer.
     pub fn is_unreachable(&self) -> bool {
         match self {
+            NotDone::Unsupported(_) => false,
             NotDone::Token(AuthError::Unauthorized(_)) => false,
             NotDone::Token(_) => true,
             NotDone::Rest(e) => e.is_transient(),
@@ -50,6 +265,7 @@ impl NotDone {
 impl std::fmt::Display for NotDone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            NotDone::Unsupported(m) => f.write_str(m),
             NotDone::Token(AuthError::Unauthorized(m)) => f.write_str(m),
             NotDone::Token(e) => write!(f, "{}", RestError::Unreachable(e.to_string())),
             NotDone::Rest(e) => write!(f, "{e}"),
@@ -59,21 +275,40 @@ impl std::fmt::Display for NotDone {
 
 impl std::error::Error for NotDone {}
 
-/// Send `action` once; a token the server refuses is refreshed once and the action
-/// sent again.
+/// Send `action` once over `via`; a token the server refuses is refreshed once and
+/// the action sent again. An answer without the entity ([`Performed::Patched`]) is
+/// completed from the entity cached in `cache` (when given and held).
 pub async fn send(
-    rest: &RestClient,
-    tokens: &dyn TokenProvider,
+    via: Via<'_>,
+    cache: Option<&StoreHandle>,
     action: &Action,
 ) -> Result<Entity, NotDone> {
-    let call = |token: Secret| {
-        let (rest, action) = (rest.clone(), action.clone());
-        async move { rest.perform(&token, &action).await }
-    };
-    with_token(tokens, false, call).await.map_err(|e| match e {
-        TokenTry::NoToken { error, .. } => NotDone::Token(error),
-        TokenTry::Refused(e) | TokenTry::Failed(e) => NotDone::Rest(e),
+    if !via.dialect.actions().takes(action) {
+        return Err(NotDone::Unsupported(unsupported(action)));
+    }
+    let call = |token: Secret| via.dialect.perform(via.rest, token, action);
+    let performed = with_token(via.tokens, false, call)
+        .await
+        .map_err(|e| match e {
+            TokenTry::NoToken { error, .. } => NotDone::Token(error),
+            TokenTry::Refused(e) | TokenTry::Failed(e) => NotDone::Rest(e),
+        })?;
+    Ok(match performed {
+        Performed::Entity(e) => e,
+        Performed::Patched(patch) => patched(cache, action, patch),
     })
+}
+
+/// The entity `action` acts on as cached (or only its id), with `patch` applied.
+fn patched(cache: Option<&StoreHandle>, action: &Action, patch: Object) -> Entity {
+    let kind = action.kind().target();
+    let id = action.id().to_owned();
+    let mut data = cache
+        .and_then(|s| s.get(kind, &id).ok().flatten())
+        .map(|e| e.data)
+        .unwrap_or_else(|| Object::from_iter([("id".to_owned(), Value::String(id.clone()))]));
+    data.extend(patch);
+    Entity { kind, id, data }
 }
 
 /// What a session does with an action it tried to send.
@@ -85,13 +320,10 @@ pub(crate) enum Sent {
 }
 
 /// Send `action` for a running session: see [`Sent`].
-pub(crate) async fn send_action(
-    rest: &RestClient,
-    tokens: &dyn TokenProvider,
-    action: &Action,
-) -> Sent {
-    match send(rest, tokens, action).await {
+pub(crate) async fn send_action(via: Via<'_>, cache: &StoreHandle, action: &Action) -> Sent {
+    match send(via, Some(cache), action).await {
         Ok(entity) => Sent::Final(ActionOutcome::Done { entity }),
+        Err(NotDone::Unsupported(message)) => Sent::Final(ActionOutcome::Rejected { message }),
         Err(NotDone::Token(e)) => Sent::Retry(e.to_string()),
         Err(NotDone::Rest(RestError::Conflict { message, current })) => {
             Sent::Final(ActionOutcome::Conflict { message, current })
@@ -135,11 +367,12 @@ pub enum NotPerformed {
 }
 
 /// Perform `action` with no session running: send it now over `via` (its server's
-/// REST client and tokens) when given, and queue it in the store `outbox` opens when
-/// the server cannot be reached, or at once when there is no `via`. `outbox` is
-/// called only to queue.
+/// REST client, tokens and dialect) when given, and queue it in the store `outbox`
+/// opens when the server cannot be reached, or at once when there is no `via`.
+/// `outbox` is called only to queue. An action the server does not take is never
+/// sent nor queued.
 pub async fn perform_detached<F>(
-    via: Option<(&RestClient, &dyn TokenProvider)>,
+    via: Option<Via<'_>>,
     action: &Action,
     outbox: Option<F>,
 ) -> Result<Detached, NotPerformed>
@@ -147,7 +380,7 @@ where
     F: FnOnce() -> Result<StoreHandle, StoreError>,
 {
     let unreachable = match via {
-        Some((rest, tokens)) => match send(rest, tokens, action).await {
+        Some(via) => match send(via, None, action).await {
             Ok(entity) => return Ok(Detached::Done(entity)),
             Err(e) if e.is_unreachable() && outbox.is_some() => Some(e),
             Err(e) => return Err(NotPerformed::NotDone(e)),

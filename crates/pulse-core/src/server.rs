@@ -4,8 +4,9 @@
 //! - [`Speaks`] is how a server is spoken to: [`Speaks::Native`] (a Pulse gateway)
 //!   or a dialect [profile](crate::profile) (a built-in name or a TOML path). Saved
 //!   settings keep it as a string (`"native"` or the profile); [`Speaks::parse`] is
-//!   the one place that reads it, and [`Speaks::takes_actions`] the one place that
-//!   says whether the server takes actions (approve, reject, move, terminate);
+//!   the one place that reads it, and [`Speaks::actions`] the one place that says
+//!   which actions (approve, reject, move, terminate) the server takes: all on a
+//!   Pulse gateway, those its profile declares on any other;
 //! - [`SavedServer::resolve`] (a server saved in the desktop settings) and
 //!   [`Flags::resolve`] (`PULSE_SERVER` and friends, `pulsectl`'s flags, the
 //!   embedded demo gateway) give a [`Resolved`] — token provider, session config
@@ -24,10 +25,12 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::actions::ActionSet;
 use crate::auth::{Secret, StaticToken, TokenProvider};
 use crate::credentials::{CredentialError, CredentialStore};
 use crate::profile::{Profile, ProfileDialect, ProfileError, VarValue, BUILTIN};
 use crate::session::Dialect;
+use crate::store::Action;
 
 mod resolve;
 
@@ -68,11 +71,33 @@ impl Speaks {
         matches!(self, Speaks::Native)
     }
 
-    /// Whether the server takes actions (approve, reject, move, terminate). Only a
-    /// Pulse gateway does: a profile maps a server's events and has no way to send
-    /// actions.
+    /// Which actions the server takes: every one on a Pulse gateway; on a profile
+    /// server those its profile declares (`[actions.*]`), none when the profile
+    /// cannot be loaded (the session then fails with the profile's error).
+    pub fn actions(&self) -> ActionSet {
+        match self {
+            Speaks::Native => ActionSet::ALL,
+            Speaks::Profile(p) => Profile::load(p.trim())
+                .map(|p| p.actions())
+                .unwrap_or(ActionSet::NONE),
+        }
+    }
+
+    /// How the entity `action` acts on looks once done, shown at once in the app
+    /// (the dialect's `optimistic`: a Pulse gateway's fixed one, or the profile's
+    /// declared `optimistic`; nothing when the profile cannot be loaded).
+    pub fn optimistic(&self, action: &Action) -> pulse_protocol::domain::Object {
+        match self {
+            Speaks::Native => crate::session::NativeDialect.optimistic(action),
+            Speaks::Profile(p) => Profile::load(p.trim())
+                .map(|p| ProfileDialect::new(p).optimistic(action))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether the server takes any action at all ([`Speaks::actions`]).
     pub fn takes_actions(&self) -> bool {
-        self.is_native()
+        self.actions().any()
     }
 
     /// Load the profile and make its dialect (`None` for a Pulse gateway, which the
@@ -234,7 +259,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn speaks_is_read_in_one_place_and_only_native_takes_actions() {
+    fn speaks_is_read_in_one_place_and_takes_what_its_profile_declares() {
         assert_eq!(Speaks::parse(""), Speaks::Native);
         assert_eq!(Speaks::parse(" native "), Speaks::Native);
         assert_eq!(
@@ -244,23 +269,43 @@ mod tests {
         assert_eq!(Speaks::Native.to_string(), "native");
         assert_eq!(Speaks::parse("/etc/ours.toml").as_saved(), "/etc/ours.toml");
         assert!(Speaks::Native.takes_actions());
+        assert_eq!(Speaks::Native.actions(), ActionSet::ALL);
         for p in ["tasks-gateway", "event-bridge", "/etc/pulse/ours.toml"] {
             assert!(!Speaks::parse(p).takes_actions(), "{p}");
         }
+        // Seed 000 shows ticket moves and terminations, not approvals.
+        let monitor = Speaks::parse("agent-monitor").actions();
+        assert!(monitor.move_ticket && monitor.terminate_agent);
+        assert!(!monitor.approve && !monitor.reject);
+        // The optimistic change is the dialect's: fixed on a gateway, declared in a
+        // profile.
+        let moved = Action::MoveTicket {
+            id: "5".into(),
+            state: "review".into(),
+        };
+        let stop = Action::TerminateAgent {
+            id: "a1".into(),
+            reason: None,
+        };
+        for s in [Speaks::Native, Speaks::parse("agent-monitor")] {
+            assert_eq!(s.optimistic(&moved)["state"], "review", "{s}");
+            assert_eq!(s.optimistic(&stop)["status"], "terminating", "{s}");
+        }
+        assert!(Speaks::parse("tasks-gateway").optimistic(&moved).is_empty());
     }
 
-    /// Moved from the UI's `actions.test.ts` ("only a Pulse gateway takes actions"):
-    /// the shell reports this answer as `Account.takes_actions`.
+    /// Moved from the UI's `actions.test.ts`: the shell reports this answer as
+    /// `Account.takes_actions` (and which ones as `Account.actions`).
     #[test]
-    fn only_a_pulse_gateway_takes_actions() {
+    fn a_gateway_and_profiles_that_declare_actions_take_them() {
         let takes = |p: &str| Speaks::parse(p).takes_actions();
         assert!(takes("native"));
         assert!(takes(" native "));
         // Also the UI's `null`: no profile saved reads as the empty string here.
         assert!(takes(""));
+        assert!(takes("agent-monitor"));
         for p in [
             "tasks-gateway",
-            "agent-monitor",
             "event-bridge",
             "nest-realtime",
             "fastapi-dashboard",

@@ -221,3 +221,195 @@ fn a_bad_profile_file_is_explained() {
     let msg = boot["connection"]["state"]["message"].as_str().unwrap();
     assert!(msg.contains("ours.toml:3:"), "{msg}");
 }
+
+/// A saved `agent-monitor` server (seed 000): the account says which actions it
+/// takes; a move and a termination through the `perform` command reach the peer's
+/// REST and come back done; an approval, which the profile does not declare, is
+/// refused by the shell with the reason and never sent.
+#[test]
+fn agent_monitor_server_takes_its_declared_actions_through_the_shell() {
+    let token = pulse_testkit::peers::jwt(json!({"sub": "ann", "tenant_id": "acme"}));
+    let peer = Peer::start(
+        Kind::AgentMonitor,
+        &[&token],
+        json!({
+            "agents": [{"id": "a1", "name": "Ada", "status": "busy"}],
+            "tickets": [{"id": "t1", "title": "Fix", "state": "todo"}],
+        }),
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let creds = Arc::new(MemoryCredentials::default());
+    server::save_token(creds.as_ref(), &peer.url().parse().unwrap(), &token).unwrap();
+    let h = profile_harness(
+        dir.path(),
+        SavedServer {
+            id: "mon".into(),
+            name: "Monitor".into(),
+            url: peer.url(),
+            profile: "agent-monitor".into(),
+            ..SavedServer::default()
+        },
+        creds,
+    );
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
+    assert_eq!(
+        boot["account"]["actions"],
+        json!({"approve": false, "reject": false, "move_ticket": true, "terminate_agent": true})
+    );
+    assert_eq!(boot["account"]["takes_actions"], true);
+
+    // The optimistic change the UI shows is the profile's declared one.
+    let patch = invoke(
+        &h,
+        "optimistic",
+        json!({"action": {"action": "terminate_agent", "id": "a1", "reason": null}}),
+    )
+    .unwrap();
+    assert_eq!(patch, json!({"status": "terminating"}));
+    let out = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "move_ticket", "id": "t1", "state": "review"}}),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            out["outcome"].clone(),
+            out["entity"]["data"]["state"].clone()
+        ),
+        (json!("done"), json!("review")),
+        "{out}"
+    );
+    let out = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "terminate_agent", "id": "a1", "reason": "stuck"}}),
+    )
+    .unwrap();
+    assert_eq!(out["entity"]["data"]["status"], "terminating", "{out}");
+    let err = invoke(
+        &h,
+        "perform",
+        json!({"action": {"action": "approve", "id": "x", "reason": null}}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "unsupported", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("`approve`"),
+        "{err}"
+    );
+    let info = tauri::async_runtime::block_on(peer.info());
+    let reqs: Vec<(String, String)> = info["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_owned(),
+                r["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reqs,
+        [
+            ("PATCH".to_owned(), "/api/tickets/t1".to_owned()),
+            ("POST".to_owned(), "/api/agents/a1/terminate".to_owned())
+        ]
+    );
+    // The server's own event reconciles the move in the app's state.
+    wait_boot(&h, "ticket t1 in review", |b| {
+        b["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ticket" && e["id"] == "t1" && e["data"]["state"] == "review")
+    });
+    tauri::async_runtime::block_on(h.shell.shutdown());
+}
+
+/// A team's own profile that declares approve / reject: the notification's Approve
+/// button reaches the server's REST, and a second Approve (already decided) comes
+/// back to the app as a conflict, shown, not dropped.
+#[test]
+fn notification_buttons_act_on_a_profile_server_and_a_conflict_is_shown() {
+    use pulse_core::policy::{EntityRef, NotificationAction};
+    use pulse_desktop::notifier::Reply;
+    use tauri::Listener;
+
+    let token = pulse_testkit::peers::jwt(json!({"sub": "ann", "tenant_id": "acme"}));
+    let peer = Peer::start(
+        Kind::AgentMonitor,
+        &[&token],
+        json!({"approvals": [{"id": "ap1", "title": "Refund", "status": "pending"}]}),
+        &[],
+    );
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("profiles/examples/agent-monitor-approvals.toml")
+        .display()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = Arc::new(MemoryCredentials::default());
+    server::save_token(creds.as_ref(), &peer.url().parse().unwrap(), &token).unwrap();
+    let h = profile_harness(
+        dir.path(),
+        SavedServer {
+            id: "team".into(),
+            name: "Team".into(),
+            url: peer.url(),
+            profile,
+            ..SavedServer::default()
+        },
+        creds,
+    );
+    let settled = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = settled.clone();
+    h.webview
+        .listen_any(pulse_desktop::dto::events::SETTLED, move |e| {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(e.payload()).unwrap());
+        });
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
+    assert_eq!(boot["account"]["actions"]["approve"], true, "{boot}");
+
+    let reply = || Reply {
+        target: Some(EntityRef {
+            kind: pulse_protocol::domain::EntityKind::Approval,
+            id: "ap1".into(),
+        }),
+        action: NotificationAction::Approve,
+    };
+    tauri::async_runtime::block_on(h.shell.on_reply(reply()));
+    tauri::async_runtime::block_on(h.shell.on_reply(reply()));
+    let info = tauri::async_runtime::block_on(peer.info());
+    let bodies: Vec<Value> = info["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"] == "/api/approvals/ap1/approve")
+        .map(|r| r["body"].clone())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({"reason": "Approved from a notification"}),
+            json!({"reason": "Approved from a notification"})
+        ]
+    );
+    assert!(
+        holds_within(Duration::from_secs(10), || settled.lock().unwrap().len()
+            == 2),
+        "{:?}",
+        settled.lock().unwrap()
+    );
+    let got = settled.lock().unwrap().clone();
+    assert_eq!(got[0]["outcome"]["outcome"], "done", "{got:?}");
+    assert_eq!(got[0]["outcome"]["entity"]["data"]["status"], "approved");
+    assert_eq!(got[1]["outcome"]["outcome"], "conflict", "{got:?}");
+    assert_eq!(got[1]["outcome"]["message"], "Approval already approved");
+    tauri::async_runtime::block_on(h.shell.shutdown());
+}

@@ -6,10 +6,35 @@
 //   1008; a good one is answered `{type: "connected", payload: {tenantId}}`;
 // - `{type: "subscribe", room}` joins `tenant:<id>` (only the token's tenant);
 // - broadcast.toTenant / toRoom send `{type, payload}` to a room;
-// - REST the pages load on mount: GET /api/agents, /api/agents/stats, /api/tickets.
+// - REST the pages load on mount: GET /api/agents, /api/agents/stats, /api/tickets;
+// - mutations (seed's `routes/tickets.js` and `routes/agents.js`, behind
+//   `requireAuth`: a bad bearer token is 401):
+//   PATCH /api/tickets/:id — the seed's route: update the ticket's state from the
+//     body, then `broadcast.ticketUpdate(ticket.id, ticket.state, {projectId,
+//     tenantId, ticket, action})` (the `ticket:<id>` room) and
+//     `broadcast.toTenant(tenantId, 'ticket:update', {ticketId, state, ticket,
+//     action: 'updated'})`, then `res.json(ticket)`. The seed elides its "existing
+//     update logic": an unknown ticket is 404, a body without a string `state`
+//     is 400 (there is nothing to broadcast), a body that is not JSON is 400
+//     (Express's `express.json()`);
+//   POST /api/agents/:id/terminate — the seed shows only the handler's broadcast,
+//     `broadcast.agentTerminated(req.user.tenantId, agentId, 'manual')` (the
+//     reason broadcast is 'manual', whatever the body says); the path is the
+//     `agent-monitor` profile's default; it answers `{success: true}` (as the
+//     seed's `internal.js` does), or the agent when the state says
+//     `terminate_answer: "agent"` (the seed shows neither); an unknown agent is 404;
+// - NOT in seed 000, a team's own addition that
+//   `profiles/examples/agent-monitor-approvals.toml` speaks: GET /api/approvals →
+//   {approvals}, POST /api/approvals/:id/{approve,reject} {reason} → the approval
+//   (a decided one is 409 {error, approval}), broadcast `approval:updated
+//   {approval}` to the tenant;
+// - every mutation request received is recorded (`requests` in info: method,
+//   path, body, whether its token was accepted).
 //
 // Control (tests): POST /_control/emit {type, payload, room?} (room defaults to every
 // tenant room), /_control/raw {text}, /_control/drop, /_control/freeze,
+// /_control/garbage {answers: [{status, text}]} (the next mutations get these raw
+// answers),
 // /_control/ping (sends {type: "ping"}; replies counted as app_pongs),
 // /_control/tokens {valid}, /_control/state {...}; GET /_control/info.
 
@@ -21,9 +46,12 @@ const peer = new Peer('agent-monitor', {
   agents: [],
   agent_stats: {},
   tickets: [],
+  approvals: [],
 });
+peer.counters.requests = [];
 
 const clients = new Set(); // {ws, tenant, rooms:Set, frozen}
+const garbage = []; // canned raw answers for the next mutations (tests)
 let appPongs = 0;
 
 function send(c, type, payload) {
@@ -36,6 +64,115 @@ function toRoom(room, type, payload) {
     if (c.tenant && c.rooms.has(room)) { send(c, type, payload); n++; }
   }
   return n;
+}
+
+function toTenant(tenantId, type, payload) {
+  return toRoom(`tenant:${tenantId}`, type, payload);
+}
+
+// `broadcast.ticketUpdate(ticketId, state, extra)`: ticket state changes, to the
+// ticket's own room.
+function ticketUpdate(ticketId, state, extra) {
+  return toRoom(`ticket:${ticketId}`, 'ticket:update', { ticketId, state, ...extra });
+}
+
+function rawBody(req) {
+  return new Promise((resolve) => {
+    let data = '';
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => resolve(data));
+  });
+}
+
+// The mutations; `true` when the request was one.
+async function mutation(req, res) {
+  const path = req.url.split('?')[0];
+  const routes = [
+    ['PATCH', /^\/api\/tickets\/([^/]+)$/, patchTicket],
+    ['POST', /^\/api\/agents\/([^/]+)\/terminate$/, terminateAgent],
+    ['POST', /^\/api\/approvals\/([^/]+)\/(approve|reject)$/, decide],
+  ];
+  const hit = routes.find(([m, re]) => m === req.method && re.test(path));
+  if (!hit) return false;
+  const [, re, handler] = hit;
+  const params = path.match(re).slice(1).map(decodeURIComponent);
+  const text = await rawBody(req);
+  const token = peer.bearer(req);
+  const authorized = peer.valid(token);
+  let body = null;
+  let parsed = true;
+  if (text) {
+    try { body = JSON.parse(text); } catch (_) { parsed = false; }
+  }
+  peer.counters.requests.push({ method: req.method, path, body: parsed ? body : text, authorized });
+  // Garbage answers for the tests (`/_control/garbage {answers: [{status, text}]}`):
+  // the next mutations are answered with these raw texts instead.
+  if (garbage.length > 0) {
+    const g = garbage.shift();
+    res.writeHead(g.status, { 'content-type': 'text/html' });
+    res.end(g.text);
+    return true;
+  }
+  // requireAuth
+  if (!authorized) { Peer.json(res, 401, { error: 'Unauthorized' }); return true; }
+  // express.json(): a body that is not JSON never reaches the route.
+  if (!parsed) { Peer.json(res, 400, { error: 'Bad Request' }); return true; }
+  const user = { tenantId: peer.tenantOf(token) };
+  handler({ params, body: body || {}, user }, res);
+  return true;
+}
+
+// router.patch('/:id', requireAuth, …) of routes/tickets.js.
+function patchTicket(req, res) {
+  const [id] = req.params;
+  const ticket = peer.state.tickets.find((t) => String(t.id) === id);
+  if (!ticket) { Peer.json(res, 404, { error: 'Ticket not found' }); return; }
+  if (typeof req.body.state !== 'string') { Peer.json(res, 400, { error: 'state is required' }); return; }
+  ticket.state = req.body.state;
+  // Broadcast update to subscribers
+  ticketUpdate(ticket.id, ticket.state, {
+    projectId: ticket.project_id,
+    tenantId: req.user.tenantId,
+    ticket: ticket,
+    action: 'updated',
+  });
+  // Also broadcast to tenant for dashboard-wide updates
+  toTenant(req.user.tenantId, 'ticket:update', {
+    ticketId: ticket.id,
+    state: ticket.state,
+    ticket: ticket,
+    action: 'updated',
+  });
+  Peer.json(res, 200, ticket);
+}
+
+// The termination handler of routes/agents.js.
+function terminateAgent(req, res) {
+  const [agentId] = req.params;
+  const agent = peer.state.agents.find((a) => String(a.id) === agentId);
+  if (!agent) { Peer.json(res, 404, { error: 'Agent not found' }); return; }
+  agent.status = 'terminated';
+  // After agent termination:
+  toTenant(req.user.tenantId, 'agent:terminated', { agentId, reason: 'manual' });
+  // The seed does not show the answer: `{success: true}` (as its internal.js), or
+  // the agent (`state.terminate_answer = "agent"`), both plausible.
+  if (peer.state.terminate_answer === 'agent') Peer.json(res, 200, agent);
+  else Peer.json(res, 200, { success: true });
+}
+
+// The team's own approvals routes (not in seed 000).
+function decide(req, res) {
+  const [id, verb] = req.params;
+  const approval = peer.state.approvals.find((a) => String(a.id) === id);
+  if (!approval) { Peer.json(res, 404, { error: 'Approval not found' }); return; }
+  if (approval.status !== 'pending') {
+    Peer.json(res, 409, { error: `Approval already ${approval.status}`, approval });
+    return;
+  }
+  approval.status = verb === 'approve' ? 'approved' : 'rejected';
+  approval.decision_reason = req.body.reason ?? null;
+  toTenant(req.user.tenantId, 'approval:updated', { approval });
+  Peer.json(res, 200, approval);
 }
 
 const server = http.createServer(async (req, res) => {
@@ -51,10 +188,13 @@ const server = http.createServer(async (req, res) => {
     raw: async (b) => { for (const c of clients) c.ws.send(b.text); return { sent: clients.size }; },
     drop: async () => { const n = clients.size; for (const c of clients) c.ws.terminate(); return { dropped: n }; },
     freeze: async () => { for (const c of clients) c.frozen = true; return { frozen: clients.size }; },
+    garbage: async (b) => { garbage.push(...(b.answers || [])); return { queued: garbage.length }; },
     // An application-level ping; replies `{type: "pong"}` are counted.
     ping: async () => { for (const c of clients) send(c, 'ping', { ts: Date.now() }); return { sent: clients.size }; },
   })) return;
+  if (await mutation(req, res)) return;
   if (await peer.rest(req, res, {
+    '/api/approvals': () => ({ approvals: peer.state.approvals }),
     '/api/agents': () => ({ agents: peer.state.agents }),
     '/api/agents/stats': () => ({ stats: peer.state.agent_stats }),
     '/api/tickets': () => ({ tickets: peer.state.tickets }),

@@ -1,18 +1,20 @@
-// Actions on a profile server: its dialect has no action endpoints, so the shell refuses
-// approve / reject / move / terminate there. The UI says so up front (controls disabled,
-// with the reason) and never shows an optimistic change the refusal would undo. On a
-// Pulse gateway (saved native server, or the demo) everything works as before.
+// Actions on a profile server: it takes the actions its profile declares
+// (`Account.actions`, the core's answer), and the shell refuses the others. The UI
+// says so up front (those controls disabled, with the reason) and never shows an
+// optimistic change the refusal would undo. On a Pulse gateway (saved native server,
+// or the demo) everything works as before.
 import { describe, expect, it } from "vitest";
 import { render, fireEvent } from "@testing-library/svelte";
 import { tick } from "svelte";
 import App from "../App.svelte";
-import { AppState, NO_ACTIONS_NOTE, entity } from "../lib/state/app.svelte";
+import { AppState, NO_ACTIONS_NOTE, entity, undeclaredNote } from "../lib/state/app.svelte";
 import { FakeBackend } from "../lib/backend/fake";
 import type { Entity, SavedServer } from "../lib/generated/types";
 
 const frame = () => new Promise((r) => setTimeout(r, 40));
 
 const tasks: SavedServer = { id: "tasks", name: "Tasks", url: "http://127.0.0.1:3004", profile: "tasks-gateway", tenant: null, username: null };
+const monitor: SavedServer = { id: "mon", name: "Monitor", url: "http://127.0.0.1:3000", profile: "agent-monitor", tenant: "acme", username: null };
 const gateway: SavedServer = { id: "gw", name: "Gateway", url: "http://127.0.0.1:7780", profile: "native", tenant: null, username: "ops" };
 
 const ENTITIES: Entity[] = [
@@ -192,4 +194,59 @@ describe("on a Pulse gateway, actions work as before", () => {
       expect(app.toasts.some((t) => t.kind === "error")).toBe(false);
     });
   }
+});
+
+describe("on a profile server that declares some actions, those work and the others say why", () => {
+  it("agent-monitor: the board's drag and Terminate are sent; Approve / Reject are disabled with the reason", async () => {
+    const { backend, app, getByTestId, getAllByTestId } = await mountOn(monitor);
+    expect(app.account?.actions).toEqual({ approve: false, reject: false, move_ticket: true, terminate_agent: true });
+    expect(app.blockedFor("move_ticket")).toBeNull();
+    expect(app.blockedFor("approve")).toBe(undeclaredNote("approve"));
+
+    app.go("board");
+    await tick();
+    const card = q('[data-testid="ticket-card"][data-id="t1"]')!;
+    expect(card.getAttribute("draggable")).toBe("true");
+    const done = q('[data-testid="column"][data-state="done"]')!;
+    await fireEvent.dragStart(card);
+    await fireEvent.dragOver(done);
+    await fireEvent.drop(done);
+    await tick();
+    expect(done.querySelector('[data-id="t1"]')).toBeTruthy();
+    await frame();
+    await frame();
+    expect(performs(backend).at(-1)?.args).toEqual({ action: "move_ticket", id: "t1", state: "done" });
+    // The optimistic change was asked of the backend (the core's dialect), not made up.
+    expect(backend.calls.filter((c) => c.name === "optimistic").map((c) => c.args)).toEqual([{ action: "move_ticket", id: "t1", state: "done" }]);
+
+    app.go("agents");
+    await tick();
+    const term = getByTestId("terminate") as HTMLButtonElement;
+    expect(term.disabled).toBe(false);
+    await fireEvent.click(term);
+    await tick();
+    await fireEvent.click(getByTestId("reason-confirm"));
+    await frame();
+    expect(performs(backend).at(-1)?.args).toEqual({ action: "terminate_agent", id: "ag1", reason: null });
+
+    // Whatever the dialect says is what shows while the action is on its way.
+    backend.optimistic = async () => ({ status: "stopping" });
+    backend.perform = () => new Promise(() => {});
+    void app.terminate("ag1");
+    await frame();
+    expect(app.get("agent", "ag1")?.status).toBe("stopping");
+
+    app.go("approvals");
+    await tick();
+    expect(getByTestId("no-actions-note").textContent).toContain(undeclaredNote("approve"));
+    for (const b of getAllByTestId("approve") as HTMLButtonElement[]) {
+      expect(b.disabled).toBe(true);
+      expect(b.title).toBe(undeclaredNote("approve"));
+    }
+    const before = performs(backend).length;
+    expect(await app.approve("a1")).toBeNull();
+    expect(performs(backend).length).toBe(before);
+    expect(app.toasts.at(-1)?.text).toBe(`${undeclaredNote("approve")}.`);
+    expect(app.toasts.some((t) => t.kind === "error")).toBe(false);
+  });
 });

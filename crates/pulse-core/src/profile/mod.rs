@@ -24,6 +24,7 @@
 //! - unknown events are counted as rejected, undecodable frames as decode errors;
 //!   neither ends the connection.
 
+mod action;
 mod map;
 mod run;
 mod runner;
@@ -293,6 +294,16 @@ impl Profile {
     /// Whether this profile sends a token anywhere (the socket, or REST refetches).
     pub fn needs_token(&self) -> bool {
         self.spec.auth.placement != schema::Placement::None || !self.spec.rest.is_empty()
+    }
+
+    /// The user actions this profile declares (`[actions.*]`).
+    pub fn actions(&self) -> crate::actions::ActionSet {
+        crate::actions::ActionSet::of(
+            self.spec
+                .actions
+                .keys()
+                .filter_map(|k| crate::actions::ActionKind::parse(k)),
+        )
     }
 
     /// A session dialect that runs this profile.
@@ -596,6 +607,129 @@ fn validate(c: &Checker<'_>, p: &ProfileFile) -> Result<(), ProfileError> {
             }
         }
         check_refs(span, &field, &r.refetch)?;
+    }
+    // actions
+    for (name, spec) in &p.actions {
+        check_action(c, p, name, spec.span(), spec.get_ref())?;
+    }
+    Ok(())
+}
+
+/// Check one `[actions.NAME]`: a known action, a method that changes something, a
+/// path, templates that use only the variables the action gives, pointers, statuses.
+fn check_action(
+    c: &Checker<'_>,
+    p: &ProfileFile,
+    name: &str,
+    span: std::ops::Range<usize>,
+    a: &schema::ActionSpec,
+) -> Result<(), ProfileError> {
+    let field = format!("actions.{name}");
+    let Some(kind) = crate::actions::ActionKind::parse(name) else {
+        let known = crate::actions::ActionKind::ALL.map(|k| k.name()).join(", ");
+        return Err(c.at(
+            span.start,
+            field,
+            format!("unknown action `{name}` (known: {known})"),
+        ));
+    };
+    let at = |key: &str| c.key_in(span.clone(), key);
+    if !matches!(
+        a.method.to_ascii_uppercase().as_str(),
+        "POST" | "PUT" | "PATCH" | "DELETE"
+    ) {
+        return Err(c.at(
+            at("method"),
+            format!("{field}.method"),
+            format!(
+                "{:?} is not a method that acts (POST, PUT, PATCH or DELETE)",
+                a.method
+            ),
+        ));
+    }
+    if !a.path.starts_with('/') {
+        return Err(c.at(at("path"), format!("{field}.path"), "must start with `/`"));
+    }
+    let mut allowed: Vec<&str> = vec!["id", "tenant", "profile"];
+    allowed.extend(kind.variables());
+    allowed.extend(p.vars.keys().map(String::as_str));
+    let check_template = |key: &str, text: &str| -> Result<(), ProfileError> {
+        for n in names(text) {
+            if !allowed.contains(&n.as_str()) {
+                return Err(c.at(
+                    at(key),
+                    format!("{field}.{key}"),
+                    format!(
+                        "no variable `{{{n}}}` for `{name}` (it gives {})",
+                        allowed
+                            .iter()
+                            .map(|v| format!("{{{v}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    };
+    check_template("path", &a.path)?;
+    fn strings<'v>(v: &'v toml::Value, out: &mut Vec<&'v str>) {
+        match v {
+            toml::Value::String(s) => out.push(s),
+            toml::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            toml::Value::Table(t) => t.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut texts = Vec::new();
+    if let Some(b) = &a.body {
+        strings(b, &mut texts);
+    }
+    for t in texts {
+        check_template("body", t)?;
+    }
+    let mut texts = Vec::new();
+    a.optimistic.values().for_each(|v| strings(v, &mut texts));
+    for t in texts {
+        check_template("optimistic", t)?;
+    }
+    for (key, codes) in [("success", &a.success), ("conflict", &a.conflict)] {
+        if let Some(bad) = codes.iter().find(|s| !(100..=599).contains(*s)) {
+            return Err(c.at(
+                at(key),
+                format!("{field}.{key}"),
+                format!("{bad} is not an HTTP status"),
+            ));
+        }
+    }
+    if let Some(both) = a.success.iter().find(|s| a.conflict.contains(s)) {
+        return Err(c.at(
+            at("conflict"),
+            format!("{field}.conflict"),
+            format!("{both} cannot mean both success and conflict"),
+        ));
+    }
+    for (key, ptr) in [
+        ("entity", a.entity.as_deref()),
+        ("current", a.current.as_deref()),
+        ("message", a.message.as_deref()),
+    ] {
+        if let Some(ptr) = ptr.filter(|p| !pointer_ok(p)) {
+            return Err(c.at(
+                at(key),
+                format!("{field}.{key}"),
+                format!("{ptr:?} is not a JSON pointer (\"\" or \"/a/b\")"),
+            ));
+        }
+    }
+    for k in a.success_when.keys() {
+        if k.is_empty() || !pointer_ok(k) {
+            return Err(c.at(
+                at("success_when"),
+                format!("{field}.success_when"),
+                format!("{k:?} is not a JSON pointer (\"/success\")"),
+            ));
+        }
     }
     Ok(())
 }

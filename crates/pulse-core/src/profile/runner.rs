@@ -29,8 +29,11 @@ use super::schema::{PingMode, RequestWhen, VarValue};
 use super::socket::{self, Open};
 use super::template::{render, Escape, Vars};
 use super::Profile;
+use crate::actions::ActionSet;
 use crate::auth::{refused_message, with_token_from, AuthError, Refusal, Secret, TokenTry};
-use crate::session::{Dialect, DialectFuture, End, SessionCx};
+use crate::rest::RestClient;
+use crate::session::{ActionFuture, Dialect, DialectFuture, End, SessionCx};
+use crate::store::Action;
 use crate::transport::link::{drain, DeadLink};
 use crate::transport::socketio::RecoveryState;
 
@@ -354,10 +357,30 @@ impl Dialect for ProfileDialect {
     fn run_connection<'a>(&'a self, cx: &'a mut SessionCx) -> DialectFuture<'a> {
         Box::pin(self.connection(cx))
     }
+
+    /// The actions the profile declares (`[actions.*]`).
+    fn actions(&self) -> ActionSet {
+        self.declared()
+    }
+
+    /// The action's declared `optimistic` change.
+    fn optimistic(&self, action: &Action) -> pulse_protocol::domain::Object {
+        self.declared_optimistic(action)
+    }
+
+    /// The REST request of the action's `[actions.NAME]` (`super::action`).
+    fn perform<'a>(
+        &'a self,
+        rest: &'a RestClient,
+        token: Secret,
+        action: &'a Action,
+    ) -> ActionFuture<'a> {
+        Box::pin(self.perform_action(rest, token, action))
+    }
 }
 
 /// A claim of the token's JWT payload (unverified: only to fill `{tenant}`).
-fn claim(token: &Secret, names: &[String]) -> Option<String> {
+pub(super) fn claim(token: &Secret, names: &[String]) -> Option<String> {
     let v = token.jwt_payload()?;
     names.iter().find_map(|n| match v.get(n) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),

@@ -64,6 +64,10 @@ pub struct ProfileFile {
     /// Event mappings, in order; every matching rule applies.
     #[serde(default)]
     pub event: Vec<Spanned<EventRule>>,
+    /// User actions the server takes over REST, by action name (`approve`,
+    /// `reject`, `move_ticket`, `terminate_agent`).
+    #[serde(default)]
+    pub actions: BTreeMap<String, Spanned<ActionSpec>>,
 }
 
 /// A template variable: a string, or a list (for `for_each`).
@@ -457,6 +461,51 @@ pub struct RestResource {
 
 fn yes() -> bool {
     true
+}
+
+/// One `[actions.NAME]`: how the server takes a user action over REST. Templates
+/// may use `{id}` (the entity's id), `{state}` (`move_ticket`), `{reason}`
+/// (the others; absent when none was given), `{tenant}` and the profile's `[vars]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// HTTP method: `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// Path template (`/api/tickets/{id}`); values are percent-encoded.
+    pub path: String,
+    /// JSON body (strings are templates; a string that is only `{reason}` is
+    /// `null` when no reason was given). Absent: no body.
+    #[serde(default)]
+    pub body: Option<toml::Value>,
+    /// Field → value (strings are templates): what the entity looks like once the
+    /// server did it, shown at once and until the server's own event or answer.
+    #[serde(default)]
+    pub optimistic: BTreeMap<String, toml::Value>,
+    /// Statuses that mean "done" (default: every 2xx).
+    #[serde(default)]
+    pub success: Vec<u16>,
+    /// A success answer counts only when every pointer has this value (e.g.
+    /// `{ "/success" = true }`); otherwise the server refused.
+    #[serde(default)]
+    pub success_when: BTreeMap<String, toml::Value>,
+    /// Statuses that mean "someone else acted first" (default `[409]`).
+    #[serde(default = "conflict_statuses")]
+    pub conflict: Vec<u16>,
+    /// Pointer to the entity in a success answer (`""`: the answer is the entity).
+    /// Absent, or nothing there: the cached entity with `optimistic` applied.
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// Pointer to the entity as it is now in a conflict answer.
+    #[serde(default)]
+    pub current: Option<String>,
+    /// Pointer to the server's explanation in an error answer (default: the first
+    /// string at `/error/message`, `/message`, `/error`, `/detail`).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+fn conflict_statuses() -> Vec<u16> {
+    vec![409]
 }
 
 /// Convert a TOML value to JSON.

@@ -51,9 +51,10 @@ use url::Url;
 pub use actor::{auth_end, SessionCx};
 pub use native::NativeDialect;
 
-use crate::auth::{AuthError, TokenProvider};
+use crate::actions::{ActionSet, Performed};
+use crate::auth::{AuthError, Secret, TokenProvider};
 use crate::backoff::BackoffConfig;
-use crate::rest::RestClient;
+use crate::rest::{RestClient, RestError};
 use crate::store::{Action, Cursor, StoreError, StoreHandle};
 use outbox::Flusher;
 
@@ -242,6 +243,9 @@ pub struct SessionConfig {
 /// Boxed future of a [`Dialect`] method.
 pub type DialectFuture<'a> = Pin<Box<dyn Future<Output = End> + Send + 'a>>;
 
+/// Boxed future of [`Dialect::perform`]: one try of one action.
+pub type ActionFuture<'a> = Pin<Box<dyn Future<Output = Result<Performed, RestError>> + Send + 'a>>;
+
 /// How to speak to one kind of server: the native Pulse protocol
 /// ([`NativeDialect`]) or a profile (`crate::profile::ProfileDialect`).
 ///
@@ -251,6 +255,12 @@ pub type DialectFuture<'a> = Pin<Box<dyn Future<Output = End> + Send + 'a>>;
 /// protocol's seq-checked commits), call [`SessionCx::connected`] when its link is
 /// up and [`SessionCx::went_live`] once it is receiving, and return promptly with
 /// [`End::Stop`] when [`SessionCx::interrupted`] says so.
+///
+/// User actions go through the dialect too: [`Dialect::actions`] says which the
+/// server takes (the session refuses the others before sending or queueing),
+/// [`Dialect::optimistic`] how the entity looks meanwhile, and
+/// [`Dialect::perform`] sends one (the session's outbox retries and refreshes the
+/// token around it).
 pub trait Dialect: Send + Sync + 'static {
     /// Connect, resync, and stream until the link ends.
     fn run_connection<'a>(&'a self, cx: &'a mut SessionCx) -> DialectFuture<'a>;
@@ -260,6 +270,35 @@ pub trait Dialect: Send + Sync + 'static {
     /// fallback: the refusal counts as a lost link.
     fn run_fallback<'a>(&'a self, _cx: &'a mut SessionCx, reason: String) -> DialectFuture<'a> {
         Box::pin(async move { End::Lost(reason) })
+    }
+
+    /// Which user actions this server takes. The default: none.
+    fn actions(&self) -> ActionSet {
+        ActionSet::NONE
+    }
+
+    /// How the entity `action` acts on looks once the server did it (fields to
+    /// patch), shown at once while the action is sent or queued. The default: no
+    /// change.
+    fn optimistic(&self, _action: &Action) -> pulse_protocol::domain::Object {
+        pulse_protocol::domain::Object::new()
+    }
+
+    /// Perform `action` once with `token` against the server `rest` points at (a
+    /// refused token is the caller's to refresh: `RestError::Unauthorized`). Only
+    /// called for actions [`Dialect::actions`] takes; the default refuses.
+    fn perform<'a>(
+        &'a self,
+        _rest: &'a RestClient,
+        _token: Secret,
+        action: &'a Action,
+    ) -> ActionFuture<'a> {
+        Box::pin(async move {
+            Err(RestError::Http {
+                status: 0,
+                message: crate::actions::unsupported(action),
+            })
+        })
     }
 }
 
@@ -388,7 +427,13 @@ impl SessionHandle {
         let (status_tx, status_rx) = watch::channel(status);
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let (events_tx, _) = broadcast::channel(4096);
-        let outbox = Flusher::new(rest, tokens, store, events_tx.clone());
+        let outbox = Flusher::new(
+            rest,
+            tokens,
+            config.dialect.clone(),
+            store,
+            events_tx.clone(),
+        );
         let handle = SessionHandle {
             cmd: cmd_tx,
             status: status_rx,
@@ -433,8 +478,15 @@ impl SessionHandle {
         }
     }
 
+    /// Which user actions this session's server takes (its dialect's answer).
+    pub fn actions(&self) -> ActionSet {
+        self.outbox.dialect().actions()
+    }
+
     /// Perform a user action: sent now when the server is reachable, queued in the
-    /// outbox otherwise (and sent on reconnect). A conflict is returned, never dropped.
+    /// outbox otherwise (and sent on reconnect). A conflict is returned, never dropped;
+    /// an action the server does not take is [`ActionOutcome::Rejected`] at once
+    /// (never queued).
     pub async fn perform(&self, action: Action) -> Result<ActionOutcome, SessionError> {
         let online = matches!(
             self.status.borrow().state,

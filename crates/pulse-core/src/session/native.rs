@@ -18,10 +18,11 @@ use pulse_protocol::rest::Snapshot;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::{Dialect, DialectFuture, End, SessionCx};
+use super::{ActionFuture, Dialect, DialectFuture, End, SessionCx};
+use crate::actions::{ActionSet, Performed};
 use crate::auth::{refused_message, with_token, Refusal, Secret, TokenTry};
-use crate::rest::RestError;
-use crate::store::{AppliedEvent, Cursor};
+use crate::rest::{RestClient, RestError};
+use crate::store::{Action, AppliedEvent, Cursor};
 use crate::transport::jsonws::Incoming;
 use crate::transport::link::{drain, DeadLink};
 use crate::transport::native::NativeConnection;
@@ -38,6 +39,37 @@ impl Dialect for NativeDialect {
 
     fn run_fallback<'a>(&'a self, cx: &'a mut SessionCx, reason: String) -> DialectFuture<'a> {
         Box::pin(super::poll::poll_mode(cx, reason))
+    }
+
+    /// A Pulse gateway takes every action.
+    fn actions(&self) -> ActionSet {
+        ActionSet::ALL
+    }
+
+    /// A move shows in its new column, a termination as `terminating`; decisions
+    /// change nothing until the gateway answers.
+    fn optimistic(&self, action: &Action) -> pulse_protocol::domain::Object {
+        let mut o = pulse_protocol::domain::Object::new();
+        match action {
+            Action::MoveTicket { state, .. } => {
+                o.insert("state".into(), state.clone().into());
+            }
+            Action::TerminateAgent { .. } => {
+                o.insert("status".into(), "terminating".into());
+            }
+            Action::Approve { .. } | Action::Reject { .. } => {}
+        }
+        o
+    }
+
+    /// `POST /v1/…` on the gateway (`RestClient::perform`); the answer is the entity.
+    fn perform<'a>(
+        &'a self,
+        rest: &'a RestClient,
+        token: Secret,
+        action: &'a Action,
+    ) -> ActionFuture<'a> {
+        Box::pin(async move { rest.perform(&token, action).await.map(Performed::Entity) })
     }
 }
 

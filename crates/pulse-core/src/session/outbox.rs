@@ -4,6 +4,8 @@
 //! Contract:
 //! - an action reaches a final [`ActionOutcome`] (done, conflict, rejected) or stays
 //!   queued; a conflict or refusal is reported, never dropped;
+//! - the session's dialect says which actions the server takes and how each is
+//!   sent (`Dialect::perform`); one it does not take is rejected, never queued;
 //! - a refused token is refreshed once per send (`crate::actions::send`);
 //! - one flush runs at a time; a send that fails for a transient reason stops the
 //!   flush and keeps the entry (with its error) for the next one.
@@ -14,8 +16,9 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
+use super::Dialect;
 use super::{ActionOutcome, SessionError, SessionEvent};
-use crate::actions::{send_action, Sent};
+use crate::actions::{send_action, unsupported, Sent, Via};
 use crate::auth::TokenProvider;
 use crate::rest::RestClient;
 use crate::store::{Action, StoreHandle};
@@ -25,6 +28,7 @@ use crate::store::{Action, StoreHandle};
 pub(crate) struct Flusher {
     rest: RestClient,
     tokens: Arc<dyn TokenProvider>,
+    dialect: Arc<dyn Dialect>,
     store: StoreHandle,
     events: broadcast::Sender<SessionEvent>,
     flushing: Arc<AtomicBool>,
@@ -34,12 +38,14 @@ impl Flusher {
     pub(crate) fn new(
         rest: RestClient,
         tokens: Arc<dyn TokenProvider>,
+        dialect: Arc<dyn Dialect>,
         store: StoreHandle,
         events: broadcast::Sender<SessionEvent>,
     ) -> Self {
         Flusher {
             rest,
             tokens,
+            dialect,
             store,
             events,
             flushing: Arc::new(AtomicBool::new(false)),
@@ -58,19 +64,44 @@ impl Flusher {
         &self.tokens
     }
 
+    pub(crate) fn dialect(&self) -> &Arc<dyn Dialect> {
+        &self.dialect
+    }
+
+    fn via(&self) -> Via<'_> {
+        Via {
+            rest: &self.rest,
+            tokens: self.tokens.as_ref(),
+            dialect: self.dialect.as_ref(),
+        }
+    }
+
     /// Send now when `online`, queue otherwise (or when the send must be retried).
     pub(crate) async fn perform(
         &self,
         action: Action,
         online: bool,
     ) -> Result<ActionOutcome, SessionError> {
+        if !self.dialect.actions().takes(&action) {
+            return Ok(ActionOutcome::Rejected {
+                message: unsupported(&action),
+            });
+        }
+        let mut why = None;
         if online {
-            match send_action(&self.rest, self.tokens.as_ref(), &action).await {
+            match send_action(self.via(), &self.store, &action).await {
                 Sent::Final(outcome) => return Ok(outcome),
-                Sent::Retry(err) => debug!(%err, "action not sent now; queueing"),
+                Sent::Retry(err) => {
+                    debug!(%err, "action not sent now; queueing");
+                    why = Some(err);
+                }
             }
         }
         let id = self.store.outbox_push(&action, crate::now_ms())?;
+        if let Some(err) = why {
+            // Kept with the reason it was not sent (a refused token, a 5xx …).
+            self.store.outbox_fail(id, &err)?;
+        }
         Ok(ActionOutcome::Queued { outbox_id: id })
     }
 
@@ -95,7 +126,7 @@ impl Flusher {
             }
         };
         for entry in entries {
-            match send_action(&self.rest, self.tokens.as_ref(), &entry.action).await {
+            match send_action(self.via(), &self.store, &entry.action).await {
                 Sent::Final(outcome) => {
                     if let Err(e) = self.store.outbox_remove(entry.id) {
                         warn!(error = %e, "cannot remove a sent action from the outbox");

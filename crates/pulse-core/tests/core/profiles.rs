@@ -11,8 +11,10 @@ use std::time::Duration;
 use pulse_core::auth::{AuthError, Secret, StaticToken, TokenFuture, TokenProvider};
 use pulse_core::profile::schema::PingAnswer;
 use pulse_core::profile::{Profile, ProfileDialect, ProfileError, VarValue};
-use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, SessionStatus};
-use pulse_core::store::StoreHandle;
+use pulse_core::session::{
+    ActionOutcome, ConnectionState, SessionConfig, SessionEvent, SessionHandle, SessionStatus,
+};
+use pulse_core::store::{Action, StoreHandle};
 use pulse_core::store::{MemoryStore, Store};
 use pulse_protocol::domain::{EntityKind, Object};
 use pulse_testkit::peers::{jwt, Kind, Peer};
@@ -1251,6 +1253,518 @@ fn bad_profile_files_are_clear_errors() {
     );
 }
 
+// ---------------------------------------------------------------- actions
+
+/// The requests the peer received for `method path`.
+fn requests(info: &Value, method: &str, path: &str) -> Vec<Value> {
+    info["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == method && r["path"] == path)
+        .cloned()
+        .collect()
+}
+
+fn board_state() -> Value {
+    monitor_state(
+        json!([{"id": "a1", "name": "Ada", "status": "busy"}]),
+        json!([
+            {"id": 5, "title": "Fix login", "state": "todo", "project_id": "p1"},
+            {"id": 6, "title": "Ship", "state": "todo", "project_id": "p1"}
+        ]),
+    )
+}
+
+fn move_to(id: &str, state: &str) -> Action {
+    Action::MoveTicket {
+        id: id.into(),
+        state: state.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_moves_and_terminations_reach_the_seeds_routes_and_reconcile() {
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], board_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("agent-monitor").unwrap()),
+        &token,
+    );
+    live(&h).await;
+    let taken = h.actions();
+    assert!(taken.move_ticket && taken.terminate_agent, "{taken:?}");
+    assert!(
+        !taken.approve && !taken.reject,
+        "seed 000 shows no approvals"
+    );
+
+    // The board's drag: PATCH /api/tickets/5 {state}, answered with the ticket.
+    let out = h.perform(move_to("5", "review")).await.unwrap();
+    let ActionOutcome::Done { entity } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!((entity.kind, entity.id.as_str()), (EntityKind::Ticket, "5"));
+    assert_eq!(
+        (entity.data["state"].clone(), entity.data["title"].clone()),
+        (json!("review"), json!("Fix login"))
+    );
+    let info = peer.info().await;
+    let got = requests(&info, "PATCH", "/api/tickets/5");
+    assert_eq!(got.len(), 1, "{info:#}");
+    assert_eq!(got[0]["body"], json!({"state": "review"}));
+    assert_eq!(got[0]["authorized"], true, "the token in the header");
+    // Reconciled by the event the route broadcasts after.
+    until_store(&h, "ticket 5 in review", |s| {
+        is(s, EntityKind::Ticket, "5", "state", json!("review"))
+    })
+    .await;
+
+    // Termination: the answer is not the agent, so the cached agent with the
+    // declared optimistic change stands for it until `agent:terminated`.
+    let out = h
+        .perform(Action::TerminateAgent {
+            id: "a1".into(),
+            reason: Some("stuck in a loop".into()),
+        })
+        .await
+        .unwrap();
+    let ActionOutcome::Done { entity } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (entity.data["status"].clone(), entity.data["name"].clone()),
+        (json!("terminating"), json!("Ada"))
+    );
+    let info = peer.info().await;
+    let got = requests(&info, "POST", "/api/agents/a1/terminate");
+    assert_eq!(got.len(), 1, "{info:#}");
+    assert_eq!(got[0]["body"], json!({"reason": "stuck in a loop"}));
+    until_store(&h, "agent a1 terminated", |s| {
+        is(s, EntityKind::Agent, "a1", "status", json!("terminated"))
+    })
+    .await;
+    assert_eq!(
+        field(&h, EntityKind::Agent, "a1", "terminated_reason"),
+        "manual",
+        "the seed's handler broadcasts 'manual'"
+    );
+
+    // Without a reason the body says so (null), not a made-up one.
+    peer.control(
+        "state",
+        json!({"agents": [{"id": "a2", "name": "Bo", "status": "idle"}]}),
+    )
+    .await;
+    let out = h
+        .perform(Action::TerminateAgent {
+            id: "a2".into(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out, ActionOutcome::Done { .. }), "{out:?}");
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "POST", "/api/agents/a2/terminate")[0]["body"],
+        json!({"reason": null})
+    );
+
+    // A refusal is shown with the server's words, never dropped or queued.
+    let out = h.perform(move_to("404", "done")).await.unwrap();
+    match &out {
+        ActionOutcome::Rejected { message } => {
+            assert!(message.contains("Ticket not found"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // An id that needs escaping stays one path segment.
+    let out = h.perform(move_to("a/b c", "done")).await.unwrap();
+    assert!(matches!(out, ActionOutcome::Rejected { .. }), "{out:?}");
+    let info = peer.info().await;
+    assert_eq!(requests(&info, "PATCH", "/api/tickets/a%2Fb%20c").len(), 1);
+
+    // What the profile does not declare is refused before anything is sent.
+    let before = peer.info().await["requests"].as_array().unwrap().len();
+    let out = h
+        .perform(Action::Approve {
+            id: "x".into(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    match &out {
+        ActionOutcome::Rejected { message } => {
+            assert!(message.contains("`approve`"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        peer.info().await["requests"].as_array().unwrap().len(),
+        before
+    );
+    assert!(h.store().outbox().unwrap().is_empty(), "nothing queued");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_actions_taken_offline_are_queued_and_sent_on_reconnect() {
+    let token = acme();
+    let mut peer = Peer::start(Kind::AgentMonitor, &[&token], board_state(), &[]);
+    // A sign-in that can refresh (to a token the server will refuse too).
+    let tokens = Rotating(std::sync::Mutex::new(vec![token.clone(), "stale".into()]));
+    let h = session_with(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("agent-monitor").unwrap()),
+        Arc::new(tokens),
+    );
+    live(&h).await;
+    let mut settled = h.subscribe();
+    peer.kill();
+    until(&h, "offline", |s| {
+        matches!(s.state, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    let out = h.perform(move_to("6", "done")).await.unwrap();
+    assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");
+    assert_eq!(h.store().outbox().unwrap().len(), 1);
+
+    // Back: sent on reconnect, settled, and reconciled by the server's event.
+    peer.restart(board_state());
+    live(&h).await;
+    let outcome = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Ok(SessionEvent::ActionSettled {
+                outcome, action, ..
+            }) = settled.recv().await
+            {
+                return (action, outcome);
+            }
+        }
+    })
+    .await
+    .expect("the queued move settled");
+    assert_eq!(outcome.0, move_to("6", "done"));
+    assert!(
+        matches!(outcome.1, ActionOutcome::Done { .. }),
+        "{outcome:?}"
+    );
+    assert!(h.store().outbox().unwrap().is_empty());
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "PATCH", "/api/tickets/6")[0]["body"],
+        json!({"state": "done"})
+    );
+    until_store(&h, "ticket 6 done", |s| {
+        is(s, EntityKind::Ticket, "6", "state", json!("done"))
+    })
+    .await;
+
+    // A token the server refuses for an action stays queued with the reason.
+    peer.control("tokens", json!({"valid": []})).await;
+    let out = h.perform(move_to("5", "review")).await.unwrap();
+    assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");
+    let queued = h.store().outbox().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(
+        queued[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Unauthorized")),
+        "kept with the reason: {queued:?}"
+    );
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "PATCH", "/api/tickets/5").len(),
+        2,
+        "tried, refreshed once, tried again; then kept"
+    );
+    h.stop().await;
+}
+
+/// The seed shows the termination handler's broadcast but not its answer: both
+/// plausible answers (`{success: true}`, the agent) are a termination done; a
+/// profile that reads success from the body (`success_when`) refuses the one that
+/// does not say so, and the refusal is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_termination_reads_either_answer_and_success_when_is_checked() {
+    let token = acme();
+    let agents = json!([
+        {"id": "a1", "name": "Ada", "status": "busy"},
+        {"id": "a2", "name": "Bo", "status": "busy"},
+        {"id": "a3", "name": "Cy", "status": "busy"}
+    ]);
+    let peer = Peer::start(
+        Kind::AgentMonitor,
+        &[&token],
+        monitor_state(agents, json!([])),
+        &[],
+    );
+    let mut profile = Profile::builtin("agent-monitor").unwrap();
+    let h = session(&peer.url(), ProfileDialect::new(profile.clone()), &token);
+    live(&h).await;
+    let terminate = |id: &str| Action::TerminateAgent {
+        id: id.into(),
+        reason: None,
+    };
+    let out = h.perform(terminate("a1")).await.unwrap();
+    assert!(
+        matches!(&out, ActionOutcome::Done { entity } if entity.data["status"] == "terminating"),
+        "{out:?}"
+    );
+    peer.control("state", json!({"terminate_answer": "agent"}))
+        .await;
+    let out = h.perform(terminate("a2")).await.unwrap();
+    assert!(
+        matches!(&out, ActionOutcome::Done { entity } if entity.data["name"] == "Bo"),
+        "{out:?}"
+    );
+    h.stop().await;
+
+    // A team whose server must say `{success: true}`.
+    profile
+        .spec
+        .actions
+        .get_mut("terminate_agent")
+        .unwrap()
+        .get_mut()
+        .success_when
+        .insert("/success".into(), toml::Value::Boolean(true));
+    let h = session(&peer.url(), ProfileDialect::new(profile), &token);
+    live(&h).await;
+    let out = h.perform(terminate("a3")).await.unwrap();
+    match &out {
+        ActionOutcome::Rejected { message } => {
+            assert!(message.contains("did not confirm"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    h.stop().await;
+}
+
+/// Garbage answers to an action: a success that is not JSON is done (the cached
+/// entity with the declared change), a 5xx page keeps it queued with the page's
+/// words, an empty 4xx is a refusal naming the status, a conflict that is not JSON
+/// is still a conflict. None is dropped and none ends the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_monitor_garbage_answers_to_actions_are_read_without_loss() {
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], board_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("agent-monitor").unwrap()),
+        &token,
+    );
+    live(&h).await;
+    peer.control(
+        "garbage",
+        json!({"answers": [
+            {"status": 200, "text": "<html>ok</html>"},
+            {"status": 502, "text": "<html>Bad gateway</html>"},
+            {"status": 400, "text": ""},
+            {"status": 409, "text": "someone moved it"}
+        ]}),
+    )
+    .await;
+    let out = h.perform(move_to("5", "review")).await.unwrap();
+    match &out {
+        ActionOutcome::Done { entity } => assert_eq!(
+            (entity.data["state"].clone(), entity.data["title"].clone()),
+            (json!("review"), json!("Fix login"))
+        ),
+        other => panic!("{other:?}"),
+    }
+    let out = h.perform(move_to("6", "review")).await.unwrap();
+    assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");
+    let queued = h.store().outbox().unwrap();
+    assert!(
+        queued[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Bad gateway")),
+        "{queued:?}"
+    );
+    let out = h.perform(move_to("5", "done")).await.unwrap();
+    match &out {
+        ActionOutcome::Rejected { message } => assert!(message.contains("400"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let out = h.perform(move_to("5", "done")).await.unwrap();
+    match &out {
+        ActionOutcome::Conflict { message, current } => {
+            assert_eq!((message.as_str(), current), ("someone moved it", &None))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.status().borrow().state, ConnectionState::Live);
+    h.stop().await;
+}
+
+fn approvals_state() -> Value {
+    let mut s = board_state();
+    s["approvals"] = json!([
+        {"id": "ap1", "title": "Refund", "status": "pending"},
+        {"id": "ap2", "title": "Deploy", "status": "pending"},
+        {"id": "ap3", "title": "Old", "status": "approved"}
+    ]);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_profile_approves_and_rejects_and_a_conflict_is_shown() {
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], approvals_state(), &[]);
+    let profile = Profile::load(example("agent-monitor-approvals.toml").to_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(profile.actions(), pulse_core::actions::ActionSet::ALL);
+    let h = session(&peer.url(), ProfileDialect::new(profile), &token);
+    live(&h).await;
+    assert_eq!(field(&h, EntityKind::Approval, "ap1", "status"), "pending");
+
+    let out = h
+        .perform(Action::Approve {
+            id: "ap1".into(),
+            reason: Some("looks right".into()),
+        })
+        .await
+        .unwrap();
+    let ActionOutcome::Done { entity } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(entity.data["status"], "approved");
+    let out = h
+        .perform(Action::Reject {
+            id: "ap2".into(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out, ActionOutcome::Done { .. }), "{out:?}");
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "POST", "/api/approvals/ap1/approve")[0]["body"],
+        json!({"reason": "looks right"})
+    );
+    assert_eq!(
+        requests(&info, "POST", "/api/approvals/ap2/reject")[0]["body"],
+        json!({"reason": null})
+    );
+    until_store(&h, "both decided", |s| {
+        is(s, EntityKind::Approval, "ap1", "status", json!("approved"))
+            && is(s, EntityKind::Approval, "ap2", "status", json!("rejected"))
+    })
+    .await;
+
+    // Someone decided first: a conflict, with the approval as it is now.
+    let out = h
+        .perform(Action::Reject {
+            id: "ap3".into(),
+            reason: Some("late".into()),
+        })
+        .await
+        .unwrap();
+    match out {
+        ActionOutcome::Conflict { message, current } => {
+            assert_eq!(message, "Approval already approved");
+            assert_eq!(current.unwrap()["status"], "approved");
+        }
+        other => panic!("{other:?}"),
+    }
+    h.stop().await;
+}
+
+#[test]
+fn bad_action_declarations_are_clear_errors() {
+    let base = "name = \"team\"\ntransport = \"jsonws\"\n[socket]\npath = \"/ws\"\n";
+    let check = |table: &str, line: usize, field: &str, says: &str| {
+        let text = format!("{base}{table}");
+        match Profile::parse(&text, "team.toml").unwrap_err() {
+            ProfileError::Invalid {
+                line: l,
+                field: f,
+                message,
+                ..
+            } => {
+                assert_eq!((l, f.as_str()), (line, field), "{message}");
+                assert!(message.contains(says), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    check(
+        "[actions.move]\nmethod = \"PATCH\"\npath = \"/t/{id}\"\n",
+        5,
+        "actions.move",
+        "move_ticket",
+    );
+    check(
+        "[actions.move_ticket]\nmethod = \"GET\"\npath = \"/t/{id}\"\n",
+        6,
+        "actions.move_ticket.method",
+        "POST, PUT, PATCH or DELETE",
+    );
+    check(
+        "[actions.move_ticket]\nmethod = \"PATCH\"\npath = \"t/{id}\"\n",
+        7,
+        "actions.move_ticket.path",
+        "start with `/`",
+    );
+    check(
+        "[actions.terminate_agent]\nmethod = \"POST\"\npath = \"/a/{id}\"\nbody = { to = \"{state}\" }\n",
+        8,
+        "actions.terminate_agent.body",
+        "no variable `{state}`",
+    );
+    check(
+        "[actions.move_ticket]\nmethod = \"PATCH\"\npath = \"/t/{ticket}\"\n",
+        7,
+        "actions.move_ticket.path",
+        "{id}, {tenant}",
+    );
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nsuccess = [200, 700]\n",
+        8,
+        "actions.approve.success",
+        "700",
+    );
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nsuccess = [200, 409]\n",
+        5,
+        "actions.approve.conflict",
+        "both",
+    );
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\ncurrent = \"approval\"\n",
+        8,
+        "actions.approve.current",
+        "JSON pointer",
+    );
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nsuccess_when = { success = true }\n",
+        8,
+        "actions.approve.success_when",
+        "JSON pointer",
+    );
+    // The token never goes into a path or body (it goes in the header).
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}?t={token}\"\n",
+        7,
+        "actions.approve.path",
+        "no variable `{token}`",
+    );
+    // A key no action has is named with its line.
+    check(
+        "[actions.approve]\nmethod = \"POST\"\npath = \"/a/{id}\"\nbodyy = {}\n",
+        8,
+        "actions.approve.bodyy",
+        "unknown field",
+    );
+    // The profile's own variables are there for actions too.
+    let ok = format!("{base}[vars]\nteam = \"x\"\n[actions.approve]\nmethod = \"post\"\npath = \"/{{team}}/a/{{id}}\"\nbody = {{ why = \"{{reason}}\" }}\n");
+    Profile::parse(&ok, "team.toml").unwrap_or_else(|e| panic!("{e}"));
+}
+
 // ---------------------------------------------------------------- pulsectl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1311,4 +1825,164 @@ async fn pulsectl_watch_with_a_profile() {
     assert!(!stderr.contains(&token), "token leaked: {stderr}");
     assert_eq!(seen[0]["stream"], "event-bridge:acme");
     assert_eq!(seen[0]["change"]["kind"], "stats");
+}
+
+/// Run `pulsectl ARGS` with the token in `PULSE_TOKEN`: (exit code, stdout, stderr).
+async fn pulsectl_run(args: &[&str], token: &str) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(bin("pulsectl"))
+        .args(args)
+        .env("PULSE_TOKEN", token)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulsectl_moves_terminates_and_approves_on_profile_servers_online_and_queued_offline() {
+    let token = acme();
+    let mut peer = Peer::start(Kind::AgentMonitor, &[&token], approvals_state(), &[]);
+    let url = peer.url();
+    let team = example("agent-monitor-approvals.toml");
+    let team = team.to_str().unwrap();
+    let monitor = ["--server", url.as_str(), "--profile", "agent-monitor"];
+    let ours = ["--server", url.as_str(), "--profile", team];
+    let with = |cmd: &[&str], server: &[&str]| -> Vec<String> {
+        cmd.iter()
+            .chain(server.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>| {
+        let token = token.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            pulsectl_run(&args, &token).await
+        }
+    };
+
+    // Online.
+    let (code, out, err) = run(with(&["move", "5", "--to", "review"], &monitor)).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "ticket 5 moved to review");
+    let (code, out, err) = run(with(
+        &["terminate", "a1", "--reason", "stuck", "--json"],
+        &monitor,
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (v["outcome"].clone(), v["entity"]["data"]["status"].clone()),
+        (json!("done"), json!("terminating"))
+    );
+    let (code, out, err) = run(with(&["approve", "ap1", "--reason", "ok"], &ours)).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "approval ap1 approved");
+    let (code, _, err) = run(with(&["reject", "ap3"], &ours)).await;
+    assert_eq!(code, Some(6), "a conflict: {err}");
+    assert!(
+        err.contains("approval ap3 was not rejected: it is already approved"),
+        "{err}"
+    );
+    let (code, _, err) = run(with(&["move", "404", "--to", "done"], &monitor)).await;
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("Ticket not found"), "{err}");
+    // Seed 000 declares no approvals: refused before anything is sent.
+    let (code, _, err) = run(with(&["approve", "ap2"], &monitor)).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("declares no `approve` action"), "{err}");
+    let info = peer.info().await;
+    assert!(requests(&info, "POST", "/api/approvals/ap2/approve").is_empty());
+    assert_eq!(
+        requests(&info, "PATCH", "/api/tickets/5")[0]["body"],
+        json!({"state": "review"})
+    );
+    assert_eq!(
+        requests(&info, "POST", "/api/agents/a1/terminate")[0]["body"],
+        json!({"reason": "stuck"})
+    );
+    assert_eq!(
+        requests(&info, "POST", "/api/approvals/ap1/approve")[0]["body"],
+        json!({"reason": "ok"})
+    );
+    assert!(!err.contains(&token) && !out.contains(&token));
+
+    // Offline: queued in the cache, sent by the next `watch`.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.db");
+    let cache = cache.to_str().unwrap();
+    peer.kill();
+    let (code, out, err) = run(with(
+        &["move", "6", "--to", "done", "--cache", cache],
+        &ours,
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("queued in"), "{out}");
+    let (code, _, err) = run(with(
+        &["approve", "ap2", "--reason", "later", "--cache", cache],
+        &ours,
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(with(&["move", "6", "--to", "done"], &ours)).await;
+    assert_eq!(code, Some(5), "unreachable without --cache: {err}");
+    let mut state = approvals_state();
+    state["tickets"][0]["state"] = json!("review");
+    peer.restart(state);
+    let mut child = tokio::process::Command::new(bin("pulsectl"))
+        .args([
+            "watch",
+            "--server",
+            &url,
+            "--profile",
+            team,
+            "--cache",
+            cache,
+        ])
+        .env("PULSE_TOKEN", &token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut settled = Vec::new();
+    let done = tokio::time::timeout(LIMIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v.get("outbox_id").is_some() {
+                settled.push(v);
+                if settled.len() == 2 {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    let _ = child.start_kill();
+    assert!(matches!(done, Ok(true)), "settled: {settled:#?}");
+    assert_eq!(settled[0]["action"]["action"], "move_ticket");
+    assert_eq!(settled[0]["outcome"]["outcome"], "done");
+    assert_eq!(settled[1]["action"]["action"], "approve");
+    assert_eq!(
+        settled[1]["outcome"]["entity"]["data"]["status"],
+        "approved"
+    );
+    let info = peer.info().await;
+    assert_eq!(
+        requests(&info, "PATCH", "/api/tickets/6")[0]["body"],
+        json!({"state": "done"})
+    );
+    assert_eq!(
+        requests(&info, "POST", "/api/approvals/ap2/approve")[0]["body"],
+        json!({"reason": "later"})
+    );
 }

@@ -526,3 +526,95 @@ fn approve_and_reject_from_the_command_line() {
         "approved"
     );
 }
+
+#[test]
+fn move_and_terminate_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start("memory", &[]);
+    let http = Http::new();
+    let view = viewer("acme");
+    http.ingest(
+        &gw.url(),
+        &publisher("acme"),
+        &json!([
+            ev("ticket.created", json!({"id": "t1", "title": "Fix login"})),
+            ev(
+                "agent.upserted",
+                json!({"id": "ag1", "name": "Ada", "status": "busy"})
+            )
+        ]),
+    )
+    .unwrap();
+    let url = gw.url();
+    let out = pulsectl(&[
+        "move", "t1", "--to", "review", "--server", &url, "--token", &view,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ticket t1 moved to review"
+    );
+    let out = pulsectl(&[
+        "terminate",
+        "ag1",
+        "--reason",
+        "runaway",
+        "--server",
+        &url,
+        "--token",
+        &view,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pulsectl(&["terminate", "ag1", "--server", &url, "--token", &view]);
+    assert_eq!(out.status.code(), Some(6), "conflict: already terminated");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already terminated"));
+    let out = pulsectl(&[
+        "move", "t9", "--to", "done", "--server", &url, "--token", &view,
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+
+    // Unreachable: queued with --cache, sent by the next watch.
+    let dead = "http://127.0.0.1:9";
+    let cache = dir.path().join("cache.db");
+    let out = pulsectl(&[
+        "move",
+        "t1",
+        "--to",
+        "done",
+        "--server",
+        dead,
+        "--token",
+        &view,
+        "--cache",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ctl = Pulsectl::watch(&url, &["--token", &view], &cache, &[]);
+    wait_for("queued move sent", LONG, || {
+        ctl.stdout.contains("\"outbox_id\"")
+    });
+    let snap = http.snapshot(&url, &view);
+    let data = |id: &str| {
+        snap.entities
+            .iter()
+            .find(|e| e.id == id)
+            .unwrap()
+            .data
+            .clone()
+    };
+    assert_eq!(data("t1")["state"], "done");
+    assert_eq!(data("ag1")["status"], "terminated");
+    assert_eq!(data("ag1")["reason"], "runaway");
+}

@@ -35,6 +35,8 @@ export interface Backend {
   bootstrap(): Promise<Bootstrap>;
   /** Approve / reject / move / terminate: done now, queued offline, or a conflict. */
   perform(action: Action): Promise<ActionOutcome>;
+  /** How the entity `action` acts on looks once done (the server's dialect says). */
+  optimistic(action: Action): Promise<Record<string, unknown>>;
   /** Reconnect now. */
   retryNow(): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;

@@ -9,6 +9,7 @@ import type {
   Entity,
   EntityKind,
   ActionOutcome,
+  ActionSet,
   OutboxEntry,
   ProfileInfo,
   Settings,
@@ -21,6 +22,17 @@ type Handler = (payload: never) => void;
 
 /** The fake shell's stand-in for the core's `saved_profile::is_native`. */
 const speaksNative = (profile: string) => profile.trim() === "" || profile.trim() === NATIVE_PROFILE;
+
+const ALL_ACTIONS: ActionSet = { approve: true, reject: true, move_ticket: true, terminate_agent: true };
+const NO_ACTIONS: ActionSet = { approve: false, reject: false, move_ticket: false, terminate_agent: false };
+/** What the built-in `agent-monitor` profile declares (seed 000: moves, terminations). */
+const MONITOR_ACTIONS: ActionSet = { ...NO_ACTIONS, move_ticket: true, terminate_agent: true };
+
+/** The fake shell's stand-in for the core's `Speaks::actions`. */
+function fakeActions(profile: string): ActionSet {
+  if (speaksNative(profile)) return ALL_ACTIONS;
+  return profile.trim() === "agent-monitor" ? MONITOR_ACTIONS : NO_ACTIONS;
+}
 
 export function defaultSettings(): Settings {
   return {
@@ -114,12 +126,26 @@ export class FakeBackend implements Backend {
     };
   }
 
+  /** As the core's dialects: a move shows in its column, a termination as terminating. */
+  async optimistic(action: Action): Promise<Record<string, unknown>> {
+    this.calls.push({ name: "optimistic", args: action });
+    if (!this.account().actions[action.action]) return {};
+    switch (action.action) {
+      case "move_ticket":
+        return { state: action.state };
+      case "terminate_agent":
+        return { status: "terminating" };
+      default:
+        return {};
+    }
+  }
+
   async perform(action: Action): Promise<ActionOutcome> {
     this.calls.push({ name: "perform", args: action });
     // As the shell: a server that takes no actions (a profile server) refuses them.
     const acct = this.account();
-    if (!acct.takes_actions) {
-      throw { code: "unsupported", message: `${acct.server_name} speaks the “${acct.profile}” profile, which only follows the server: act on it in its own dashboard` };
+    if (!acct.actions[action.action]) {
+      throw { code: "unsupported", message: `${acct.server_name} speaks the “${acct.profile}” profile, which declares no \`${action.action}\` action: act on it in its own dashboard` };
     }
     if (this.nextOutcome) {
       const o = this.nextOutcome;
@@ -169,7 +195,7 @@ export class FakeBackend implements Backend {
     this.calls.push({ name: "login", args: { serverId, username } });
     if (password !== "demo") throw { code: "auth", message: `sign-in refused for user \`${username}\`: wrong user name or password` };
     const p = this.settings.servers.find((s) => s.id === serverId);
-    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true };
+    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS };
   }
   /** Access tokens by server id: the fake's keyring (never in `settings`). */
   tokens = new Map<string, string>();
@@ -177,10 +203,10 @@ export class FakeBackend implements Backend {
   keyringError: string | null = null;
   private account(): Account {
     const p = this.settings.servers.find((s) => s.id === this.settings.active_server);
-    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true };
+    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS };
     // As the shell: only a Pulse gateway takes actions (the core's rule; the UI reads
     // the answer, `takes_actions`, and never derives it).
-    return { server_name: p.name, server_url: p.url, username: p.username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: speaksNative(p.profile) };
+    return { server_name: p.name, server_url: p.url, username: p.username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: fakeActions(p.profile) !== NO_ACTIONS, actions: fakeActions(p.profile) };
   }
   async setToken(serverId: string, token: string): Promise<Account> {
     this.calls.push({ name: "set_token", args: { serverId, token: token ? "***" : "" } });

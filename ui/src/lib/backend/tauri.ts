@@ -24,6 +24,9 @@ export class TauriBackend implements Backend {
   perform(action: Action): Promise<ActionOutcome> {
     return invoke("perform", { action });
   }
+  optimistic(action: Action): Promise<Record<string, unknown>> {
+    return invoke("optimistic", { action });
+  }
   retryNow(): Promise<void> {
     return invoke("retry_now");
   }

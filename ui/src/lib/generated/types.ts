@@ -178,6 +178,24 @@ id: string,
  */
 reason: string | null, };
 
+export type ActionSet = { 
+/**
+ * Approve an approval.
+ */
+approve: boolean, 
+/**
+ * Reject an approval.
+ */
+reject: boolean, 
+/**
+ * Move a ticket (the board's drag).
+ */
+move_ticket: boolean, 
+/**
+ * Terminate an agent.
+ */
+terminate_agent: boolean, };
+
 export type ActionOutcome = { "outcome": "done", 
 /**
  * The entity as the server now has it.
@@ -405,11 +423,15 @@ profile: string,
  */
 token_saved: boolean, 
 /**
- * Whether this server takes actions (approve, reject, move, terminate). The
- * core's answer: the UI disables its action controls when false and never
- * re-derives it from `profile`.
+ * Whether this server takes any action (approve, reject, move, terminate). The
+ * core's answer: the UI never re-derives it from `profile`.
  */
-takes_actions: boolean, };
+takes_actions: boolean, 
+/**
+ * Which actions it takes (all on a Pulse gateway, those a profile declares):
+ * the UI disables each action's controls where it is false.
+ */
+actions: ActionSet, };
 
 export type ProfileInfo = { 
 /**

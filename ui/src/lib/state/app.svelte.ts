@@ -83,16 +83,6 @@ function actionTarget(a: Action): { kind: EntityKind; id: string } {
   }
 }
 
-function optimisticPatch(a: Action): Data {
-  switch (a.action) {
-    case "move_ticket":
-      return { state: a.state };
-    case "terminate_agent":
-      return { status: "terminating" };
-    default:
-      return {};
-  }
-}
 
 /** "approve “Deploy build 42”" — by the entity's title or name when known. */
 export function describeAction(a: Action, name?: string): string {
@@ -115,6 +105,21 @@ export function describeAction(a: Action, name?: string): string {
  * has no action endpoints, so the shell refuses approve / reject / move / terminate).
  */
 export const NO_ACTIONS_NOTE = "This server's dialect has no actions; act in its own dashboard";
+
+const ACTION_LABEL: Record<Action["action"], string> = {
+  approve: "approve",
+  reject: "reject",
+  move_ticket: "move",
+  terminate_agent: "terminate",
+};
+
+/**
+ * Shown where a server takes some actions but not this one (its profile declares
+ * no `[actions.NAME]` for it).
+ */
+export function undeclaredNote(kind: Action["action"]): string {
+  return `This server's profile declares no “${ACTION_LABEL[kind]}” action; act in its own dashboard`;
+}
 
 export class AppState {
   private maps = new Map<EntityKind, Map<string, Data>>(ENTITY_KINDS.map((k) => [k, new Map()]));
@@ -352,18 +357,37 @@ export class AppState {
    */
   actionsBlocked = $derived<string | null>(this.account && !this.account.takes_actions ? NO_ACTIONS_NOTE : null);
 
+  /**
+   * Why actions of `kind` are unavailable on the active server (the shell's
+   * `Account.actions`: a profile that does not declare it), or `null` where they work.
+   */
+  blockedFor(kind: Action["action"]): string | null {
+    const a = this.account;
+    if (!a || a.actions[kind]) return null;
+    return a.takes_actions ? undeclaredNote(kind) : NO_ACTIONS_NOTE;
+  }
+
   // ----- actions -----
 
   async act(action: Action): Promise<ActionOutcome | null> {
-    // A profile server cannot take actions: say so, and never show an optimistic change
-    // that the shell's refusal would only undo.
-    if (this.actionsBlocked) {
-      this.toast("info", `${this.actionsBlocked}.`);
+    // A server that does not take this action: say so, and never show an optimistic
+    // change that the shell's refusal would only undo.
+    const blocked = this.blockedFor(action.action);
+    if (blocked) {
+      this.toast("info", `${blocked}.`);
       return null;
     }
     const t = actionTarget(action);
     const k = keyOf(t.kind, t.id);
-    this.overlays = new Map(this.overlays).set(k, { action, patch: optimisticPatch(action), phase: "sending" });
+    // The optimistic change is the server's dialect's (the core's answer: a Pulse
+    // gateway's fixed one, or what a profile declares), never re-derived here.
+    let patch: Data = {};
+    try {
+      patch = await this.backend.optimistic(action);
+    } catch {
+      // No optimistic change is shown; the action is still sent.
+    }
+    this.overlays = new Map(this.overlays).set(k, { action, patch, phase: "sending" });
     let outcome: ActionOutcome;
     try {
       outcome = await this.backend.perform(action);
