@@ -265,10 +265,15 @@ env.update({
 
 def start_driver(env, log_name):
     """tauri-driver (with the app's environment) and a WebDriver session on the app."""
-    port = free_port()
+    port, native = free_port(), free_port()
     log_file = open(os.path.join(OUT, log_name), "w")
-    proc = subprocess.Popen(["tauri-driver", "--port", str(port)], env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    wait("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True, 20)
+    # A native port of our own: the default (4445) may still be held by the last
+    # run's WebKitWebDriver. Both must listen before the session is asked for, or
+    # tauri-driver answers the first request with a refused connection.
+    proc = subprocess.Popen(["tauri-driver", "--port", str(port), "--native-port", str(native)], env=env,
+                            stdout=log_file, stderr=subprocess.STDOUT)
+    for p in (port, native):
+        wait(f"tauri-driver on {p}", lambda: socket.create_connection(("127.0.0.1", p), timeout=1).close() or True, 30)
     opts = ArgOptions()
     opts.set_capability("browserName", "wry")
     opts.set_capability("tauri:options", {"application": APP})
@@ -585,6 +590,36 @@ try:
              lambda: css('[data-testid="column"][data-state="review"]').find_elements(By.CSS_SELECTOR, '[data-id="t-am-2"]'), 15)
         shot("profile-server.png")
     t_profile_live()
+
+    def peer_requests(peer, method, path):
+        return [r for r in peer.info().get("requests", []) if r["method"] == method and r["path"] == path]
+
+    @check("seed-000 server: a move on the board reaches its PATCH /api/tickets/:id")
+    def t_profile_move():
+        card = css('[data-testid="ticket-card"][data-id="t-am-1"]')
+        card.click()
+        Select(card.find_element(By.CSS_SELECTOR, '[data-testid="move-select"]')).select_by_value("done")
+        wait("the card in Done", lambda: css('[data-testid="column"][data-state="done"]').find_elements(By.CSS_SELECTOR, '[data-id="t-am-1"]'), 10)
+        sent = wait("the PATCH on the peer", lambda: peer_requests(monitor, "PATCH", "/api/tickets/t-am-1"), 15)
+        assert sent[0]["body"] == {"state": "done"}, sent
+        assert sent[0]["authorized"], sent
+        assert [t for t in monitor.info()["state"]["tickets"] if t["id"] == "t-am-1"][0]["state"] == "done"
+    t_profile_move()
+
+    @check("seed-000 server: Terminate with a reason reaches its termination route")
+    def t_profile_terminate():
+        go("agents")
+        r = wait("the server's agent", lambda: row("agent", "am-1"), 10)[0]
+        r.find_element(By.CSS_SELECTOR, '[data-testid="terminate"]').click()
+        wait("the reason dialog", lambda: csss('[data-testid="reason-dialog"]'), 5)
+        css('[data-testid="reason-input"]').send_keys("stuck in a loop")
+        css('[data-testid="reason-confirm"]').click()
+        sent = wait("the termination on the peer", lambda: peer_requests(monitor, "POST", "/api/agents/am-1/terminate"), 15)
+        assert sent[0]["body"] == {"reason": "stuck in a loop"}, sent
+        # Terminating, then terminated (the peer's agent:terminated): no Terminate button any more.
+        wait("the agent shown terminating or terminated", lambda: not row("agent", "am-1")[0].find_elements(By.CSS_SELECTOR, '[data-testid="terminate"]')
+             and "terminat" in row("agent", "am-1")[0].get_attribute("textContent").lower(), 15)
+    t_profile_terminate()
 except Exception as e:
     results.append(("the suite ran to its end", False))
     log(f"FAIL the suite ran to its end: {e}")
