@@ -24,6 +24,7 @@
 //! - unknown events are counted as rejected, undecodable frames as decode errors;
 //!   neither ends the connection.
 
+pub mod budget;
 mod map;
 mod run;
 mod runner;
@@ -520,6 +521,20 @@ fn validate(c: &Checker<'_>, p: &ProfileFile) -> Result<(), ProfileError> {
                 rs_at,
                 "resync.request.emit",
                 "a `socketio` resync request needs `emit`",
+            ));
+        }
+    }
+    // poll, rate_limit
+    if let Some(names) = &p.poll.refetch {
+        let at = c.find("[poll]");
+        check_refs(at..c.text.len(), "poll", names)?;
+    }
+    if let Some(l) = &p.rate_limit {
+        if l.requests == 0 || l.window_ms == 0 {
+            return Err(c.at(
+                c.find("[rate_limit]"),
+                "rate_limit",
+                "`requests` and `window_ms` must be above 0",
             ));
         }
     }
