@@ -123,6 +123,8 @@ fn saved_server(p: &SavedServer) -> server::SavedServer {
         speaks: p.speaks(),
         tenant: p.tenant.clone(),
         username: p.username.clone(),
+        projects: p.projects.clone(),
+        force_polling: p.force_polling,
     }
 }
 
