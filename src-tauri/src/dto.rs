@@ -548,7 +548,16 @@ mod tests {
         assert!(!s.servers[1].force_polling && s.servers[1].projects.is_empty());
         assert_eq!(
             keys,
-            ["force_polling", "id", "name", "profile", "projects", "tenant", "url", "username"]
+            [
+                "force_polling",
+                "id",
+                "name",
+                "profile",
+                "projects",
+                "tenant",
+                "url",
+                "username"
+            ]
         );
     }
 

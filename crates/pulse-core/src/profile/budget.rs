@@ -88,7 +88,8 @@ impl Budget {
         let Some(l) = limit else {
             return Duration::ZERO;
         };
-        let rounds = (u64::from(l.requests) * u64::from(POLL_SHARE) / 100) / per_round.max(1) as u64;
+        let rounds =
+            (u64::from(l.requests) * u64::from(POLL_SHARE) / 100) / per_round.max(1) as u64;
         Duration::from_millis(l.window_ms / rounds.max(1))
     }
 }
@@ -133,7 +134,10 @@ mod tests {
         assert_eq!(b.next_slot(t0), t0);
         b.sent(t0);
         b.rate_limited(t0, Duration::from_secs(7));
-        assert_eq!(b.next_slot(t0 + Duration::from_secs(1)), t0 + Duration::from_secs(7));
+        assert_eq!(
+            b.next_slot(t0 + Duration::from_secs(1)),
+            t0 + Duration::from_secs(7)
+        );
         // A shorter later hold does not shorten the first.
         b.rate_limited(t0 + Duration::from_secs(1), Duration::from_secs(2));
         assert_eq!(b.next_slot(t0), t0 + Duration::from_secs(7));
@@ -154,6 +158,9 @@ mod tests {
             window_ms: 1000,
         });
         assert_eq!(Budget::round_interval(tiny, 3), Duration::from_millis(1000));
-        assert_eq!(Budget::new(tiny).limit, Some((1, Duration::from_millis(1000))));
+        assert_eq!(
+            Budget::new(tiny).limit,
+            Some((1, Duration::from_millis(1000)))
+        );
     }
 }

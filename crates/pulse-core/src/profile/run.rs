@@ -34,6 +34,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::budget::Budget;
 use super::map::{replacement_changes, Effect, MapError};
 use super::runner::ProfileDialect;
 use super::schema::VarValue;
@@ -43,7 +44,6 @@ use crate::auth::{refused_message, with_token_from, Refusal, Secret, TokenTry};
 use crate::backoff::BackoffConfig;
 use crate::rest::{parse_retry_after, without_url};
 use crate::session::{End, LocalEvent, PollFuture, Polled, Poller, SessionCx};
-use super::budget::Budget;
 
 /// State of one running connection.
 pub(super) struct Run<'d> {

@@ -177,10 +177,7 @@ impl ProfileDialect {
     /// `[resync] refetch`).
     pub(super) fn poll_resources(&self) -> &[String] {
         let spec = &self.profile.spec;
-        spec.poll
-            .refetch
-            .as_deref()
-            .unwrap_or(&spec.resync.refetch)
+        spec.poll.refetch.as_deref().unwrap_or(&spec.resync.refetch)
     }
 
     async fn connection(&self, cx: &mut SessionCx) -> End {
@@ -418,7 +415,12 @@ impl ProfileDialect {
             Ok(p) => p,
             Err(end) => return end,
         };
-        let run = Run::new(self, prepared.stream, prepared.token, prepared.refresh_first);
+        let run = Run::new(
+            self,
+            prepared.stream,
+            prepared.token,
+            prepared.refresh_first,
+        );
         let mut poller = super::run::RestPoller {
             run,
             reason: reason.clone(),

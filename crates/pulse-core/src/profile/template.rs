@@ -180,7 +180,8 @@ mod tests {
             first_missing(["{tenant}", "x {claims.sid} {project}"], &v),
             Some("claims.sid".into())
         );
-        let data: toml::Value = toml::from_str("room = \"p:{project}\"\nn = [\"{tenant}\"]").unwrap();
+        let data: toml::Value =
+            toml::from_str("room = \"p:{project}\"\nn = [\"{tenant}\"]").unwrap();
         assert_eq!(strings(&data).len(), 2);
         assert_eq!(first_missing(strings(&data), &v), Some("project".into()));
     }

@@ -79,10 +79,13 @@ impl Flags {
         };
         let url = http_url(&self.url).ok_or_else(bad_url)?;
         let rest = RestClient::new(url.clone()).map_err(|_| bad_url())?;
-        let opened = self.speaks.open(None, &[]).map_err(|error| SignedOut::Profile {
-            origin: Origin::Flags(self.origin),
-            error,
-        })?;
+        let opened = self
+            .speaks
+            .open(None, &[])
+            .map_err(|error| SignedOut::Profile {
+                origin: Origin::Flags(self.origin),
+                error,
+            })?;
         let tokens: Arc<dyn TokenProvider> = if let Some(t) = &self.token {
             Arc::new(StaticToken::new(t.clone()))
         } else if let Some((user, password)) = &self.password {
@@ -161,13 +164,13 @@ impl SavedServer {
         };
         let url = http_url(&self.url).ok_or_else(bad_url)?;
         let rest = RestClient::new(url.clone()).map_err(|_| bad_url())?;
-        let opened =
-            self.speaks
-                .open(self.tenant.as_deref(), &self.projects)
-                .map_err(|error| SignedOut::Profile {
-                    origin: origin(),
-                    error,
-                })?;
+        let opened = self
+            .speaks
+            .open(self.tenant.as_deref(), &self.projects)
+            .map_err(|error| SignedOut::Profile {
+                origin: origin(),
+                error,
+            })?;
         let (tokens, login): (Arc<dyn TokenProvider>, _) = match &opened {
             Some(p) => match tokens(p.needs_token, keys.store.as_ref(), &url) {
                 Ok(t) => (t, None),

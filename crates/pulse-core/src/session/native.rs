@@ -37,7 +37,9 @@ impl Dialect for NativeDialect {
     }
 
     fn run_fallback<'a>(&'a self, cx: &'a mut SessionCx, reason: String) -> DialectFuture<'a> {
-        Box::pin(async move { super::poll::run_polling(cx, reason, &mut super::poll::NativePoller).await })
+        Box::pin(async move {
+            super::poll::run_polling(cx, reason, &mut super::poll::NativePoller).await
+        })
     }
 }
 

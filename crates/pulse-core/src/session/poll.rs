@@ -30,7 +30,7 @@ use pulse_protocol::rest::{EventsPage, Snapshot};
 use super::native::{apply_frames, load_snapshot, StreamPos};
 use super::{End, SessionCx};
 use crate::auth::{with_token, Refusal, Secret, TokenTry};
-use crate::rest::{RestError, RestClient};
+use crate::rest::{RestClient, RestError};
 use crate::store::Cursor;
 
 /// What one polling round brought.

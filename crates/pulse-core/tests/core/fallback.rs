@@ -195,7 +195,12 @@ fn fixed_windows(log: &[Req], window_ms: i64) -> Vec<usize> {
 /// The most requests in any span of `window_ms`.
 fn sliding_max(log: &[Req], window_ms: i64) -> usize {
     (0..log.len())
-        .map(|i| log[i..].iter().take_while(|r| r.at < log[i].at + window_ms).count())
+        .map(|i| {
+            log[i..]
+                .iter()
+                .take_while(|r| r.at < log[i].at + window_ms)
+                .count()
+        })
         .max()
         .unwrap_or(0)
 }
@@ -249,8 +254,7 @@ async fn ws_fallback_takes_the_socket_back(refusal: Value, reason_has: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_upgrade_refused_with_a_status_polls_then_takes_the_socket_back() {
-    ws_fallback_takes_the_socket_back(json!({"refuse": "status", "status": 503}), "HTTP 503")
-        .await;
+    ws_fallback_takes_the_socket_back(json!({"refuse": "status", "status": 503}), "HTTP 503").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,7 +352,10 @@ async fn socketio_without_the_wanted_transport_polls_rest() {
     let mut profile = Profile::builtin("nest-realtime").unwrap();
     // This deployment's profile wants the WebSocket only; the server has none.
     profile.spec.socket.transports = vec!["websocket".into()];
-    let h = spawn(config(&peer.url(), ProfileDialect::new(profile), 10), &token);
+    let h = spawn(
+        config(&peer.url(), ProfileDialect::new(profile), 10),
+        &token,
+    );
     let st = until(&h, "polling", |s| polling(s).is_some()).await;
     assert!(polling(&st).unwrap().contains("HTTP 400"), "{st:?}");
     assert_eq!(field(&h, EntityKind::Approval, "ap1", "title"), "Deploy");
@@ -357,7 +364,10 @@ async fn socketio_without_the_wanted_transport_polls_rest() {
     peer.control("state", next).await;
     until_field(&h, EntityKind::Approval, "ap2", "title", json!("Rollback")).await;
     assert!(
-        h.store().get(EntityKind::Approval, "ap1").unwrap().is_none(),
+        h.store()
+            .get(EntityKind::Approval, "ap1")
+            .unwrap()
+            .is_none(),
         "the reload replaces the list"
     );
     assert!(polling(&h.status().borrow()).is_some());
@@ -369,7 +379,10 @@ async fn socketio_without_the_wanted_transport_polls_rest() {
 /// The agent-monitor profile with its rate limit and intervals time-scaled.
 fn scaled_monitor() -> ProfileDialect {
     let mut p = Profile::builtin("agent-monitor").unwrap();
-    let l = p.spec.rate_limit.expect("the built-in declares the seed's limit");
+    let l = p
+        .spec
+        .rate_limit
+        .expect("the built-in declares the seed's limit");
     assert_eq!(
         l,
         RateLimit {
@@ -387,12 +400,16 @@ fn scaled_monitor() -> ProfileDialect {
 /// Wait until `ms` have passed at the peer since its first REST request (the
 /// session's scaled minutes), and return its log.
 async fn until_session_at(peer: &Peer, ms: i64) -> Vec<Req> {
-    let info = wait_for_some("the session's next phase", Duration::from_secs(60), || async {
-        let info = peer.info().await;
-        let first = rest_log(&info).first().map(|r| r.at);
-        let now = info["now"].as_i64().unwrap();
-        first.is_some_and(|f| now - f >= ms).then_some(info)
-    })
+    let info = wait_for_some(
+        "the session's next phase",
+        Duration::from_secs(60),
+        || async {
+            let info = peer.info().await;
+            let first = rest_log(&info).first().map(|r| r.at);
+            let now = info["now"].as_i64().unwrap();
+            first.is_some_and(|f| now - f >= ms).then_some(info)
+        },
+    )
     .await;
     rest_log(&info)
 }
@@ -447,7 +464,11 @@ async fn a_30_minute_session_never_meets_seed_000s_rate_limit() {
     // It did keep the data fresh: 20 minutes of polling at 80 requests per
     // window, plus a reload of three resources per connection.
     eprintln!("requests per window: {windows:?}; most in any window: {most}");
-    assert!(log.len() >= 100, "only {} requests in 30 minutes", log.len());
+    assert!(
+        log.len() >= 100,
+        "only {} requests in 30 minutes",
+        log.len()
+    );
 }
 
 /// A peer whose limit Pulse does not know (a smaller one than declared, or
@@ -541,10 +562,7 @@ async fn agent_monitor_joins_tenant_session_and_project_rooms() {
         json!({"agents": [], "agent_stats": {}, "tickets": []}),
         &[],
     );
-    let dialect = monitor().with_var(
-        "projects",
-        VarValue::Many(vec!["p1".into(), "p2".into()]),
-    );
+    let dialect = monitor().with_var("projects", VarValue::Many(vec!["p1".into(), "p2".into()]));
     let h = spawn(config(&peer.url(), dialect, 10), &token);
     until(&h, "live", |s| s.state == ConnectionState::Live).await;
     let info = until_peer(&peer, "four rooms", |i| {
