@@ -332,6 +332,33 @@ async fn polling_forced_in_the_settings_never_opens_the_socket() {
     h.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_bridge_without_its_socket_path_polls_its_stats() {
+    // Seed 001: a deployment whose `/ws` is not where the profile looks.
+    let token = acme();
+    let state = |pending: u64| {
+        json!({
+            "tasks": {"pending": pending, "inProgress": 1, "completed": 2, "total": pending + 3},
+            "approvals": {"pending": 4, "approved": 0, "rejected": 0},
+            "conversations": {"open": 5, "escalated": 1, "resolved": 0},
+        })
+    };
+    let peer = Peer::start(Kind::EventBridge, &[&token], state(3), &[]);
+    let mut profile = Profile::builtin("event-bridge").unwrap();
+    profile.spec.socket.path = Some("/ws-moved".into());
+    let h = spawn(
+        config(&peer.url(), ProfileDialect::new(profile), 10),
+        &token,
+    );
+    let st = until(&h, "polling", |s| polling(s).is_some()).await;
+    assert!(!polling(&st).unwrap().contains(&token), "{st:?}");
+    assert_eq!(field(&h, EntityKind::Stats, "tasks", "pending"), 3);
+    peer.control("state", state(9)).await;
+    until_field(&h, EntityKind::Stats, "tasks", "pending", json!(9)).await;
+    assert_eq!(peer.info().await["auth_ok"], 0, "no socket was opened");
+    h.stop().await;
+}
+
 // ------------------------------------------------------------ Socket.IO
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -615,4 +642,77 @@ async fn a_join_whose_variable_is_missing_is_skipped() {
     until_field(&h, EntityKind::Ticket, "t1", "title", json!("x")).await;
     assert_eq!(h.status().borrow().counters.connections, 1);
     h.stop().await;
+}
+
+// ------------------------------------------------------------- pulsectl
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulsectl_watch_poll_never_opens_the_socket() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], monitor_state("idle"), &[]);
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(pulse_testkit::process::bin("pulsectl"))
+        .args([
+            "watch",
+            "--poll",
+            "--profile",
+            "agent-monitor",
+            "--server",
+            &peer.url(),
+            "--cache",
+        ])
+        .arg(cache.path().join("cache.db"))
+        .env("PULSE_TOKEN", &token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(LIMIT, async {
+        loop {
+            match out.next_line().await {
+                Ok(Some(line)) => {
+                    let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                    seen.push(line);
+                    if v["change"]["data"]["name"] == "Ada" {
+                        return Ok(());
+                    }
+                }
+                other => return Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    // The state line follows the round's first commit.
+    let mut err = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = String::new();
+    let _ = tokio::time::timeout(LIMIT, async {
+        while let Ok(Some(line)) = err.next_line().await {
+            stderr.push_str(&line);
+            stderr.push('\n');
+            if line.contains("polling over REST") {
+                break;
+            }
+        }
+    })
+    .await;
+    let _ = child.start_kill();
+    let mut rest = String::new();
+    let _ = err.get_mut().read_to_string(&mut rest).await;
+    stderr.push_str(&rest);
+    assert!(
+        matches!(found, Ok(Ok(()))),
+        "{found:?}; stdout: {seen:#?}; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("polling over REST (polling chosen in the server's settings)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&token), "token leaked: {stderr}");
+    let info = peer.info().await;
+    assert_eq!(info["connections"], 0, "{info}");
+    assert!(info["rest"]["/api/agents"].as_u64() >= Some(1));
 }
