@@ -62,6 +62,9 @@ pub(super) struct Run<'d> {
     pub(super) missing: BTreeSet<String>,
     /// Resources whose refetch failed otherwise: when to try again.
     pub(super) retry: BTreeMap<String, Retry>,
+    /// A fallback spell (no socket): a round stops at the first unreachable
+    /// request.
+    pub(super) polling: bool,
 }
 
 /// A refetch waiting for its next try.
@@ -169,6 +172,7 @@ impl<'d> Run<'d> {
             received_any: false,
             missing: BTreeSet::new(),
             retry: BTreeMap::new(),
+            polling: false,
         }
     }
 
@@ -498,7 +502,15 @@ impl<'d> Run<'d> {
                     done.answered += 1;
                     done.failed = why;
                 }
-                (Fetched::Unreachable, why) => done.unreachable = why,
+                (Fetched::Unreachable, why) => {
+                    done.unreachable = why;
+                    if self.polling {
+                        // No socket and no server: the others would only time
+                        // out in turn.
+                        self.refetch.clear();
+                        break;
+                    }
+                }
                 (Fetched::Held, _) => done.held += 1,
                 (Fetched::Skipped, _) => {}
             }

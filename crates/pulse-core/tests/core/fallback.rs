@@ -302,6 +302,30 @@ async fn a_server_whose_rest_does_not_answer_either_is_reconnecting_not_polling(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_gone_while_polling_is_reconnecting_until_it_is_back() {
+    let token = acme();
+    let mut peer = Peer::start(Kind::AgentMonitor, &[&token], monitor_state("idle"), &[]);
+    peer.control("upgrades", json!({"refuse": "status", "status": 503}))
+        .await;
+    let h = spawn(config(&peer.url(), monitor(), 10), &token);
+    until(&h, "polling", |s| polling(s).is_some()).await;
+    peer.kill();
+    let st = until(&h, "reconnecting", |s| {
+        matches!(s.state, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    let ConnectionState::Reconnecting { error, .. } = &st.state else {
+        unreachable!()
+    };
+    assert!(error.contains("REST does not answer either"), "{error}");
+    // Back (a restarted peer accepts upgrades): the socket is taken.
+    peer.restart(monitor_state("busy"));
+    until(&h, "live", |s| s.state == ConnectionState::Live).await;
+    until_field(&h, EntityKind::Agent, "a1", "status", json!("busy")).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_forced_in_the_settings_never_opens_the_socket() {
     let token = acme();
     let peer = Peer::start(Kind::AgentMonitor, &[&token], monitor_state("idle"), &[]);
