@@ -717,8 +717,19 @@ impl Shell {
                         .as_ref()
                         .and_then(|id| s.servers.iter().find(|p| &p.id == id).cloned())
                 };
-                find(&old).map(|p| (p.url, p.tenant, p.username, p.profile))
-                    != find(&new).map(|p| (p.url, p.tenant, p.username, p.profile))
+                // What the session is built from (forced polling and the
+                // projects' rooms too).
+                let how = |p: SavedServer| {
+                    (
+                        p.url,
+                        p.tenant,
+                        p.username,
+                        p.profile,
+                        p.projects,
+                        p.force_polling,
+                    )
+                };
+                find(&old).map(how) != find(&new).map(how)
             });
         if server_changed {
             self.reconnect().await;

@@ -4,9 +4,13 @@
 //! One call of [`Dialect::run_connection`] is one connection:
 //! 1. a token from the session (refreshed once if the server refuses it; refused
 //!    again, [`End::Unauthorized`]), `{tenant}` from the profile's vars or the
-//!    token's claims;
+//!    token's claims, every claim as `{claims.NAME}`;
 //! 2. open the socket (token where the profile says), wait for its `ready` event;
-//! 3. join rooms / send subscriptions;
+//!    a socket that cannot be had while the profile has REST resources to poll
+//!    is [`End::SocketRefused`], and [`Dialect::run_fallback`] polls them
+//!    (`run::RestPoller` in the session's shared loop) until the socket opens;
+//! 3. join rooms / send subscriptions (a join whose variable has no value is
+//!    skipped);
 //! 4. resync: nothing when Socket.IO recovered the session; otherwise the resync
 //!    request, the server's own pushes, and/or a REST refetch — the state becomes
 //!    `Live` once the cache is up to date;
