@@ -9,7 +9,10 @@
 //!   the rest is headroom for network delay and the user's other clients;
 //! - after a 429, nothing is sent before its `Retry-After` has passed;
 //! - the polling interval derived from the budget ([`Budget::round_interval`])
-//!   uses less than the pacer allows, so steady polling is never held back.
+//!   uses less than the pacer allows, so steady polling is never held back;
+//! - every 429 doubles the polling interval for the rest of the session (at
+//!   most [`MAX_SLOWDOWN`] times): a server whose limit no profile declares is
+//!   not met again and again at the same pace.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -25,12 +28,17 @@ pub const USE_OF_LIMIT: u32 = 90;
 /// [`USE_OF_LIMIT`] so reconnect loads fit beside it.
 pub const POLL_SHARE: u32 = 80;
 
+/// The most a server's 429s slow polling down.
+pub const MAX_SLOWDOWN: u32 = 32;
+
 /// The REST budget of one server: its limit, the requests sent, a 429's hold.
 #[derive(Debug, Clone, Default)]
 pub struct Budget {
     limit: Option<(u32, Duration)>,
     sent: VecDeque<Instant>,
     hold_until: Option<Instant>,
+    /// 429s received.
+    limited: u32,
 }
 
 impl Budget {
@@ -43,7 +51,15 @@ impl Budget {
             }),
             sent: VecDeque::new(),
             hold_until: None,
+            limited: 0,
         }
+    }
+
+    /// How many times slower than planned polling runs after the 429s so far.
+    pub fn slowdown(&self) -> u32 {
+        1u32.checked_shl(self.limited)
+            .unwrap_or(u32::MAX)
+            .min(MAX_SLOWDOWN)
     }
 
     /// The earliest time a request may be sent (`now` when it may be sent now).
@@ -80,6 +96,7 @@ impl Budget {
     pub fn rate_limited(&mut self, now: Instant, retry_after: Duration) {
         let until = now + retry_after;
         self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
+        self.limited = self.limited.saturating_add(1);
     }
 
     /// The least interval between polling rounds of `per_round` requests that
@@ -143,6 +160,20 @@ mod tests {
         assert_eq!(b.next_slot(t0), t0 + Duration::from_secs(7));
         let later = t0 + Duration::from_secs(8);
         assert_eq!(b.next_slot(later), later);
+    }
+
+    #[test]
+    fn each_429_slows_polling_down_to_a_bound() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(None);
+        assert_eq!(b.slowdown(), 1);
+        let mut seen = Vec::new();
+        for _ in 0..40 {
+            b.rate_limited(t0, Duration::ZERO);
+            seen.push(b.slowdown());
+        }
+        assert_eq!(&seen[..6], &[2, 4, 8, 16, 32, 32]);
+        assert_eq!(*seen.last().unwrap(), MAX_SLOWDOWN);
     }
 
     #[test]

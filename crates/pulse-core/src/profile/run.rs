@@ -673,10 +673,12 @@ impl Poller for RestPoller<'_> {
     fn interval(&self, cx: &SessionCx) -> Duration {
         let spec = &self.run.d.profile.spec;
         let per_round = self.run.d.poll_resources().len();
+        let slowdown = self.run.d.budget.lock().expect("budget lock").slowdown();
         cx.config()
             .poll_interval
             .max(Duration::from_millis(spec.poll.interval_ms.unwrap_or(0)))
             .max(Budget::round_interval(spec.rate_limit, per_round))
+            .saturating_mul(slowdown)
     }
 }
 

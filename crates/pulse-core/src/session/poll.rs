@@ -53,7 +53,8 @@ pub trait Poller: Send {
     /// otherwise only what `again_at` asked for. An `Err` ends the spell.
     fn poll<'a>(&'a mut self, cx: &'a mut SessionCx, full: bool) -> PollFuture<'a>;
 
-    /// The least time between full rounds.
+    /// The least time between full rounds (asked again for every round: it may
+    /// grow, e.g. after 429s).
     fn interval(&self, cx: &SessionCx) -> Duration {
         cx.config().poll_interval
     }
@@ -65,8 +66,9 @@ pub async fn run_polling(cx: &mut SessionCx, reason: String, poller: &mut dyn Po
     let forced = cx.config().force_polling;
     info!(%reason, forced, "polling over REST");
     let socket_retry_at = (!forced).then(|| Instant::now() + cx.config().socket_retry_interval);
-    let interval = poller.interval(cx);
-    let mut next_full = cx.last_poll().map_or_else(Instant::now, |t| t + interval);
+    let mut next_full = cx
+        .last_poll()
+        .map_or_else(Instant::now, |t| t + poller.interval(cx));
     let mut hold: Option<Instant> = None;
     let mut announced = false;
     loop {
@@ -75,7 +77,7 @@ pub async fn run_polling(cx: &mut SessionCx, reason: String, poller: &mut dyn Po
         cx.count(|c| c.polls += 1);
         if full {
             cx.set_last_poll(now);
-            next_full = now + interval;
+            next_full = now + poller.interval(cx);
         }
         let polled = match poller.poll(cx, full).await {
             Ok(p) => p,
