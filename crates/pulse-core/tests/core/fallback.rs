@@ -3,8 +3,11 @@
 //! - a plain-WebSocket server that refuses the upgrade (an HTTP status, or a
 //!   socket dropped unanswered) but answers REST is polled ("Polling (reason)"),
 //!   the socket is retried in the background and taken back;
-//! - a Socket.IO server without the WebSocket transport the profile wants is
-//!   polled too; polling forced by the settings never opens a socket;
+//! - so is seed 001's server without its socket path, a Socket.IO server
+//!   without the WebSocket transport the profile wants, and a server whose
+//!   REST does not answer either is Reconnecting, not Polling;
+//! - polling forced by the settings (seed 003's toggle; `pulsectl --poll`)
+//!   never opens a socket;
 //! - against the real `express-rate-limit` configured as seed 000 limits it
 //!   (100 per 15 min, time-scaled), a 30-minute session never gets a 429 and
 //!   never sends more than the limit in a window; where a 429 is provoked,
@@ -380,6 +383,35 @@ async fn event_bridge_without_its_socket_path_polls_its_stats() {
     peer.control("state", state(9)).await;
     until_field(&h, EntityKind::Stats, "tasks", "pending", json!(9)).await;
     assert_eq!(peer.info().await["auth_ok"], 0, "no socket was opened");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastapi_dashboard_set_to_always_poll_as_seed_003_asks() {
+    let token = acme();
+    let state = |total: u64| {
+        json!({
+            "dashboard": {"executions": {"total": total, "running": 0}, "agents": {"active": 2}},
+            "executions": [{"id": "e1", "workflow_id": "w1", "status": "completed"}],
+        })
+    };
+    let peer = Peer::start(Kind::FastApi, &[&token], state(1), &[]);
+    let mut c = config(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("fastapi-dashboard").unwrap()),
+        10,
+    );
+    c.force_polling = true;
+    let h = spawn(c, &token);
+    let st = until(&h, "polling", |s| polling(s).is_some()).await;
+    assert!(polling(&st).unwrap().contains("settings"), "{st:?}");
+    assert_eq!(field(&h, EntityKind::Ticket, "e1", "state"), "completed");
+    peer.control("state", state(5)).await;
+    until(&h, "the new total", |_| {
+        field(&h, EntityKind::Stats, "dashboard", "executions")["total"] == 5
+    })
+    .await;
+    assert_eq!(peer.info().await["connections"], 0);
     h.stop().await;
 }
 
