@@ -107,7 +107,12 @@ impl SessionCx {
     /// manual retry, [`End::Resync`]. Use it in a `select!` beside the socket.
     pub async fn interrupted(&mut self) -> End {
         let cmd = self.cmd.recv().await;
-        on_command_while_busy(cmd)
+        let end = on_command_while_busy(cmd);
+        if matches!(end, End::Resync(_)) {
+            // A manual retry means now: the fallback's next round too.
+            self.last_poll = None;
+        }
+        end
     }
 
     /// The link is up (socket open, handshake done): counted, and the moment from
