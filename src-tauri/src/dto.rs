@@ -183,6 +183,11 @@ pub struct SavedServer {
     pub tenant: Option<String>,
     /// User name last signed in with (the token itself is in the OS keyring).
     pub username: Option<String>,
+    /// Projects whose rooms a profile joins (seed 000's `project:<id>`).
+    pub projects: Vec<String>,
+    /// Never open the socket: keep the data fresh by REST polling (seed 003's
+    /// toggle).
+    pub force_polling: bool,
 }
 
 impl SavedServer {
@@ -202,6 +207,8 @@ impl Default for SavedServer {
             profile: "native".into(),
             tenant: None,
             username: None,
+            projects: Vec::new(),
+            force_polling: false,
         }
     }
 }
@@ -542,7 +549,21 @@ mod tests {
             .map(String::as_str)
             .collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["id", "name", "profile", "tenant", "url", "username"]);
+        // Keys added since default for old files (no forced polling, no projects).
+        assert!(!s.servers[1].force_polling && s.servers[1].projects.is_empty());
+        assert_eq!(
+            keys,
+            [
+                "force_polling",
+                "id",
+                "name",
+                "profile",
+                "projects",
+                "tenant",
+                "url",
+                "username"
+            ]
+        );
     }
 
     #[test]

@@ -123,6 +123,8 @@ fn saved_server(p: &SavedServer) -> server::SavedServer {
         speaks: p.speaks(),
         tenant: p.tenant.clone(),
         username: p.username.clone(),
+        projects: p.projects.clone(),
+        force_polling: p.force_polling,
     }
 }
 
@@ -726,8 +728,19 @@ impl Shell {
                         .as_ref()
                         .and_then(|id| s.servers.iter().find(|p| &p.id == id).cloned())
                 };
-                find(&old).map(|p| (p.url, p.tenant, p.username, p.profile))
-                    != find(&new).map(|p| (p.url, p.tenant, p.username, p.profile))
+                // What the session is built from (forced polling and the
+                // projects' rooms too).
+                let how = |p: SavedServer| {
+                    (
+                        p.url,
+                        p.tenant,
+                        p.username,
+                        p.profile,
+                        p.projects,
+                        p.force_polling,
+                    )
+                };
+                find(&old).map(how) != find(&new).map(how)
             });
         if server_changed {
             self.reconnect().await;

@@ -123,6 +123,10 @@ struct WatchArgs {
     /// Seconds between socket attempts while polling.
     #[arg(long, default_value_t = 30.0)]
     socket_retry: f64,
+    /// Never open the socket: keep the data fresh by REST polling only (a Pulse
+    /// gateway's `/v1/events`, a profile's REST resources).
+    #[arg(long)]
+    poll: bool,
     /// Speak a non-Pulse server's dialect: a built-in profile name (agent-monitor,
     /// event-bridge, nest-realtime, fastapi-dashboard, tasks-gateway) or a TOML file.
     /// `--server` is then the server's base URL; the profile knows its paths.
@@ -312,6 +316,7 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
     } = args.server.resolve(speaks, args.stream.clone())?;
     config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
     config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));
+    config.force_polling = args.poll;
     let handle = SessionHandle::spawn(config, tokens, StoreHandle::new(store))
         .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
     let mut events = handle.subscribe();

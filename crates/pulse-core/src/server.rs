@@ -101,11 +101,16 @@ impl Speaks {
     }
 
     /// Load the profile and make its dialect (`None` for a Pulse gateway, which the
-    /// session speaks itself); a non-empty `tenant` fills the profile's `{tenant}`.
-    pub fn open(&self, tenant: Option<&str>) -> Result<Option<OpenedProfile>, ProfileError> {
+    /// session speaks itself); a non-empty `tenant` fills the profile's `{tenant}`,
+    /// `projects` its `{projects}` list (rooms).
+    pub fn open(
+        &self,
+        tenant: Option<&str>,
+        projects: &[String],
+    ) -> Result<Option<OpenedProfile>, ProfileError> {
         match self {
             Speaks::Native => Ok(None),
-            Speaks::Profile(p) => open(p, tenant).map(Some),
+            Speaks::Profile(p) => open_with(p, tenant, projects).map(Some),
         }
     }
 }
@@ -182,6 +187,16 @@ impl std::fmt::Debug for OpenedProfile {
 /// Load `name_or_path` and make its dialect; a non-empty `tenant` fills `{tenant}`
 /// (rooms, the cache stream) instead of the token's claims.
 pub fn open(name_or_path: &str, tenant: Option<&str>) -> Result<OpenedProfile, ProfileError> {
+    open_with(name_or_path, tenant, &[])
+}
+
+/// [`open`], with the server settings' projects as the `{projects}` list
+/// variable (seed 000's `project:<id>` rooms); blank ones are dropped.
+pub fn open_with(
+    name_or_path: &str,
+    tenant: Option<&str>,
+    projects: &[String],
+) -> Result<OpenedProfile, ProfileError> {
     let profile = Profile::load(name_or_path.trim())?;
     let needs = needs_token(&profile);
     let caveat = profile.spec.caveat.clone();
@@ -189,6 +204,14 @@ pub fn open(name_or_path: &str, tenant: Option<&str>) -> Result<OpenedProfile, P
     let mut dialect = ProfileDialect::new(profile);
     if let Some(t) = tenant.map(str::trim).filter(|t| !t.is_empty()) {
         dialect = dialect.with_var("tenant", VarValue::One(t.to_owned()));
+    }
+    let projects: Vec<String> = projects
+        .iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if !projects.is_empty() {
+        dialect = dialect.with_var("projects", VarValue::Many(projects));
     }
     Ok(OpenedProfile {
         dialect: Arc::new(dialect),

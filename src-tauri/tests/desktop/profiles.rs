@@ -411,5 +411,52 @@ fn notification_buttons_act_on_a_profile_server_and_a_conflict_is_shown() {
     assert_eq!(got[0]["outcome"]["entity"]["data"]["status"], "approved");
     assert_eq!(got[1]["outcome"]["outcome"], "conflict", "{got:?}");
     assert_eq!(got[1]["outcome"]["message"], "Approval already approved");
+/// "Always poll" in a saved server's settings: the shell's session never opens
+/// the socket, the indicator says polling, the data comes over REST; turned off
+/// in the settings, the session reconnects and the socket is taken.
+#[test]
+fn a_server_set_to_always_poll_is_polled_over_rest() {
+    const TOKEN: &str = "eb-poll-token-2c9d";
+    let peer = Peer::start(
+        Kind::EventBridge,
+        &[TOKEN],
+        json!({"tasks": {"pending": 2, "inProgress": 1, "completed": 3, "total": 6}}),
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root: PathBuf = dir.path().to_path_buf();
+    let creds = Arc::new(MemoryCredentials::default());
+    let server = SavedServer {
+        id: "bridge".into(),
+        name: "Bridge".into(),
+        url: peer.url(),
+        profile: "event-bridge".into(),
+        force_polling: true,
+        ..SavedServer::default()
+    };
+    let h = profile_harness(&root, server.clone(), creds.clone());
+    tauri::async_runtime::block_on(h.shell.start_network());
+    invoke(
+        &h,
+        "set_token",
+        json!({"serverId": "bridge", "token": TOKEN}),
+    )
+    .unwrap();
+    let boot = wait_boot(&h, "polling with the stats", |b| {
+        b["connection"]["state"]["state"] == "polling" && stats(b, "tasks")["total"] == 6
+    });
+    let reason = boot["connection"]["state"]["reason"].as_str().unwrap();
+    assert!(reason.contains("settings"), "{boot}");
+    let info = tauri::async_runtime::block_on(peer.info());
+    assert_eq!(info["connections"], 0, "{info}");
+
+    let mut settings = invoke(&h, "get_settings", json!({})).unwrap();
+    settings["servers"][0]["force_polling"] = json!(false);
+    invoke(&h, "save_settings", json!({"settings": settings})).unwrap();
+    wait_boot(&h, "live on the socket", |b| {
+        b["connection"]["state"]["state"] == "live"
+    });
+    let info = tauri::async_runtime::block_on(peer.info());
+    assert!(info["connections"].as_u64() >= Some(1), "{info}");
     tauri::async_runtime::block_on(h.shell.shutdown());
 }

@@ -13,7 +13,10 @@
 // - --missing /a,/b: those REST paths are not on the server (404, the
 //   framework's own answer); --fail /a:500:2: the first 2 GETs of /a answer 500;
 // - --refuse connection|connection-ns|middleware and --recovery on|off are read
-//   by the Socket.IO peers (how a bad token is refused; connection-state recovery).
+//   by the Socket.IO peers (how a bad token is refused; connection-state recovery);
+// - --rate-limit LIMIT/WINDOW_MS (agent-monitor): express-rate-limit on /api as
+//   seed 000's platform limits it (100 per 15 min; a test scales the window),
+//   --retry-after date: its 429s say Retry-After as an HTTP date, not seconds.
 
 const fs = require('fs');
 
@@ -21,6 +24,7 @@ function parseArgs(argv) {
   const out = {
     port: 0, state: null, tokens: [], transports: null,
     missing: [], fail: {}, refuse: null, recovery: null,
+    rateLimit: null, retryAfter: 'seconds',
   };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
@@ -39,6 +43,12 @@ function parseArgs(argv) {
     }
     else if (a === '--refuse') { out.refuse = v; i++; }
     else if (a === '--recovery') { out.recovery = v === 'on'; i++; }
+    else if (a === '--rate-limit') {
+      const [limit, windowMs] = v.split('/').map(Number);
+      out.rateLimit = { limit, windowMs };
+      i++;
+    }
+    else if (a === '--retry-after') { out.retryAfter = v; i++; }
     else { throw new Error(`unknown argument ${a}`); }
   }
   return out;

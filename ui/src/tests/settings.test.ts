@@ -21,7 +21,7 @@ async function mountSettings(servers: SavedServer[] = [], active: string | null 
   return { backend, app, ...r };
 }
 
-const bridge: SavedServer = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null };
+const bridge: SavedServer = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null, projects: [], force_polling: false };
 
 describe("Settings: server profiles", () => {
   it("offers native, every built-in profile and a TOML file; choosing one saves it", async () => {
@@ -49,6 +49,21 @@ describe("Settings: server profiles", () => {
     await tick();
     expect(queryByTestId("server-profile-file")).toBeNull();
     expect(getByTestId("profile-note").textContent).toContain("cannot replay");
+  });
+
+  it("forcing polling and the projects (rooms) are saved per server", async () => {
+    const { backend, getByTestId } = await mountSettings([bridge], "bridge");
+    const poll = getByTestId("server-force-polling") as HTMLInputElement;
+    expect(poll.checked).toBe(false);
+    await fireEvent.click(poll);
+    const projects = getByTestId("server-projects") as HTMLInputElement;
+    await fireEvent.input(projects, { target: { value: " p1, ,p2 " } });
+    await tick();
+    await fireEvent.click(getByTestId("save-settings"));
+    await frame();
+    const saved = backend.calls.filter((c) => c.name === "save_settings").at(-1)!.args as { servers: SavedServer[] };
+    expect(saved.servers[0].force_polling).toBe(true);
+    expect(saved.servers[0].projects).toEqual(["p1", "p2"]);
   });
 
   it("a non-native server takes an access token, sent only to setToken (never in the settings)", async () => {

@@ -25,6 +25,7 @@
 //!   neither ends the connection.
 
 mod action;
+pub mod budget;
 mod map;
 mod run;
 mod runner;
@@ -531,6 +532,20 @@ fn validate(c: &Checker<'_>, p: &ProfileFile) -> Result<(), ProfileError> {
                 rs_at,
                 "resync.request.emit",
                 "a `socketio` resync request needs `emit`",
+            ));
+        }
+    }
+    // poll, rate_limit
+    if let Some(names) = &p.poll.refetch {
+        let at = c.find("[poll]");
+        check_refs(at..c.text.len(), "poll", names)?;
+    }
+    if let Some(l) = &p.rate_limit {
+        if l.requests == 0 || l.window_ms == 0 {
+            return Err(c.at(
+                c.find("[rate_limit]"),
+                "rate_limit",
+                "`requests` and `window_ms` must be above 0",
             ));
         }
     }

@@ -14,7 +14,16 @@
 //!   connection, the others are retried with backoff ([`retry_delay`]);
 //! - a refusal after the link was accepted (see `socket.rs`, `auth.refusal_events`)
 //!   refreshes the token once and reconnects; refused again before the server
-//!   sent anything, it is final ([`End::Unauthorized`]).
+//!   sent anything, it is final ([`End::Unauthorized`]);
+//! - every REST request passes the server's [`Budget`](super::budget::Budget)
+//!   first: one that must wait is scheduled (like a retry, never sent early),
+//!   and a 429 holds every request until its `Retry-After` — neither ends the
+//!   link;
+//! - a join whose template names a variable that has no value (a claim the
+//!   token lacks, a setting not given) is skipped and logged by the variable's
+//!   name, never its value;
+//! - [`RestPoller`] is the fallback's round: the same refetches, without a
+//!   socket.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -25,15 +34,16 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::budget::Budget;
 use super::map::{replacement_changes, Effect, MapError};
 use super::runner::ProfileDialect;
 use super::schema::VarValue;
 use super::socket::{Emit, Received, Socket};
-use super::template::{render, render_value, Escape, Vars};
+use super::template::{first_missing, render, render_value, strings, Escape, Vars};
 use crate::auth::{refused_message, with_token_from, Refusal, Secret, TokenTry};
 use crate::backoff::BackoffConfig;
-use crate::rest::without_url;
-use crate::session::{End, LocalEvent, SessionCx};
+use crate::rest::{parse_retry_after, without_url};
+use crate::session::{End, LocalEvent, PollFuture, Polled, Poller, SessionCx};
 
 /// State of one running connection.
 pub(super) struct Run<'d> {
@@ -52,12 +62,43 @@ pub(super) struct Run<'d> {
     pub(super) missing: BTreeSet<String>,
     /// Resources whose refetch failed otherwise: when to try again.
     pub(super) retry: BTreeMap<String, Retry>,
+    /// A fallback spell (no socket): a round stops at the first unreachable
+    /// request.
+    pub(super) polling: bool,
 }
 
-/// A failed refetch waiting for its next try.
+/// A refetch waiting for its next try.
 pub(super) struct Retry {
     due: Instant,
-    attempt: u32,
+    /// Failures in a row so far (`None`: it only waits for the rate limit).
+    attempt: Option<u32>,
+}
+
+/// How one refetch went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fetched {
+    /// Loaded and committed.
+    Loaded,
+    /// The server answered, but with no usable data (404/405, 5xx, not JSON).
+    Answered,
+    /// The server could not be reached (connection refused, reset, timeout).
+    Unreachable,
+    /// Waiting for the rate limit (our budget, or a 429's `Retry-After`).
+    Held,
+    /// Not asked (missing on this connection, or not due yet).
+    Skipped,
+}
+
+/// What one [`Run::flush`] did.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Flushed {
+    pub(super) loaded: usize,
+    pub(super) answered: usize,
+    pub(super) held: usize,
+    /// Why the last unreachable request failed.
+    pub(super) unreachable: Option<String>,
+    /// Why the last answered request failed.
+    pub(super) failed: Option<String>,
 }
 
 /// How long to wait before refetching a resource again after `attempt` + 1
@@ -110,7 +151,31 @@ pub(super) fn caveat(profile: Option<&str>, problems: &BTreeMap<String, String>)
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-impl Run<'_> {
+impl<'d> Run<'d> {
+    /// A connection's (or a fallback spell's) state; `refreshed`: its token was
+    /// refreshed because the server refused the last.
+    pub(super) fn new(
+        d: &'d ProfileDialect,
+        stream: String,
+        token: Option<Secret>,
+        refreshed: bool,
+    ) -> Run<'d> {
+        Run {
+            d,
+            stream,
+            token,
+            pending: Vec::new(),
+            refetch: BTreeSet::new(),
+            awaited: BTreeSet::new(),
+            live: false,
+            refreshed,
+            received_any: false,
+            missing: BTreeSet::new(),
+            retry: BTreeMap::new(),
+            polling: false,
+        }
+    }
+
     /// When the next failed refetch is due, if any.
     pub(super) fn next_retry(&self) -> Option<Instant> {
         self.retry.values().map(|r| r.due).min()
@@ -138,14 +203,18 @@ impl Run<'_> {
             warn!(resource = %name, %path, error = %why, "resource not on the server; not asked again until the next reconnect");
             format!("`{name}` is not on this server (GET {path}: {why}); asked again after the next reconnect")
         } else {
-            let attempt = self.retry.get(name).map_or(0, |r| r.attempt + 1);
+            let attempt = self
+                .retry
+                .get(name)
+                .and_then(|r| r.attempt)
+                .map_or(0, |a| a + 1);
             let delay = retry_delay(attempt);
             warn!(resource = %name, %path, error = %why, ?delay, "refetch failed; retrying");
             self.retry.insert(
                 name.to_owned(),
                 Retry {
                     due: Instant::now() + delay,
-                    attempt,
+                    attempt: Some(attempt),
                 },
             );
             format!("`{name}` could not be loaded (GET {path}: {why}); retrying")
@@ -155,6 +224,34 @@ impl Run<'_> {
             .lock()
             .expect("problems lock")
             .insert(name.to_owned(), text);
+        self.show_caveat(cx);
+    }
+
+    /// `name` waits for the rate limit until `due` (a 429 when `limited` names
+    /// its answer): scheduled, its failures in a row kept, and named in the
+    /// caveat when a 429 said so.
+    fn refetch_held(
+        &mut self,
+        cx: &SessionCx,
+        name: &str,
+        path: &str,
+        due: Instant,
+        limited: Option<Duration>,
+    ) {
+        let attempt = self.retry.get(name).and_then(|r| r.attempt);
+        self.retry.insert(name.to_owned(), Retry { due, attempt });
+        let Some(retry_after) = limited else {
+            debug!(resource = %name, wait_ms = due.saturating_duration_since(Instant::now()).as_millis() as u64, "refetch waits for the rate limit");
+            return;
+        };
+        warn!(resource = %name, %path, retry_after_ms = retry_after.as_millis() as u64, "rate limited (HTTP 429); waiting for Retry-After");
+        self.d.problems.lock().expect("problems lock").insert(
+            name.to_owned(),
+            format!(
+                "`{name}` is rate limited by the server (GET {path}: HTTP 429); asked again in {} s",
+                retry_after.as_secs_f64().ceil() as u64
+            ),
+        );
         self.show_caveat(cx);
     }
 
@@ -192,7 +289,7 @@ impl Run<'_> {
 
     pub(super) async fn join(&mut self, socket: &mut Socket, vars: &Vars) -> Result<(), End> {
         let origin = &self.d.profile.origin;
-        for step in &self.d.profile.spec.join {
+        for (n, step) in self.d.profile.spec.join.iter().enumerate() {
             let step = step.get_ref();
             let items: Vec<Option<String>> = match &step.for_each {
                 None => vec![None],
@@ -207,6 +304,15 @@ impl Run<'_> {
                 let mut v = vars.clone();
                 if let Some(i) = item {
                     v.insert("item".into(), VarValue::One(i));
+                }
+                let templates = step
+                    .send
+                    .iter()
+                    .map(String::as_str)
+                    .chain(step.data.iter().flat_map(strings));
+                if let Some(var) = first_missing(templates, &v) {
+                    warn!(profile = %origin, join = n + 1, variable = %var, "join skipped: the variable has no value (not in the token's claims or the server's settings)");
+                    continue;
                 }
                 let (text, emit) = outgoing(
                     origin,
@@ -376,8 +482,8 @@ impl Run<'_> {
 
     /// Commit what is pending, then run the refetches it asked for and the
     /// retries that are due. A resource missing on this connection is skipped;
-    /// one waiting for its retry is fetched when the retry is due.
-    pub(super) async fn flush(&mut self, cx: &mut SessionCx) -> Result<(), End> {
+    /// one waiting for its retry (or the rate limit) is fetched when it is due.
+    pub(super) async fn flush(&mut self, cx: &mut SessionCx) -> Result<Flushed, End> {
         self.commit(cx)?;
         let now = Instant::now();
         for (name, r) in &self.retry {
@@ -385,36 +491,68 @@ impl Run<'_> {
                 self.refetch.insert(name.clone());
             }
         }
+        let mut done = Flushed::default();
         while let Some(name) = self.refetch.pop_first() {
             if self.missing.contains(&name) || self.retry.get(&name).is_some_and(|r| r.due > now) {
                 continue;
             }
-            self.refetch_one(cx, &name).await?;
+            match self.refetch_one(cx, &name).await? {
+                (Fetched::Loaded, _) => done.loaded += 1,
+                (Fetched::Answered, why) => {
+                    done.answered += 1;
+                    done.failed = why;
+                }
+                (Fetched::Unreachable, why) => {
+                    done.unreachable = why;
+                    if self.polling {
+                        // No socket and no server: the others would only time
+                        // out in turn.
+                        self.refetch.clear();
+                        break;
+                    }
+                }
+                (Fetched::Held, _) => done.held += 1,
+                (Fetched::Skipped, _) => {}
+            }
         }
-        Ok(())
+        Ok(done)
     }
 
-    /// Refetch `name`. Only a refused token, a cache error or an interruption
-    /// end the link; other failures are recorded ([`Self::refetch_failed`]).
-    pub(super) async fn refetch_one(&mut self, cx: &mut SessionCx, name: &str) -> Result<(), End> {
+    /// Refetch `name` (and why it failed, if it did). Only a refused token, a
+    /// cache error or an interruption end the link; other failures are
+    /// recorded ([`Self::refetch_failed`]).
+    pub(super) async fn refetch_one(
+        &mut self,
+        cx: &mut SessionCx,
+        name: &str,
+    ) -> Result<(Fetched, Option<String>), End> {
         let spec = &self.d.profile.spec;
         let Some(res) = self.d.mapper.resource(name) else {
-            return Ok(());
+            return Ok((Fetched::Skipped, None));
         };
         let path = res.path.clone();
         let url = match cx.config().server.join(&path) {
             Ok(u) => u,
             Err(e) => {
-                self.refetch_failed(cx, name, &path, format!("bad path: {e}"), true);
-                return Ok(());
+                let why = format!("bad path: {e}");
+                self.refetch_failed(cx, name, &path, why.clone(), true);
+                return Ok((Fetched::Answered, Some(why)));
             }
         };
+        let now = Instant::now();
+        let slot = self.d.budget.lock().expect("budget lock").next_slot(now);
+        if slot > now {
+            self.refetch_held(cx, name, &path, slot, None);
+            return Ok((Fetched::Held, None));
+        }
         let tokens = cx.tokens();
         let first = self.token.clone().unwrap_or_else(|| Secret::new(""));
         let http = &self.d.http;
+        let budget = &self.d.budget;
         let refusal_codes = &spec.auth.unauthorized_status;
         let try_once = |token: Secret| {
             let (req, path) = (http.get(url.clone()), path.clone());
+            budget.lock().expect("budget lock").sent(Instant::now());
             async move { fetch_json(req, token, &path, refusal_codes).await }
         };
         let fetched = tokio::select! {
@@ -434,20 +572,41 @@ impl Run<'_> {
             }
             Err(TokenTry::Failed(Fetch::Refused(message))) => return Err(End::Lost(message)),
             Err(TokenTry::Refused(Fetch::Missing(why)) | TokenTry::Failed(Fetch::Missing(why))) => {
-                self.refetch_failed(cx, name, &path, why, true);
-                return Ok(());
+                self.refetch_failed(cx, name, &path, why.clone(), true);
+                return Ok((Fetched::Answered, Some(why)));
+            }
+            Err(
+                TokenTry::Refused(Fetch::Limited(retry_after))
+                | TokenTry::Failed(Fetch::Limited(retry_after)),
+            ) => {
+                let now = Instant::now();
+                self.d
+                    .budget
+                    .lock()
+                    .expect("budget lock")
+                    .rate_limited(now, retry_after);
+                self.refetch_held(cx, name, &path, now + retry_after, Some(retry_after));
+                return Ok((Fetched::Held, None));
+            }
+            Err(
+                TokenTry::Refused(Fetch::Unreachable(why))
+                | TokenTry::Failed(Fetch::Unreachable(why)),
+            ) => {
+                self.refetch_failed(cx, name, &path, why.clone(), false);
+                return Ok((Fetched::Unreachable, Some(why)));
             }
             Err(TokenTry::Refused(Fetch::Failed(why)) | TokenTry::Failed(Fetch::Failed(why))) => {
-                self.refetch_failed(cx, name, &path, why, false);
-                return Ok(());
+                self.refetch_failed(cx, name, &path, why.clone(), false);
+                return Ok((Fetched::Answered, Some(why)));
             }
         };
         let ts = crate::now_ms();
         let effect = match self.d.mapper.map_rest(name, &body, ts) {
             Ok(e) => e,
             Err(e) => {
-                self.refetch_failed(cx, name, &path, e.to_string(), false);
-                return Ok(());
+                let why = e.to_string();
+                self.refetch_failed(cx, name, &path, why.clone(), false);
+                return Ok((Fetched::Answered, Some(why)));
             }
         };
         let changes = match effect {
@@ -473,7 +632,53 @@ impl Run<'_> {
             }],
         )?;
         self.refetch_succeeded(cx, name);
-        Ok(())
+        Ok((Fetched::Loaded, None))
+    }
+}
+
+/// The fallback's round for a profile: its poll resources refetched through
+/// the same [`Run`] (budget, 429s, caveats) as on a live link, without a socket.
+pub(super) struct RestPoller<'d> {
+    pub(super) run: Run<'d>,
+    /// Why the socket is not used (named when REST does not answer either).
+    pub(super) reason: String,
+}
+
+impl Poller for RestPoller<'_> {
+    fn poll<'a>(&'a mut self, cx: &'a mut SessionCx, full: bool) -> PollFuture<'a> {
+        Box::pin(async move {
+            if full {
+                let names = self.run.d.poll_resources().to_vec();
+                self.run.refetch.extend(names);
+            }
+            let done = self.run.flush(cx).await?;
+            if full && done.loaded == 0 && done.held == 0 {
+                let why = done
+                    .unreachable
+                    .or(done.failed)
+                    .unwrap_or_else(|| "no resource could be loaded".into());
+                return Err(End::Lost(format!(
+                    "{}; REST does not answer either ({why})",
+                    self.reason
+                )));
+            }
+            Ok(Polled {
+                loaded: done.loaded > 0,
+                again_at: self.run.next_retry(),
+                hold_until: None,
+            })
+        })
+    }
+
+    fn interval(&self, cx: &SessionCx) -> Duration {
+        let spec = &self.run.d.profile.spec;
+        let per_round = self.run.d.poll_resources().len();
+        let slowdown = self.run.d.budget.lock().expect("budget lock").slowdown();
+        cx.config()
+            .poll_interval
+            .max(Duration::from_millis(spec.poll.interval_ms.unwrap_or(0)))
+            .max(Budget::round_interval(spec.rate_limit, per_round))
+            .saturating_mul(slowdown)
     }
 }
 
@@ -504,7 +709,11 @@ enum Fetch {
     Refused(String),
     /// The resource is not on this server (HTTP 404 / 405).
     Missing(String),
-    /// Anything else (5xx, a timeout, a body that is not JSON).
+    /// 429: wait this long (`Retry-After`) before asking again.
+    Limited(Duration),
+    /// No answer (connection refused or reset, a timeout).
+    Unreachable(String),
+    /// Any other answer (5xx, a body that is not JSON).
     Failed(String),
 }
 
@@ -512,7 +721,9 @@ impl Refusal for Fetch {
     fn refusal(&self) -> Option<&str> {
         match self {
             Fetch::Refused(m) => Some(m),
-            Fetch::Missing(_) | Fetch::Failed(_) => None,
+            Fetch::Missing(_) | Fetch::Limited(_) | Fetch::Unreachable(_) | Fetch::Failed(_) => {
+                None
+            }
         }
     }
 }
@@ -529,9 +740,21 @@ async fn fetch_json(
     } else {
         req.bearer_auth(token.expose())
     };
-    let failed = |e: reqwest::Error| Fetch::Failed(without_url(&e));
-    let resp = req.send().await.map_err(failed)?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Fetch::Unreachable(without_url(&e)))?;
     let status = resp.status().as_u16();
+    if status == 429 {
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok());
+        return Err(Fetch::Limited(parse_retry_after(
+            retry_after,
+            std::time::SystemTime::now(),
+        )));
+    }
     if refusal_codes.contains(&status) {
         return Err(Fetch::Refused(format!(
             "the server refused the credentials for GET {path} (HTTP {status})"
@@ -543,7 +766,10 @@ async fn fetch_json(
     if !resp.status().is_success() {
         return Err(Fetch::Failed(format!("HTTP {status}")));
     }
-    let bytes = resp.bytes().await.map_err(failed)?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| Fetch::Failed(without_url(&e)))?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Fetch::Failed(format!("the answer is not JSON: {e}")))?;
     Ok((body, token))

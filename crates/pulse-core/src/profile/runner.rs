@@ -4,9 +4,13 @@
 //! One call of [`Dialect::run_connection`] is one connection:
 //! 1. a token from the session (refreshed once if the server refuses it; refused
 //!    again, [`End::Unauthorized`]), `{tenant}` from the profile's vars or the
-//!    token's claims;
+//!    token's claims, every claim as `{claims.NAME}`;
 //! 2. open the socket (token where the profile says), wait for its `ready` event;
-//! 3. join rooms / send subscriptions;
+//!    a socket that cannot be had while the profile has REST resources to poll
+//!    is [`End::SocketRefused`], and [`Dialect::run_fallback`] polls them
+//!    (`run::RestPoller` in the session's shared loop) until the socket opens;
+//! 3. join rooms / send subscriptions (a join whose variable has no value is
+//!    skipped);
 //! 4. resync: nothing when Socket.IO recovered the session; otherwise the resync
 //!    request, the server's own pushes, and/or a REST refetch — the state becomes
 //!    `Live` once the cache is up to date;
@@ -14,7 +18,7 @@
 //!    events invalidate (failed refetches retried with backoff, never ending the
 //!    link), answer pings, close a silent link.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +27,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::budget::Budget;
 use super::map::Mapper;
 use super::run::Run;
 use super::schema::{PingMode, RequestWhen, VarValue};
@@ -51,6 +56,9 @@ pub struct ProfileDialect {
     pub(super) recovery: Mutex<Option<RecoveryState>>,
     /// Resources whose last refetch failed → the caveat text naming them.
     pub(super) problems: Mutex<BTreeMap<String, String>>,
+    /// How often this server's REST may be asked (kept across connections: the
+    /// server's window does not restart when the socket does).
+    pub(super) budget: Mutex<Budget>,
 }
 
 impl std::fmt::Debug for ProfileDialect {
@@ -78,6 +86,7 @@ impl ProfileDialect {
             .collect();
         let mapper = Mapper::new(&rules, &rest);
         let vars = profile.spec.vars.clone();
+        let profile_limit = profile.spec.rate_limit;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
@@ -93,6 +102,7 @@ impl ProfileDialect {
             refresh_next: AtomicBool::new(false),
             recovery: Mutex::new(None),
             problems: Mutex::new(BTreeMap::new()),
+            budget: Mutex::new(Budget::new(profile_limit)),
         }
     }
 
@@ -107,20 +117,30 @@ impl ProfileDialect {
         &self.profile
     }
 
-    async fn connection(&self, cx: &mut SessionCx) -> End {
+    /// What every connection and fallback spell starts from: a token (refreshed
+    /// first when the server refused the last), the template variables (the
+    /// profile's and the settings', `{tenant}`, and the token's claims as
+    /// `{claims.NAME}`), and the cache stream.
+    async fn prepare(&self, cx: &mut SessionCx) -> Result<Prepared, End> {
         let spec = &self.profile.spec;
-        let needs_token = self.profile.needs_token();
         let refresh_first = self.refresh_next.swap(false, Ordering::AcqRel);
-        let token = if needs_token {
-            match cx.token(refresh_first).await {
-                Ok(t) => Some(t),
-                Err(end) => return end,
-            }
+        let token = if self.profile.needs_token() {
+            Some(cx.token(refresh_first).await?)
         } else {
             None
         };
         let mut vars = self.vars.clone();
         vars.insert("profile".into(), VarValue::One(spec.name.clone()));
+        if let Some(claims) = token.as_ref().and_then(Secret::jwt_payload) {
+            for (k, v) in &claims {
+                let v = match v {
+                    Value::String(s) if !s.is_empty() => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => continue,
+                };
+                vars.insert(format!("claims.{k}"), VarValue::One(v));
+            }
+        }
         if !matches!(vars.get("tenant"), Some(VarValue::One(t)) if !t.is_empty()) {
             vars.remove("tenant");
             if let Some(t) = token
@@ -140,12 +160,9 @@ impl ProfileDialect {
                         "{profile}".into()
                     }
                 });
-                match render(&tpl, &vars, Escape::Raw) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        return End::Lost(format!("profile {}: stream: {e}", self.profile.origin))
-                    }
-                }
+                render(&tpl, &vars, Escape::Raw).map_err(|e| {
+                    End::Lost(format!("profile {}: stream: {e}", self.profile.origin))
+                })?
             }
         };
         cx.describe(
@@ -155,6 +172,32 @@ impl ProfileDialect {
                 &self.problems.lock().expect("problems lock"),
             ),
         );
+        Ok(Prepared {
+            token,
+            vars,
+            stream,
+            refresh_first,
+        })
+    }
+
+    /// The REST resources a polling round reloads (`[poll] refetch`, else
+    /// `[resync] refetch`).
+    pub(super) fn poll_resources(&self) -> &[String] {
+        let spec = &self.profile.spec;
+        spec.poll.refetch.as_deref().unwrap_or(&spec.resync.refetch)
+    }
+
+    async fn connection(&self, cx: &mut SessionCx) -> End {
+        let spec = &self.profile.spec;
+        let Prepared {
+            token,
+            vars,
+            stream,
+            refresh_first,
+        } = match self.prepare(cx).await {
+            Ok(p) => p,
+            Err(end) => return end,
+        };
 
         // 1-2. open, refreshing a refused token once.
         let reconnect = self.connected_before.load(Ordering::Acquire);
@@ -199,28 +242,19 @@ impl ProfileDialect {
             Err(TokenTry::Refused(e)) => {
                 return End::Unauthorized(refused_message(e.refusal().unwrap_or_default()))
             }
-            Err(TokenTry::Failed(Open::Failed(msg) | Open::Unauthorized(msg))) => {
-                return End::Lost(msg)
+            Err(TokenTry::Failed(Open::Refused(msg))) if !self.poll_resources().is_empty() => {
+                return End::SocketRefused(msg)
             }
+            Err(TokenTry::Failed(
+                Open::Failed(msg) | Open::Unauthorized(msg) | Open::Refused(msg),
+            )) => return End::Lost(msg),
         };
         cx.connected();
         self.connected_before.store(true, Ordering::Release);
         let recovered = socket.recovered();
         info!(profile = %spec.name, %stream, reconnect, recovered, "connected");
 
-        let mut run = Run {
-            d: self,
-            stream,
-            token,
-            pending: Vec::new(),
-            refetch: BTreeSet::new(),
-            awaited: BTreeSet::new(),
-            live: false,
-            refreshed: refresh_first,
-            received_any: false,
-            missing: BTreeSet::new(),
-            retry: BTreeMap::new(),
-        };
+        let mut run = Run::new(self, stream, token, refresh_first);
         // 3. joins
         if let Err(end) = run.join(&mut socket, &vars).await {
             return run.finish(&mut socket, end).await;
@@ -376,6 +410,49 @@ impl Dialect for ProfileDialect {
         action: &'a Action,
     ) -> ActionFuture<'a> {
         Box::pin(self.perform_action(rest, token, action))
+    }
+
+    fn run_fallback<'a>(&'a self, cx: &'a mut SessionCx, reason: String) -> DialectFuture<'a> {
+        Box::pin(self.fallback(cx, reason))
+    }
+}
+
+/// See [`ProfileDialect::prepare`].
+struct Prepared {
+    token: Option<Secret>,
+    vars: Vars,
+    stream: String,
+    refresh_first: bool,
+}
+
+impl ProfileDialect {
+    /// REST polling of [`Self::poll_resources`] while the socket cannot be had.
+    async fn fallback(&self, cx: &mut SessionCx, reason: String) -> End {
+        if self.poll_resources().is_empty() {
+            return End::Lost(if cx.config().force_polling {
+                format!(
+                    "{reason}, but profile {} has no REST resources to poll",
+                    self.profile.origin
+                )
+            } else {
+                reason
+            });
+        }
+        let prepared = match self.prepare(cx).await {
+            Ok(p) => p,
+            Err(end) => return end,
+        };
+        let run = Run::new(
+            self,
+            prepared.stream,
+            prepared.token,
+            prepared.refresh_first,
+        );
+        let mut poller = super::run::RestPoller {
+            run,
+            reason: reason.clone(),
+        };
+        crate::session::run_polling(cx, reason, &mut poller).await
     }
 }
 

@@ -68,6 +68,34 @@ pub struct ProfileFile {
     /// `reject`, `move_ticket`, `terminate_agent`).
     #[serde(default)]
     pub actions: BTreeMap<String, Spanned<ActionSpec>>,
+    /// REST polling while the socket cannot be had (or is switched off).
+    #[serde(default)]
+    pub poll: PollSection,
+    /// The server's REST rate limit, which Pulse never exceeds.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `[poll]`: the fallback while the socket cannot be opened (or polling is forced).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollSection {
+    /// REST resources reloaded each round (default: `resync.refetch`).
+    pub refetch: Option<Vec<String>>,
+    /// Least time between rounds (ms); the session's poll interval and the
+    /// `[rate_limit]` budget may make it longer.
+    pub interval_ms: Option<u64>,
+}
+
+/// `[rate_limit]`: at most `requests` REST requests per `window_ms`, as the
+/// server enforces it (e.g. express-rate-limit's `limit` and `windowMs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// The window (ms).
+    pub window_ms: u64,
 }
 
 /// A template variable: a string, or a list (for `for_each`).

@@ -35,7 +35,12 @@ use crate::transport::ConnectError;
 pub(super) enum Open {
     /// The server refused the credentials (with its words).
     Unauthorized(String),
-    /// Anything else.
+    /// The socket itself could not be had (upgrade answered with another
+    /// status, connection refused or reset on the socket path, a handshake that
+    /// failed) while the server may still answer REST: the fallback is tried.
+    Refused(String),
+    /// Anything else (a bad profile, a server that accepted the socket but did
+    /// not confirm the credentials).
     Failed(String),
 }
 
@@ -43,7 +48,7 @@ impl crate::auth::Refusal for Open {
     fn refusal(&self) -> Option<&str> {
         match self {
             Open::Unauthorized(m) => Some(m),
-            Open::Failed(_) => None,
+            Open::Refused(_) | Open::Failed(_) => None,
         }
     }
 }
@@ -320,6 +325,9 @@ pub(super) async fn open(
                     .await
                     .map_err(|e| match e {
                         ConnectError::Unauthorized(m) => Open::Unauthorized(m),
+                        e @ (ConnectError::Refused { .. } | ConnectError::Network(_)) => {
+                            Open::Refused(e.to_string())
+                        }
                         other => Open::Failed(other.to_string()),
                     })?;
             let envelope = Envelope {
@@ -454,6 +462,10 @@ pub(super) async fn open(
                 SocketIoError::UpgradeRefused {
                     status, message, ..
                 } if spec.auth.unauthorized_status.contains(&status) => Open::Unauthorized(message),
+                e @ (SocketIoError::UpgradeRefused { .. }
+                | SocketIoError::Network(_)
+                | SocketIoError::Protocol(_)
+                | SocketIoError::ConnectError { .. }) => Open::Refused(e.to_string()),
                 other => Open::Failed(other.to_string()),
             })?;
             Ok((

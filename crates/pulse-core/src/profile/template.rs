@@ -1,4 +1,5 @@
-//! Templates: `{name}` is replaced by the variable `name`; any other brace (JSON's
+//! Templates: `{name}` is replaced by the variable `name` (letters, digits, `_`,
+//! and `.` after the first letter: `{claims.sub}`); any other brace (JSON's
 //! `{"type": …}`) is left alone. Pure.
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ fn is_ident_start(c: char) -> bool {
 }
 
 fn is_ident(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+    c.is_ascii_alphanumeric() || c == '_' || c == '.'
 }
 
 /// The variable names `template` uses, in order.
@@ -44,6 +45,27 @@ pub fn names(template: &str) -> Vec<String> {
         rest = after;
     }
     out
+}
+
+/// The first variable the `templates` use that `vars` does not have.
+pub fn first_missing<'a>(
+    templates: impl IntoIterator<Item = &'a str>,
+    vars: &Vars,
+) -> Option<String> {
+    templates
+        .into_iter()
+        .flat_map(names)
+        .find(|n| !vars.contains_key(n))
+}
+
+/// Every string inside a TOML value (the templates of a `data` table).
+pub fn strings(value: &toml::Value) -> Vec<&str> {
+    match value {
+        toml::Value::String(s) => vec![s.as_str()],
+        toml::Value::Array(a) => a.iter().flat_map(strings).collect(),
+        toml::Value::Table(t) => t.values().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Render `template`. A missing variable, or a list where one value is needed, is
@@ -134,6 +156,34 @@ mod tests {
         assert!(render("{tasks}", &vars(), Escape::Raw)
             .unwrap_err()
             .contains("for_each"));
+    }
+
+    #[test]
+    fn dotted_names_are_variables() {
+        let mut v = vars();
+        v.insert("claims.sub".into(), VarValue::One("ann".into()));
+        assert_eq!(names("user:{claims.sub}"), vec!["claims.sub"]);
+        assert_eq!(
+            render("user:{claims.sub}", &v, Escape::Raw).unwrap(),
+            "user:ann"
+        );
+        assert!(render("{claims.sid}", &v, Escape::Raw)
+            .unwrap_err()
+            .contains("{claims.sid}"));
+    }
+
+    #[test]
+    fn missing_variables_are_found_in_strings_and_tables() {
+        let v = vars();
+        assert_eq!(first_missing(["a {tenant}", "{tenant}"], &v), None);
+        assert_eq!(
+            first_missing(["{tenant}", "x {claims.sid} {project}"], &v),
+            Some("claims.sid".into())
+        );
+        let data: toml::Value =
+            toml::from_str("room = \"p:{project}\"\nn = [\"{tenant}\"]").unwrap();
+        assert_eq!(strings(&data).len(), 2);
+        assert_eq!(first_missing(strings(&data), &v), Some("project".into()));
     }
 
     #[test]

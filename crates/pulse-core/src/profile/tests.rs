@@ -251,6 +251,42 @@ fn bad_profiles_name_file_line_and_field() {
 }
 
 #[test]
+fn bad_poll_and_rate_limit_sections_are_clear_errors() {
+    let (line, field, msg) = invalid(&format!("{HEAD}[poll]\nrefetch = [\"nope\"]\n"));
+    assert_eq!(line, 6);
+    assert_eq!(field, "poll.refetch");
+    assert!(msg.contains("[rest.nope]"), "{msg}");
+
+    let (line, field, _) = invalid(&format!("{HEAD}[poll]\nintervall_ms = 5\n"));
+    assert_eq!((line, field.as_str()), (6, "poll.intervall_ms"));
+
+    let (line, field, msg) = invalid(&format!(
+        "{HEAD}[rate_limit]\nrequests = 0\nwindow_ms = 1000\n"
+    ));
+    assert_eq!((line, field.as_str()), (5, "rate_limit"));
+    assert!(msg.contains("above 0"), "{msg}");
+
+    let (_, field, msg) = invalid(&format!("{HEAD}[rate_limit]\nrequests = 100\n"));
+    assert!(field.starts_with("rate_limit"), "{field}");
+    assert!(msg.contains("window_ms"), "{msg}");
+
+    let (_, _, msg) = invalid(&format!(
+        "{HEAD}[rate_limit]\nrequests = -1\nwindow_ms = 1000\n"
+    ));
+    assert!(!msg.is_empty());
+
+    let ok = Profile::parse(
+        &format!(
+            "{HEAD}[poll]\ninterval_ms = 2000\n[rate_limit]\nrequests = 10\nwindow_ms = 60000\n"
+        ),
+        "team.toml",
+    )
+    .unwrap();
+    assert_eq!(ok.spec.poll.interval_ms, Some(2000));
+    assert_eq!(ok.spec.rate_limit.map(|l| l.requests), Some(10));
+}
+
+#[test]
 fn missing_files_name_the_file() {
     let e = Profile::load("/nonexistent/dir/p.toml")
         .unwrap_err()

@@ -79,10 +79,13 @@ impl Flags {
         };
         let url = http_url(&self.url).ok_or_else(bad_url)?;
         let rest = RestClient::new(url.clone()).map_err(|_| bad_url())?;
-        let opened = self.speaks.open(None).map_err(|error| SignedOut::Profile {
-            origin: Origin::Flags(self.origin),
-            error,
-        })?;
+        let opened = self
+            .speaks
+            .open(None, &[])
+            .map_err(|error| SignedOut::Profile {
+                origin: Origin::Flags(self.origin),
+                error,
+            })?;
         let tokens: Arc<dyn TokenProvider> = if let Some(t) = &self.token {
             Arc::new(StaticToken::new(t.clone()))
         } else if let Some((user, password)) = &self.password {
@@ -120,6 +123,10 @@ pub struct SavedServer {
     pub tenant: Option<String>,
     /// The user name last signed in with (a Pulse gateway).
     pub username: Option<String>,
+    /// Projects whose rooms a profile joins (its `{projects}` list).
+    pub projects: Vec<String>,
+    /// Never open the socket: poll over REST (`SessionConfig::force_polling`).
+    pub force_polling: bool,
 }
 
 /// The credentials a saved server may use.
@@ -157,13 +164,13 @@ impl SavedServer {
         };
         let url = http_url(&self.url).ok_or_else(bad_url)?;
         let rest = RestClient::new(url.clone()).map_err(|_| bad_url())?;
-        let opened =
-            self.speaks
-                .open(self.tenant.as_deref())
-                .map_err(|error| SignedOut::Profile {
-                    origin: origin(),
-                    error,
-                })?;
+        let opened = self
+            .speaks
+            .open(self.tenant.as_deref(), &self.projects)
+            .map_err(|error| SignedOut::Profile {
+                origin: origin(),
+                error,
+            })?;
         let (tokens, login): (Arc<dyn TokenProvider>, _) = match &opened {
             Some(p) => match tokens(p.needs_token, keys.store.as_ref(), &url) {
                 Ok(t) => (t, None),
@@ -210,14 +217,9 @@ impl SavedServer {
         } else {
             self.tenant.clone()
         };
-        Ok(Resolved::new(
-            self.speaks.clone(),
-            tokens,
-            url,
-            stream,
-            opened,
-            login,
-        ))
+        let mut resolved = Resolved::new(self.speaks.clone(), tokens, url, stream, opened, login);
+        resolved.config.force_polling = self.force_polling;
+        Ok(resolved)
     }
 }
 
@@ -409,6 +411,8 @@ mod tests {
             speaks: Speaks::parse(speaks),
             tenant: Some("acme".into()),
             username: username.map(str::to_owned),
+            projects: Vec::new(),
+            force_polling: false,
         }
     }
 
@@ -469,6 +473,17 @@ mod tests {
         assert!(!r.speaks.is_native());
         assert!(!r.speaks.takes_actions());
         assert!(r.login.is_none());
+    }
+
+    #[test]
+    fn forced_polling_of_a_saved_server_reaches_the_session_config() {
+        let mut s = saved("tasks-gateway", None);
+        let r = s.resolve(&Keys::default()).unwrap();
+        assert!(!r.config.force_polling);
+        s.force_polling = true;
+        s.projects = vec!["p1".into(), " ".into()];
+        let r = s.resolve(&Keys::default()).unwrap();
+        assert!(r.config.force_polling);
     }
 
     #[test]

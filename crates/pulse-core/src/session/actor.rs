@@ -44,6 +44,9 @@ pub struct SessionCx {
     status: watch::Sender<SessionStatus>,
     events: broadcast::Sender<SessionEvent>,
     cmd: mpsc::Receiver<Command>,
+    /// When the fallback last made a full round (kept across its spells until
+    /// the session goes live).
+    last_poll: Option<Instant>,
 }
 
 impl SessionCx {
@@ -61,7 +64,18 @@ impl SessionCx {
             status,
             events,
             cmd,
+            last_poll: None,
         }
+    }
+
+    /// When the fallback last made a full polling round in this outage.
+    pub fn last_poll(&self) -> Option<tokio::time::Instant> {
+        self.last_poll.map(tokio::time::Instant::from_std)
+    }
+
+    /// The fallback made a full polling round at `at`.
+    pub fn set_last_poll(&mut self, at: tokio::time::Instant) {
+        self.last_poll = Some(at.into_std());
     }
 
     /// The session's settings.
@@ -93,7 +107,12 @@ impl SessionCx {
     /// manual retry, [`End::Resync`]. Use it in a `select!` beside the socket.
     pub async fn interrupted(&mut self) -> End {
         let cmd = self.cmd.recv().await;
-        on_command_while_busy(cmd)
+        let end = on_command_while_busy(cmd);
+        if matches!(end, End::Resync(_)) {
+            // A manual retry means now: the fallback's next round too.
+            self.last_poll = None;
+        }
+        end
     }
 
     /// The link is up (socket open, handshake done): counted, and the moment from
@@ -152,6 +171,7 @@ impl SessionCx {
 
     /// Mark the session live (and send queued actions).
     pub fn went_live(&mut self) {
+        self.last_poll = None;
         self.set_state(ConnectionState::Live);
         self.outbox.start();
     }
@@ -329,6 +349,9 @@ fn on_command_while_busy(cmd: Option<Command>) -> End {
     }
 }
 
+/// The reason shown while polling because the user chose it.
+const FORCED: &str = "polling chosen in the server's settings";
+
 /// A cache failure as the reason shown while waiting to retry.
 fn cache_reason(e: &StoreError) -> String {
     format!("cache write failed: {e}")
@@ -338,14 +361,22 @@ fn cache_reason(e: &StoreError) -> String {
 pub(super) async fn run(mut cx: SessionCx) {
     let mut stop_reply: Option<oneshot::Sender<()>> = None;
     let mut fallback: Option<String> = None;
+    // The fallback asked for the socket: try it while the state still says
+    // `Polling` (the data is fresh), and fall back again if it is refused.
+    let mut socket_in_background = false;
     loop {
         let dialect = cx.config.dialect.clone();
+        if cx.config.force_polling && fallback.is_none() {
+            fallback = Some(FORCED.to_owned());
+        }
         let end = match fallback.take() {
             Some(reason) => dialect.run_fallback(&mut cx, reason).await,
             None => {
-                cx.set_state(ConnectionState::Connecting {
-                    attempt: cx.backoff.attempts() + 1,
-                });
+                if !std::mem::take(&mut socket_in_background) {
+                    cx.set_state(ConnectionState::Connecting {
+                        attempt: cx.backoff.attempts() + 1,
+                    });
+                }
                 dialect.run_connection(&mut cx).await
             }
         };
@@ -358,6 +389,8 @@ pub(super) async fn run(mut cx: SessionCx) {
             }
             End::TrySocket => {
                 cx.backoff.link_ended(Instant::now());
+                socket_in_background =
+                    matches!(cx.status.borrow().state, ConnectionState::Polling { .. });
                 continue;
             }
             End::SocketRefused(why) => {

@@ -29,8 +29,11 @@
 //!   [`ConnectionState::Unauthorized`] and nothing is retried until
 //!   [`SessionHandle::retry_now`];
 //! - when the socket cannot be opened but the server answers HTTP, the dialect's
-//!   fallback keeps the data fresh (native: `GET /v1/events`, honouring 429 /
-//!   `Retry-After`), and the socket is tried again periodically;
+//!   fallback keeps the data fresh ([`run_polling`] with the dialect's
+//!   [`Poller`]; native: `GET /v1/events`; profiles: their REST resources),
+//!   honouring 429 / `Retry-After`, and the socket is tried again periodically
+//!   while the state stays `Polling`; with [`SessionConfig::force_polling`] the
+//!   socket is never opened;
 //! - a link silent for longer than the server's ping interval + timeout is closed.
 
 mod actor;
@@ -50,6 +53,7 @@ use url::Url;
 
 pub use actor::{auth_end, SessionCx};
 pub use native::NativeDialect;
+pub use poll::{run_polling, PollFuture, Polled, Poller};
 
 use crate::actions::{ActionSet, Performed};
 use crate::auth::{AuthError, Secret, TokenProvider};
@@ -229,6 +233,10 @@ pub struct SessionConfig {
     pub poll_interval: Duration,
     /// How often to try the socket again while polling.
     pub socket_retry_interval: Duration,
+    /// Never open the socket: keep the data fresh by REST polling only (a
+    /// per-server setting; seed 003 asks for the toggle). A dialect without a
+    /// fallback then has no way to connect and says so.
+    pub force_polling: bool,
     /// Events per poll page.
     pub poll_page: u32,
     /// How long to wait for the server's `hello` and `subscribed`.
@@ -265,9 +273,11 @@ pub trait Dialect: Send + Sync + 'static {
     /// Connect, resync, and stream until the link ends.
     fn run_connection<'a>(&'a self, cx: &'a mut SessionCx) -> DialectFuture<'a>;
 
-    /// Keep the data fresh without the socket after [`End::SocketRefused`], until
-    /// the socket should be tried again ([`End::TrySocket`]). The default has no
-    /// fallback: the refusal counts as a lost link.
+    /// Keep the data fresh without the socket after [`End::SocketRefused`] (or
+    /// always, with [`SessionConfig::force_polling`]), until the socket should be
+    /// tried again ([`End::TrySocket`]); usually [`run_polling`] with the
+    /// dialect's [`Poller`]. The default has no fallback: the refusal counts as a
+    /// lost link.
     fn run_fallback<'a>(&'a self, _cx: &'a mut SessionCx, reason: String) -> DialectFuture<'a> {
         Box::pin(async move { End::Lost(reason) })
     }
@@ -330,6 +340,7 @@ impl SessionConfig {
             backoff: BackoffConfig::default(),
             poll_interval: Duration::from_secs(5),
             socket_retry_interval: Duration::from_secs(30),
+            force_polling: false,
             poll_page: 1000,
             handshake_timeout: Duration::from_secs(10),
             max_batch: 1024,

@@ -38,7 +38,9 @@ impl Dialect for NativeDialect {
     }
 
     fn run_fallback<'a>(&'a self, cx: &'a mut SessionCx, reason: String) -> DialectFuture<'a> {
-        Box::pin(super::poll::poll_mode(cx, reason))
+        Box::pin(async move {
+            super::poll::run_polling(cx, reason, &mut super::poll::NativePoller).await
+        })
     }
 
     /// A Pulse gateway takes every action.

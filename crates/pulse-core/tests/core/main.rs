@@ -3,6 +3,8 @@
 //! never fixed sleeps (see `pulse_testkit`). Helpers used by more than one
 //! module are in `common`.
 //!
+//! - `fallback`: profile servers polled over REST when the socket cannot be
+//!   had (or polling is forced), seed 000's rate limit and rooms.
 //! - `profiles`: profiles against real servers of the seeds' dialects
 //!   (`tests/peers/`; needs `npm ci` there and the FastAPI venv, `PULSE_PY`).
 //! - `session`: the session actor against raw native-protocol servers.
@@ -11,6 +13,7 @@
 
 mod common;
 
+mod fallback;
 mod profiles;
 mod session;
 mod socketio;

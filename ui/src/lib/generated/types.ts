@@ -340,7 +340,16 @@ tenant: string | null,
 /**
  * User name last signed in with (the token itself is in the OS keyring).
  */
-username: string | null, };
+username: string | null, 
+/**
+ * Projects whose rooms a profile joins (seed 000's `project:<id>`).
+ */
+projects: Array<string>, 
+/**
+ * Never open the socket: keep the data fresh by REST polling (seed 003's
+ * toggle).
+ */
+force_polling: boolean, };
 
 export type NotificationSettings = { 
 /**
