@@ -45,7 +45,8 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7780", value_parser = parse_addr)]
     addr: SocketAddr,
-    /// `memory` or `sqlite:PATH`.
+    /// `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]` (shared by every node of
+    /// a cluster).
     #[arg(long, default_value = "memory", value_parser = |s: &str| s.parse::<StoreConfig>())]
     store: StoreConfig,
     /// Run the demo simulator for tenant `demo` (user `demo`, password `demo`).
@@ -57,6 +58,12 @@ struct ServeArgs {
     /// Events kept per tenant.
     #[arg(long, default_value_t = config::DEFAULT_RETAIN, value_parser = clap::value_parser!(u64).range(1..))]
     retain: u64,
+    /// Also drop events older than this (e.g. `7d`; Redis store, trimmed on append).
+    #[arg(long, value_parser = parse_duration)]
+    retain_age: Option<Duration>,
+    /// This node's name in a cluster on Redis (default: random).
+    #[arg(long)]
+    node_id: Option<String>,
     /// Interval between server pings (e.g. `15s`).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     ping_interval: Duration,
@@ -182,6 +189,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         store: args.store,
         jwt_secret: secret,
         retain: args.retain,
+        retain_age: args.retain_age,
+        node_id: args.node_id.filter(|n| !n.is_empty()),
         ping_interval: args.ping_interval,
         ping_timeout: args.ping_timeout,
         access_ttl: args.access_ttl,

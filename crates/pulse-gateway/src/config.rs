@@ -33,12 +33,14 @@ pub enum StoreConfig {
     Memory,
     /// A SQLite file (created if missing), durable across restarts and crashes.
     Sqlite(PathBuf),
+    /// A Redis server (`redis://HOST:PORT[/DB]`) shared by every node of a cluster.
+    Redis(String),
 }
 
 impl FromStr for StoreConfig {
     type Err = String;
 
-    /// `memory` or `sqlite:PATH`.
+    /// `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "memory" {
             Ok(StoreConfig::Memory)
@@ -48,9 +50,14 @@ impl FromStr for StoreConfig {
             } else {
                 Ok(StoreConfig::Sqlite(PathBuf::from(path)))
             }
+        } else if s.starts_with("redis://") {
+            redis::parse_redis_url(s)
+                .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+                .map(|_| StoreConfig::Redis(s.to_owned()))
+                .ok_or_else(|| format!("`{s}` is not a Redis URL: expected `redis://HOST:PORT[/DB]`"))
         } else {
             Err(format!(
-                "unknown store `{s}`: expected `memory` or `sqlite:PATH`"
+                "unknown store `{s}`: expected `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`"
             ))
         }
     }
@@ -136,6 +143,10 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// Events kept per tenant (older ones are dropped). At least 1.
     pub retain: u64,
+    /// Events older than this are dropped as well (Redis store; trimmed on append).
+    pub retain_age: Option<Duration>,
+    /// This node's name in a cluster (Redis store); random when `None`.
+    pub node_id: Option<String>,
     /// Interval between server `ping` frames.
     pub ping_interval: Duration,
     /// Extra silence tolerated after an interval: a client that sent nothing for
@@ -163,6 +174,8 @@ impl std::fmt::Debug for Config {
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("retain", &self.retain)
+            .field("retain_age", &self.retain_age)
+            .field("node_id", &self.node_id)
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
             .field("access_ttl", &self.access_ttl)
@@ -181,6 +194,8 @@ impl Default for Config {
             store: StoreConfig::Memory,
             jwt_secret: None,
             retain: DEFAULT_RETAIN,
+            retain_age: None,
+            node_id: None,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             access_ttl: DEFAULT_ACCESS_TTL,

@@ -10,8 +10,21 @@
 //!   `tokio::sync::broadcast` channel, and a subscriber that falls more than
 //!   `client_queue` events behind sees `Lagged` and is disconnected by its
 //!   connection task (it resyncs on reconnect);
-//! - a subscriber that subscribes to the live feed *before* reading the store's head
-//!   receives every event after that head (the basis of gap-free replay).
+//! - a subscriber that subscribes to the live feed (through [`Hub::subscribe`])
+//!   *before* reading the store's head receives every event after that head (the
+//!   basis of gap-free replay).
+//!
+//! On a shared store (Redis, several nodes) the live feed comes from the store, not
+//! from this node's appends, so that every node publishes every event once and in
+//! seq order whoever appended it:
+//! - one thread per node ([`Hub::start_tail`]) runs blocking reads (`XREAD BLOCK`)
+//!   over the logs of the tenants this node follows, each from the last seq it
+//!   published, and publishes what arrives; no polling loop;
+//! - a tenant is followed from its first [`Hub::subscribe`] on: that call reads the
+//!   store's head, makes it the tail's cursor and wakes the tail, before the caller
+//!   reads the log, so nothing between the two is missed;
+//! - when the store is unreachable the tail retries with a backoff from the same
+//!   cursors: nothing is lost or published twice once it is back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +36,14 @@ use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
 use crate::store::{EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use pulse_protocol::frame::EventFrame;
+use std::sync::Weak;
+use std::time::Duration;
+
+/// How long one blocking read of the tail waits before it starts again.
+const TAIL_BLOCK: Duration = Duration::from_secs(5);
+/// Longest pause between two tail reads after a store failure.
+const TAIL_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// One committed event as sent to live subscribers.
 #[derive(Debug)]
@@ -45,6 +66,17 @@ pub enum HubError {
     Task(String),
 }
 
+impl HubError {
+    /// Whether the store was unreachable or too contended: nothing was written and
+    /// the request may be retried.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            HubError::Store(StoreError::Unavailable(_) | StoreError::Contended(_))
+        )
+    }
+}
+
 /// Per-tenant state of the hub.
 #[derive(Debug)]
 pub struct TenantHub {
@@ -54,7 +86,10 @@ pub struct TenantHub {
     /// Created by the first subscriber, so tenants nobody watches cost no queue.
     live: OnceLock<broadcast::Sender<Arc<LiveEvent>>>,
     queue: usize,
+    /// Highest seq published (shared store: the tail's cursor).
     head: AtomicU64,
+    /// Set once the tail follows this tenant (shared store only).
+    followed: tokio::sync::OnceCell<()>,
 }
 
 impl TenantHub {
@@ -73,11 +108,28 @@ impl TenantHub {
         self.head.load(Ordering::Acquire)
     }
 
-    /// Start receiving live events (every event committed after this call).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+    fn receiver(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.live
             .get_or_init(|| broadcast::channel(self.queue).0)
             .subscribe()
+    }
+
+    /// Publish committed frames, in seq order, to the live subscribers.
+    fn publish(&self, frames: &[EventFrame]) {
+        // A subscriber that appears after this check reads these events from the
+        // store, since it subscribes before it reads the head.
+        if let Some(live) = self.live.get().filter(|l| l.receiver_count() > 0) {
+            for f in frames {
+                // Receivers that dropped meanwhile are fine.
+                let _ = live.send(Arc::new(LiveEvent {
+                    seq: f.seq,
+                    text: Utf8Bytes::from(f.encode()),
+                }));
+            }
+        }
+        if let Some(last) = frames.last() {
+            self.head.fetch_max(last.seq, Ordering::AcqRel);
+        }
     }
 }
 
@@ -137,6 +189,7 @@ impl Hub {
                     live: OnceLock::new(),
                     queue: self.queue,
                     head: AtomicU64::new(info.head),
+                    followed: tokio::sync::OnceCell::new(),
                 })
             })
             .clone()
@@ -178,8 +231,8 @@ impl Hub {
         Ok(self.insert(info))
     }
 
-    /// Commit `events` to `tenant` (one transaction) and publish them. Returns the
-    /// committed seqs.
+    /// Commit `events` to `tenant` (one transaction) and publish them. Returns each
+    /// event's seq (for a duplicate id, the seq it was first stored with).
     pub async fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<u64>, HubError> {
         let t = self.tenant(tenant).await?;
         let _writer = t.writer.lock().await;
@@ -195,26 +248,17 @@ impl Hub {
             return Ok(Vec::new());
         }
         let name = t.name.clone();
-        let frames = self.blocking(move |s| s.append(&name, events)).await?;
-        let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
-        // A subscriber that appears after this check reads these events from the
-        // store, since it subscribes before it reads the head.
-        if let Some(live) = t.live.get().filter(|l| l.receiver_count() > 0) {
-            for f in &frames {
-                // Receivers that dropped meanwhile are fine.
-                let _ = live.send(Arc::new(LiveEvent {
-                    seq: f.seq,
-                    text: Utf8Bytes::from(f.encode()),
-                }));
-            }
-        }
-        if let Some(last) = seqs.last() {
-            t.head.store(*last, Ordering::Release);
+        let done = self.blocking(move |s| s.append(&name, events)).await?;
+        if self.store.shared().is_none() {
+            t.publish(&done.frames);
         }
         self.metrics
             .events_ingested
-            .fetch_add(seqs.len() as u64, Ordering::Relaxed);
-        Ok(seqs)
+            .fetch_add(done.frames.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .duplicates
+            .fetch_add((done.seqs.len() - done.frames.len()) as u64, Ordering::Relaxed);
+        Ok(done.seqs)
     }
 
     /// Read entity `kind`/`id` of `tenant` under the writer lock, let `decide` turn
@@ -260,9 +304,122 @@ impl Hub {
         self.blocking(move |s| s.read(&name, after, limit)).await
     }
 
+    /// Start receiving `t`'s live events: every event committed after this call. On
+    /// a shared store, the first call for a tenant makes the tail follow it.
+    pub async fn subscribe(
+        &self,
+        t: &TenantHub,
+    ) -> Result<broadcast::Receiver<Arc<LiveEvent>>, HubError> {
+        let rx = t.receiver();
+        if self.store.shared().is_some() {
+            t.followed
+                .get_or_try_init(|| async {
+                    let name = t.name.clone();
+                    let info = self.blocking(move |s| s.info(&name)).await?;
+                    t.head.store(info.head, Ordering::Release);
+                    self.blocking(|s| match s.shared() {
+                        Some(r) => r.wake_tail(),
+                        None => Ok(()),
+                    })
+                    .await
+                })
+                .await?;
+        }
+        Ok(rx)
+    }
+
+    /// Whether the store can serve now.
+    pub async fn health(&self) -> Result<(), HubError> {
+        self.blocking(|s| s.health()).await
+    }
+
+    /// On a shared store, start this node's tail thread (see the module docs); it
+    /// ends when `stop` turns true or the hub is dropped. Nothing on other stores.
+    pub fn start_tail(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        if self.store.shared().is_none() {
+            return;
+        }
+        let hub = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("pulse-tail".into())
+            .spawn(move || tail(hub, stop));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the tail thread");
+        }
+    }
+
+    /// Wake the tail so that it sees a stop (best effort).
+    pub fn wake_tail(&self) {
+        if let Some(r) = self.store.shared() {
+            let _ = r.wake_tail();
+        }
+    }
+
     /// The snapshot of `tenant`.
     pub async fn snapshot(&self, tenant: &str) -> Result<pulse_protocol::rest::Snapshot, HubError> {
         let name = tenant.to_owned();
         self.blocking(move |s| s.snapshot(&name)).await
+    }
+}
+
+/// The tail thread: see the module docs.
+fn tail(hub: Weak<Hub>, stop: tokio::sync::watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    let mut failing = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(h) = hub.upgrade() else { return };
+        let store = h.store.clone();
+        let metrics = h.metrics.clone();
+        let followed: HashMap<String, Arc<TenantHub>> = h
+            .tenants()
+            .into_iter()
+            .filter(|t| t.followed.initialized())
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        drop(h);
+        let Some(redis) = store.shared() else { return };
+        let cursors: Vec<(String, u64)> = followed
+            .values()
+            .map(|t| (t.name.clone(), t.head()))
+            .collect();
+        match redis.tail(&cursors, TAIL_BLOCK) {
+            Ok(frames) => {
+                if failing {
+                    tracing::info!("store reachable again; tail resumes from its cursors");
+                    failing = false;
+                }
+                metrics.store_unavailable.store(0, Ordering::Relaxed);
+                backoff = Duration::from_millis(50);
+                let mut by_tenant: HashMap<&str, Vec<EventFrame>> = HashMap::new();
+                for f in frames {
+                    let Some(t) = followed.get(&f.stream) else { continue };
+                    // Publish each seq once, in order, whatever the reply held.
+                    if f.seq > t.head() {
+                        by_tenant.entry(t.name.as_str()).or_default().push(f);
+                    }
+                }
+                for (name, frames) in by_tenant {
+                    if let Some(t) = followed.get(name) {
+                        metrics
+                            .tailed_events
+                            .fetch_add(frames.len() as u64, Ordering::Relaxed);
+                        t.publish(&frames);
+                    }
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "tail read failed; retrying");
+                    failing = true;
+                }
+                metrics.store_unavailable.store(1, Ordering::Relaxed);
+                metrics.tail_errors.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(TAIL_BACKOFF_MAX);
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The Pulse reference gateway: WebSocket stream with replay, REST (snapshot, events,
 //! ingest, mutations, login/refresh), health and Prometheus metrics over a per-tenant
-//! event log (memory or SQLite). See `docs/protocol.md` for the wire protocol.
+//! event log (memory, SQLite, or Redis shared by several nodes). See `docs/protocol.md` for the wire protocol.
 //!
 //! Embedding (tests, the desktop app's demo mode):
 //!
@@ -95,6 +95,20 @@ impl Gateway {
                         .map_err(|e| hub::HubError::Task(e.to_string()))??,
                 )
             }
+            StoreConfig::Redis(url) => {
+                let (url, age) = (url.clone(), config.retain_age);
+                let node = config
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
+                Arc::new(
+                    tokio::task::spawn_blocking(move || {
+                        store::RedisStore::open(&url, retain, age, &node)
+                    })
+                    .await
+                    .map_err(|e| hub::HubError::Task(e.to_string()))??,
+                )
+            }
         };
         let metrics = Arc::new(metrics::Metrics::default());
         let hub = Arc::new(hub::Hub::new(store, config.client_queue, metrics)?);
@@ -118,6 +132,7 @@ impl Gateway {
             });
         }
         let (stop_tx, stop_rx) = watch::channel(false);
+        hub.start_tail(stop_rx.clone());
         let state = Arc::new(http::AppState {
             hub: hub.clone(),
             keys: auth::Keys::new(&secret),
@@ -199,7 +214,11 @@ impl RunningGateway {
 
     /// Ask the gateway to stop without waiting.
     pub fn stop(&self) {
-        self.stop.send_replace(true);
+        if !self.stop.send_replace(true) {
+            // A blocking Redis call: off the async workers.
+            let hub = self.hub.clone();
+            std::thread::spawn(move || hub.wake_tail());
+        }
     }
 
     /// Stop and wait (at most 5 s) for the server and the simulator to end.

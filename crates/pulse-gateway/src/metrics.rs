@@ -34,6 +34,14 @@ pub struct Metrics {
     pub slow_clients: AtomicU64,
     /// Requests refused for a missing, bad or expired token.
     pub auth_failures: AtomicU64,
+    /// Ingested events not stored again because their id was already in the log.
+    pub duplicates: AtomicU64,
+    /// Events this node's tail received from a shared store (Redis).
+    pub tailed_events: AtomicU64,
+    /// Failed blocking reads of the tail.
+    pub tail_errors: AtomicU64,
+    /// 1 while the store cannot be reached (last health check or tail read failed).
+    pub store_unavailable: AtomicU64,
 }
 
 /// The `recovered: false` reasons, in the order of [`Metrics::resyncs`].
@@ -123,6 +131,30 @@ impl Metrics {
             "counter",
             "Requests refused for a missing, invalid or expired token.",
             get(&self.auth_failures),
+        );
+        one(
+            "pulse_ingest_duplicates_total",
+            "counter",
+            "Ingested events skipped because their id was already in the log.",
+            get(&self.duplicates),
+        );
+        one(
+            "pulse_tailed_events_total",
+            "counter",
+            "Events received by this node's tail of a shared store.",
+            get(&self.tailed_events),
+        );
+        one(
+            "pulse_tail_errors_total",
+            "counter",
+            "Failed blocking reads of this node's tail of a shared store.",
+            get(&self.tail_errors),
+        );
+        one(
+            "pulse_store_unavailable",
+            "gauge",
+            "1 while the store cannot be reached.",
+            get(&self.store_unavailable),
         );
         let _ = writeln!(
             out,

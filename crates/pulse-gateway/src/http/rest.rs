@@ -29,8 +29,26 @@ pub const MAX_EVENTS_LIMIT: usize = 10_000;
 
 type St = State<Arc<AppState>>;
 
-pub(super) async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// 200 `{"status": "ok"}` when the store answers, else 503 `{"status":
+/// "degraded"}` (so a load balancer takes the node out while Redis is down).
+pub(super) async fn healthz(State(st): St) -> axum::response::Response {
+    let store = st.hub.backend();
+    match st.hub.health().await {
+        Ok(()) => {
+            st.hub.metrics().store_unavailable.store(0, Ordering::Relaxed);
+            Json(json!({"status": "ok", "store": store})).into_response()
+        }
+        Err(e) => {
+            st.hub.metrics().store_unavailable.store(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "health check: store unavailable");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, super::error::RETRY_AFTER_SECS.to_string())],
+                Json(json!({"status": "degraded", "store": store, "reason": "store unavailable"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 pub(super) async fn metrics(State(st): St) -> impl IntoResponse {

@@ -9,6 +9,9 @@
 //!   `error` frame `forbidden` and a close (1008);
 //! - no gap and no duplicate across replay → live: the live feed is subscribed before
 //!   the log is read, and live events with `seq <=` the last sent one are skipped;
+//! - live events reach a connection in seq order with no gap (a gap closes it with
+//!   1013 so that it resumes from its cursor); a store that cannot be reached at
+//!   subscribe closes it with 1013 too, and the client keeps its cache;
 //! - the connection never blocks the writer: it falls behind at most `client_queue`
 //!   events (then it is closed with 1013 and resyncs on reconnect), and a send that
 //!   takes longer than ping interval + timeout closes it as well;
@@ -236,7 +239,7 @@ impl Connection {
         let hub = self.st.hub.clone();
         let t = hub.tenant(&tenant).await.map_err(internal)?;
         // Live feed first, then the log: nothing committed in between can be missed.
-        self.live = Some(t.subscribe());
+        self.live = Some(hub.subscribe(&t).await.map_err(internal)?);
         let cursor = since.zip(epoch);
         let after = cursor.as_ref().map_or(u64::MAX, |(s, _)| *s);
         let first = hub
@@ -310,6 +313,12 @@ impl Connection {
         loop {
             match next {
                 Ok(ev) => {
+                    if ev.seq > self.last_sent + 1 {
+                        // Never expected; a client with a gap would be wrong forever,
+                        // so let it resume from its cursor instead.
+                        tracing::warn!(tenant = %self.claims.tenant, seq = ev.seq, last = self.last_sent, "gap in the live feed; closing");
+                        return Err(Stop::Close(close::TRY_AGAIN, "live feed gap; resubscribe"));
+                    }
                     if ev.seq > self.last_sent {
                         self.last_sent = ev.seq;
                         self.feed(ev.text.clone()).await?;
@@ -399,6 +408,10 @@ impl Drop for Connection {
 }
 
 fn internal(e: crate::hub::HubError) -> Stop {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "store unavailable on stream");
+        return Stop::Close(close::TRY_AGAIN, "store unavailable; try again");
+    }
     tracing::error!(error = %e, "store failure on stream");
     Stop::Close(close::INTERNAL, "internal error")
 }
