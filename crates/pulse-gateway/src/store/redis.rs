@@ -311,9 +311,20 @@ impl RedisStore {
                 .arg("head")
                 .arg("first");
             extra(&mut pipe);
-            let (m, rest): (Vec<Option<String>>, T) = self.with_conn(|c| pipe.query(c))?;
+            let mut replies: Vec<Value> = self.with_conn(|c| pipe.query(c))?;
+            if replies.is_empty() {
+                return Err(corrupt("empty MULTI reply"));
+            }
+            let rest = replies.split_off(1);
+            let m: Vec<Option<String>> =
+                redis::from_redis_value(replies.remove(0)).map_err(corrupt)?;
             if let Some(info) = parse_meta(tenant, &m)? {
-                return Ok((info, rest));
+                // One extra command: its reply; several: the tuple of theirs.
+                let rest = match <[Value; 1]>::try_from(rest) {
+                    Ok([one]) => one,
+                    Err(many) => Value::Array(many),
+                };
+                return Ok((info, redis::from_redis_value(rest).map_err(corrupt)?));
             }
             self.ensure(tenant)?;
         }
@@ -435,6 +446,8 @@ impl RedisStore {
             Some(c) => c,
             None => self.connect(timeout + IO_TIMEOUT)?,
         };
+        conn.set_read_timeout(Some(timeout + IO_TIMEOUT))
+            .map_err(err)?;
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
             .arg(TAIL_COUNT)
@@ -574,6 +587,9 @@ impl LogStore for RedisStore {
         let set = format!("{}:streams", self.prefix);
         let mut names: Vec<String> = self.with_conn(|c| redis::cmd("SMEMBERS").arg(&set).query(c))?;
         names.sort();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for n in &names {
             pipe.cmd("HMGET")
@@ -599,5 +615,125 @@ impl LogStore for RedisStore {
 
     fn shared(&self) -> Option<&RedisStore> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulse_testkit::redis::RedisServer;
+    use serde_json::json;
+
+    fn ev(id: &str, ts: i64) -> NewEvent {
+        NewEvent::new(
+            "agent.heartbeat",
+            json!({"id": "ag"}),
+            Some(id.to_owned()),
+            ts,
+        )
+        .unwrap()
+    }
+
+    fn raw(server: &RedisServer) -> Connection {
+        redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    #[test]
+    fn retention_by_age() {
+        let server = RedisServer::start();
+        let s = RedisStore::open(
+            &server.url(),
+            100,
+            Some(Duration::from_secs(3600)),
+            "n",
+        )
+        .unwrap();
+        let old = now_ms() - 2 * 3600 * 1000;
+        s.append("acme", vec![ev("a", old), ev("b", old)]).unwrap();
+        let fresh = s.append("acme", vec![ev("c", now_ms())]).unwrap();
+        assert_eq!(fresh.seqs, [3]);
+        let r = s.read("acme", 0, 10).unwrap();
+        assert_eq!((r.info.first, r.info.head), (3, 3));
+        assert_eq!(r.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+        // Trimmed ids left the idempotency window with their events.
+        assert_eq!(s.append("acme", vec![ev("a", now_ms())]).unwrap().seqs, [4]);
+        let len: u64 = redis::cmd("XLEN")
+            .arg("pulse:{acme}:log")
+            .query(&mut raw(&server))
+            .unwrap();
+        assert_eq!(len, 2);
+    }
+
+    #[test]
+    fn garbage_in_redis_is_a_clear_error() {
+        let server = RedisServer::start();
+        let s = RedisStore::open(&server.url(), 100, None, "n").unwrap();
+        s.append("acme", vec![ev("a", 1)]).unwrap();
+        let mut c = raw(&server);
+        let _: () = redis::cmd("XADD")
+            .arg("pulse:{acme}:log")
+            .arg("2-0")
+            .arg("f")
+            .arg("{not json")
+            .query(&mut c)
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg("pulse:{acme}:ent")
+            .arg("nokind")
+            .arg("{}")
+            .query(&mut c)
+            .unwrap();
+        assert!(matches!(s.read("acme", 0, 10), Err(StoreError::Corrupt(_))));
+        assert!(matches!(s.snapshot("acme"), Err(StoreError::Corrupt(_))));
+        // The event before the garbage is still there.
+        assert_eq!(s.read("acme", 0, 1).unwrap().events.len(), 1);
+        let _: () = redis::cmd("HSET")
+            .arg("pulse:{acme}:meta")
+            .arg("head")
+            .arg("many")
+            .query(&mut c)
+            .unwrap();
+        assert!(matches!(s.info("acme"), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn unreachable_redis_is_unavailable() {
+        let mut server = RedisServer::start();
+        let s = RedisStore::open(&server.url(), 100, None, "n").unwrap();
+        s.append("acme", vec![ev("a", 1)]).unwrap();
+        server.kill();
+        assert!(matches!(
+            s.append("acme", vec![ev("b", 1)]),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(s.health(), Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            RedisStore::open(&server.url(), 100, None, "n"),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(RedisStore::open("redis://", 100, None, "n").is_err());
+    }
+
+    #[test]
+    fn tail_returns_new_events_and_wakes() {
+        let server = RedisServer::start();
+        let a = RedisStore::open(&server.url(), 100, None, "a").unwrap();
+        let b = RedisStore::open(&server.url(), 100, None, "b").unwrap();
+        b.append("acme", vec![ev("x", 1), ev("y", 1)]).unwrap();
+        let got = a.tail(&[("acme".into(), 0)], Duration::from_secs(5)).unwrap();
+        assert_eq!(got.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 2]);
+        // Blocked on an empty tail, a wake ends the read at once.
+        std::thread::scope(|sc| {
+            let t = sc.spawn(|| a.tail(&[("acme".into(), 2)], Duration::from_secs(60)));
+            let woke = pulse_testkit::wait::holds_within(Duration::from_secs(20), || {
+                a.wake_tail().unwrap();
+                t.is_finished()
+            });
+            assert!(woke, "wake ended the blocking read");
+            assert!(t.join().unwrap().unwrap().is_empty());
+        });
     }
 }
