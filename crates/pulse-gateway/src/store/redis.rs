@@ -243,12 +243,17 @@ impl RedisStore {
         Ok(c)
     }
 
-    /// Run `f` on a pooled connection; a connection that failed is dropped.
+    /// Run `f` on a pooled connection. A connection that failed is dropped; when a
+    /// pooled one fails that way (Redis restarted), the pool is emptied and `f` runs
+    /// once more on a new connection. Callers make `f` safe to repeat: the append
+    /// script refuses a batch whose first run went through (`conflict`), and the
+    /// retry then finds its ids.
     fn with_conn<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let pooled = self.pool.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        let fresh = pooled.is_none();
         let mut conn = match pooled {
             Some(c) => c,
             None => self.connect(IO_TIMEOUT)?,
@@ -262,8 +267,16 @@ impl RedisStore {
                 let e = err(e);
                 if !matches!(e, StoreError::Unavailable(_)) {
                     self.pool.lock().map_err(|_| StoreError::Poisoned)?.push(conn);
+                    return Err(e);
                 }
-                Err(e)
+                if fresh {
+                    return Err(e);
+                }
+                self.pool.lock().map_err(|_| StoreError::Poisoned)?.clear();
+                let mut conn = self.connect(IO_TIMEOUT)?;
+                let v = f(&mut conn).map_err(err)?;
+                self.pool.lock().map_err(|_| StoreError::Poisoned)?.push(conn);
+                Ok(v)
             }
         }
     }
