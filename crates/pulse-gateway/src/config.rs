@@ -261,6 +261,13 @@ mod tests {
         );
         assert!("sqlite:".parse::<StoreConfig>().is_err());
         assert!("redis".parse::<StoreConfig>().is_err());
+        assert_eq!(
+            "redis://10.0.0.5:6379/2".parse::<StoreConfig>().unwrap(),
+            StoreConfig::Redis("redis://10.0.0.5:6379/2".into())
+        );
+        for bad in ["redis://", "redis://:6379", "redis:/x", "redis://h:notaport"] {
+            assert!(bad.parse::<StoreConfig>().is_err(), "{bad}");
+        }
         let u: User = "ann:pw:acme".parse().unwrap();
         assert_eq!((u.name.as_str(), u.tenant.as_str()), ("ann", "acme"));
         assert!(!format!("{u:?}").contains("pw"));

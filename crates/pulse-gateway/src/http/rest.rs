@@ -36,7 +36,7 @@ pub(super) async fn healthz(State(st): St) -> axum::response::Response {
     match st.hub.health().await {
         Ok(()) => {
             st.hub.metrics().store_unavailable.store(0, Ordering::Relaxed);
-            Json(json!({"status": "ok", "store": store})).into_response()
+            Json(json!({"status": "ok"})).into_response()
         }
         Err(e) => {
             st.hub.metrics().store_unavailable.store(1, Ordering::Relaxed);

@@ -12,6 +12,9 @@
 //! - live events reach a connection in seq order with no gap (a gap closes it with
 //!   1013 so that it resumes from its cursor); a store that cannot be reached at
 //!   subscribe closes it with 1013 too, and the client keeps its cache;
+//! - an idle connection holds small buffers ([`READ_BUFFER_BYTES`],
+//!   [`WRITE_BUFFER_BYTES`]), and what is queued for one client is bounded in bytes
+//!   ([`MAX_WRITE_BUFFER_BYTES`]) as well as in events;
 //! - the connection never blocks the writer: it falls behind at most `client_queue`
 //!   events (then it is closed with 1013 and resyncs on reconnect), and a send that
 //!   takes longer than ping interval + timeout closes it as well;
@@ -44,6 +47,14 @@ use crate::metrics::Metrics;
 const REPLAY_PAGE: usize = 1000;
 /// Live events sent before one flush.
 const LIVE_BATCH: usize = 256;
+/// Initial read buffer of a WebSocket (tungstenite's default is 128 KiB).
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes written into the WebSocket's buffer before they go to the socket
+/// (tungstenite's default is 128 KiB); every batch is flushed anyway.
+pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+/// Most bytes buffered for one connection whose socket does not take them: a
+/// replay page or live batch of full-size frames fits.
+pub const MAX_WRITE_BUFFER_BYTES: usize = 4 * MAX_FRAME_BYTES;
 
 /// Close codes used by the gateway.
 mod close {
@@ -63,6 +74,13 @@ pub(super) async fn stream(
         ApiErr::with_status(e.status(), format!("expected a WebSocket upgrade: {e}"))
     })?;
     Ok(upgrade
+        // Small buffers: an idle connection costs a few KiB, not tungstenite's
+        // default 2 × 128 KiB (they grow while a large frame passes through).
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        // Bytes queued for one client that the socket does not take: bounded, so a
+        // stalled client costs at most this much before its writes fail.
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         // Twice the limit, so that a frame just over it is read and refused cleanly
         // (close 1009) rather than failing inside the codec.
         .max_message_size(2 * MAX_FRAME_BYTES)
