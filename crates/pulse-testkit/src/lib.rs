@@ -21,11 +21,13 @@
 //!
 //! Modules: [`peers`] (the seed-dialect servers of `tests/peers/`), [`process`]
 //! (child processes and the workspace's binaries), [`redis`] (a real `redis-server`),
+//! [`nginx`] (a real nginx balancing gateway nodes),
 //! [`wait`], and with the
 //! `gateway` feature `gateway` (an in-process gateway's config and its tokens).
 
 #[cfg(feature = "gateway")]
 pub mod gateway;
+pub mod nginx;
 pub mod peers;
 pub mod process;
 pub mod redis;

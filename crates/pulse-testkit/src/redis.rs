@@ -110,7 +110,7 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT` (database `db` when given).
+    /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use pulse_testkit::nginx::Nginx;
 use pulse_testkit::redis::RedisServer;
 use serde_json::{json, Value};
 
@@ -240,5 +241,51 @@ fn redis_down_degrades_every_node_and_its_return_loses_nothing() {
     }
     converged(&http, &b, &view, &cache);
     assert_eq!(http.snapshot(&a.url(), &view).seq, 200, "nothing lost, nothing doubled");
+    applied_once(&[&watcher]);
+}
+
+#[test]
+fn behind_nginx_a_killed_node_moves_its_client_to_the_other() {
+    let redis = RedisServer::start();
+    let (mut a, mut b) = (node(&redis, "a"), node(&redis, "b"));
+    let lb = Nginx::start(&[a.addr, b.addr]);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.db");
+    let (view, pubtok) = (viewer("acme"), publisher("acme"));
+    let http = Http::new();
+    let watcher = Pulsectl::watch(&lb.url(), &["--token", &view], &cache, &[]);
+    let ingest = |n: u64| {
+        let mut tries = 0;
+        while let Err(e) = http.ingest(&lb.url(), &pubtok, &batch_with_ids(n, 10, "lb")) {
+            tries += 1;
+            assert!(tries < 200, "ingest through nginx never accepted: {e}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    };
+    for n in 0..20 {
+        ingest(n);
+    }
+    wait_for("client through nginx at seq 200", LONG, || {
+        cache_seq(&cache, "acme") >= 200
+    });
+    // Kill both nodes in turn (restarting the first): the client always ends on
+    // the one alive, from its cursor.
+    a.kill();
+    for n in 20..40 {
+        ingest(n);
+    }
+    converged(&http, &b, &view, &cache);
+    a.restart();
+    b.kill();
+    for n in 40..60 {
+        ingest(n);
+    }
+    converged(&http, &a, &view, &cache);
+    assert_eq!(
+        http.snapshot(&lb.url(), &view).seq,
+        600,
+        "retried batches stored once; nginx log: {}",
+        lb.error_log()
+    );
     applied_once(&[&watcher]);
 }
