@@ -36,6 +36,7 @@ use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
 use crate::store::{EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use pulse_protocol::frame::EventFrame;
 use std::sync::Weak;
 use std::time::Duration;
@@ -64,16 +65,20 @@ pub enum HubError {
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
+    /// A merged read (see [`Hub::read`]) failed for every caller that waited on it.
+    #[error(transparent)]
+    Merged(Arc<HubError>),
 }
 
 impl HubError {
     /// Whether the store was unreachable or too contended: nothing was written and
     /// the request may be retried.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            HubError::Store(StoreError::Unavailable(_) | StoreError::Contended(_))
-        )
+        match self {
+            HubError::Store(StoreError::Unavailable(_) | StoreError::Contended(_)) => true,
+            HubError::Merged(e) => e.is_unavailable(),
+            _ => false,
+        }
     }
 }
 
@@ -133,10 +138,14 @@ impl TenantHub {
     }
 }
 
+/// A store read in flight, shared by every caller that asked for the same range.
+type SharedRead = Shared<BoxFuture<'static, Result<Arc<EventRange>, Arc<HubError>>>>;
+
 /// The tenants' writers and live feeds over one [`LogStore`].
 pub struct Hub {
     store: Arc<dyn LogStore>,
     tenants: Mutex<HashMap<String, Arc<TenantHub>>>,
+    reads: Mutex<HashMap<(String, u64, usize), SharedRead>>,
     queue: usize,
     metrics: Arc<Metrics>,
 }
@@ -159,6 +168,7 @@ impl Hub {
         let hub = Hub {
             store,
             tenants: Mutex::new(HashMap::new()),
+            reads: Mutex::new(HashMap::new()),
             queue: queue.max(16),
             metrics,
         };
@@ -294,14 +304,48 @@ impl Hub {
     }
 
     /// Up to `limit` events of `tenant` after `after`, with the stream position.
+    ///
+    /// Identical reads asked for while one is in flight (a mass reconnect: many
+    /// clients of one tenant resuming from one cursor) wait for that one: one store
+    /// read serves them all. Its result may be a moment older than the caller's
+    /// live subscription; the connection fills such a gap from the store.
     pub async fn read(
         &self,
         tenant: &str,
         after: u64,
         limit: usize,
-    ) -> Result<EventRange, HubError> {
-        let name = tenant.to_owned();
-        self.blocking(move |s| s.read(&name, after, limit)).await
+    ) -> Result<Arc<EventRange>, HubError> {
+        let key = (tenant.to_owned(), after, limit);
+        let read = {
+            let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+            match reads.get(&key).filter(|r| r.peek().is_none()) {
+                Some(r) => {
+                    self.metrics.merged_reads.fetch_add(1, Ordering::Relaxed);
+                    r.clone()
+                }
+                None => {
+                    let store = self.store.clone();
+                    let name = tenant.to_owned();
+                    let r = async move {
+                        tokio::task::spawn_blocking(move || store.read(&name, after, limit))
+                            .await
+                            .map_err(|e| Arc::new(HubError::Task(e.to_string())))?
+                            .map(Arc::new)
+                            .map_err(|e| Arc::new(HubError::Store(e)))
+                    }
+                    .boxed()
+                    .shared();
+                    reads.insert(key.clone(), r.clone());
+                    r
+                }
+            }
+        };
+        let out = read.clone().await;
+        let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        if reads.get(&key).is_some_and(|r| r.peek().is_some()) {
+            reads.remove(&key);
+        }
+        out.map_err(HubError::Merged)
     }
 
     /// Start receiving `t`'s live events: every event committed after this call. On
@@ -312,18 +356,25 @@ impl Hub {
     ) -> Result<broadcast::Receiver<Arc<LiveEvent>>, HubError> {
         let rx = t.receiver();
         if self.store.shared().is_some() {
+            let mut first = false;
             t.followed
                 .get_or_try_init(|| async {
                     let name = t.name.clone();
                     let info = self.blocking(move |s| s.info(&name)).await?;
                     t.head.store(info.head, Ordering::Release);
-                    self.blocking(|s| match s.shared() {
-                        Some(r) => r.wake_tail(),
-                        None => Ok(()),
-                    })
-                    .await
+                    first = true;
+                    Ok::<(), HubError>(())
                 })
                 .await?;
+            // Wake the tail only once the tenant counts as followed, so the read it
+            // starts next includes it.
+            if first {
+                self.blocking(|s| match s.shared() {
+                    Some(r) => r.wake_tail(),
+                    None => Ok(()),
+                })
+                .await?;
+            }
         }
         Ok(rx)
     }
@@ -353,6 +404,19 @@ impl Hub {
         if let Some(r) = self.store.shared() {
             let _ = r.wake_tail();
         }
+    }
+
+    /// [`Hub::read`] without merging: the store's state now.
+    pub async fn read_direct(
+        &self,
+        tenant: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Arc<EventRange>, HubError> {
+        let name = tenant.to_owned();
+        self.blocking(move |s| s.read(&name, after, limit))
+            .await
+            .map(Arc::new)
     }
 
     /// The snapshot of `tenant`.
@@ -421,5 +485,37 @@ fn tail(hub: Weak<Hub>, stop: tokio::sync::watch::Receiver<bool>) {
                 backoff = (backoff * 2).min(TAIL_BACKOFF_MAX);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn identical_reads_in_flight_are_merged() {
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(Arc::new(MemoryStore::new(100)), 16, metrics.clone()).unwrap();
+        let events = (0..5)
+            .map(|i| NewEvent::new("agent.upserted", json!({"id": format!("a{i}")}), None, 1))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        hub.append("acme", events).await.unwrap();
+        // Forty clients resuming from one cursor at once: one store read.
+        let reads = futures_util::future::join_all((0..40).map(|_| hub.read("acme", 2, 100))).await;
+        assert_eq!(metrics.merged_reads.load(Ordering::Relaxed), 39);
+        for r in &reads {
+            let r = r.as_ref().unwrap();
+            assert_eq!(r.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        }
+        assert!(Arc::ptr_eq(reads[0].as_ref().unwrap(), reads[39].as_ref().unwrap()));
+        // Another cursor is another read; a finished read is never served again.
+        hub.read("acme", 1, 100).await.unwrap();
+        let later = hub.read("acme", 2, 100).await.unwrap();
+        assert_eq!(metrics.merged_reads.load(Ordering::Relaxed), 39);
+        assert!(!Arc::ptr_eq(reads[0].as_ref().unwrap(), &later));
+        assert!(hub.reads.lock().unwrap().is_empty(), "nothing left in flight");
     }
 }

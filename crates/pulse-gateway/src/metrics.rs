@@ -38,6 +38,8 @@ pub struct Metrics {
     pub duplicates: AtomicU64,
     /// Events this node's tail received from a shared store (Redis).
     pub tailed_events: AtomicU64,
+    /// Log reads served by another identical read already in flight.
+    pub merged_reads: AtomicU64,
     /// Failed blocking reads of the tail.
     pub tail_errors: AtomicU64,
     /// 1 while the store cannot be reached (last health check or tail read failed).
@@ -143,6 +145,12 @@ impl Metrics {
             "counter",
             "Events received by this node's tail of a shared store.",
             get(&self.tailed_events),
+        );
+        one(
+            "pulse_merged_reads_total",
+            "counter",
+            "Log reads (replays) served by an identical read already in flight.",
+            get(&self.merged_reads),
         );
         one(
             "pulse_tail_errors_total",

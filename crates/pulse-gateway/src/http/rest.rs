@@ -128,8 +128,12 @@ pub(super) async fn events(
 ) -> Result<Json<EventsPage>, ApiErr> {
     let Query(pairs) = query.map_err(|e| ApiErr::bad_request(format!("bad query string: {e}")))?;
     let q = events_query(&pairs)?;
-    let range = st.hub.read(&claims.tenant, q.since, q.limit).await?;
-    let info = range.info;
+    let mut range = st.hub.read(&claims.tenant, q.since, q.limit).await?;
+    if q.since > range.info.head {
+        // A merged read may be a moment old: ask the store before saying "ahead".
+        range = st.hub.read_direct(&claims.tenant, q.since, q.limit).await?;
+    }
+    let info = range.info.clone();
     let recovered =
         q.epoch.as_deref().is_none_or(|e| e == info.epoch) && info.can_replay_after(q.since);
     Ok(Json(EventsPage {
@@ -137,7 +141,11 @@ pub(super) async fn events(
         epoch: info.epoch,
         head: info.head,
         recovered,
-        events: if recovered { range.events } else { Vec::new() },
+        events: if recovered {
+            range.events.clone()
+        } else {
+            Vec::new()
+        },
     }))
 }
 

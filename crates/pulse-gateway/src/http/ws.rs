@@ -9,9 +9,11 @@
 //!   `error` frame `forbidden` and a close (1008);
 //! - no gap and no duplicate across replay → live: the live feed is subscribed before
 //!   the log is read, and live events with `seq <=` the last sent one are skipped;
-//! - live events reach a connection in seq order with no gap (a gap closes it with
-//!   1013 so that it resumes from its cursor); a store that cannot be reached at
-//!   subscribe closes it with 1013 too, and the client keeps its cache;
+//! - live events reach a connection in seq order with no gap: a live event past
+//!   `last sent + 1` (the replay came from a merged read a moment older than the
+//!   live subscription) is preceded by the missing events read from the log; a
+//!   store that cannot be reached at subscribe closes with 1013, and the client
+//!   keeps its cache;
 //! - an idle connection holds small buffers ([`READ_BUFFER_BYTES`],
 //!   [`WRITE_BUFFER_BYTES`]), and what is queued for one client is bounded in bytes
 //!   ([`MAX_WRITE_BUFFER_BYTES`]) as well as in events;
@@ -41,6 +43,7 @@ use tokio::time::{sleep_until, Instant};
 use super::error::{ApiErr, Auth};
 use super::AppState;
 use crate::hub::LiveEvent;
+use crate::store::EventRange;
 use crate::metrics::Metrics;
 
 /// Events read from the log per replay page.
@@ -260,10 +263,18 @@ impl Connection {
         self.live = Some(hub.subscribe(&t).await.map_err(internal)?);
         let cursor = since.zip(epoch);
         let after = cursor.as_ref().map_or(u64::MAX, |(s, _)| *s);
-        let first = hub
+        let mut first = hub
             .read(&tenant, after, REPLAY_PAGE)
             .await
             .map_err(internal)?;
+        if cursor.is_some() && after > first.info.head {
+            // A merged read may be a moment old: ask the store itself before
+            // calling the cursor ahead.
+            first = hub
+                .read_direct(&tenant, after, REPLAY_PAGE)
+                .await
+                .map_err(internal)?;
+        }
         let info = first.info.clone();
         let reason = match &cursor {
             None => Some("no_cursor"),
@@ -288,40 +299,51 @@ impl Connection {
             None => {
                 self.metrics.replays.fetch_add(1, Ordering::Relaxed);
                 self.last_sent = after;
-                let mut page = first.events;
-                while self.last_sent < info.head {
-                    if page.is_empty() {
-                        // The log lost events we were about to replay (retention ran
-                        // meanwhile): the client must resync.
-                        return Err(Stop::Close(
-                            close::TRY_AGAIN,
-                            "replay overtaken by retention; resubscribe",
-                        ));
-                    }
-                    let n = page.len() as u64;
-                    for e in std::mem::take(&mut page) {
-                        if e.seq != self.last_sent + 1 {
-                            return Err(Stop::Close(
-                                close::TRY_AGAIN,
-                                "replay overtaken by retention; resubscribe",
-                            ));
-                        }
-                        self.last_sent = e.seq;
-                        self.feed(Utf8Bytes::from(e.encode())).await?;
-                    }
-                    self.flush().await?;
-                    self.metrics.replayed_events.fetch_add(n, Ordering::Relaxed);
-                    if self.last_sent < info.head {
-                        page = hub
-                            .read(&tenant, self.last_sent, REPLAY_PAGE)
-                            .await
-                            .map_err(internal)?
-                            .events;
-                    }
-                }
+                self.replay(first, info.head).await?;
             }
         }
         tracing::debug!(tenant = %tenant, head = info.head, reason = reason.unwrap_or("recovered"), "subscribed");
+        Ok(())
+    }
+
+    /// Send the log's events after `last_sent` up to `upto`, starting with `page`
+    /// (read after `last_sent`) and reading on from the store. A hole in the log
+    /// (retention ran meanwhile) closes with 1013: the client resyncs.
+    async fn replay(&mut self, mut page: Arc<EventRange>, upto: u64) -> Result<(), Stop> {
+        let overtaken = || {
+            Stop::Close(
+                close::TRY_AGAIN,
+                "replay overtaken by retention; resubscribe",
+            )
+        };
+        while self.last_sent < upto {
+            let mut n = 0;
+            let from = self.last_sent;
+            for e in page.events.iter().filter(|e| e.seq > from) {
+                if e.seq > upto {
+                    break;
+                }
+                if e.seq != self.last_sent + 1 {
+                    return Err(overtaken());
+                }
+                self.last_sent = e.seq;
+                self.feed(Utf8Bytes::from(e.encode())).await?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err(overtaken());
+            }
+            self.flush().await?;
+            self.metrics.replayed_events.fetch_add(n, Ordering::Relaxed);
+            if self.last_sent < upto {
+                page = self
+                    .st
+                    .hub
+                    .read(&self.claims.tenant, self.last_sent, REPLAY_PAGE)
+                    .await
+                    .map_err(internal)?;
+            }
+        }
         Ok(())
     }
 
@@ -332,10 +354,15 @@ impl Connection {
             match next {
                 Ok(ev) => {
                     if ev.seq > self.last_sent + 1 {
-                        // Never expected; a client with a gap would be wrong forever,
-                        // so let it resume from its cursor instead.
-                        tracing::warn!(tenant = %self.claims.tenant, seq = ev.seq, last = self.last_sent, "gap in the live feed; closing");
-                        return Err(Stop::Close(close::TRY_AGAIN, "live feed gap; resubscribe"));
+                        // The replay ended before this connection's live feed began
+                        // (a merged read a moment old): fill the gap from the log.
+                        let page = self
+                            .st
+                            .hub
+                            .read(&self.claims.tenant, self.last_sent, REPLAY_PAGE)
+                            .await
+                            .map_err(internal)?;
+                        self.replay(page, ev.seq - 1).await?;
                     }
                     if ev.seq > self.last_sent {
                         self.last_sent = ev.seq;
