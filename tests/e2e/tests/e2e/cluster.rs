@@ -289,3 +289,43 @@ fn behind_nginx_a_killed_node_moves_its_client_to_the_other() {
     );
     applied_once(&[&watcher]);
 }
+
+#[test]
+fn pulsectl_with_several_servers_moves_to_the_next_when_one_is_killed() {
+    let redis = RedisServer::start();
+    let (mut a, mut b) = (node(&redis, "a"), node(&redis, "b"));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.db");
+    let (view, pubtok) = (viewer("acme"), publisher("acme"));
+    let http = Http::new();
+    let watcher = Pulsectl::watch(
+        &a.url(),
+        &["--token", &view, "--server", &b.url()],
+        &cache,
+        &[],
+    );
+    let ingest_at = |gw: &Gateway, from: u64, to: u64| {
+        for n in from..to {
+            http.ingest(&gw.url(), &pubtok, &batch_with_ids(n, 10, "f"))
+                .unwrap();
+        }
+    };
+    ingest_at(&b, 0, 10);
+    converged(&http, &b, &view, &cache);
+    // SIGKILL the node the client is on while events are ingested at the other.
+    a.kill();
+    ingest_at(&b, 10, 30);
+    converged(&http, &b, &view, &cache);
+    assert!(
+        watcher.stderr.contains(&format!("moving to {}", b.url())),
+        "{:?}",
+        watcher.stderr.snapshot()
+    );
+    // And back, once the first node is up again and the second one dies.
+    a.restart();
+    b.kill();
+    ingest_at(&a, 30, 40);
+    converged(&http, &a, &view, &cache);
+    assert_eq!(http.snapshot(&a.url(), &view).seq, 400);
+    applied_once(&[&watcher]);
+}
