@@ -263,7 +263,9 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
     let start = |i: usize| -> Result<SessionHandle, Failure> {
         let Resolved {
             tokens, mut config, ..
-        } = args.server.resolve_at(i, speaks.clone(), args.stream.clone())?;
+        } = args
+            .server
+            .resolve_at(i, speaks.clone(), args.stream.clone())?;
         config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
         config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));
         SessionHandle::spawn(config, tokens, store.clone())

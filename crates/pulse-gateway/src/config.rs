@@ -54,7 +54,9 @@ impl FromStr for StoreConfig {
             redis::parse_redis_url(s)
                 .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
                 .map(|_| StoreConfig::Redis(s.to_owned()))
-                .ok_or_else(|| format!("`{s}` is not a Redis URL: expected `redis://HOST:PORT[/DB]`"))
+                .ok_or_else(|| {
+                    format!("`{s}` is not a Redis URL: expected `redis://HOST:PORT[/DB]`")
+                })
         } else {
             Err(format!(
                 "unknown store `{s}`: expected `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`"
@@ -265,7 +267,12 @@ mod tests {
             "redis://10.0.0.5:6379/2".parse::<StoreConfig>().unwrap(),
             StoreConfig::Redis("redis://10.0.0.5:6379/2".into())
         );
-        for bad in ["redis://", "redis://:6379", "redis:/x", "redis://h:notaport"] {
+        for bad in [
+            "redis://",
+            "redis://:6379",
+            "redis:/x",
+            "redis://h:notaport",
+        ] {
             assert!(bad.parse::<StoreConfig>().is_err(), "{bad}");
         }
         let u: User = "ann:pw:acme".parse().unwrap();

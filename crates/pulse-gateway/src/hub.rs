@@ -265,9 +265,10 @@ impl Hub {
         self.metrics
             .events_ingested
             .fetch_add(done.frames.len() as u64, Ordering::Relaxed);
-        self.metrics
-            .duplicates
-            .fetch_add((done.seqs.len() - done.frames.len()) as u64, Ordering::Relaxed);
+        self.metrics.duplicates.fetch_add(
+            (done.seqs.len() - done.frames.len()) as u64,
+            Ordering::Relaxed,
+        );
         Ok(done.seqs)
     }
 
@@ -459,7 +460,9 @@ fn tail(hub: Weak<Hub>, stop: tokio::sync::watch::Receiver<bool>) {
                 backoff = Duration::from_millis(50);
                 let mut by_tenant: HashMap<&str, Vec<EventFrame>> = HashMap::new();
                 for f in frames {
-                    let Some(t) = followed.get(&f.stream) else { continue };
+                    let Some(t) = followed.get(&f.stream) else {
+                        continue;
+                    };
                     // Publish each seq once, in order, whatever the reply held.
                     if f.seq > t.head() {
                         by_tenant.entry(t.name.as_str()).or_default().push(f);
@@ -508,14 +511,23 @@ mod tests {
         assert_eq!(metrics.merged_reads.load(Ordering::Relaxed), 39);
         for r in &reads {
             let r = r.as_ref().unwrap();
-            assert_eq!(r.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+            assert_eq!(
+                r.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                [3, 4, 5]
+            );
         }
-        assert!(Arc::ptr_eq(reads[0].as_ref().unwrap(), reads[39].as_ref().unwrap()));
+        assert!(Arc::ptr_eq(
+            reads[0].as_ref().unwrap(),
+            reads[39].as_ref().unwrap()
+        ));
         // Another cursor is another read; a finished read is never served again.
         hub.read("acme", 1, 100).await.unwrap();
         let later = hub.read("acme", 2, 100).await.unwrap();
         assert_eq!(metrics.merged_reads.load(Ordering::Relaxed), 39);
         assert!(!Arc::ptr_eq(reads[0].as_ref().unwrap(), &later));
-        assert!(hub.reads.lock().unwrap().is_empty(), "nothing left in flight");
+        assert!(
+            hub.reads.lock().unwrap().is_empty(),
+            "nothing left in flight"
+        );
     }
 }

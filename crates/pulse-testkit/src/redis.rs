@@ -125,7 +125,10 @@ impl RedisServer {
         self.kill();
         let port = self.port;
         crate::process::retry(Duration::from_secs(10), || {
-            assert!(self.spawn(), "redis-server did not come back on port {port}");
+            assert!(
+                self.spawn(),
+                "redis-server did not come back on port {port}"
+            );
         });
     }
 }

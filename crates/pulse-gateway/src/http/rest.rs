@@ -35,15 +35,24 @@ pub(super) async fn healthz(State(st): St) -> axum::response::Response {
     let store = st.hub.backend();
     match st.hub.health().await {
         Ok(()) => {
-            st.hub.metrics().store_unavailable.store(0, Ordering::Relaxed);
+            st.hub
+                .metrics()
+                .store_unavailable
+                .store(0, Ordering::Relaxed);
             Json(json!({"status": "ok"})).into_response()
         }
         Err(e) => {
-            st.hub.metrics().store_unavailable.store(1, Ordering::Relaxed);
+            st.hub
+                .metrics()
+                .store_unavailable
+                .store(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "health check: store unavailable");
             (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, super::error::RETRY_AFTER_SECS.to_string())],
+                [(
+                    header::RETRY_AFTER,
+                    super::error::RETRY_AFTER_SECS.to_string(),
+                )],
                 Json(json!({"status": "degraded", "store": store, "reason": "store unavailable"})),
             )
                 .into_response()

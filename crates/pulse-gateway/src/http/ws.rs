@@ -43,8 +43,8 @@ use tokio::time::{sleep_until, Instant};
 use super::error::{ApiErr, Auth};
 use super::AppState;
 use crate::hub::LiveEvent;
-use crate::store::EventRange;
 use crate::metrics::Metrics;
+use crate::store::EventRange;
 
 /// Events read from the log per replay page.
 const REPLAY_PAGE: usize = 1000;

@@ -111,6 +111,10 @@ redis.call('HSET', KEYS[1], 'head', string.format('%d', head), 'first', string.f
 return {'ok', string.format('%d', first)}
 "#;
 
+/// What an append reads before it runs the script: the seqs of its ids already
+/// stored, and the current JSON of the entities its changes touch.
+type Prepared = (Vec<Option<u64>>, Vec<Option<String>>);
+
 /// The Redis backend.
 pub struct RedisStore {
     client: redis::Client,
@@ -141,8 +145,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn err(e: RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped()
-    {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped() {
         StoreError::Unavailable(e.to_string())
     } else {
         StoreError::Redis(e.to_string())
@@ -260,13 +263,19 @@ impl RedisStore {
         };
         match f(&mut conn) {
             Ok(v) => {
-                self.pool.lock().map_err(|_| StoreError::Poisoned)?.push(conn);
+                self.pool
+                    .lock()
+                    .map_err(|_| StoreError::Poisoned)?
+                    .push(conn);
                 Ok(v)
             }
             Err(e) => {
                 let e = err(e);
                 if !matches!(e, StoreError::Unavailable(_)) {
-                    self.pool.lock().map_err(|_| StoreError::Poisoned)?.push(conn);
+                    self.pool
+                        .lock()
+                        .map_err(|_| StoreError::Poisoned)?
+                        .push(conn);
                     return Err(e);
                 }
                 if fresh {
@@ -275,7 +284,10 @@ impl RedisStore {
                 self.pool.lock().map_err(|_| StoreError::Poisoned)?.clear();
                 let mut conn = self.connect(IO_TIMEOUT)?;
                 let v = f(&mut conn).map_err(err)?;
-                self.pool.lock().map_err(|_| StoreError::Poisoned)?.push(conn);
+                self.pool
+                    .lock()
+                    .map_err(|_| StoreError::Poisoned)?
+                    .push(conn);
                 Ok(v)
             }
         }
@@ -361,16 +373,15 @@ impl RedisStore {
         fields.sort();
         fields.dedup();
         let (ids_key, ent_key) = (self.key(tenant, "ids"), self.key(tenant, "ent"));
-        let (info, (known, current)): (StreamInfo, (Vec<Option<u64>>, Vec<Option<String>>)) =
-            self.read_with(tenant, |p| {
-                p.cmd("HMGET").arg(&ids_key).arg(&ids);
-                if fields.is_empty() {
-                    // HMGET needs a field: ask for one that never exists.
-                    p.cmd("HMGET").arg(&ent_key).arg("");
-                } else {
-                    p.cmd("HMGET").arg(&ent_key).arg(&fields);
-                }
-            })?;
+        let (info, (known, current)): (StreamInfo, Prepared) = self.read_with(tenant, |p| {
+            p.cmd("HMGET").arg(&ids_key).arg(&ids);
+            if fields.is_empty() {
+                // HMGET needs a field: ask for one that never exists.
+                p.cmd("HMGET").arg(&ent_key).arg("");
+            } else {
+                p.cmd("HMGET").arg(&ent_key).arg(&fields);
+            }
+        })?;
         let mut state: HashMap<String, Option<Object>> = HashMap::new();
         for (f, v) in fields.iter().zip(&current) {
             let obj = v
@@ -555,10 +566,9 @@ impl LogStore for RedisStore {
 
     fn snapshot(&self, tenant: &str) -> Result<Snapshot, StoreError> {
         let ent = self.key(tenant, "ent");
-        let (info, all): (StreamInfo, HashMap<String, String>) =
-            self.read_with(tenant, |p| {
-                p.cmd("HGETALL").arg(&ent);
-            })?;
+        let (info, all): (StreamInfo, HashMap<String, String>) = self.read_with(tenant, |p| {
+            p.cmd("HGETALL").arg(&ent);
+        })?;
         let mut entities = Vec::with_capacity(all.len());
         for (f, data) in all {
             let (kind, id) = f
@@ -586,19 +596,16 @@ impl LogStore for RedisStore {
         id: &str,
     ) -> Result<Option<Object>, StoreError> {
         let ent = self.key(tenant, "ent");
-        let text: Option<String> = self.with_conn(|c| {
-            redis::cmd("HGET")
-                .arg(&ent)
-                .arg(field(kind, id))
-                .query(c)
-        })?;
+        let text: Option<String> =
+            self.with_conn(|c| redis::cmd("HGET").arg(&ent).arg(field(kind, id)).query(c))?;
         text.map(|t| serde_json::from_str(&t).map_err(corrupt))
             .transpose()
     }
 
     fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
         let set = format!("{}:streams", self.prefix);
-        let mut names: Vec<String> = self.with_conn(|c| redis::cmd("SMEMBERS").arg(&set).query(c))?;
+        let mut names: Vec<String> =
+            self.with_conn(|c| redis::cmd("SMEMBERS").arg(&set).query(c))?;
         names.sort();
         if names.is_empty() {
             return Ok(Vec::new());
@@ -657,13 +664,7 @@ mod tests {
     #[test]
     fn retention_by_age() {
         let server = RedisServer::start();
-        let s = RedisStore::open(
-            &server.url(),
-            100,
-            Some(Duration::from_secs(3600)),
-            "n",
-        )
-        .unwrap();
+        let s = RedisStore::open(&server.url(), 100, Some(Duration::from_secs(3600)), "n").unwrap();
         let old = now_ms() - 2 * 3600 * 1000;
         s.append("acme", vec![ev("a", old), ev("b", old)]).unwrap();
         let fresh = s.append("acme", vec![ev("c", now_ms())]).unwrap();
@@ -736,7 +737,9 @@ mod tests {
         let a = RedisStore::open(&server.url(), 100, None, "a").unwrap();
         let b = RedisStore::open(&server.url(), 100, None, "b").unwrap();
         b.append("acme", vec![ev("x", 1), ev("y", 1)]).unwrap();
-        let got = a.tail(&[("acme".into(), 0)], Duration::from_secs(5)).unwrap();
+        let got = a
+            .tail(&[("acme".into(), 0)], Duration::from_secs(5))
+            .unwrap();
         assert_eq!(got.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 2]);
         // Blocked on an empty tail, a wake ends the read at once.
         std::thread::scope(|sc| {

@@ -295,7 +295,10 @@ pub(crate) fn duplicate_ids(b: &dyn Backend) {
     let first = s.append("acme", vec![add("e1", "one")]).unwrap();
     assert_eq!((first.seqs.as_slice(), first.frames.len()), (&[2][..], 1));
     let again = s
-        .append("acme", vec![add("e1", "one"), add("e2", "two"), add("e2", "two")])
+        .append(
+            "acme",
+            vec![add("e1", "one"), add("e2", "two"), add("e2", "two")],
+        )
         .unwrap();
     assert_eq!(again.seqs, [2, 3, 3], "duplicates answer the first seq");
     assert_eq!(
@@ -304,7 +307,10 @@ pub(crate) fn duplicate_ids(b: &dyn Backend) {
         "only the new event is stored"
     );
     let only_dups = s.append("acme", vec![add("e2", "two")]).unwrap();
-    assert_eq!((only_dups.seqs.as_slice(), only_dups.frames.len()), (&[3][..], 0));
+    assert_eq!(
+        (only_dups.seqs.as_slice(), only_dups.frames.len()),
+        (&[3][..], 0)
+    );
     let r = s.read("acme", 0, 10).unwrap();
     assert_eq!(r.info.head, 3);
     assert_eq!(r.events.iter().filter(|e| e.id == "e2").count(), 1);
@@ -317,7 +323,10 @@ pub(crate) fn duplicate_ids(b: &dyn Backend) {
     let late = s.append("acme", vec![add("e1", "late")]).unwrap();
     assert_eq!(late.seqs, [6]);
     // Ids are per tenant.
-    let other = s.append("globex", vec![ev_id("agent.upserted", json!({"id": "a"}), "e2")]);
+    let other = s.append(
+        "globex",
+        vec![ev_id("agent.upserted", json!({"id": "a"}), "e2")],
+    );
     assert_eq!(other.unwrap().seqs, [1]);
 }
 
@@ -335,7 +344,11 @@ pub(crate) fn concurrent_appends(b: &dyn Backend) {
         .unwrap();
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let s = if w % 2 == 0 { first.clone() } else { second.clone() };
+            let s = if w % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
             std::thread::spawn(move || {
                 let mut seqs = Vec::new();
                 for i in 0..40 {
@@ -362,13 +375,20 @@ pub(crate) fn concurrent_appends(b: &dyn Backend) {
         .flat_map(|w| w.join().unwrap())
         .collect();
     all.sort_unstable();
-    assert_eq!(all, (2..=321).collect::<Vec<u64>>(), "every seq once, none skipped");
+    assert_eq!(
+        all,
+        (2..=321).collect::<Vec<u64>>(),
+        "every seq once, none skipped"
+    );
     let r = second.read("acme", 0, 10_000).unwrap();
     assert_eq!(
         r.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         (1..=321).collect::<Vec<u64>>()
     );
-    let t = first.entity("acme", EntityKind::Ticket, "1").unwrap().unwrap();
+    let t = first
+        .entity("acme", EntityKind::Ticket, "1")
+        .unwrap()
+        .unwrap();
     assert_eq!(t["timeline"].as_array().map(Vec::len), Some(160));
     let snap = second.snapshot("acme").unwrap();
     assert_eq!((snap.seq, snap.entities.len()), (321, 161));
@@ -463,9 +483,7 @@ impl Redis {
 
 impl Backend for Redis {
     fn open(&self, retain: u64) -> Box<dyn LogStore> {
-        Box::new(
-            super::RedisStore::open(&self.0.url(), retain, None, "test").expect("open redis"),
-        )
+        Box::new(super::RedisStore::open(&self.0.url(), retain, None, "test").expect("open redis"))
     }
     fn shared(&self) -> bool {
         true

@@ -102,7 +102,10 @@ async fn unreachable_redis_fails_the_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot open the store") && err.contains("unavailable"), "{err}");
+    assert!(
+        err.contains("cannot open the store") && err.contains("unavailable"),
+        "{err}"
+    );
     let out = bin()
         .args(["serve", "--jwt-secret", "s", "--store", "redis://:1"])
         .output()

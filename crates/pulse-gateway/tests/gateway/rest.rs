@@ -408,22 +408,24 @@ async fn duplicate_ids_are_stored_once() {
     let gw = Gw::default().await;
     let pubr = publisher("acme");
     let (mut ws, _) = subscribe(&gw, &viewer("acme"), None, None).await;
-    let add = |id: &str, what: &str| {
-        json!({"id": id, "type": "ticket.event_added", "data": {"id": "t1", "event": {"what": what}}})
-    };
+    let add = |id: &str, what: &str| json!({"id": id, "type": "ticket.event_added", "data": {"id": "t1", "event": {"what": what}}});
     assert_eq!(
         gw.ingest(&pubr, json!([add("e1", "one"), add("e2", "two")]))
             .await,
         [1, 2]
     );
     assert_eq!(
-        gw.ingest(&pubr, json!([add("e2", "two"), add("e3", "three"), add("e1", "one")]))
-            .await,
+        gw.ingest(
+            &pubr,
+            json!([add("e2", "two"), add("e3", "three"), add("e1", "one")])
+        )
+        .await,
         [2, 3, 1]
     );
     let live = events(&mut ws, 3).await;
     assert_eq!(live.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    let snap: Snapshot = serde_json::from_value(gw.json(&viewer("acme"), "/v1/snapshot").await).unwrap();
+    let snap: Snapshot =
+        serde_json::from_value(gw.json(&viewer("acme"), "/v1/snapshot").await).unwrap();
     assert_eq!(snap.seq, 3);
     assert_eq!(
         snap.entities[0].data["timeline"],

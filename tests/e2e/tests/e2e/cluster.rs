@@ -50,7 +50,9 @@ fn applied_once(runs: &[&Pulsectl]) {
     let mut seen = HashSet::new();
     for run in runs {
         for line in run.changes() {
-            if let (Some(seq), Some(change)) = (line.get("seq").and_then(Value::as_u64), line.get("change")) {
+            if let (Some(seq), Some(change)) =
+                (line.get("seq").and_then(Value::as_u64), line.get("change"))
+            {
                 assert!(
                     seen.insert((seq, change.to_string())),
                     "seq {seq} applied twice: {line}"
@@ -109,7 +111,11 @@ fn ingest_at_one_node_reaches_clients_of_the_others() {
         .ingest(&c.url(), &pubtok, &batch_with_ids(29, 20, "x"))
         .unwrap();
     assert_eq!(again["seqs"], json!((581..=600).collect::<Vec<u64>>()));
-    assert_eq!(http.snapshot(&b.url(), &view).seq, 600, "nothing stored twice");
+    assert_eq!(
+        http.snapshot(&b.url(), &view).seq,
+        600,
+        "nothing stored twice"
+    );
 }
 
 #[test]
@@ -149,7 +155,11 @@ fn two_nodes_ingesting_one_tenant_never_share_or_skip_a_seq() {
         .flat_map(|w| w.join().unwrap())
         .collect();
     all.sort_unstable();
-    assert_eq!(all, (1..=800).collect::<Vec<u64>>(), "each seq once, none skipped");
+    assert_eq!(
+        all,
+        (1..=800).collect::<Vec<u64>>(),
+        "each seq once, none skipped"
+    );
     let http = Http::new();
     converged(&http, &a, &view, &cache);
     applied_once(&[&watcher]);
@@ -240,7 +250,11 @@ fn redis_down_degrades_every_node_and_its_return_loses_nothing() {
         }
     }
     converged(&http, &b, &view, &cache);
-    assert_eq!(http.snapshot(&a.url(), &view).seq, 200, "nothing lost, nothing doubled");
+    assert_eq!(
+        http.snapshot(&a.url(), &view).seq,
+        200,
+        "nothing lost, nothing doubled"
+    );
     applied_once(&[&watcher]);
 }
 

@@ -269,7 +269,12 @@ impl Http {
     }
 
     /// POST /v1/ingest: status, `Retry-After` and body, whatever the answer.
-    pub fn ingest_raw(&self, base: &str, token: &str, body: &Value) -> (u16, Option<String>, Value) {
+    pub fn ingest_raw(
+        &self,
+        base: &str,
+        token: &str,
+        body: &Value,
+    ) -> (u16, Option<String>, Value) {
         self.rt.block_on(async {
             let r = self
                 .client
