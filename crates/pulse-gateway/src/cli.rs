@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the Pulse protocol.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed token (JWT) on stdout.
     Mint(MintArgs),
 }
@@ -61,9 +61,17 @@ struct ServeArgs {
     /// Also drop events older than this (e.g. `7d`; Redis store, trimmed on append).
     #[arg(long, value_parser = parse_duration)]
     retain_age: Option<Duration>,
-    /// This node's name in a cluster on Redis (default: random).
+    /// This node's name in a cluster on Redis (default: random); also its consumer
+    /// name in the `--source` group.
     #[arg(long)]
     node_id: Option<String>,
+    /// Read a platform's Redis Stream in a consumer group:
+    /// `redis-stream://HOST:PORT[/DB]/KEY` (needs `--mapping`).
+    #[arg(long, requires = "mapping", value_parser = |s: &str| s.parse::<crate::source::SourceUrl>())]
+    source: Option<crate::source::SourceUrl>,
+    /// The TOML mapping of the `--source`'s events to Pulse events.
+    #[arg(long, requires = "source")]
+    mapping: Option<std::path::PathBuf>,
     /// Interval between server pings (e.g. `15s`).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     ping_interval: Duration,
@@ -123,7 +131,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Mint(args) => mint(args),
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
     }
 }
 
@@ -177,6 +185,16 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("error: --demo-speed must be a positive number");
         return ExitCode::from(2);
     }
+    let source = match (args.source, &args.mapping) {
+        (Some(url), Some(path)) => match crate::source::Mapping::load(path) {
+            Ok(m) => Some((url, m)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     init_tracing();
     if secret.is_none() {
         eprintln!(
@@ -191,6 +209,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         retain: args.retain,
         retain_age: args.retain_age,
         node_id: args.node_id.filter(|n| !n.is_empty()),
+        source,
         ping_interval: args.ping_interval,
         ping_timeout: args.ping_timeout,
         access_ttl: args.access_ttl,

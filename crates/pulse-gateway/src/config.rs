@@ -149,6 +149,8 @@ pub struct Config {
     pub retain_age: Option<Duration>,
     /// This node's name in a cluster (Redis store); random when `None`.
     pub node_id: Option<String>,
+    /// A platform's Redis Stream read in a consumer group, with its mapping.
+    pub source: Option<(crate::source::SourceUrl, crate::source::Mapping)>,
     /// Interval between server `ping` frames.
     pub ping_interval: Duration,
     /// Extra silence tolerated after an interval: a client that sent nothing for
@@ -178,6 +180,7 @@ impl std::fmt::Debug for Config {
             .field("retain", &self.retain)
             .field("retain_age", &self.retain_age)
             .field("node_id", &self.node_id)
+            .field("source", &self.source.as_ref().map(|(u, _)| u))
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
             .field("access_ttl", &self.access_ttl)
@@ -198,6 +201,7 @@ impl Default for Config {
             retain: DEFAULT_RETAIN,
             retain_age: None,
             node_id: None,
+            source: None,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             access_ttl: DEFAULT_ACCESS_TTL,

@@ -42,6 +42,7 @@ pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod source;
 pub mod store;
 
 pub mod cli;
@@ -67,6 +68,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] store::StoreError),
+    /// The `--source` consumer could not be started.
+    #[error("cannot start the source: {0}")]
+    Source(String),
     /// The store could not be read at start.
     #[error("cannot read the store: {0}")]
     Hub(#[from] hub::HubError),
@@ -85,6 +89,10 @@ impl Gateway {
             _ => return Err(StartError::MissingSecret),
         };
         let retain = config.retain.max(1);
+        let node = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
         let store: Arc<dyn store::LogStore> = match &config.store {
             StoreConfig::Memory => Arc::new(store::MemoryStore::new(retain)),
             StoreConfig::Sqlite(path) => {
@@ -97,10 +105,7 @@ impl Gateway {
             }
             StoreConfig::Redis(url) => {
                 let (url, age) = (url.clone(), config.retain_age);
-                let node = config
-                    .node_id
-                    .clone()
-                    .unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
+                let node = node.clone();
                 Arc::new(
                     tokio::task::spawn_blocking(move || {
                         store::RedisStore::open(&url, retain, age, &node)
@@ -163,6 +168,18 @@ impl Gateway {
                 tracing::error!(error = %e, "server failed");
             }
         });
+        if let Some((url, mapping)) = config.source.clone() {
+            let stats = hub.metrics().source.clone();
+            source::start(
+                url,
+                mapping,
+                node.clone(),
+                hub.clone(),
+                stats,
+                stop_rx.clone(),
+            )
+            .map_err(|e| StartError::Source(e.to_string()))?;
+        }
         let demo = config
             .demo
             .clone()

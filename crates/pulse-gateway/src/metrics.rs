@@ -44,6 +44,8 @@ pub struct Metrics {
     pub tail_errors: AtomicU64,
     /// 1 while the store cannot be reached (last health check or tail read failed).
     pub store_unavailable: AtomicU64,
+    /// The `--source` consumer's counters.
+    pub source: std::sync::Arc<crate::source::SourceStats>,
 }
 
 /// The `recovered: false` reasons, in the order of [`Metrics::resyncs`].
@@ -163,6 +165,30 @@ impl Metrics {
             "gauge",
             "1 while the store cannot be reached.",
             get(&self.store_unavailable),
+        );
+        one(
+            "pulse_source_acked_total",
+            "counter",
+            "Source entries committed and acknowledged.",
+            get(&self.source.acked),
+        );
+        one(
+            "pulse_source_unmapped_total",
+            "counter",
+            "Source entries acknowledged without an event (no rule for their type).",
+            get(&self.source.unmapped),
+        );
+        one(
+            "pulse_source_dead_total",
+            "counter",
+            "Source entries refused and copied to the dead-letter stream.",
+            get(&self.source.dead),
+        );
+        one(
+            "pulse_source_errors_total",
+            "counter",
+            "Failed source rounds (Redis or the store down).",
+            get(&self.source.errors),
         );
         let _ = writeln!(
             out,

@@ -9,4 +9,5 @@ mod cluster;
 mod demo;
 mod garbage;
 mod rest;
+mod source;
 mod stream;
