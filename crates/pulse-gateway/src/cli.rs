@@ -185,6 +185,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("error: --demo-speed must be a positive number");
         return ExitCode::from(2);
     }
+    if args.retain_age.is_some() && !matches!(args.store, StoreConfig::Redis(_)) {
+        eprintln!("error: --retain-age needs the Redis store (--store redis://HOST:PORT)");
+        return ExitCode::from(2);
+    }
     let source = match (args.source, &args.mapping) {
         (Some(url), Some(path)) => match crate::source::Mapping::load(path) {
             Ok(m) => Some((url, m)),
