@@ -49,10 +49,15 @@ const TAIL_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// One committed event as sent to live subscribers.
 #[derive(Debug)]
 pub struct LiveEvent {
-    /// Its seq.
+    /// Its seq ([`LiveEvent::RESYNC`]: no event; the subscriber must resubscribe).
     pub seq: u64,
     /// The encoded event frame.
     pub text: Utf8Bytes,
+}
+
+impl LiveEvent {
+    /// The seq of the marker telling subscribers that the log was recreated.
+    pub const RESYNC: u64 = 0;
 }
 
 /// A failure of the append or read path.
@@ -86,7 +91,7 @@ impl HubError {
 #[derive(Debug)]
 pub struct TenantHub {
     name: String,
-    epoch: String,
+    epoch: Mutex<String>,
     writer: tokio::sync::Mutex<()>,
     /// Created by the first subscriber, so tenants nobody watches cost no queue.
     live: OnceLock<broadcast::Sender<Arc<LiveEvent>>>,
@@ -103,9 +108,10 @@ impl TenantHub {
         &self.name
     }
 
-    /// The stream's epoch (fixed for the lifetime of the store).
-    pub fn epoch(&self) -> &str {
-        &self.epoch
+    /// The stream's epoch (fixed for the lifetime of the log; a shared store that
+    /// lost its data starts a new one, see [`Hub::observe`]).
+    pub fn epoch(&self) -> String {
+        self.epoch.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Highest committed seq seen by this hub.
@@ -117,6 +123,30 @@ impl TenantHub {
         self.live
             .get_or_init(|| broadcast::channel(self.queue).0)
             .subscribe()
+    }
+
+    /// When `info` (just read from a shared store) has another epoch than this
+    /// hub's, the log was recreated: take its epoch, restart the tail's cursor at
+    /// its head, and return `true`.
+    fn reset_if_recreated(&self, info: &StreamInfo) -> bool {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        if *epoch == info.epoch {
+            return false;
+        }
+        tracing::warn!(tenant = %self.name, old = %epoch, new = %info.epoch, "the log was recreated (new epoch); the tail starts over");
+        *epoch = info.epoch.clone();
+        self.head.store(info.head, Ordering::Release);
+        true
+    }
+
+    /// Tell every live subscriber to resubscribe (seq 0, see [`LiveEvent::RESYNC`]).
+    fn send_resync(&self) {
+        if let Some(live) = self.live.get() {
+            let _ = live.send(Arc::new(LiveEvent {
+                seq: LiveEvent::RESYNC,
+                text: Utf8Bytes::from_static(""),
+            }));
+        }
     }
 
     /// Publish committed frames, in seq order, to the live subscribers.
@@ -194,7 +224,7 @@ impl Hub {
             .or_insert_with(|| {
                 Arc::new(TenantHub {
                     name: info.stream,
-                    epoch: info.epoch,
+                    epoch: Mutex::new(info.epoch),
                     writer: tokio::sync::Mutex::new(()),
                     live: OnceLock::new(),
                     queue: self.queue,
@@ -380,6 +410,14 @@ impl Hub {
         Ok(rx)
     }
 
+    /// Tell the hub what a read of `t`'s log found. On a shared store whose log
+    /// was recreated (Redis came back empty: a new epoch), the tail's cursor is
+    /// reset to the new log's head so that its events are published, and the tail
+    /// woken ([`Hub::wake_tail`], a blocking call) when this returns `true`.
+    pub fn observe(&self, t: &TenantHub, info: &StreamInfo) -> bool {
+        self.store.shared().is_some() && t.reset_if_recreated(info)
+    }
+
     /// Whether the store can serve now.
     pub async fn health(&self) -> Result<(), HubError> {
         self.blocking(|s| s.health()).await
@@ -455,6 +493,16 @@ fn tail(hub: Weak<Hub>, stop: tokio::sync::watch::Receiver<bool>) {
                 if failing {
                     tracing::info!("store reachable again; tail resumes from its cursors");
                     failing = false;
+                    // Redis may have come back empty: a recreated log gets a new
+                    // epoch, and its subscribers must resync.
+                    for t in followed.values() {
+                        if let Ok(info) = redis.info(&t.name) {
+                            if t.reset_if_recreated(&info) {
+                                t.send_resync();
+                            }
+                        }
+                    }
+                    continue;
                 }
                 metrics.store_unavailable.store(0, Ordering::Relaxed);
                 backoff = Duration::from_millis(50);
@@ -494,37 +542,89 @@ fn tail(hub: Weak<Hub>, stop: tokio::sync::watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::{Appended, MemoryStore};
+    use pulse_protocol::rest::Snapshot;
     use serde_json::json;
 
-    #[tokio::test]
+    /// A memory store whose reads wait until the gate opens.
+    struct Gated {
+        inner: MemoryStore,
+        open: std::sync::Mutex<bool>,
+        cv: std::sync::Condvar,
+    }
+
+    impl LogStore for Gated {
+        fn backend(&self) -> &'static str {
+            "gated"
+        }
+        fn info(&self, t: &str) -> Result<StreamInfo, StoreError> {
+            self.inner.info(t)
+        }
+        fn append(&self, t: &str, e: Vec<NewEvent>) -> Result<Appended, StoreError> {
+            self.inner.append(t, e)
+        }
+        fn read(&self, t: &str, after: u64, limit: usize) -> Result<EventRange, StoreError> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.cv.wait(open).unwrap();
+            }
+            drop(open);
+            self.inner.read(t, after, limit)
+        }
+        fn snapshot(&self, t: &str) -> Result<Snapshot, StoreError> {
+            self.inner.snapshot(t)
+        }
+        fn entity(&self, t: &str, k: EntityKind, id: &str) -> Result<Option<Object>, StoreError> {
+            self.inner.entity(t, k, id)
+        }
+        fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
+            self.inner.streams()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn identical_reads_in_flight_are_merged() {
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(Arc::new(MemoryStore::new(100)), 16, metrics.clone()).unwrap();
+        let store = Arc::new(Gated {
+            inner: MemoryStore::new(100),
+            open: std::sync::Mutex::new(false),
+            cv: std::sync::Condvar::new(),
+        });
+        let hub = Arc::new(Hub::new(store.clone(), 16, metrics.clone()).unwrap());
         let events = (0..5)
             .map(|i| NewEvent::new("agent.upserted", json!({"id": format!("a{i}")}), None, 1))
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         hub.append("acme", events).await.unwrap();
         // Forty clients resuming from one cursor at once: one store read.
-        let reads = futures_util::future::join_all((0..40).map(|_| hub.read("acme", 2, 100))).await;
-        assert_eq!(metrics.merged_reads.load(Ordering::Relaxed), 39);
-        for r in &reads {
-            let r = r.as_ref().unwrap();
+        let reads: Vec<_> = (0..40)
+            .map(|_| {
+                let hub = hub.clone();
+                tokio::spawn(async move { hub.read("acme", 2, 100).await })
+            })
+            .collect();
+        pulse_testkit::wait_for_some("39 reads merged", Duration::from_secs(10), || async {
+            (metrics.merged_reads.load(Ordering::Relaxed) == 39).then_some(())
+        })
+        .await;
+        *store.open.lock().unwrap() = true;
+        store.cv.notify_all();
+        let mut got = Vec::new();
+        for r in reads {
+            got.push(r.await.unwrap().unwrap());
+        }
+        for r in &got {
             assert_eq!(
                 r.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
                 [3, 4, 5]
             );
+            assert!(Arc::ptr_eq(r, &got[0]), "one read served all");
         }
-        assert!(Arc::ptr_eq(
-            reads[0].as_ref().unwrap(),
-            reads[39].as_ref().unwrap()
-        ));
         // Another cursor is another read; a finished read is never served again.
         hub.read("acme", 1, 100).await.unwrap();
         let later = hub.read("acme", 2, 100).await.unwrap();
         assert_eq!(metrics.merged_reads.load(Ordering::Relaxed), 39);
-        assert!(!Arc::ptr_eq(reads[0].as_ref().unwrap(), &later));
+        assert!(!Arc::ptr_eq(&got[0], &later));
         assert!(
             hub.reads.lock().unwrap().is_empty(),
             "nothing left in flight"

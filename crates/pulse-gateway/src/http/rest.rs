@@ -228,7 +228,7 @@ pub(super) async fn ingest(
     let seqs = st.hub.append(&claims.tenant, events).await?;
     Ok(Json(IngestResponse {
         stream: claims.tenant,
-        epoch: t.epoch().to_owned(),
+        epoch: t.epoch(),
         seqs,
     }))
 }

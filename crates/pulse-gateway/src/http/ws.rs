@@ -276,6 +276,10 @@ impl Connection {
                 .map_err(internal)?;
         }
         let info = first.info.clone();
+        if hub.observe(&t, &info) {
+            let woken = hub.clone();
+            let _ = tokio::task::spawn_blocking(move || woken.wake_tail()).await;
+        }
         let reason = match &cursor {
             None => Some("no_cursor"),
             Some((_, e)) if *e != info.epoch => Some("epoch_changed"),
@@ -353,6 +357,12 @@ impl Connection {
         loop {
             match next {
                 Ok(ev) => {
+                    if ev.seq == LiveEvent::RESYNC {
+                        return Err(Stop::Close(
+                            close::TRY_AGAIN,
+                            "the log was recreated; resubscribe",
+                        ));
+                    }
                     if ev.seq > self.last_sent + 1 {
                         // The replay ended before this connection's live feed began
                         // (a merged read a moment old): fill the gap from the log.

@@ -343,3 +343,49 @@ fn pulsectl_with_several_servers_moves_to_the_next_when_one_is_killed() {
     assert_eq!(http.snapshot(&a.url(), &view).seq, 400);
     applied_once(&[&watcher]);
 }
+
+#[test]
+fn redis_back_empty_starts_a_new_epoch_that_every_node_serves() {
+    let mut redis = RedisServer::start(); // no persistence: comes back empty
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.db");
+    let (view, pubtok) = (viewer("acme"), publisher("acme"));
+    let http = Http::new();
+    for n in 0..10 {
+        http.ingest(&a.url(), &pubtok, &batch_with_ids(n, 10, "e1"))
+            .unwrap();
+    }
+    let watcher = Pulsectl::watch(&b.url(), &["--token", &view], &cache, &[]);
+    converged(&http, &b, &view, &cache);
+    let old = http.snapshot(&a.url(), &view).epoch;
+    redis.restart();
+    wait_for("both nodes healthy again", LONG, || {
+        health(&http, &a) == 200 && health(&http, &b) == 200
+    });
+    for n in 0..5 {
+        let mut tries = 0;
+        while let Err(e) = http.ingest(&a.url(), &pubtok, &batch_with_ids(n, 10, "e2")) {
+            tries += 1;
+            assert!(tries < 100, "ingest never accepted again: {e}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let snap = http.snapshot(&b.url(), &view);
+    assert_ne!(snap.epoch, old, "a new log, a new epoch");
+    assert_eq!(snap.seq, 50);
+    // The client on B reloads the new log's snapshot, then follows it live.
+    wait_for("cache on the new epoch", LONG, || {
+        pulse_core::store::SqliteStore::open_read_only(&cache)
+            .ok()
+            .and_then(|s| pulse_core::store::Store::cursor(&s, "acme").ok().flatten())
+            .is_some_and(|c| c.epoch == snap.epoch && c.seq >= 50)
+    });
+    for n in 5..10 {
+        http.ingest(&a.url(), &pubtok, &batch_with_ids(n, 10, "e2"))
+            .unwrap();
+    }
+    converged(&http, &b, &view, &cache);
+    assert_eq!(http.snapshot(&a.url(), &view).seq, 100);
+    drop(watcher);
+}
