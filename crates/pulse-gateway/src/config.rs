@@ -25,8 +25,21 @@ pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default per-client send queue, in events.
 pub const DEFAULT_CLIENT_QUEUE: usize = 8192;
 
-/// Where the event logs and materialised state live.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// `url` with its password (if any) replaced by `***`, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<unparsable url>".to_owned(),
+    }
+}
+
+/// Where the event logs and materialised state live. `Debug` hides a Redis
+/// password.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum StoreConfig {
     /// In memory; a new random epoch on every start.
     #[default]
@@ -35,6 +48,16 @@ pub enum StoreConfig {
     Sqlite(PathBuf),
     /// A Redis server (`redis://HOST:PORT[/DB]`) shared by every node of a cluster.
     Redis(String),
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Memory => f.write_str("Memory"),
+            StoreConfig::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            StoreConfig::Redis(u) => f.debug_tuple("Redis").field(&redact_url(u)).finish(),
+        }
+    }
 }
 
 impl FromStr for StoreConfig {

@@ -45,13 +45,23 @@ const BATCH: usize = 200;
 /// Longest blocking read before the loop looks for abandoned entries again.
 const BLOCK: Duration = Duration::from_secs(2);
 
-/// Where the platform's stream is: `redis-stream://HOST:PORT[/DB]/KEY`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the platform's stream is: `redis-stream://HOST:PORT[/DB]/KEY`. `Debug`
+/// hides a password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SourceUrl {
     /// `redis://HOST:PORT[/DB]`.
     pub redis: String,
     /// The stream key.
     pub key: String,
+}
+
+impl std::fmt::Debug for SourceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceUrl")
+            .field("redis", &crate::config::redact_url(&self.redis))
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 impl std::str::FromStr for SourceUrl {
