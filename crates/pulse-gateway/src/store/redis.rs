@@ -87,7 +87,8 @@ local first = tonumber(redis.call('HGET', KEYS[1], 'first'))
 local keep = math.max(first, head - tonumber(ARGV[2]) + 1)
 local min_ts = tonumber(ARGV[3])
 local start = '-'
-local done = false
+-- Nothing to scan when no event falls out by count and there is no age limit.
+local done = first >= keep and min_ts < 0
 while not done do
   local batch = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 256)
   if #batch == 0 then break end
