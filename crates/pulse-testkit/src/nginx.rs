@@ -5,6 +5,8 @@
 //! Invariants:
 //! - [`Nginx::start`] returns once nginx accepts connections; a missing `nginx`
 //!   binary fails the test with the command that installs it;
+//! - one process (`master_process off`), so the SIGKILL on drop leaves no worker
+//!   behind;
 //! - the proxied location forwards `Upgrade`/`Connection` (else the WebSocket
 //!   upgrade never reaches a node) and moves a request to the next node when one
 //!   cannot be reached (`proxy_next_upstream error timeout`).
@@ -31,6 +33,7 @@ fn config(dir: &std::path::Path, port: u16, upstreams: &[SocketAddr]) -> String 
         .collect();
     format!(
         "user root;
+master_process off;
 worker_processes 1;
 error_log {d}/error.log warn;
 pid {d}/nginx.pid;
