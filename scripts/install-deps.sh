@@ -2,7 +2,8 @@
 # Installs the system packages Pulse builds and tests with (Debian/Ubuntu).
 # Idempotent and quiet when everything is there already.
 set -euo pipefail
-need=(build-essential pkg-config curl git ca-certificates python3 python3-venv python3-pip nodejs npm)
+# redis-server and nginx: real servers for the gateway's cluster tests.
+need=(build-essential pkg-config curl git ca-certificates python3 python3-venv python3-pip nodejs npm redis-server nginx)
 missing=()
 for p in "${need[@]}"; do
   case "$p" in

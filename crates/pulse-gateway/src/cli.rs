@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the Pulse protocol.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed token (JWT) on stdout.
     Mint(MintArgs),
 }
@@ -45,7 +45,8 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7780", value_parser = parse_addr)]
     addr: SocketAddr,
-    /// `memory` or `sqlite:PATH`.
+    /// `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]` (shared by every node of
+    /// a cluster).
     #[arg(long, default_value = "memory", value_parser = |s: &str| s.parse::<StoreConfig>())]
     store: StoreConfig,
     /// Run the demo simulator for tenant `demo` (user `demo`, password `demo`).
@@ -57,6 +58,20 @@ struct ServeArgs {
     /// Events kept per tenant.
     #[arg(long, default_value_t = config::DEFAULT_RETAIN, value_parser = clap::value_parser!(u64).range(1..))]
     retain: u64,
+    /// Also drop events older than this (e.g. `7d`; Redis store, trimmed on append).
+    #[arg(long, value_parser = parse_duration)]
+    retain_age: Option<Duration>,
+    /// This node's name in a cluster on Redis (default: random); also its consumer
+    /// name in the `--source` group.
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Read a platform's Redis Stream in a consumer group:
+    /// `redis-stream://HOST:PORT[/DB]/KEY` (needs `--mapping`).
+    #[arg(long, requires = "mapping", value_parser = |s: &str| s.parse::<crate::source::SourceUrl>())]
+    source: Option<crate::source::SourceUrl>,
+    /// The TOML mapping of the `--source`'s events to Pulse events.
+    #[arg(long, requires = "source")]
+    mapping: Option<std::path::PathBuf>,
     /// Interval between server pings (e.g. `15s`).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     ping_interval: Duration,
@@ -116,7 +131,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Mint(args) => mint(args),
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
     }
 }
 
@@ -170,6 +185,20 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("error: --demo-speed must be a positive number");
         return ExitCode::from(2);
     }
+    if args.retain_age.is_some() && !matches!(args.store, StoreConfig::Redis(_)) {
+        eprintln!("error: --retain-age needs the Redis store (--store redis://HOST:PORT)");
+        return ExitCode::from(2);
+    }
+    let source = match (args.source, &args.mapping) {
+        (Some(url), Some(path)) => match crate::source::Mapping::load(path) {
+            Ok(m) => Some((url, m)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     init_tracing();
     if secret.is_none() {
         eprintln!(
@@ -182,6 +211,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         store: args.store,
         jwt_secret: secret,
         retain: args.retain,
+        retain_age: args.retain_age,
+        node_id: args.node_id.filter(|n| !n.is_empty()),
+        source,
         ping_interval: args.ping_interval,
         ping_timeout: args.ping_timeout,
         access_ttl: args.access_ttl,

@@ -25,20 +25,45 @@ pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default per-client send queue, in events.
 pub const DEFAULT_CLIENT_QUEUE: usize = 8192;
 
-/// Where the event logs and materialised state live.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// `url` with its password (if any) replaced by `***`, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<unparsable url>".to_owned(),
+    }
+}
+
+/// Where the event logs and materialised state live. `Debug` hides a Redis
+/// password.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum StoreConfig {
     /// In memory; a new random epoch on every start.
     #[default]
     Memory,
     /// A SQLite file (created if missing), durable across restarts and crashes.
     Sqlite(PathBuf),
+    /// A Redis server (`redis://HOST:PORT[/DB]`) shared by every node of a cluster.
+    Redis(String),
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Memory => f.write_str("Memory"),
+            StoreConfig::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            StoreConfig::Redis(u) => f.debug_tuple("Redis").field(&redact_url(u)).finish(),
+        }
+    }
 }
 
 impl FromStr for StoreConfig {
     type Err = String;
 
-    /// `memory` or `sqlite:PATH`.
+    /// `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "memory" {
             Ok(StoreConfig::Memory)
@@ -48,9 +73,16 @@ impl FromStr for StoreConfig {
             } else {
                 Ok(StoreConfig::Sqlite(PathBuf::from(path)))
             }
+        } else if s.starts_with("redis://") {
+            redis::parse_redis_url(s)
+                .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+                .map(|_| StoreConfig::Redis(s.to_owned()))
+                .ok_or_else(|| {
+                    format!("`{s}` is not a Redis URL: expected `redis://HOST:PORT[/DB]`")
+                })
         } else {
             Err(format!(
-                "unknown store `{s}`: expected `memory` or `sqlite:PATH`"
+                "unknown store `{s}`: expected `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`"
             ))
         }
     }
@@ -136,6 +168,12 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// Events kept per tenant (older ones are dropped). At least 1.
     pub retain: u64,
+    /// Events older than this are dropped as well (Redis store; trimmed on append).
+    pub retain_age: Option<Duration>,
+    /// This node's name in a cluster (Redis store); random when `None`.
+    pub node_id: Option<String>,
+    /// A platform's Redis Stream read in a consumer group, with its mapping.
+    pub source: Option<(crate::source::SourceUrl, crate::source::Mapping)>,
     /// Interval between server `ping` frames.
     pub ping_interval: Duration,
     /// Extra silence tolerated after an interval: a client that sent nothing for
@@ -163,6 +201,9 @@ impl std::fmt::Debug for Config {
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("retain", &self.retain)
+            .field("retain_age", &self.retain_age)
+            .field("node_id", &self.node_id)
+            .field("source", &self.source.as_ref().map(|(u, _)| u))
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
             .field("access_ttl", &self.access_ttl)
@@ -181,6 +222,9 @@ impl Default for Config {
             store: StoreConfig::Memory,
             jwt_secret: None,
             retain: DEFAULT_RETAIN,
+            retain_age: None,
+            node_id: None,
+            source: None,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             access_ttl: DEFAULT_ACCESS_TTL,
@@ -246,6 +290,18 @@ mod tests {
         );
         assert!("sqlite:".parse::<StoreConfig>().is_err());
         assert!("redis".parse::<StoreConfig>().is_err());
+        assert_eq!(
+            "redis://10.0.0.5:6379/2".parse::<StoreConfig>().unwrap(),
+            StoreConfig::Redis("redis://10.0.0.5:6379/2".into())
+        );
+        for bad in [
+            "redis://",
+            "redis://:6379",
+            "redis:/x",
+            "redis://h:notaport",
+        ] {
+            assert!(bad.parse::<StoreConfig>().is_err(), "{bad}");
+        }
         let u: User = "ann:pw:acme".parse().unwrap();
         assert_eq!((u.name.as_str(), u.tenant.as_str()), ("ann", "acme"));
         assert!(!format!("{u:?}").contains("pw"));

@@ -10,8 +10,21 @@
 //!   `tokio::sync::broadcast` channel, and a subscriber that falls more than
 //!   `client_queue` events behind sees `Lagged` and is disconnected by its
 //!   connection task (it resyncs on reconnect);
-//! - a subscriber that subscribes to the live feed *before* reading the store's head
-//!   receives every event after that head (the basis of gap-free replay).
+//! - a subscriber that subscribes to the live feed (through [`Hub::subscribe`])
+//!   *before* reading the store's head receives every event after that head (the
+//!   basis of gap-free replay).
+//!
+//! On a shared store (Redis, several nodes) the live feed comes from the store, not
+//! from this node's appends, so that every node publishes every event once and in
+//! seq order whoever appended it:
+//! - one thread per node ([`Hub::start_tail`]) runs blocking reads (`XREAD BLOCK`)
+//!   over the logs of the tenants this node follows, each from the last seq it
+//!   published, and publishes what arrives; no polling loop;
+//! - a tenant is followed from its first [`Hub::subscribe`] on: that call reads the
+//!   store's head, makes it the tail's cursor and wakes the tail, before the caller
+//!   reads the log, so nothing between the two is missed;
+//! - when the store is unreachable the tail retries with a backoff from the same
+//!   cursors: nothing is lost or published twice once it is back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,14 +36,28 @@ use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
 use crate::store::{EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use pulse_protocol::frame::EventFrame;
+use std::sync::Weak;
+use std::time::Duration;
+
+/// How long one blocking read of the tail waits before it starts again.
+const TAIL_BLOCK: Duration = Duration::from_secs(5);
+/// Longest pause between two tail reads after a store failure.
+const TAIL_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// One committed event as sent to live subscribers.
 #[derive(Debug)]
 pub struct LiveEvent {
-    /// Its seq.
+    /// Its seq ([`LiveEvent::RESYNC`]: no event; the subscriber must resubscribe).
     pub seq: u64,
     /// The encoded event frame.
     pub text: Utf8Bytes,
+}
+
+impl LiveEvent {
+    /// The seq of the marker telling subscribers that the log was recreated.
+    pub const RESYNC: u64 = 0;
 }
 
 /// A failure of the append or read path.
@@ -43,18 +70,36 @@ pub enum HubError {
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Task(String),
+    /// A merged read (see [`Hub::read`]) failed for every caller that waited on it.
+    #[error(transparent)]
+    Merged(Arc<HubError>),
+}
+
+impl HubError {
+    /// Whether the store was unreachable or too contended: nothing was written and
+    /// the request may be retried.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            HubError::Store(StoreError::Unavailable(_) | StoreError::Contended(_)) => true,
+            HubError::Merged(e) => e.is_unavailable(),
+            _ => false,
+        }
+    }
 }
 
 /// Per-tenant state of the hub.
 #[derive(Debug)]
 pub struct TenantHub {
     name: String,
-    epoch: String,
+    epoch: Mutex<String>,
     writer: tokio::sync::Mutex<()>,
     /// Created by the first subscriber, so tenants nobody watches cost no queue.
     live: OnceLock<broadcast::Sender<Arc<LiveEvent>>>,
     queue: usize,
+    /// Highest seq published (shared store: the tail's cursor).
     head: AtomicU64,
+    /// Set once the tail follows this tenant (shared store only).
+    followed: tokio::sync::OnceCell<()>,
 }
 
 impl TenantHub {
@@ -63,9 +108,10 @@ impl TenantHub {
         &self.name
     }
 
-    /// The stream's epoch (fixed for the lifetime of the store).
-    pub fn epoch(&self) -> &str {
-        &self.epoch
+    /// The stream's epoch (fixed for the lifetime of the log; a shared store that
+    /// lost its data starts a new one, see [`Hub::observe`]).
+    pub fn epoch(&self) -> String {
+        self.epoch.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Highest committed seq seen by this hub.
@@ -73,18 +119,63 @@ impl TenantHub {
         self.head.load(Ordering::Acquire)
     }
 
-    /// Start receiving live events (every event committed after this call).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+    fn receiver(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.live
             .get_or_init(|| broadcast::channel(self.queue).0)
             .subscribe()
     }
+
+    /// When `info` (just read from a shared store) has another epoch than this
+    /// hub's, the log was recreated: take its epoch, restart the tail's cursor at
+    /// its head, and return `true`.
+    fn reset_if_recreated(&self, info: &StreamInfo) -> bool {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        if *epoch == info.epoch {
+            return false;
+        }
+        tracing::warn!(tenant = %self.name, old = %epoch, new = %info.epoch, "the log was recreated (new epoch); the tail starts over");
+        *epoch = info.epoch.clone();
+        self.head.store(info.head, Ordering::Release);
+        true
+    }
+
+    /// Tell every live subscriber to resubscribe (seq 0, see [`LiveEvent::RESYNC`]).
+    fn send_resync(&self) {
+        if let Some(live) = self.live.get() {
+            let _ = live.send(Arc::new(LiveEvent {
+                seq: LiveEvent::RESYNC,
+                text: Utf8Bytes::from_static(""),
+            }));
+        }
+    }
+
+    /// Publish committed frames, in seq order, to the live subscribers.
+    fn publish(&self, frames: &[EventFrame]) {
+        // A subscriber that appears after this check reads these events from the
+        // store, since it subscribes before it reads the head.
+        if let Some(live) = self.live.get().filter(|l| l.receiver_count() > 0) {
+            for f in frames {
+                // Receivers that dropped meanwhile are fine.
+                let _ = live.send(Arc::new(LiveEvent {
+                    seq: f.seq,
+                    text: Utf8Bytes::from(f.encode()),
+                }));
+            }
+        }
+        if let Some(last) = frames.last() {
+            self.head.fetch_max(last.seq, Ordering::AcqRel);
+        }
+    }
 }
+
+/// A store read in flight, shared by every caller that asked for the same range.
+type SharedRead = Shared<BoxFuture<'static, Result<Arc<EventRange>, Arc<HubError>>>>;
 
 /// The tenants' writers and live feeds over one [`LogStore`].
 pub struct Hub {
     store: Arc<dyn LogStore>,
     tenants: Mutex<HashMap<String, Arc<TenantHub>>>,
+    reads: Mutex<HashMap<(String, u64, usize), SharedRead>>,
     queue: usize,
     metrics: Arc<Metrics>,
 }
@@ -107,6 +198,7 @@ impl Hub {
         let hub = Hub {
             store,
             tenants: Mutex::new(HashMap::new()),
+            reads: Mutex::new(HashMap::new()),
             queue: queue.max(16),
             metrics,
         };
@@ -132,11 +224,12 @@ impl Hub {
             .or_insert_with(|| {
                 Arc::new(TenantHub {
                     name: info.stream,
-                    epoch: info.epoch,
+                    epoch: Mutex::new(info.epoch),
                     writer: tokio::sync::Mutex::new(()),
                     live: OnceLock::new(),
                     queue: self.queue,
                     head: AtomicU64::new(info.head),
+                    followed: tokio::sync::OnceCell::new(),
                 })
             })
             .clone()
@@ -178,8 +271,8 @@ impl Hub {
         Ok(self.insert(info))
     }
 
-    /// Commit `events` to `tenant` (one transaction) and publish them. Returns the
-    /// committed seqs.
+    /// Commit `events` to `tenant` (one transaction) and publish them. Returns each
+    /// event's seq (for a duplicate id, the seq it was first stored with).
     pub async fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<u64>, HubError> {
         let t = self.tenant(tenant).await?;
         let _writer = t.writer.lock().await;
@@ -195,26 +288,18 @@ impl Hub {
             return Ok(Vec::new());
         }
         let name = t.name.clone();
-        let frames = self.blocking(move |s| s.append(&name, events)).await?;
-        let seqs: Vec<u64> = frames.iter().map(|f| f.seq).collect();
-        // A subscriber that appears after this check reads these events from the
-        // store, since it subscribes before it reads the head.
-        if let Some(live) = t.live.get().filter(|l| l.receiver_count() > 0) {
-            for f in &frames {
-                // Receivers that dropped meanwhile are fine.
-                let _ = live.send(Arc::new(LiveEvent {
-                    seq: f.seq,
-                    text: Utf8Bytes::from(f.encode()),
-                }));
-            }
-        }
-        if let Some(last) = seqs.last() {
-            t.head.store(*last, Ordering::Release);
+        let done = self.blocking(move |s| s.append(&name, events)).await?;
+        if self.store.shared().is_none() {
+            t.publish(&done.frames);
         }
         self.metrics
             .events_ingested
-            .fetch_add(seqs.len() as u64, Ordering::Relaxed);
-        Ok(seqs)
+            .fetch_add(done.frames.len() as u64, Ordering::Relaxed);
+        self.metrics.duplicates.fetch_add(
+            (done.seqs.len() - done.frames.len()) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(done.seqs)
     }
 
     /// Read entity `kind`/`id` of `tenant` under the writer lock, let `decide` turn
@@ -250,19 +335,299 @@ impl Hub {
     }
 
     /// Up to `limit` events of `tenant` after `after`, with the stream position.
+    ///
+    /// Identical reads asked for while one is in flight (a mass reconnect: many
+    /// clients of one tenant resuming from one cursor) wait for that one: one store
+    /// read serves them all. Its result may be a moment older than the caller's
+    /// live subscription; the connection fills such a gap from the store.
     pub async fn read(
         &self,
         tenant: &str,
         after: u64,
         limit: usize,
-    ) -> Result<EventRange, HubError> {
+    ) -> Result<Arc<EventRange>, HubError> {
+        let key = (tenant.to_owned(), after, limit);
+        let read = {
+            let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+            match reads.get(&key).filter(|r| r.peek().is_none()) {
+                Some(r) => {
+                    self.metrics.merged_reads.fetch_add(1, Ordering::Relaxed);
+                    r.clone()
+                }
+                None => {
+                    let store = self.store.clone();
+                    let name = tenant.to_owned();
+                    let r = async move {
+                        tokio::task::spawn_blocking(move || store.read(&name, after, limit))
+                            .await
+                            .map_err(|e| Arc::new(HubError::Task(e.to_string())))?
+                            .map(Arc::new)
+                            .map_err(|e| Arc::new(HubError::Store(e)))
+                    }
+                    .boxed()
+                    .shared();
+                    reads.insert(key.clone(), r.clone());
+                    r
+                }
+            }
+        };
+        let out = read.clone().await;
+        let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        if reads.get(&key).is_some_and(|r| r.peek().is_some()) {
+            reads.remove(&key);
+        }
+        out.map_err(HubError::Merged)
+    }
+
+    /// Start receiving `t`'s live events: every event committed after this call. On
+    /// a shared store, the first call for a tenant makes the tail follow it.
+    pub async fn subscribe(
+        &self,
+        t: &TenantHub,
+    ) -> Result<broadcast::Receiver<Arc<LiveEvent>>, HubError> {
+        let rx = t.receiver();
+        if self.store.shared().is_some() {
+            let mut first = false;
+            t.followed
+                .get_or_try_init(|| async {
+                    let name = t.name.clone();
+                    let info = self.blocking(move |s| s.info(&name)).await?;
+                    t.head.store(info.head, Ordering::Release);
+                    first = true;
+                    Ok::<(), HubError>(())
+                })
+                .await?;
+            // Wake the tail only once the tenant counts as followed, so the read it
+            // starts next includes it.
+            if first {
+                self.blocking(|s| match s.shared() {
+                    Some(r) => r.wake_tail(),
+                    None => Ok(()),
+                })
+                .await?;
+            }
+        }
+        Ok(rx)
+    }
+
+    /// Tell the hub what a read of `t`'s log found. On a shared store whose log
+    /// was recreated (Redis came back empty: a new epoch), the tail's cursor is
+    /// reset to the new log's head so that its events are published, and the tail
+    /// woken ([`Hub::wake_tail`], a blocking call) when this returns `true`.
+    pub fn observe(&self, t: &TenantHub, info: &StreamInfo) -> bool {
+        self.store.shared().is_some() && t.reset_if_recreated(info)
+    }
+
+    /// Whether the store can serve now.
+    pub async fn health(&self) -> Result<(), HubError> {
+        self.blocking(|s| s.health()).await
+    }
+
+    /// On a shared store, start this node's tail thread (see the module docs); it
+    /// ends when `stop` turns true or the hub is dropped. Nothing on other stores.
+    pub fn start_tail(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        if self.store.shared().is_none() {
+            return;
+        }
+        let hub = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("pulse-tail".into())
+            .spawn(move || tail(hub, stop));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the tail thread");
+        }
+    }
+
+    /// Wake the tail so that it sees a stop (best effort).
+    pub fn wake_tail(&self) {
+        if let Some(r) = self.store.shared() {
+            let _ = r.wake_tail();
+        }
+    }
+
+    /// [`Hub::read`] without merging: the store's state now.
+    pub async fn read_direct(
+        &self,
+        tenant: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Arc<EventRange>, HubError> {
         let name = tenant.to_owned();
-        self.blocking(move |s| s.read(&name, after, limit)).await
+        self.blocking(move |s| s.read(&name, after, limit))
+            .await
+            .map(Arc::new)
     }
 
     /// The snapshot of `tenant`.
     pub async fn snapshot(&self, tenant: &str) -> Result<pulse_protocol::rest::Snapshot, HubError> {
         let name = tenant.to_owned();
         self.blocking(move |s| s.snapshot(&name)).await
+    }
+}
+
+/// The tail thread: see the module docs.
+fn tail(hub: Weak<Hub>, stop: tokio::sync::watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    let mut failing = false;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(h) = hub.upgrade() else { return };
+        let store = h.store.clone();
+        let metrics = h.metrics.clone();
+        let followed: HashMap<String, Arc<TenantHub>> = h
+            .tenants()
+            .into_iter()
+            .filter(|t| t.followed.initialized())
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        drop(h);
+        let Some(redis) = store.shared() else { return };
+        let cursors: Vec<(String, u64)> = followed
+            .values()
+            .map(|t| (t.name.clone(), t.head()))
+            .collect();
+        match redis.tail(&cursors, TAIL_BLOCK) {
+            Ok(frames) => {
+                if failing {
+                    tracing::info!("store reachable again; tail resumes from its cursors");
+                    failing = false;
+                    // Redis may have come back empty: a recreated log gets a new
+                    // epoch, and its subscribers must resync.
+                    for t in followed.values() {
+                        if let Ok(info) = redis.info(&t.name) {
+                            if t.reset_if_recreated(&info) {
+                                t.send_resync();
+                            }
+                        }
+                    }
+                    continue;
+                }
+                metrics.store_unavailable.store(0, Ordering::Relaxed);
+                backoff = Duration::from_millis(50);
+                let mut by_tenant: HashMap<&str, Vec<EventFrame>> = HashMap::new();
+                for f in frames {
+                    let Some(t) = followed.get(&f.stream) else {
+                        continue;
+                    };
+                    // Publish each seq once, in order, whatever the reply held.
+                    if f.seq > t.head() {
+                        by_tenant.entry(t.name.as_str()).or_default().push(f);
+                    }
+                }
+                for (name, frames) in by_tenant {
+                    if let Some(t) = followed.get(name) {
+                        metrics
+                            .tailed_events
+                            .fetch_add(frames.len() as u64, Ordering::Relaxed);
+                        t.publish(&frames);
+                    }
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "tail read failed; retrying");
+                    failing = true;
+                }
+                metrics.store_unavailable.store(1, Ordering::Relaxed);
+                metrics.tail_errors.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(TAIL_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Appended, MemoryStore};
+    use pulse_protocol::rest::Snapshot;
+    use serde_json::json;
+
+    /// A memory store whose reads wait until the gate opens.
+    struct Gated {
+        inner: MemoryStore,
+        open: std::sync::Mutex<bool>,
+        cv: std::sync::Condvar,
+    }
+
+    impl LogStore for Gated {
+        fn backend(&self) -> &'static str {
+            "gated"
+        }
+        fn info(&self, t: &str) -> Result<StreamInfo, StoreError> {
+            self.inner.info(t)
+        }
+        fn append(&self, t: &str, e: Vec<NewEvent>) -> Result<Appended, StoreError> {
+            self.inner.append(t, e)
+        }
+        fn read(&self, t: &str, after: u64, limit: usize) -> Result<EventRange, StoreError> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.cv.wait(open).unwrap();
+            }
+            drop(open);
+            self.inner.read(t, after, limit)
+        }
+        fn snapshot(&self, t: &str) -> Result<Snapshot, StoreError> {
+            self.inner.snapshot(t)
+        }
+        fn entity(&self, t: &str, k: EntityKind, id: &str) -> Result<Option<Object>, StoreError> {
+            self.inner.entity(t, k, id)
+        }
+        fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
+            self.inner.streams()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identical_reads_in_flight_are_merged() {
+        let metrics = Arc::new(Metrics::default());
+        let store = Arc::new(Gated {
+            inner: MemoryStore::new(100),
+            open: std::sync::Mutex::new(false),
+            cv: std::sync::Condvar::new(),
+        });
+        let hub = Arc::new(Hub::new(store.clone(), 16, metrics.clone()).unwrap());
+        let events = (0..5)
+            .map(|i| NewEvent::new("agent.upserted", json!({"id": format!("a{i}")}), None, 1))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        hub.append("acme", events).await.unwrap();
+        // Forty clients resuming from one cursor at once: one store read.
+        let reads: Vec<_> = (0..40)
+            .map(|_| {
+                let hub = hub.clone();
+                tokio::spawn(async move { hub.read("acme", 2, 100).await })
+            })
+            .collect();
+        pulse_testkit::wait_for_some("39 reads merged", Duration::from_secs(10), || async {
+            (metrics.merged_reads.load(Ordering::Relaxed) == 39).then_some(())
+        })
+        .await;
+        *store.open.lock().unwrap() = true;
+        store.cv.notify_all();
+        let mut got = Vec::new();
+        for r in reads {
+            got.push(r.await.unwrap().unwrap());
+        }
+        for r in &got {
+            assert_eq!(
+                r.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                [3, 4, 5]
+            );
+            assert!(Arc::ptr_eq(r, &got[0]), "one read served all");
+        }
+        // Another cursor is another read; a finished read is never served again.
+        hub.read("acme", 1, 100).await.unwrap();
+        let later = hub.read("acme", 2, 100).await.unwrap();
+        assert_eq!(metrics.merged_reads.load(Ordering::Relaxed), 39);
+        assert!(!Arc::ptr_eq(&got[0], &later));
+        assert!(
+            hub.reads.lock().unwrap().is_empty(),
+            "nothing left in flight"
+        );
     }
 }

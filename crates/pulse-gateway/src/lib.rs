@@ -1,6 +1,6 @@
 //! The Pulse reference gateway: WebSocket stream with replay, REST (snapshot, events,
 //! ingest, mutations, login/refresh), health and Prometheus metrics over a per-tenant
-//! event log (memory or SQLite). See `docs/protocol.md` for the wire protocol.
+//! event log (memory, SQLite, or Redis shared by several nodes). See `docs/protocol.md` for the wire protocol.
 //!
 //! Embedding (tests, the desktop app's demo mode):
 //!
@@ -42,6 +42,7 @@ pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod source;
 pub mod store;
 
 pub mod cli;
@@ -67,6 +68,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] store::StoreError),
+    /// The `--source` consumer could not be started.
+    #[error("cannot start the source: {0}")]
+    Source(String),
     /// The store could not be read at start.
     #[error("cannot read the store: {0}")]
     Hub(#[from] hub::HubError),
@@ -85,6 +89,10 @@ impl Gateway {
             _ => return Err(StartError::MissingSecret),
         };
         let retain = config.retain.max(1);
+        let node = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("{:08x}", rand::random::<u32>()));
         let store: Arc<dyn store::LogStore> = match &config.store {
             StoreConfig::Memory => Arc::new(store::MemoryStore::new(retain)),
             StoreConfig::Sqlite(path) => {
@@ -93,6 +101,17 @@ impl Gateway {
                     tokio::task::spawn_blocking(move || store::SqliteStore::open(&path, retain))
                         .await
                         .map_err(|e| hub::HubError::Task(e.to_string()))??,
+                )
+            }
+            StoreConfig::Redis(url) => {
+                let (url, age) = (url.clone(), config.retain_age);
+                let node = node.clone();
+                Arc::new(
+                    tokio::task::spawn_blocking(move || {
+                        store::RedisStore::open(&url, retain, age, &node)
+                    })
+                    .await
+                    .map_err(|e| hub::HubError::Task(e.to_string()))??,
                 )
             }
         };
@@ -118,6 +137,7 @@ impl Gateway {
             });
         }
         let (stop_tx, stop_rx) = watch::channel(false);
+        hub.start_tail(stop_rx.clone());
         let state = Arc::new(http::AppState {
             hub: hub.clone(),
             keys: auth::Keys::new(&secret),
@@ -148,6 +168,18 @@ impl Gateway {
                 tracing::error!(error = %e, "server failed");
             }
         });
+        if let Some((url, mapping)) = config.source.clone() {
+            let stats = hub.metrics().source.clone();
+            source::start(
+                url,
+                mapping,
+                node.clone(),
+                hub.clone(),
+                stats,
+                stop_rx.clone(),
+            )
+            .map_err(|e| StartError::Source(e.to_string()))?;
+        }
         let demo = config
             .demo
             .clone()
@@ -199,7 +231,11 @@ impl RunningGateway {
 
     /// Ask the gateway to stop without waiting.
     pub fn stop(&self) {
-        self.stop.send_replace(true);
+        if !self.stop.send_replace(true) {
+            // A blocking Redis call: off the async workers.
+            let hub = self.hub.clone();
+            std::thread::spawn(move || hub.wake_tail());
+        }
     }
 
     /// Stop and wait (at most 5 s) for the server and the simulator to end.

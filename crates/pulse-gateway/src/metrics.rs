@@ -34,6 +34,18 @@ pub struct Metrics {
     pub slow_clients: AtomicU64,
     /// Requests refused for a missing, bad or expired token.
     pub auth_failures: AtomicU64,
+    /// Ingested events not stored again because their id was already in the log.
+    pub duplicates: AtomicU64,
+    /// Events this node's tail received from a shared store (Redis).
+    pub tailed_events: AtomicU64,
+    /// Log reads served by another identical read already in flight.
+    pub merged_reads: AtomicU64,
+    /// Failed blocking reads of the tail.
+    pub tail_errors: AtomicU64,
+    /// 1 while the store cannot be reached (last health check or tail read failed).
+    pub store_unavailable: AtomicU64,
+    /// The `--source` consumer's counters.
+    pub source: std::sync::Arc<crate::source::SourceStats>,
 }
 
 /// The `recovered: false` reasons, in the order of [`Metrics::resyncs`].
@@ -123,6 +135,60 @@ impl Metrics {
             "counter",
             "Requests refused for a missing, invalid or expired token.",
             get(&self.auth_failures),
+        );
+        one(
+            "pulse_ingest_duplicates_total",
+            "counter",
+            "Ingested events skipped because their id was already in the log.",
+            get(&self.duplicates),
+        );
+        one(
+            "pulse_tailed_events_total",
+            "counter",
+            "Events received by this node's tail of a shared store.",
+            get(&self.tailed_events),
+        );
+        one(
+            "pulse_merged_reads_total",
+            "counter",
+            "Log reads (replays) served by an identical read already in flight.",
+            get(&self.merged_reads),
+        );
+        one(
+            "pulse_tail_errors_total",
+            "counter",
+            "Failed blocking reads of this node's tail of a shared store.",
+            get(&self.tail_errors),
+        );
+        one(
+            "pulse_store_unavailable",
+            "gauge",
+            "1 while the store cannot be reached.",
+            get(&self.store_unavailable),
+        );
+        one(
+            "pulse_source_acked_total",
+            "counter",
+            "Source entries committed and acknowledged.",
+            get(&self.source.acked),
+        );
+        one(
+            "pulse_source_unmapped_total",
+            "counter",
+            "Source entries acknowledged without an event (no rule for their type).",
+            get(&self.source.unmapped),
+        );
+        one(
+            "pulse_source_dead_total",
+            "counter",
+            "Source entries refused and copied to the dead-letter stream.",
+            get(&self.source.dead),
+        );
+        one(
+            "pulse_source_errors_total",
+            "counter",
+            "Failed source rounds (Redis or the store down).",
+            get(&self.source.errors),
         );
         let _ = writeln!(
             out,

@@ -20,13 +20,17 @@
 //!   installed fails its test with the command that installs them, never skips.
 //!
 //! Modules: [`peers`] (the seed-dialect servers of `tests/peers/`), [`process`]
-//! (child processes and the workspace's binaries), [`wait`], and with the
+//! (child processes and the workspace's binaries), [`redis`] (a real `redis-server`),
+//! [`nginx`] (a real nginx balancing gateway nodes),
+//! [`wait`], and with the
 //! `gateway` feature `gateway` (an in-process gateway's config and its tokens).
 
 #[cfg(feature = "gateway")]
 pub mod gateway;
+pub mod nginx;
 pub mod peers;
 pub mod process;
+pub mod redis;
 pub mod wait;
 
 pub use wait::{wait_for, wait_for_some};

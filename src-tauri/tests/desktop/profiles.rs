@@ -411,6 +411,9 @@ fn notification_buttons_act_on_a_profile_server_and_a_conflict_is_shown() {
     assert_eq!(got[0]["outcome"]["entity"]["data"]["status"], "approved");
     assert_eq!(got[1]["outcome"]["outcome"], "conflict", "{got:?}");
     assert_eq!(got[1]["outcome"]["message"], "Approval already approved");
+    tauri::async_runtime::block_on(h.shell.shutdown());
+}
+
 /// "Always poll" in a saved server's settings: the shell's session never opens
 /// the socket, the indicator says polling, the data comes over REST; turned off
 /// in the settings, the session reconnects and the socket is taken.

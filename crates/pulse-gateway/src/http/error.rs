@@ -22,6 +22,9 @@ use crate::auth::AuthError;
 use crate::http::AppState;
 use crate::hub::HubError;
 
+/// `Retry-After` of a 503 `unavailable`, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
 /// An error answer: status, stable code, message, and for conflicts the entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiErr {
@@ -33,6 +36,8 @@ pub struct ApiErr {
     pub message: String,
     /// For `conflict`: the entity as it is now.
     pub current: Option<Value>,
+    /// Seconds for a `Retry-After` header (503 `unavailable`).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiErr {
@@ -42,6 +47,20 @@ impl ApiErr {
             code,
             message: message.into(),
             current: None,
+            retry_after: None,
+        }
+    }
+
+    /// 503 `unavailable` with `Retry-After`: the store cannot be reached now and
+    /// nothing was written.
+    pub fn unavailable() -> ApiErr {
+        ApiErr {
+            retry_after: Some(RETRY_AFTER_SECS),
+            ..ApiErr::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the event store cannot be reached; nothing was written, try again",
+            )
         }
     }
 
@@ -110,6 +129,10 @@ impl IntoResponse for ApiErr {
             },
         };
         let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -120,6 +143,10 @@ impl IntoResponse for ApiErr {
 
 impl From<HubError> for ApiErr {
     fn from(e: HubError) -> ApiErr {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "store unavailable");
+            return ApiErr::unavailable();
+        }
         tracing::error!(error = %e, "store failure");
         ApiErr::internal()
     }

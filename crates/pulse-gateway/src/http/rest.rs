@@ -29,8 +29,35 @@ pub const MAX_EVENTS_LIMIT: usize = 10_000;
 
 type St = State<Arc<AppState>>;
 
-pub(super) async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// 200 `{"status": "ok"}` when the store answers, else 503 `{"status":
+/// "degraded"}` (so a load balancer takes the node out while Redis is down).
+pub(super) async fn healthz(State(st): St) -> axum::response::Response {
+    let store = st.hub.backend();
+    match st.hub.health().await {
+        Ok(()) => {
+            st.hub
+                .metrics()
+                .store_unavailable
+                .store(0, Ordering::Relaxed);
+            Json(json!({"status": "ok"})).into_response()
+        }
+        Err(e) => {
+            st.hub
+                .metrics()
+                .store_unavailable
+                .store(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "health check: store unavailable");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(
+                    header::RETRY_AFTER,
+                    super::error::RETRY_AFTER_SECS.to_string(),
+                )],
+                Json(json!({"status": "degraded", "store": store, "reason": "store unavailable"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 pub(super) async fn metrics(State(st): St) -> impl IntoResponse {
@@ -110,8 +137,12 @@ pub(super) async fn events(
 ) -> Result<Json<EventsPage>, ApiErr> {
     let Query(pairs) = query.map_err(|e| ApiErr::bad_request(format!("bad query string: {e}")))?;
     let q = events_query(&pairs)?;
-    let range = st.hub.read(&claims.tenant, q.since, q.limit).await?;
-    let info = range.info;
+    let mut range = st.hub.read(&claims.tenant, q.since, q.limit).await?;
+    if q.since > range.info.head {
+        // A merged read may be a moment old: ask the store before saying "ahead".
+        range = st.hub.read_direct(&claims.tenant, q.since, q.limit).await?;
+    }
+    let info = range.info.clone();
     let recovered =
         q.epoch.as_deref().is_none_or(|e| e == info.epoch) && info.can_replay_after(q.since);
     Ok(Json(EventsPage {
@@ -119,7 +150,11 @@ pub(super) async fn events(
         epoch: info.epoch,
         head: info.head,
         recovered,
-        events: if recovered { range.events } else { Vec::new() },
+        events: if recovered {
+            range.events.clone()
+        } else {
+            Vec::new()
+        },
     }))
 }
 
@@ -193,7 +228,7 @@ pub(super) async fn ingest(
     let seqs = st.hub.append(&claims.tenant, events).await?;
     Ok(Json(IngestResponse {
         stream: claims.tenant,
-        epoch: t.epoch().to_owned(),
+        epoch: t.epoch(),
         seqs,
     }))
 }

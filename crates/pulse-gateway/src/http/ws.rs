@@ -9,6 +9,14 @@
 //!   `error` frame `forbidden` and a close (1008);
 //! - no gap and no duplicate across replay → live: the live feed is subscribed before
 //!   the log is read, and live events with `seq <=` the last sent one are skipped;
+//! - live events reach a connection in seq order with no gap: a live event past
+//!   `last sent + 1` (the replay came from a merged read a moment older than the
+//!   live subscription) is preceded by the missing events read from the log; a
+//!   store that cannot be reached at subscribe closes with 1013, and the client
+//!   keeps its cache;
+//! - an idle connection holds small buffers ([`READ_BUFFER_BYTES`],
+//!   [`WRITE_BUFFER_BYTES`]), and what is queued for one client is bounded in bytes
+//!   ([`MAX_WRITE_BUFFER_BYTES`]) as well as in events;
 //! - the connection never blocks the writer: it falls behind at most `client_queue`
 //!   events (then it is closed with 1013 and resyncs on reconnect), and a send that
 //!   takes longer than ping interval + timeout closes it as well;
@@ -36,11 +44,20 @@ use super::error::{ApiErr, Auth};
 use super::AppState;
 use crate::hub::LiveEvent;
 use crate::metrics::Metrics;
+use crate::store::EventRange;
 
 /// Events read from the log per replay page.
 const REPLAY_PAGE: usize = 1000;
 /// Live events sent before one flush.
 const LIVE_BATCH: usize = 256;
+/// Initial read buffer of a WebSocket (tungstenite's default is 128 KiB).
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes written into the WebSocket's buffer before they go to the socket
+/// (tungstenite's default is 128 KiB); every batch is flushed anyway.
+pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+/// Most bytes buffered for one connection whose socket does not take them: a
+/// replay page or live batch of full-size frames fits.
+pub const MAX_WRITE_BUFFER_BYTES: usize = 4 * MAX_FRAME_BYTES;
 
 /// Close codes used by the gateway.
 mod close {
@@ -60,6 +77,13 @@ pub(super) async fn stream(
         ApiErr::with_status(e.status(), format!("expected a WebSocket upgrade: {e}"))
     })?;
     Ok(upgrade
+        // Small buffers: an idle connection costs a few KiB, not tungstenite's
+        // default 2 × 128 KiB (they grow while a large frame passes through).
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        // Bytes queued for one client that the socket does not take: bounded, so a
+        // stalled client costs at most this much before its writes fail.
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         // Twice the limit, so that a frame just over it is read and refused cleanly
         // (close 1009) rather than failing inside the codec.
         .max_message_size(2 * MAX_FRAME_BYTES)
@@ -236,14 +260,26 @@ impl Connection {
         let hub = self.st.hub.clone();
         let t = hub.tenant(&tenant).await.map_err(internal)?;
         // Live feed first, then the log: nothing committed in between can be missed.
-        self.live = Some(t.subscribe());
+        self.live = Some(hub.subscribe(&t).await.map_err(internal)?);
         let cursor = since.zip(epoch);
         let after = cursor.as_ref().map_or(u64::MAX, |(s, _)| *s);
-        let first = hub
+        let mut first = hub
             .read(&tenant, after, REPLAY_PAGE)
             .await
             .map_err(internal)?;
+        if cursor.is_some() && after > first.info.head {
+            // A merged read may be a moment old: ask the store itself before
+            // calling the cursor ahead.
+            first = hub
+                .read_direct(&tenant, after, REPLAY_PAGE)
+                .await
+                .map_err(internal)?;
+        }
         let info = first.info.clone();
+        if hub.observe(&t, &info) {
+            let woken = hub.clone();
+            let _ = tokio::task::spawn_blocking(move || woken.wake_tail()).await;
+        }
         let reason = match &cursor {
             None => Some("no_cursor"),
             Some((_, e)) if *e != info.epoch => Some("epoch_changed"),
@@ -267,40 +303,51 @@ impl Connection {
             None => {
                 self.metrics.replays.fetch_add(1, Ordering::Relaxed);
                 self.last_sent = after;
-                let mut page = first.events;
-                while self.last_sent < info.head {
-                    if page.is_empty() {
-                        // The log lost events we were about to replay (retention ran
-                        // meanwhile): the client must resync.
-                        return Err(Stop::Close(
-                            close::TRY_AGAIN,
-                            "replay overtaken by retention; resubscribe",
-                        ));
-                    }
-                    let n = page.len() as u64;
-                    for e in std::mem::take(&mut page) {
-                        if e.seq != self.last_sent + 1 {
-                            return Err(Stop::Close(
-                                close::TRY_AGAIN,
-                                "replay overtaken by retention; resubscribe",
-                            ));
-                        }
-                        self.last_sent = e.seq;
-                        self.feed(Utf8Bytes::from(e.encode())).await?;
-                    }
-                    self.flush().await?;
-                    self.metrics.replayed_events.fetch_add(n, Ordering::Relaxed);
-                    if self.last_sent < info.head {
-                        page = hub
-                            .read(&tenant, self.last_sent, REPLAY_PAGE)
-                            .await
-                            .map_err(internal)?
-                            .events;
-                    }
-                }
+                self.replay(first, info.head).await?;
             }
         }
         tracing::debug!(tenant = %tenant, head = info.head, reason = reason.unwrap_or("recovered"), "subscribed");
+        Ok(())
+    }
+
+    /// Send the log's events after `last_sent` up to `upto`, starting with `page`
+    /// (read after `last_sent`) and reading on from the store. A hole in the log
+    /// (retention ran meanwhile) closes with 1013: the client resyncs.
+    async fn replay(&mut self, mut page: Arc<EventRange>, upto: u64) -> Result<(), Stop> {
+        let overtaken = || {
+            Stop::Close(
+                close::TRY_AGAIN,
+                "replay overtaken by retention; resubscribe",
+            )
+        };
+        while self.last_sent < upto {
+            let mut n = 0;
+            let from = self.last_sent;
+            for e in page.events.iter().filter(|e| e.seq > from) {
+                if e.seq > upto {
+                    break;
+                }
+                if e.seq != self.last_sent + 1 {
+                    return Err(overtaken());
+                }
+                self.last_sent = e.seq;
+                self.feed(Utf8Bytes::from(e.encode())).await?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err(overtaken());
+            }
+            self.flush().await?;
+            self.metrics.replayed_events.fetch_add(n, Ordering::Relaxed);
+            if self.last_sent < upto {
+                page = self
+                    .st
+                    .hub
+                    .read(&self.claims.tenant, self.last_sent, REPLAY_PAGE)
+                    .await
+                    .map_err(internal)?;
+            }
+        }
         Ok(())
     }
 
@@ -310,6 +357,23 @@ impl Connection {
         loop {
             match next {
                 Ok(ev) => {
+                    if ev.seq == LiveEvent::RESYNC {
+                        return Err(Stop::Close(
+                            close::TRY_AGAIN,
+                            "the log was recreated; resubscribe",
+                        ));
+                    }
+                    if ev.seq > self.last_sent + 1 {
+                        // The replay ended before this connection's live feed began
+                        // (a merged read a moment old): fill the gap from the log.
+                        let page = self
+                            .st
+                            .hub
+                            .read(&self.claims.tenant, self.last_sent, REPLAY_PAGE)
+                            .await
+                            .map_err(internal)?;
+                        self.replay(page, ev.seq - 1).await?;
+                    }
                     if ev.seq > self.last_sent {
                         self.last_sent = ev.seq;
                         self.feed(ev.text.clone()).await?;
@@ -399,6 +463,10 @@ impl Drop for Connection {
 }
 
 fn internal(e: crate::hub::HubError) -> Stop {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "store unavailable on stream");
+        return Stop::Close(close::TRY_AGAIN, "store unavailable; try again");
+    }
     tracing::error!(error = %e, "store failure on stream");
     Stop::Close(close::INTERNAL, "internal error")
 }

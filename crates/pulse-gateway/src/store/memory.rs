@@ -10,13 +10,15 @@ use pulse_protocol::domain::{Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 use pulse_protocol::rest::Snapshot;
 
-use super::{new_epoch, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use super::{new_epoch, Appended, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
 
 #[derive(Debug)]
 struct MemStream {
     epoch: String,
     head: u64,
     log: VecDeque<EventFrame>,
+    /// Event id → seq of every event in `log`.
+    ids: HashMap<String, u64>,
     entities: BTreeMap<(EntityKind, String), Object>,
 }
 
@@ -64,6 +66,7 @@ impl MemoryStore {
                     epoch: new_epoch(),
                     head: 0,
                     log: VecDeque::new(),
+                    ids: HashMap::new(),
                     entities: BTreeMap::new(),
                 }))
             })
@@ -82,11 +85,15 @@ impl LogStore for MemoryStore {
         Ok(s.info(tenant))
     }
 
-    fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<EventFrame>, StoreError> {
+    fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Appended, StoreError> {
         let s = self.stream(tenant)?;
         let mut s = s.write().map_err(|_| StoreError::Poisoned)?;
-        let mut out = Vec::with_capacity(events.len());
+        let mut out = Appended::default();
         for e in events {
+            if let Some(seq) = s.ids.get(&e.id) {
+                out.seqs.push(*seq);
+                continue;
+            }
             for change in &e.changes {
                 let key = (change.kind(), change.id().to_owned());
                 let current = s.entities.remove(&key);
@@ -95,6 +102,8 @@ impl LogStore for MemoryStore {
                 }
             }
             s.head += 1;
+            let head = s.head;
+            s.ids.insert(e.id.clone(), head);
             let frame = EventFrame {
                 seq: s.head,
                 id: e.id,
@@ -104,10 +113,13 @@ impl LogStore for MemoryStore {
                 data: e.data,
             };
             s.log.push_back(frame.clone());
-            out.push(frame);
+            out.seqs.push(frame.seq);
+            out.frames.push(frame);
         }
         while s.log.len() as u64 > self.retain {
-            s.log.pop_front();
+            if let Some(old) = s.log.pop_front() {
+                s.ids.remove(&old.id);
+            }
         }
         Ok(out)
     }

@@ -13,12 +13,17 @@
 //!   they are committed;
 //! - [`LogStore::snapshot`] and [`LogStore::read`] are consistent: the entities of a
 //!   snapshot reflect exactly the events up to its `seq`;
-//! - reading a tenant that has no log yet creates an empty one (head 0) with its epoch.
+//! - reading a tenant that has no log yet creates an empty one (head 0) with its epoch;
+//! - appends are idempotent by event id: an event whose id is already in the log
+//!   (or earlier in the same batch) is not stored again, and its seq in the answer is
+//!   the one it was first stored with. The window is the retention: an id whose event
+//!   was trimmed is new again.
 //!
-//! Stores are synchronous and may block (disk I/O): async callers use
-//! `tokio::task::spawn_blocking`. Appends to one tenant must be serialised by the
-//! caller (the [`crate::hub::Hub`] holds a writer lock per tenant); concurrent appends
-//! to different tenants are allowed.
+//! Stores are synchronous and may block (disk or network I/O): async callers use
+//! `tokio::task::spawn_blocking`. The memory and SQLite stores need appends to one
+//! tenant serialised by the caller (the [`crate::hub::Hub`] holds a writer lock per
+//! tenant); the Redis store is shared by several processes and serialises appends
+//! itself (see `redis.rs`).
 
 use pulse_protocol::domain::{Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
@@ -27,12 +32,24 @@ use pulse_protocol::Change;
 use serde_json::Value;
 
 mod memory;
+mod redis;
 mod sqlite;
 #[cfg(test)]
 mod suite;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+
+/// What one [`LogStore::append`] did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Appended {
+    /// The events this call stored, in seq order (the ones to publish).
+    pub frames: Vec<EventFrame>,
+    /// For every event of the batch, in order, its seq: a new one, or for an id
+    /// already in the log (or earlier in the batch) the seq it was first stored with.
+    pub seqs: Vec<u64>,
+}
 
 /// An event ready to be appended: validated, with its changes computed.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +129,16 @@ pub enum StoreError {
     /// A lock was poisoned by a panic in another thread.
     #[error("store lock poisoned")]
     Poisoned,
+    /// Redis refused a command.
+    #[error("redis: {0}")]
+    Redis(String),
+    /// The store cannot be reached now (connection refused, dropped, timed out):
+    /// nothing was written; try again later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Other writers kept moving the log under an append, this many times.
+    #[error("append gave up after {0} attempts: other writers kept appending")]
+    Contended(usize),
 }
 
 /// Storage of event logs and materialised entities, per tenant. See the module docs
@@ -123,9 +150,10 @@ pub trait LogStore: Send + Sync + 'static {
     /// Position of `tenant`'s stream (created empty if missing).
     fn info(&self, tenant: &str) -> Result<StreamInfo, StoreError>;
 
-    /// Append `events` to `tenant`'s log in one transaction, applying their changes,
-    /// then drop events beyond the retention. Returns the committed frames.
-    fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<EventFrame>, StoreError>;
+    /// Append `events` to `tenant`'s log in one transaction, applying their changes
+    /// (skipping events whose id is already in the log), then drop events beyond
+    /// the retention.
+    fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Appended, StoreError>;
 
     /// Up to `limit` events with seq > `after`, with the stream position.
     fn read(&self, tenant: &str, after: u64, limit: usize) -> Result<EventRange, StoreError>;
@@ -143,6 +171,17 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Every stream that exists.
     fn streams(&self) -> Result<Vec<StreamInfo>, StoreError>;
+
+    /// Whether the store can serve now (for `/healthz`).
+    fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The Redis store when other gateway nodes append to this store too: the hub
+    /// then takes its live feed from the store's tail, not from its own appends.
+    fn shared(&self) -> Option<&RedisStore> {
+        None
+    }
 }
 
 /// A new random epoch (16 hex digits).

@@ -8,7 +8,10 @@
 //! - reads go through a separate read-only connection inside a read transaction, so
 //!   a snapshot is one consistent WAL view and never waits for a writer;
 //! - `streams.trimmed` is the highest seq dropped by retention; the log holds
-//!   `trimmed + 1 ..= head`.
+//!   `trimmed + 1 ..= head`;
+//! - an event id is looked up in `events` (index `events_by_id`) inside the append
+//!   transaction, so a duplicate is found whether it was committed before or earlier
+//!   in the same batch.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,7 +22,9 @@ use pulse_protocol::rest::Snapshot;
 use pulse_protocol::Change;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{new_epoch, sort_entities, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use super::{
+    new_epoch, sort_entities, Appended, EventRange, LogStore, NewEvent, StoreError, StreamInfo,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (
@@ -44,7 +49,8 @@ CREATE TABLE IF NOT EXISTS entities (
     data   TEXT NOT NULL,
     PRIMARY KEY (tenant, kind, id)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+CREATE INDEX IF NOT EXISTS events_by_id ON events (tenant, id);
+PRAGMA user_version = 2;
 ";
 
 /// The SQLite backend.
@@ -186,7 +192,7 @@ impl LogStore for SqliteStore {
         self.with_read(tenant, |_, info| Ok(info))
     }
 
-    fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<EventFrame>, StoreError> {
+    fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Appended, StoreError> {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.prepare_cached(
@@ -196,19 +202,29 @@ impl LogStore for SqliteStore {
         let info = stream_info(&tx, tenant)?
             .ok_or_else(|| corrupt(format!("stream `{tenant}` missing after insert")))?;
         let mut head = info.head;
-        let mut out = Vec::with_capacity(events.len());
+        let mut out = Appended::default();
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO events (tenant, seq, id, type, ts, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
+            let mut known =
+                tx.prepare_cached("SELECT seq FROM events WHERE tenant = ?1 AND id = ?2")?;
             for e in events {
+                let stored: Option<i64> = known
+                    .query_row(params![tenant, e.id], |r| r.get(0))
+                    .optional()?;
+                if let Some(seq) = stored {
+                    out.seqs.push(seq as u64);
+                    continue;
+                }
                 head += 1;
                 let text = serde_json::to_string(&e.data).map_err(corrupt)?;
                 insert.execute(params![tenant, head as i64, e.id, e.event_type, e.ts, text])?;
                 for change in &e.changes {
                     apply(&tx, tenant, change)?;
                 }
-                out.push(EventFrame {
+                out.seqs.push(head);
+                out.frames.push(EventFrame {
                     seq: head,
                     id: e.id,
                     stream: tenant.to_owned(),

@@ -1,9 +1,10 @@
 //! One test suite for every [`LogStore`] backend, instantiated with [`store_suite!`].
 //!
-//! Each backend supplies `open(dir, retain)` (opening the same `dir` again is a
-//! restart) and whether it is durable across restarts.
+//! Each backend supplies a [`Backend`] fixture whose `open(retain)` opens the store
+//! (opening again from the same fixture is a restart), and whether it is durable
+//! across restarts. The Redis fixture starts a real `redis-server` per test (and
+//! fails, saying how to install it, when there is none).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use pulse_protocol::domain::EntityKind;
@@ -11,14 +12,26 @@ use serde_json::{json, Value};
 
 use super::{LogStore, NewEvent};
 
-pub(crate) type Open = fn(&Path, u64) -> Box<dyn LogStore>;
+/// One backend's test fixture.
+pub(crate) trait Backend {
+    /// Open the store (again: a restart) keeping `retain` events per tenant.
+    fn open(&self, retain: u64) -> Box<dyn LogStore>;
+    /// Whether two `open`s are two nodes on one store (Redis), not two stores.
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+fn ev_id(ty: &str, data: Value, id: &str) -> NewEvent {
+    NewEvent::new(ty, data, Some(id.to_owned()), 1_700_000_000_000).expect("valid test event")
+}
 
 fn ev(ty: &str, data: Value) -> NewEvent {
     NewEvent::new(ty, data, None, 1_700_000_000_000).expect("valid test event")
 }
 
-pub(crate) fn empty_stream(open: Open, dir: &Path) {
-    let s = open(dir, 10);
+pub(crate) fn empty_stream(b: &dyn Backend) {
+    let s = b.open(10);
     let a = s.info("acme").unwrap();
     assert_eq!((a.head, a.first), (0, 1));
     assert!(!a.epoch.is_empty());
@@ -32,8 +45,8 @@ pub(crate) fn empty_stream(open: Open, dir: &Path) {
     assert!(!r.info.can_replay_after(1), "ahead");
 }
 
-pub(crate) fn append_and_read(open: Open, dir: &Path) {
-    let s = open(dir, 100);
+pub(crate) fn append_and_read(b: &dyn Backend) {
+    let s = b.open(100);
     let frames = s
         .append(
             "acme",
@@ -41,7 +54,8 @@ pub(crate) fn append_and_read(open: Open, dir: &Path) {
                 .map(|i| ev("ticket.created", json!({"id": format!("t{i}"), "n": i})))
                 .collect(),
         )
-        .unwrap();
+        .unwrap()
+        .frames;
     assert_eq!(
         frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5]
@@ -51,7 +65,8 @@ pub(crate) fn append_and_read(open: Open, dir: &Path) {
         .all(|f| f.stream == "acme" && f.ts == 1_700_000_000_000));
     let more = s
         .append("acme", vec![ev("ticket.deleted", json!({"id": "t0"}))])
-        .unwrap();
+        .unwrap()
+        .frames;
     assert_eq!(more[0].seq, 6);
     let all = s.read("acme", 0, 100).unwrap();
     assert_eq!(all.events.len(), 6);
@@ -67,8 +82,8 @@ pub(crate) fn append_and_read(open: Open, dir: &Path) {
     assert!(s.read("acme", 60, 10).unwrap().events.is_empty());
 }
 
-pub(crate) fn materialises_entities(open: Open, dir: &Path) {
-    let s = open(dir, 100);
+pub(crate) fn materialises_entities(b: &dyn Backend) {
+    let s = b.open(100);
     s.append(
         "acme",
         vec![
@@ -138,8 +153,8 @@ pub(crate) fn materialises_entities(open: Open, dir: &Path) {
     assert_eq!(snap.entities[5].data["open"], 3);
 }
 
-pub(crate) fn retention(open: Open, dir: &Path) {
-    let s = open(dir, 3);
+pub(crate) fn retention(b: &dyn Backend) {
+    let s = b.open(3);
     for i in 0..5 {
         s.append(
             "acme",
@@ -177,8 +192,8 @@ pub(crate) fn retention(open: Open, dir: &Path) {
     );
 }
 
-pub(crate) fn tenants_are_isolated(open: Open, dir: &Path) {
-    let s = open(dir, 100);
+pub(crate) fn tenants_are_isolated(b: &dyn Backend) {
+    let s = b.open(100);
     s.append(
         "a",
         vec![ev("agent.upserted", json!({"id": "x", "name": "A"}))],
@@ -206,9 +221,9 @@ pub(crate) fn tenants_are_isolated(open: Open, dir: &Path) {
     assert_eq!(names, ["a", "b"]);
 }
 
-pub(crate) fn restart(open: Open, dir: &Path, durable: bool) {
+pub(crate) fn restart(b: &dyn Backend, durable: bool) {
     let (epoch, snap) = {
-        let s = open(dir, 100);
+        let s = b.open(100);
         s.append(
             "acme",
             vec![
@@ -219,14 +234,15 @@ pub(crate) fn restart(open: Open, dir: &Path, durable: bool) {
         .unwrap();
         (s.info("acme").unwrap().epoch, s.snapshot("acme").unwrap())
     };
-    let s = open(dir, 100);
+    let s = b.open(100);
     let info = s.info("acme").unwrap();
     if durable {
         assert_eq!((info.epoch.as_str(), info.head), (epoch.as_str(), 2));
         assert_eq!(s.snapshot("acme").unwrap(), snap);
         let f = s
             .append("acme", vec![ev("ticket.deleted", json!({"id": "t1"}))])
-            .unwrap();
+            .unwrap()
+            .frames;
         assert_eq!(f[0].seq, 3, "seqs continue");
     } else {
         assert_ne!(info.epoch, epoch);
@@ -235,8 +251,8 @@ pub(crate) fn restart(open: Open, dir: &Path, durable: bool) {
 }
 
 /// Snapshots taken while another thread appends always match their seq.
-pub(crate) fn snapshots_are_consistent(open: Open, dir: &Path) {
-    let s: Arc<dyn LogStore> = Arc::from(open(dir, 1000));
+pub(crate) fn snapshots_are_consistent(b: &dyn Backend) {
+    let s: Arc<dyn LogStore> = Arc::from(b.open(1000));
     let writer = {
         let s = s.clone();
         std::thread::spawn(move || {
@@ -263,52 +279,217 @@ pub(crate) fn snapshots_are_consistent(open: Open, dir: &Path) {
     assert_eq!(s.info("acme").unwrap().head, 600);
 }
 
+/// An id already in the log is stored once; its seq is the first one, its changes
+/// are applied once; once trimmed, the id is new again.
+pub(crate) fn duplicate_ids(b: &dyn Backend) {
+    let s = b.open(3);
+    let add = |id: &str, what: &str| {
+        ev_id(
+            "ticket.event_added",
+            json!({"id": 7, "event": {"what": what}}),
+            id,
+        )
+    };
+    s.append("acme", vec![ev("ticket.created", json!({"id": 7}))])
+        .unwrap();
+    let first = s.append("acme", vec![add("e1", "one")]).unwrap();
+    assert_eq!((first.seqs.as_slice(), first.frames.len()), (&[2][..], 1));
+    let again = s
+        .append(
+            "acme",
+            vec![add("e1", "one"), add("e2", "two"), add("e2", "two")],
+        )
+        .unwrap();
+    assert_eq!(again.seqs, [2, 3, 3], "duplicates answer the first seq");
+    assert_eq!(
+        again.frames.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [3],
+        "only the new event is stored"
+    );
+    let only_dups = s.append("acme", vec![add("e2", "two")]).unwrap();
+    assert_eq!(
+        (only_dups.seqs.as_slice(), only_dups.frames.len()),
+        (&[3][..], 0)
+    );
+    let r = s.read("acme", 0, 10).unwrap();
+    assert_eq!(r.info.head, 3);
+    assert_eq!(r.events.iter().filter(|e| e.id == "e2").count(), 1);
+    let t = s.entity("acme", EntityKind::Ticket, "7").unwrap().unwrap();
+    assert_eq!(t["timeline"], json!([{"what": "one"}, {"what": "two"}]));
+    // Push e1 out of the retention (3 events): it is new again.
+    s.append("acme", vec![add("e3", "three"), add("e4", "four")])
+        .unwrap();
+    assert_eq!(s.info("acme").unwrap().first, 3);
+    let late = s.append("acme", vec![add("e1", "late")]).unwrap();
+    assert_eq!(late.seqs, [6]);
+    // Ids are per tenant.
+    let other = s.append(
+        "globex",
+        vec![ev_id("agent.upserted", json!({"id": "a"}), "e2")],
+    );
+    assert_eq!(other.unwrap().seqs, [1]);
+}
+
+/// Writers appending to one tenant at once (two nodes on a shared store) never
+/// assign one seq twice or skip one, and every event's changes land once.
+pub(crate) fn concurrent_appends(b: &dyn Backend) {
+    let first: Arc<dyn LogStore> = Arc::from(b.open(10_000));
+    let second: Arc<dyn LogStore> = if b.shared() {
+        Arc::from(b.open(10_000))
+    } else {
+        first.clone()
+    };
+    first
+        .append("acme", vec![ev("ticket.created", json!({"id": 1}))])
+        .unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let s = if w % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            std::thread::spawn(move || {
+                let mut seqs = Vec::new();
+                for i in 0..40 {
+                    let batch = vec![
+                        ev_id(
+                            "ticket.created",
+                            json!({"id": format!("t{w}-{i}")}),
+                            &format!("w{w}-{i}-a"),
+                        ),
+                        ev_id(
+                            "ticket.event_added",
+                            json!({"id": 1, "event": {"w": w, "i": i}}),
+                            &format!("w{w}-{i}-b"),
+                        ),
+                    ];
+                    seqs.extend(s.append("acme", batch).unwrap().seqs);
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (2..=321).collect::<Vec<u64>>(),
+        "every seq once, none skipped"
+    );
+    let r = second.read("acme", 0, 10_000).unwrap();
+    assert_eq!(
+        r.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=321).collect::<Vec<u64>>()
+    );
+    let t = first
+        .entity("acme", EntityKind::Ticket, "1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(t["timeline"].as_array().map(Vec::len), Some(160));
+    let snap = second.snapshot("acme").unwrap();
+    assert_eq!((snap.seq, snap.entities.len()), (321, 161));
+}
+
 /// Instantiate the suite for one backend: `store_suite!(name, open_fn, durable)`.
 macro_rules! store_suite {
-    ($name:ident, $open:ident, $durable:expr) => {
+    ($name:ident, $fixture:ident, $durable:expr) => {
         mod $name {
-            fn dir() -> tempfile::TempDir {
-                tempfile::tempdir().expect("temp dir")
+            fn b() -> super::$fixture {
+                super::$fixture::new()
             }
             #[test]
             fn empty_stream() {
-                super::empty_stream(super::$open, dir().path());
+                super::empty_stream(&b());
             }
             #[test]
             fn append_and_read() {
-                super::append_and_read(super::$open, dir().path());
+                super::append_and_read(&b());
             }
             #[test]
             fn materialises_entities() {
-                super::materialises_entities(super::$open, dir().path());
+                super::materialises_entities(&b());
             }
             #[test]
             fn retention() {
-                super::retention(super::$open, dir().path());
+                super::retention(&b());
             }
             #[test]
             fn tenants_are_isolated() {
-                super::tenants_are_isolated(super::$open, dir().path());
+                super::tenants_are_isolated(&b());
             }
             #[test]
             fn restart() {
-                super::restart(super::$open, dir().path(), $durable);
+                super::restart(&b(), $durable);
+            }
+            #[test]
+            fn duplicate_ids() {
+                super::duplicate_ids(&b());
+            }
+            #[test]
+            fn concurrent_appends() {
+                super::concurrent_appends(&b());
             }
             #[test]
             fn snapshots_are_consistent() {
-                super::snapshots_are_consistent(super::$open, dir().path());
+                super::snapshots_are_consistent(&b());
             }
         }
     };
 }
 
-fn open_memory(_: &Path, retain: u64) -> Box<dyn LogStore> {
-    Box::new(super::MemoryStore::new(retain))
+struct Memory;
+
+impl Memory {
+    fn new() -> Memory {
+        Memory
+    }
 }
 
-fn open_sqlite(dir: &Path, retain: u64) -> Box<dyn LogStore> {
-    Box::new(super::SqliteStore::open(&dir.join("gateway.db"), retain).expect("open sqlite"))
+impl Backend for Memory {
+    fn open(&self, retain: u64) -> Box<dyn LogStore> {
+        Box::new(super::MemoryStore::new(retain))
+    }
 }
 
-store_suite!(memory, open_memory, false);
-store_suite!(sqlite, open_sqlite, true);
+struct Sqlite(tempfile::TempDir);
+
+impl Sqlite {
+    fn new() -> Sqlite {
+        Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+}
+
+impl Backend for Sqlite {
+    fn open(&self, retain: u64) -> Box<dyn LogStore> {
+        Box::new(
+            super::SqliteStore::open(&self.0.path().join("gateway.db"), retain)
+                .expect("open sqlite"),
+        )
+    }
+}
+
+/// A real `redis-server` of its own; every `open` is another node on it.
+struct Redis(pulse_testkit::redis::RedisServer);
+
+impl Redis {
+    fn new() -> Redis {
+        Redis(pulse_testkit::redis::RedisServer::start())
+    }
+}
+
+impl Backend for Redis {
+    fn open(&self, retain: u64) -> Box<dyn LogStore> {
+        Box::new(super::RedisStore::open(&self.0.url(), retain, None, "test").expect("open redis"))
+    }
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+store_suite!(memory, Memory, false);
+store_suite!(sqlite, Sqlite, true);
+store_suite!(redis, Redis, true);

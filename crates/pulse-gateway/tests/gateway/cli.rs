@@ -85,6 +85,35 @@ async fn serve_without_secret_exits_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A Redis store that cannot be reached stops the start with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_redis_fails_the_start() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = bin()
+        .args(["serve", "--addr", "127.0.0.1:0", "--jwt-secret", "s"])
+        .args(["--store", &format!("redis://127.0.0.1:{port}")])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open the store") && err.contains("unavailable"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["serve", "--jwt-secret", "s", "--store", "redis://:1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,9 @@ mod common;
 
 mod auth;
 mod cli;
+mod cluster;
 mod demo;
 mod garbage;
 mod rest;
+mod source;
 mod stream;

@@ -400,3 +400,40 @@ async fn tenants_are_isolated() {
         .clone();
     assert_eq!(approval["data"]["status"], "pending");
 }
+
+/// The same event id ingested twice is stored once; the second answer gives the
+/// first seq, and a viewer's live feed sees it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_ids_are_stored_once() {
+    let gw = Gw::default().await;
+    let pubr = publisher("acme");
+    let (mut ws, _) = subscribe(&gw, &viewer("acme"), None, None).await;
+    let add = |id: &str, what: &str| json!({"id": id, "type": "ticket.event_added", "data": {"id": "t1", "event": {"what": what}}});
+    assert_eq!(
+        gw.ingest(&pubr, json!([add("e1", "one"), add("e2", "two")]))
+            .await,
+        [1, 2]
+    );
+    assert_eq!(
+        gw.ingest(
+            &pubr,
+            json!([add("e2", "two"), add("e3", "three"), add("e1", "one")])
+        )
+        .await,
+        [2, 3, 1]
+    );
+    let live = events(&mut ws, 3).await;
+    assert_eq!(live.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let snap: Snapshot =
+        serde_json::from_value(gw.json(&viewer("acme"), "/v1/snapshot").await).unwrap();
+    assert_eq!(snap.seq, 3);
+    assert_eq!(
+        snap.entities[0].data["timeline"],
+        json!([{"what": "one"}, {"what": "two"}, {"what": "three"}])
+    );
+    assert!(gw
+        .metrics()
+        .await
+        .lines()
+        .any(|l| l == "pulse_ingest_duplicates_total 2"));
+}

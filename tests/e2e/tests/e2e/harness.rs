@@ -62,7 +62,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Start on 127.0.0.1:0 with `store` (`memory` or `sqlite:PATH`).
+    /// Start on 127.0.0.1:0 with `store` (`memory`, `sqlite:PATH` or `redis://…`).
     pub fn start(store: &str, extra: &[&str]) -> Gateway {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, addr, stderr) = Self::spawn("127.0.0.1:0", store, &extra);
@@ -265,6 +265,58 @@ impl Http {
             } else {
                 Err(format!("{status}: {v}"))
             }
+        })
+    }
+
+    /// POST /v1/ingest: status, `Retry-After` and body, whatever the answer.
+    pub fn ingest_raw(
+        &self,
+        base: &str,
+        token: &str,
+        body: &Value,
+    ) -> (u16, Option<String>, Value) {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .post(format!("{base}/v1/ingest"))
+                .bearer_auth(token)
+                .json(body)
+                .send()
+                .await
+                .expect("ingest request");
+            let status = r.status().as_u16();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (status, retry, r.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    /// Status of a GET without a token (0 when the server cannot be reached).
+    pub fn status(&self, url: &str) -> u16 {
+        self.rt.block_on(async {
+            self.client
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    }
+
+    /// Body of a GET without a token.
+    pub fn text(&self, url: &str) -> String {
+        self.rt.block_on(async {
+            self.client
+                .get(url)
+                .send()
+                .await
+                .expect("request")
+                .text()
+                .await
+                .expect("body")
         })
     }
 

@@ -1,5 +1,6 @@
 //! End-to-end: `pulse-gateway` and `pulsectl` as real processes on loopback.
 
+mod cluster;
 mod harness;
 mod proxy;
 
