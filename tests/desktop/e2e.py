@@ -620,6 +620,28 @@ try:
         wait("the agent shown terminating or terminated", lambda: not row("agent", "am-1")[0].find_elements(By.CSS_SELECTOR, '[data-testid="terminate"]')
              and "terminat" in row("agent", "am-1")[0].get_attribute("textContent").lower(), 15)
     t_profile_terminate()
+
+    def detail():
+        return css('[data-testid="connection-detail"]').get_attribute("textContent")
+
+    @check("seed-000 server refusing socket upgrades: Live · polling, REST keeps it fresh, socket taken back")
+    def t_profile_polling():
+        monitor.control("upgrades", {"refuse": "status", "status": 503})
+        monitor.control("drop")
+        wait("polling with its reason", lambda: label() == "Live" and "polling" in detail().lower(), 30)
+        shot("profile-polling.png")
+        # A change no event announces reaches the board through the REST rounds.
+        state = monitor.info()["state"]
+        for t in state["tickets"]:
+            if t["id"] == "t-am-2":
+                t["state"] = "backlog"
+        monitor.control("state", state)
+        go("board")
+        wait("the change fetched over REST",
+             lambda: css('[data-testid="column"][data-state="backlog"]').find_elements(By.CSS_SELECTOR, '[data-id="t-am-2"]'), 60)
+        monitor.control("upgrades", {"refuse": None})
+        wait("the socket taken back", lambda: label() == "Live" and "polling" not in detail().lower(), 60)
+    t_profile_polling()
 except Exception as e:
     results.append(("the suite ran to its end", False))
     log(f"FAIL the suite ran to its end: {e}")
