@@ -18,7 +18,7 @@ use pulse_core::session::{ActionOutcome, ConnectionState, SessionStatus};
 use pulse_core::store::{Action, OutboxEntry};
 use pulse_protocol::domain::{
     page_of, Entity, EntityKind, Page, ESCALATED_STATUSES, FAILED_AGENT_STATUSES,
-    PENDING_APPROVAL_STATUSES,
+    PENDING_APPROVAL_STATUSES, STATS_RECORD_FIELDS,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -441,6 +441,7 @@ pub fn typescript_bindings() -> String {
         ("PENDING_APPROVAL_STATUSES", PENDING_APPROVAL_STATUSES),
         ("ESCALATED_STATUSES", ESCALATED_STATUSES),
         ("FAILED_AGENT_STATUSES", FAILED_AGENT_STATUSES),
+        ("STATS_RECORD_FIELDS", STATS_RECORD_FIELDS),
     ] {
         out.push_str(&format!(
             "export const {name}: readonly string[] = {};\n\n",

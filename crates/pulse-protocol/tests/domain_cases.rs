@@ -2,7 +2,8 @@
 //! the UI's `ui/src/tests/domain.test.ts` runs against its own module too.
 
 use pulse_protocol::domain::{
-    is_escalated, is_failed_agent, is_pending_approval, is_unread, page_of_kind_name, Object,
+    is_escalated, is_failed_agent, is_pending_approval, is_unread, page_of_kind_name, stats_figures,
+    Object,
 };
 use serde_json::Value;
 
@@ -58,5 +59,28 @@ fn page_of_kind() {
             want,
             "page_of_kind: {case}"
         );
+    }
+}
+
+/// `expect` lists `[label path, number]` sorted by label: the order of figures is not
+/// part of the rule.
+#[test]
+fn stats_figures_are_labelled_numbers() {
+    let t = table();
+    for case in cases(&t, "stats_figures") {
+        let data = case["data"].as_object().expect("`data` is an object");
+        let mut got = stats_figures(data);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let got: Vec<Value> = got
+            .into_iter()
+            .map(|(label, n)| serde_json::json!([label, n]))
+            .collect();
+        let want: Vec<Value> = case["expect"]
+            .as_array()
+            .expect("`expect` is a list")
+            .iter()
+            .map(|e| serde_json::json!([e[0], e[1].as_f64().expect("a number")]))
+            .collect();
+        assert_eq!(got, want, "stats_figures: {case}");
     }
 }

@@ -9,8 +9,10 @@
 // - a status that is absent or not a string counts as absent (an approval without one
 //   is pending; a conversation or agent without one is neither escalated nor failed);
 // - only `read: true` marks a notification read;
+// - a stats block's figures are its finite numbers, top level or one object down,
+//   labelled by their key path; its record fields (STATS_RECORD_FIELDS) are none;
 // - a kind name is read case-insensitively; a name that is no kind has no page.
-import { ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES } from "./generated/types";
+import { ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES, STATS_RECORD_FIELDS } from "./generated/types";
 import type { EntityKind, Page } from "./generated/types";
 
 type Fields = Record<string, unknown>;
@@ -62,4 +64,22 @@ export function kindNamed(name: unknown): EntityKind | null {
 export function pageOfKind(name: unknown): Page | null {
   const k = kindNamed(name);
   return k ? PAGE_OF_KIND[k] : null;
+}
+
+/** One figure of a stats block: its key path (`["by_state", "todo"]`) and its number. */
+export type Figure = [label: string[], value: number];
+
+const isFigure = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** The labelled figures of a stats block (order not part of the rule). */
+export function statsFigures(data: Fields): Figure[] {
+  const out: Figure[] = [];
+  for (const [k, v] of Object.entries(data)) {
+    if (STATS_RECORD_FIELDS.includes(k)) continue;
+    if (isFigure(v)) out.push([[k], v]);
+    else if (v && typeof v === "object" && !Array.isArray(v)) {
+      for (const [k2, v2] of Object.entries(v as Fields)) if (isFigure(v2)) out.push([[k, k2], v2]);
+    }
+  }
+  return out;
 }

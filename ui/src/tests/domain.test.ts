@@ -2,7 +2,7 @@
 // (crates/pulse-protocol/tests/domain_cases.json): one table, both sides.
 import { describe, expect, it } from "vitest";
 import cases from "../../../crates/pulse-protocol/tests/domain_cases.json";
-import { isEscalated, isFailedAgent, isPendingApproval, isUnread, pageOfKind } from "../lib/domain";
+import { isEscalated, isFailedAgent, isPendingApproval, isUnread, pageOfKind, statsFigures } from "../lib/domain";
 
 type Case = { data: Record<string, unknown>; expect: boolean };
 const rules: [keyof typeof cases, (d: Record<string, unknown>) => boolean][] = [
@@ -20,6 +20,14 @@ describe("domain rules, from the shared table", () => {
       for (const c of list) expect({ rule, data: c.data, got: pred(c.data) }).toEqual({ rule, data: c.data, got: c.expect });
     });
   }
+  it("stats_figures (expect sorted by label)", () => {
+    expect(cases.stats_figures.length).toBeGreaterThan(0);
+    const key = (l: string[]) => l.join("\u0001");
+    for (const c of cases.stats_figures) {
+      const got = statsFigures(c.data as Record<string, unknown>).sort((a, b) => (key(a[0]) < key(b[0]) ? -1 : 1));
+      expect({ data: c.data, got }).toEqual({ data: c.data, got: c.expect });
+    }
+  });
   it("page_of_kind", () => {
     expect(cases.page_of_kind.length).toBeGreaterThan(0);
     for (const c of cases.page_of_kind) expect({ kind: c.kind, got: pageOfKind(c.kind) }).toEqual({ kind: c.kind, got: c.page });

@@ -9,6 +9,10 @@
 //!   without one has not failed;
 //! - only `read: true` marks a notification read; anything else (absent, `false`,
 //!   `"yes"`, `1`) is unread;
+//! - a stats block's figures ([`stats_figures`]) are its finite numbers, at the top
+//!   level or one object down, each labelled by its key path; the record's own fields
+//!   ([`STATS_RECORD_FIELDS`]: its id and update time) and anything that is not a
+//!   number are no figures;
 //! - [`page_of`] is total over [`EntityKind`]; [`page_of_kind_name`] reads a kind
 //!   name case-insensitively and answers `None` for a name that is no kind.
 //!
@@ -28,6 +32,35 @@ pub const ESCALATED_STATUSES: &[&str] = &["escalated"];
 
 /// Statuses of an agent that failed.
 pub const FAILED_AGENT_STATUSES: &[&str] = &["failed", "error"];
+
+/// Fields a stats block carries as a record, not as figures: its id (the block's
+/// scope) and when it was last updated.
+pub const STATS_RECORD_FIELDS: &[&str] = &["id", "updated_at"];
+
+/// The labelled figures of a stats block: each number at the top level (label
+/// `["total"]`) or inside a top-level object (label `["by_state", "todo"]`), in the
+/// block's key order. The record's own fields ([`STATS_RECORD_FIELDS`]), strings,
+/// booleans, arrays and deeper objects are left out.
+pub fn stats_figures(data: &Object) -> Vec<(Vec<String>, f64)> {
+    let mut out = Vec::new();
+    for (k, v) in data {
+        if STATS_RECORD_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        match v {
+            Value::Number(n) => out.extend(n.as_f64().map(|n| (vec![k.clone()], n))),
+            Value::Object(inner) => {
+                for (k2, v2) in inner {
+                    if let Some(n) = v2.as_f64() {
+                        out.push((vec![k.clone(), k2.clone()], n));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
 
 /// The `status` field, when it is a string.
 pub fn status_of(data: &Object) -> Option<&str> {

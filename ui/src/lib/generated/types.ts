@@ -24,6 +24,8 @@ export const ESCALATED_STATUSES: readonly string[] = ["escalated"];
 
 export const FAILED_AGENT_STATUSES: readonly string[] = ["failed", "error"];
 
+export const STATS_RECORD_FIELDS: readonly string[] = ["id", "updated_at"];
+
 export const PAGE_OF_KIND: Readonly<Record<EntityKind, Page>> = {
   agent: "agents",
   ticket: "board",
