@@ -34,3 +34,42 @@ describe("stats blocks", () => {
     expect(getByTestId("server-stats").textContent).not.toMatch(/\bId\b|Updated at/);
   });
 });
+
+describe("chat of a server without conversation entities (seed 002)", () => {
+  it("groups messages by chat and shows a new one live", async () => {
+    // As the nest-realtime profile stores `chat.message`: `chatId` as `conversation_id`.
+    const msg = (id: string, chat: string, text: string, ts: string, author?: string) =>
+      entity("message", id, { id, chatId: chat, conversation_id: chat, text, ts, ...(author ? { author } : {}) });
+    const { app, backend, getAllByTestId, getByTestId } = await mountViews([
+      msg("m0", "c1", "earlier", "2026-12-01T09:00:00Z"),
+      msg("m1", "c2", "other chat", "2026-12-01T09:30:00Z"),
+    ]);
+    app.go("conversations");
+    await tick();
+    const rows = () => getAllByTestId("conversation-row").map((r) => r.getAttribute("data-id"));
+    expect(rows()).toEqual(["c2", "c1"]);
+    expect(getAllByTestId("conversation-row").every((r) => r.hasAttribute("data-chat"))).toBe(true);
+
+    app.selected = { kind: "conversation", id: "c1" };
+    await tick();
+    const texts = () => [...getByTestId("messages").querySelectorAll(".bubble")].map((b) => b.textContent);
+    expect(texts()).toEqual(["earlier"]);
+
+    backend.push(msg("m2", "c1", "hello", "2026-12-01T10:00:00Z", "Bo"));
+    await frame();
+    expect(texts()).toEqual(["earlier", "hello"]);
+    expect(rows()).toEqual(["c1", "c2"]);
+    expect(getByTestId("chat-header").textContent).toBe("2 messages");
+    expect(getAllByTestId("conversation-row")[0].textContent).toContain("Bo: hello");
+  });
+
+  it("a message of a known conversation stays in it, not in a chat of its own", async () => {
+    const { app } = await mountViews([
+      entity("conversation", "cv1", { customer: "Acme", status: "open" }),
+      entity("message", "m1", { conversation_id: "cv1", text: "hi", ts: 1 }),
+      entity("message", "m2", { text: "no chat at all", ts: 2 }),
+    ]);
+    expect(app.chats).toEqual([]);
+    expect(app.messagesOf("cv1").map((m) => m.id)).toEqual(["m1"]);
+  });
+});

@@ -711,13 +711,30 @@ async fn nest_realtime_every_seed_event_over_socketio() {
         json!({"id": "m1", "chatId": "c1", "text": "hello"}),
     )
     .await;
+    // The other reading of the seed's `ChatMessage`: `content`, `createdAt`, `senderName`.
+    emit(
+        "chat.message",
+        json!({"id": "m2", "chatId": "c2", "content": "hi there",
+               "createdAt": "2026-12-01T10:00:00Z", "senderName": "Bo"}),
+    )
+    .await;
     peer.emit(json!({"event": "approval.created", "data": {"id": "nope"}, "workspace": "other"}))
         .await;
     emit("presence.weird", json!({})).await;
-    until_store(&h, "chat message", |s| {
+    until_store(&h, "chat messages", |s| {
         is(s, EntityKind::Message, "m1", "text", json!("hello"))
+            && is(s, EntityKind::Message, "m2", "text", json!("hi there"))
     })
     .await;
+    // Each message is in its chat (`chatId`), the REST one too: the chat panel's grouping.
+    for (m, chat) in [("m0", "c1"), ("m1", "c1"), ("m2", "c2")] {
+        assert_eq!(field(&h, EntityKind::Message, m, "conversation_id"), chat, "{m}");
+    }
+    let m2 = get(&h, EntityKind::Message, "m2").unwrap();
+    assert_eq!(
+        (m2["ts"].clone(), m2["author"].clone()),
+        (json!("2026-12-01T10:00:00Z"), json!("Bo"))
+    );
     let ap1 = get(&h, EntityKind::Approval, "ap1").unwrap();
     assert_eq!(
         (ap1["status"].clone(), ap1["title"].clone()),

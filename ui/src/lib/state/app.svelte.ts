@@ -310,6 +310,31 @@ export class AppState {
     }),
   );
 
+  /**
+   * Chats of a server that sends messages but no conversation entities (seed 002's
+   * `chat.message` with its `chatId`, which the profile maps to `conversation_id`):
+   * one per chat id no conversation has, newest activity first, with the last
+   * message's text, time and the number of messages.
+   */
+  chats = $derived.by(() => {
+    const known = new Set(this.list("conversation").map((c) => c.id));
+    const byChat = new Map<string, { id: string; last: Item; count: number; fresh: boolean }>();
+    for (const m of this.list("message")) {
+      const chat = m.data.conversation_id;
+      if (chat === undefined || chat === null || chat === "") continue;
+      const id = String(chat);
+      if (known.has(id)) continue;
+      const c = byChat.get(id);
+      if (!c) byChat.set(id, { id, last: m, count: 1, fresh: !!m.fresh });
+      else {
+        c.count++;
+        c.fresh ||= !!m.fresh;
+        if (num(m.data.ts) >= num(c.last.data.ts)) c.last = m;
+      }
+    }
+    return [...byChat.values()].sort((a, b) => num(b.last.data.ts) - num(a.last.data.ts) || a.id.localeCompare(b.id));
+  });
+
   messagesOf(conversationId: string): Item[] {
     return this.list("message")
       .filter((m) => String(m.data.conversation_id) === conversationId)
