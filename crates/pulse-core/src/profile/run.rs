@@ -223,6 +223,32 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Send what the profile declares for `intent`, with `{value}` bound.
+    pub(super) async fn say(
+        &mut self,
+        socket: &mut Socket,
+        vars: &Vars,
+        intent: crate::session::Intent,
+        value: &str,
+    ) -> Result<(), End> {
+        let Some(step) = self.d.profile.spec.intent.get(&intent) else {
+            return Ok(());
+        };
+        let step = step.get_ref();
+        let mut v = vars.clone();
+        v.insert("value".into(), VarValue::One(value.to_owned()));
+        let (text, emit) = outgoing(
+            &self.d.profile.origin,
+            "intent",
+            step.send.as_ref(),
+            step.emit.as_ref(),
+            step.data.as_ref(),
+            &v,
+        )?;
+        debug!(?intent, emit = ?emit.as_ref().map(|e| &e.0), "saying");
+        socket.send(text, emit).await.map_err(End::Lost)
+    }
+
     pub(super) async fn request(&mut self, socket: &mut Socket, vars: &Vars) -> Result<(), End> {
         let origin = &self.d.profile.origin;
         let Some(req) = &self.d.profile.spec.resync.request else {

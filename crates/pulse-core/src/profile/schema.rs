@@ -64,6 +64,39 @@ pub struct ProfileFile {
     /// Event mappings, in order; every matching rule applies.
     #[serde(default)]
     pub event: Vec<Spanned<EventRule>>,
+    /// What the client tells the server when the user does something, by intent
+    /// (`[intent.open_task]`); an intent not declared is never sent.
+    #[serde(default)]
+    pub intent: BTreeMap<crate::session::Intent, Spanned<IntentStep>>,
+}
+
+/// One `[intent.NAME]`: the message an intent is sent as. `{value}` in it is the
+/// intent's value (a task id, a presence status, a chat id).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentStep {
+    /// jsonws: a message template to send.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// socketio: an event to emit.
+    #[serde(default)]
+    pub emit: Option<String>,
+    /// socketio: its argument (strings are templates; `"{value}"` alone sends a
+    /// bare string, as seed 002's `presence.update`).
+    #[serde(default)]
+    pub data: Option<toml::Value>,
+    /// Add the value to this list variable (declared in `[vars]`), so that a
+    /// `[[join]]` with `for_each` on it says it again after every reconnect
+    /// (seed 004: an open task's room is joined again).
+    #[serde(default)]
+    pub follow: Option<String>,
+    /// Remove the value from this list variable.
+    #[serde(default)]
+    pub unfollow: Option<String>,
+    /// Say the last value again after every (re)connect (presence: the server
+    /// forgets it with the connection).
+    #[serde(default)]
+    pub again_on_connect: bool,
 }
 
 /// A template variable: a string, or a list (for `for_each`).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use pulse_core::auth::{AuthError, Secret, StaticToken, TokenFuture, TokenProvider};
 use pulse_core::profile::schema::PingAnswer;
 use pulse_core::profile::{Profile, ProfileDialect, ProfileError, VarValue};
-use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, SessionStatus};
+use pulse_core::session::{ConnectionState, Intent, SessionConfig, SessionHandle, SessionStatus};
 use pulse_core::store::StoreHandle;
 use pulse_core::store::{MemoryStore, Store};
 use pulse_protocol::domain::{EntityKind, Object};
@@ -1328,4 +1328,130 @@ async fn pulsectl_watch_with_a_profile() {
     assert!(!stderr.contains(&token), "token leaked: {stderr}");
     assert_eq!(seen[0]["stream"], "event-bridge:acme");
     assert_eq!(seen[0]["change"]["kind"], "stats");
+}
+
+// ---------------------------------------------------------------- what the client says
+
+/// The client events a peer recorded with this name, in order.
+async fn received(peer: &Peer, event: &str, at_least: usize) -> Vec<Value> {
+    wait_for_some(&format!("{at_least} × `{event}` received"), LIMIT, || async {
+        let got: Vec<Value> = peer.info().await["received"]
+            .as_array()
+            .expect("the peer records what it receives")
+            .iter()
+            .filter(|r| r["event"] == event)
+            .map(|r| r["data"].clone())
+            .collect();
+        (got.len() >= at_least).then_some(got)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_gateway_opening_a_task_joins_its_room_and_closing_leaves() {
+    let mut peer = Peer::start(
+        Kind::TasksGateway,
+        &[],
+        tasks_state(json!([
+            {"id": "t1", "title": "Add login", "status": "analyzing"},
+            {"id": "t2", "title": "Fix CSS", "status": "dispatched", "events": [{"type": "created"}]},
+        ])),
+        &[],
+    );
+    let h = session(&peer.url(), tasks_dialect(), "");
+    live(&h).await;
+    // The server takes no presence: never sent.
+    assert!(!h.say(Intent::Presence, "away"));
+    assert!(h.say(Intent::OpenTask, "t2"));
+    let joins = received(&peer, "task:join", 2).await;
+    assert_eq!(joins, [json!({"taskId": "t1"}), json!({"taskId": "t2"})]);
+    // The server answers the join with the task's state, as the seed's TaskDetail gets it.
+    until_store(&h, "t2's events", |s| {
+        s.get(EntityKind::Ticket, "t2")
+            .unwrap()
+            .is_some_and(|e| at(&e.data, "/events/0/type") == "created")
+    })
+    .await;
+    // After a restart the open task's room is joined again.
+    peer.restart(tasks_state(json!([
+        {"id": "t2", "title": "Fix CSS", "status": "pr_open"},
+    ])));
+    let joins = received(&peer, "task:join", 2).await;
+    assert_eq!(joins, [json!({"taskId": "t1"}), json!({"taskId": "t2"})]);
+    until_store(&h, "t2 after the restart", |s| {
+        is(s, EntityKind::Ticket, "t2", "state", json!("pr_open"))
+    })
+    .await;
+    assert!(h.say(Intent::CloseTask, "t2"));
+    let leaves = received(&peer, "task:leave", 1).await;
+    assert_eq!(leaves, [json!({"taskId": "t2"})]);
+    wait_for_some("t2's room left", LIMIT, || async {
+        let rooms = peer.info().await["rooms"].clone();
+        (rooms == json!([["dashboard", "task:t1"]])).then_some(())
+    })
+    .await;
+    let info = peer.info().await;
+    let names: Vec<&str> = info["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect();
+    assert!(!names.contains(&"presence.update"), "{names:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nest_realtime_presence_and_typing_as_the_story_declares_them() {
+    let token = jwt(json!({"sub": "ann", "workspaceId": "ws1"}));
+    let peer = Peer::start(Kind::NestRealtime, &[&token], realtime_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("nest-realtime").unwrap()),
+        &token,
+    );
+    live(&h).await;
+    // Tasks are no part of this server: never sent.
+    assert!(!h.say(Intent::OpenTask, "t1"));
+    assert!(h.say(Intent::Presence, "busy"));
+    assert!(h.say(Intent::TypingStart, "c1"));
+    assert!(h.say(Intent::TypingStop, "c1"));
+    assert_eq!(received(&peer, "presence.update", 1).await, [json!("busy")]);
+    assert_eq!(received(&peer, "typing.start", 1).await, [json!({"chatId": "c1"})]);
+    assert_eq!(received(&peer, "typing.stop", 1).await, [json!({"chatId": "c1"})]);
+    // The server forgets presence with the connection: said again on the next one.
+    peer.control("drop", json!({})).await;
+    assert_eq!(
+        received(&peer, "presence.update", 2).await,
+        [json!("busy"), json!("busy")]
+    );
+    let info = peer.info().await;
+    let names: Vec<&str> = info["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect();
+    assert!(!names.contains(&"task:join"), "{names:?}");
+    h.stop().await;
+}
+
+#[test]
+fn an_intent_the_transport_cannot_send_or_following_an_undeclared_list_is_refused() {
+    let base = "name = \"x\"\ntransport = \"socketio\"\n";
+    let err = Profile::parse(&format!("{base}[intent.open_task]\nsend = 'x'\n"), "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("intent.open_task.emit"), "{err}");
+    let err = Profile::parse(
+        &format!("{base}[intent.open_task]\nemit = 'task:join'\nfollow = \"tasks\"\n"),
+        "x.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no list variable `tasks`"), "{err}");
+    let err = Profile::parse(&format!("{base}[intent.wave]\nemit = 'hi'\n"), "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown variant `wave`"), "{err}");
 }
