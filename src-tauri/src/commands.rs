@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pulse_core::session::ActionOutcome;
+use pulse_core::session::{ActionOutcome, Intent};
 use pulse_core::store::Action;
 use tauri::State;
 
@@ -21,6 +21,13 @@ pub async fn bootstrap(shell: Shared<'_>) -> Result<Bootstrap, CommandError> {
 #[tauri::command]
 pub async fn perform(shell: Shared<'_>, action: Action) -> Result<ActionOutcome, CommandError> {
     shell.perform(action).await
+}
+
+/// Tell the server what the user does (opened a task, presence, typing), where
+/// its profile declares it: `false` when it does not (nothing is sent).
+#[tauri::command]
+pub async fn say(shell: Shared<'_>, intent: Intent, value: String) -> Result<bool, CommandError> {
+    Ok(shell.say(intent, &value).await)
 }
 
 /// Reconnect now (the Retry button).

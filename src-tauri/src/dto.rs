@@ -470,6 +470,7 @@ pub fn typescript_bindings() -> String {
         ViewState::decl(&cfg),
         ConnectionView::decl(&cfg),
         Action::decl(&cfg),
+        pulse_core::session::Intent::decl(&cfg),
         ActionOutcome::decl(&cfg),
         OutboxEntry::decl(&cfg),
         SettledAction::decl(&cfg),

@@ -37,6 +37,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::bootstrap,
         commands::perform,
         commands::retry_now,
+        commands::say,
         commands::get_settings,
         commands::save_settings,
         commands::login,

@@ -221,3 +221,60 @@ fn a_bad_profile_file_is_explained() {
     let msg = boot["connection"]["state"]["message"].as_str().unwrap();
     assert!(msg.contains("ours.toml:3:"), "{msg}");
 }
+
+/// A saved `tasks-gateway` server (seed 004): the UI's `say` reaches the server as
+/// the seed's TaskDetail page says it (`task:join` / `task:leave` with the id), and
+/// an intent the profile does not declare (presence) is refused, never sent.
+#[test]
+fn tasks_gateway_open_and_close_a_task_through_the_shell() {
+    let peer = Peer::start(
+        Kind::TasksGateway,
+        &[],
+        json!({"tasks": [{"id": "t1", "title": "Add login", "status": "analyzing"}]}),
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let h = profile_harness(
+        dir.path(),
+        SavedServer {
+            id: "tasks".into(),
+            name: "Tasks".into(),
+            url: peer.url(),
+            profile: "tasks-gateway".into(),
+            ..SavedServer::default()
+        },
+        Arc::default(),
+    );
+    tauri::async_runtime::block_on(h.shell.start_network());
+    wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
+    let say = |intent: &str, value: &str| {
+        invoke(&h, "say", json!({"intent": intent, "value": value})).unwrap()
+    };
+    assert_eq!(say("presence", "away"), json!(false));
+    assert_eq!(say("open_task", "t1"), json!(true));
+    assert_eq!(say("close_task", "t1"), json!(true));
+    let received = || {
+        let info = tauri::async_runtime::block_on(peer.info());
+        info["received"].as_array().cloned().unwrap_or_default()
+    };
+    assert!(
+        holds_within(Duration::from_secs(20), || received()
+            .iter()
+            .any(|r| r["event"] == "task:leave")),
+        "{:?}",
+        received()
+    );
+    let got: Vec<Value> = received()
+        .into_iter()
+        .filter(|r| r["event"] != "dashboard:join")
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!({"event": "task:join", "data": {"taskId": "t1"}}),
+            json!({"event": "task:leave", "data": {"taskId": "t1"}}),
+        ]
+    );
+    assert!(invoke(&h, "say", json!({"intent": "wave", "value": "x"})).is_err());
+    tauri::async_runtime::block_on(h.shell.shutdown());
+}

@@ -7,6 +7,7 @@ import type {
   ConnectionView,
   Counts,
   ActionOutcome,
+  Intent,
   OutboxEntry,
   RaisedNotification,
   SettledAction,
@@ -35,6 +36,11 @@ export interface Backend {
   bootstrap(): Promise<Bootstrap>;
   /** Approve / reject / move / terminate: done now, queued offline, or a conflict. */
   perform(action: Action): Promise<ActionOutcome>;
+  /**
+   * Tell the server what the user does (opened / closed a task, presence, typing).
+   * Answers `false` when the server's profile does not declare it: nothing is sent.
+   */
+  say(intent: Intent, value: string): Promise<boolean>;
   /** Reconnect now. */
   retryNow(): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;

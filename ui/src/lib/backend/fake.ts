@@ -9,6 +9,7 @@ import type {
   Entity,
   EntityKind,
   ActionOutcome,
+  Intent,
   OutboxEntry,
   ProfileInfo,
   Settings,
@@ -157,6 +158,12 @@ export class FakeBackend implements Backend {
     this.setConnection({ state: { state: "live" }, last_sync_ms: Date.now() });
   }
 
+  /** The intents this fake server takes (as a profile declares them); tests change it. */
+  intents = new Set<Intent>(["open_task", "close_task", "presence", "typing_start", "typing_stop"]);
+  async say(intent: Intent, value: string): Promise<boolean> {
+    this.calls.push({ name: "say", args: { intent, value } });
+    return this.intents.has(intent);
+  }
   async retryNow(): Promise<void> {
     this.calls.push({ name: "retry_now", args: null });
   }

@@ -1,7 +1,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { EVENTS } from "../generated/types";
-import type { Account, Action, Bootstrap, ActionOutcome, Settings } from "../generated/types";
+import type { Account, Action, Bootstrap, ActionOutcome, Intent, Settings } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 const NAMES: Record<keyof BackendEvents, string> = {
@@ -23,6 +23,9 @@ export class TauriBackend implements Backend {
   }
   perform(action: Action): Promise<ActionOutcome> {
     return invoke("perform", { action });
+  }
+  say(intent: Intent, value: string): Promise<boolean> {
+    return invoke("say", { intent, value });
   }
   retryNow(): Promise<void> {
     return invoke("retry_now");

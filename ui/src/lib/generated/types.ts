@@ -180,6 +180,8 @@ id: string,
  */
 reason: string | null, };
 
+export type Intent = "open_task" | "close_task" | "presence" | "typing_start" | "typing_stop";
+
 export type ActionOutcome = { "outcome": "done", 
 /**
  * The entity as the server now has it.
