@@ -35,6 +35,7 @@ fn pulse_commands() -> &'static [&'static str] {
         "bootstrap",
         "perform",
         "retry_now",
+        "say",
         "get_settings",
         "save_settings",
         "login",

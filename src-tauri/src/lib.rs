@@ -184,6 +184,7 @@ pub fn run() {
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec!["--hidden"]),
         ))
+        .plugin(tauri_plugin_opener::init())
         .invoke_handler(handler())
         .setup(move |app| {
             let handle = app.handle().clone();
