@@ -2,7 +2,7 @@
 //! the UI's `ui/src/tests/domain.test.ts` runs against its own module too.
 
 use pulse_protocol::domain::{
-    is_escalated, is_failed_agent, is_pending_approval, is_unread, page_of_kind_name, stats_figures,
+    is_escalated, is_failed_agent, is_pending_approval, is_unread, page_of_kind_name, pr_link, stats_figures,
     Object,
 };
 use serde_json::Value;
@@ -82,5 +82,14 @@ fn stats_figures_are_labelled_numbers() {
             .map(|e| serde_json::json!([e[0], e[1].as_f64().expect("a number")]))
             .collect();
         assert_eq!(got, want, "stats_figures: {case}");
+    }
+}
+
+#[test]
+fn pr_link_is_https_only() {
+    let t = table();
+    for case in cases(&t, "pr_link") {
+        let data = case["data"].as_object().expect("`data` is an object");
+        assert_eq!(pr_link(data), case["expect"].as_str(), "pr_link: {case}");
     }
 }

@@ -11,6 +11,8 @@
 // - only `read: true` marks a notification read;
 // - a stats block's figures are its finite numbers, top level or one object down,
 //   labelled by their key path; its record fields (STATS_RECORD_FIELDS) are none;
+// - a ticket's PR link is `pr.url` only when it is an https URL with a host and no
+//   whitespace or control character;
 // - a kind name is read case-insensitively; a name that is no kind has no page.
 import { ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES, STATS_RECORD_FIELDS } from "./generated/types";
 import type { EntityKind, Page } from "./generated/types";
@@ -82,4 +84,15 @@ export function statsFigures(data: Fields): Figure[] {
     }
   }
   return out;
+}
+
+/** The URL a ticket's PR opens in the browser: https only (`null`: no link). */
+export function prLink(data: Fields): string | null {
+  const pr = data.pr;
+  if (!pr || typeof pr !== "object" || Array.isArray(pr)) return null;
+  const url = (pr as Fields).url;
+  if (typeof url !== "string" || url.length < 8) return null;
+  const host = url.slice(8).split(/[/?#]/)[0];
+  const clean = !/[\s\p{Cc}]/u.test(url);
+  return asciiLower(url.slice(0, 8)) === "https://" && host !== "" && !host.startsWith("@") && clean ? url : null;
 }

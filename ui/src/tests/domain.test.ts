@@ -2,7 +2,7 @@
 // (crates/pulse-protocol/tests/domain_cases.json): one table, both sides.
 import { describe, expect, it } from "vitest";
 import cases from "../../../crates/pulse-protocol/tests/domain_cases.json";
-import { isEscalated, isFailedAgent, isPendingApproval, isUnread, pageOfKind, statsFigures } from "../lib/domain";
+import { isEscalated, isFailedAgent, isPendingApproval, isUnread, pageOfKind, prLink, statsFigures } from "../lib/domain";
 
 type Case = { data: Record<string, unknown>; expect: boolean };
 const rules: [keyof typeof cases, (d: Record<string, unknown>) => boolean][] = [
@@ -27,6 +27,10 @@ describe("domain rules, from the shared table", () => {
       const got = statsFigures(c.data as Record<string, unknown>).sort((a, b) => (key(a[0]) < key(b[0]) ? -1 : 1));
       expect({ data: c.data, got }).toEqual({ data: c.data, got: c.expect });
     }
+  });
+  it("pr_link", () => {
+    expect(cases.pr_link.length).toBeGreaterThan(0);
+    for (const c of cases.pr_link) expect({ data: c.data, got: prLink(c.data as Record<string, unknown>) }).toEqual({ data: c.data, got: c.expect });
   });
   it("page_of_kind", () => {
     expect(cases.page_of_kind.length).toBeGreaterThan(0);

@@ -13,6 +13,9 @@
 //!   level or one object down, each labelled by its key path; the record's own fields
 //!   ([`STATS_RECORD_FIELDS`]: its id and update time) and anything that is not a
 //!   number are no figures;
+//! - a ticket's PR link ([`pr_link`]) is `pr.url` only when it is an `https://`
+//!   URL (scheme in any case) with a host and no whitespace or control character;
+//!   anything else is no link (never opened, shown as text at most);
 //! - [`page_of`] is total over [`EntityKind`]; [`page_of_kind_name`] reads a kind
 //!   name case-insensitively and answers `None` for a name that is no kind.
 //!
@@ -60,6 +63,19 @@ pub fn stats_figures(data: &Object) -> Vec<(Vec<String>, f64)> {
         }
     }
     out
+}
+
+/// The URL a ticket's pull request opens in the browser: `pr.url` when it is an
+/// `https://` URL with a host and no whitespace or control character (`None`
+/// otherwise: a PR link never opens another scheme).
+pub fn pr_link(data: &Object) -> Option<&str> {
+    let url = data.get("pr")?.get("url")?.as_str()?;
+    let scheme = url.get(..8)?;
+    let rest = &url[8..];
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    (scheme.eq_ignore_ascii_case("https://") && !host.is_empty() && !host.starts_with('@') && clean)
+        .then_some(url)
 }
 
 /// The `status` field, when it is a string.
