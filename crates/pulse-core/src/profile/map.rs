@@ -264,7 +264,12 @@ impl Mapper {
                 }
                 Op::Append => {
                     let id = r.shape.id_of(payload).map_err(shape_err)?;
-                    let item = r.shape.item(payload).map_err(shape_err)?;
+                    let mut item = r.shape.item(payload).map_err(shape_err)?;
+                    // A timeline entry says when it happened: the receive time
+                    // unless the server gave one.
+                    if let Value::Object(o) = &mut item {
+                        o.entry("ts").or_insert_with(|| Value::from(ts));
+                    }
                     effects.push(Effect::Change(Change::Append {
                         kind,
                         id: id.clone(),
@@ -369,8 +374,14 @@ fn records(shape: &Shape, list: &[Value], ts: i64) -> Result<Vec<(String, Object
         .collect()
 }
 
-/// Turn a replacement into changes against the ids currently held: an upsert for
-/// every record, and (with `delete_missing`) a delete for each held id not listed.
+/// Turn a replacement into changes against the ids currently held: every record
+/// merged into the entity held (a patch), and (with `delete_missing`) a delete for
+/// each held id not listed.
+///
+/// A list is a summary of each entity, not the whole of it: fields the record
+/// omits, or gives as `null`, are kept. So a task list (seed 004's
+/// `dashboard:task_list_updated`) never wipes a task's timeline or PR, which
+/// arrive by their own events.
 pub fn replacement_changes(
     kind: EntityKind,
     records: Vec<(String, Object)>,
@@ -379,9 +390,10 @@ pub fn replacement_changes(
 ) -> Vec<Change> {
     let mut changes = Vec::with_capacity(records.len() + held.len());
     let mut keep = std::collections::BTreeSet::new();
-    for (id, data) in records {
+    for (id, mut data) in records {
         keep.insert(id.clone());
-        changes.push(Change::Upsert { kind, id, data });
+        data.retain(|_, v| !v.is_null());
+        changes.push(Change::Patch { kind, id, data });
     }
     if delete_missing {
         for id in held {

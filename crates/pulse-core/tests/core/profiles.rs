@@ -264,7 +264,15 @@ async fn agent_monitor_every_seed_event_becomes_a_change() {
         (t1["state"].clone(), t1["title"].clone()),
         (json!("review"), json!("Fix it"))
     );
-    assert_eq!(t1["progress"][0]["phase"], "build");
+    // Progress is a timeline entry as Pulse's own ({type, text, ts}); the state in
+    // the status history.
+    let entry = &t1["timeline"][0];
+    assert_eq!(
+        (entry["type"].clone(), entry["text"].clone()),
+        (json!("build"), json!("compiling"))
+    );
+    assert!(entry["ts"].is_i64(), "{entry}");
+    assert_eq!(t1["status_history"][0]["status"], "review");
     assert!(
         get(&h, EntityKind::Ticket, "t2").is_none(),
         "created then deleted"
@@ -1086,9 +1094,39 @@ async fn tasks_gateway_every_seed_event_and_resync_after_restart() {
     let t1 = get(&h, EntityKind::Ticket, "t1").unwrap();
     assert_eq!(t1["state"], "dispatched");
     assert_eq!(t1["title"], "Add login (OAuth)");
+    // Neither the task's state (no events, no PR) nor the list wiped what arrived
+    // by their own events: the timeline, the PR, the status history.
+    assert_eq!(t1["timeline"][0]["body"], "which provider?", "{t1:?}");
+    assert_eq!(t1["pr"]["number"], 12, "{t1:?}");
+    assert_eq!(
+        (
+            t1["status_history"][0]["status"].clone(),
+            t1["status_history"][0]["from"].clone()
+        ),
+        (json!("needs_clarification"), json!("analyzing"))
+    );
 
-    // Before the list replaced t1 its timeline and PR were applied; check them
-    // through a fresh status change + event on t3.
+    // A list with the PR as null and the timeline absent still keeps both.
+    emit(
+        "dashboard:task_list_updated",
+        json!({"tasks": [
+            {"id": "t1", "title": "Add login (OAuth)", "status": "review", "pr": null},
+            {"id": "t3", "title": "New one", "status": "analyzing"},
+        ]}),
+    )
+    .await;
+    until_store(&h, "t1 in review", |s| {
+        is(s, EntityKind::Ticket, "t1", "state", json!("review"))
+    })
+    .await;
+    let t1 = get(&h, EntityKind::Ticket, "t1").unwrap();
+    assert_eq!(
+        (t1["pr"]["number"].clone(), t1["timeline"].as_array().map(Vec::len)),
+        (json!(12), Some(1)),
+        "{t1:?}"
+    );
+
+    // A fresh status change + event on t3, which came in by the list.
     emit(
         "task:event_added",
         json!({"taskId": "t3", "event": {"type": "analysis"}}),
