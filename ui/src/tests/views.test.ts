@@ -73,3 +73,84 @@ describe("chat of a server without conversation entities (seed 002)", () => {
     expect(app.messagesOf("cv1").map((m) => m.id)).toEqual(["m1"]);
   });
 });
+
+describe("task detail", () => {
+  const task = (over: Record<string, unknown> = {}) =>
+    entity("ticket", "t1", {
+      id: "t1",
+      title: "Add login",
+      state: "in_progress",
+      project_id: "web",
+      agent_id: "ag1",
+      pr: { number: 12, status: "open", url: "https://git.example.com/acme/pull/12" },
+      status_history: [
+        { status: "analyzing", ts: 1 },
+        { status: "analyzing", ts: 2 },
+        { status: "in_progress", ts: 3 },
+      ],
+      timeline: [{ type: "build", text: "compiling", ts: 1_700_000_000_000 }],
+      ...over,
+    });
+  const says = (b: FakeBackend) => b.calls.filter((c) => c.name === "say").map((c) => c.args);
+
+  it("opening says open_task, closing close_task; the PR opens in the browser", async () => {
+    const { app, backend, getByTestId, queryByTestId } = await mountViews([
+      task(),
+      entity("ticket", "t2", { id: "t2", title: "Other", state: "todo" }),
+      entity("agent", "ag1", { name: "Atlas", status: "terminated", terminated_reason: "manual" }),
+    ]);
+    app.go("board");
+    await tick();
+    expect(queryByTestId("task-detail")).toBeNull();
+    app.selected = { kind: "ticket", id: "t1" };
+    await frame();
+    expect(says(backend)).toEqual([{ intent: "open_task", value: "t1" }]);
+    expect(getByTestId("task-agent").textContent).toContain("Atlas · terminated (manual)");
+    // Consecutive repeats are one step.
+    expect(getByTestId("task-history").querySelectorAll("li").length).toBe(2);
+    expect(getByTestId("task-history").textContent).toMatch(/analyzing.*in progress/is);
+    getByTestId("task-pr-link").click();
+    expect(backend.calls.find((c) => c.name === "open_link")?.args).toBe("https://git.example.com/acme/pull/12");
+
+    app.selected = { kind: "ticket", id: "t2" };
+    await frame();
+    getByTestId("task-detail-close").click();
+    await frame();
+    expect(queryByTestId("task-detail")).toBeNull();
+    expect(says(backend)).toEqual([
+      { intent: "open_task", value: "t1" },
+      { intent: "close_task", value: "t1" },
+      { intent: "open_task", value: "t2" },
+      { intent: "close_task", value: "t2" },
+    ]);
+  });
+
+  it("a PR that is not https is no link", async () => {
+    const { app, backend, getByTestId, queryByTestId } = await mountViews([task({ pr: { number: 3, url: "http://git.example.com/p/3" } })]);
+    app.go("board");
+    app.selected = { kind: "ticket", id: "t1" };
+    await frame();
+    expect(queryByTestId("task-pr-link")).toBeNull();
+    expect(getByTestId("task-pr").textContent).toContain("PR #3");
+    expect(backend.calls.some((c) => c.name === "open_link")).toBe(false);
+  });
+
+  it("the timeline grows live and follows its newest entry", async () => {
+    const { app, backend, getByTestId } = await mountViews([task()]);
+    app.go("board");
+    app.selected = { kind: "ticket", id: "t1" };
+    await frame();
+    const log = getByTestId("task-timeline");
+    // jsdom lays nothing out: give the list a height to scroll through.
+    let top = 0;
+    Object.defineProperty(log, "scrollHeight", { configurable: true, get: () => 100 * log.children.length });
+    Object.defineProperty(log, "clientHeight", { configurable: true, get: () => 100 });
+    Object.defineProperty(log, "scrollTop", { configurable: true, get: () => top, set: (v: number) => (top = v) });
+    const t = task();
+    backend.push(entity("ticket", "t1", { ...t.data, timeline: [...(t.data.timeline as unknown[]), { type: "test", text: "passed", ts: 1_700_000_001_000 }] }));
+    await frame();
+    const lines = [...log.querySelectorAll("[data-testid=timeline-entry] .line")].map((e) => e.textContent?.replace(/\s+/g, " ").trim());
+    expect(lines).toEqual(["Build compiling", "Test passed"]);
+    expect(top).toBe(200);
+  });
+});

@@ -594,7 +594,7 @@ async fn fastapi_dashboard_every_seed_event_text_pings_and_subscription() {
     assert_eq!(field(&h, EntityKind::Ticket, "e3", "error"), "boom");
     assert_eq!(field(&h, EntityKind::Ticket, "e3", "state"), "failed");
     assert_eq!(
-        field(&h, EntityKind::Agent, "ag1", "current_task"),
+        field(&h, EntityKind::Agent, "ag1", "current_ticket"),
         "task-7"
     );
     assert_eq!(field(&h, EntityKind::Stats, "system", "cpu"), 0.3);

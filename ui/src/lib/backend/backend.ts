@@ -41,6 +41,8 @@ export interface Backend {
    * Answers `false` when the server's profile does not declare it: nothing is sent.
    */
   say(intent: Intent, value: string): Promise<boolean>;
+  /** Open an https link (a task's PR) in the browser; the shell allows no other scheme. */
+  openLink(url: string): Promise<void>;
   /** Reconnect now. */
   retryNow(): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;

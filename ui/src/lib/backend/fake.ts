@@ -164,6 +164,9 @@ export class FakeBackend implements Backend {
     this.calls.push({ name: "say", args: { intent, value } });
     return this.intents.has(intent);
   }
+  async openLink(url: string): Promise<void> {
+    this.calls.push({ name: "open_link", args: url });
+  }
   async retryNow(): Promise<void> {
     this.calls.push({ name: "retry_now", args: null });
   }

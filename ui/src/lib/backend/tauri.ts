@@ -1,5 +1,6 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import { openUrl } from "@tauri-apps/plugin-opener";
 import { EVENTS } from "../generated/types";
 import type { Account, Action, Bootstrap, ActionOutcome, Intent, Settings } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
@@ -26,6 +27,9 @@ export class TauriBackend implements Backend {
   }
   say(intent: Intent, value: string): Promise<boolean> {
     return invoke("say", { intent, value });
+  }
+  openLink(url: string): Promise<void> {
+    return openUrl(url);
   }
   retryNow(): Promise<void> {
     return invoke("retry_now");

@@ -14,6 +14,7 @@ import type {
   Entity,
   EntityKind,
   ActionOutcome,
+  Intent,
   Page,
   OutboxEntry,
   ProfileInfo,
@@ -339,6 +340,14 @@ export class AppState {
     return this.list("message")
       .filter((m) => String(m.data.conversation_id) === conversationId)
       .sort((a, b) => num(a.data.ts) - num(b.data.ts) || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * Tell the server what the user does (`Backend.say`): sent only where the server's
+   * profile declares it; a failure is logged, never shown (the server does not need it).
+   */
+  say(intent: Intent, value: string): void {
+    this.backend.say(intent, value).catch((e) => console.warn(`say ${intent}: ${errorMessage(e)}`));
   }
 
   stats(scope: string): Data | undefined {
