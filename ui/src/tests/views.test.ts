@@ -154,3 +154,30 @@ describe("task detail", () => {
     expect(top).toBe(200);
   });
 });
+
+describe("board project filter (seed 000's filterProject)", () => {
+  it("shows only the chosen project's tickets, new ones included", async () => {
+    const { app, backend, getByTestId, getAllByTestId } = await mountViews([
+      entity("ticket", "t1", { title: "Web one", state: "todo", project_id: "web", project_name: "Website" }),
+      entity("ticket", "t2", { title: "API one", state: "todo", project_id: "api" }),
+      entity("ticket", "t3", { title: "No project", state: "done" }),
+    ]);
+    app.go("board");
+    await tick();
+    const cards = () => getAllByTestId("ticket-card").map((c) => c.getAttribute("data-id")).sort();
+    const select = getByTestId("project-filter") as HTMLSelectElement;
+    expect([...select.options].map((o) => [o.value, o.textContent])).toEqual([["", "All projects"], ["api", "api"], ["web", "Website"]]);
+    expect(cards()).toEqual(["t1", "t2", "t3"]);
+    select.value = "web";
+    select.dispatchEvent(new Event("change", { bubbles: true }));
+    await tick();
+    expect(cards()).toEqual(["t1"]);
+    backend.push(entity("ticket", "t4", { title: "API two", state: "todo", project_id: "api" }), entity("ticket", "t5", { title: "Web two", state: "todo", project_id: "web" }));
+    await frame();
+    expect(cards()).toEqual(["t1", "t5"]);
+    select.value = "";
+    select.dispatchEvent(new Event("change", { bubbles: true }));
+    await tick();
+    expect(cards()).toEqual(["t1", "t2", "t3", "t4", "t5"]);
+  });
+});

@@ -141,6 +141,8 @@ export class AppState {
   overlays = $state<Map<string, Overlay>>(new Map());
   page = $state<Page>("overview");
   selected = $state<{ kind: EntityKind; id: string } | null>(null);
+  /** The board's project filter (seed 000's `filterProject`: a ticket's `project_id`); null: all. */
+  boardProject = $state<string | null>(null);
   search = $state("");
   toasts = $state<Toast[]>([]);
   version_ = $state("");
