@@ -2,8 +2,8 @@
 //! the UI's `ui/src/tests/domain.test.ts` runs against its own module too.
 
 use pulse_protocol::domain::{
-    is_escalated, is_failed_agent, is_pending_approval, is_unread, page_of_kind_name, pr_link, stats_figures,
-    Object,
+    count_from_stats, is_active_ticket, is_escalated, is_failed_agent, is_pending_approval,
+    is_unread, page_of_kind_name, pr_link, stats_figures, Object,
 };
 use serde_json::Value;
 
@@ -41,6 +41,11 @@ fn escalated() {
 #[test]
 fn failed_agent() {
     check("failed_agent", is_failed_agent);
+}
+
+#[test]
+fn active_ticket() {
+    check("active_ticket", is_active_ticket);
 }
 
 #[test]
@@ -91,5 +96,16 @@ fn pr_link_is_https_only() {
     for case in cases(&t, "pr_link") {
         let data = case["data"].as_object().expect("`data` is an object");
         assert_eq!(pr_link(data), case["expect"].as_str(), "pr_link: {case}");
+    }
+}
+
+#[test]
+fn counts_from_stats_blocks() {
+    let t = table();
+    for case in cases(&t, "count_from_stats") {
+        let count = case["count"].as_str().expect("`count` is a string");
+        let blocks = case["blocks"].as_object().expect("`blocks` is an object");
+        let got = count_from_stats(count, |id| blocks.get(id).and_then(Value::as_object));
+        assert_eq!(got, case["expect"].as_u64(), "count_from_stats: {case}");
     }
 }

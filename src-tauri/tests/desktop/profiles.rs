@@ -176,9 +176,18 @@ fn event_bridge_server_connects_with_a_token_from_the_keyring() {
         "emit",
         json!({"type": "stats:approvals", "payload": {"pending": 4, "approved": 9, "rejected": 1}}),
     ));
-    wait_boot(&h, "the pushed approvals stats", |b| {
+    let boot = wait_boot(&h, "the pushed approvals stats", |b| {
         stats(b, "approvals")["pending"] == 4
     });
+    // A stats-only server's badges (sidebar, tray) are its blocks' figures.
+    assert_eq!(
+        (
+            boot["counts"]["pending_approvals"].clone(),
+            boot["counts"]["tasks_in_progress"].clone()
+        ),
+        (json!(4), json!(1)),
+        "{boot}"
+    );
 
     tauri::async_runtime::block_on(h.shell.shutdown());
     let key = pulse_core::server::token_account(&peer.url().parse().unwrap());

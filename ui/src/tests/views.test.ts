@@ -181,3 +181,17 @@ describe("board project filter (seed 000's filterProject)", () => {
     expect(cards()).toEqual(["t1", "t2", "t3", "t4", "t5"]);
   });
 });
+
+describe("badges of a stats-only server (seeds 001, 003)", () => {
+  it("the sidebar shows the counts its stats blocks give", async () => {
+    const { getByTestId, queryByTestId } = await mountViews([
+      entity("stats", "approvals", { id: "approvals", pending: 4, approved: 9 }),
+      entity("stats", "conversations", { id: "conversations", open: 5, escalated: 2 }),
+      entity("stats", "dashboard", { id: "dashboard", executions: { running: 3, total: 5 } }),
+    ]);
+    expect(getByTestId("badge-approvals").textContent).toBe("4");
+    expect(getByTestId("badge-conversations").textContent).toBe("2");
+    expect(getByTestId("badge-board").textContent).toBe("3");
+    expect(queryByTestId("badge-notifications")).toBeNull();
+  });
+});

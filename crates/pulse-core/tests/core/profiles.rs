@@ -736,7 +736,11 @@ async fn nest_realtime_every_seed_event_over_socketio() {
     .await;
     // Each message is in its chat (`chatId`), the REST one too: the chat panel's grouping.
     for (m, chat) in [("m0", "c1"), ("m1", "c1"), ("m2", "c2")] {
-        assert_eq!(field(&h, EntityKind::Message, m, "conversation_id"), chat, "{m}");
+        assert_eq!(
+            field(&h, EntityKind::Message, m, "conversation_id"),
+            chat,
+            "{m}"
+        );
     }
     let m2 = get(&h, EntityKind::Message, "m2").unwrap();
     assert_eq!(
@@ -1121,7 +1125,10 @@ async fn tasks_gateway_every_seed_event_and_resync_after_restart() {
     .await;
     let t1 = get(&h, EntityKind::Ticket, "t1").unwrap();
     assert_eq!(
-        (t1["pr"]["number"].clone(), t1["timeline"].as_array().map(Vec::len)),
+        (
+            t1["pr"]["number"].clone(),
+            t1["timeline"].as_array().map(Vec::len)
+        ),
         (json!(12), Some(1)),
         "{t1:?}"
     );
@@ -1372,16 +1379,20 @@ async fn pulsectl_watch_with_a_profile() {
 
 /// The client events a peer recorded with this name, in order.
 async fn received(peer: &Peer, event: &str, at_least: usize) -> Vec<Value> {
-    wait_for_some(&format!("{at_least} × `{event}` received"), LIMIT, || async {
-        let got: Vec<Value> = peer.info().await["received"]
-            .as_array()
-            .expect("the peer records what it receives")
-            .iter()
-            .filter(|r| r["event"] == event)
-            .map(|r| r["data"].clone())
-            .collect();
-        (got.len() >= at_least).then_some(got)
-    })
+    wait_for_some(
+        &format!("{at_least} × `{event}` received"),
+        LIMIT,
+        || async {
+            let got: Vec<Value> = peer.info().await["received"]
+                .as_array()
+                .expect("the peer records what it receives")
+                .iter()
+                .filter(|r| r["event"] == event)
+                .map(|r| r["data"].clone())
+                .collect();
+            (got.len() >= at_least).then_some(got)
+        },
+    )
     .await
 }
 
@@ -1455,8 +1466,14 @@ async fn nest_realtime_presence_and_typing_as_the_story_declares_them() {
     assert!(h.say(Intent::TypingStart, "c1"));
     assert!(h.say(Intent::TypingStop, "c1"));
     assert_eq!(received(&peer, "presence.update", 1).await, [json!("busy")]);
-    assert_eq!(received(&peer, "typing.start", 1).await, [json!({"chatId": "c1"})]);
-    assert_eq!(received(&peer, "typing.stop", 1).await, [json!({"chatId": "c1"})]);
+    assert_eq!(
+        received(&peer, "typing.start", 1).await,
+        [json!({"chatId": "c1"})]
+    );
+    assert_eq!(
+        received(&peer, "typing.stop", 1).await,
+        [json!({"chatId": "c1"})]
+    );
     // The server forgets presence with the connection: said again on the next one.
     peer.control("drop", json!({})).await;
     assert_eq!(

@@ -16,6 +16,11 @@
 //! - a ticket's PR link ([`pr_link`]) is `pr.url` only when it is an `https://`
 //!   URL (scheme in any case) with a host and no whitespace or control character;
 //!   anything else is no link (never opened, shown as text at most);
+//! - a ticket is active ([`is_active_ticket`]) when its `state` is one of
+//!   [`ACTIVE_TICKET_STATES`] (ASCII case ignored);
+//! - a count whose entities the cache holds none of is read from a stats block
+//!   ([`count_from_stats`], [`STATS_COUNTS`]): the first of its sources whose block
+//!   has a non-negative integer at the pointer; none: `None` (the count is 0);
 //! - [`page_of`] is total over [`EntityKind`]; [`page_of_kind_name`] reads a kind
 //!   name case-insensitively and answers `None` for a name that is no kind.
 //!
@@ -76,6 +81,72 @@ pub fn pr_link(data: &Object) -> Option<&str> {
     let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
     (scheme.eq_ignore_ascii_case("https://") && !host.is_empty() && !host.starts_with('@') && clean)
         .then_some(url)
+}
+
+/// States of a ticket being worked on (a board's "in progress", seed 003's running
+/// executions).
+pub const ACTIVE_TICKET_STATES: &[&str] = &["in_progress", "running"];
+
+/// Whether a ticket with these fields is being worked on.
+pub fn is_active_ticket(data: &Object) -> bool {
+    status_in(
+        data.get("state").and_then(Value::as_str),
+        ACTIVE_TICKET_STATES,
+    )
+}
+
+/// Where each badge count is read from when the cache holds none of the entities
+/// it counts (a server that sends only stats blocks: seeds 001 and 003): the
+/// count, the kind it counts, and its sources, (stats block id, JSON pointer),
+/// tried in order.
+pub const STATS_COUNTS: &[(&str, EntityKind, &[(&str, &str)])] = &[
+    (
+        "pending_approvals",
+        EntityKind::Approval,
+        &[("approvals", "/pending")],
+    ),
+    (
+        "open_escalations",
+        EntityKind::Conversation,
+        &[("conversations", "/escalated")],
+    ),
+    (
+        "unread_notifications",
+        EntityKind::Notification,
+        &[("notifications", "/unread")],
+    ),
+    (
+        "tasks_in_progress",
+        EntityKind::Ticket,
+        &[
+            ("tasks", "/in_progress"),
+            ("dashboard", "/executions/running"),
+        ],
+    ),
+];
+
+/// The count `count` (a name in [`STATS_COUNTS`]) as the stats blocks give it;
+/// `block(id)` is the block held with that id. `None` when no source has it.
+pub fn count_from_stats<'a>(
+    count: &str,
+    block: impl Fn(&str) -> Option<&'a Object>,
+) -> Option<u64> {
+    let (_, _, sources) = STATS_COUNTS.iter().find(|(name, _, _)| *name == count)?;
+    sources.iter().find_map(|(id, pointer)| {
+        let path = pointer.strip_prefix('/')?;
+        let (first, rest) = path.split_once('/').map_or((path, ""), |(f, r)| (f, r));
+        let top = block(id)?.get(first)?;
+        let n = if rest.is_empty() {
+            top
+        } else {
+            top.pointer(&format!("/{rest}"))?
+        };
+        n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 9e15)
+                .map(|f| f as u64)
+        })
+    })
 }
 
 /// The `status` field, when it is a string.

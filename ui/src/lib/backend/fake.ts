@@ -15,7 +15,7 @@ import type {
   Settings,
 } from "../generated/types";
 import { NATIVE_PROFILE } from "../generated/types";
-import { isEscalated, isPendingApproval, isUnread } from "../domain";
+import { countFromStats, isActiveTicket, isEscalated, isPendingApproval, isUnread } from "../domain";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 type Handler = (payload: never) => void;
@@ -87,14 +87,21 @@ export class FakeBackend implements Backend {
     return this.handlers.get(name)?.size ?? 0;
   }
 
+  /** As the core's CountTracker: entities held, else the stats blocks (domain.countFromStats). */
   private counts(): Counts {
-    let a = 0, e = 0, n = 0;
-    for (const x of this.entities.values()) {
-      if (x.kind === "approval" && isPendingApproval(x.data)) a++;
-      if (x.kind === "conversation" && isEscalated(x.data)) e++;
-      if (x.kind === "notification" && isUnread(x.data)) n++;
-    }
-    return { pending_approvals: a, open_escalations: e, unread_notifications: n };
+    const all = [...this.entities.values()];
+    const of = (kind: EntityKind) => all.filter((x) => x.kind === kind);
+    const count = (name: keyof Counts, kind: EntityKind, pred: (d: Record<string, unknown>) => boolean) => {
+      const held = of(kind);
+      if (held.length) return held.filter((x) => pred(x.data)).length;
+      return countFromStats(name, (id) => this.entities.get(`stats:${id}`)?.data) ?? 0;
+    };
+    return {
+      pending_approvals: count("pending_approvals", "approval", isPendingApproval),
+      open_escalations: count("open_escalations", "conversation", isEscalated),
+      unread_notifications: count("unread_notifications", "notification", isUnread),
+      tasks_in_progress: count("tasks_in_progress", "ticket", isActiveTicket),
+    };
   }
 
   // ----- Backend -----

@@ -26,6 +26,16 @@ export const FAILED_AGENT_STATUSES: readonly string[] = ["failed", "error"];
 
 export const STATS_RECORD_FIELDS: readonly string[] = ["id", "updated_at"];
 
+export const ACTIVE_TICKET_STATES: readonly string[] = ["in_progress", "running"];
+
+/** Each badge count, the kind it counts, and the stats (block id, JSON pointer) read where none is held. */
+export const STATS_COUNTS: readonly (readonly [keyof Counts, EntityKind, readonly (readonly [string, string])[]])[] = [
+  ["pending_approvals", "approval", [["approvals", "/pending"]]],
+  ["open_escalations", "conversation", [["conversations", "/escalated"]]],
+  ["unread_notifications", "notification", [["notifications", "/unread"]]],
+  ["tasks_in_progress", "ticket", [["tasks", "/in_progress"], ["dashboard", "/executions/running"]]],
+];
+
 export const PAGE_OF_KIND: Readonly<Record<EntityKind, Page>> = {
   agent: "agents",
   ticket: "board",
@@ -248,7 +258,11 @@ open_escalations: number,
 /**
  * Notifications not read.
  */
-unread_notifications: number, };
+unread_notifications: number, 
+/**
+ * Tickets being worked on ([`is_active_ticket`]).
+ */
+tasks_in_progress: number, };
 
 export type Page = "overview" | "agents" | "board" | "approvals" | "conversations" | "notifications" | "settings";
 

@@ -130,7 +130,7 @@ export class AppState {
   version = $state(0);
   loaded = $state(false);
   connection = $state<ConnectionView>({ state: { state: "connecting", attempt: 1 }, last_sync_ms: null, server: null, demo: false, caveat: null });
-  counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0 });
+  counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0, tasks_in_progress: 0 });
   settings = $state<Settings>(defaultSettings());
   account = $state<Account | null>(null);
   /** The built-in server profiles (for the settings form). */
