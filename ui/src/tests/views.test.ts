@@ -195,3 +195,16 @@ describe("badges of a stats-only server (seeds 001, 003)", () => {
     expect(queryByTestId("badge-notifications")).toBeNull();
   });
 });
+
+describe("a server's error notice (seed 003's `error`)", () => {
+  it("is shown as a toast and stays in the notification centre", async () => {
+    const { app, backend, getByTestId, findByText } = await mountViews();
+    backend.push(entity("notification", "error:1:ab", { title: "The server reported an error", body: "bad JSON", level: "error", read: false, created_at: 1 }));
+    await frame();
+    expect(await findByText("The server reported an error: bad JSON")).toBeTruthy();
+    expect(getByTestId("badge-notifications").textContent).toBe("1");
+    app.go("notifications");
+    await tick();
+    expect(getByTestId("page-notifications").textContent).toContain("bad JSON");
+  });
+});

@@ -181,6 +181,13 @@ impl std::fmt::Debug for Mapper {
     }
 }
 
+/// FNV-1a, 64 bits: a stable short digest (not a security measure).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 fn stamp(obj: &mut Object, ts: i64) {
     obj.entry("updated_at".to_string())
         .or_insert_with(|| Value::from(ts));
@@ -244,6 +251,24 @@ impl Mapper {
             let kind = rule.kind.unwrap_or(EntityKind::Stats);
             match rule.op {
                 Op::Ignore | Op::Refetch => {}
+                Op::Notice => {
+                    let mut data = r.shape.record(payload).map_err(shape_err)?;
+                    // Two notices of one event in one millisecond differ by payload.
+                    let id = format!(
+                        "{event}:{ts}:{:016x}",
+                        fnv1a(payload.to_string().as_bytes())
+                    );
+                    data.insert("id".into(), Value::String(id.clone()));
+                    data.entry("level").or_insert_with(|| Value::from("error"));
+                    data.entry("created_at").or_insert_with(|| Value::from(ts));
+                    data.entry("read").or_insert(Value::Bool(false));
+                    stamp(&mut data, ts);
+                    effects.push(Effect::Change(Change::Upsert {
+                        kind: EntityKind::Notification,
+                        id,
+                        data,
+                    }));
+                }
                 Op::Upsert => {
                     let id = r.shape.id_of(payload).map_err(shape_err)?;
                     let mut data = r.shape.record(payload).map_err(shape_err)?;

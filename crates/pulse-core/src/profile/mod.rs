@@ -645,6 +645,7 @@ fn op_name(op: Op) -> &'static str {
         Op::Replace => "replace",
         Op::Refetch => "refetch",
         Op::Ignore => "ignore",
+        Op::Notice => "notice",
     }
 }
 

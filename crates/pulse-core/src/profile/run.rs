@@ -428,6 +428,7 @@ impl Run<'_> {
             return Ok(());
         };
         let path = res.path.clone();
+        let absent_when_refused = res.refusal_means_absent;
         let url = match cx.config().server.join(&path) {
             Ok(u) => u,
             Err(e) => {
@@ -443,9 +444,21 @@ impl Run<'_> {
             let (req, path) = (http.get(url.clone()), path.clone());
             async move { fetch_json(req, token, &path, refusal_codes).await }
         };
-        let fetched = tokio::select! {
-            r = with_token_from(tokens.as_ref(), first, false, try_once) => r,
-            end = cx.interrupted() => return Err(end),
+        // A resource whose refusal means "not for this user" is asked once with
+        // the token held: its refusal says nothing about the token.
+        let fetched = if absent_when_refused {
+            tokio::select! {
+                r = try_once(first) => r.map_err(|e| match e {
+                    e @ Fetch::Refused(_) => TokenTry::Refused(e),
+                    e => TokenTry::Failed(e),
+                }),
+                end = cx.interrupted() => return Err(end),
+            }
+        } else {
+            tokio::select! {
+                r = with_token_from(tokens.as_ref(), first, false, try_once) => r,
+                end = cx.interrupted() => return Err(end),
+            }
         };
         let body = match fetched {
             Ok((body, token)) => {
@@ -455,6 +468,14 @@ impl Run<'_> {
                 body
             }
             Err(TokenTry::NoToken { error, .. }) => return Err(crate::session::auth_end(error)),
+            Err(
+                TokenTry::Refused(Fetch::Refused(message))
+                | TokenTry::Failed(Fetch::Refused(message)),
+            ) if absent_when_refused => {
+                let why = format!("not for this user: {message}");
+                self.refetch_failed(cx, name, &path, why, true);
+                return Ok(());
+            }
             Err(TokenTry::Refused(Fetch::Refused(message))) => {
                 return Err(End::Unauthorized(message))
             }

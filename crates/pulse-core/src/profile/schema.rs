@@ -404,6 +404,10 @@ pub enum Op {
     Refetch,
     /// Known, nothing to do (not counted as rejected).
     Ignore,
+    /// A notice for the user (seed 003's `error`): a notification of the record
+    /// (`level` `error` unless set), its id made of the event's name, receive time
+    /// and payload, `created_at` the receive time.
+    Notice,
 }
 
 /// One `[[event]]` rule.
@@ -486,6 +490,11 @@ pub struct RestResource {
     /// Target field → constant.
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
+    /// A refusal of this resource (`auth.unauthorized_status`) means the user may
+    /// not see it (seed 003's admin-only metrics, costs, connectors), not that the
+    /// token was refused: a caveat, as for a missing resource, never Signed out.
+    #[serde(default)]
+    pub refusal_means_absent: bool,
 }
 
 fn yes() -> bool {

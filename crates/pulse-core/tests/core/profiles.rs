@@ -599,6 +599,19 @@ async fn fastapi_dashboard_every_seed_event_text_pings_and_subscription() {
     );
     assert_eq!(field(&h, EntityKind::Stats, "system", "cpu"), 0.3);
     assert_eq!(field(&h, EntityKind::Stats, "costs", "usd"), 12.5);
+    // The server's `error` is a notice for the user: a notification of level error.
+    let notices = h.store().list(EntityKind::Notification).unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let n = &notices[0].data;
+    assert_eq!(
+        (n["level"].clone(), n["body"].clone(), n["read"].clone()),
+        (
+            json!("error"),
+            json!("something on the server"),
+            json!(false)
+        )
+    );
+    assert!(notices[0].id.starts_with("error:"), "{}", notices[0].id);
     // Text pings are answered with {"type": "pong"}, which is swallowed.
     until_peer(&peer, "two text pings", |i| i["pings"].as_u64() >= Some(2)).await;
     let st = h.status().borrow().clone();
@@ -1509,4 +1522,61 @@ fn an_intent_the_transport_cannot_send_or_following_an_undeclared_list_is_refuse
         .unwrap_err()
         .to_string();
     assert!(err.contains("unknown variant `wave`"), "{err}");
+}
+
+/// Seed 003's admin blocks: pushed only, so reloaded over REST after every
+/// (re)connect; for a user who is no admin (403 on them) a caveat, never Signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastapi_dashboard_admin_blocks_are_refetched_after_a_reconnect() {
+    let token = acme();
+    let mut state = fastapi_state(1);
+    state["system"] = json!({"cpu": 0.25});
+    state["costs"] = json!({"usd": 3});
+    state["connectors"] = json!({"slack": 1});
+    let peer = Peer::start(Kind::FastApi, &[&token], state, &[]);
+    let mut profile = Profile::builtin("fastapi-dashboard").unwrap();
+    fast(&mut profile);
+    let h = session(&peer.url(), ProfileDialect::new(profile.clone()), &token);
+    live(&h).await;
+    assert_eq!(field(&h, EntityKind::Stats, "system", "cpu"), 0.25);
+    assert_eq!(field(&h, EntityKind::Stats, "costs", "usd"), 3);
+    assert_eq!(field(&h, EntityKind::Stats, "connectors", "slack"), 1);
+
+    // While the link is down the blocks change; the reconnect reloads them.
+    peer.control(
+        "state",
+        json!({"system": {"cpu": 0.75}, "costs": {"usd": 4}, "connectors": {"slack": 2}}),
+    )
+    .await;
+    peer.control("drop", json!({})).await;
+    until_store(&h, "admin blocks reloaded", |s| {
+        is(s, EntityKind::Stats, "system", "cpu", json!(0.75))
+            && is(s, EntityKind::Stats, "costs", "usd", json!(4))
+            && is(s, EntityKind::Stats, "connectors", "slack", json!(2))
+    })
+    .await;
+    h.stop().await;
+
+    // A user who is no admin: 403 on the admin blocks is no refused token.
+    peer.control("state", json!({"admins": []})).await;
+    let h = session(&peer.url(), ProfileDialect::new(profile), &token);
+    let st = live(&h).await;
+    let st = if st
+        .caveat
+        .as_deref()
+        .is_some_and(|c| c.contains("system_metrics"))
+    {
+        st
+    } else {
+        until(&h, "the caveat names the admin blocks", |s| {
+            s.caveat
+                .as_deref()
+                .is_some_and(|c| c.contains("system_metrics"))
+        })
+        .await
+    };
+    assert_eq!(st.state, ConnectionState::Live, "{st:?}");
+    let caveat = st.caveat.unwrap();
+    assert!(caveat.contains("not for this user"), "{caveat}");
+    h.stop().await;
 }

@@ -240,7 +240,14 @@ export class AppState {
           if (before && u.kind === "approval" && isPendingApproval(before)) this.leave(k, before);
           map.delete(u.id);
         } else {
-          if (!before && this.loaded) this.arrived.set(k, now);
+          if (!before && this.loaded) {
+            this.arrived.set(k, now);
+            // A server's notice of an error (seed 003's `error` event) is shown at once.
+            if (u.kind === "notification" && u.data.level === "error") {
+              const title = str(u.data.title) || "The server reported an error";
+              this.toast("error", u.data.body ? `${title}: ${str(u.data.body)}` : title);
+            }
+          }
           if (before && u.kind === "approval" && isPendingApproval(before) && !isPendingApproval(u.data)) this.leave(k, u.data);
           map.set(u.id, u.data);
         }
