@@ -285,6 +285,9 @@ pub struct Account {
     pub server_url: String,
     /// User name (`null` for a token from the environment).
     pub username: Option<String>,
+    /// What the server takes of what the client says (its profile's intents): the
+    /// UI offers presence and sends typing only where listed.
+    pub intents: Vec<pulse_core::session::Intent>,
     /// Whether credentials can be remembered on this system (an OS keyring exists).
     pub keyring_available: bool,
     /// Why not, if not.

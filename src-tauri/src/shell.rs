@@ -611,6 +611,7 @@ impl Shell {
             server_name: name,
             server_url: url,
             username: conn.username.clone(),
+            intents: speaks.intents(),
             keyring_available: self.keyring.is_ok(),
             keyring_error: self.keyring.clone().err(),
             takes_actions: speaks.takes_actions(),

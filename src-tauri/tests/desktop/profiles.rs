@@ -255,7 +255,12 @@ fn tasks_gateway_open_and_close_a_task_through_the_shell() {
         Arc::default(),
     );
     tauri::async_runtime::block_on(h.shell.start_network());
-    wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
+    let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
+    assert_eq!(
+        boot["account"]["intents"],
+        json!(["open_task", "close_task"]),
+        "{boot}"
+    );
     let say = |intent: &str, value: &str| {
         invoke(&h, "say", json!({"intent": intent, "value": value})).unwrap()
     };

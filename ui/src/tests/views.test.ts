@@ -1,6 +1,6 @@
 // Issue 9 "everything a seed sends is shown": stats blocks, chat, task detail, board
 // filter, badges of stats-only servers, server notices.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { render } from "@testing-library/svelte";
 import { tick } from "svelte";
 import App from "../App.svelte";
@@ -206,5 +206,92 @@ describe("a server's error notice (seed 003's `error`)", () => {
     app.go("notifications");
     await tick();
     expect(getByTestId("page-notifications").textContent).toContain("bad JSON");
+  });
+});
+
+describe("what the client says: presence and typing (seed 002)", () => {
+  const says = (b: FakeBackend, intent?: string) =>
+    b.calls.filter((c) => c.name === "say" && (!intent || (c.args as { intent: string }).intent === intent)).map((c) => (c.args as { value: string }).value);
+
+  async function mountTalking(intents: string[], entities = [] as ReturnType<typeof entity>[]) {
+    const backend = new FakeBackend(entities);
+    backend.intents = new Set(intents as never[]);
+    const app = new AppState(backend, (cb) => setTimeout(cb, 0));
+    const r = render(App, { props: { backend, app } });
+    await frame();
+    return { backend, app, ...r };
+  }
+
+  it("presence: online at start, the menu's choice, away while idle, never to a server that does not take it", async () => {
+    const { app, backend, getByTestId, queryByTestId } = await mountTalking(["presence", "typing_start", "typing_stop"]);
+    expect(says(backend, "presence")).toEqual(["online"]);
+    const menu = getByTestId("presence") as HTMLSelectElement;
+    menu.value = "busy";
+    menu.dispatchEvent(new Event("change", { bubbles: true }));
+    await tick();
+    // Busy stays busy while idle; online becomes away.
+    app.setIdle(true);
+    menu.value = "online";
+    menu.dispatchEvent(new Event("change", { bubbles: true }));
+    await tick();
+    expect(getByTestId("presence-idle")).toBeTruthy();
+    window.dispatchEvent(new KeyboardEvent("keydown", { key: "x" }));
+    await tick();
+    expect(queryByTestId("presence-idle")).toBeNull();
+    expect(says(backend, "presence")).toEqual(["online", "busy", "away", "online"]);
+
+    const other = await mountTalking(["open_task", "close_task"]);
+    other.app.setIdle(true);
+    expect(says(other.backend, "presence")).toEqual([]);
+    expect(other.container.querySelector("[data-testid=presence]")).toBeNull();
+  });
+
+  it("typing: one start while composing, one stop after a pause, an emptied draft or leaving", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      const { app, backend, getByTestId } = await mountTalking(["typing_start", "typing_stop"], [
+        entity("message", "m1", { conversation_id: "c1", text: "hi", ts: 1 }),
+        entity("message", "m2", { conversation_id: "c2", text: "yo", ts: 2 }),
+      ]);
+      app.go("conversations");
+      app.selected = { kind: "conversation", id: "c1" };
+      await tick();
+      const reply = () => getByTestId("reply") as HTMLTextAreaElement;
+      const type = async (text: string) => {
+        reply().value = text;
+        reply().dispatchEvent(new Event("input", { bubbles: true }));
+        await tick();
+      };
+      const typing = () => backend.calls.filter((c) => c.name === "say" && String((c.args as { intent: string }).intent).startsWith("typing")).map((c) => c.args);
+      await type("h");
+      await type("he");
+      await type("hel");
+      expect(typing()).toEqual([{ intent: "typing_start", value: "c1" }]);
+      vi.advanceTimersByTime(3100);
+      expect(typing()).toEqual([{ intent: "typing_start", value: "c1" }, { intent: "typing_stop", value: "c1" }]);
+      await type("hello");
+      await type("");
+      // Another chat: the composer of c1 goes, a stop is said only when typing.
+      await type("x");
+      app.selected = { kind: "conversation", id: "c2" };
+      await tick();
+      expect(typing()).toEqual([
+        { intent: "typing_start", value: "c1" },
+        { intent: "typing_stop", value: "c1" },
+        { intent: "typing_start", value: "c1" },
+        { intent: "typing_stop", value: "c1" },
+        { intent: "typing_start", value: "c1" },
+        { intent: "typing_stop", value: "c1" },
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("no composer where the server takes no typing", async () => {
+    const { app, queryByTestId } = await mountTalking([], [entity("message", "m1", { conversation_id: "c1", text: "hi", ts: 1 })]);
+    app.go("conversations");
+    await tick();
+    expect(queryByTestId("reply")).toBeNull();
   });
 });

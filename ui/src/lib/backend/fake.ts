@@ -165,8 +165,8 @@ export class FakeBackend implements Backend {
     this.setConnection({ state: { state: "live" }, last_sync_ms: Date.now() });
   }
 
-  /** The intents this fake server takes (as a profile declares them); tests change it. */
-  intents = new Set<Intent>(["open_task", "close_task", "presence", "typing_start", "typing_stop"]);
+  /** The intents this fake server takes (as a profile declares them; a Pulse gateway none); tests set them. */
+  intents = new Set<Intent>();
   async say(intent: Intent, value: string): Promise<boolean> {
     this.calls.push({ name: "say", args: { intent, value } });
     return this.intents.has(intent);
@@ -186,7 +186,7 @@ export class FakeBackend implements Backend {
     this.calls.push({ name: "login", args: { serverId, username } });
     if (password !== "demo") throw { code: "auth", message: `sign-in refused for user \`${username}\`: wrong user name or password` };
     const p = this.settings.servers.find((s) => s.id === serverId);
-    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true };
+    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true };
   }
   /** Access tokens by server id: the fake's keyring (never in `settings`). */
   tokens = new Map<string, string>();
@@ -194,10 +194,10 @@ export class FakeBackend implements Backend {
   keyringError: string | null = null;
   private account(): Account {
     const p = this.settings.servers.find((s) => s.id === this.settings.active_server);
-    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true };
+    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true };
     // As the shell: only a Pulse gateway takes actions (the core's rule; the UI reads
     // the answer, `takes_actions`, and never derives it).
-    return { server_name: p.name, server_url: p.url, username: p.username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: speaksNative(p.profile) };
+    return { server_name: p.name, server_url: p.url, username: p.username, intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: speaksNative(p.profile) };
   }
   async setToken(serverId: string, token: string): Promise<Account> {
     this.calls.push({ name: "set_token", args: { serverId, token: token ? "***" : "" } });

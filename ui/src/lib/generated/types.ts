@@ -406,6 +406,11 @@ server_url: string,
  */
 username: string | null, 
 /**
+ * What the server takes of what the client says (its profile's intents): the
+ * UI offers presence and sends typing only where listed.
+ */
+intents: Array<Intent>, 
+/**
  * Whether credentials can be remembered on this system (an OS keyring exists).
  */
 keyring_available: boolean, 

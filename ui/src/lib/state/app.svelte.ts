@@ -68,6 +68,11 @@ export const PAGES: { id: Page; label: string; key: string }[] = [
 ];
 
 export const FRESH_MS = 2500;
+/** Without input in the window this long, an `online` user is said `away`. */
+export const IDLE_MS = 5 * 60_000;
+/** Seed 002's `presence.update` statuses. */
+export type Presence = "online" | "away" | "busy";
+export const PRESENCES: Presence[] = ["online", "away", "busy"];
 export const LEAVE_MS = 450;
 
 const keyOf = (kind: EntityKind, id: string) => `${kind}:${id}`;
@@ -206,6 +211,46 @@ export class AppState {
     this.version++;
     if (first && boot.open) this.open(boot.open);
     if (this.queue.length) this.requestFrame();
+    // The server may be another one now: say the presence to it (where it takes it).
+    this.saidPresence = null;
+    this.syncPresence();
+  }
+
+  // ----- what the client says: presence -----
+
+  /** The presence the user chose (the menu); `online` by default. */
+  presenceChoice = $state<Presence>("online");
+  /** No input in the window for IDLE_MS (App.svelte watches). */
+  idle = $state(false);
+  /** What is said: the choice, except that an idle `online` user is `away`. */
+  presence = $derived<Presence>(this.presenceChoice === "online" && this.idle ? "away" : this.presenceChoice);
+  private saidPresence: Presence | null = null;
+
+  /** Whether the active server takes `intent` (its profile declares it: Account.intents). */
+  takes(intent: Intent): boolean {
+    return this.account?.intents.includes(intent) ?? false;
+  }
+
+  /** Say the presence when it changed, to a server that takes it. */
+  private syncPresence(): void {
+    if (!this.takes("presence")) return;
+    const p = this.presence;
+    if (p === this.saidPresence) return;
+    this.saidPresence = p;
+    this.say("presence", p);
+  }
+
+  /** The user chose a presence. */
+  setPresence(p: Presence): void {
+    this.presenceChoice = p;
+    this.syncPresence();
+  }
+
+  /** The window went idle, or is used again. */
+  setIdle(idle: boolean): void {
+    if (this.idle === idle) return;
+    this.idle = idle;
+    this.syncPresence();
   }
 
   // ----- live updates, coalesced per frame -----
