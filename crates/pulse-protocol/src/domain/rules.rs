@@ -46,8 +46,8 @@ pub const FAILED_AGENT_STATUSES: &[&str] = &["failed", "error"];
 pub const STATS_RECORD_FIELDS: &[&str] = &["id", "updated_at"];
 
 /// The labelled figures of a stats block: each number at the top level (label
-/// `["total"]`) or inside a top-level object (label `["by_state", "todo"]`), in the
-/// block's key order. The record's own fields ([`STATS_RECORD_FIELDS`]), strings,
+/// `["total"]`) or inside a top-level object (label `["by_state", "todo"]`); their order
+/// is not part of the rule. The record's own fields ([`STATS_RECORD_FIELDS`]), strings,
 /// booleans, arrays and deeper objects are left out.
 pub fn stats_figures(data: &Object) -> Vec<(Vec<String>, f64)> {
     let mut out = Vec::new();
@@ -95,11 +95,19 @@ pub fn is_active_ticket(data: &Object) -> bool {
     )
 }
 
+/// One entry of [`STATS_COUNTS`]: a count's name, the kind it counts, and its
+/// sources, (stats block id, JSON pointer), tried in order.
+pub type StatsCount = (
+    &'static str,
+    EntityKind,
+    &'static [(&'static str, &'static str)],
+);
+
 /// Where each badge count is read from when the cache holds none of the entities
 /// it counts (a server that sends only stats blocks: seeds 001 and 003): the
 /// count, the kind it counts, and its sources, (stats block id, JSON pointer),
 /// tried in order.
-pub const STATS_COUNTS: &[(&str, EntityKind, &[(&str, &str)])] = &[
+pub const STATS_COUNTS: &[StatsCount] = &[
     (
         "pending_approvals",
         EntityKind::Approval,
