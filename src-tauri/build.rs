@@ -36,6 +36,7 @@ fn pulse_commands() -> &'static [&'static str] {
         "perform",
         "optimistic",
         "retry_now",
+        "say",
         "get_settings",
         "save_settings",
         "login",

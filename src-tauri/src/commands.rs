@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pulse_core::session::ActionOutcome;
+use pulse_core::session::{ActionOutcome, Intent};
 use pulse_core::store::Action;
 use pulse_protocol::domain::Object;
 use tauri::State;
@@ -29,6 +29,13 @@ pub async fn perform(shell: Shared<'_>, action: Action) -> Result<ActionOutcome,
 #[tauri::command]
 pub async fn optimistic(shell: Shared<'_>, action: Action) -> Result<Object, CommandError> {
     shell.optimistic(&action).await
+}
+
+/// Tell the server what the user does (opened a task, presence, typing), where
+/// its profile declares it: `false` when it does not (nothing is sent).
+#[tauri::command]
+pub async fn say(shell: Shared<'_>, intent: Intent, value: String) -> Result<bool, CommandError> {
+    Ok(shell.say(intent, &value).await)
 }
 
 /// Reconnect now (the Retry button).

@@ -18,8 +18,8 @@ use pulse_core::policy::{NotificationAction, NotificationKind};
 use pulse_core::session::{ActionOutcome, ConnectionState, SessionStatus};
 use pulse_core::store::{Action, OutboxEntry};
 use pulse_protocol::domain::{
-    page_of, Entity, EntityKind, Page, ESCALATED_STATUSES, FAILED_AGENT_STATUSES,
-    PENDING_APPROVAL_STATUSES,
+    page_of, Entity, EntityKind, Page, ACTIVE_TICKET_STATES, ESCALATED_STATUSES,
+    FAILED_AGENT_STATUSES, PENDING_APPROVAL_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -294,6 +294,9 @@ pub struct Account {
     pub server_url: String,
     /// User name (`null` for a token from the environment).
     pub username: Option<String>,
+    /// What the server takes of what the client says (its profile's intents): the
+    /// UI offers presence and sends typing only where listed.
+    pub intents: Vec<pulse_core::session::Intent>,
     /// Whether credentials can be remembered on this system (an OS keyring exists).
     pub keyring_available: bool,
     /// Why not, if not.
@@ -452,12 +455,29 @@ pub fn typescript_bindings() -> String {
         ("PENDING_APPROVAL_STATUSES", PENDING_APPROVAL_STATUSES),
         ("ESCALATED_STATUSES", ESCALATED_STATUSES),
         ("FAILED_AGENT_STATUSES", FAILED_AGENT_STATUSES),
+        ("STATS_RECORD_FIELDS", STATS_RECORD_FIELDS),
+        ("ACTIVE_TICKET_STATES", ACTIVE_TICKET_STATES),
     ] {
         out.push_str(&format!(
             "export const {name}: readonly string[] = {};\n\n",
             js_strings(values.iter().copied())
         ));
     }
+    out.push_str(
+        "/** Each badge count, the kind it counts, and the stats (block id, JSON pointer) read where none is held. */\nexport const STATS_COUNTS: readonly (readonly [keyof Counts, EntityKind, readonly (readonly [string, string])[]])[] = [\n",
+    );
+    for (name, kind, sources) in STATS_COUNTS {
+        let sources: Vec<String> = sources
+            .iter()
+            .map(|(b, p)| format!("[\"{b}\", \"{p}\"]"))
+            .collect();
+        out.push_str(&format!(
+            "  [\"{name}\", \"{}\", [{}]],\n",
+            kind.as_str(),
+            sources.join(", ")
+        ));
+    }
+    out.push_str("];\n\n");
     out.push_str("export const PAGE_OF_KIND: Readonly<Record<EntityKind, Page>> = {\n");
     for k in EntityKind::ALL {
         out.push_str(&format!("  {}: \"{}\",\n", k.as_str(), page_of(k).as_str()));
@@ -481,6 +501,7 @@ pub fn typescript_bindings() -> String {
         ConnectionView::decl(&cfg),
         Action::decl(&cfg),
         ActionSet::decl(&cfg),
+        pulse_core::session::Intent::decl(&cfg),
         ActionOutcome::decl(&cfg),
         OutboxEntry::decl(&cfg),
         SettledAction::decl(&cfg),

@@ -38,6 +38,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::perform,
         commands::optimistic,
         commands::retry_now,
+        commands::say,
         commands::get_settings,
         commands::save_settings,
         commands::login,
@@ -184,6 +185,7 @@ pub fn run() {
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec!["--hidden"]),
         ))
+        .plugin(tauri_plugin_opener::init())
         .invoke_handler(handler())
         .setup(move |app| {
             let handle = app.handle().clone();

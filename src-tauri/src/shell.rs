@@ -20,7 +20,7 @@ use pulse_core::credentials::{CredentialError, CredentialStore, MemoryCredential
 use pulse_core::policy::{NotificationAction, PolicyConfig};
 use pulse_core::rest::RestClient;
 use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, Speaks};
-use pulse_core::session::{ActionOutcome, ConnectionState, SessionHandle};
+use pulse_core::session::{ActionOutcome, ConnectionState, Intent, SessionHandle};
 use pulse_core::store::{Action, MemoryStore, SqliteStore, StoreHandle};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
 use pulse_protocol::domain::{page_of, Object};
@@ -613,6 +613,7 @@ impl Shell {
             server_name: name,
             server_url: url,
             username: conn.username.clone(),
+            intents: speaks.intents(),
             keyring_available: self.keyring.is_ok(),
             keyring_error: self.keyring.clone().err(),
             takes_actions: speaks.takes_actions(),
@@ -668,6 +669,14 @@ impl Shell {
                 Ok(ActionOutcome::from(done))
             }
         }
+    }
+
+    /// Tell the server `intent` (open / close a task, presence, typing) where the
+    /// active server's dialect declares it; `false` (nothing sent) elsewhere and
+    /// while no session runs.
+    pub async fn say(&self, intent: Intent, value: &str) -> bool {
+        let app = self.conn.lock().await.as_ref().and_then(|c| c.app.clone());
+        app.is_some_and(|app| app.session().say(intent, value))
     }
 
     /// Try to connect now.

@@ -1,4 +1,6 @@
-//! The tray icon: counts of pending approvals and open escalations, and a menu
+//! The tray icon: counts of pending approvals and open escalations (as
+//! [`Counts`] has them: of a stats-only server, from its stats blocks) and tasks in
+//! progress, and a menu
 //! (Open, Pause notifications 1 h / Resume, Quit).
 
 use std::sync::Arc;
@@ -23,6 +25,16 @@ pub fn describe(counts: &Counts, paused: bool) -> (String, String) {
         plural(a, "pending approval", "pending approvals"),
         plural(e, "open escalation", "open escalations")
     );
+    if counts.tasks_in_progress > 0 {
+        tooltip.push_str(&format!(
+            ", {}",
+            plural(
+                counts.tasks_in_progress,
+                "task in progress",
+                "tasks in progress"
+            )
+        ));
+    }
     if paused {
         tooltip.push_str(" (notifications paused)");
     }
@@ -120,9 +132,13 @@ mod tests {
             pending_approvals: 3,
             open_escalations: 1,
             unread_notifications: 0,
+            tasks_in_progress: 2,
         };
         let (tip, label) = describe(&c, false);
-        assert_eq!(tip, "Pulse — 3 pending approvals, 1 open escalation");
+        assert_eq!(
+            tip,
+            "Pulse — 3 pending approvals, 1 open escalation, 2 tasks in progress"
+        );
         assert_eq!(label, "3 · 1");
         let (tip, label) = describe(&Counts::default(), true);
         assert!(tip.ends_with("(notifications paused)"));

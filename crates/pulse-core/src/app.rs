@@ -34,7 +34,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pulse_protocol::domain::{
-    is_escalated, is_pending_approval, is_unread, Entity, EntityKind, Object,
+    count_from_stats, is_active_ticket, is_escalated, is_pending_approval, is_unread, Entity,
+    EntityKind, Object, STATS_COUNTS,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -116,6 +117,11 @@ impl Coalescer {
 }
 
 /// What the tray badge and the overview show.
+///
+/// Each count is of the entities the cache holds; where it holds none of the kind a
+/// count counts, the count is read from the stats blocks
+/// ([`count_from_stats`]): a server that sends only stats (seeds 001, 003) still
+/// has its badges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Counts {
@@ -125,6 +131,8 @@ pub struct Counts {
     pub open_escalations: u64,
     /// Notifications not read.
     pub unread_notifications: u64,
+    /// Tickets being worked on ([`is_active_ticket`]).
+    pub tasks_in_progress: u64,
 }
 
 /// Keeps [`Counts`] up to date from entity states, without rescanning the cache.
@@ -133,6 +141,18 @@ pub struct CountTracker {
     pending: HashSet<String>,
     escalated: HashSet<String>,
     unread: HashSet<String>,
+    active: HashSet<String>,
+    /// Ids held per counted kind (a kind with none falls back to the stats).
+    held: HashMap<EntityKind, HashSet<String>>,
+    /// The stats blocks a count may be read from, by id.
+    blocks: HashMap<String, Object>,
+}
+
+/// Whether a stats block with this id is a source of some count.
+fn counted_block(id: &str) -> bool {
+    STATS_COUNTS
+        .iter()
+        .any(|(_, _, sources)| sources.iter().any(|(b, _)| *b == id))
 }
 
 impl CountTracker {
@@ -143,6 +163,8 @@ impl CountTracker {
             EntityKind::Approval,
             EntityKind::Conversation,
             EntityKind::Notification,
+            EntityKind::Ticket,
+            EntityKind::Stats,
         ] {
             for e in store.list(kind)? {
                 t.observe(&EntityUpdate {
@@ -157,26 +179,66 @@ impl CountTracker {
 
     /// Take one entity state into account; `true` when the counts changed.
     pub fn observe(&mut self, u: &EntityUpdate) -> bool {
+        if u.kind == EntityKind::Stats {
+            if !counted_block(&u.id) {
+                return false;
+            }
+            let before = self.counts();
+            match &u.data {
+                Some(d) => self.blocks.insert(u.id.clone(), d.clone()),
+                None => self.blocks.remove(&u.id),
+            };
+            return self.counts() != before;
+        }
         let (set, pred): (&mut HashSet<String>, fn(&Object) -> bool) = match u.kind {
             EntityKind::Approval => (&mut self.pending, is_pending_approval),
             EntityKind::Conversation => (&mut self.escalated, is_escalated),
             EntityKind::Notification => (&mut self.unread, is_unread),
+            EntityKind::Ticket => (&mut self.active, is_active_ticket),
             _ => return false,
         };
         let wanted = u.data.as_ref().is_some_and(pred);
-        if wanted {
+        let changed = if wanted {
             set.insert(u.id.clone())
         } else {
             set.remove(&u.id)
+        };
+        let held = self.held.entry(u.kind).or_default();
+        let was_empty = held.is_empty();
+        if u.data.is_some() {
+            held.insert(u.id.clone());
+        } else {
+            held.remove(&u.id);
+        }
+        // Holding the first (or the last) entity of a kind switches its count
+        // between the entities and the stats.
+        changed || was_empty != held.is_empty()
+    }
+
+    /// One count: of the entities held, or, holding none of `kind`, from the stats.
+    fn count(&self, name: &str, kind: EntityKind, set: &HashSet<String>) -> u64 {
+        if self.held.get(&kind).is_some_and(|h| !h.is_empty()) {
+            set.len() as u64
+        } else {
+            count_from_stats(name, |id| self.blocks.get(id)).unwrap_or(0)
         }
     }
 
     /// The counts.
     pub fn counts(&self) -> Counts {
         Counts {
-            pending_approvals: self.pending.len() as u64,
-            open_escalations: self.escalated.len() as u64,
-            unread_notifications: self.unread.len() as u64,
+            pending_approvals: self.count("pending_approvals", EntityKind::Approval, &self.pending),
+            open_escalations: self.count(
+                "open_escalations",
+                EntityKind::Conversation,
+                &self.escalated,
+            ),
+            unread_notifications: self.count(
+                "unread_notifications",
+                EntityKind::Notification,
+                &self.unread,
+            ),
+            tasks_in_progress: self.count("tasks_in_progress", EntityKind::Ticket, &self.active),
         }
     }
 }
@@ -643,7 +705,8 @@ mod tests {
             Counts {
                 pending_approvals: 0,
                 open_escalations: 1,
-                unread_notifications: 1
+                unread_notifications: 1,
+                tasks_in_progress: 0,
             }
         );
         t.observe(&EntityUpdate {
@@ -652,6 +715,53 @@ mod tests {
             data: None,
         });
         assert_eq!(t.counts().open_escalations, 0);
+    }
+
+    /// A stats-only server (seed 001's blocks, seed 003's dashboard): its counts
+    /// come from the blocks until entities of the kind arrive.
+    #[test]
+    fn counts_of_a_stats_only_server_come_from_its_blocks() {
+        let mut t = CountTracker::default();
+        let stats = |id: &str, v: Value| EntityUpdate {
+            kind: EntityKind::Stats,
+            id: id.into(),
+            data: Some(obj(v)),
+        };
+        assert!(t.observe(&stats("approvals", json!({"pending": 4, "approved": 9}))));
+        t.observe(&stats("conversations", json!({"open": 5, "escalated": 2})));
+        t.observe(&stats("dashboard", json!({"executions": {"running": 3}})));
+        assert!(
+            !t.observe(&stats("system", json!({"cpu": 12}))),
+            "no count reads it"
+        );
+        assert_eq!(
+            t.counts(),
+            Counts {
+                pending_approvals: 4,
+                open_escalations: 2,
+                unread_notifications: 0,
+                tasks_in_progress: 3,
+            }
+        );
+        // Entities held: they count, the block no longer does.
+        assert!(t.observe(&EntityUpdate {
+            kind: EntityKind::Approval,
+            id: "a".into(),
+            data: Some(obj(json!({"status": "approved"}))),
+        }));
+        assert_eq!(t.counts().pending_approvals, 0);
+        assert!(t.observe(&EntityUpdate {
+            kind: EntityKind::Approval,
+            id: "a".into(),
+            data: None,
+        }));
+        assert_eq!(t.counts().pending_approvals, 4);
+        t.observe(&EntityUpdate {
+            kind: EntityKind::Ticket,
+            id: "e1".into(),
+            data: Some(obj(json!({"state": "running"}))),
+        });
+        assert_eq!(t.counts().tasks_in_progress, 1);
     }
 
     #[test]
@@ -694,7 +804,8 @@ mod tests {
             counts: Counts {
                 pending_approvals: 1,
                 open_escalations: 1,
-                unread_notifications: 0
+                unread_notifications: 0,
+                tasks_in_progress: 0,
             }
         }));
         // A decided approval leaves the count and does not notify.
@@ -714,7 +825,8 @@ mod tests {
             counts: Counts {
                 pending_approvals: 0,
                 open_escalations: 1,
-                unread_notifications: 0
+                unread_notifications: 0,
+                tasks_in_progress: 0,
             }
         }));
     }

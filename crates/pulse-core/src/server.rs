@@ -113,6 +113,18 @@ impl Speaks {
             Speaks::Profile(p) => open_with(p, tenant, projects).map(Some),
         }
     }
+
+    /// What the server takes of what the client says (presence, typing, opening a
+    /// task): the intents its profile declares; none for a Pulse gateway, or for a
+    /// profile that cannot be loaded.
+    pub fn intents(&self) -> Vec<crate::session::Intent> {
+        match self {
+            Speaks::Native => Vec::new(),
+            Speaks::Profile(p) => Profile::load(p.trim())
+                .map(|p| p.spec.intent.keys().copied().collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl std::fmt::Display for Speaks {

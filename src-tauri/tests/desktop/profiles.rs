@@ -176,9 +176,18 @@ fn event_bridge_server_connects_with_a_token_from_the_keyring() {
         "emit",
         json!({"type": "stats:approvals", "payload": {"pending": 4, "approved": 9, "rejected": 1}}),
     ));
-    wait_boot(&h, "the pushed approvals stats", |b| {
+    let boot = wait_boot(&h, "the pushed approvals stats", |b| {
         stats(b, "approvals")["pending"] == 4
     });
+    // A stats-only server's badges (sidebar, tray) are its blocks' figures.
+    assert_eq!(
+        (
+            boot["counts"]["pending_approvals"].clone(),
+            boot["counts"]["tasks_in_progress"].clone()
+        ),
+        (json!(4), json!(1)),
+        "{boot}"
+    );
 
     tauri::async_runtime::block_on(h.shell.shutdown());
     let key = pulse_core::server::token_account(&peer.url().parse().unwrap());
@@ -461,5 +470,67 @@ fn a_server_set_to_always_poll_is_polled_over_rest() {
     });
     let info = tauri::async_runtime::block_on(peer.info());
     assert!(info["connections"].as_u64() >= Some(1), "{info}");
+    tauri::async_runtime::block_on(h.shell.shutdown());
+}
+
+/// A saved `tasks-gateway` server (seed 004): the UI's `say` reaches the server as
+/// the seed's TaskDetail page says it (`task:join` / `task:leave` with the id), and
+/// an intent the profile does not declare (presence) is refused, never sent.
+#[test]
+fn tasks_gateway_open_and_close_a_task_through_the_shell() {
+    let peer = Peer::start(
+        Kind::TasksGateway,
+        &[],
+        json!({"tasks": [{"id": "t1", "title": "Add login", "status": "analyzing"}]}),
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let h = profile_harness(
+        dir.path(),
+        SavedServer {
+            id: "tasks".into(),
+            name: "Tasks".into(),
+            url: peer.url(),
+            profile: "tasks-gateway".into(),
+            ..SavedServer::default()
+        },
+        Arc::default(),
+    );
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
+    assert_eq!(
+        boot["account"]["intents"],
+        json!(["open_task", "close_task"]),
+        "{boot}"
+    );
+    let say = |intent: &str, value: &str| {
+        invoke(&h, "say", json!({"intent": intent, "value": value})).unwrap()
+    };
+    assert_eq!(say("presence", "away"), json!(false));
+    assert_eq!(say("open_task", "t1"), json!(true));
+    assert_eq!(say("close_task", "t1"), json!(true));
+    let received = || {
+        let info = tauri::async_runtime::block_on(peer.info());
+        info["received"].as_array().cloned().unwrap_or_default()
+    };
+    assert!(
+        holds_within(Duration::from_secs(20), || received()
+            .iter()
+            .any(|r| r["event"] == "task:leave")),
+        "{:?}",
+        received()
+    );
+    let got: Vec<Value> = received()
+        .into_iter()
+        .filter(|r| r["event"] != "dashboard:join")
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!({"event": "task:join", "data": {"taskId": "t1"}}),
+            json!({"event": "task:leave", "data": {"taskId": "t1"}}),
+        ]
+    );
+    assert!(invoke(&h, "say", json!({"intent": "wave", "value": "x"})).is_err());
     tauri::async_runtime::block_on(h.shell.shutdown());
 }

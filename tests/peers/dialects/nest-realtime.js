@@ -12,6 +12,7 @@
 // - REST for the initial load / polling fallback: GET /api/approvals, /api/agents,
 //   /api/notifications, /api/chat/messages (bearer).
 //
+// Client events are recorded in order (`received` in /_control/info).
 // Control (tests): POST /_control/emit {event, data, workspace?}, /_control/drop
 // (cut every transport: recoverable), /_control/raw {text} (garbage on the
 // WebSocket), /_control/tokens, /_control/state; GET /_control/info.
@@ -87,7 +88,11 @@ ns.use((socket, next) => {
 });
 
 let recovered = 0;
+// Every client event as received, in order ({event, data}): the story's
+// ClientToServerEvents (presence.update, typing.start, typing.stop) or anything.
+const received = [];
 ns.on('connection', (socket) => {
+  socket.onAny((event, data) => { received.push({ event, data: data === undefined ? null : data }); });
   if (inHandler) {
     // handleConnection(client): verify the JWT, kick a bad client.
     const token = socket.handshake.auth && socket.handshake.auth.token;
@@ -108,6 +113,7 @@ ns.on('connection', (socket) => {
 
 peer.extraInfo = () => ({
   clients: ns.sockets.size,
+  received,
   recovered,
   transports: [...ns.sockets.values()].map((s) => s.conn.transport.name),
 });

@@ -8,6 +8,8 @@
 //   {taskId, status, previousStatus}, `task:event_added` {taskId, event},
 //   `task:pr_updated` {taskId, pr}, `dashboard:task_list_updated` {tasks}.
 //
+// Every client event is recorded in order (`received` in /_control/info), with the
+// rooms each socket is in (`rooms`).
 // Control (tests): POST /_control/emit {event, data, rooms?} (default: dashboard),
 // /_control/drop, /_control/raw {text}, /_control/state {tasks}; GET /_control/info.
 // --transports polling disables the WebSocket transport (the seed's server allows
@@ -20,6 +22,8 @@ const { Peer } = require('../ws/common');
 const peer = new Peer('tasks-gateway', { tasks: [] });
 peer.requireAuth = false;
 const counts = { dashboard_joins: 0, task_joins: 0, resyncs: 0 };
+// Every client event as received, in order ({event, data}): what tests read.
+const received = [];
 
 function task(id) {
   return peer.state.tasks.find((t) => String(t.id) === String(id));
@@ -66,6 +70,7 @@ const io = new Server(server, {
 
 io.on('connection', (socket) => {
   peer.counters.connections++;
+  socket.onAny((event, data) => { received.push({ event, data: data === undefined ? null : data }); });
   socket.on('dashboard:join', () => {
     counts.dashboard_joins++;
     socket.join('dashboard');
@@ -90,6 +95,8 @@ io.on('connection', (socket) => {
 
 peer.extraInfo = () => Object.assign({
   clients: io.sockets.sockets.size,
+  received,
+  rooms: [...io.sockets.sockets.values()].map((s) => [...s.rooms].filter((r) => r !== s.id)),
   transports: [...io.sockets.sockets.values()].map((s) => s.conn.transport.name),
 }, counts);
 peer.listen(server);

@@ -5,7 +5,9 @@
 - messages `{type, timestamp, user_id?, data}`; the client's text `ping` is
   answered `{"type": "pong"}`; `{"type": "subscribe", ...}` is recorded;
 - REST: GET /api/v1/stats/dashboard, GET /api/v1/workflows/executions ({data}),
-  bearer token.
+  bearer token; the admin blocks GET /api/v1/admin/system/metrics,
+  /api/v1/analytics/costs, /api/v1/admin/connectors/stats (state `system`,
+  `costs`, `connectors`; 403 for a token not in state `admins` when it is set).
 
 Control (tests): POST /_control/emit {type, data}, /_control/raw {text},
 /_control/drop, /_control/freeze, /_control/tokens {valid}, /_control/state {...};
@@ -107,6 +109,30 @@ async def dashboard_stats(request: Request):
     if not authorized(request, "/api/v1/stats/dashboard"):
         return JSONResponse({"detail": "Not authenticated"}, status_code=401)
     return state["dashboard"]
+
+
+def admin_block(key: str, path: str):
+    """An admin-only block (the seed's system metrics, costs, connectors): 401 without
+    a valid token, 403 for a token not in `state["admins"]` (default: every valid
+    token), 404 while the state has no such block."""
+
+    async def handler(request: Request):
+        if not authorized(request, path):
+            return JSONResponse({"detail": "Not authenticated"}, status_code=401)
+        token = request.headers.get("authorization", "")[7:]
+        admins = state.get("admins")
+        if admins is not None and token not in admins:
+            return JSONResponse({"detail": "The user doesn't have enough privileges"}, status_code=403)
+        if key not in state:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return state[key]
+
+    app.add_api_route(path, handler, methods=["GET"])
+
+
+admin_block("system", "/api/v1/admin/system/metrics")
+admin_block("costs", "/api/v1/analytics/costs")
+admin_block("connectors", "/api/v1/admin/connectors/stats")
 
 
 @app.get("/api/v1/workflows/executions")

@@ -9,8 +9,15 @@
 // - a status that is absent or not a string counts as absent (an approval without one
 //   is pending; a conversation or agent without one is neither escalated nor failed);
 // - only `read: true` marks a notification read;
+// - a stats block's figures are its finite numbers, top level or one object down,
+//   labelled by their key path; its record fields (STATS_RECORD_FIELDS) are none;
+// - a ticket's PR link is `pr.url` only when it is an https URL with a host and no
+//   whitespace or control character;
+// - a ticket is active when its `state` is one of ACTIVE_TICKET_STATES;
+// - a count whose entities are not held is read from the stats blocks (STATS_COUNTS:
+//   the first source with a non-negative integer at its pointer; none: null);
 // - a kind name is read case-insensitively; a name that is no kind has no page.
-import { ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES } from "./generated/types";
+import { ACTIVE_TICKET_STATES, ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS } from "./generated/types";
 import type { EntityKind, Page } from "./generated/types";
 
 type Fields = Record<string, unknown>;
@@ -62,4 +69,63 @@ export function kindNamed(name: unknown): EntityKind | null {
 export function pageOfKind(name: unknown): Page | null {
   const k = kindNamed(name);
   return k ? PAGE_OF_KIND[k] : null;
+}
+
+/** One figure of a stats block: its key path (`["by_state", "todo"]`) and its number. */
+export type Figure = [label: string[], value: number];
+
+const isFigure = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** The labelled figures of a stats block (order not part of the rule). */
+export function statsFigures(data: Fields): Figure[] {
+  const out: Figure[] = [];
+  for (const [k, v] of Object.entries(data)) {
+    if (STATS_RECORD_FIELDS.includes(k)) continue;
+    if (isFigure(v)) out.push([[k], v]);
+    else if (v && typeof v === "object" && !Array.isArray(v)) {
+      for (const [k2, v2] of Object.entries(v as Fields)) if (isFigure(v2)) out.push([[k, k2], v2]);
+    }
+  }
+  return out;
+}
+
+/** The URL a ticket's PR opens in the browser: https only (`null`: no link). */
+export function prLink(data: Fields): string | null {
+  const pr = data.pr;
+  if (!pr || typeof pr !== "object" || Array.isArray(pr)) return null;
+  const url = (pr as Fields).url;
+  if (typeof url !== "string" || url.length < 8) return null;
+  const host = url.slice(8).split(/[/?#]/)[0];
+  const clean = !/[\s\p{Cc}]/u.test(url);
+  return asciiLower(url.slice(0, 8)) === "https://" && host !== "" && !host.startsWith("@") && clean ? url : null;
+}
+
+/** Whether a ticket with these fields is being worked on. */
+export function isActiveTicket(data: Fields): boolean {
+  return statusIn(typeof data.state === "string" ? data.state : undefined, ACTIVE_TICKET_STATES);
+}
+
+/** The value at a JSON pointer (`/a/b`) of `v`. */
+function pointer(v: unknown, ptr: string): unknown {
+  if (!ptr.startsWith("/")) return undefined;
+  let cur = v;
+  for (const raw of ptr.slice(1).split("/")) {
+    const k = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (!cur || typeof cur !== "object" || Array.isArray(cur)) return undefined;
+    cur = (cur as Fields)[k];
+  }
+  return cur;
+}
+
+/** The count `count` as the stats blocks give it (`block(id)`: the block held); null: none has it. */
+export function countFromStats(count: string, block: (id: string) => Fields | undefined): number | null {
+  const entry = STATS_COUNTS.find(([name]) => name === count);
+  if (!entry) return null;
+  for (const [id, ptr] of entry[2]) {
+    const b = block(id);
+    if (!b) continue;
+    const n = pointer(b, ptr);
+    if (typeof n === "number" && Number.isInteger(n) && n >= 0 && n < 9e15) return n;
+  }
+  return null;
 }

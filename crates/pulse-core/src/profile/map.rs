@@ -181,6 +181,13 @@ impl std::fmt::Debug for Mapper {
     }
 }
 
+/// FNV-1a, 64 bits: a stable short digest (not a security measure).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 fn stamp(obj: &mut Object, ts: i64) {
     obj.entry("updated_at".to_string())
         .or_insert_with(|| Value::from(ts));
@@ -244,6 +251,24 @@ impl Mapper {
             let kind = rule.kind.unwrap_or(EntityKind::Stats);
             match rule.op {
                 Op::Ignore | Op::Refetch => {}
+                Op::Notice => {
+                    let mut data = r.shape.record(payload).map_err(shape_err)?;
+                    // Two notices of one event in one millisecond differ by payload.
+                    let id = format!(
+                        "{event}:{ts}:{:016x}",
+                        fnv1a(payload.to_string().as_bytes())
+                    );
+                    data.insert("id".into(), Value::String(id.clone()));
+                    data.entry("level").or_insert_with(|| Value::from("error"));
+                    data.entry("created_at").or_insert_with(|| Value::from(ts));
+                    data.entry("read").or_insert(Value::Bool(false));
+                    stamp(&mut data, ts);
+                    effects.push(Effect::Change(Change::Upsert {
+                        kind: EntityKind::Notification,
+                        id,
+                        data,
+                    }));
+                }
                 Op::Upsert => {
                     let id = r.shape.id_of(payload).map_err(shape_err)?;
                     let mut data = r.shape.record(payload).map_err(shape_err)?;
@@ -264,7 +289,12 @@ impl Mapper {
                 }
                 Op::Append => {
                     let id = r.shape.id_of(payload).map_err(shape_err)?;
-                    let item = r.shape.item(payload).map_err(shape_err)?;
+                    let mut item = r.shape.item(payload).map_err(shape_err)?;
+                    // A timeline entry says when it happened: the receive time
+                    // unless the server gave one.
+                    if let Value::Object(o) = &mut item {
+                        o.entry("ts").or_insert_with(|| Value::from(ts));
+                    }
                     effects.push(Effect::Change(Change::Append {
                         kind,
                         id: id.clone(),
@@ -369,8 +399,14 @@ fn records(shape: &Shape, list: &[Value], ts: i64) -> Result<Vec<(String, Object
         .collect()
 }
 
-/// Turn a replacement into changes against the ids currently held: an upsert for
-/// every record, and (with `delete_missing`) a delete for each held id not listed.
+/// Turn a replacement into changes against the ids currently held: every record
+/// merged into the entity held (a patch), and (with `delete_missing`) a delete for
+/// each held id not listed.
+///
+/// A list is a summary of each entity, not the whole of it: fields the record
+/// omits, or gives as `null`, are kept. So a task list (seed 004's
+/// `dashboard:task_list_updated`) never wipes a task's timeline or PR, which
+/// arrive by their own events.
 pub fn replacement_changes(
     kind: EntityKind,
     records: Vec<(String, Object)>,
@@ -379,9 +415,10 @@ pub fn replacement_changes(
 ) -> Vec<Change> {
     let mut changes = Vec::with_capacity(records.len() + held.len());
     let mut keep = std::collections::BTreeSet::new();
-    for (id, data) in records {
+    for (id, mut data) in records {
         keep.insert(id.clone());
-        changes.push(Change::Upsert { kind, id, data });
+        data.retain(|_, v| !v.is_null());
+        changes.push(Change::Patch { kind, id, data });
     }
     if delete_missing {
         for id in held {

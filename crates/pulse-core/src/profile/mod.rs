@@ -458,6 +458,41 @@ fn validate(c: &Checker<'_>, p: &ProfileFile) -> Result<(), ProfileError> {
             ));
         }
     }
+    // intents
+    for (intent, step) in &p.intent {
+        let span = step.span();
+        let s = step.get_ref();
+        let name = serde_json::to_value(intent)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let field = format!("intent.{name}");
+        if jsonws && s.send.is_none() {
+            return Err(c.at(
+                span.start,
+                format!("{field}.send"),
+                "a `jsonws` intent needs `send` (the message to send)",
+            ));
+        }
+        if !jsonws && s.emit.is_none() {
+            return Err(c.at(
+                span.start,
+                format!("{field}.emit"),
+                "a `socketio` intent needs `emit` (the event to emit)",
+            ));
+        }
+        for (key, var) in [("follow", &s.follow), ("unfollow", &s.unfollow)] {
+            if let Some(var) = var {
+                if !matches!(p.vars.get(var), Some(schema::VarValue::Many(_))) {
+                    return Err(c.at(
+                        c.key_in(span.clone(), key),
+                        format!("{field}.{key}"),
+                        format!("no list variable `{var}` in `[vars]`"),
+                    ));
+                }
+            }
+        }
+    }
     // rest
     for (name, res) in &p.rest {
         let span = res.span();
@@ -759,6 +794,7 @@ fn op_name(op: Op) -> &'static str {
         Op::Replace => "replace",
         Op::Refetch => "refetch",
         Op::Ignore => "ignore",
+        Op::Notice => "notice",
     }
 }
 

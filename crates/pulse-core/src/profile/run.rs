@@ -329,6 +329,32 @@ impl<'d> Run<'d> {
         Ok(())
     }
 
+    /// Send what the profile declares for `intent`, with `{value}` bound.
+    pub(super) async fn say(
+        &mut self,
+        socket: &mut Socket,
+        vars: &Vars,
+        intent: crate::session::Intent,
+        value: &str,
+    ) -> Result<(), End> {
+        let Some(step) = self.d.profile.spec.intent.get(&intent) else {
+            return Ok(());
+        };
+        let step = step.get_ref();
+        let mut v = vars.clone();
+        v.insert("value".into(), VarValue::One(value.to_owned()));
+        let (text, emit) = outgoing(
+            &self.d.profile.origin,
+            "intent",
+            step.send.as_ref(),
+            step.emit.as_ref(),
+            step.data.as_ref(),
+            &v,
+        )?;
+        debug!(?intent, emit = ?emit.as_ref().map(|e| &e.0), "saying");
+        socket.send(text, emit).await.map_err(End::Lost)
+    }
+
     pub(super) async fn request(&mut self, socket: &mut Socket, vars: &Vars) -> Result<(), End> {
         let origin = &self.d.profile.origin;
         let Some(req) = &self.d.profile.spec.resync.request else {
@@ -531,6 +557,7 @@ impl<'d> Run<'d> {
             return Ok((Fetched::Skipped, None));
         };
         let path = res.path.clone();
+        let absent_when_refused = res.refusal_means_absent;
         let url = match cx.config().server.join(&path) {
             Ok(u) => u,
             Err(e) => {
@@ -555,9 +582,21 @@ impl<'d> Run<'d> {
             budget.lock().expect("budget lock").sent(Instant::now());
             async move { fetch_json(req, token, &path, refusal_codes).await }
         };
-        let fetched = tokio::select! {
-            r = with_token_from(tokens.as_ref(), first, false, try_once) => r,
-            end = cx.interrupted() => return Err(end),
+        // A resource whose refusal means "not for this user" is asked once with
+        // the token held: its refusal says nothing about the token.
+        let fetched = if absent_when_refused {
+            tokio::select! {
+                r = try_once(first) => r.map_err(|e| match e {
+                    e @ Fetch::Refused(_) => TokenTry::Refused(e),
+                    e => TokenTry::Failed(e),
+                }),
+                end = cx.interrupted() => return Err(end),
+            }
+        } else {
+            tokio::select! {
+                r = with_token_from(tokens.as_ref(), first, false, try_once) => r,
+                end = cx.interrupted() => return Err(end),
+            }
         };
         let body = match fetched {
             Ok((body, token)) => {
@@ -567,6 +606,14 @@ impl<'d> Run<'d> {
                 body
             }
             Err(TokenTry::NoToken { error, .. }) => return Err(crate::session::auth_end(error)),
+            Err(
+                TokenTry::Refused(Fetch::Refused(message))
+                | TokenTry::Failed(Fetch::Refused(message)),
+            ) if absent_when_refused => {
+                let why = format!("not for this user: {message}");
+                self.refetch_failed(cx, name, &path, why.clone(), true);
+                return Ok((Fetched::Answered, Some(why)));
+            }
             Err(TokenTry::Refused(Fetch::Refused(message))) => {
                 return Err(End::Unauthorized(message))
             }

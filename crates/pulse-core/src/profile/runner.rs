@@ -18,7 +18,7 @@
 //!    events invalidate (failed refetches retried with backoff, never ending the
 //!    link), answer pings, close a silent link.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,7 +37,7 @@ use super::Profile;
 use crate::actions::ActionSet;
 use crate::auth::{refused_message, with_token_from, AuthError, Refusal, Secret, TokenTry};
 use crate::rest::RestClient;
-use crate::session::{ActionFuture, Dialect, DialectFuture, End, SessionCx};
+use crate::session::{ActionFuture, Dialect, DialectFuture, End, Intent, SessionCx};
 use crate::store::Action;
 use crate::transport::link::{drain, DeadLink};
 use crate::transport::socketio::RecoveryState;
@@ -59,7 +59,18 @@ pub struct ProfileDialect {
     /// How often this server's REST may be asked (kept across connections: the
     /// server's window does not restart when the socket does).
     pub(super) budget: Mutex<Budget>,
+    /// What the user said ([`Dialect::say`]), waiting for the live link's loop.
+    said: Mutex<VecDeque<(Intent, String)>>,
+    /// Wakes the loop when something was said.
+    said_wake: tokio::sync::Notify,
+    /// Values added to list variables by intents' `follow` (joined on reconnect).
+    followed: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The last value of each intent with `again_on_connect`.
+    last_said: Mutex<BTreeMap<Intent, String>>,
 }
+
+/// The most intents waiting for the loop (the oldest are dropped beyond it).
+const MAX_SAID: usize = 64;
 
 impl std::fmt::Debug for ProfileDialect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -103,7 +114,36 @@ impl ProfileDialect {
             recovery: Mutex::new(None),
             problems: Mutex::new(BTreeMap::new()),
             budget: Mutex::new(Budget::new(profile_limit)),
+            said: Mutex::new(VecDeque::new()),
+            said_wake: tokio::sync::Notify::new(),
+            followed: Mutex::new(BTreeMap::new()),
+            last_said: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The variables of a new connection: the profile's and the caller's, with
+    /// what intents followed added to their lists.
+    fn connection_vars(&self) -> Vars {
+        let mut vars = self.vars.clone();
+        for (name, extra) in self.followed.lock().expect("followed lock").iter() {
+            let mut list = match vars.remove(name) {
+                Some(VarValue::Many(v)) => v,
+                Some(VarValue::One(v)) if !v.is_empty() => vec![v],
+                _ => Vec::new(),
+            };
+            for x in extra {
+                if !list.contains(x) {
+                    list.push(x.clone());
+                }
+            }
+            vars.insert(name.clone(), VarValue::Many(list));
+        }
+        vars
+    }
+
+    /// Take what was said since the last call.
+    fn take_said(&self) -> Vec<(Intent, String)> {
+        self.said.lock().expect("said lock").drain(..).collect()
     }
 
     /// Set a template variable (overrides the profile's `[vars]`), e.g. `tenant`.
@@ -129,7 +169,10 @@ impl ProfileDialect {
         } else {
             None
         };
-        let mut vars = self.vars.clone();
+        // What was said while no link was up is dropped: followed values are
+        // joined again below, `again_on_connect` intents said again.
+        self.take_said();
+        let mut vars = self.connection_vars();
         vars.insert("profile".into(), VarValue::One(spec.name.clone()));
         if let Some(claims) = token.as_ref().and_then(Secret::jwt_payload) {
             for (k, v) in &claims {
@@ -259,6 +302,18 @@ impl ProfileDialect {
         if let Err(end) = run.join(&mut socket, &vars).await {
             return run.finish(&mut socket, end).await;
         }
+        let again: Vec<(Intent, String)> = self
+            .last_said
+            .lock()
+            .expect("last_said lock")
+            .iter()
+            .map(|(i, v)| (*i, v.clone()))
+            .collect();
+        for (intent, value) in again {
+            if let Err(end) = run.say(&mut socket, &vars, intent, &value).await {
+                return run.finish(&mut socket, end).await;
+            }
+        }
         // 4. resync plan
         let mut deadline: Option<Instant> = None;
         if recovered {
@@ -325,6 +380,14 @@ impl ProfileDialect {
             let msg = tokio::select! {
                 end = cx.interrupted() => return run.finish(&mut socket, end).await,
                 m = socket.recv() => Some(m),
+                _ = self.said_wake.notified() => {
+                    for (intent, value) in self.take_said() {
+                        if let Err(end) = run.say(&mut socket, &vars, intent, &value).await {
+                            return run.finish(&mut socket, end).await;
+                        }
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep_until(wake) => None,
             };
             let now = Instant::now();
@@ -390,6 +453,43 @@ impl ProfileDialect {
 impl Dialect for ProfileDialect {
     fn run_connection<'a>(&'a self, cx: &'a mut SessionCx) -> DialectFuture<'a> {
         Box::pin(self.connection(cx))
+    }
+
+    /// Only an intent the profile declares (`[intent.NAME]`) is queued for the live
+    /// link; `follow` / `unfollow` change the lists joined on reconnect at once.
+    fn say(&self, intent: Intent, value: &str) -> bool {
+        let Some(step) = self.profile.spec.intent.get(&intent) else {
+            return false;
+        };
+        let step = step.get_ref();
+        {
+            let mut followed = self.followed.lock().expect("followed lock");
+            if let Some(var) = &step.follow {
+                let list = followed.entry(var.clone()).or_default();
+                if !list.iter().any(|v| v == value) {
+                    list.push(value.to_owned());
+                }
+            }
+            if let Some(var) = &step.unfollow {
+                if let Some(list) = followed.get_mut(var) {
+                    list.retain(|v| v != value);
+                }
+            }
+        }
+        if step.again_on_connect {
+            self.last_said
+                .lock()
+                .expect("last_said lock")
+                .insert(intent, value.to_owned());
+        }
+        let mut said = self.said.lock().expect("said lock");
+        if said.len() >= MAX_SAID {
+            said.pop_front();
+        }
+        said.push_back((intent, value.to_owned()));
+        drop(said);
+        self.said_wake.notify_one();
+        true
     }
 
     /// The actions the profile declares (`[actions.*]`).

@@ -74,6 +74,10 @@ pub struct ProfileFile {
     /// The server's REST rate limit, which Pulse never exceeds.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// What the client tells the server when the user does something, by intent
+    /// (`[intent.open_task]`); an intent not declared is never sent.
+    #[serde(default)]
+    pub intent: BTreeMap<crate::session::Intent, Spanned<IntentStep>>,
 }
 
 /// `[poll]`: the fallback while the socket cannot be opened (or polling is forced).
@@ -96,6 +100,35 @@ pub struct RateLimit {
     pub requests: u32,
     /// The window (ms).
     pub window_ms: u64,
+}
+
+/// One `[intent.NAME]`: the message an intent is sent as. `{value}` in it is the
+/// intent's value (a task id, a presence status, a chat id).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentStep {
+    /// jsonws: a message template to send.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// socketio: an event to emit.
+    #[serde(default)]
+    pub emit: Option<String>,
+    /// socketio: its argument (strings are templates; `"{value}"` alone sends a
+    /// bare string, as seed 002's `presence.update`).
+    #[serde(default)]
+    pub data: Option<toml::Value>,
+    /// Add the value to this list variable (declared in `[vars]`), so that a
+    /// `[[join]]` with `for_each` on it says it again after every reconnect
+    /// (seed 004: an open task's room is joined again).
+    #[serde(default)]
+    pub follow: Option<String>,
+    /// Remove the value from this list variable.
+    #[serde(default)]
+    pub unfollow: Option<String>,
+    /// Say the last value again after every (re)connect (presence: the server
+    /// forgets it with the connection).
+    #[serde(default)]
+    pub again_on_connect: bool,
 }
 
 /// A template variable: a string, or a list (for `for_each`).
@@ -403,6 +436,10 @@ pub enum Op {
     Refetch,
     /// Known, nothing to do (not counted as rejected).
     Ignore,
+    /// A notice for the user (seed 003's `error`): a notification of the record
+    /// (`level` `error` unless set), its id made of the event's name, receive time
+    /// and payload, `created_at` the receive time.
+    Notice,
 }
 
 /// One `[[event]]` rule.
@@ -485,6 +522,11 @@ pub struct RestResource {
     /// Target field → constant.
     #[serde(default)]
     pub set: BTreeMap<String, toml::Value>,
+    /// A refusal of this resource (`auth.unauthorized_status`) means the user may
+    /// not see it (seed 003's admin-only metrics, costs, connectors), not that the
+    /// token was refused: a caveat, as for a missing resource, never Signed out.
+    #[serde(default)]
+    pub refusal_means_absent: bool,
 }
 
 fn yes() -> bool {

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pulse_protocol::domain::{Change, Entity};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use url::Url;
 
@@ -310,6 +310,44 @@ pub trait Dialect: Send + Sync + 'static {
             })
         })
     }
+    /// Tell the server `intent` (with its `value`: a task id, a presence status, a
+    /// chat id), if this dialect's server takes it. Returns at once: `false` when
+    /// the server does not take it (nothing is ever sent then); `true` when it is
+    /// sent on the live link (what is said while no link is up is dropped, save
+    /// what the dialect says again on connecting). The default takes nothing.
+    fn say(&self, _intent: Intent, _value: &str) -> bool {
+        false
+    }
+}
+
+/// Something the user does that a server may want to hear of (seed 004's task page
+/// joining and leaving the task's room, seed 002's presence and typing). Which
+/// server takes which, and as what message, a profile declares (`[intent.NAME]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    /// The user opened a task's detail (value: the task id).
+    OpenTask,
+    /// The user closed it (value: the task id).
+    CloseTask,
+    /// The user's presence changed (value: `online`, `away` or `busy`).
+    Presence,
+    /// The user started typing a reply (value: the chat id).
+    TypingStart,
+    /// The user stopped typing (value: the chat id).
+    TypingStop,
+}
+
+impl Intent {
+    /// Every intent.
+    pub const ALL: [Intent; 5] = [
+        Intent::OpenTask,
+        Intent::CloseTask,
+        Intent::Presence,
+        Intent::TypingStart,
+        Intent::TypingStop,
+    ];
 }
 
 impl std::fmt::Debug for dyn Dialect {
@@ -407,6 +445,7 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct SessionHandle {
     cmd: mpsc::Sender<Command>,
+    dialect: Arc<dyn Dialect>,
     status: watch::Receiver<SessionStatus>,
     events: broadcast::Sender<SessionEvent>,
     outbox: Flusher,
@@ -447,6 +486,7 @@ impl SessionHandle {
         );
         let handle = SessionHandle {
             cmd: cmd_tx,
+            dialect: config.dialect.clone(),
             status: status_rx,
             events: events_tx.clone(),
             outbox: outbox.clone(),
@@ -479,6 +519,12 @@ impl SessionHandle {
     /// Try to connect now (the Retry button; also after a network change or wake).
     pub fn retry_now(&self) {
         let _ = self.cmd.try_send(Command::RetryNow);
+    }
+
+    /// Tell the server `intent` where its dialect takes it ([`Dialect::say`]):
+    /// `false` when it does not (nothing is sent).
+    pub fn say(&self, intent: Intent, value: &str) -> bool {
+        self.dialect.say(intent, value)
     }
 
     /// Stop the session and wait until it has closed its connection. Idempotent.

@@ -12,7 +12,8 @@ use pulse_core::auth::{AuthError, Secret, StaticToken, TokenFuture, TokenProvide
 use pulse_core::profile::schema::PingAnswer;
 use pulse_core::profile::{Profile, ProfileDialect, ProfileError, VarValue};
 use pulse_core::session::{
-    ActionOutcome, ConnectionState, SessionConfig, SessionEvent, SessionHandle, SessionStatus,
+    ActionOutcome, ConnectionState, Intent, SessionConfig, SessionEvent, SessionHandle,
+    SessionStatus,
 };
 use pulse_core::store::{Action, StoreHandle};
 use pulse_core::store::{MemoryStore, Store};
@@ -266,7 +267,15 @@ async fn agent_monitor_every_seed_event_becomes_a_change() {
         (t1["state"].clone(), t1["title"].clone()),
         (json!("review"), json!("Fix it"))
     );
-    assert_eq!(t1["progress"][0]["phase"], "build");
+    // Progress is a timeline entry as Pulse's own ({type, text, ts}); the state in
+    // the status history.
+    let entry = &t1["timeline"][0];
+    assert_eq!(
+        (entry["type"].clone(), entry["text"].clone()),
+        (json!("build"), json!("compiling"))
+    );
+    assert!(entry["ts"].is_i64(), "{entry}");
+    assert_eq!(t1["status_history"][0]["status"], "review");
     assert!(
         get(&h, EntityKind::Ticket, "t2").is_none(),
         "created then deleted"
@@ -588,11 +597,24 @@ async fn fastapi_dashboard_every_seed_event_text_pings_and_subscription() {
     assert_eq!(field(&h, EntityKind::Ticket, "e3", "error"), "boom");
     assert_eq!(field(&h, EntityKind::Ticket, "e3", "state"), "failed");
     assert_eq!(
-        field(&h, EntityKind::Agent, "ag1", "current_task"),
+        field(&h, EntityKind::Agent, "ag1", "current_ticket"),
         "task-7"
     );
     assert_eq!(field(&h, EntityKind::Stats, "system", "cpu"), 0.3);
     assert_eq!(field(&h, EntityKind::Stats, "costs", "usd"), 12.5);
+    // The server's `error` is a notice for the user: a notification of level error.
+    let notices = h.store().list(EntityKind::Notification).unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let n = &notices[0].data;
+    assert_eq!(
+        (n["level"].clone(), n["body"].clone(), n["read"].clone()),
+        (
+            json!("error"),
+            json!("something on the server"),
+            json!(false)
+        )
+    );
+    assert!(notices[0].id.starts_with("error:"), "{}", notices[0].id);
     // Text pings are answered with {"type": "pong"}, which is swallowed.
     until_peer(&peer, "two text pings", |i| i["pings"].as_u64() >= Some(2)).await;
     let st = h.status().borrow().clone();
@@ -713,13 +735,34 @@ async fn nest_realtime_every_seed_event_over_socketio() {
         json!({"id": "m1", "chatId": "c1", "text": "hello"}),
     )
     .await;
+    // The other reading of the seed's `ChatMessage`: `content`, `createdAt`, `senderName`.
+    emit(
+        "chat.message",
+        json!({"id": "m2", "chatId": "c2", "content": "hi there",
+               "createdAt": "2026-12-01T10:00:00Z", "senderName": "Bo"}),
+    )
+    .await;
     peer.emit(json!({"event": "approval.created", "data": {"id": "nope"}, "workspace": "other"}))
         .await;
     emit("presence.weird", json!({})).await;
-    until_store(&h, "chat message", |s| {
+    until_store(&h, "chat messages", |s| {
         is(s, EntityKind::Message, "m1", "text", json!("hello"))
+            && is(s, EntityKind::Message, "m2", "text", json!("hi there"))
     })
     .await;
+    // Each message is in its chat (`chatId`), the REST one too: the chat panel's grouping.
+    for (m, chat) in [("m0", "c1"), ("m1", "c1"), ("m2", "c2")] {
+        assert_eq!(
+            field(&h, EntityKind::Message, m, "conversation_id"),
+            chat,
+            "{m}"
+        );
+    }
+    let m2 = get(&h, EntityKind::Message, "m2").unwrap();
+    assert_eq!(
+        (m2["ts"].clone(), m2["author"].clone()),
+        (json!("2026-12-01T10:00:00Z"), json!("Bo"))
+    );
     let ap1 = get(&h, EntityKind::Approval, "ap1").unwrap();
     assert_eq!(
         (ap1["status"].clone(), ap1["title"].clone()),
@@ -1071,9 +1114,42 @@ async fn tasks_gateway_every_seed_event_and_resync_after_restart() {
     let t1 = get(&h, EntityKind::Ticket, "t1").unwrap();
     assert_eq!(t1["state"], "dispatched");
     assert_eq!(t1["title"], "Add login (OAuth)");
+    // Neither the task's state (no events, no PR) nor the list wiped what arrived
+    // by their own events: the timeline, the PR, the status history.
+    assert_eq!(t1["timeline"][0]["body"], "which provider?", "{t1:?}");
+    assert_eq!(t1["pr"]["number"], 12, "{t1:?}");
+    assert_eq!(
+        (
+            t1["status_history"][0]["status"].clone(),
+            t1["status_history"][0]["from"].clone()
+        ),
+        (json!("needs_clarification"), json!("analyzing"))
+    );
 
-    // Before the list replaced t1 its timeline and PR were applied; check them
-    // through a fresh status change + event on t3.
+    // A list with the PR as null and the timeline absent still keeps both.
+    emit(
+        "dashboard:task_list_updated",
+        json!({"tasks": [
+            {"id": "t1", "title": "Add login (OAuth)", "status": "review", "pr": null},
+            {"id": "t3", "title": "New one", "status": "analyzing"},
+        ]}),
+    )
+    .await;
+    until_store(&h, "t1 in review", |s| {
+        is(s, EntityKind::Ticket, "t1", "state", json!("review"))
+    })
+    .await;
+    let t1 = get(&h, EntityKind::Ticket, "t1").unwrap();
+    assert_eq!(
+        (
+            t1["pr"]["number"].clone(),
+            t1["timeline"].as_array().map(Vec::len)
+        ),
+        (json!(12), Some(1)),
+        "{t1:?}"
+    );
+
+    // A fresh status change + event on t3, which came in by the list.
     emit(
         "task:event_added",
         json!({"taskId": "t3", "event": {"type": "analysis"}}),
@@ -1985,4 +2061,197 @@ async fn pulsectl_moves_terminates_and_approves_on_profile_servers_online_and_qu
         requests(&info, "POST", "/api/approvals/ap2/approve")[0]["body"],
         json!({"reason": "later"})
     );
+}
+
+// ---------------------------------------------------------------- what the client says
+
+/// The client events a peer recorded with this name, in order.
+async fn received(peer: &Peer, event: &str, at_least: usize) -> Vec<Value> {
+    wait_for_some(
+        &format!("{at_least} × `{event}` received"),
+        LIMIT,
+        || async {
+            let got: Vec<Value> = peer.info().await["received"]
+                .as_array()
+                .expect("the peer records what it receives")
+                .iter()
+                .filter(|r| r["event"] == event)
+                .map(|r| r["data"].clone())
+                .collect();
+            (got.len() >= at_least).then_some(got)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_gateway_opening_a_task_joins_its_room_and_closing_leaves() {
+    let mut peer = Peer::start(
+        Kind::TasksGateway,
+        &[],
+        tasks_state(json!([
+            {"id": "t1", "title": "Add login", "status": "analyzing"},
+            {"id": "t2", "title": "Fix CSS", "status": "dispatched", "events": [{"type": "created"}]},
+        ])),
+        &[],
+    );
+    let h = session(&peer.url(), tasks_dialect(), "");
+    live(&h).await;
+    // The server takes no presence: never sent.
+    assert!(!h.say(Intent::Presence, "away"));
+    assert!(h.say(Intent::OpenTask, "t2"));
+    let joins = received(&peer, "task:join", 2).await;
+    assert_eq!(joins, [json!({"taskId": "t1"}), json!({"taskId": "t2"})]);
+    // The server answers the join with the task's state, as the seed's TaskDetail gets it.
+    until_store(&h, "t2's events", |s| {
+        s.get(EntityKind::Ticket, "t2")
+            .unwrap()
+            .is_some_and(|e| at(&e.data, "/events/0/type") == "created")
+    })
+    .await;
+    // After a restart the open task's room is joined again.
+    peer.restart(tasks_state(json!([
+        {"id": "t2", "title": "Fix CSS", "status": "pr_open"},
+    ])));
+    let joins = received(&peer, "task:join", 2).await;
+    assert_eq!(joins, [json!({"taskId": "t1"}), json!({"taskId": "t2"})]);
+    until_store(&h, "t2 after the restart", |s| {
+        is(s, EntityKind::Ticket, "t2", "state", json!("pr_open"))
+    })
+    .await;
+    assert!(h.say(Intent::CloseTask, "t2"));
+    let leaves = received(&peer, "task:leave", 1).await;
+    assert_eq!(leaves, [json!({"taskId": "t2"})]);
+    wait_for_some("t2's room left", LIMIT, || async {
+        let rooms = peer.info().await["rooms"].clone();
+        (rooms == json!([["dashboard", "task:t1"]])).then_some(())
+    })
+    .await;
+    let info = peer.info().await;
+    let names: Vec<&str> = info["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect();
+    assert!(!names.contains(&"presence.update"), "{names:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nest_realtime_presence_and_typing_as_the_story_declares_them() {
+    let token = jwt(json!({"sub": "ann", "workspaceId": "ws1"}));
+    let peer = Peer::start(Kind::NestRealtime, &[&token], realtime_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("nest-realtime").unwrap()),
+        &token,
+    );
+    live(&h).await;
+    // Tasks are no part of this server: never sent.
+    assert!(!h.say(Intent::OpenTask, "t1"));
+    assert!(h.say(Intent::Presence, "busy"));
+    assert!(h.say(Intent::TypingStart, "c1"));
+    assert!(h.say(Intent::TypingStop, "c1"));
+    assert_eq!(received(&peer, "presence.update", 1).await, [json!("busy")]);
+    assert_eq!(
+        received(&peer, "typing.start", 1).await,
+        [json!({"chatId": "c1"})]
+    );
+    assert_eq!(
+        received(&peer, "typing.stop", 1).await,
+        [json!({"chatId": "c1"})]
+    );
+    // The server forgets presence with the connection: said again on the next one.
+    peer.control("drop", json!({})).await;
+    assert_eq!(
+        received(&peer, "presence.update", 2).await,
+        [json!("busy"), json!("busy")]
+    );
+    let info = peer.info().await;
+    let names: Vec<&str> = info["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect();
+    assert!(!names.contains(&"task:join"), "{names:?}");
+    h.stop().await;
+}
+
+#[test]
+fn an_intent_the_transport_cannot_send_or_following_an_undeclared_list_is_refused() {
+    let base = "name = \"x\"\ntransport = \"socketio\"\n";
+    let err = Profile::parse(&format!("{base}[intent.open_task]\nsend = 'x'\n"), "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("intent.open_task.emit"), "{err}");
+    let err = Profile::parse(
+        &format!("{base}[intent.open_task]\nemit = 'task:join'\nfollow = \"tasks\"\n"),
+        "x.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no list variable `tasks`"), "{err}");
+    let err = Profile::parse(&format!("{base}[intent.wave]\nemit = 'hi'\n"), "x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown variant `wave`"), "{err}");
+}
+
+/// Seed 003's admin blocks: pushed only, so reloaded over REST after every
+/// (re)connect; for a user who is no admin (403 on them) a caveat, never Signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastapi_dashboard_admin_blocks_are_refetched_after_a_reconnect() {
+    let token = acme();
+    let mut state = fastapi_state(1);
+    state["system"] = json!({"cpu": 0.25});
+    state["costs"] = json!({"usd": 3});
+    state["connectors"] = json!({"slack": 1});
+    let peer = Peer::start(Kind::FastApi, &[&token], state, &[]);
+    let mut profile = Profile::builtin("fastapi-dashboard").unwrap();
+    fast(&mut profile);
+    let h = session(&peer.url(), ProfileDialect::new(profile.clone()), &token);
+    live(&h).await;
+    assert_eq!(field(&h, EntityKind::Stats, "system", "cpu"), 0.25);
+    assert_eq!(field(&h, EntityKind::Stats, "costs", "usd"), 3);
+    assert_eq!(field(&h, EntityKind::Stats, "connectors", "slack"), 1);
+
+    // While the link is down the blocks change; the reconnect reloads them.
+    peer.control(
+        "state",
+        json!({"system": {"cpu": 0.75}, "costs": {"usd": 4}, "connectors": {"slack": 2}}),
+    )
+    .await;
+    peer.control("drop", json!({})).await;
+    until_store(&h, "admin blocks reloaded", |s| {
+        is(s, EntityKind::Stats, "system", "cpu", json!(0.75))
+            && is(s, EntityKind::Stats, "costs", "usd", json!(4))
+            && is(s, EntityKind::Stats, "connectors", "slack", json!(2))
+    })
+    .await;
+    h.stop().await;
+
+    // A user who is no admin: 403 on the admin blocks is no refused token.
+    peer.control("state", json!({"admins": []})).await;
+    let h = session(&peer.url(), ProfileDialect::new(profile), &token);
+    let st = live(&h).await;
+    let st = if st
+        .caveat
+        .as_deref()
+        .is_some_and(|c| c.contains("system_metrics"))
+    {
+        st
+    } else {
+        until(&h, "the caveat names the admin blocks", |s| {
+            s.caveat
+                .as_deref()
+                .is_some_and(|c| c.contains("system_metrics"))
+        })
+        .await
+    };
+    assert_eq!(st.state, ConnectionState::Live, "{st:?}");
+    let caveat = st.caveat.unwrap();
+    assert!(caveat.contains("not for this user"), "{caveat}");
+    h.stop().await;
 }

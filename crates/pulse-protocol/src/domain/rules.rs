@@ -9,6 +9,18 @@
 //!   without one has not failed;
 //! - only `read: true` marks a notification read; anything else (absent, `false`,
 //!   `"yes"`, `1`) is unread;
+//! - a stats block's figures ([`stats_figures`]) are its finite numbers, at the top
+//!   level or one object down, each labelled by its key path; the record's own fields
+//!   ([`STATS_RECORD_FIELDS`]: its id and update time) and anything that is not a
+//!   number are no figures;
+//! - a ticket's PR link ([`pr_link`]) is `pr.url` only when it is an `https://`
+//!   URL (scheme in any case) with a host and no whitespace or control character;
+//!   anything else is no link (never opened, shown as text at most);
+//! - a ticket is active ([`is_active_ticket`]) when its `state` is one of
+//!   [`ACTIVE_TICKET_STATES`] (ASCII case ignored);
+//! - a count whose entities the cache holds none of is read from a stats block
+//!   ([`count_from_stats`], [`STATS_COUNTS`]): the first of its sources whose block
+//!   has a non-negative integer at the pointer; none: `None` (the count is 0);
 //! - [`page_of`] is total over [`EntityKind`]; [`page_of_kind_name`] reads a kind
 //!   name case-insensitively and answers `None` for a name that is no kind.
 //!
@@ -28,6 +40,122 @@ pub const ESCALATED_STATUSES: &[&str] = &["escalated"];
 
 /// Statuses of an agent that failed.
 pub const FAILED_AGENT_STATUSES: &[&str] = &["failed", "error"];
+
+/// Fields a stats block carries as a record, not as figures: its id (the block's
+/// scope) and when it was last updated.
+pub const STATS_RECORD_FIELDS: &[&str] = &["id", "updated_at"];
+
+/// The labelled figures of a stats block: each number at the top level (label
+/// `["total"]`) or inside a top-level object (label `["by_state", "todo"]`); their order
+/// is not part of the rule. The record's own fields ([`STATS_RECORD_FIELDS`]), strings,
+/// booleans, arrays and deeper objects are left out.
+pub fn stats_figures(data: &Object) -> Vec<(Vec<String>, f64)> {
+    let mut out = Vec::new();
+    for (k, v) in data {
+        if STATS_RECORD_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        match v {
+            Value::Number(n) => out.extend(n.as_f64().map(|n| (vec![k.clone()], n))),
+            Value::Object(inner) => {
+                for (k2, v2) in inner {
+                    if let Some(n) = v2.as_f64() {
+                        out.push((vec![k.clone(), k2.clone()], n));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The URL a ticket's pull request opens in the browser: `pr.url` when it is an
+/// `https://` URL with a host and no whitespace or control character (`None`
+/// otherwise: a PR link never opens another scheme).
+pub fn pr_link(data: &Object) -> Option<&str> {
+    let url = data.get("pr")?.get("url")?.as_str()?;
+    let scheme = url.get(..8)?;
+    let rest = &url[8..];
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    (scheme.eq_ignore_ascii_case("https://") && !host.is_empty() && !host.starts_with('@') && clean)
+        .then_some(url)
+}
+
+/// States of a ticket being worked on (a board's "in progress", seed 003's running
+/// executions).
+pub const ACTIVE_TICKET_STATES: &[&str] = &["in_progress", "running"];
+
+/// Whether a ticket with these fields is being worked on.
+pub fn is_active_ticket(data: &Object) -> bool {
+    status_in(
+        data.get("state").and_then(Value::as_str),
+        ACTIVE_TICKET_STATES,
+    )
+}
+
+/// One entry of [`STATS_COUNTS`]: a count's name, the kind it counts, and its
+/// sources, (stats block id, JSON pointer), tried in order.
+pub type StatsCount = (
+    &'static str,
+    EntityKind,
+    &'static [(&'static str, &'static str)],
+);
+
+/// Where each badge count is read from when the cache holds none of the entities
+/// it counts (a server that sends only stats blocks: seeds 001 and 003): the
+/// count, the kind it counts, and its sources, (stats block id, JSON pointer),
+/// tried in order.
+pub const STATS_COUNTS: &[StatsCount] = &[
+    (
+        "pending_approvals",
+        EntityKind::Approval,
+        &[("approvals", "/pending")],
+    ),
+    (
+        "open_escalations",
+        EntityKind::Conversation,
+        &[("conversations", "/escalated")],
+    ),
+    (
+        "unread_notifications",
+        EntityKind::Notification,
+        &[("notifications", "/unread")],
+    ),
+    (
+        "tasks_in_progress",
+        EntityKind::Ticket,
+        &[
+            ("tasks", "/in_progress"),
+            ("dashboard", "/executions/running"),
+        ],
+    ),
+];
+
+/// The count `count` (a name in [`STATS_COUNTS`]) as the stats blocks give it;
+/// `block(id)` is the block held with that id. `None` when no source has it.
+pub fn count_from_stats<'a>(
+    count: &str,
+    block: impl Fn(&str) -> Option<&'a Object>,
+) -> Option<u64> {
+    let (_, _, sources) = STATS_COUNTS.iter().find(|(name, _, _)| *name == count)?;
+    sources.iter().find_map(|(id, pointer)| {
+        let path = pointer.strip_prefix('/')?;
+        let (first, rest) = path.split_once('/').map_or((path, ""), |(f, r)| (f, r));
+        let top = block(id)?.get(first)?;
+        let n = if rest.is_empty() {
+            top
+        } else {
+            top.pointer(&format!("/{rest}"))?
+        };
+        n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 9e15)
+                .map(|f| f as u64)
+        })
+    })
+}
 
 /// The `status` field, when it is a string.
 pub fn status_of(data: &Object) -> Option<&str> {

@@ -7,6 +7,7 @@ import type {
   ConnectionView,
   Counts,
   ActionOutcome,
+  Intent,
   OutboxEntry,
   RaisedNotification,
   SettledAction,
@@ -37,6 +38,13 @@ export interface Backend {
   perform(action: Action): Promise<ActionOutcome>;
   /** How the entity `action` acts on looks once done (the server's dialect says). */
   optimistic(action: Action): Promise<Record<string, unknown>>;
+  /**
+   * Tell the server what the user does (opened / closed a task, presence, typing).
+   * Answers `false` when the server's profile does not declare it: nothing is sent.
+   */
+  say(intent: Intent, value: string): Promise<boolean>;
+  /** Open an https link (a task's PR) in the browser; the shell allows no other scheme. */
+  openLink(url: string): Promise<void>;
   /** Reconnect now. */
   retryNow(): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;

@@ -10,12 +10,13 @@ import type {
   EntityKind,
   ActionOutcome,
   ActionSet,
+  Intent,
   OutboxEntry,
   ProfileInfo,
   Settings,
 } from "../generated/types";
 import { NATIVE_PROFILE } from "../generated/types";
-import { isEscalated, isPendingApproval, isUnread } from "../domain";
+import { countFromStats, isActiveTicket, isEscalated, isPendingApproval, isUnread } from "../domain";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 type Handler = (payload: never) => void;
@@ -98,14 +99,21 @@ export class FakeBackend implements Backend {
     return this.handlers.get(name)?.size ?? 0;
   }
 
+  /** As the core's CountTracker: entities held, else the stats blocks (domain.countFromStats). */
   private counts(): Counts {
-    let a = 0, e = 0, n = 0;
-    for (const x of this.entities.values()) {
-      if (x.kind === "approval" && isPendingApproval(x.data)) a++;
-      if (x.kind === "conversation" && isEscalated(x.data)) e++;
-      if (x.kind === "notification" && isUnread(x.data)) n++;
-    }
-    return { pending_approvals: a, open_escalations: e, unread_notifications: n };
+    const all = [...this.entities.values()];
+    const of = (kind: EntityKind) => all.filter((x) => x.kind === kind);
+    const count = (name: keyof Counts, kind: EntityKind, pred: (d: Record<string, unknown>) => boolean) => {
+      const held = of(kind);
+      if (held.length) return held.filter((x) => pred(x.data)).length;
+      return countFromStats(name, (id) => this.entities.get(`stats:${id}`)?.data) ?? 0;
+    };
+    return {
+      pending_approvals: count("pending_approvals", "approval", isPendingApproval),
+      open_escalations: count("open_escalations", "conversation", isEscalated),
+      unread_notifications: count("unread_notifications", "notification", isUnread),
+      tasks_in_progress: count("tasks_in_progress", "ticket", isActiveTicket),
+    };
   }
 
   // ----- Backend -----
@@ -183,6 +191,15 @@ export class FakeBackend implements Backend {
     this.setConnection({ state: { state: "live" }, last_sync_ms: Date.now() });
   }
 
+  /** The intents this fake server takes (as a profile declares them; a Pulse gateway none); tests set them. */
+  intents = new Set<Intent>();
+  async say(intent: Intent, value: string): Promise<boolean> {
+    this.calls.push({ name: "say", args: { intent, value } });
+    return this.intents.has(intent);
+  }
+  async openLink(url: string): Promise<void> {
+    this.calls.push({ name: "open_link", args: url });
+  }
   async retryNow(): Promise<void> {
     this.calls.push({ name: "retry_now", args: null });
   }
@@ -195,7 +212,7 @@ export class FakeBackend implements Backend {
     this.calls.push({ name: "login", args: { serverId, username } });
     if (password !== "demo") throw { code: "auth", message: `sign-in refused for user \`${username}\`: wrong user name or password` };
     const p = this.settings.servers.find((s) => s.id === serverId);
-    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS };
+    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS };
   }
   /** Access tokens by server id: the fake's keyring (never in `settings`). */
   tokens = new Map<string, string>();
@@ -203,10 +220,10 @@ export class FakeBackend implements Backend {
   keyringError: string | null = null;
   private account(): Account {
     const p = this.settings.servers.find((s) => s.id === this.settings.active_server);
-    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS };
+    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS };
     // As the shell: only a Pulse gateway takes actions (the core's rule; the UI reads
     // the answer, `takes_actions`, and never derives it).
-    return { server_name: p.name, server_url: p.url, username: p.username, keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: fakeActions(p.profile) !== NO_ACTIONS, actions: fakeActions(p.profile) };
+    return { server_name: p.name, server_url: p.url, username: p.username, intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: fakeActions(p.profile) !== NO_ACTIONS, actions: fakeActions(p.profile) };
   }
   async setToken(serverId: string, token: string): Promise<Account> {
     this.calls.push({ name: "set_token", args: { serverId, token: token ? "***" : "" } });

@@ -1,7 +1,8 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
+import { openUrl } from "@tauri-apps/plugin-opener";
 import { EVENTS } from "../generated/types";
-import type { Account, Action, Bootstrap, ActionOutcome, Settings } from "../generated/types";
+import type { Account, Action, Bootstrap, ActionOutcome, Intent, Settings } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 const NAMES: Record<keyof BackendEvents, string> = {
@@ -26,6 +27,12 @@ export class TauriBackend implements Backend {
   }
   optimistic(action: Action): Promise<Record<string, unknown>> {
     return invoke("optimistic", { action });
+  }
+  say(intent: Intent, value: string): Promise<boolean> {
+    return invoke("say", { intent, value });
+  }
+  openLink(url: string): Promise<void> {
+    return openUrl(url);
   }
   retryNow(): Promise<void> {
     return invoke("retry_now");

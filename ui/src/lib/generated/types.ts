@@ -24,6 +24,18 @@ export const ESCALATED_STATUSES: readonly string[] = ["escalated"];
 
 export const FAILED_AGENT_STATUSES: readonly string[] = ["failed", "error"];
 
+export const STATS_RECORD_FIELDS: readonly string[] = ["id", "updated_at"];
+
+export const ACTIVE_TICKET_STATES: readonly string[] = ["in_progress", "running"];
+
+/** Each badge count, the kind it counts, and the stats (block id, JSON pointer) read where none is held. */
+export const STATS_COUNTS: readonly (readonly [keyof Counts, EntityKind, readonly (readonly [string, string])[]])[] = [
+  ["pending_approvals", "approval", [["approvals", "/pending"]]],
+  ["open_escalations", "conversation", [["conversations", "/escalated"]]],
+  ["unread_notifications", "notification", [["notifications", "/unread"]]],
+  ["tasks_in_progress", "ticket", [["tasks", "/in_progress"], ["dashboard", "/executions/running"]]],
+];
+
 export const PAGE_OF_KIND: Readonly<Record<EntityKind, Page>> = {
   agent: "agents",
   ticket: "board",
@@ -196,6 +208,8 @@ move_ticket: boolean,
  */
 terminate_agent: boolean, };
 
+export type Intent = "open_task" | "close_task" | "presence" | "typing_start" | "typing_stop";
+
 export type ActionOutcome = { "outcome": "done", 
 /**
  * The entity as the server now has it.
@@ -262,7 +276,11 @@ open_escalations: number,
 /**
  * Notifications not read.
  */
-unread_notifications: number, };
+unread_notifications: number, 
+/**
+ * Tickets being worked on ([`is_active_ticket`]).
+ */
+tasks_in_progress: number, };
 
 export type Page = "overview" | "agents" | "board" | "approvals" | "conversations" | "notifications" | "settings";
 
@@ -414,6 +432,11 @@ server_url: string,
  * User name (`null` for a token from the environment).
  */
 username: string | null, 
+/**
+ * What the server takes of what the client says (its profile's intents): the
+ * UI offers presence and sends typing only where listed.
+ */
+intents: Array<Intent>, 
 /**
  * Whether credentials can be remembered on this system (an OS keyring exists).
  */

@@ -14,6 +14,7 @@ import type {
   Entity,
   EntityKind,
   ActionOutcome,
+  Intent,
   Page,
   OutboxEntry,
   ProfileInfo,
@@ -67,6 +68,11 @@ export const PAGES: { id: Page; label: string; key: string }[] = [
 ];
 
 export const FRESH_MS = 2500;
+/** Without input in the window this long, an `online` user is said `away`. */
+export const IDLE_MS = 5 * 60_000;
+/** Seed 002's `presence.update` statuses. */
+export type Presence = "online" | "away" | "busy";
+export const PRESENCES: Presence[] = ["online", "away", "busy"];
 export const LEAVE_MS = 450;
 
 const keyOf = (kind: EntityKind, id: string) => `${kind}:${id}`;
@@ -134,7 +140,7 @@ export class AppState {
   version = $state(0);
   loaded = $state(false);
   connection = $state<ConnectionView>({ state: { state: "connecting", attempt: 1 }, last_sync_ms: null, server: null, demo: false, caveat: null });
-  counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0 });
+  counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0, tasks_in_progress: 0 });
   settings = $state<Settings>(defaultSettings());
   account = $state<Account | null>(null);
   /** The built-in server profiles (for the settings form). */
@@ -145,6 +151,8 @@ export class AppState {
   overlays = $state<Map<string, Overlay>>(new Map());
   page = $state<Page>("overview");
   selected = $state<{ kind: EntityKind; id: string } | null>(null);
+  /** The board's project filter (seed 000's `filterProject`: a ticket's `project_id`); null: all. */
+  boardProject = $state<string | null>(null);
   search = $state("");
   toasts = $state<Toast[]>([]);
   version_ = $state("");
@@ -208,6 +216,46 @@ export class AppState {
     this.version++;
     if (first && boot.open) this.open(boot.open);
     if (this.queue.length) this.requestFrame();
+    // The server may be another one now: say the presence to it (where it takes it).
+    this.saidPresence = null;
+    this.syncPresence();
+  }
+
+  // ----- what the client says: presence -----
+
+  /** The presence the user chose (the menu); `online` by default. */
+  presenceChoice = $state<Presence>("online");
+  /** No input in the window for IDLE_MS (App.svelte watches). */
+  idle = $state(false);
+  /** What is said: the choice, except that an idle `online` user is `away`. */
+  presence = $derived<Presence>(this.presenceChoice === "online" && this.idle ? "away" : this.presenceChoice);
+  private saidPresence: Presence | null = null;
+
+  /** Whether the active server takes `intent` (its profile declares it: Account.intents). */
+  takes(intent: Intent): boolean {
+    return this.account?.intents.includes(intent) ?? false;
+  }
+
+  /** Say the presence when it changed, to a server that takes it. */
+  private syncPresence(): void {
+    if (!this.takes("presence")) return;
+    const p = this.presence;
+    if (p === this.saidPresence) return;
+    this.saidPresence = p;
+    this.say("presence", p);
+  }
+
+  /** The user chose a presence. */
+  setPresence(p: Presence): void {
+    this.presenceChoice = p;
+    this.syncPresence();
+  }
+
+  /** The window went idle, or is used again. */
+  setIdle(idle: boolean): void {
+    if (this.idle === idle) return;
+    this.idle = idle;
+    this.syncPresence();
   }
 
   // ----- live updates, coalesced per frame -----
@@ -242,7 +290,14 @@ export class AppState {
           if (before && u.kind === "approval" && isPendingApproval(before)) this.leave(k, before);
           map.delete(u.id);
         } else {
-          if (!before && this.loaded) this.arrived.set(k, now);
+          if (!before && this.loaded) {
+            this.arrived.set(k, now);
+            // A server's notice of an error (seed 003's `error` event) is shown at once.
+            if (u.kind === "notification" && u.data.level === "error") {
+              const title = str(u.data.title) || "The server reported an error";
+              this.toast("error", u.data.body ? `${title}: ${str(u.data.body)}` : title);
+            }
+          }
           if (before && u.kind === "approval" && isPendingApproval(before) && !isPendingApproval(u.data)) this.leave(k, u.data);
           map.set(u.id, u.data);
         }
@@ -315,10 +370,43 @@ export class AppState {
     }),
   );
 
+  /**
+   * Chats of a server that sends messages but no conversation entities (seed 002's
+   * `chat.message` with its `chatId`, which the profile maps to `conversation_id`):
+   * one per chat id no conversation has, newest activity first, with the last
+   * message's text, time and the number of messages.
+   */
+  chats = $derived.by(() => {
+    const known = new Set(this.list("conversation").map((c) => c.id));
+    const byChat = new Map<string, { id: string; last: Item; count: number; fresh: boolean }>();
+    for (const m of this.list("message")) {
+      const chat = m.data.conversation_id;
+      if (chat === undefined || chat === null || chat === "") continue;
+      const id = String(chat);
+      if (known.has(id)) continue;
+      const c = byChat.get(id);
+      if (!c) byChat.set(id, { id, last: m, count: 1, fresh: !!m.fresh });
+      else {
+        c.count++;
+        c.fresh ||= !!m.fresh;
+        if (num(m.data.ts) >= num(c.last.data.ts)) c.last = m;
+      }
+    }
+    return [...byChat.values()].sort((a, b) => num(b.last.data.ts) - num(a.last.data.ts) || a.id.localeCompare(b.id));
+  });
+
   messagesOf(conversationId: string): Item[] {
     return this.list("message")
       .filter((m) => String(m.data.conversation_id) === conversationId)
       .sort((a, b) => num(a.data.ts) - num(b.data.ts) || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * Tell the server what the user does (`Backend.say`): sent only where the server's
+   * profile declares it; a failure is logged, never shown (the server does not need it).
+   */
+  say(intent: Intent, value: string): void {
+    this.backend.say(intent, value).catch((e) => console.warn(`say ${intent}: ${errorMessage(e)}`));
   }
 
   stats(scope: string): Data | undefined {
