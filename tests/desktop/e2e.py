@@ -155,6 +155,14 @@ def csss(sel):
     return driver.find_elements(By.CSS_SELECTOR, sel)
 
 
+def click(sel):
+    """Click `sel` after scrolling it to the middle of its scroll box: the Settings
+    page's sticky Save bar may cover an element at the bottom edge."""
+    el = css(sel)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+    el.click()
+
+
 def go(page):
     css(f'[data-testid="nav-{page}"]').click()
     wait(f"the {page} page", lambda: csss(f'[data-testid="page-{page}"]'))
@@ -564,12 +572,17 @@ try:
         "tickets": [{"id": "t-am-1", "title": "Upgrade the ingest workers", "state": "todo", "project": "platform"},
                     {"id": "t-am-2", "title": "Document the rate limits", "state": "in_progress", "project": "docs"}]})
     peers.append(monitor)
+    realtime_token = peer_jwt({"sub": "ann", "workspaceId": TENANT})
+    realtime = NodePeer("dialects/nest-realtime.js", "nest-realtime", [realtime_token],
+                        {"approvals": [], "agents": [], "notifications": [], "messages": []})
+    peers.append(realtime)
     stop_driver(tauri_driver, driver)
     tauri_driver = None
     config3, data3 = os.path.join(TMP, "config3"), os.path.join(TMP, "data3")
     os.makedirs(os.path.join(config3, "pulse"), exist_ok=True)
     with open(os.path.join(config3, "pulse", "settings.json"), "w") as f:
-        json.dump({"servers": [{"id": "monitor", "name": "Agent monitor", "url": monitor.url, "profile": "agent-monitor"}],
+        json.dump({"servers": [{"id": "monitor", "name": "Agent monitor", "url": monitor.url, "profile": "agent-monitor"},
+                               {"id": "realtime", "name": "Realtime (NestJS)", "url": realtime.url, "profile": "nest-realtime"}],
                    "active_server": "monitor", "theme": "light"}, f)
     env3 = dict(env2)
     env3.update({"XDG_CONFIG_HOME": config3, "XDG_DATA_HOME": data3})
@@ -580,7 +593,7 @@ try:
         wait("Signed out before a token is given", lambda: label() == "Signed out", 30)
         go("settings")
         css('[data-testid="token-input"]').send_keys(monitor_token)
-        css('[data-testid="token-save"]').click()
+        click('[data-testid="token-save"]')
         wait("Live", lambda: label() == "Live", 30)
         go("board")
         wait("the server's tickets in their columns",
@@ -621,6 +634,26 @@ try:
              and "terminat" in row("agent", "am-1")[0].get_attribute("textContent").lower(), 15)
     t_profile_terminate()
 
+    @check("seed-000 server: a ticket's timeline grows live and follows its newest entry")
+    def t_profile_timeline():
+        go("board")
+        css('[data-testid="ticket-card"][data-id="t-am-2"]').click()
+        wait("the task detail", lambda: csss('[data-testid="task-detail"]'), 10)
+        for i in range(12):
+            monitor.control("emit", {"type": "ticket:progress",
+                                     "payload": {"ticketId": "t-am-2", "phase": "writing", "message": f"step {i + 1} of 12"}})
+        wait("twelve timeline entries", lambda: len(csss('[data-testid="task-timeline"] [data-testid="timeline-entry"]')) >= 12, 15)
+        last = csss('[data-testid="task-timeline"] [data-testid="timeline-entry"]')[-1]
+        assert "step 12 of 12" in last.get_attribute("textContent"), last.get_attribute("textContent")
+        # The newest entry is scrolled into view.
+        wait("the newest entry in view", lambda: driver.execute_script(
+            "const e = arguments[0], box = e.closest('[data-testid=\"task-timeline\"]');"
+            "const r = e.getBoundingClientRect(), b = box.getBoundingClientRect();"
+            "return r.bottom <= b.bottom + 1 && r.top >= b.top - 1;", last), 5)
+        shot("task-detail.png")
+        css('[data-testid="task-detail-close"]').click()
+    t_profile_timeline()
+
     def detail():
         return css('[data-testid="connection-detail"]').get_attribute("textContent")
 
@@ -642,6 +675,28 @@ try:
         monitor.control("upgrades", {"refuse": None})
         wait("the socket taken back", lambda: label() == "Live" and "polling" not in detail().lower(), 60)
     t_profile_polling()
+
+    @check("seed-002 Socket.IO server: switched to in Settings, Live, a chat.message shows in the chat panel")
+    def t_realtime_chat():
+        go("settings")
+        Select(css('[data-testid="active-server"]')).select_by_value("realtime")
+        click('[data-testid="save-settings"]')
+        wait("Signed out before its token is given", lambda: label() == "Signed out", 30)
+        css('[data-testid="token-input"]').send_keys(realtime_token)
+        click('[data-testid="token-save"]')
+        wait("Live", lambda: label() == "Live", 30)
+        go("conversations")
+        realtime.control("emit", {"event": "chat.message", "data": {"id": "m-e2e-1", "chatId": "chat-ops",
+                                                                   "content": "Can someone look at the failed deploy?",
+                                                                   "senderName": "Ines"}})
+        wait("the chat listed", lambda: row("conversation", "chat-ops"), 15)
+        row("conversation", "chat-ops")[0].click()
+        wait("its message", lambda: "Can someone look at the failed deploy?" in css('[data-testid="messages"]').get_attribute("textContent"), 10)
+        realtime.control("emit", {"event": "chat.message", "data": {"id": "m-e2e-2", "chatId": "chat-ops",
+                                                                   "content": "On it.", "senderName": "Theo"}})
+        wait("the next message, live", lambda: "On it." in css('[data-testid="messages"]').get_attribute("textContent"), 10)
+        shot("chat.png")
+    t_realtime_chat()
 except Exception as e:
     results.append(("the suite ran to its end", False))
     log(f"FAIL the suite ran to its end: {e}")

@@ -2,6 +2,8 @@
 
 /** HH:MM in local time. */
 export function clock(ms: number): string {
+  // No time known (a server that sends none): say nothing rather than "00:00".
+  if (!ms) return "";
   const d = new Date(ms);
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 }
