@@ -576,13 +576,21 @@ try:
     realtime = NodePeer("dialects/nest-realtime.js", "nest-realtime", [realtime_token],
                         {"approvals": [], "agents": [], "notifications": [], "messages": []})
     peers.append(realtime)
+    # A team's own server: seed 000's platform plus its approvals routes, spoken by a
+    # user profile that declares approve / reject (profiles/examples).
+    TEAM_PROFILE = os.path.abspath(os.path.join(PEERS, "..", "..", "profiles", "examples", "agent-monitor-approvals.toml"))
+    team_token = peer_jwt({"sub": "ann", "tenant_id": TENANT})
+    team = NodePeer("ws/agent-monitor.js", "team-approvals", [team_token],
+                    {"agents": [], "agent_stats": {}, "tickets": [], "approvals": []})
+    peers.append(team)
     stop_driver(tauri_driver, driver)
     tauri_driver = None
     config3, data3 = os.path.join(TMP, "config3"), os.path.join(TMP, "data3")
     os.makedirs(os.path.join(config3, "pulse"), exist_ok=True)
     with open(os.path.join(config3, "pulse", "settings.json"), "w") as f:
         json.dump({"servers": [{"id": "monitor", "name": "Agent monitor", "url": monitor.url, "profile": "agent-monitor"},
-                               {"id": "realtime", "name": "Realtime (NestJS)", "url": realtime.url, "profile": "nest-realtime"}],
+                               {"id": "realtime", "name": "Realtime (NestJS)", "url": realtime.url, "profile": "nest-realtime"},
+                               {"id": "team", "name": "Team approvals", "url": team.url, "profile": TEAM_PROFILE}],
                    "active_server": "monitor", "theme": "light"}, f)
     env3 = dict(env2)
     env3.update({"XDG_CONFIG_HOME": config3, "XDG_DATA_HOME": data3})
@@ -697,6 +705,27 @@ try:
         wait("the next message, live", lambda: "On it." in css('[data-testid="messages"]').get_attribute("textContent"), 10)
         shot("chat.png")
     t_realtime_chat()
+
+    @check("a team's profile server: Approve on a notification reaches its approvals route")
+    def t_team_notification():
+        go("settings")
+        Select(css('[data-testid="active-server"]')).select_by_value("team")
+        click('[data-testid="save-settings"]')
+        wait("Signed out before its token is given", lambda: label() == "Signed out", 30)
+        css('[data-testid="token-input"]').send_keys(team_token)
+        click('[data-testid="token-save"]')
+        wait("Live", lambda: label() == "Live", 30)
+        approval = {"id": "ap-team-1", "title": "Refund order 1042", "status": "pending", "agent_name": "Ledger"}
+        team.control("state", {"approvals": [approval]})
+        team.control("emit", {"type": "approval:updated", "payload": {"approval": approval}})
+        nid = wait("its notification", lambda: notify_id("Refund order 1042"), 15)
+        assert re.search(r'string "approve"\s+string "Approve"', dbus_summaries()), "the notification offers Approve"
+        time.sleep(0.3)  # the app is now waiting for the notification's buttons
+        invoke_action(nid, "approve")
+        sent = wait("the approve on the peer", lambda: peer_requests(team, "POST", "/api/approvals/ap-team-1/approve"), 15)
+        assert sent[0]["authorized"], sent
+        wait("approved on the peer", lambda: team.info()["state"]["approvals"][0]["status"] == "approved", 10)
+    t_team_notification()
 except Exception as e:
     results.append(("the suite ran to its end", False))
     log(f"FAIL the suite ran to its end: {e}")

@@ -169,6 +169,13 @@ impl ProfileDialect {
         if let Some(b) = &spec.body {
             req = req.json(&render_json(b, &vars).map_err(bad)?);
         }
+        // A user's action is never held back by the budget, but it counts against
+        // the server's limit (seed 000 limits every /api request), so the REST
+        // rounds that follow leave room for it.
+        self.budget
+            .lock()
+            .expect("budget lock")
+            .sent(std::time::Instant::now());
         let resp = req
             .send()
             .await
