@@ -37,6 +37,7 @@ fn pulse_commands() -> &'static [&'static str] {
         "optimistic",
         "retry_now",
         "say",
+        "system_idle_ms",
         "get_settings",
         "save_settings",
         "login",

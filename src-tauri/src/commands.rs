@@ -38,6 +38,17 @@ pub async fn say(shell: Shared<'_>, intent: Intent, value: String) -> Result<boo
     Ok(shell.say(intent, &value).await)
 }
 
+/// Milliseconds since the last input anywhere on the desktop, for presence; `null`
+/// where the platform cannot tell (the UI then uses its own window's input).
+#[tauri::command]
+pub async fn system_idle_ms() -> Option<u64> {
+    tauri::async_runtime::spawn_blocking(crate::idle::system_idle)
+        .await
+        .ok()
+        .flatten()
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Reconnect now (the Retry button).
 #[tauri::command]
 pub async fn retry_now(shell: Shared<'_>) -> Result<(), CommandError> {

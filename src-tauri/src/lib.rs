@@ -17,6 +17,7 @@ use tauri::{AppHandle, Emitter, Manager, Runtime, WindowEvent};
 pub mod commands;
 pub mod deeplink;
 pub mod dto;
+pub mod idle;
 pub mod keyring_store;
 pub mod notifier;
 pub mod paths;
@@ -39,6 +40,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::optimistic,
         commands::retry_now,
         commands::say,
+        commands::system_idle_ms,
         commands::get_settings,
         commands::save_settings,
         commands::login,

@@ -354,6 +354,16 @@ try:
         shot("overview.png")
     t_start()
 
+    @check("the desktop's idle time is known to the app (X11 MIT-SCREEN-SAVER), for presence")
+    def t_idle():
+        first = driver.execute_async_script(
+            "window.__TAURI_INTERNALS__.invoke('system_idle_ms').then(arguments[0], () => arguments[0]('error'))")
+        assert isinstance(first, int) and first >= 0, f"system_idle_ms answered {first!r}"
+        later = wait("the idle time to grow", lambda: (lambda v: v if isinstance(v, int) and v > first else None)(
+            driver.execute_async_script("window.__TAURI_INTERNALS__.invoke('system_idle_ms').then(arguments[0])")), 5)
+        assert later > first
+    t_idle()
+
     @check("an ingested approval appears in the queue")
     def t_ingest():
         go("approvals")

@@ -175,7 +175,7 @@ impl ProfileDialect {
         self.budget
             .lock()
             .expect("budget lock")
-            .sent(std::time::Instant::now());
+            .sent(tokio::time::Instant::now());
         let resp = req
             .send()
             .await

@@ -45,6 +45,8 @@ export interface Backend {
   say(intent: Intent, value: string): Promise<boolean>;
   /** Open an https link (a task's PR) in the browser; the shell allows no other scheme. */
   openLink(url: string): Promise<void>;
+  /** Milliseconds since the last input anywhere on the desktop; `null` where the shell cannot tell. */
+  systemIdleMs(): Promise<number | null>;
   /** Reconnect now. */
   retryNow(): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;

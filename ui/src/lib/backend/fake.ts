@@ -197,6 +197,11 @@ export class FakeBackend implements Backend {
     this.calls.push({ name: "say", args: { intent, value } });
     return this.intents.has(intent);
   }
+  /** The desktop's idle time the fake reports (`null`: it cannot tell); tests set it. */
+  systemIdle: number | null = null;
+  async systemIdleMs(): Promise<number | null> {
+    return this.systemIdle;
+  }
   async openLink(url: string): Promise<void> {
     this.calls.push({ name: "open_link", args: url });
   }

@@ -31,6 +31,9 @@ export class TauriBackend implements Backend {
   say(intent: Intent, value: string): Promise<boolean> {
     return invoke("say", { intent, value });
   }
+  systemIdleMs(): Promise<number | null> {
+    return invoke("system_idle_ms");
+  }
   openLink(url: string): Promise<void> {
     return openUrl(url);
   }

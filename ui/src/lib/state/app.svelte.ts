@@ -225,7 +225,7 @@ export class AppState {
 
   /** The presence the user chose (the menu); `online` by default. */
   presenceChoice = $state<Presence>("online");
-  /** No input in the window for IDLE_MS (App.svelte watches). */
+  /** Nobody at the desktop for IDLE_MS (lib/idle.ts watches, from App.svelte). */
   idle = $state(false);
   /** What is said: the choice, except that an idle `online` user is `away`. */
   presence = $derived<Presence>(this.presenceChoice === "online" && this.idle ? "away" : this.presenceChoice);
