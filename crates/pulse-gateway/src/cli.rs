@@ -234,6 +234,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Installed before "listening" is printed: a supervisor (or a test) may send
+        // SIGTERM as soon as it reads that line, and must get a clean stop.
+        let stop = stop_signal();
         let gateway = match Gateway::start(config).await {
             Ok(g) => g,
             Err(e) => {
@@ -246,24 +249,37 @@ fn serve(args: ServeArgs) -> ExitCode {
             let _ = writeln!(out, "listening on http://{}", gateway.addr());
             let _ = out.flush();
         }
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("stopping");
         gateway.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
+/// A future that ends on SIGTERM or Ctrl-C. On Unix the handlers are installed when
+/// this is called, not when the future is first polled.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            return;
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -699,11 +699,19 @@ impl Poller for RestPoller<'_> {
                 self.run.refetch.extend(names);
             }
             let done = self.run.flush(cx).await?;
-            if full && done.loaded == 0 && done.held == 0 {
-                let why = done
-                    .unreachable
-                    .or(done.failed)
-                    .unwrap_or_else(|| "no resource could be loaded".into());
+            // A full round the server answered nothing of ends the fallback: the
+            // actor backs off and tries the socket again. This includes a round our
+            // own budget held back entirely (a server down through many quick
+            // reconnects has used it up on refused requests): waiting in here would
+            // leave the socket untried until `socket_retry_interval`.
+            if full && done.loaded == 0 && (done.held == 0 || done.answered == 0) {
+                let why = done.unreachable.or(done.failed).unwrap_or_else(|| {
+                    if done.held > 0 {
+                        "every request is waiting for the rate limit".into()
+                    } else {
+                        "no resource could be loaded".into()
+                    }
+                });
                 return Err(End::Lost(format!(
                     "{}; REST does not answer either ({why})",
                     self.reason
