@@ -197,7 +197,28 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Sort entities the same way in every backend: by kind, then id.
-pub(crate) fn sort_entities(entities: &mut [Entity]) {
+/// A stored value that does not read back.
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// An entity as a backend keeps it: its kind's name, its id and its data as JSON text.
+pub(crate) fn stored_entity(kind: &str, id: String, data: &str) -> Result<Entity, StoreError> {
+    Ok(Entity {
+        kind: kind.parse().map_err(corrupt)?,
+        id,
+        data: serde_json::from_str(data).map_err(corrupt)?,
+    })
+}
+
+/// The snapshot at `info`'s head, its entities in the one order every backend gives:
+/// by kind, then id.
+pub(crate) fn snapshot_of(info: StreamInfo, mut entities: Vec<Entity>) -> Snapshot {
     entities.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+    Snapshot {
+        stream: info.stream,
+        epoch: info.epoch,
+        seq: info.head,
+        entities,
+    }
 }

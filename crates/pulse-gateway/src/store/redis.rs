@@ -33,15 +33,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pulse_protocol::domain::{Entity, EntityKind, Object};
+use pulse_protocol::domain::{EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 use pulse_protocol::rest::Snapshot;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use redis::{Connection, RedisError, Value};
 
 use super::{
-    new_epoch, now_ms, sort_entities, Appended, EventRange, LogStore, NewEvent, StoreError,
-    StreamInfo,
+    corrupt, new_epoch, now_ms, snapshot_of, stored_entity, Appended, EventRange, LogStore,
+    NewEvent, StoreError, StreamInfo,
 };
 
 /// Default key prefix.
@@ -151,10 +151,6 @@ fn err(e: RedisError) -> StoreError {
     } else {
         StoreError::Redis(e.to_string())
     }
-}
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
 }
 
 fn field(kind: EntityKind, id: &str) -> String {
@@ -575,19 +571,9 @@ impl LogStore for RedisStore {
             let (kind, id) = f
                 .split_once('/')
                 .ok_or_else(|| corrupt(format!("entity field `{f}`")))?;
-            entities.push(Entity {
-                kind: kind.parse().map_err(corrupt)?,
-                id: id.to_owned(),
-                data: serde_json::from_str(&data).map_err(corrupt)?,
-            });
+            entities.push(stored_entity(kind, id.to_owned(), &data)?);
         }
-        sort_entities(&mut entities);
-        Ok(Snapshot {
-            stream: info.stream,
-            epoch: info.epoch,
-            seq: info.head,
-            entities,
-        })
+        Ok(snapshot_of(info, entities))
     }
 
     fn entity(

@@ -16,14 +16,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use pulse_protocol::domain::{Entity, EntityKind, Object};
+use pulse_protocol::domain::{EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 use pulse_protocol::rest::Snapshot;
 use pulse_protocol::Change;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    new_epoch, sort_entities, Appended, EventRange, LogStore, NewEvent, StoreError, StreamInfo,
+    corrupt, new_epoch, snapshot_of, stored_entity, Appended, EventRange, LogStore, NewEvent,
+    StoreError, StreamInfo,
 };
 
 const SCHEMA: &str = "
@@ -60,10 +61,6 @@ pub struct SqliteStore {
     retain: u64,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
-}
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
 }
 
 impl SqliteStore {
@@ -297,19 +294,9 @@ impl LogStore for SqliteStore {
             let mut entities = Vec::new();
             for row in rows {
                 let (kind, id, data) = row?;
-                entities.push(Entity {
-                    kind: kind.parse().map_err(corrupt)?,
-                    id,
-                    data: serde_json::from_str(&data).map_err(corrupt)?,
-                });
+                entities.push(stored_entity(&kind, id, &data)?);
             }
-            sort_entities(&mut entities);
-            Ok(Snapshot {
-                stream: info.stream,
-                epoch: info.epoch,
-                seq: info.head,
-                entities,
-            })
+            Ok(snapshot_of(info, entities))
         })
     }
 
