@@ -172,6 +172,10 @@ def label():
     return css('[data-testid="connection-label"]').get_attribute("textContent").strip()
 
 
+def detail():
+    return css('[data-testid="connection-detail"]').get_attribute("textContent")
+
+
 def row(kind, id_):
     return csss(f'[data-testid="{kind}-row"][data-id="{id_}"]')
 
@@ -482,8 +486,8 @@ try:
         gw.kill()
         wait("Reconnecting", lambda: label() == "Reconnecting", 20, 0.05)
         assert row("approval", "ap-seed"), "cached approvals are still listed"
-        detail = css('[data-testid="connection-detail"]').get_attribute("textContent")
-        assert re.search(r"Offline — data from \d\d:\d\d", detail), detail
+        text = detail()
+        assert re.search(r"Offline — data from \d\d:\d\d", text), text
         shot("reconnecting.png")
     t_kill()
 
@@ -530,8 +534,8 @@ try:
     @check("signed out at first, with a clear message")
     def t_signed_out():
         wait("Signed out", lambda: label() == "Signed out", 30)
-        detail = css('[data-testid="connection-detail"]').get_attribute("textContent")
-        assert "sign in" in detail.lower(), detail
+        text = detail()
+        assert "sign in" in text.lower(), text
     t_signed_out()
 
     @check("sign in from Settings: Live, refresh token in the OS keyring only")
@@ -671,9 +675,6 @@ try:
         shot("task-detail.png")
         css('[data-testid="task-detail-close"]').click()
     t_profile_timeline()
-
-    def detail():
-        return css('[data-testid="connection-detail"]').get_attribute("textContent")
 
     @check("seed-000 server refusing socket upgrades: Live · polling, REST keeps it fresh, socket taken back")
     def t_profile_polling():
