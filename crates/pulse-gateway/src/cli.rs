@@ -65,13 +65,32 @@ struct ServeArgs {
     /// name in the `--source` group.
     #[arg(long)]
     node_id: Option<String>,
-    /// Read a platform's Redis Stream in a consumer group:
-    /// `redis-stream://HOST:PORT[/DB]/KEY` (needs `--mapping`).
-    #[arg(long, requires = "mapping", value_parser = |s: &str| s.parse::<crate::source::SourceUrl>())]
-    source: Option<crate::source::SourceUrl>,
-    /// The TOML mapping of the `--source`'s events to Pulse events.
+    /// A source of events: a platform's Redis Stream read in a consumer group,
+    /// `redis-stream://HOST:PORT[/DB]/KEY` (needs `--mapping`), or a LangGraph
+    /// deployment whose interrupts become approvals, `langgraph+http://HOST:PORT`
+    /// (needs `--tenant`).
+    #[arg(long, value_parser = |s: &str| s.parse::<SourceArg>())]
+    source: Option<SourceArg>,
+    /// The TOML mapping of a `redis-stream://` source's events to Pulse events.
     #[arg(long, requires = "source")]
     mapping: Option<std::path::PathBuf>,
+    /// The tenant a `langgraph+` source's approvals belong to.
+    #[arg(long, requires = "source")]
+    tenant: Option<String>,
+    /// Only threads of this graph (repeatable; default: every graph).
+    #[arg(long = "graph", requires = "source")]
+    graphs: Vec<String>,
+    /// A file holding the LangGraph webhooks' shared secret (or set
+    /// PULSE_LANGGRAPH_WEBHOOK_SECRET). Never on the command line.
+    #[arg(long, requires = "source")]
+    webhook_secret_file: Option<std::path::PathBuf>,
+    /// The URL LangGraph reaches this gateway's webhook at, given as the `webhook`
+    /// of the runs Pulse starts (default: none; the reconcile finds their pauses).
+    #[arg(long, requires = "source")]
+    webhook_url: Option<String>,
+    /// Time between two reconciling searches of interrupted threads.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    reconcile_interval: Duration,
     /// Interval between server pings (e.g. `15s`).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     ping_interval: Duration,
@@ -96,6 +115,40 @@ struct ServeArgs {
     /// Events a WebSocket client may lag behind before it is disconnected.
     #[arg(long, default_value_t = config::DEFAULT_CLIENT_QUEUE)]
     client_queue: usize,
+}
+
+/// What `--source` names.
+#[derive(Debug, Clone)]
+enum SourceArg {
+    Redis(crate::source::SourceUrl),
+    LangGraph(crate::langgraph::LangGraphUrl),
+}
+
+impl std::str::FromStr for SourceArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<SourceArg, String> {
+        if s.starts_with("langgraph+") {
+            s.parse().map(SourceArg::LangGraph)
+        } else {
+            s.parse().map(SourceArg::Redis)
+        }
+    }
+}
+
+/// The webhook secret: the file's first line, or the environment variable.
+fn webhook_secret(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let secret = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the webhook secret file {}: {e}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
+        None => std::env::var("PULSE_LANGGRAPH_WEBHOOK_SECRET").unwrap_or_default(),
+    };
+    Ok((!secret.is_empty()).then_some(secret))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -189,16 +242,45 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("error: --retain-age needs the Redis store (--store redis://HOST:PORT)");
         return ExitCode::from(2);
     }
-    let source = match (args.source, &args.mapping) {
-        (Some(url), Some(path)) => match crate::source::Mapping::load(path) {
-            Ok(m) => Some((url, m)),
-            Err(e) => {
-                eprintln!("error: {e}");
+    let mut source = None;
+    let mut langgraph = None;
+    match args.source {
+        Some(SourceArg::Redis(url)) => {
+            let Some(path) = &args.mapping else {
+                eprintln!("error: a redis-stream:// source needs --mapping FILE");
                 return ExitCode::from(2);
+            };
+            match crate::source::Mapping::load(path) {
+                Ok(m) => source = Some((url, m)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
             }
-        },
-        _ => None,
-    };
+        }
+        Some(SourceArg::LangGraph(url)) => {
+            let Some(tenant) = args.tenant.filter(|t| !t.is_empty()) else {
+                eprintln!("error: a langgraph+ source needs --tenant T");
+                return ExitCode::from(2);
+            };
+            let webhook_secret = match webhook_secret(args.webhook_secret_file.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            langgraph = Some(crate::langgraph::LangGraphConfig {
+                url,
+                tenant,
+                graphs: args.graphs,
+                webhook_secret,
+                webhook_url: args.webhook_url,
+                reconcile_interval: args.reconcile_interval,
+            });
+        }
+        None => {}
+    }
     init_tracing();
     if secret.is_none() {
         eprintln!(
@@ -214,6 +296,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         retain_age: args.retain_age,
         node_id: args.node_id.filter(|n| !n.is_empty()),
         source,
+        langgraph,
         ping_interval: args.ping_interval,
         ping_timeout: args.ping_timeout,
         access_ttl: args.access_ttl,

@@ -174,6 +174,8 @@ pub struct Config {
     pub node_id: Option<String>,
     /// A platform's Redis Stream read in a consumer group, with its mapping.
     pub source: Option<(crate::source::SourceUrl, crate::source::Mapping)>,
+    /// A LangGraph deployment whose interrupts become approvals.
+    pub langgraph: Option<crate::langgraph::LangGraphConfig>,
     /// Interval between server `ping` frames.
     pub ping_interval: Duration,
     /// Extra silence tolerated after an interval: a client that sent nothing for
@@ -225,6 +227,7 @@ impl Default for Config {
             retain_age: None,
             node_id: None,
             source: None,
+            langgraph: None,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             access_ttl: DEFAULT_ACCESS_TTL,

@@ -41,6 +41,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod hub;
+pub mod langgraph;
 pub mod metrics;
 pub mod source;
 pub mod store;
@@ -138,6 +139,10 @@ impl Gateway {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         hub.start_tail(stop_rx.clone());
+        let langgraph = config
+            .langgraph
+            .clone()
+            .map(|cfg| langgraph::LangGraphSource::new(cfg, hub.clone()));
         let state = Arc::new(http::AppState {
             hub: hub.clone(),
             keys: auth::Keys::new(&secret),
@@ -147,6 +152,7 @@ impl Gateway {
             access_ttl: config.access_ttl,
             refresh_ttl: config.refresh_ttl,
             shutdown: stop_rx.clone(),
+            langgraph: langgraph.clone(),
         });
         let app = http::router(state);
         let mut server_stop = stop_rx.clone();
@@ -179,6 +185,9 @@ impl Gateway {
                 stop_rx.clone(),
             )
             .map_err(|e| StartError::Source(e.to_string()))?;
+        }
+        if let Some(lg) = &langgraph {
+            lg.start(stop_rx.clone());
         }
         let demo = config
             .demo

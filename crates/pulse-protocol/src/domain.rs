@@ -263,7 +263,8 @@ event_types! {
     ApprovalCreated = "approval.created",
     /// `data`: `{id, ...fields}`.
     ApprovalUpdated = "approval.updated",
-    /// `data`: `{id, decision: "approved"|"rejected", decided_by?, reason?}`.
+    /// `data`: `{id, decision: "approved"|"rejected"|"responded", decided_by?, reason?}`
+    /// (`responded`: answered in words, as a LangGraph interrupt allows).
     ApprovalDecided = "approval.decided",
     /// `data`: `{id}`.
     ApprovalDeleted = "approval.deleted",
@@ -496,11 +497,11 @@ pub fn changes_for_type(ty: EventType, data: &Value, ts: i64) -> Result<Vec<Chan
         }
         T::ApprovalDecided => {
             let decision = required_str(ty, obj, "decision")?;
-            if decision != "approved" && decision != "rejected" {
+            if !APPROVAL_DECISIONS.contains(&decision) {
                 return Err(DomainError::new(
                     ty.as_str(),
                     format!(
-                        "`data.decision` must be \"approved\" or \"rejected\", not {decision:?}"
+                        "`data.decision` must be \"approved\", \"rejected\" or \"responded\", not {decision:?}"
                     ),
                 ));
             }

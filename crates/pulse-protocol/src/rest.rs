@@ -110,6 +110,21 @@ pub struct DecisionRequest {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/approvals/{id}/edit`: accept with other arguments (an approval whose
+/// source allows it, such as a LangGraph interrupt).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditRequest {
+    /// The arguments to act with instead (a JSON object).
+    pub args: serde_json::Value,
+}
+
+/// `POST /v1/approvals/{id}/respond`: answer in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RespondRequest {
+    /// The answer.
+    pub text: String,
+}
+
 /// `POST /v1/tickets/{id}/move`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoveRequest {

@@ -21,12 +21,14 @@
 //!
 //! Modules: [`peers`] (the seed-dialect servers of `tests/peers/`), [`process`]
 //! (child processes and the workspace's binaries), [`redis`] (a real `redis-server`),
-//! [`nginx`] (a real nginx balancing gateway nodes),
+//! [`nginx`] (a real nginx balancing gateway nodes), [`langgraph`] (a real
+//! `langgraph dev` serving `tests/peers/langgraph`),
 //! [`wait`], and with the
 //! `gateway` feature `gateway` (an in-process gateway's config and its tokens).
 
 #[cfg(feature = "gateway")]
 pub mod gateway;
+pub mod langgraph;
 pub mod nginx;
 pub mod peers;
 pub mod process;

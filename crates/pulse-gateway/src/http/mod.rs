@@ -45,6 +45,8 @@ pub struct AppState {
     pub refresh_ttl: Duration,
     /// Becomes `true` (or closes) when the gateway stops.
     pub shutdown: watch::Receiver<bool>,
+    /// The LangGraph source, when one runs (its webhook, answers that resume).
+    pub langgraph: Option<Arc<crate::langgraph::LangGraphSource>>,
 }
 
 /// The gateway's router.
@@ -58,6 +60,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ingest", post(rest::ingest))
         .route("/v1/approvals/{id}/approve", post(rest::approve))
         .route("/v1/approvals/{id}/reject", post(rest::reject))
+        .route("/v1/approvals/{id}/edit", post(rest::edit))
+        .route("/v1/approvals/{id}/respond", post(rest::respond))
+        .route("/v1/approvals/{id}/steps", get(rest::steps))
+        .route(crate::langgraph::WEBHOOK_PATH, post(rest::langgraph_webhook))
         .route("/v1/tickets/{id}/move", post(rest::move_ticket))
         .route("/v1/agents/{id}/terminate", post(rest::terminate_agent))
         .route("/v1/auth/login", post(rest::login))

@@ -11,8 +11,8 @@ use axum::Json;
 use pulse_protocol::auth::{Claims, Role, TokenUse};
 use pulse_protocol::domain::{EntityKind, Object};
 use pulse_protocol::rest::{
-    DecisionRequest, EventsPage, IngestEvent, IngestResponse, LoginRequest, MoveRequest,
-    MutationResponse, RefreshRequest, Snapshot, TerminateRequest, TokenResponse,
+    DecisionRequest, EditRequest, EventsPage, IngestEvent, IngestResponse, LoginRequest, MoveRequest,
+    MutationResponse, RefreshRequest, RespondRequest, Snapshot, TerminateRequest, TokenResponse,
 };
 use pulse_protocol::MAX_FRAME_BYTES;
 use serde_json::{json, Value};
@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use super::error::{ApiErr, Auth, RawJson};
 use super::AppState;
 use crate::auth::{self, constant_time_eq};
+use crate::langgraph::{self, Answer};
 use crate::store::{now_ms, NewEvent};
 
 /// Default `limit` of `GET /v1/events`.
@@ -253,31 +254,48 @@ async fn decide(
     st: Arc<AppState>,
     claims: Claims,
     id: String,
-    body: RawJson,
-    decision: &'static str,
+    answer: Answer,
+    reason: Option<String>,
 ) -> Result<Json<MutationResponse>, ApiErr> {
-    let req: DecisionRequest = body.parse_or_default()?;
+    let mut resumes = false;
     let (seq, entity) = st
         .hub
         .mutate(&claims.tenant, EntityKind::Approval, &id, |current| {
             let current =
                 current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
-            match status_of(&current) {
-                None | Some("pending") => {}
-                Some(status) => {
-                    return Err(ApiErr::conflict(
-                        format!("approval `{id}` is already {status}"),
-                        Value::Object(current.clone()),
-                    ))
-                }
+            if !pulse_protocol::domain::is_pending_approval(&current) {
+                let status = status_of(&current).unwrap_or("decided");
+                return Err(ApiErr::conflict(
+                    format!("approval `{id}` is already {status}"),
+                    Value::Object(current.clone()),
+                ));
             }
-            let mut data = json!({"id": id, "decision": decision, "decided_by": claims.sub});
-            if let Some(reason) = req.reason {
+            let mut data = json!({"id": id, "decision": answer.decision(), "decided_by": claims.sub});
+            if let Some(reason) = reason {
                 data["reason"] = Value::String(reason);
+            }
+            if langgraph::is_langgraph(&current) {
+                // Stored with the answer, before anything is sent: the source
+                // resumes the thread from this record (see `langgraph`).
+                let value = langgraph::resume_value(&current, &answer)
+                    .map_err(|e| ApiErr::conflict(e, Value::Object(current.clone())))?;
+                data["answer"] = json!({"kind": answer.name(), "by": claims.sub, "at": now_ms()});
+                data["resume"] = json!({"state": "queued", "value": value});
+                resumes = true;
+            } else if !matches!(answer, Answer::Approve | Answer::Reject) {
+                return Err(ApiErr::conflict(
+                    format!("approval `{id}` takes approve or reject only"),
+                    Value::Object(current.clone()),
+                ));
             }
             event("approval.decided", data)
         })
         .await?;
+    if resumes {
+        if let Some(lg) = &st.langgraph {
+            lg.kick();
+        }
+    }
     Ok(Json(MutationResponse { seq, entity }))
 }
 
@@ -287,7 +305,8 @@ pub(super) async fn approve(
     path: Result<Path<String>, PathRejection>,
     body: RawJson,
 ) -> Result<Json<MutationResponse>, ApiErr> {
-    decide(st, claims, path_id(path)?, body, "approved").await
+    let req: DecisionRequest = body.parse_or_default()?;
+    decide(st, claims, path_id(path)?, Answer::Approve, req.reason).await
 }
 
 pub(super) async fn reject(
@@ -296,7 +315,95 @@ pub(super) async fn reject(
     path: Result<Path<String>, PathRejection>,
     body: RawJson,
 ) -> Result<Json<MutationResponse>, ApiErr> {
-    decide(st, claims, path_id(path)?, body, "rejected").await
+    let req: DecisionRequest = body.parse_or_default()?;
+    decide(st, claims, path_id(path)?, Answer::Reject, req.reason).await
+}
+
+pub(super) async fn edit(
+    State(st): St,
+    Auth(claims): Auth,
+    path: Result<Path<String>, PathRejection>,
+    body: RawJson,
+) -> Result<Json<MutationResponse>, ApiErr> {
+    let req: EditRequest = body.parse()?;
+    if !req.args.is_object() {
+        return Err(ApiErr::bad_request("`args` must be a JSON object"));
+    }
+    decide(st, claims, path_id(path)?, Answer::Edit(req.args), None).await
+}
+
+pub(super) async fn respond(
+    State(st): St,
+    Auth(claims): Auth,
+    path: Result<Path<String>, PathRejection>,
+    body: RawJson,
+) -> Result<Json<MutationResponse>, ApiErr> {
+    let req: RespondRequest = body.parse()?;
+    if req.text.trim().is_empty() {
+        return Err(ApiErr::bad_request("`text` must not be empty"));
+    }
+    decide(st, claims, path_id(path)?, Answer::Respond(req.text), None).await
+}
+
+/// `GET /v1/approvals/{id}/steps`: the recent steps of a LangGraph approval's
+/// thread (newest first), read from the thread's history.
+pub(super) async fn steps(
+    State(st): St,
+    Auth(claims): Auth,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiErr> {
+    let id = path_id(path)?;
+    let (tenant, key) = (claims.tenant.clone(), id.clone());
+    let current = st
+        .hub
+        .blocking(move |s| s.entity(&tenant, EntityKind::Approval, &key))
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
+    let lg = st
+        .langgraph
+        .as_ref()
+        .filter(|lg| langgraph::is_langgraph(&current) && lg.tenant() == claims.tenant)
+        .ok_or_else(|| ApiErr::not_found(format!("approval `{id}` has no agent run to show")))?;
+    let thread = current
+        .get("thread_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let history = lg.history(thread, 10).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot read a thread's history");
+        ApiErr::with_status(axum::http::StatusCode::BAD_GATEWAY, "the agent's server did not answer")
+    })?;
+    Ok(Json(json!({"steps": langgraph::steps_of(&history)})))
+}
+
+/// `POST /v1/sources/langgraph/webhook`: LangGraph's run webhook. The shared
+/// secret is in [`langgraph::SECRET_HEADER`]; no bearer token.
+pub(super) async fn langgraph_webhook(
+    State(st): St,
+    headers: axum::http::HeaderMap,
+    body: RawJson,
+) -> Result<Json<Value>, ApiErr> {
+    let lg = st
+        .langgraph
+        .as_ref()
+        .ok_or_else(|| ApiErr::not_found("no LangGraph source on this gateway"))?;
+    let given = headers.get(langgraph::SECRET_HEADER).map(|v| v.as_bytes());
+    if !lg.secret_matches(given) {
+        lg.stats.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiErr::unauthorized("bad or missing webhook secret"));
+    }
+    let run: Value = body.parse().inspect_err(|_| {
+        lg.stats.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+    })?;
+    lg.on_webhook(&run).await.map_err(|e| {
+        lg.stats.webhooks_refused.fetch_add(1, Ordering::Relaxed);
+        if e.contains("thread_id") {
+            ApiErr::bad_request(e)
+        } else {
+            tracing::warn!(error = %e, "webhook: cannot sync the thread");
+            ApiErr::with_status(axum::http::StatusCode::BAD_GATEWAY, "the agent's server did not answer")
+        }
+    })?;
+    Ok(Json(json!({"ok": true})))
 }
 
 pub(super) async fn move_ticket(

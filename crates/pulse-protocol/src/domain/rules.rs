@@ -35,6 +35,14 @@ use super::{EntityKind, Object};
 /// Statuses of an approval that still waits for a decision (an absent status too).
 pub const PENDING_APPROVAL_STATUSES: &[&str] = &["pending"];
 
+/// The decisions an `approval.decided` event may carry (its status after it).
+/// `responded`: answered in words (a LangGraph interrupt's `response`).
+pub const APPROVAL_DECISIONS: &[&str] = &["approved", "rejected", "responded"];
+
+/// Status of an approval whose question was answered outside Pulse (a LangGraph
+/// interrupt resumed from Studio or another client): no longer pending.
+pub const DECIDED_ELSEWHERE: &str = "decided_elsewhere";
+
 /// Statuses of a conversation escalated to a human.
 pub const ESCALATED_STATUSES: &[&str] = &["escalated"];
 
