@@ -2,6 +2,7 @@
 
 mod cluster;
 mod harness;
+mod langgraph;
 mod proxy;
 
 use std::collections::HashSet;
