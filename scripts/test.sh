@@ -44,6 +44,10 @@ if git ls-files --error-unmatch tests/peers/fastapi/requirements.txt >/dev/null 
   export PULSE_PY="$PULSE_VENV/bin/python"
 fi
 
+step "langgraph dev server (pinned requirements, about 20 s)"
+export PULSE_LANGGRAPH_VENV=${PULSE_LANGGRAPH_VENV:-/var/tmp/pulse-langgraph-venv}
+bounded 600 tests/peers/langgraph/setup.sh "$PULSE_LANGGRAPH_VENV"
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -140,7 +140,12 @@ impl std::str::FromStr for SourceArg {
 fn webhook_secret(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
     let secret = match file {
         Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the webhook secret file {}: {e}", path.display()))?
+            .map_err(|e| {
+                format!(
+                    "cannot read the webhook secret file {}: {e}",
+                    path.display()
+                )
+            })?
             .lines()
             .next()
             .unwrap_or("")

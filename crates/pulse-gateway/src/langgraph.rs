@@ -43,6 +43,8 @@
 //!   Studio, another client, or the thread deleted) is marked
 //!   `status = "decided_elsewhere"`, which is no longer pending, so every desktop
 //!   withdraws its notification;
+//! - one LangGraph source per tenant: every LangGraph approval of the tenant is
+//!   this source's, whatever address it was first seen at;
 //! - LangGraph being down fails a round (counted, retried next round); nothing
 //!   queued is dropped.
 
@@ -216,7 +218,12 @@ pub fn approvals_of(base: &str, thread: &Value) -> Result<Vec<Object>, String> {
 }
 
 /// The approval of one interrupt (`{id, value}`) of `thread`; `None` without an id.
-pub fn approval_of(base: &str, thread_id: &str, thread: &Value, interrupt: &Value) -> Option<Object> {
+pub fn approval_of(
+    base: &str,
+    thread_id: &str,
+    thread: &Value,
+    interrupt: &Value,
+) -> Option<Object> {
     let iid = interrupt
         .get("id")
         .or_else(|| interrupt.get("interrupt_id"))
@@ -268,7 +275,10 @@ pub fn approval_of(base: &str, thread_id: &str, thread: &Value, interrupt: &Valu
                 Some(d) if !d.is_empty() => d.to_owned(),
                 _ => format!("{action} {args}"),
             };
-            a.insert("shape".into(), if listed { SHAPE_LIST } else { SHAPE_BARE }.into());
+            a.insert(
+                "shape".into(),
+                if listed { SHAPE_LIST } else { SHAPE_BARE }.into(),
+            );
             a.insert("action".into(), action.into());
             a.insert("args".into(), args);
             a.insert("description".into(), description.unwrap_or("").into());
@@ -487,8 +497,13 @@ impl LangGraphSource {
             let id = str_of(&a, "id").to_owned();
             let event_id = format!("langgraph:{}", &id[ID_PREFIX.len()..]);
             events.push(
-                NewEvent::new("approval.created", Value::Object(a), Some(event_id), now_ms())
-                    .map_err(|e| e.to_string())?,
+                NewEvent::new(
+                    "approval.created",
+                    Value::Object(a),
+                    Some(event_id),
+                    now_ms(),
+                )
+                .map_err(|e| e.to_string())?,
             );
             ids.insert(id);
         }
@@ -530,7 +545,9 @@ impl LangGraphSource {
         Ok(())
     }
 
-    /// Pending approvals of this source's server.
+    /// Pending approvals of this source (every LangGraph approval of its tenant:
+    /// one LangGraph source per tenant; `server` is where it was first seen, not
+    /// a key, so a deployment reached at a new address keeps its approvals).
     async fn pending(&self) -> Result<Vec<Object>, String> {
         Ok(self
             .approvals()
@@ -551,7 +568,7 @@ impl LangGraphSource {
             .into_iter()
             .filter(|e| e.kind == EntityKind::Approval)
             .map(|e| e.data)
-            .filter(|a| is_langgraph(a) && str_of(a, "server") == self.cfg.url.base)
+            .filter(is_langgraph)
             .collect())
     }
 
@@ -586,7 +603,11 @@ impl LangGraphSource {
     /// Send every stored answer whose resume is still queued.
     async fn send_queued(&self) -> Result<(), String> {
         for a in self.approvals().await? {
-            if a.get("resume").and_then(|r| r.get("state")).and_then(Value::as_str) == Some("queued") {
+            if a.get("resume")
+                .and_then(|r| r.get("state"))
+                .and_then(Value::as_str)
+                == Some("queued")
+            {
                 self.send_resume(&a).await?;
             }
         }
@@ -623,7 +644,11 @@ impl LangGraphSource {
                     }
                     let run = self.post(&format!("/threads/{thread}/runs"), &body).await?;
                     self.stats.resumes.fetch_add(1, Ordering::Relaxed);
-                    let run_id = run.get("run_id").and_then(Value::as_str).unwrap_or("").to_owned();
+                    let run_id = run
+                        .get("run_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
                     tracing::info!(approval = %id, run = %run_id, "thread resumed");
                     ("sent", run_id)
                 } else {
@@ -637,8 +662,13 @@ impl LangGraphSource {
         if !run_id.is_empty() {
             resume["run_id"] = Value::from(run_id);
         }
-        let ev = NewEvent::new("approval.updated", json!({"id": id, "resume": resume}), None, now_ms())
-            .map_err(|e| e.to_string())?;
+        let ev = NewEvent::new(
+            "approval.updated",
+            json!({"id": id, "resume": resume}),
+            None,
+            now_ms(),
+        )
+        .map_err(|e| e.to_string())?;
         self.hub
             .append(&self.cfg.tenant, vec![ev])
             .await
@@ -648,21 +678,34 @@ impl LangGraphSource {
 
     /// The id of the run Pulse started to resume approval `id` on `thread`, if any.
     async fn pulse_run(&self, thread: &str, id: &str) -> Result<Option<String>, String> {
-        let runs = match self.get(&format!("/threads/{thread}/runs?limit=100")).await? {
+        let runs = match self
+            .get(&format!("/threads/{thread}/runs?limit=100"))
+            .await?
+        {
             Some(v) => v,
             None => return Ok(None),
         };
         Ok(runs.as_array().into_iter().flatten().find_map(|r| {
-            (r.pointer("/metadata/pulse_approval").and_then(Value::as_str) == Some(id))
-                .then(|| r.get("run_id").and_then(Value::as_str).unwrap_or("").to_owned())
+            (r.pointer("/metadata/pulse_approval")
+                .and_then(Value::as_str)
+                == Some(id))
+            .then(|| {
+                r.get("run_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            })
         }))
     }
 
     /// The thread's recent steps, newest first: its checkpoints' `next` nodes and
     /// values (`POST /threads/{id}/history`), for an approval's detail.
     pub async fn history(&self, thread: &str, limit: usize) -> Result<Value, String> {
-        self.post(&format!("/threads/{thread}/history"), &json!({"limit": limit}))
-            .await
+        self.post(
+            &format!("/threads/{thread}/history"),
+            &json!({"limit": limit}),
+        )
+        .await
     }
 
     async fn get_thread(&self, thread: &str) -> Result<Option<Value>, String> {
@@ -753,7 +796,14 @@ mod tests {
     fn urls() {
         let u: LangGraphUrl = "langgraph+http://127.0.0.1:2024/".parse().unwrap();
         assert_eq!(u.base, "http://127.0.0.1:2024");
-        for bad in ["http://x:1", "langgraph+ftp://x", "langgraph+http://", "langgraph+http://u:p@x:1", "langgraph+http://x:1/?token=a", ""] {
+        for bad in [
+            "http://x:1",
+            "langgraph+ftp://x",
+            "langgraph+http://",
+            "langgraph+http://u:p@x:1",
+            "langgraph+http://x:1/?token=a",
+            "",
+        ] {
             assert!(bad.parse::<LangGraphUrl>().is_err(), "{bad}");
         }
     }
@@ -780,29 +830,47 @@ mod tests {
     #[test]
     fn resume_values() {
         let all = json!({"allow_accept": true, "allow_edit": true, "allow_respond": true, "allow_ignore": true});
-        let listed = approvals_of("b", &thread(json!([request(all.clone())]))).unwrap().remove(0);
-        assert_eq!(resume_value(&listed, &Answer::Approve).unwrap(), json!([{"type": "accept", "args": null}]));
+        let listed = approvals_of("b", &thread(json!([request(all.clone())])))
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            resume_value(&listed, &Answer::Approve).unwrap(),
+            json!([{"type": "accept", "args": null}])
+        );
         let bare = approvals_of("b", &thread(request(all))).unwrap().remove(0);
-        assert_eq!(resume_value(&bare, &Answer::Reject).unwrap(), json!({"type": "ignore", "args": null}));
+        assert_eq!(
+            resume_value(&bare, &Answer::Reject).unwrap(),
+            json!({"type": "ignore", "args": null})
+        );
         assert_eq!(
             resume_value(&bare, &Answer::Edit(json!({"to": "c@d"}))).unwrap(),
             json!({"type": "edit", "args": {"action": "send_email", "args": {"to": "c@d"}}})
         );
         assert!(resume_value(&bare, &Answer::Edit(json!([1]))).is_err());
-        assert_eq!(resume_value(&bare, &Answer::Respond("no".into())).unwrap(), json!({"type": "response", "args": "no"}));
+        assert_eq!(
+            resume_value(&bare, &Answer::Respond("no".into())).unwrap(),
+            json!({"type": "response", "args": "no"})
+        );
     }
 
     #[test]
     fn plain_values_are_shown_as_they_are() {
-        let a = approvals_of("b", &thread(json!("Deploy?"))).unwrap().remove(0);
+        let a = approvals_of("b", &thread(json!("Deploy?")))
+            .unwrap()
+            .remove(0);
         assert_eq!(a["shape"], SHAPE_PLAIN);
         assert_eq!(a["title"], "Deploy?");
         assert_eq!(a["value"], "Deploy?");
         assert_eq!(resume_value(&a, &Answer::Approve).unwrap(), json!(true));
         assert_eq!(resume_value(&a, &Answer::Reject).unwrap(), json!(false));
-        assert_eq!(resume_value(&a, &Answer::Respond("later".into())).unwrap(), json!("later"));
+        assert_eq!(
+            resume_value(&a, &Answer::Respond("later".into())).unwrap(),
+            json!("later")
+        );
         assert!(resume_value(&a, &Answer::Edit(json!({}))).is_err());
-        let n = approvals_of("b", &thread(json!({"n": 3}))).unwrap().remove(0);
+        let n = approvals_of("b", &thread(json!({"n": 3})))
+            .unwrap()
+            .remove(0);
         assert_eq!(n["title"], "{\"n\":3}");
     }
 
@@ -810,15 +878,33 @@ mod tests {
     fn garbage_threads() {
         assert!(approvals_of("b", &json!("x")).is_err());
         assert!(approvals_of("b", &json!({"thread_id": ""})).is_err());
-        assert!(approvals_of("b", &json!({"thread_id": "t", "interrupts": null})).unwrap().is_empty());
-        assert!(approvals_of("b", &json!({"thread_id": "t", "interrupts": {"a": 3}})).unwrap().is_empty());
+        assert!(
+            approvals_of("b", &json!({"thread_id": "t", "interrupts": null}))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            approvals_of("b", &json!({"thread_id": "t", "interrupts": {"a": 3}}))
+                .unwrap()
+                .is_empty()
+        );
         // No id: cannot be resumed by id, so no approval.
-        assert!(approvals_of("b", &json!({"thread_id": "t", "interrupts": {"a": [{"value": 1}]}})).unwrap().is_empty());
+        assert!(approvals_of(
+            "b",
+            &json!({"thread_id": "t", "interrupts": {"a": [{"value": 1}]}})
+        )
+        .unwrap()
+        .is_empty());
         // A list of two requests is no single request: shown as a plain value.
         let two = json!([request(json!({})), request(json!({}))]);
-        assert_eq!(approvals_of("b", &thread(two)).unwrap()[0]["shape"], SHAPE_PLAIN);
+        assert_eq!(
+            approvals_of("b", &thread(two)).unwrap()[0]["shape"],
+            SHAPE_PLAIN
+        );
         // A request allowing nothing allows no answer.
-        let none = approvals_of("b", &thread(request(json!("bad")))).unwrap().remove(0);
+        let none = approvals_of("b", &thread(request(json!("bad"))))
+            .unwrap()
+            .remove(0);
         assert_eq!(none["allowed"], json!([]));
         assert!(resume_value(&none, &Answer::Approve).is_err());
     }

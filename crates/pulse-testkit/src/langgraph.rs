@@ -77,14 +77,28 @@ impl LangGraph {
         let out = std::fs::File::create(&log).expect("log file");
         let port = free_port();
         let child = Command::new(&bin)
-            .args(["dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port"])
+            .args([
+                "dev",
+                "--no-browser",
+                "--no-reload",
+                "--host",
+                "127.0.0.1",
+                "--port",
+            ])
             .arg(port.to_string())
             .current_dir(dir.path())
             .env("LANGGRAPH_CLI_NO_ANALYTICS", "1")
             .env("LANGGRAPH_NO_VERSION_CHECK", "true")
             .env("LANGSMITH_TRACING", "false")
             .env("LG_WEBHOOK_PULSE_SECRET", secret)
-            .env("PATH", format!("{}:{}", venv().join("bin").display(), std::env::var("PATH").unwrap_or_default()))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    venv().join("bin").display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
             .stderr(out)
@@ -101,7 +115,10 @@ impl LangGraph {
         loop {
             if let Some(c) = lg.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    panic!("langgraph dev exited ({status}) before answering /ok:\n{}", lg.log_text());
+                    panic!(
+                        "langgraph dev exited ({status}) before answering /ok:\n{}",
+                        lg.log_text()
+                    );
                 }
             }
             let ok = lg
@@ -144,7 +161,10 @@ impl LangGraph {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         assert!(status.is_success(), "{method} {path}: {status} {text}");
@@ -153,18 +173,30 @@ impl LangGraph {
 
     /// Create a thread; its id.
     pub async fn thread(&self) -> String {
-        let t = self.call(reqwest::Method::POST, "/threads", Some(json!({}))).await;
+        let t = self
+            .call(reqwest::Method::POST, "/threads", Some(json!({})))
+            .await;
         t["thread_id"].as_str().expect("thread_id").to_owned()
     }
 
     /// Start a run of `graph` on `thread` with `input`, and `webhook` when given.
-    pub async fn run(&self, thread: &str, graph: &str, input: Value, webhook: Option<&str>) -> Value {
+    pub async fn run(
+        &self,
+        thread: &str,
+        graph: &str,
+        input: Value,
+        webhook: Option<&str>,
+    ) -> Value {
         let mut body = json!({"assistant_id": graph, "input": input});
         if let Some(w) = webhook {
             body["webhook"] = Value::from(w);
         }
-        self.call(reqwest::Method::POST, &format!("/threads/{thread}/runs"), Some(body))
-            .await
+        self.call(
+            reqwest::Method::POST,
+            &format!("/threads/{thread}/runs"),
+            Some(body),
+        )
+        .await
     }
 
     /// `GET /threads/{id}`.
@@ -175,10 +207,14 @@ impl LangGraph {
 
     /// Wait until `thread` has status `status`; the thread.
     pub async fn wait_status(&self, thread: &str, status: &str, limit: Duration) -> Value {
-        crate::wait_for_some(&format!("thread {thread} to be {status}"), limit, || async {
-            let t = self.get_thread(thread).await;
-            (t["status"] == status).then_some(t)
-        })
+        crate::wait_for_some(
+            &format!("thread {thread} to be {status}"),
+            limit,
+            || async {
+                let t = self.get_thread(thread).await;
+                (t["status"] == status).then_some(t)
+            },
+        )
         .await
     }
 
@@ -198,14 +234,22 @@ impl LangGraph {
     /// client would), and return the run.
     pub async fn resume(&self, thread: &str, graph: &str, interrupt: &str, value: Value) -> Value {
         let body = json!({"assistant_id": graph, "command": {"resume": {interrupt: value}}});
-        self.call(reqwest::Method::POST, &format!("/threads/{thread}/runs"), Some(body))
-            .await
+        self.call(
+            reqwest::Method::POST,
+            &format!("/threads/{thread}/runs"),
+            Some(body),
+        )
+        .await
     }
 
     /// The runs of `thread`, newest first.
     pub async fn runs(&self, thread: &str) -> Vec<Value> {
         let v = self
-            .call(reqwest::Method::GET, &format!("/threads/{thread}/runs"), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/threads/{thread}/runs"),
+                None,
+            )
             .await;
         v.as_array().cloned().unwrap_or_default()
     }

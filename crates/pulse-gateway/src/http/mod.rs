@@ -63,7 +63,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/approvals/{id}/edit", post(rest::edit))
         .route("/v1/approvals/{id}/respond", post(rest::respond))
         .route("/v1/approvals/{id}/steps", get(rest::steps))
-        .route(crate::langgraph::WEBHOOK_PATH, post(rest::langgraph_webhook))
+        .route(
+            crate::langgraph::WEBHOOK_PATH,
+            post(rest::langgraph_webhook),
+        )
         .route("/v1/tickets/{id}/move", post(rest::move_ticket))
         .route("/v1/agents/{id}/terminate", post(rest::terminate_agent))
         .route("/v1/auth/login", post(rest::login))

@@ -11,8 +11,9 @@ use axum::Json;
 use pulse_protocol::auth::{Claims, Role, TokenUse};
 use pulse_protocol::domain::{EntityKind, Object};
 use pulse_protocol::rest::{
-    DecisionRequest, EditRequest, EventsPage, IngestEvent, IngestResponse, LoginRequest, MoveRequest,
-    MutationResponse, RefreshRequest, RespondRequest, Snapshot, TerminateRequest, TokenResponse,
+    DecisionRequest, EditRequest, EventsPage, IngestEvent, IngestResponse, LoginRequest,
+    MoveRequest, MutationResponse, RefreshRequest, RespondRequest, Snapshot, TerminateRequest,
+    TokenResponse,
 };
 use pulse_protocol::MAX_FRAME_BYTES;
 use serde_json::{json, Value};
@@ -270,7 +271,8 @@ async fn decide(
                     Value::Object(current.clone()),
                 ));
             }
-            let mut data = json!({"id": id, "decision": answer.decision(), "decided_by": claims.sub});
+            let mut data =
+                json!({"id": id, "decision": answer.decision(), "decided_by": claims.sub});
             if let Some(reason) = reason {
                 data["reason"] = Value::String(reason);
             }
@@ -370,7 +372,10 @@ pub(super) async fn steps(
         .unwrap_or_default();
     let history = lg.history(thread, 10).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot read a thread's history");
-        ApiErr::with_status(axum::http::StatusCode::BAD_GATEWAY, "the agent's server did not answer")
+        ApiErr::with_status(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "the agent's server did not answer",
+        )
     })?;
     Ok(Json(json!({"steps": langgraph::steps_of(&history)})))
 }
@@ -400,7 +405,10 @@ pub(super) async fn langgraph_webhook(
             ApiErr::bad_request(e)
         } else {
             tracing::warn!(error = %e, "webhook: cannot sync the thread");
-            ApiErr::with_status(axum::http::StatusCode::BAD_GATEWAY, "the agent's server did not answer")
+            ApiErr::with_status(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "the agent's server did not answer",
+            )
         }
     })?;
     Ok(Json(json!({"ok": true})))

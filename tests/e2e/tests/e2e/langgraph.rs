@@ -72,7 +72,13 @@ async fn approval(gw: &Gateway, token: &str, id: &str) -> Option<Value> {
         .map(|e| e["data"].clone())
 }
 
-async fn wait_approval(gw: &Gateway, token: &str, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+async fn wait_approval(
+    gw: &Gateway,
+    token: &str,
+    id: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     wait_for_some(what, WAIT, || async {
         approval(gw, token, id).await.filter(|a| ok(a))
     })
@@ -136,25 +142,50 @@ async fn an_interrupt_reaches_pulsectl_by_webhook_and_approve_resumes_the_thread
     assert_eq!(a["thread_id"], thread);
     assert_eq!(a["graph"], "approval");
     assert_eq!(a["action"], "send_email");
-    assert_eq!(a["args"], json!({"to": "team@example.com", "subject": "Release notes"}));
+    assert_eq!(
+        a["args"],
+        json!({"to": "team@example.com", "subject": "Release notes"})
+    );
     assert_eq!(a["description"], "Send the release notes to the team?");
-    assert_eq!(a["allowed"], json!(["approve", "reject", "edit", "respond"]));
+    assert_eq!(
+        a["allowed"],
+        json!(["approve", "reject", "edit", "respond"])
+    );
 
     let out = pulsectl(&["approve", &id, "--server", &gw.url(), "--token", &view]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // `interrupt([request])[0]`: the graph got the HumanResponse out of a list of one.
-    assert_eq!(answer_of(&lg, &thread).await, json!({"type": "accept", "args": null}));
-    let a = wait_approval(&gw, &view, &id, "the resume recorded", |a| a["resume"]["state"] == "sent").await;
+    assert_eq!(
+        answer_of(&lg, &thread).await,
+        json!({"type": "accept", "args": null})
+    );
+    let a = wait_approval(&gw, &view, &id, "the resume recorded", |a| {
+        a["resume"]["state"] == "sent"
+    })
+    .await;
     assert_eq!(a["status"], "approved");
     assert_eq!(a["decided_by"], "viewer-1");
     assert_eq!(pulse_runs(&lg, &thread, &id).await, 1);
     wait_for("pulsectl to print the decision", WAIT, || {
-        watch.stdout.snapshot().iter().any(|l| l.contains(&id) && l.contains("approved"))
+        watch
+            .stdout
+            .snapshot()
+            .iter()
+            .any(|l| l.contains(&id) && l.contains("approved"))
     });
 
     // A second answer is a conflict, and nothing more is sent.
     let out = pulsectl(&["reject", &id, "--server", &gw.url(), "--token", &view]);
-    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(pulse_runs(&lg, &thread, &id).await, 1);
 }
 
@@ -170,9 +201,21 @@ async fn edit_respond_and_reject_resume_with_their_values() {
     // Edit on a bare human interrupt: `{type: edit, args: {action, args}}`.
     let (t1, a1) = ask(&lg, "approval", json!({"shape": "dict"}), Some(&hook)).await;
     wait_approval(&gw, &view, &a1, "approval 1", pending).await;
-    let (s, body) = post(&gw, &view, &format!("/v1/approvals/{a1}/edit"), json!({"args": [1]})).await;
+    let (s, body) = post(
+        &gw,
+        &view,
+        &format!("/v1/approvals/{a1}/edit"),
+        json!({"args": [1]}),
+    )
+    .await;
     assert_eq!(s, 400, "edited args must be an object: {body}");
-    let (s, body) = post(&gw, &view, &format!("/v1/approvals/{a1}/edit"), json!({"args": {"to": "ops@example.com"}})).await;
+    let (s, body) = post(
+        &gw,
+        &view,
+        &format!("/v1/approvals/{a1}/edit"),
+        json!({"args": {"to": "ops@example.com"}}),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(
         answer_of(&lg, &t1).await,
@@ -182,39 +225,92 @@ async fn edit_respond_and_reject_resume_with_their_values() {
     // Respond on a listed one: `{type: response, args: TEXT}`.
     let (t2, a2) = ask(&lg, "approval", json!({}), Some(&hook)).await;
     wait_approval(&gw, &view, &a2, "approval 2", pending).await;
-    let (s, _) = post(&gw, &view, &format!("/v1/approvals/{a2}/respond"), json!({"text": "  "})).await;
+    let (s, _) = post(
+        &gw,
+        &view,
+        &format!("/v1/approvals/{a2}/respond"),
+        json!({"text": "  "}),
+    )
+    .await;
     assert_eq!(s, 400, "an empty text is refused");
-    let (s, body) = post(&gw, &view, &format!("/v1/approvals/{a2}/respond"), json!({"text": "Wait for QA"})).await;
+    let (s, body) = post(
+        &gw,
+        &view,
+        &format!("/v1/approvals/{a2}/respond"),
+        json!({"text": "Wait for QA"}),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!(answer_of(&lg, &t2).await, json!({"type": "response", "args": "Wait for QA"}));
+    assert_eq!(
+        answer_of(&lg, &t2).await,
+        json!({"type": "response", "args": "Wait for QA"})
+    );
     let a = wait_approval(&gw, &view, &a2, "responded", |a| a["status"] == "responded").await;
     assert_eq!(a["answer"]["kind"], "respond");
 
     // An answer the interrupt does not allow is refused and nothing is sent.
-    let (t3, a3) = ask(&lg, "approval", json!({"allow": {"allow_edit": false}}), Some(&hook)).await;
+    let (t3, a3) = ask(
+        &lg,
+        "approval",
+        json!({"allow": {"allow_edit": false}}),
+        Some(&hook),
+    )
+    .await;
     wait_approval(&gw, &view, &a3, "approval 3", pending).await;
-    let (s, body) = post(&gw, &view, &format!("/v1/approvals/{a3}/edit"), json!({"args": {}})).await;
+    let (s, body) = post(
+        &gw,
+        &view,
+        &format!("/v1/approvals/{a3}/edit"),
+        json!({"args": {}}),
+    )
+    .await;
     assert_eq!(s, 409, "{body}");
-    assert_eq!(approval(&gw, &view, &a3).await.unwrap()["status"], "pending");
+    assert_eq!(
+        approval(&gw, &view, &a3).await.unwrap()["status"],
+        "pending"
+    );
     assert_eq!(pulse_runs(&lg, &t3, &a3).await, 0);
     // Reject: `ignore`.
     let out = pulsectl(&["reject", &a3, "--server", &gw.url(), "--token", &view]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(answer_of(&lg, &t3).await, json!({"type": "ignore", "args": null}));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        answer_of(&lg, &t3).await,
+        json!({"type": "ignore", "args": null})
+    );
 
     // A plain value: shown as is; approve resumes with `true`, respond with the text.
     let (t4, a4) = ask(&lg, "plain", json!({}), Some(&hook)).await;
     let a = wait_approval(&gw, &view, &a4, "approval 4", pending).await;
     assert_eq!(a["title"], "Deploy build 42 to production?");
     assert_eq!(a["value"], "Deploy build 42 to production?");
-    let (s, _) = post(&gw, &view, &format!("/v1/approvals/{a4}/edit"), json!({"args": {}})).await;
+    let (s, _) = post(
+        &gw,
+        &view,
+        &format!("/v1/approvals/{a4}/edit"),
+        json!({"args": {}}),
+    )
+    .await;
     assert_eq!(s, 409, "a plain interrupt has nothing to edit");
     let out = pulsectl(&["approve", &a4, "--server", &gw.url(), "--token", &view]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(answer_of(&lg, &t4).await, json!(true));
     let (t5, a5) = ask(&lg, "plain", json!({}), Some(&hook)).await;
     wait_approval(&gw, &view, &a5, "approval 5", pending).await;
-    let (s, _) = post(&gw, &view, &format!("/v1/approvals/{a5}/respond"), json!({"text": "tomorrow"})).await;
+    let (s, _) = post(
+        &gw,
+        &view,
+        &format!("/v1/approvals/{a5}/respond"),
+        json!({"text": "tomorrow"}),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(answer_of(&lg, &t5).await, json!("tomorrow"));
 
@@ -228,7 +324,11 @@ async fn edit_respond_and_reject_resume_with_their_values() {
     assert_eq!(r.status(), 200);
     let steps: Value = r.json().await.unwrap();
     let newest = &steps["steps"][0];
-    assert_eq!(newest["values"]["steps"].as_array().map(Vec::len), Some(4), "{steps}");
+    assert_eq!(
+        newest["values"]["steps"].as_array().map(Vec::len),
+        Some(4),
+        "{steps}"
+    );
     assert!(steps["steps"].as_array().unwrap().len() >= 3, "{steps}");
 }
 
@@ -240,7 +340,14 @@ async fn a_lost_webhook_is_caught_by_the_reconcile_and_bad_webhooks_are_refused(
     let view = viewer("acme");
     // No webhook at all: as if LangGraph's call had been lost.
     let (thread, id) = ask(&lg, "approval", json!({}), None).await;
-    let a = wait_approval(&gw, &view, &id, "the reconcile to find the interrupt", |a| a["status"] == "pending").await;
+    let a = wait_approval(
+        &gw,
+        &view,
+        &id,
+        "the reconcile to find the interrupt",
+        |a| a["status"] == "pending",
+    )
+    .await;
     assert_eq!(a["thread_id"], thread);
 
     let http = reqwest::Client::new();
@@ -285,7 +392,12 @@ async fn a_lost_webhook_is_caught_by_the_reconcile_and_bad_webhooks_are_refused(
         .json::<Value>()
         .await
         .unwrap();
-    let n = snap["entities"].as_array().unwrap().iter().filter(|e| e["kind"] == "approval").count();
+    let n = snap["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "approval")
+        .count();
     assert_eq!(n, 1);
     // The secret is never logged.
     assert!(!gw.stderr.contains(WEBHOOK_SECRET));
@@ -312,30 +424,35 @@ impl ResumeTrap {
         let seen = Arc::new(AtomicU64::new(0));
         let s = seen.clone();
         let client = reqwest::Client::new();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (s, client, upstream) = (s.clone(), client.clone(), upstream.clone());
-            async move {
-                let resume = method == Method::POST
-                    && uri.path().ends_with("/runs")
-                    && serde_json::from_slice::<Value>(&body).is_ok_and(|v| v.get("command").is_some());
-                if resume && matches!(mode, Trap::Swallow) {
-                    s.fetch_add(1, Ordering::SeqCst);
-                    std::future::pending::<()>().await;
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (s, client, upstream) = (s.clone(), client.clone(), upstream.clone());
+                async move {
+                    let resume = method == Method::POST
+                        && uri.path().ends_with("/runs")
+                        && serde_json::from_slice::<Value>(&body)
+                            .is_ok_and(|v| v.get("command").is_some());
+                    if resume && matches!(mode, Trap::Swallow) {
+                        s.fetch_add(1, Ordering::SeqCst);
+                        std::future::pending::<()>().await;
+                    }
+                    let mut req = client
+                        .request(method, format!("{upstream}{uri}"))
+                        .body(body);
+                    if let Some(ct) = headers.get("content-type") {
+                        req = req.header("content-type", ct);
+                    }
+                    let resp = req.send().await.expect("upstream");
+                    let status = resp.status();
+                    let bytes = resp.bytes().await.unwrap_or_default();
+                    if resume {
+                        s.fetch_add(1, Ordering::SeqCst);
+                        std::future::pending::<()>().await;
+                    }
+                    (status, [("content-type", "application/json")], bytes)
                 }
-                let mut req = client.request(method, format!("{upstream}{uri}")).body(body);
-                if let Some(ct) = headers.get("content-type") {
-                    req = req.header("content-type", ct);
-                }
-                let resp = req.send().await.expect("upstream");
-                let status = resp.status();
-                let bytes = resp.bytes().await.unwrap_or_default();
-                if resume {
-                    s.fetch_add(1, Ordering::SeqCst);
-                    std::future::pending::<()>().await;
-                }
-                (status, [("content-type", "application/json")], bytes)
-            }
-        });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -360,19 +477,40 @@ async fn a_gateway_killed_between_answer_and_resume_neither_loses_nor_repeats_it
         let view = viewer("acme");
         let hook = format!("{}{WEBHOOK}", gw.url());
         let (thread, id) = ask(&lg, "approval", json!({}), Some(&hook)).await;
-        wait_approval(&gw, &view, &id, "the approval", |a| a["status"] == "pending").await;
+        wait_approval(&gw, &view, &id, "the approval", |a| {
+            a["status"] == "pending"
+        })
+        .await;
 
-        let (s, body) = post(&gw, &view, &format!("/v1/approvals/{id}/approve"), json!({})).await;
+        let (s, body) = post(
+            &gw,
+            &view,
+            &format!("/v1/approvals/{id}/approve"),
+            json!({}),
+        )
+        .await;
         assert_eq!(s, 200, "the answer is stored at once: {body}");
-        wait_for("the resume to reach the trap", WAIT, || trap.seen.load(Ordering::SeqCst) >= 1);
+        wait_for("the resume to reach the trap", WAIT, || {
+            trap.seen.load(Ordering::SeqCst) >= 1
+        });
         gw.kill();
 
         // Started again on the same store, straight at LangGraph.
         let gw = gateway(&store, &lg.base(), dir.path(), "1h");
-        assert_eq!(answer_of(&lg, &thread).await, json!({"type": "accept", "args": null}));
-        let a = wait_approval(&gw, &view, &id, "the resume recorded", |a| a["resume"]["state"] == "sent").await;
+        assert_eq!(
+            answer_of(&lg, &thread).await,
+            json!({"type": "accept", "args": null})
+        );
+        let a = wait_approval(&gw, &view, &id, "the resume recorded", |a| {
+            a["resume"]["state"] == "sent"
+        })
+        .await;
         assert_eq!(a["decided_by"], "viewer-1", "the answer survived the kill");
-        assert_eq!(pulse_runs(&lg, &thread, &id).await, 1, "resumed exactly once");
+        assert_eq!(
+            pulse_runs(&lg, &thread, &id).await,
+            1,
+            "resumed exactly once"
+        );
     }
 }
 
@@ -386,15 +524,30 @@ async fn an_interrupt_resumed_behind_pulses_back_is_decided_elsewhere() {
     let watch = Pulsectl::watch(&gw.url(), &["--token", &view], &cache, &[]);
     let hook = format!("{}{WEBHOOK}", gw.url());
     let (thread, id) = ask(&lg, "approval", json!({}), Some(&hook)).await;
-    wait_approval(&gw, &view, &id, "the approval", |a| a["status"] == "pending").await;
+    wait_approval(&gw, &view, &id, "the approval", |a| {
+        a["status"] == "pending"
+    })
+    .await;
     let iid = id.rsplit(':').next().unwrap();
     // As Studio would: resumed straight on LangGraph, its run ending with our webhook.
     let body = json!({"assistant_id": "approval", "command": {"resume": {iid: [{"type": "accept", "args": null}]}}, "webhook": hook});
-    lg.call(reqwest::Method::POST, &format!("/threads/{thread}/runs"), Some(body)).await;
+    lg.call(
+        reqwest::Method::POST,
+        &format!("/threads/{thread}/runs"),
+        Some(body),
+    )
+    .await;
     answer_of(&lg, &thread).await;
-    wait_approval(&gw, &view, &id, "decided elsewhere", |a| a["status"] == "decided_elsewhere").await;
+    wait_approval(&gw, &view, &id, "decided elsewhere", |a| {
+        a["status"] == "decided_elsewhere"
+    })
+    .await;
     wait_for("pulsectl to see it decided elsewhere", WAIT, || {
-        watch.stdout.snapshot().iter().any(|l| l.contains(&id) && l.contains("decided_elsewhere"))
+        watch
+            .stdout
+            .snapshot()
+            .iter()
+            .any(|l| l.contains(&id) && l.contains("decided_elsewhere"))
     });
     let out = pulsectl(&["approve", &id, "--server", &gw.url(), "--token", &view]);
     assert_eq!(out.status.code(), Some(6), "no longer pending");
