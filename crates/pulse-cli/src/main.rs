@@ -5,7 +5,8 @@
 //!   with several `--server`s (the nodes of a cluster) it moves to the next one
 //!   when the current one is down, resuming from the cache's cursor;
 //! - `status`: read the cache with no network;
-//! - `approve` / `reject`: decide an approval; `move`: move a ticket to another
+//! - `approve` / `reject`: decide an approval; `edit` (with `--args JSON`) /
+//!   `respond` (with `--text`): answer one that allows it (a LangGraph interrupt); `move`: move a ticket to another
 //!   state; `terminate`: terminate an agent. On a Pulse gateway, or on a profile
 //!   server (`--profile`) whose profile declares the action (`[actions.*]`); with
 //!   `--cache`, an action the server could not be reached for is queued there and
@@ -60,6 +61,11 @@ enum Command {
     Approve(DecideArgs),
     /// Reject an approval.
     Reject(DecideArgs),
+    /// Answer an approval by accepting it with other arguments (a JSON object),
+    /// where the approval allows it (a LangGraph interrupt's `edit`).
+    Edit(EditArgs),
+    /// Answer an approval in words (a LangGraph interrupt's `respond`).
+    Respond(RespondArgs),
     /// Move a ticket to another state (a board column).
     Move(MoveArgs),
     /// Terminate an agent.
@@ -191,6 +197,52 @@ struct DecideArgs {
 }
 
 #[derive(Args)]
+struct EditArgs {
+    /// Approval id.
+    id: String,
+    /// The arguments to act with instead: a JSON object (`-` reads it from stdin).
+    #[arg(long)]
+    args: String,
+    #[command(flatten)]
+    act: ActArgs,
+}
+
+#[derive(Args)]
+struct RespondArgs {
+    /// Approval id.
+    id: String,
+    /// The answer.
+    #[arg(long)]
+    text: String,
+    #[command(flatten)]
+    act: ActArgs,
+}
+
+/// `--args` of `edit`: a JSON object, checked before anything is sent.
+fn edited_args(text: &str) -> Result<serde_json::Value, Failure> {
+    let text = if text == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+            Failure::new(exit::USAGE, format!("cannot read --args from stdin: {e}"))
+        })?;
+        s
+    } else {
+        text.to_owned()
+    };
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(Failure::new(
+            exit::USAGE,
+            "--args must be a JSON object".into(),
+        )),
+        Err(e) => Err(Failure::new(
+            exit::USAGE,
+            format!("--args is not JSON: {e}"),
+        )),
+    }
+}
+
+#[derive(Args)]
 struct MoveArgs {
     /// Ticket id.
     ticket: String,
@@ -268,6 +320,23 @@ fn main() -> ExitCode {
                 let action = Action::Reject {
                     id: a.id,
                     reason: a.reason,
+                };
+                act(a.act, action).await
+            }
+            Command::Edit(a) => {
+                let action = Action::Edit {
+                    id: a.id,
+                    args: edited_args(&a.args)?,
+                };
+                act(a.act, action).await
+            }
+            Command::Respond(a) => {
+                if a.text.trim().is_empty() {
+                    return Err(Failure::new(exit::USAGE, "--text must not be empty".into()));
+                }
+                let action = Action::Respond {
+                    id: a.id,
+                    text: a.text,
                 };
                 act(a.act, action).await
             }
@@ -618,6 +687,8 @@ fn wording(action: &Action) -> (String, String) {
     match action {
         Action::Approve { id, .. } => (format!("approval {id}"), "approved".into()),
         Action::Reject { id, .. } => (format!("approval {id}"), "rejected".into()),
+        Action::Edit { id, .. } => (format!("approval {id}"), "approved with edits".into()),
+        Action::Respond { id, .. } => (format!("approval {id}"), "answered".into()),
         Action::MoveTicket { id, state } => (format!("ticket {id}"), format!("moved to {state}")),
         Action::TerminateAgent { id, .. } => (format!("agent {id}"), "terminated".into()),
     }

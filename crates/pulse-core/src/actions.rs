@@ -1,4 +1,4 @@
-//! Sending user actions (approve, reject, move, terminate) to a server over REST,
+//! Sending user actions (approve, reject, edit, respond, move, terminate) to a server over REST,
 //! with a running session or without one.
 //!
 //! - [`ActionSet`] is which actions a server takes: every one on a Pulse gateway,
@@ -41,6 +41,10 @@ pub enum ActionKind {
     Approve,
     /// [`Action::Reject`].
     Reject,
+    /// [`Action::Edit`].
+    Edit,
+    /// [`Action::Respond`].
+    Respond,
     /// [`Action::MoveTicket`].
     MoveTicket,
     /// [`Action::TerminateAgent`].
@@ -49,9 +53,11 @@ pub enum ActionKind {
 
 impl ActionKind {
     /// Every kind, in this order.
-    pub const ALL: [ActionKind; 4] = [
+    pub const ALL: [ActionKind; 6] = [
         ActionKind::Approve,
         ActionKind::Reject,
+        ActionKind::Edit,
+        ActionKind::Respond,
         ActionKind::MoveTicket,
         ActionKind::TerminateAgent,
     ];
@@ -61,6 +67,8 @@ impl ActionKind {
         match self {
             ActionKind::Approve => "approve",
             ActionKind::Reject => "reject",
+            ActionKind::Edit => "edit",
+            ActionKind::Respond => "respond",
             ActionKind::MoveTicket => "move_ticket",
             ActionKind::TerminateAgent => "terminate_agent",
         }
@@ -74,7 +82,9 @@ impl ActionKind {
     /// The kind of entity it acts on.
     pub fn target(self) -> EntityKind {
         match self {
-            ActionKind::Approve | ActionKind::Reject => EntityKind::Approval,
+            ActionKind::Approve | ActionKind::Reject | ActionKind::Edit | ActionKind::Respond => {
+                EntityKind::Approval
+            }
             ActionKind::MoveTicket => EntityKind::Ticket,
             ActionKind::TerminateAgent => EntityKind::Agent,
         }
@@ -84,6 +94,8 @@ impl ActionKind {
     pub fn variables(self) -> &'static [&'static str] {
         match self {
             ActionKind::MoveTicket => &["state"],
+            ActionKind::Edit => &["args"],
+            ActionKind::Respond => &["text"],
             _ => &["reason"],
         }
     }
@@ -101,6 +113,8 @@ impl Action {
         match self {
             Action::Approve { .. } => ActionKind::Approve,
             Action::Reject { .. } => ActionKind::Reject,
+            Action::Edit { .. } => ActionKind::Edit,
+            Action::Respond { .. } => ActionKind::Respond,
             Action::MoveTicket { .. } => ActionKind::MoveTicket,
             Action::TerminateAgent { .. } => ActionKind::TerminateAgent,
         }
@@ -111,16 +125,21 @@ impl Action {
         match self {
             Action::Approve { id, .. }
             | Action::Reject { id, .. }
+            | Action::Edit { id, .. }
+            | Action::Respond { id, .. }
             | Action::MoveTicket { id, .. }
             | Action::TerminateAgent { id, .. } => id,
         }
     }
 
-    /// Its template variables: `id`, and `state` (move) or `reason` (when given).
+    /// Its template variables: `id`, and `state` (move), `args` (edit: the JSON
+    /// text), `text` (respond) or `reason` (when given).
     pub fn variables(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![("id", self.id().to_owned())];
         match self {
             Action::MoveTicket { state, .. } => out.push(("state", state.clone())),
+            Action::Edit { args, .. } => out.push(("args", args.to_string())),
+            Action::Respond { text, .. } => out.push(("text", text.clone())),
             Action::Approve { reason, .. }
             | Action::Reject { reason, .. }
             | Action::TerminateAgent { reason, .. } => {
@@ -142,6 +161,10 @@ pub struct ActionSet {
     pub approve: bool,
     /// Reject an approval.
     pub reject: bool,
+    /// Answer an approval with edited arguments.
+    pub edit: bool,
+    /// Answer an approval in words.
+    pub respond: bool,
     /// Move a ticket (the board's drag).
     pub move_ticket: bool,
     /// Terminate an agent.
@@ -153,6 +176,8 @@ impl ActionSet {
     pub const ALL: ActionSet = ActionSet {
         approve: true,
         reject: true,
+        edit: true,
+        respond: true,
         move_ticket: true,
         terminate_agent: true,
     };
@@ -161,6 +186,8 @@ impl ActionSet {
     pub const NONE: ActionSet = ActionSet {
         approve: false,
         reject: false,
+        edit: false,
+        respond: false,
         move_ticket: false,
         terminate_agent: false,
     };
@@ -178,6 +205,8 @@ impl ActionSet {
         match kind {
             ActionKind::Approve => &mut self.approve,
             ActionKind::Reject => &mut self.reject,
+            ActionKind::Edit => &mut self.edit,
+            ActionKind::Respond => &mut self.respond,
             ActionKind::MoveTicket => &mut self.move_ticket,
             ActionKind::TerminateAgent => &mut self.terminate_agent,
         }
@@ -188,6 +217,8 @@ impl ActionSet {
         match kind {
             ActionKind::Approve => self.approve,
             ActionKind::Reject => self.reject,
+            ActionKind::Edit => self.edit,
+            ActionKind::Respond => self.respond,
             ActionKind::MoveTicket => self.move_ticket,
             ActionKind::TerminateAgent => self.terminate_agent,
         }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use pulse_protocol::domain::Entity;
 use pulse_protocol::rest::{
-    ApiError, DecisionRequest, EventsPage, IngestBody, IngestResponse, LoginRequest, MoveRequest,
-    MutationResponse, RefreshRequest, Snapshot, TerminateRequest, TokenResponse,
+    ApiError, DecisionRequest, EditRequest, EventsPage, IngestBody, IngestResponse, LoginRequest,
+    MoveRequest, MutationResponse, RefreshRequest, RespondRequest, Snapshot, TerminateRequest,
+    TokenResponse,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -272,6 +273,26 @@ impl RestClient {
                 self.call(
                     Method::POST,
                     &format!("/v1/approvals/{}/reject", seg(id)),
+                    Some(token),
+                    Some(&body),
+                )
+                .await?
+            }
+            Action::Edit { id, args } => {
+                let body = EditRequest { args: args.clone() };
+                self.call(
+                    Method::POST,
+                    &format!("/v1/approvals/{}/edit", seg(id)),
+                    Some(token),
+                    Some(&body),
+                )
+                .await?
+            }
+            Action::Respond { id, text } => {
+                let body = RespondRequest { text: text.clone() };
+                self.call(
+                    Method::POST,
+                    &format!("/v1/approvals/{}/respond", seg(id)),
                     Some(token),
                     Some(&body),
                 )

@@ -59,7 +59,10 @@ impl Dialect for NativeDialect {
             Action::TerminateAgent { .. } => {
                 o.insert("status".into(), "terminating".into());
             }
-            Action::Approve { .. } | Action::Reject { .. } => {}
+            Action::Approve { .. }
+            | Action::Reject { .. }
+            | Action::Edit { .. }
+            | Action::Respond { .. } => {}
         }
         o
     }

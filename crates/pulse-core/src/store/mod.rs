@@ -71,6 +71,21 @@ pub enum Action {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// Answer an approval by accepting it with other arguments (a LangGraph
+    /// interrupt that allows `edit`).
+    Edit {
+        /// Approval id.
+        id: String,
+        /// The arguments to act with instead (a JSON object).
+        args: serde_json::Value,
+    },
+    /// Answer an approval in words (a LangGraph interrupt that allows `respond`).
+    Respond {
+        /// Approval id.
+        id: String,
+        /// The answer.
+        text: String,
+    },
     /// Move a ticket to another state/column.
     MoveTicket {
         /// Ticket id.

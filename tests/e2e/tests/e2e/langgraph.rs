@@ -209,14 +209,40 @@ async fn edit_respond_and_reject_resume_with_their_values() {
     )
     .await;
     assert_eq!(s, 400, "edited args must be an object: {body}");
-    let (s, body) = post(
-        &gw,
+    for garbage in ["[1]", "{", "\"to\""] {
+        let out = pulsectl(&[
+            "edit",
+            &a1,
+            "--args",
+            garbage,
+            "--server",
+            &gw.url(),
+            "--token",
+            &view,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "--args {garbage}");
+    }
+    assert_eq!(
+        pulse_runs(&lg, &t1, &a1).await,
+        0,
+        "nothing sent for garbage"
+    );
+    let edited = r#"{"to": "ops@example.com"}"#;
+    let out = pulsectl(&[
+        "edit",
+        &a1,
+        "--args",
+        edited,
+        "--server",
+        &gw.url(),
+        "--token",
         &view,
-        &format!("/v1/approvals/{a1}/edit"),
-        json!({"args": {"to": "ops@example.com"}}),
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         answer_of(&lg, &t1).await,
         json!({"type": "edit", "args": {"action": "send_email", "args": {"to": "ops@example.com"}}})
@@ -233,14 +259,21 @@ async fn edit_respond_and_reject_resume_with_their_values() {
     )
     .await;
     assert_eq!(s, 400, "an empty text is refused");
-    let (s, body) = post(
-        &gw,
+    let out = pulsectl(&[
+        "respond",
+        &a2,
+        "--text",
+        "Wait for QA",
+        "--server",
+        &gw.url(),
+        "--token",
         &view,
-        &format!("/v1/approvals/{a2}/respond"),
-        json!({"text": "Wait for QA"}),
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         answer_of(&lg, &t2).await,
         json!({"type": "response", "args": "Wait for QA"})
@@ -304,15 +337,24 @@ async fn edit_respond_and_reject_resume_with_their_values() {
     assert_eq!(answer_of(&lg, &t4).await, json!(true));
     let (t5, a5) = ask(&lg, "plain", json!({}), Some(&hook)).await;
     wait_approval(&gw, &view, &a5, "approval 5", pending).await;
-    let (s, _) = post(
-        &gw,
-        &view,
-        &format!("/v1/approvals/{a5}/respond"),
-        json!({"text": "tomorrow"}),
-    )
-    .await;
-    assert_eq!(s, 200);
+    // Offline: the answer waits in the outbox, and the next `watch` sends it.
+    let dir2 = tempfile::tempdir().unwrap();
+    let cache = dir2.path().join("cache.db");
+    let dead = "http://127.0.0.1:9";
+    let cache_arg = cache.to_str().unwrap();
+    let out = pulsectl(&[
+        "respond", &a5, "--text", "tomorrow", "--server", dead, "--token", &view, "--cache",
+        cache_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "queued: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pulse_runs(&lg, &t5, &a5).await, 0);
+    let watch = Pulsectl::watch(&gw.url(), &["--token", &view], &cache, &[]);
     assert_eq!(answer_of(&lg, &t5).await, json!("tomorrow"));
+    drop(watch);
 
     // The thread's recent steps, from its history, for the approval's detail.
     let r = reqwest::Client::new()
