@@ -42,7 +42,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::policy::{show_all, Notification, Notifier, Policy, PolicyConfig};
+use crate::policy::{close_all, show_all, Notification, Notifier, Policy, PolicyConfig};
 use crate::session::{ActionOutcome, SessionError, SessionHandle, SessionStatus};
 use crate::store::{Action, OutboxEntry, Store, StoreError, StoreSummary};
 
@@ -452,6 +452,15 @@ impl App {
         *self.counts.lock().expect("counts lock")
     }
 
+    /// Since when the longest-waiting pending approval waits, ms since the Unix
+    /// epoch (the tray shows its age); `None` when none waits.
+    pub fn oldest_waiting_since(&self) -> Option<i64> {
+        self.policy
+            .lock()
+            .expect("policy lock")
+            .oldest_waiting_since()
+    }
+
     /// The whole cache, for a (re)load.
     pub fn cache_view(&self) -> Result<CacheView, StoreError> {
         self.session.store().read(cache_view)
@@ -480,6 +489,7 @@ impl PumpTask {
         let mut status = self.session.status();
         let mut frame_at: Option<Instant> = None;
         let mut flush_digest_at: Option<Instant> = None;
+        let mut remind_at: Option<Instant> = None;
         let mut last_status = status.borrow().clone();
         let mut last_status_sent = Instant::now();
         let mut status_pending = false;
@@ -503,11 +513,13 @@ impl PumpTask {
                         Err(broadcast::error::RecvError::Closed) => break,
                     };
                     self.show(&notes, now);
+                    self.withdraw();
                     self.send_all(out);
                     if self.pump.has_pending() && frame_at.is_none() {
                         frame_at = Some(Instant::now() + self.options.frame);
                     }
                     flush_digest_at = self.next_digest(now);
+                    remind_at = self.next_reminder(now);
                 }
                 changed = status.changed() => {
                     if changed.is_err() {
@@ -545,6 +557,12 @@ impl PumpTask {
                     }
                     flush_digest_at = self.next_digest(now);
                 }
+                _ = sleep_until_opt(remind_at) => {
+                    let now = crate::now_ms();
+                    let due = self.pump.policy.lock().expect("policy lock").reminders(now);
+                    self.show(&due, now);
+                    remind_at = self.next_reminder(now);
+                }
             }
         }
         debug!("app pump stopped");
@@ -559,6 +577,28 @@ impl PumpTask {
             .next_flush_at(now_ms)?;
         let wait = u64::try_from(at - now_ms).unwrap_or(0).max(50);
         Some(Instant::now() + Duration::from_millis(wait))
+    }
+
+    fn next_reminder(&self, now_ms: i64) -> Option<Instant> {
+        let at = self
+            .pump
+            .policy
+            .lock()
+            .expect("policy lock")
+            .next_reminder_at(now_ms)?;
+        let wait = u64::try_from(at - now_ms).unwrap_or(0).max(50);
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+
+    /// Close the notifications of approvals no longer pending.
+    fn withdraw(&self) {
+        let keys = self
+            .pump
+            .policy
+            .lock()
+            .expect("policy lock")
+            .take_withdrawals();
+        close_all(self.notifier.as_ref(), &keys);
     }
 
     fn show(&self, notes: &[Notification], now_ms: i64) {

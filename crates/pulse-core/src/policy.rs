@@ -22,12 +22,21 @@
 //! - at most [`PolicyConfig::max_per_minute`] notifications (digests included) are
 //!   shown in any 60 s window; the surplus is folded into a pending digest, shown by
 //!   a later [`Policy::evaluate`] or [`Policy::flush`] once the window allows
-//!   ([`Policy::next_flush_at`] says when).
+//!   ([`Policy::next_flush_at`] says when);
+//! - a notification follows its approval's life: once an approval that raised one
+//!   is no longer pending (decided here or elsewhere, withdrawn, expired, deleted),
+//!   its dedup key is handed out once by [`Policy::take_withdrawals`] and the shell
+//!   closes the OS notification ([`Notifier::close`]), whatever the source;
+//! - with [`PolicyConfig::remind_after_min`] set, an approval pending that long
+//!   raises one reminder ([`Policy::reminders`], due at
+//!   [`Policy::next_reminder_at`]); during do-not-disturb reminders wait (they are
+//!   not escalations) and come once it ends.
 
 use std::collections::{HashMap, VecDeque};
 
 use pulse_protocol::domain::{
-    is_escalated, is_failed_agent, is_pending_approval, status_of, Change, EntityKind, Object,
+    approval_waiting_since, is_escalated, is_failed_agent, is_pending_approval, status_of, Change,
+    EntityKind, Object,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,6 +71,9 @@ pub struct PolicyConfig {
     pub dedup_ttl_ms: u64,
     /// How many dedup keys are remembered at most (default 10,000).
     pub dedup_capacity: usize,
+    /// Remind once about an approval nobody answered for this many minutes
+    /// (0 = never, the default).
+    pub remind_after_min: u32,
 }
 
 impl Default for PolicyConfig {
@@ -77,6 +89,7 @@ impl Default for PolicyConfig {
             max_per_minute: 6,
             dedup_ttl_ms: 24 * 60 * 60 * 1000,
             dedup_capacity: 10_000,
+            remind_after_min: 0,
         }
     }
 }
@@ -221,6 +234,30 @@ pub struct BatchContext {
 pub trait Notifier {
     /// Show `n`; the error is for a log line.
     fn show(&self, n: &Notification) -> Result<(), String>;
+
+    /// Close the notification shown with `dedup_key`, if it still stands (its
+    /// approval was decided, withdrawn or expired). Nothing by default.
+    fn close(&self, dedup_key: &str) -> Result<(), String> {
+        let _ = dedup_key;
+        Ok(())
+    }
+}
+
+/// Close every notification of `keys`, logging failures.
+pub fn close_all(notifier: &dyn Notifier, keys: &[String]) {
+    for key in keys {
+        if let Err(error) = notifier.close(key) {
+            tracing::warn!(%key, %error, "notification could not be closed");
+        }
+    }
+}
+
+/// A pending approval the policy follows: since when it waits, and what it raised.
+#[derive(Debug, Clone)]
+struct Waiting {
+    since: i64,
+    shown: Option<Notification>,
+    reminded: bool,
 }
 
 /// Show every notification of `list`, logging failures; returns how many were shown.
@@ -281,6 +318,8 @@ pub struct Policy {
     pending: Tally,
     pending_away: bool,
     suppressed: Tally,
+    waiting: HashMap<String, Waiting>,
+    withdrawals: Vec<String>,
 }
 
 impl Policy {
@@ -354,8 +393,165 @@ impl Policy {
         })
     }
 
+    /// Dedup keys of notifications whose approval is no longer pending, each once
+    /// (the shell closes them).
+    pub fn take_withdrawals(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.withdrawals)
+    }
+
+    /// Follow the approvals of a batch: a pending one starts waiting (since its
+    /// [`approval_waiting_since`], else now); one no longer pending stops, and the
+    /// notification it raised is withdrawn.
+    fn follow(&mut self, batch: &[Committed<'_>], now: i64) {
+        for c in batch {
+            if c.change.kind() != EntityKind::Approval {
+                continue;
+            }
+            let id = c.change.id();
+            match c.entity {
+                Some(e) if is_pending_approval(e) => {
+                    self.waiting.entry(id.to_owned()).or_insert(Waiting {
+                        since: approval_waiting_since(e).unwrap_or(now),
+                        shown: None,
+                        reminded: false,
+                    });
+                }
+                _ => {
+                    if let Some(w) = self.waiting.remove(id) {
+                        if let Some(n) = w.shown {
+                            self.withdrawals.push(n.dedup_key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a snapshot replaced the cache: `pending` are the approvals now
+    /// pending (id, data). Those followed and no longer among them stop waiting
+    /// (their notifications are withdrawn); new ones start waiting.
+    pub fn resync_approvals<'a>(
+        &mut self,
+        pending: impl IntoIterator<Item = (&'a str, &'a Object)>,
+        now_ms: i64,
+    ) {
+        let mut keep = std::collections::HashSet::new();
+        for (id, data) in pending {
+            keep.insert(id.to_owned());
+            self.waiting.entry(id.to_owned()).or_insert(Waiting {
+                since: approval_waiting_since(data).unwrap_or(now_ms),
+                shown: None,
+                reminded: false,
+            });
+        }
+        let gone: Vec<String> = self
+            .waiting
+            .keys()
+            .filter(|id| !keep.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(Waiting { shown: Some(n), .. }) = self.waiting.remove(&id) {
+                self.withdrawals.push(n.dedup_key);
+            }
+        }
+    }
+
+    /// Since when the longest-waiting pending approval waits (for the tray).
+    pub fn oldest_waiting_since(&self) -> Option<i64> {
+        self.waiting.values().map(|w| w.since).min()
+    }
+
+    fn remind_after_ms(&self) -> Option<i64> {
+        (self.config.remind_after_min > 0).then(|| i64::from(self.config.remind_after_min) * 60_000)
+    }
+
+    /// When the next reminder is due (`None`: reminders off or none to come).
+    pub fn next_reminder_at(&self, now_ms: i64) -> Option<i64> {
+        let after = self.remind_after_ms()?;
+        let at = self
+            .waiting
+            .values()
+            .filter(|w| !w.reminded)
+            .map(|w| w.since + after)
+            .min()?;
+        Some(match self.config.dnd_until_ms {
+            Some(until) if now_ms < until => at.max(until),
+            _ => at,
+        })
+    }
+
+    /// The reminders due at `now_ms`: one per approval pending for
+    /// [`PolicyConfig::remind_after_min`] with no reminder yet, within the rate
+    /// limit (the rest come at a later call). None during do-not-disturb.
+    pub fn reminders(&mut self, now_ms: i64) -> Vec<Notification> {
+        let Some(after) = self.remind_after_ms() else {
+            return Vec::new();
+        };
+        if self.dnd_active(now_ms) {
+            return Vec::new();
+        }
+        self.forget_shown_before(now_ms - WINDOW_MS);
+        let mut due: Vec<(&String, &mut Waiting)> = self
+            .waiting
+            .iter_mut()
+            .filter(|(_, w)| !w.reminded && now_ms - w.since >= after)
+            .collect();
+        due.sort_by_key(|(id, w)| (w.since, (*id).clone()));
+        let room = self.config.max_per_minute.saturating_sub(
+            self.shown
+                .iter()
+                .filter(|&&t| now_ms - t < WINDOW_MS)
+                .count(),
+        );
+        let mut out = Vec::new();
+        for (id, w) in due.into_iter().take(room) {
+            w.reminded = true;
+            let minutes = (now_ms - w.since) / 60_000;
+            let body = w
+                .shown
+                .as_ref()
+                .map(|n| n.body.clone())
+                .unwrap_or_else(|| format!("Approval {id}"));
+            let n = Notification {
+                title: format!("Still waiting ({minutes} min)"),
+                body,
+                kind: NotificationKind::Approval,
+                target: Some(EntityRef {
+                    kind: EntityKind::Approval,
+                    id: id.clone(),
+                }),
+                dedup_key: format!("approval:{id}"),
+                actions: vec![
+                    NotificationAction::Approve,
+                    NotificationAction::Reject,
+                    NotificationAction::Open,
+                ],
+                urgency: Urgency::Normal,
+            };
+            w.shown = Some(n.clone());
+            out.push(n);
+        }
+        self.shown.extend(std::iter::repeat_n(now_ms, out.len()));
+        out
+    }
+
     /// Decide which of a committed batch's changes notify, and how.
     pub fn evaluate(&mut self, batch: &[Committed<'_>], ctx: &BatchContext) -> Vec<Notification> {
+        let now = ctx.now_ms;
+        self.follow(batch, now);
+        let out = self.decide(batch, ctx);
+        for n in &out {
+            if let (NotificationKind::Approval, Some(t)) = (n.kind, &n.target) {
+                if let Some(w) = self.waiting.get_mut(&t.id) {
+                    w.shown = Some(n.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn decide(&mut self, batch: &[Committed<'_>], ctx: &BatchContext) -> Vec<Notification> {
         let now = ctx.now_ms;
         self.forget_shown_before(now - WINDOW_MS);
         let dnd = self.dnd_active(now);
@@ -702,6 +898,104 @@ mod tests {
 
     fn kinds(list: &[Notification]) -> Vec<NotificationKind> {
         list.iter().map(|n| n.kind).collect()
+    }
+
+    fn decided(id: &str, status: &str) -> Item {
+        let patch = obj(json!({"status": status}));
+        let mut after = approval(id).1.unwrap();
+        after.extend(patch.clone());
+        Item(
+            Change::Patch {
+                kind: EntityKind::Approval,
+                id: id.into(),
+                data: patch,
+            },
+            Some(after),
+        )
+    }
+
+    #[test]
+    fn a_notification_is_withdrawn_once_its_approval_is_no_longer_pending() {
+        let mut p = Policy::default();
+        assert_eq!(
+            run(&mut p, &[approval("w1"), approval("w2")], T0, None).len(),
+            2
+        );
+        assert!(p.take_withdrawals().is_empty());
+        // Still pending: nothing withdrawn.
+        run(&mut p, &[decided("w1", "pending")], T0 + 1, None);
+        assert!(p.take_withdrawals().is_empty());
+        for status in ["approved", "decided_elsewhere"] {
+            run(&mut p, &[decided("w1", status)], T0 + 2, None);
+        }
+        assert_eq!(p.take_withdrawals(), vec!["approval:w1".to_owned()], "once");
+        let gone = Item(
+            Change::Delete {
+                kind: EntityKind::Approval,
+                id: "w2".into(),
+            },
+            None,
+        );
+        run(&mut p, &[gone], T0 + 3, None);
+        assert_eq!(p.take_withdrawals(), vec!["approval:w2".to_owned()]);
+        // Never shown (do-not-disturb): nothing to close.
+        p.set_dnd_until(Some(T0 + 1_000_000));
+        assert!(run(&mut p, &[approval("w3")], T0 + 4, None).is_empty());
+        run(&mut p, &[decided("w3", "expired")], T0 + 5, None);
+        assert!(p.take_withdrawals().is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_withdraws_what_it_no_longer_holds_pending() {
+        let mut p = Policy::default();
+        run(&mut p, &[approval("s1"), approval("s2")], T0, None);
+        let s2 = approval("s2").1.unwrap();
+        p.resync_approvals([("s2", &s2)], T0 + 1);
+        assert_eq!(p.take_withdrawals(), vec!["approval:s1".to_owned()]);
+        assert_eq!(p.oldest_waiting_since(), Some(T0));
+    }
+
+    #[test]
+    fn reminders_come_once_after_n_minutes_and_wait_out_do_not_disturb() {
+        let mut p = Policy::new(PolicyConfig {
+            remind_after_min: 10,
+            ..PolicyConfig::default()
+        });
+        let mut old = approval("r1");
+        if let (Change::Upsert { data, .. }, Some(after)) = (&mut old.0, &mut old.1) {
+            data.insert("requested_at".into(), json!(T0 - 5 * 60_000));
+            after.insert("requested_at".into(), json!(T0 - 5 * 60_000));
+        }
+        run(&mut p, &[old, approval("r2")], T0, None);
+        assert_eq!(
+            p.next_reminder_at(T0),
+            Some(T0 + 5 * 60_000),
+            "10 min after it was asked"
+        );
+        assert!(p.reminders(T0 + 5 * 60_000 - 1).is_empty());
+        let due = p.reminders(T0 + 5 * 60_000);
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            due[0].dedup_key, "approval:r1",
+            "replaces the first notification"
+        );
+        assert!(due[0].title.contains("10 min"), "{}", due[0].title);
+        assert!(p.reminders(T0 + 6 * 60_000).is_empty(), "once");
+        // Quiet hours: r2's reminder waits until they end.
+        p.set_dnd_until(Some(T0 + 20 * 60_000));
+        assert_eq!(p.next_reminder_at(T0 + 9 * 60_000), Some(T0 + 20 * 60_000));
+        assert!(p.reminders(T0 + 11 * 60_000).is_empty());
+        let due = p.reminders(T0 + 20 * 60_000);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].dedup_key, "approval:r2");
+        // Answered: no reminder due, and the reminder is withdrawn too.
+        run(&mut p, &[decided("r2", "approved")], T0 + 21 * 60_000, None);
+        assert_eq!(p.take_withdrawals(), vec!["approval:r2".to_owned()]);
+        // Off: never.
+        let mut off = Policy::default();
+        run(&mut off, &[approval("r3")], T0, None);
+        assert_eq!(off.next_reminder_at(T0), None);
+        assert!(off.reminders(T0 + 1_000_000_000).is_empty());
     }
 
     #[test]

@@ -153,6 +153,16 @@ impl Pump {
         if let Ok(c) = CountTracker::from_store(store) {
             self.counts = c;
         }
+        if let Ok(list) = store.list(pulse_protocol::domain::EntityKind::Approval) {
+            let pending = list
+                .iter()
+                .filter(|e| pulse_protocol::domain::is_pending_approval(&e.data))
+                .map(|e| (e.id.as_str(), &e.data));
+            self.policy
+                .lock()
+                .expect("policy lock")
+                .resync_approvals(pending, crate::now_ms());
+        }
         let mut out = vec![AppEvent::Reset];
         let counts = self.counts.counts();
         if counts != self.last_counts {

@@ -43,6 +43,18 @@ pub const APPROVAL_DECISIONS: &[&str] = &["approved", "rejected", "responded"];
 /// interrupt resumed from Studio or another client): no longer pending.
 pub const DECIDED_ELSEWHERE: &str = "decided_elsewhere";
 
+/// Fields an approval may say since when it waits, first found wins: ms since the
+/// Unix epoch (a number). `requested_at` is what the LangGraph source sets.
+pub const APPROVAL_SINCE_FIELDS: &[&str] = &["requested_at", "created_at"];
+
+/// Since when an approval waits (ms since the Unix epoch): the first of
+/// [`APPROVAL_SINCE_FIELDS`] that is a whole number; `None` when none is.
+pub fn approval_waiting_since(data: &Object) -> Option<i64> {
+    APPROVAL_SINCE_FIELDS
+        .iter()
+        .find_map(|f| data.get(*f).and_then(Value::as_i64))
+}
+
 /// Statuses of a conversation escalated to a human.
 pub const ESCALATED_STATUSES: &[&str] = &["escalated"];
 

@@ -172,7 +172,23 @@ id: string,
 /**
  * Optional reason.
  */
-reason: string | null, } | { "action": "move_ticket", 
+reason: string | null, } | { "action": "edit", 
+/**
+ * Approval id.
+ */
+id: string, 
+/**
+ * The arguments to act with instead (a JSON object).
+ */
+args: JsonValue, } | { "action": "respond", 
+/**
+ * Approval id.
+ */
+id: string, 
+/**
+ * The answer.
+ */
+text: string, } | { "action": "move_ticket", 
 /**
  * Ticket id.
  */
@@ -199,6 +215,14 @@ approve: boolean,
  * Reject an approval.
  */
 reject: boolean, 
+/**
+ * Answer an approval with edited arguments.
+ */
+edit: boolean, 
+/**
+ * Answer an approval in words.
+ */
+respond: boolean, 
 /**
  * Move a ticket (the board's drag).
  */
