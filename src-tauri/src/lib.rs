@@ -206,7 +206,18 @@ pub fn run() {
                 shell.open_at_start(target);
             }
             match tray::build(&handle) {
-                Ok(_) => tray::update(&handle, &shell.counts(), shell.paused()),
+                Ok(_) => {
+                    tray::update(&handle, &shell.counts(), shell.paused());
+                    // The oldest waiting approval's age grows with no event: the
+                    // tray's text is redrawn each minute.
+                    let (h, s) = (handle.clone(), shell.clone());
+                    let _ = std::thread::Builder::new()
+                        .name("tray-age".into())
+                        .spawn(move || loop {
+                            std::thread::sleep(std::time::Duration::from_secs(60));
+                            tray::update(&h, &s.counts(), s.paused());
+                        });
+                }
                 Err(e) => tracing::warn!(error = %e, "no tray icon"),
             }
             {

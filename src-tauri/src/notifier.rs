@@ -28,7 +28,12 @@ pub struct OsNotifier {
     /// Which of Approve / Reject to offer: the server's answer (`Speaks::actions`:
     /// all on a Pulse gateway, those a profile declares), Open always.
     actions: std::sync::Mutex<ActionSet>,
+    /// The OS id of each notification still standing, by dedup key (to replace a
+    /// reminder over it, and to close it once its approval is decided).
+    standing: Standing,
 }
+
+type Standing = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>;
 
 impl OsNotifier {
     /// A notifier reporting clicks on `replies`.
@@ -39,6 +44,7 @@ impl OsNotifier {
                 std::env::var_os("PULSE_NO_OS_NOTIFICATIONS").is_none(),
             ),
             actions: std::sync::Mutex::new(ActionSet::ALL),
+            standing: Standing::default(),
         }
     }
 
@@ -86,16 +92,51 @@ impl Notifier for OsNotifier {
         let mut n = n.clone();
         n.actions = self.buttons(&n.actions);
         let replies = self.replies.clone();
+        let standing = self.standing.clone();
         std::thread::Builder::new()
             .name("notification".into())
-            .spawn(move || show_blocking(n, replies))
+            .spawn(move || show_blocking(n, replies, standing))
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+
+    /// Close the notification of `dedup_key` if it stands: on freedesktop, the
+    /// notification is replaced by its id and the replacement closed
+    /// (`CloseNotification`), which the server applies to the one on screen.
+    fn close(&self, dedup_key: &str) -> Result<(), String> {
+        let id = self
+            .standing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(dedup_key);
+        let Some(id) = id else { return Ok(()) };
+        #[cfg(all(unix, not(target_os = "macos")))]
+        {
+            notify_rust::Notification::new()
+                .appname("Pulse")
+                .summary("Pulse")
+                .id(id)
+                .show()
+                .map(|h| h.close())
+                .map_err(|e| e.to_string())?;
+            tracing::info!(key = %dedup_key, "notification closed");
+        }
+        #[cfg(not(all(unix, not(target_os = "macos"))))]
+        let _ = id;
+        Ok(())
+    }
 }
 
-fn show_blocking(n: Notification, replies: Sender<Reply>) {
+fn show_blocking(n: Notification, replies: Sender<Reply>, standing: Standing) {
     let mut os = notify_rust::Notification::new();
+    let replaces = standing
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&n.dedup_key)
+        .copied();
+    if let Some(id) = replaces {
+        os.id(id);
+    }
     os.appname("Pulse")
         .summary(&n.title)
         .body(&n.body)
@@ -127,6 +168,15 @@ fn show_blocking(n: Notification, replies: Sender<Reply>) {
         Ok(handle) => {
             tracing::info!(key = %n.dedup_key, kind = ?n.kind, "notification shown");
             #[cfg(all(unix, not(target_os = "macos")))]
+            standing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(n.dedup_key.clone(), handle.id());
+            #[cfg(not(all(unix, not(target_os = "macos"))))]
+            let _ = &standing;
+            #[cfg(all(unix, not(target_os = "macos")))]
+            let id = handle.id();
+            #[cfg(all(unix, not(target_os = "macos")))]
             handle.wait_for_action(|action| {
                 let action = match action {
                     "approve" => NotificationAction::Approve,
@@ -139,6 +189,15 @@ fn show_blocking(n: Notification, replies: Sender<Reply>) {
                     action,
                 });
             });
+            // Clicked, closed or expired: no longer standing (unless a reminder
+            // replaced it under another id meanwhile).
+            #[cfg(all(unix, not(target_os = "macos")))]
+            {
+                let mut st = standing.lock().unwrap_or_else(|e| e.into_inner());
+                if st.get(&n.dedup_key) == Some(&id) {
+                    st.remove(&n.dedup_key);
+                }
+            }
             #[cfg(not(all(unix, not(target_os = "macos"))))]
             {
                 let _ = (handle, replies);

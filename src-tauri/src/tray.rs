@@ -15,8 +15,19 @@ use pulse_core::app::Counts;
 /// Id of the tray icon.
 pub const TRAY_ID: &str = "pulse-tray";
 
-/// The tooltip / label text for `counts`.
-pub fn describe(counts: &Counts, paused: bool) -> (String, String) {
+/// How long ago `since_ms` was, for a person: "3 min", "2 h 5 min", "under a minute".
+pub fn age(since_ms: i64, now_ms: i64) -> String {
+    let min = (now_ms - since_ms).max(0) / 60_000;
+    match min {
+        0 => "under a minute".to_owned(),
+        m if m < 60 => format!("{m} min"),
+        m => format!("{} h {} min", m / 60, m % 60),
+    }
+}
+
+/// The tooltip / label text for `counts` at `now_ms` (the oldest waiting
+/// approval's age is in the tooltip).
+pub fn describe(counts: &Counts, paused: bool, now_ms: i64) -> (String, String) {
     let a = counts.pending_approvals;
     let e = counts.open_escalations;
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -34,6 +45,9 @@ pub fn describe(counts: &Counts, paused: bool) -> (String, String) {
                 "tasks in progress"
             )
         ));
+    }
+    if let (Some(since), true) = (counts.oldest_pending_since_ms, a > 0) {
+        tooltip.push_str(&format!(" (oldest waiting {})", age(since, now_ms)));
     }
     if paused {
         tooltip.push_str(" (notifications paused)");
@@ -103,7 +117,7 @@ pub struct TrayMenu<R: Runtime> {
 
 /// Show `counts` in the tray.
 pub fn update<R: Runtime>(app: &AppHandle<R>, counts: &Counts, paused: bool) {
-    let (tooltip, label) = describe(counts, paused);
+    let (tooltip, label) = describe(counts, paused, pulse_core::now_ms());
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_tooltip(Some(&tooltip));
         let _ = tray.set_title(if label.is_empty() {
@@ -133,14 +147,23 @@ mod tests {
             open_escalations: 1,
             unread_notifications: 0,
             tasks_in_progress: 2,
+            oldest_pending_since_ms: None,
         };
-        let (tip, label) = describe(&c, false);
+        let (tip, label) = describe(&c, false, 0);
         assert_eq!(
             tip,
             "Pulse — 3 pending approvals, 1 open escalation, 2 tasks in progress"
         );
         assert_eq!(label, "3 · 1");
-        let (tip, label) = describe(&Counts::default(), true);
+        let old = Counts {
+            oldest_pending_since_ms: Some(1_000),
+            ..c
+        };
+        let (tip, _) = describe(&old, false, 1_000 + 65 * 60_000);
+        assert!(tip.ends_with("(oldest waiting 1 h 5 min)"), "{tip}");
+        assert_eq!(age(0, 59_000), "under a minute");
+        assert_eq!(age(0, 12 * 60_000), "12 min");
+        let (tip, label) = describe(&Counts::default(), true, 0);
         assert!(tip.ends_with("(notifications paused)"));
         assert_eq!(label, "");
     }

@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pulse_protocol::domain::{
-    count_from_stats, is_active_ticket, is_escalated, is_pending_approval, is_unread, Entity,
-    EntityKind, Object, STATS_COUNTS,
+    approval_waiting_since, count_from_stats, is_active_ticket, is_escalated, is_pending_approval,
+    is_unread, Entity, EntityKind, Object, STATS_COUNTS,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -133,12 +133,19 @@ pub struct Counts {
     pub unread_notifications: u64,
     /// Tickets being worked on ([`is_active_ticket`]).
     pub tasks_in_progress: u64,
+    /// Since when the longest-waiting pending approval waits, ms since the Unix
+    /// epoch ([`approval_waiting_since`]; approvals that do not say are left out).
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub oldest_pending_since_ms: Option<i64>,
 }
 
 /// Keeps [`Counts`] up to date from entity states, without rescanning the cache.
 #[derive(Debug, Default)]
 pub struct CountTracker {
     pending: HashSet<String>,
+    /// Pending approvals that say since when they wait, by id, and in order.
+    since: HashMap<String, i64>,
+    since_order: std::collections::BTreeSet<(i64, String)>,
     escalated: HashSet<String>,
     unread: HashSet<String>,
     active: HashSet<String>,
@@ -198,6 +205,24 @@ impl CountTracker {
             _ => return false,
         };
         let wanted = u.data.as_ref().is_some_and(pred);
+        if u.kind == EntityKind::Approval {
+            let at = u
+                .data
+                .as_ref()
+                .filter(|_| wanted)
+                .and_then(approval_waiting_since);
+            let before = self.since.get(&u.id).copied();
+            if before != at {
+                if let Some(b) = before {
+                    self.since_order.remove(&(b, u.id.clone()));
+                    self.since.remove(&u.id);
+                }
+                if let Some(a) = at {
+                    self.since.insert(u.id.clone(), a);
+                    self.since_order.insert((a, u.id.clone()));
+                }
+            }
+        }
         let changed = if wanted {
             set.insert(u.id.clone())
         } else {
@@ -239,6 +264,7 @@ impl CountTracker {
                 &self.unread,
             ),
             tasks_in_progress: self.count("tasks_in_progress", EntityKind::Ticket, &self.active),
+            oldest_pending_since_ms: self.since_order.first().map(|(at, _)| *at),
         }
     }
 }
@@ -450,15 +476,6 @@ impl App {
     /// Badge counts as of the last frame.
     pub fn counts(&self) -> Counts {
         *self.counts.lock().expect("counts lock")
-    }
-
-    /// Since when the longest-waiting pending approval waits, ms since the Unix
-    /// epoch (the tray shows its age); `None` when none waits.
-    pub fn oldest_waiting_since(&self) -> Option<i64> {
-        self.policy
-            .lock()
-            .expect("policy lock")
-            .oldest_waiting_since()
     }
 
     /// The whole cache, for a (re)load.
@@ -747,6 +764,7 @@ mod tests {
                 open_escalations: 1,
                 unread_notifications: 1,
                 tasks_in_progress: 0,
+                oldest_pending_since_ms: None,
             }
         );
         t.observe(&EntityUpdate {
@@ -755,6 +773,32 @@ mod tests {
             data: None,
         });
         assert_eq!(t.counts().open_escalations, 0);
+    }
+
+    #[test]
+    fn counts_know_the_oldest_waiting_approval() {
+        let mut t = CountTracker::default();
+        let ap = |id: &str, data: Value| EntityUpdate {
+            kind: EntityKind::Approval,
+            id: id.into(),
+            data: Some(obj(data)),
+        };
+        t.observe(&ap("a", json!({"status": "pending", "requested_at": 300})));
+        t.observe(&ap("b", json!({"status": "pending", "created_at": 200})));
+        t.observe(&ap(
+            "c",
+            json!({"status": "pending", "created_at": "yesterday"}),
+        ));
+        assert_eq!(t.counts().oldest_pending_since_ms, Some(200));
+        t.observe(&ap("b", json!({"status": "approved", "created_at": 200})));
+        assert_eq!(t.counts().oldest_pending_since_ms, Some(300));
+        t.observe(&EntityUpdate {
+            kind: EntityKind::Approval,
+            id: "a".into(),
+            data: None,
+        });
+        assert_eq!(t.counts().oldest_pending_since_ms, None, "c does not say");
+        assert_eq!(t.counts().pending_approvals, 1);
     }
 
     /// A stats-only server (seed 001's blocks, seed 003's dashboard): its counts
@@ -781,6 +825,7 @@ mod tests {
                 open_escalations: 2,
                 unread_notifications: 0,
                 tasks_in_progress: 3,
+                oldest_pending_since_ms: None,
             }
         );
         // Entities held: they count, the block no longer does.
@@ -846,6 +891,7 @@ mod tests {
                 open_escalations: 1,
                 unread_notifications: 0,
                 tasks_in_progress: 0,
+                oldest_pending_since_ms: None,
             }
         }));
         // A decided approval leaves the count and does not notify.
@@ -867,6 +913,7 @@ mod tests {
                 open_escalations: 1,
                 unread_notifications: 0,
                 tasks_in_progress: 0,
+                oldest_pending_since_ms: None,
             }
         }));
     }

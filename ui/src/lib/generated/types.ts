@@ -304,7 +304,12 @@ unread_notifications: number,
 /**
  * Tickets being worked on ([`is_active_ticket`]).
  */
-tasks_in_progress: number, };
+tasks_in_progress: number, 
+/**
+ * Since when the longest-waiting pending approval waits, ms since the Unix
+ * epoch ([`approval_waiting_since`]; approvals that do not say are left out).
+ */
+oldest_pending_since_ms: number | null, };
 
 export type Page = "overview" | "agents" | "board" | "approvals" | "conversations" | "notifications" | "settings";
 
