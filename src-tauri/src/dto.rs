@@ -18,7 +18,7 @@ use pulse_core::policy::{NotificationAction, NotificationKind};
 use pulse_core::session::{ActionOutcome, ConnectionState, SessionStatus};
 use pulse_core::store::{Action, OutboxEntry};
 use pulse_protocol::domain::{
-    page_of, Entity, EntityKind, Page, ACTIVE_TICKET_STATES, ESCALATED_STATUSES,
+    page_of, Entity, EntityKind, Page, ACTIVE_TICKET_STATES, APPROVAL_SINCE_FIELDS, ESCALATED_STATUSES,
     FAILED_AGENT_STATUSES, PENDING_APPROVAL_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS,
 };
 use serde::{Deserialize, Serialize};
@@ -457,6 +457,7 @@ pub fn typescript_bindings() -> String {
         ("FAILED_AGENT_STATUSES", FAILED_AGENT_STATUSES),
         ("STATS_RECORD_FIELDS", STATS_RECORD_FIELDS),
         ("ACTIVE_TICKET_STATES", ACTIVE_TICKET_STATES),
+        ("APPROVAL_SINCE_FIELDS", APPROVAL_SINCE_FIELDS),
     ] {
         out.push_str(&format!(
             "export const {name}: readonly string[] = {};\n\n",

@@ -17,7 +17,7 @@
 // - a count whose entities are not held is read from the stats blocks (STATS_COUNTS:
 //   the first source with a non-negative integer at its pointer; none: null);
 // - a kind name is read case-insensitively; a name that is no kind has no page.
-import { ACTIVE_TICKET_STATES, ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS } from "./generated/types";
+import { ACTIVE_TICKET_STATES, APPROVAL_SINCE_FIELDS, ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS } from "./generated/types";
 import type { EntityKind, Page } from "./generated/types";
 
 type Fields = Record<string, unknown>;
@@ -41,6 +41,27 @@ export function statusIn(status: string | undefined, values: readonly string[]):
 export function isPendingApproval(data: Fields): boolean {
   const s = statusOf(data);
   return s === undefined || statusIn(s, PENDING_APPROVAL_STATUSES);
+}
+
+/** Since when an approval waits, ms since the Unix epoch: the first of
+ * APPROVAL_SINCE_FIELDS that is a whole number (none: null). */
+export function approvalWaitingSince(data: Fields): number | null {
+  for (const f of APPROVAL_SINCE_FIELDS) {
+    const v = data[f];
+    if (typeof v === "number" && Number.isInteger(v)) return v;
+  }
+  return null;
+}
+
+/** The oldest `approvalWaitingSince` among the pending approvals of `list` (none: null). */
+export function oldestWaitingSince(list: Fields[]): number | null {
+  let oldest: number | null = null;
+  for (const d of list) {
+    if (!isPendingApproval(d)) continue;
+    const at = approvalWaitingSince(d);
+    if (at !== null && (oldest === null || at < oldest)) oldest = at;
+  }
+  return oldest;
 }
 
 /** Whether a conversation with these fields is escalated. */

@@ -199,7 +199,7 @@ describe("on a Pulse gateway, actions work as before", () => {
 describe("on a profile server that declares some actions, those work and the others say why", () => {
   it("agent-monitor: the board's drag and Terminate are sent; Approve / Reject are disabled with the reason", async () => {
     const { backend, app, getByTestId, getAllByTestId } = await mountOn(monitor);
-    expect(app.account?.actions).toEqual({ approve: false, reject: false, move_ticket: true, terminate_agent: true });
+    expect(app.account?.actions).toEqual({ approve: false, reject: false, edit: false, respond: false, move_ticket: true, terminate_agent: true });
     expect(app.blockedFor("move_ticket")).toBeNull();
     expect(app.blockedFor("approve")).toBe(undeclaredNote("approve"));
 

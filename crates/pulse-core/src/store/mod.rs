@@ -77,6 +77,7 @@ pub enum Action {
         /// Approval id.
         id: String,
         /// The arguments to act with instead (a JSON object).
+        #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
         args: serde_json::Value,
     },
     /// Answer an approval in words (a LangGraph interrupt that allows `respond`).

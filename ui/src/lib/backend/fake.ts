@@ -16,7 +16,7 @@ import type {
   Settings,
 } from "../generated/types";
 import { NATIVE_PROFILE } from "../generated/types";
-import { countFromStats, isActiveTicket, isEscalated, isPendingApproval, isUnread } from "../domain";
+import { countFromStats, isActiveTicket, isEscalated, isPendingApproval, isUnread, oldestWaitingSince } from "../domain";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 type Handler = (payload: never) => void;
@@ -24,8 +24,8 @@ type Handler = (payload: never) => void;
 /** The fake shell's stand-in for the core's `saved_profile::is_native`. */
 const speaksNative = (profile: string) => profile.trim() === "" || profile.trim() === NATIVE_PROFILE;
 
-const ALL_ACTIONS: ActionSet = { approve: true, reject: true, move_ticket: true, terminate_agent: true };
-const NO_ACTIONS: ActionSet = { approve: false, reject: false, move_ticket: false, terminate_agent: false };
+const ALL_ACTIONS: ActionSet = { approve: true, reject: true, edit: true, respond: true, move_ticket: true, terminate_agent: true };
+const NO_ACTIONS: ActionSet = { approve: false, reject: false, edit: false, respond: false, move_ticket: false, terminate_agent: false };
 /** What the built-in `agent-monitor` profile declares (seed 000: moves, terminations). */
 const MONITOR_ACTIONS: ActionSet = { ...NO_ACTIONS, move_ticket: true, terminate_agent: true };
 
@@ -113,6 +113,7 @@ export class FakeBackend implements Backend {
       open_escalations: count("open_escalations", "conversation", isEscalated),
       unread_notifications: count("unread_notifications", "notification", isUnread),
       tasks_in_progress: count("tasks_in_progress", "ticket", isActiveTicket),
+      oldest_pending_since_ms: oldestWaitingSince(of("approval").map((x) => x.data)),
     };
   }
 

@@ -28,6 +28,8 @@ export const STATS_RECORD_FIELDS: readonly string[] = ["id", "updated_at"];
 
 export const ACTIVE_TICKET_STATES: readonly string[] = ["in_progress", "running"];
 
+export const APPROVAL_SINCE_FIELDS: readonly string[] = ["requested_at", "created_at"];
+
 /** Each badge count, the kind it counts, and the stats (block id, JSON pointer) read where none is held. */
 export const STATS_COUNTS: readonly (readonly [keyof Counts, EntityKind, readonly (readonly [string, string])[]])[] = [
   ["pending_approvals", "approval", [["approvals", "/pending"]]],
@@ -180,7 +182,7 @@ id: string,
 /**
  * The arguments to act with instead (a JSON object).
  */
-args: JsonValue, } | { "action": "respond", 
+args: Record<string, unknown>, } | { "action": "respond", 
 /**
  * Approval id.
  */

@@ -81,6 +81,8 @@ function actionTarget(a: Action): { kind: EntityKind; id: string } {
   switch (a.action) {
     case "approve":
     case "reject":
+    case "edit":
+    case "respond":
       return { kind: "approval", id: a.id };
     case "move_ticket":
       return { kind: "ticket", id: a.id };
@@ -98,6 +100,10 @@ export function describeAction(a: Action, name?: string): string {
       return `approve ${what}`;
     case "reject":
       return `reject ${what}`;
+    case "edit":
+      return `approve ${what} with edits`;
+    case "respond":
+      return `answer ${what}`;
     case "move_ticket":
       return `move ${what} to ${a.state.replace(/_/g, " ")}`;
     case "terminate_agent":
@@ -115,6 +121,8 @@ export const NO_ACTIONS_NOTE = "This server's dialect has no actions; act in its
 const ACTION_LABEL: Record<Action["action"], string> = {
   approve: "approve",
   reject: "reject",
+  edit: "edit",
+  respond: "respond",
   move_ticket: "move",
   terminate_agent: "terminate",
 };
@@ -140,7 +148,7 @@ export class AppState {
   version = $state(0);
   loaded = $state(false);
   connection = $state<ConnectionView>({ state: { state: "connecting", attempt: 1 }, last_sync_ms: null, server: null, demo: false, caveat: null });
-  counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0, tasks_in_progress: 0 });
+  counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0, tasks_in_progress: 0, oldest_pending_since_ms: null });
   settings = $state<Settings>(defaultSettings());
   account = $state<Account | null>(null);
   /** The built-in server profiles (for the settings form). */
@@ -551,6 +559,14 @@ export class AppState {
   }
   reject(id: string, reason?: string) {
     return this.act({ action: "reject", id, reason: reason?.trim() || null });
+  }
+  /** Approve with edited arguments (a JSON object: check it with `parseEditedArgs`). */
+  edit(id: string, args: Record<string, unknown>) {
+    return this.act({ action: "edit", id, args });
+  }
+  /** Answer in words. */
+  respond(id: string, text: string) {
+    return this.act({ action: "respond", id, text: text.trim() });
   }
   moveTicket(id: string, state: string) {
     const cur = this.get("ticket", id);
