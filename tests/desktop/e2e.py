@@ -33,6 +33,8 @@ TMP = os.environ["PULSE_E2E_TMP"]
 DBUS_LOG = os.environ["PULSE_DBUS_LOG"]
 SHOTS = os.environ.get("PULSE_SCREENSHOTS", "")
 SECRET = "desktop-e2e-secret"
+LANGGRAPH = os.environ.get("PULSE_LANGGRAPH_BIN", "")
+LG_SECRET = "desktop-e2e-langgraph-webhook"
 PASSWORD = "correct-horse-e2e"
 TENANT = "acme"
 
@@ -54,6 +56,7 @@ class Gateway:
         self.addr = "127.0.0.1:0"
         self.proc = None
         self.log = open(os.path.join(OUT, "gateway.log"), "a")
+        self.source = []  # `--source …` arguments (the LangGraph server)
 
     def start(self):
         deadline = time.time() + 20
@@ -61,7 +64,7 @@ class Gateway:
             self.proc = subprocess.Popen(
                 [GATEWAY, "serve", "--addr", self.addr, "--store", "sqlite:" + self.store,
                  "--jwt-secret", SECRET, "--ping-interval", "2s", "--ping-timeout", "2s",
-                 "--user", f"e2e-ann:{PASSWORD}:{TENANT}"],
+                 "--user", f"e2e-ann:{PASSWORD}:{TENANT}", *self.source],
                 stdout=subprocess.PIPE, stderr=self.log, text=True)
             line = self.proc.stdout.readline().strip()
             m = re.match(r"listening on http://(\S+)", line)
@@ -234,6 +237,41 @@ class NodePeer:
             self.proc = None
 
 
+class LangGraphDev:
+    """`langgraph dev` serving tests/peers/langgraph (its own copy, so its state is its
+    own) on a free port; started means GET /ok answered."""
+
+    def __init__(self):
+        if not LANGGRAPH or not os.path.exists(LANGGRAPH):
+            raise RuntimeError("PULSE_LANGGRAPH_BIN is not set or missing: run tests/desktop/run.sh")
+        self.dir = os.path.join(TMP, "langgraph")
+        os.makedirs(self.dir, exist_ok=True)
+        for f in ("graph.py", "langgraph.json"):
+            shutil.copy(os.path.join(PEERS, "langgraph", f), self.dir)
+        self.port = free_port()
+        env = dict(os.environ, LANGGRAPH_CLI_NO_ANALYTICS="1", LANGGRAPH_NO_VERSION_CHECK="true",
+                   LANGSMITH_TRACING="false", LG_WEBHOOK_PULSE_SECRET=LG_SECRET,
+                   PATH=os.path.dirname(LANGGRAPH) + ":" + os.environ.get("PATH", ""))
+        self.proc = subprocess.Popen([LANGGRAPH, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
+                                      "--port", str(self.port)], cwd=self.dir, env=env,
+                                     stdout=open(os.path.join(OUT, "langgraph.log"), "a"), stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait("langgraph dev to answer /ok", lambda: self.proc.poll() is None and self.call("GET", "/ok"), 90, 0.25)
+
+    def call(self, method, path, body=None):
+        req = urllib.request.Request(self.url + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"null")
+
+    def kill(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
 def peer_jwt(claims):
     """A JWT-shaped token the peers accept when listed (they read, not verify, the claims)."""
     import base64
@@ -244,7 +282,13 @@ def peer_jwt(claims):
 # ---------------------------------------------------------------------------
 
 os.makedirs(OUT, exist_ok=True)
+lg = LangGraphDev()
+lg_secret_file = os.path.join(TMP, "langgraph-webhook-secret")
+with open(lg_secret_file, "w") as f:
+    f.write(LG_SECRET + "\n")
 gw = Gateway()
+gw.source = ["--source", "langgraph+" + lg.url, "--tenant", TENANT, "--webhook-secret-file", lg_secret_file,
+             "--reconcile-interval", "2s"]
 gw.start()
 viewer = mint("viewer")
 publisher = mint("publisher")
@@ -422,6 +466,23 @@ try:
                     return int(v.group(1))
         return None
 
+    def notify_id_last(needle):
+        """Like notify_id, the newest such notification's id."""
+        blocks = re.split(r"\n(?=method call |method return |signal |error )", dbus_summaries())
+        calls, last = {}, None
+        for b in blocks:
+            head = b.split("\n", 1)[0]
+            if b.startswith("method call") and "member=Notify" in b and needle in b:
+                m = re.search(r"sender=(\S+) .*serial=(\d+)", head)
+                if m:
+                    calls[(m.group(1), m.group(2))] = True
+            elif b.startswith("method return"):
+                m = re.search(r"destination=(\S+) .*reply_serial=(\d+)", head)
+                v = re.search(r"uint32 (\d+)", b)
+                if m and v and (m.group(1), m.group(2)) in calls:
+                    last = int(v.group(1))
+        return last
+
     def invoke_action(nid, action):
         subprocess.run(["dbus-send", "--session", "--type=signal", "/org/freedesktop/Notifications",
                         "org.freedesktop.Notifications.ActionInvoked", f"uint32:{nid}", f"string:{action}"], check=True)
@@ -447,6 +508,57 @@ try:
         wait("the conversations page", lambda: csss('[data-testid="page-conversations"]'), 10)
         wait("the conversation selected", lambda: row("conversation", "c-click") and "selected" in row("conversation", "c-click")[0].get_attribute("class"), 10)
     t_notification_open()
+
+    def lg_ask():
+        """A run of the `approval` graph with the gateway's webhook; its thread and approval id."""
+        thread = lg.call("POST", "/threads", {})["thread_id"]
+        lg.call("POST", f"/threads/{thread}/runs", {"assistant_id": "approval", "input": {},
+                                                    "webhook": gw.url + "/v1/sources/langgraph/webhook"})
+        t = wait("the thread to pause", lambda: (lambda t: t if t["status"] == "interrupted" else None)(
+            lg.call("GET", f"/threads/{thread}")), 30)
+        iid = next(iter(t["interrupts"].values()))[0]["id"]
+        return thread, iid, f"lg:{thread}:{iid}"
+
+    def lg_idle(thread):
+        return wait("the LangGraph run to complete", lambda: (lambda t: t if t["status"] == "idle" and t["values"].get("done") else None)(
+            lg.call("GET", f"/threads/{thread}")), 30)
+
+    lg_seen = {}
+
+    @check("a LangGraph interrupt: Approve on its notification resumes the thread, which completes")
+    def t_langgraph_approve():
+        thread, iid, aid = lg_ask()
+        go("approvals")
+        wait("the interrupt as an approval row", lambda: row("approval", aid), 15)
+        nid = wait("its notification", lambda: notify_id("Send the release notes to the team?"), 15)
+        time.sleep(0.3)  # the app is now waiting for the notification's buttons
+        invoke_action(nid, "approve")
+        t = lg_idle(thread)
+        assert t["values"]["answer"] == {"type": "accept", "args": None}, t["values"]
+        lg_seen["first"] = nid
+        shot("langgraph-approved.png")
+    t_langgraph_approve()
+
+    def closed_ids():
+        """Ids passed to CloseNotification on the bus."""
+        blocks = re.split(r"\n(?=method call |method return |signal |error )", dbus_summaries())
+        return {int(m.group(1)) for b in blocks if "member=CloseNotification" in b
+                for m in [re.search(r"uint32 (\d+)", b)] if m}
+
+    @check("a LangGraph interrupt resumed behind Pulse's back: decided elsewhere, its notification closed on D-Bus")
+    def t_langgraph_elsewhere():
+        thread, iid, aid = lg_ask()
+        wait("the interrupt as an approval row", lambda: row("approval", aid), 15)
+        # The same question as the first one's: the newest Notify with it, not that one.
+        nid = wait("its notification", lambda: (lambda n: n if n not in (None, lg_seen.get("first")) else None)(
+            notify_id_last("Send the release notes to the team?")), 15)
+        lg.call("POST", f"/threads/{thread}/runs", {"assistant_id": "approval",
+                                                    "command": {"resume": {iid: [{"type": "accept", "args": None}]}}})
+        lg_idle(thread)
+        wait("decided elsewhere on the gateway", lambda: (entity(gw, viewer, "approval", aid) or {}).get("status") == "decided_elsewhere", 15)
+        wait("the approval to leave the queue", lambda: not row("approval", aid), 10)
+        wait("CloseNotification for its notification", lambda: nid in closed_ids(), 15)
+    t_langgraph_elsewhere()
 
     @check("board shows tickets by column")
     def t_board():
@@ -744,6 +856,7 @@ except Exception as e:
 finally:
     for p in peers:
         p.kill()
+    lg.kill()
     if tauri_driver:
         try:
             stop_driver(tauri_driver, driver)

@@ -40,6 +40,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/tests/desktop/requirements.txt" || die "pip install failed"
 
+step "langgraph dev server (pinned requirements)"
+LG_VENV=${PULSE_LANGGRAPH_VENV:-/var/tmp/pulse-langgraph-venv}
+timeout 600 "$ROOT/tests/peers/langgraph/setup.sh" "$LG_VENV" || die "could not install the LangGraph server"
+
 if [ -z "${PULSE_E2E_SKIP_BUILD:-}" ]; then
   step "build the UI"
   (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent) || die "UI build failed"
@@ -74,7 +78,7 @@ env DISPLAY=":$n" HOME="$TMP/home" XDG_CONFIG_HOME="$TMP/config" XDG_DATA_HOME="
   XDG_CACHE_HOME="$TMP/cache" XDG_RUNTIME_DIR="$TMP/runtime" \
   PULSE_APP_BIN="$APP" PULSE_GATEWAY_BIN="$GATEWAY" PULSE_E2E_OUT="$OUT" PULSE_E2E_TMP="$TMP" \
   PULSE_DBUS_LOG="$OUT/dbus-notifications.log" PULSE_E2E_PY="$VENV/bin/python" \
-  PULSE_SCREENSHOTS="$OUT/screenshots" \
+  PULSE_SCREENSHOTS="$OUT/screenshots" PULSE_LANGGRAPH_BIN="$LG_VENV/bin/langgraph" \
   dbus-run-session -- bash "$ROOT/tests/desktop/session.sh" 2>"$OUT/session-stderr.log" | tee "$OUT/e2e.log"
 status=${PIPESTATUS[0]}
 if ! tail -n 1 "$OUT/e2e.log" | grep -Eq '^[0-9]+ passed, [0-9]+ failed$'; then

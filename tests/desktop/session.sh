@@ -2,8 +2,10 @@
 # Runs inside `dbus-run-session` (see run.sh): a notification daemon, a secret
 # service and a D-Bus monitor, then the WebDriver test. Its last line is the test's.
 set -uo pipefail
-# Notify calls, and the ids the daemon answers with (for the action tests).
+# Notify and CloseNotification calls, and the ids the daemon answers with (for the
+# action tests and the closed-notification check).
 dbus-monitor --session "interface='org.freedesktop.Notifications',member='Notify'" \
+  "interface='org.freedesktop.Notifications',member='CloseNotification'" \
   "type='method_return'" >"$PULSE_DBUS_LOG" 2>&1 &
 MON=$!
 dunst >"$PULSE_E2E_OUT/dunst.log" 2>&1 &

@@ -553,7 +553,7 @@ impl LangGraphSource {
             .approvals()
             .await?
             .into_iter()
-            .filter(|a| pulse_protocol::domain::is_pending_approval(a))
+            .filter(pulse_protocol::domain::is_pending_approval)
             .collect())
     }
 
