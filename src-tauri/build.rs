@@ -34,6 +34,7 @@ fn pulse_commands() -> &'static [&'static str] {
     &[
         "bootstrap",
         "perform",
+        "approval_steps",
         "optimistic",
         "retry_now",
         "say",

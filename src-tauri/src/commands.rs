@@ -24,6 +24,15 @@ pub async fn perform(shell: Shared<'_>, action: Action) -> Result<ActionOutcome,
     shell.perform(action).await
 }
 
+/// The recent steps of the agent run behind an approval (a LangGraph thread).
+#[tauri::command]
+pub async fn approval_steps(
+    shell: Shared<'_>,
+    id: String,
+) -> Result<serde_json::Value, CommandError> {
+    shell.approval_steps(&id).await
+}
+
 /// How the entity an action acts on looks once done (shown at once while it is
 /// sent): the server's dialect's answer.
 #[tauri::command]

@@ -18,8 +18,9 @@ use pulse_core::policy::{NotificationAction, NotificationKind};
 use pulse_core::session::{ActionOutcome, ConnectionState, SessionStatus};
 use pulse_core::store::{Action, OutboxEntry};
 use pulse_protocol::domain::{
-    page_of, Entity, EntityKind, Page, ACTIVE_TICKET_STATES, APPROVAL_SINCE_FIELDS, ESCALATED_STATUSES,
-    FAILED_AGENT_STATUSES, PENDING_APPROVAL_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS,
+    page_of, Entity, EntityKind, Page, ACTIVE_TICKET_STATES, APPROVAL_SINCE_FIELDS,
+    ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PENDING_APPROVAL_STATUSES, STATS_COUNTS,
+    STATS_RECORD_FIELDS,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;

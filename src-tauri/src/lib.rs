@@ -37,6 +37,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
     tauri::generate_handler![
         commands::bootstrap,
         commands::perform,
+        commands::approval_steps,
         commands::optimistic,
         commands::retry_now,
         commands::say,

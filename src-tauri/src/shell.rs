@@ -671,6 +671,25 @@ impl Shell {
         }
     }
 
+    /// The recent steps of the agent run behind approval `id` (a LangGraph
+    /// thread's history, from the gateway), for the approval's detail.
+    pub async fn approval_steps(&self, id: &str) -> Result<serde_json::Value, CommandError> {
+        let app = {
+            let guard = self.conn.lock().await;
+            guard.as_ref().and_then(|c| c.app.clone())
+        };
+        let app = app.ok_or_else(|| {
+            CommandError::new(
+                "offline",
+                "Not connected: the agent's steps need the server",
+            )
+        })?;
+        app.session()
+            .approval_steps(id)
+            .await
+            .map_err(|e| CommandError::new("unavailable", e))
+    }
+
     /// Tell the server `intent` (open / close a task, presence, typing) where the
     /// active server's dialect declares it; `false` (nothing sent) elsewhere and
     /// while no session runs.

@@ -41,11 +41,18 @@ describe("a LangGraph approval's detail", () => {
       shape: "human_interrupt_list", requested_at: Date.now() - 5 * 60_000,
     });
     const backend = new FakeBackend([lg]);
+    backend.steps.set("lg:t1:i1", { steps: [
+      { at: null, step: 2, next: ["ask"], writes: null, values: { steps: ["planned: write the release notes", "drafted: notes.md"] } },
+      { at: null, step: 1, next: ["plan"], writes: null },
+    ] });
     const app = new AppState(backend, (cb) => setTimeout(cb, 0));
-    const { getByTestId } = render(App, { props: { backend, app } });
+    const { getByTestId, getAllByTestId } = render(App, { props: { backend, app } });
     await frame();
     app.go("approvals");
     await tick();
+    await frame();
+    expect(getByTestId("agent-log").textContent).toContain("drafted: notes.md");
+    expect(getAllByTestId("step").map((s) => s.textContent)).toEqual(["2 → ask", "1 → plan"]);
     expect(getByTestId("approval-args").textContent).toContain("team@example.com");
     expect(getByTestId("approval-age").textContent).toContain("5 min ago");
     await fireEvent.click(getByTestId("detail-edit"));
@@ -69,6 +76,8 @@ describe("a LangGraph approval's detail", () => {
     await frame();
     app.go("approvals");
     await tick();
+    await frame();
+    expect(getByTestId("approval-steps").textContent).toContain("Steps not available");
     expect(getByTestId("approval-value").textContent).toBe("Deploy?");
     expect(queryByTestId("detail-edit")).toBeNull();
     await fireEvent.click(getByTestId("detail-respond"));

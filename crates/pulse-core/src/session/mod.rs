@@ -535,6 +535,22 @@ impl SessionHandle {
         }
     }
 
+    /// The recent steps of the agent run behind approval `id`
+    /// ([`RestClient::approval_steps`]), with this session's tokens (refreshed once
+    /// when refused). A Pulse gateway answers for its LangGraph approvals; any
+    /// other server or approval is an error to show, not a failure of the session.
+    pub async fn approval_steps(&self, id: &str) -> Result<serde_json::Value, String> {
+        let rest = self.outbox.rest();
+        crate::auth::with_token(self.outbox.tokens().as_ref(), false, |t| async move {
+            rest.approval_steps(&t, id).await
+        })
+        .await
+        .map_err(|e| match e {
+            crate::auth::TokenTry::NoToken { error, .. } => error.to_string(),
+            crate::auth::TokenTry::Refused(e) | crate::auth::TokenTry::Failed(e) => e.to_string(),
+        })
+    }
+
     /// Which user actions this session's server takes (its dialect's answer).
     pub fn actions(&self) -> ActionSet {
         self.outbox.dialect().actions()

@@ -36,6 +36,12 @@ export interface Backend {
   bootstrap(): Promise<Bootstrap>;
   /** Approve / reject / move / terminate: done now, queued offline, or a conflict. */
   perform(action: Action): Promise<ActionOutcome>;
+  /**
+   * The recent steps of the agent run behind an approval (a LangGraph thread's
+   * history, newest first): `{steps: [{at, step, next, writes, values?}]}`. Rejects
+   * when the server has none to show (not a LangGraph approval, offline).
+   */
+  approvalSteps(id: string): Promise<{ steps: Record<string, unknown>[] }>;
   /** How the entity `action` acts on looks once done (the server's dialect says). */
   optimistic(action: Action): Promise<Record<string, unknown>>;
   /**

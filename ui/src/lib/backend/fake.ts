@@ -149,6 +149,16 @@ export class FakeBackend implements Backend {
     }
   }
 
+  /** What `approvalSteps` answers, by approval id (tests set it). */
+  steps = new Map<string, { steps: Record<string, unknown>[] }>();
+
+  async approvalSteps(id: string): Promise<{ steps: Record<string, unknown>[] }> {
+    this.calls.push({ name: "approvalSteps", args: id });
+    const s = this.steps.get(id);
+    if (!s) throw { code: "unavailable", message: `approval \`${id}\` has no agent run to show` };
+    return s;
+  }
+
   async perform(action: Action): Promise<ActionOutcome> {
     this.calls.push({ name: "perform", args: action });
     // As the shell: a server that takes no actions (a profile server) refuses them.

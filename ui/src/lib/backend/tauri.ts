@@ -25,6 +25,9 @@ export class TauriBackend implements Backend {
   perform(action: Action): Promise<ActionOutcome> {
     return invoke("perform", { action });
   }
+  approvalSteps(id: string): Promise<{ steps: Record<string, unknown>[] }> {
+    return invoke("approval_steps", { id });
+  }
   optimistic(action: Action): Promise<Record<string, unknown>> {
     return invoke("optimistic", { action });
   }
