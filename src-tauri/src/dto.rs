@@ -230,6 +230,8 @@ pub struct NotificationSettings {
     pub escalations_bypass_dnd: bool,
     /// Do not disturb until (ms since the Unix epoch), or `null`.
     pub dnd_until_ms: Option<i64>,
+    /// Remind once about an approval nobody answered for this many minutes (0: never).
+    pub remind_after_min: u32,
 }
 
 impl Default for NotificationSettings {
@@ -241,6 +243,7 @@ impl Default for NotificationSettings {
             agent_failures: false,
             escalations_bypass_dnd: true,
             dnd_until_ms: None,
+            remind_after_min: 0,
         }
     }
 }

@@ -315,6 +315,7 @@ impl Shell {
             agent_failures: s.agent_failures,
             escalations_bypass_dnd: s.escalations_bypass_dnd,
             dnd_until_ms: s.dnd_until_ms,
+            remind_after_min: s.remind_after_min,
             ..PolicyConfig::default()
         }
     }

@@ -265,7 +265,7 @@ fn agent_monitor_server_takes_its_declared_actions_through_the_shell() {
     let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
     assert_eq!(
         boot["account"]["actions"],
-        json!({"approve": false, "reject": false, "move_ticket": true, "terminate_agent": true})
+        json!({"approve": false, "reject": false, "edit": false, "respond": false, "move_ticket": true, "terminate_agent": true})
     );
     assert_eq!(boot["account"]["takes_actions"], true);
 

@@ -1693,7 +1693,13 @@ async fn a_user_profile_approves_and_rejects_and_a_conflict_is_shown() {
     let peer = Peer::start(Kind::AgentMonitor, &[&token], approvals_state(), &[]);
     let profile = Profile::load(example("agent-monitor-approvals.toml").to_str().unwrap())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(profile.actions(), pulse_core::actions::ActionSet::ALL);
+    // Every action the profile can declare but the answers only a gateway takes
+    // (edit, respond: a LangGraph interrupt's).
+    use pulse_core::actions::{ActionKind as K, ActionSet};
+    assert_eq!(
+        profile.actions(),
+        ActionSet::of([K::Approve, K::Reject, K::MoveTicket, K::TerminateAgent])
+    );
     let h = session(&peer.url(), ProfileDialect::new(profile), &token);
     live(&h).await;
     assert_eq!(field(&h, EntityKind::Approval, "ap1", "status"), "pending");

@@ -46,6 +46,7 @@ export function defaultSettings(): Settings {
       agent_failures: false,
       escalations_bypass_dnd: true,
       dnd_until_ms: null,
+      remind_after_min: 0,
     },
     start_at_login: false,
     theme: "system",

@@ -424,7 +424,11 @@ escalations_bypass_dnd: boolean,
 /**
  * Do not disturb until (ms since the Unix epoch), or `null`.
  */
-dnd_until_ms: number | null, };
+dnd_until_ms: number | null, 
+/**
+ * Remind once about an approval nobody answered for this many minutes (0: never).
+ */
+remind_after_min: number, };
 
 export type Theme = "system" | "light" | "dark";
 
