@@ -372,19 +372,21 @@ pub struct LangGraphSource {
 }
 
 impl LangGraphSource {
-    /// A source for `cfg` appending to `hub`.
+    /// A source for `cfg` appending to `hub` (its counters are the hub's
+    /// metrics' `langgraph`).
     pub fn new(cfg: LangGraphConfig, hub: Arc<Hub>) -> Arc<LangGraphSource> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
             .unwrap_or_default();
+        let stats = hub.metrics().langgraph.clone();
         Arc::new(LangGraphSource {
             cfg,
             hub,
             http,
             kick: Notify::new(),
             sync: tokio::sync::Mutex::new(()),
-            stats: Arc::new(LangGraphStats::default()),
+            stats,
         })
     }
 

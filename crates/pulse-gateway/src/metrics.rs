@@ -46,6 +46,8 @@ pub struct Metrics {
     pub store_unavailable: AtomicU64,
     /// The `--source` consumer's counters.
     pub source: std::sync::Arc<crate::source::SourceStats>,
+    /// The LangGraph source's counters.
+    pub langgraph: std::sync::Arc<crate::langgraph::LangGraphStats>,
 }
 
 /// The `recovered: false` reasons, in the order of [`Metrics::resyncs`].
@@ -190,6 +192,41 @@ impl Metrics {
             "Failed source rounds (Redis or the store down).",
             get(&self.source.errors),
         );
+        let lg = &self.langgraph;
+        for (name, help, v) in [
+            (
+                "pulse_langgraph_webhooks_total",
+                "LangGraph webhooks accepted.",
+                &lg.webhooks,
+            ),
+            (
+                "pulse_langgraph_webhooks_refused_total",
+                "LangGraph webhooks refused (secret or body).",
+                &lg.webhooks_refused,
+            ),
+            (
+                "pulse_langgraph_reconciles_total",
+                "Reconciling rounds of the LangGraph source.",
+                &lg.reconciles,
+            ),
+            (
+                "pulse_langgraph_resumes_total",
+                "Threads resumed with an answer.",
+                &lg.resumes,
+            ),
+            (
+                "pulse_langgraph_elsewhere_total",
+                "Interrupts found answered outside Pulse.",
+                &lg.elsewhere,
+            ),
+            (
+                "pulse_langgraph_errors_total",
+                "Failed calls to LangGraph or the store.",
+                &lg.errors,
+            ),
+        ] {
+            one(name, "counter", help, get(v));
+        }
         let _ = writeln!(
             out,
             "# HELP pulse_resyncs_total Subscriptions answered recovered=false, by reason.\n\

@@ -441,8 +441,23 @@ async fn a_lost_webhook_is_caught_by_the_reconcile_and_bad_webhooks_are_refused(
         .filter(|e| e["kind"] == "approval")
         .count();
     assert_eq!(n, 1);
-    // The secret is never logged.
+    // The secret is never logged; the refusals are counted.
     assert!(!gw.stderr.contains(WEBHOOK_SECRET));
+    let metrics = reqwest::get(format!("{}/metrics", gw.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pulse_langgraph_webhooks_refused_total 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pulse_langgraph_webhooks_total 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(WEBHOOK_SECRET));
 }
 
 /// In front of LangGraph: forwards everything but a resume (a run with a
