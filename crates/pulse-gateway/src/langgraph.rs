@@ -794,6 +794,53 @@ mod tests {
         })
     }
 
+    fn source(secret: Option<&str>) -> Arc<LangGraphSource> {
+        let store = Arc::new(crate::store::MemoryStore::new(100));
+        let hub = Hub::new(store, 16, Arc::new(crate::metrics::Metrics::default())).unwrap();
+        let cfg = LangGraphConfig {
+            url: "langgraph+http://127.0.0.1:9".parse().unwrap(),
+            tenant: "acme".into(),
+            graphs: vec![],
+            webhook_secret: secret.map(str::to_owned),
+            webhook_url: None,
+            reconcile_interval: Duration::from_secs(30),
+        };
+        LangGraphSource::new(cfg, Arc::new(hub))
+    }
+
+    #[test]
+    fn the_webhook_secret_must_match_and_none_configured_refuses_all() {
+        let with = source(Some("s3cret"));
+        assert!(with.secret_matches(Some(b"s3cret")));
+        for bad in [&b"s3cre"[..], b"s3cret ", b"", b"S3CRET"] {
+            assert!(!with.secret_matches(Some(bad)), "{bad:?}");
+        }
+        assert!(!with.secret_matches(None));
+        let without = source(None);
+        assert!(!without.secret_matches(Some(b"")));
+        assert!(!without.secret_matches(None));
+        // Never in Debug output.
+        assert!(!format!("{:?}", with).contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn a_webhook_without_a_thread_id_is_refused_and_langgraph_down_is_an_error() {
+        let s = source(Some("x"));
+        for body in [
+            json!({}),
+            json!({"thread_id": ""}),
+            json!({"thread_id": 7}),
+            json!([1]),
+        ] {
+            let e = s.on_webhook(&body).await.unwrap_err();
+            assert!(e.contains("thread_id"), "{e}");
+        }
+        // Port 9 (discard): nothing listens; a round fails and nothing is stored.
+        assert!(s.on_webhook(&json!({"thread_id": "t1"})).await.is_err());
+        assert!(s.round().await.is_err());
+        assert!(s.hub.snapshot("acme").await.unwrap().entities.is_empty());
+    }
+
     #[test]
     fn urls() {
         let u: LangGraphUrl = "langgraph+http://127.0.0.1:2024/".parse().unwrap();
