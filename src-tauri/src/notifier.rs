@@ -184,6 +184,12 @@ fn show_blocking(n: Notification, replies: Sender<Reply>, standing: Standing) {
                     "open" | "default" => NotificationAction::Open,
                     _ => return, // closed or expired
                 };
+                // Answered from the notification: it is gone from the screen, so a
+                // close for its approval has nothing to do (no blank replacement).
+                standing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&n.dedup_key);
                 let _ = replies.send(Reply {
                     target: n.target.clone(),
                     action,
