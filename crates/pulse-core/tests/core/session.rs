@@ -235,6 +235,60 @@ async fn a_gap_forces_a_resubscribe_from_the_stored_cursor() {
     handle.stop().await;
 }
 
+/// A server whose stream has a gap on every connection: the first resync is at
+/// once, the ones after it back off (no tight loop). Counted, not timed: by the
+/// time the session shows its third backoff wait, the server has seen at most
+/// one connection per wait plus the first two.
+#[tokio::test]
+async fn a_server_that_gaps_on_every_connection_is_retried_with_backoff() {
+    let (url, mut conns) = server().await;
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Some((mut ws, sub)) = conns.recv().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let since = match sub {
+                ClientFrame::Subscribe { since, .. } => since.unwrap_or(0),
+                _ => 0,
+            };
+            let _ = ws.send(Message::text(subscribed(since + 2))).await;
+            let _ = ws
+                .send(Message::text(event(
+                    since + 2,
+                    "ticket.created",
+                    json!({"id": "t"}),
+                )))
+                .await;
+            open.push(ws);
+        }
+    });
+    let mut config = SessionConfig::new(url.parse().unwrap());
+    config.backoff.base = Duration::from_millis(200);
+    config.backoff.floor = Duration::from_millis(50);
+    let handle = SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        StoreHandle::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let st = until(&handle, "the third backoff wait after gaps", |s| {
+        matches!(&s.state, ConnectionState::Reconnecting { attempt, error, .. }
+            if *attempt >= 3 && error.contains("gap"))
+    })
+    .await;
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let ConnectionState::Reconnecting { attempt, .. } = st.state else {
+        unreachable!()
+    };
+    assert!(
+        n <= u64::from(attempt) + 2,
+        "{n} connections by backoff wait {attempt}: resyncs were not backed off"
+    );
+    assert!(st.counters.gaps >= 3, "{:?}", st.counters);
+    handle.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_link_is_closed_and_reopened() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
