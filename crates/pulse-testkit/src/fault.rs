@@ -18,11 +18,17 @@
 //!   and never answered the upgrade. Open connections pass.
 //! - [`Fault::ResetMidFrame`]: the next chunk the upstream sends is cut in half:
 //!   the first half is forwarded, then the client's socket is reset (RST, linger
-//!   0) and the upstream's closed. Every connection is reset on its next chunk;
-//!   new connections then pass.
-//! - [`Fault::Drip`]: bytes are forwarded one at a time, `every` apart.
+//!   0) and the upstream's closed. While the mode lasts, every connection is
+//!   reset so on its next chunk from upstream (a reconnect's upgrade answer too).
+//! - [`Fault::Drip`]: bytes are forwarded one at a time, `every` apart; the mode
+//!   is looked at before every byte, so a switch applies to the rest of a chunk
+//!   (a dripping download can be cut by switching to `ResetMidFrame`).
 //! - [`Fault::Latency`]: each chunk is held `base` plus up to `jitter` (uniform)
 //!   before it is forwarded; order is kept.
+//!
+//! [`FaultProxy::set_rest`] gives plain HTTP connections (those whose first
+//! request is not a WebSocket upgrade: REST) a mode of their own, so a snapshot
+//! download can drip while the socket passes.
 //!
 //! Invariants: the proxy never reorders or duplicates bytes; it drops bytes
 //! only in `Blackhole` (and what follows a reset); every thread it starts ends
@@ -63,15 +69,23 @@ pub enum Fault {
 
 struct Shared {
     fault: Mutex<Fault>,
+    rest: Mutex<Option<Fault>>,
     closed: AtomicBool,
     accepted: AtomicU64,
     resets: AtomicU64,
     dropped: AtomicU64,
+    upstream_closed: AtomicU64,
 }
 
 impl Shared {
     fn fault(&self) -> Fault {
         *self.fault.lock().unwrap()
+    }
+    fn fault_for(&self, websocket: bool) -> Fault {
+        match *self.rest.lock().unwrap() {
+            Some(f) if !websocket => f,
+            _ => self.fault(),
+        }
     }
 }
 
@@ -95,10 +109,12 @@ impl FaultProxy {
             .expect("non-blocking listener");
         let shared = Arc::new(Shared {
             fault: Mutex::new(Fault::Pass),
+            rest: Mutex::new(None),
             closed: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            upstream_closed: AtomicU64::new(0),
         });
         let s = shared.clone();
         std::thread::spawn(move || accept_loop(listener, upstream, s));
@@ -120,7 +136,14 @@ impl FaultProxy {
         *self.shared.fault.lock().unwrap() = fault;
     }
 
+    /// A mode for plain HTTP connections only (`None`: they follow [`Self::set`]).
+    pub fn set_rest(&self, fault: Option<Fault>) {
+        *self.shared.rest.lock().unwrap() = fault;
+    }
+
     /// The current mode.
+    ///
+    /// (Of WebSocket connections, when [`Self::set_rest`] set another for REST.)
     pub fn fault(&self) -> Fault {
         self.shared.fault()
     }
@@ -133,6 +156,12 @@ impl FaultProxy {
     /// Connections reset by [`Fault::ResetMidFrame`] so far.
     pub fn resets(&self) -> u64 {
         self.shared.resets.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose upstream closed (or reset) its side so far: e.g. a
+    /// server that dropped an idle client.
+    pub fn upstream_closed(&self) -> u64 {
+        self.shared.upstream_closed.load(Ordering::SeqCst)
     }
 
     /// Bytes swallowed by [`Fault::Blackhole`] so far (both ways).
@@ -181,14 +210,15 @@ fn connection(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
         return;
     };
     let _ = up.set_nodelay(true);
+    let websocket = is_upgrade(&client, &shared);
     let reset = Arc::new(AtomicBool::new(false));
     let (c2, u2) = (
         client.try_clone().expect("clone"),
         up.try_clone().expect("clone"),
     );
     let (s2, r2) = (shared.clone(), reset.clone());
-    let down = std::thread::spawn(move || pump(u2, c2, true, &s2, &r2));
-    pump(client, up, false, &shared, &reset);
+    let down = std::thread::spawn(move || pump(u2, c2, true, websocket, &s2, &r2));
+    pump(client, up, false, websocket, &shared, &reset);
     let _ = down.join();
 }
 
@@ -198,6 +228,7 @@ fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
     downstream: bool,
+    websocket: bool,
     shared: &Shared,
     reset: &AtomicBool,
 ) {
@@ -211,51 +242,94 @@ fn pump(
         }
         let n = match from.read(&mut buf) {
             Ok(0) => {
+                if downstream {
+                    shared.upstream_closed.fetch_add(1, Ordering::SeqCst);
+                }
                 // An orderly close: passed on, unless the link is a black hole
                 // (then the FIN is swallowed too, as on a dead path).
-                if shared.fault() != Fault::Blackhole {
+                if shared.fault_for(websocket) != Fault::Blackhole {
                     let _ = to.shutdown(Shutdown::Write);
                     return;
                 }
-                wait_while_blackholed(shared, reset);
+                wait_while_blackholed(shared, websocket, reset);
                 let _ = to.shutdown(Shutdown::Write);
                 return;
             }
             Ok(n) => n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(_) => {
+                if downstream {
+                    shared.upstream_closed.fetch_add(1, Ordering::SeqCst);
+                }
                 let _ = to.shutdown(Shutdown::Both);
                 return;
             }
         };
-        let chunk = &buf[..n];
-        let ok = match shared.fault() {
-            Fault::Pass | Fault::Hang => to.write_all(chunk).is_ok(),
-            Fault::Blackhole => {
-                shared.dropped.fetch_add(n as u64, Ordering::SeqCst);
-                true
-            }
-            Fault::ResetMidFrame if downstream => {
-                let half = (n / 2).max(1).min(n);
-                let _ = to.write_all(&chunk[..half]);
-                let _ = to.flush();
-                reset_now(&to);
-                reset.store(true, Ordering::SeqCst);
-                shared.resets.fetch_add(1, Ordering::SeqCst);
+        match deliver(&buf[..n], &mut to, downstream, websocket, shared, &mut rng) {
+            Delivered::Ok => {}
+            Delivered::Failed => {
                 let _ = from.shutdown(Shutdown::Both);
                 return;
             }
-            Fault::ResetMidFrame => to.write_all(chunk).is_ok(),
+            Delivered::Reset => {
+                reset.store(true, Ordering::SeqCst);
+                let _ = from.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+}
+
+enum Delivered {
+    Ok,
+    Failed,
+    Reset,
+}
+
+/// Forward one chunk under the current mode. A drip looks at the mode before
+/// every byte, so a switch (to a reset, say) cuts a download that is dripping.
+fn deliver(
+    mut chunk: &[u8],
+    to: &mut TcpStream,
+    downstream: bool,
+    websocket: bool,
+    shared: &Shared,
+    rng: &mut Rng,
+) -> Delivered {
+    let ok = |r: std::io::Result<()>| {
+        if r.is_ok() {
+            Delivered::Ok
+        } else {
+            Delivered::Failed
+        }
+    };
+    loop {
+        if chunk.is_empty() {
+            return Delivered::Ok;
+        }
+        match shared.fault_for(websocket) {
+            Fault::Pass | Fault::Hang => return ok(to.write_all(chunk)),
+            Fault::Blackhole => {
+                shared
+                    .dropped
+                    .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                return Delivered::Ok;
+            }
+            Fault::ResetMidFrame if downstream => {
+                let half = (chunk.len() / 2).max(1).min(chunk.len());
+                let _ = to.write_all(&chunk[..half]);
+                let _ = to.flush();
+                reset_now(to);
+                shared.resets.fetch_add(1, Ordering::SeqCst);
+                return Delivered::Reset;
+            }
+            Fault::ResetMidFrame => return ok(to.write_all(chunk)),
             Fault::Drip { every } => {
-                let mut ok = true;
-                for b in chunk {
-                    if to.write_all(std::slice::from_ref(b)).is_err() {
-                        ok = false;
-                        break;
-                    }
-                    std::thread::sleep(every);
+                if to.write_all(&chunk[..1]).is_err() {
+                    return Delivered::Failed;
                 }
-                ok
+                chunk = &chunk[1..];
+                std::thread::sleep(every);
             }
             Fault::Latency { base, jitter } => {
                 let extra = if jitter.is_zero() {
@@ -264,18 +338,37 @@ fn pump(
                     Duration::from_micros(rng.below(jitter.as_micros() as u64 + 1))
                 };
                 std::thread::sleep(base + extra);
-                to.write_all(chunk).is_ok()
+                return ok(to.write_all(chunk));
             }
-        };
-        if !ok {
-            let _ = from.shutdown(Shutdown::Both);
-            return;
         }
     }
 }
 
-fn wait_while_blackholed(shared: &Shared, reset: &AtomicBool) {
-    while shared.fault() == Fault::Blackhole
+/// Whether the client's first request is a WebSocket upgrade (peeked, not
+/// consumed; at most a second's wait for its head).
+fn is_upgrade(client: &TcpStream, shared: &Shared) -> bool {
+    let _ = client.set_read_timeout(Some(TICK));
+    let mut buf = [0u8; 4096];
+    for _ in 0..50 {
+        if shared.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        if let Ok(n) = client.peek(&mut buf) {
+            if n == 0 {
+                return false;
+            }
+            let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            if head.contains("\r\n\r\n") || n == buf.len() {
+                return head.contains("upgrade: websocket");
+            }
+        }
+        std::thread::sleep(TICK / 4);
+    }
+    false
+}
+
+fn wait_while_blackholed(shared: &Shared, websocket: bool, reset: &AtomicBool) {
+    while shared.fault_for(websocket) == Fault::Blackhole
         && !shared.closed.load(Ordering::SeqCst)
         && !reset.load(Ordering::SeqCst)
     {

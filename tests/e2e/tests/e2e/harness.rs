@@ -188,6 +188,11 @@ impl Pulsectl {
         process::kill(&mut self.child);
     }
 
+    /// Its process id (for SIGSTOP / SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Wait for the process to exit on its own; its exit code.
     pub fn wait_exit(&mut self, limit: Duration) -> i32 {
         let child = self.child.as_mut().expect("running");

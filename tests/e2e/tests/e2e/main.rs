@@ -1,6 +1,7 @@
 //! End-to-end: `pulse-gateway` and `pulsectl` as real processes on loopback.
 
 mod cluster;
+mod faults;
 mod harness;
 mod proxy;
 
