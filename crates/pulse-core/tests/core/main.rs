@@ -3,6 +3,8 @@
 //! never fixed sleeps (see `pulse_testkit`). Helpers used by more than one
 //! module are in `common`.
 //!
+//! - `faults`: network faults (fault proxy) against the Socket.IO and jsonws
+//!   seed peers: half-open link, resets mid-frame, slow drip.
 //! - `fallback`: profile servers polled over REST when the socket cannot be
 //!   had (or polling is forced), seed 000's rate limit and rooms.
 //! - `profiles`: profiles against real servers of the seeds' dialects
@@ -14,6 +16,7 @@
 mod common;
 
 mod fallback;
+mod faults;
 mod profiles;
 mod session;
 mod socketio;
