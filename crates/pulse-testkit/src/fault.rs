@@ -15,7 +15,7 @@
 //!   resent.
 //! - [`Fault::Hang`]: new connections are accepted and then nothing is ever
 //!   forwarded (no upstream connection is made), as a server that accepted TCP
-//!   and never answered the upgrade. Open connections pass.
+//!   and never answered the upgrade (or the request). Open connections pass.
 //! - [`Fault::ResetMidFrame`]: the next chunk the upstream sends is cut in half:
 //!   the first half is forwarded, then the client's socket is reset (RST, linger
 //!   0) and the upstream's closed. While the mode lasts, every connection is
@@ -75,6 +75,7 @@ struct Shared {
     resets: AtomicU64,
     dropped: AtomicU64,
     upstream_closed: AtomicU64,
+    upgrades: AtomicU64,
 }
 
 impl Shared {
@@ -115,6 +116,7 @@ impl FaultProxy {
             resets: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             upstream_closed: AtomicU64::new(0),
+            upgrades: AtomicU64::new(0),
         });
         let s = shared.clone();
         std::thread::spawn(move || accept_loop(listener, upstream, s));
@@ -151,6 +153,11 @@ impl FaultProxy {
     /// TCP connections accepted so far (every mode).
     pub fn accepted(&self) -> u64 {
         self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections whose first request was a WebSocket upgrade so far.
+    pub fn upgrades(&self) -> u64 {
+        self.shared.upgrades.load(Ordering::SeqCst)
     }
 
     /// Connections reset by [`Fault::ResetMidFrame`] so far.
@@ -193,15 +200,21 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
 fn connection(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
     let _ = client.set_nonblocking(false);
     let _ = client.set_nodelay(true);
-    if shared.fault() == Fault::Hang {
-        // Hold the socket open, read nothing, answer nothing, until the client
-        // gives up or the proxy closes.
+    let websocket = is_upgrade(&client, &shared);
+    if websocket {
+        shared.upgrades.fetch_add(1, Ordering::SeqCst);
+    }
+    if shared.fault_for(websocket) == Fault::Hang {
+        // Hold the socket open, answer nothing, until the client gives up or
+        // the proxy closes.
         let _ = client.set_read_timeout(Some(TICK));
-        let mut sink = [0u8; 1];
+        let mut sink = [0u8; 4096];
         while !shared.closed.load(Ordering::SeqCst) {
-            match (&client).peek(&mut sink) {
+            match (&client).read(&mut sink) {
                 Ok(0) => return,
-                Ok(_) | Err(_) => std::thread::sleep(TICK),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return,
             }
         }
         return;
@@ -210,7 +223,6 @@ fn connection(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
         return;
     };
     let _ = up.set_nodelay(true);
-    let websocket = is_upgrade(&client, &shared);
     let reset = Arc::new(AtomicBool::new(false));
     let (c2, u2) = (
         client.try_clone().expect("clone"),

@@ -3,7 +3,8 @@
 //! `pulse_testkit::fault` between the session and a real Socket.IO server (seed
 //! 002) and a real `ws` server (seed 000). A half-open link is noticed within the
 //! dialect's own silence limit (Engine.IO's ping interval + timeout; the profile's
-//! heartbeat), resets mid-frame and a slow drip are survived, and what changed
+//! heartbeat), resets mid-frame and a slow drip are survived, connections that hang after TCP
+//! connect are given up after the connect timeout and retried. What changed
 //! meanwhile is in the cache afterwards (replayed by Socket.IO's recovery, or
 //! reloaded over REST where the server cannot replay).
 //!
@@ -26,6 +27,8 @@ use crate::common::until_within;
 /// Slack on top of a protocol limit, for a loaded machine.
 const SLACK: Duration = Duration::from_secs(8);
 const LIMIT: Duration = Duration::from_secs(45);
+/// How soon a profile polling over REST tries its socket again.
+const SOCKET_RETRY: Duration = Duration::from_secs(1);
 
 fn proxy_for(peer: &Peer) -> FaultProxy {
     FaultProxy::start(([127, 0, 0, 1], peer.port).into())
@@ -37,6 +40,7 @@ fn session(url: &str, profile: Profile, token: &str) -> SessionHandle {
     config.backoff.floor = Duration::from_millis(20);
     config.backoff.cap = Duration::from_millis(500);
     config.backoff.fail_after = 1000;
+    config.socket_retry_interval = SOCKET_RETRY;
     config.dialect = Arc::new(ProfileDialect::new(profile));
     SessionHandle::spawn(
         config,
@@ -134,6 +138,38 @@ async fn survive_faults<C, E>(
         st.counters.connections, connections,
         "a slow but live link was taken for dead"
     );
+
+    // 4. New socket connections hang after TCP connect (the live one is cut
+    //    first): the connect timeout ends each attempt, so another is made.
+    //    REST passes meanwhile (a profile polls it while the socket is away).
+    proxy.set_rest(Some(Fault::Pass));
+    proxy.set(Fault::ResetMidFrame);
+    while proxy.resets() == 0 || live(&h.status().borrow()) {
+        emit("before-hang").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.set(Fault::Hang);
+    let hung = proxy.upgrades() + 1;
+    let t0 = Instant::now();
+    let limit = pulse_core::transport::CONNECT_TIMEOUT + SLACK;
+    while proxy.upgrades() <= hung {
+        assert!(
+            t0.elapsed() < limit + limit + SOCKET_RETRY,
+            "a hung attempt was never given up; status {:?}",
+            h.status().borrow()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "FIGURE {name}: hung socket attempts abandoned and retried: two within {} ms (connect timeout {} ms)",
+        t0.elapsed().as_millis(),
+        pulse_core::transport::CONNECT_TIMEOUT.as_millis()
+    );
+    proxy.set_rest(None);
+    proxy.set(Fault::Pass);
+    until(h, LIMIT, "live after the hang", live).await;
+    let (kind, id) = emit("after-hang").await;
+    until_has(h, kind, &id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

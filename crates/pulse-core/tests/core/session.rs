@@ -289,6 +289,44 @@ async fn a_server_that_gaps_on_every_connection_is_retried_with_backoff() {
     handle.stop().await;
 }
 
+/// A server that answers the upgrade and then says nothing (no hello): the
+/// handshake timeout ends the attempt, and the next one is made.
+#[tokio::test]
+async fn a_handshake_that_never_comes_times_out_and_is_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut accepted) = mpsc::channel::<Ws>(8);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            // No hello, no close: the socket is kept open and silent.
+            tx.send(ws).await.unwrap();
+        }
+    });
+    let mut config = SessionConfig::new(url.parse().unwrap());
+    config.handshake_timeout = Duration::from_millis(300);
+    config.backoff.base = Duration::from_millis(50);
+    config.backoff.floor = Duration::from_millis(10);
+    let handle = SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        StoreHandle::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let _first = accepted.recv().await.unwrap();
+    let st = until(&handle, "the handshake given up", |s| {
+        matches!(&s.state, ConnectionState::Reconnecting { error, .. }
+            if error.contains("handshake"))
+    })
+    .await;
+    assert!(matches!(st.state, ConnectionState::Reconnecting { .. }));
+    let _second = tokio::time::timeout(Duration::from_secs(20), accepted.recv())
+        .await
+        .expect("a second attempt after the handshake timeout")
+        .unwrap();
+    handle.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_link_is_closed_and_reopened() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
