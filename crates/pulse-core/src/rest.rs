@@ -6,6 +6,13 @@
 //! [`RestError::RateLimited`] (wait `retry_after`), [`RestError::Conflict`] (someone
 //! else acted first; `current` is the entity now), [`RestError::Unreachable`]
 //! (network: queue and retry), and the rest.
+//!
+//! Bounds: every response body read from a server is read through
+//! [`read_limited`] (at most [`MAX_BODY`]: a snapshot, an events page, a
+//! profile's refetch, an action's answer; over it is a clear error and nothing
+//! past the bound is buffered) or, for an error's text, [`read_prefix`] (its
+//! first [`MAX_ERROR_BODY`] bytes, the rest never read). Error text is redacted
+//! (the token taken out) before it is cut to an excerpt.
 
 use std::time::Duration;
 
@@ -137,6 +144,45 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+/// The largest response body Pulse reads from a server (64 MiB): a snapshot of
+/// 10,000 entities is a few MiB.
+pub const MAX_BODY: usize = 64 << 20;
+
+/// How much of an error response is read for its text (64 KiB).
+pub const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Read `resp`'s body, at most `limit` bytes. A body announced (Content-Length)
+/// or found (as it streams) to be larger is an error naming the bound, and no
+/// more than `limit` bytes are ever held.
+pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let over = || format!("the server's answer is over {limit} bytes (Pulse reads at most that)");
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(over());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| without_url(&e))? {
+        if buf.len().saturating_add(chunk.len()) > limit {
+            return Err(over());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// The first `limit` bytes of `resp`'s body (an error's text): the rest is
+/// never read; a network failure midway keeps what arrived.
+pub async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    buf
+}
+
 /// Client for one server's REST API.
 #[derive(Clone, Debug)]
 pub struct RestClient {
@@ -187,10 +233,9 @@ impl RestClient {
             .map_err(|e| RestError::Unreachable(without_url(&e)))?;
         let status = resp.status();
         if status.is_success() {
-            let bytes = resp
-                .bytes()
+            let bytes = read_limited(resp, MAX_BODY)
                 .await
-                .map_err(|e| RestError::Unreachable(without_url(&e)))?;
+                .map_err(RestError::Decode)?;
             return serde_json::from_slice(&bytes).map_err(|e| RestError::Decode(e.to_string()));
         }
         let retry_after = resp
@@ -198,7 +243,10 @@ impl RestClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = resp.text().await.unwrap_or_default();
+        let bytes = read_prefix(resp, MAX_ERROR_BODY).await;
+        // Redacted before classify cuts it to an excerpt, so a token the server
+        // echoes is never half kept.
+        let text = crate::transport::jsonws::redact(&String::from_utf8_lossy(&bytes), token);
         Err(classify(status, retry_after.as_deref(), &text))
     }
 

@@ -186,13 +186,16 @@ impl ProfileDialect {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp
-            .bytes()
+        let bytes = crate::rest::read_limited(resp, crate::rest::MAX_BODY)
             .await
-            .map_err(|e| RestError::Unreachable(without_url(&e)))?;
-        let text = String::from_utf8_lossy(&bytes);
+            .map_err(RestError::Unreachable)?;
+        // Redacted first: the excerpt an error shows is cut from this.
+        let text = crate::transport::jsonws::redact(&String::from_utf8_lossy(&bytes), Some(&token));
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let message = || explanation(spec.message.as_deref(), body.as_ref(), &text, status);
+        let message = || {
+            let m = explanation(spec.message.as_deref(), body.as_ref(), &text, status);
+            crate::transport::jsonws::redact(&m, Some(&token))
+        };
         let success = if spec.success.is_empty() {
             (200..300).contains(&status)
         } else {

@@ -821,10 +821,9 @@ async fn fetch_json(
     if !resp.status().is_success() {
         return Err(Fetch::Failed(format!("HTTP {status}")));
     }
-    let bytes = resp
-        .bytes()
+    let bytes = crate::rest::read_limited(resp, crate::rest::MAX_BODY)
         .await
-        .map_err(|e| Fetch::Failed(without_url(&e)))?;
+        .map_err(Fetch::Failed)?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Fetch::Failed(format!("the answer is not JSON: {e}")))?;
     Ok((body, token))

@@ -302,17 +302,16 @@ fn map_error(e: tungstenite::Error, unauthorized: &[u16], token: Option<&Secret>
     match e {
         tungstenite::Error::Http(resp) => {
             let status = resp.status().as_u16();
+            // Redact first, then cut: a token across the cut is never half kept.
             let body = resp
                 .body()
                 .as_ref()
-                .map(|b| {
-                    String::from_utf8_lossy(b)
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                })
+                .map(|b| redact(&String::from_utf8_lossy(b), token))
                 .unwrap_or_default();
-            let message = redact(&error_message(&body), token);
+            let message: String = redact(&error_message(&body), token)
+                .chars()
+                .take(200)
+                .collect();
             if unauthorized.contains(&status) {
                 ConnectError::Unauthorized(message)
             } else {

@@ -3,6 +3,8 @@
 //! never fixed sleeps (see `pulse_testkit`). Helpers used by more than one
 //! module are in `common`.
 //!
+//! - `bounds`: network-fed buffers bounded in bytes (a server sending 100 MB),
+//!   error text redacted before it is cut.
 //! - `faults`: network faults (fault proxy) against the Socket.IO and jsonws
 //!   seed peers: half-open link, resets mid-frame, slow drip.
 //! - `fallback`: profile servers polled over REST when the socket cannot be
@@ -15,6 +17,7 @@
 
 mod common;
 
+mod bounds;
 mod fallback;
 mod faults;
 mod profiles;
