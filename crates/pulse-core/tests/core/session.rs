@@ -327,6 +327,61 @@ async fn a_handshake_that_never_comes_times_out_and_is_retried() {
     handle.stop().await;
 }
 
+/// Messages up to the transport's documented 16 MiB arrive whole: one just
+/// under it (over the protocol's 1 MiB frame limit) is counted and skipped with
+/// the connection kept; one over it closes the link with a clear reason and the
+/// client reconnects and resumes from its cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_up_to_16_mib_are_read_and_larger_ones_end_the_link_clearly() {
+    use pulse_core::transport::TRANSPORT_MAX_MESSAGE;
+    let (url, mut conns) = server().await;
+    let handle = session(&url);
+    let (mut ws, _) = conns.recv().await.unwrap();
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    ws.send(Message::text(event(1, "ticket.created", json!({"id": "t1"}))))
+        .await
+        .unwrap();
+    let pad = |total: usize| {
+        let shell = r#"{"type":"ping","pad":""}"#.len();
+        format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(total - shell))
+    };
+    ws.send(Message::text(pad(TRANSPORT_MAX_MESSAGE - 16)))
+        .await
+        .unwrap();
+    ws.send(Message::text(event(2, "ticket.created", json!({"id": "t2"}))))
+        .await
+        .unwrap();
+    let st = until(&handle, "seq 2 after a 16 MiB message", |s| seq(s) == 2).await;
+    assert_eq!(st.counters.decode_errors, 1, "{:?}", st.counters);
+    assert_eq!(st.counters.connections, 1, "the connection stayed up");
+
+    // Over 16 MiB: the link ends, the client comes back asking after seq 2.
+    let _ = ws
+        .send(Message::text(pad(TRANSPORT_MAX_MESSAGE + 1024)))
+        .await;
+    let (mut ws2, sub) = tokio::time::timeout(Duration::from_secs(30), conns.recv())
+        .await
+        .expect("a reconnect after the oversized message")
+        .unwrap();
+    assert_eq!(
+        sub,
+        ClientFrame::Subscribe {
+            stream: Some("acme".into()),
+            since: Some(2),
+            epoch: Some("e1".into())
+        }
+    );
+    ws2.send(Message::text(subscribed(3))).await.unwrap();
+    ws2.send(Message::text(event(3, "ticket.created", json!({"id": "t3"}))))
+        .await
+        .unwrap();
+    let st = until(&handle, "seq 3 after the reconnect", |s| seq(s) == 3).await;
+    assert_eq!(st.counters.connections, 2);
+    assert_eq!(handle.store().list(EntityKind::Ticket).unwrap().len(), 3);
+    drop(ws);
+    handle.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_link_is_closed_and_reopened() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
