@@ -150,6 +150,9 @@ fn init_logging() {
     let filter = EnvFilter::try_from_env("PULSE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"));
+    let filter = pulse_core::protocol::log_directives()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

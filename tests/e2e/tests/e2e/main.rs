@@ -4,6 +4,7 @@ mod cluster;
 mod faults;
 mod harness;
 mod proxy;
+mod secrets;
 
 use std::collections::HashSet;
 use std::path::Path;
