@@ -13,6 +13,13 @@
 //! past the bound is buffered) or, for an error's text, [`read_prefix`] (its
 //! first [`MAX_ERROR_BODY`] bytes, the rest never read). Error text is redacted
 //! (the token taken out) before it is cut to an excerpt.
+//!
+//! URLs: a request's URL is the server's base with a path joined by
+//! [`same_host_url`], which refuses a path that would leave the configured
+//! scheme, host and port (`//evil/x`, `https://evil/`, a backslash); an id in a
+//! path is one segment, percent-encoded by [`path_segment`] (`.` and `..` are
+//! refused). Redirects are never followed ([`http_client`]): a credential is
+//! never sent on to where a 3xx points.
 
 use std::time::Duration;
 
@@ -183,6 +190,56 @@ pub async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
     buf
 }
 
+/// An id as one path segment: every byte outside RFC 3986's unreserved set is
+/// percent-encoded (`/`, `?`, `#`, `%`, spaces…). `""`, `.` and `..` are
+/// refused: a URL parser reads the last two as "this" and "the parent" folder
+/// however they are encoded.
+pub fn path_segment(id: &str) -> Result<String, RestError> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(RestError::Decode(format!(
+            "`{id}` cannot be an id in a URL path"
+        )));
+    }
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// `path` joined onto `base`, refused unless the result keeps `base`'s scheme,
+/// host and port: a profile's path (or a value rendered into it) can never send
+/// the token to another host.
+pub fn same_host_url(base: &Url, path: &str) -> Result<Url, RestError> {
+    let bad = |why: &str| RestError::Decode(format!("bad URL path `{path}`: {why}"));
+    if path.starts_with("//") || path.contains('\\') {
+        return Err(bad("it would leave the server's host"));
+    }
+    let joined = base.join(path).map_err(|e| bad(&e.to_string()))?;
+    if joined.scheme() != base.scheme()
+        || joined.host_str() != base.host_str()
+        || joined.port_or_known_default() != base.port_or_known_default()
+    {
+        return Err(bad("it would leave the server's host"));
+    }
+    Ok(joined)
+}
+
+/// The HTTP client every REST call of Pulse uses: connect timeout 10 s, whole
+/// request 60 s, and no redirects followed (a 3xx is an error, never a resend
+/// of the credentials elsewhere).
+pub fn http_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
+}
+
 /// Client for one server's REST API.
 #[derive(Clone, Debug)]
 pub struct RestClient {
@@ -193,10 +250,7 @@ pub struct RestClient {
 impl RestClient {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: Url) -> Result<Self, RestError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
+        let http = http_client()
             .build()
             .map_err(|e| RestError::Unreachable(e.to_string()))?;
         Ok(RestClient { http, base })
@@ -208,9 +262,7 @@ impl RestClient {
     }
 
     fn url(&self, path: &str) -> Result<Url, RestError> {
-        self.base
-            .join(path)
-            .map_err(|e| RestError::Decode(format!("bad URL path {path}: {e}")))
+        same_host_url(&self.base, path)
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -298,8 +350,7 @@ impl RestClient {
 
     /// Send a user action (approve, reject, move, terminate).
     pub async fn perform(&self, token: &Secret, action: &Action) -> Result<Entity, RestError> {
-        let seg =
-            |id: &str| url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+        let seg = path_segment;
         let resp: MutationResponse = match action {
             Action::Approve { id, reason } => {
                 let body = DecisionRequest {
@@ -307,7 +358,7 @@ impl RestClient {
                 };
                 self.call(
                     Method::POST,
-                    &format!("/v1/approvals/{}/approve", seg(id)),
+                    &format!("/v1/approvals/{}/approve", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -319,7 +370,7 @@ impl RestClient {
                 };
                 self.call(
                     Method::POST,
-                    &format!("/v1/approvals/{}/reject", seg(id)),
+                    &format!("/v1/approvals/{}/reject", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -331,7 +382,7 @@ impl RestClient {
                 };
                 self.call(
                     Method::POST,
-                    &format!("/v1/tickets/{}/move", seg(id)),
+                    &format!("/v1/tickets/{}/move", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -343,7 +394,7 @@ impl RestClient {
                 };
                 self.call(
                     Method::POST,
-                    &format!("/v1/agents/{}/terminate", seg(id)),
+                    &format!("/v1/agents/{}/terminate", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -426,6 +477,44 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_one_percent_encoded_path_segment() {
+        assert_eq!(path_segment("t-1_a.b~").unwrap(), "t-1_a.b~");
+        assert_eq!(path_segment("a/b?c#d e%").unwrap(), "a%2Fb%3Fc%23d%20e%25");
+        assert_eq!(path_segment("é").unwrap(), "%C3%A9");
+        assert_eq!(path_segment("...").unwrap(), "...");
+        for bad in ["", ".", ".."] {
+            assert!(path_segment(bad).is_err(), "{bad:?}");
+        }
+        let base: Url = "https://ops.example/".parse().unwrap();
+        let url = same_host_url(
+            &base,
+            &format!("/v1/approvals/{}/approve", path_segment("../../admin").unwrap()),
+        )
+        .unwrap();
+        assert_eq!(url.path(), "/v1/approvals/..%2F..%2Fadmin/approve");
+    }
+
+    #[test]
+    fn a_path_cannot_leave_the_configured_host() {
+        let base: Url = "https://ops.example:8443/api/".parse().unwrap();
+        for bad in [
+            "//evil.example/x",
+            "https://evil.example/x",
+            "http://ops.example:8443/x",
+            "https://ops.example:9999/x",
+            "\\\\evil.example\\x",
+            "/\\evil.example/x",
+        ] {
+            let e = same_host_url(&base, bad).expect_err(bad);
+            assert!(e.to_string().contains("leave the server's host"), "{bad}: {e}");
+        }
+        let ok = same_host_url(&base, "/v1/snapshot?x=1").unwrap();
+        assert_eq!(ok.host_str(), Some("ops.example"));
+        assert_eq!(ok.port(), Some(8443));
+        assert_eq!(same_host_url(&base, "stats").unwrap().path(), "/api/stats");
+    }
 
     #[test]
     fn retry_after_forms() {

@@ -558,10 +558,10 @@ impl<'d> Run<'d> {
         };
         let path = res.path.clone();
         let absent_when_refused = res.refusal_means_absent;
-        let url = match cx.config().server.join(&path) {
+        let url = match crate::rest::same_host_url(&cx.config().server, &path) {
             Ok(u) => u,
             Err(e) => {
-                let why = format!("bad path: {e}");
+                let why = e.to_string();
                 self.refetch_failed(cx, name, &path, why.clone(), true);
                 return Ok((Fetched::Answered, Some(why)));
             }

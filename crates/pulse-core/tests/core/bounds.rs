@@ -145,3 +145,44 @@ async fn an_echoed_token_across_the_excerpt_cut_is_redacted_first() {
     assert!(!text.contains(&TOKEN[..5]), "{text}");
     assert!(text.contains("***"), "{text}");
 }
+
+/// A server that answers 302 to another one: the redirect is not followed, so
+/// the token never reaches the other server, and the error says 302.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_never_follows_a_redirect_with_the_token() {
+    let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_url = format!("http://{}/v1/snapshot", other.local_addr().unwrap());
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = other.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = tcp.read(&mut buf).await.unwrap_or(0);
+            let _ = seen_tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = tcp
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await;
+        }
+    });
+    let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", first.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = first.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let _ = tcp.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nlocation: {other_url}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = tcp.write_all(answer.as_bytes()).await;
+        }
+    });
+    let rest = RestClient::new(url.parse().unwrap()).unwrap();
+    let err = rest
+        .snapshot(&Secret::new(TOKEN))
+        .await
+        .expect_err("a redirect is not a snapshot");
+    assert!(err.to_string().contains("302"), "{err}");
+    assert!(
+        seen.try_recv().is_err(),
+        "the redirect was followed to the other server"
+    );
+}

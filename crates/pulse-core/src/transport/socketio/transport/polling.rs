@@ -61,6 +61,7 @@ impl PollingLink {
         ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
             .default_headers(ep.headers.clone())
             .connect_timeout(ep.connect_timeout)
             .tcp_nodelay(true)
