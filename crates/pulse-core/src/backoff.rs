@@ -211,9 +211,15 @@ mod tests {
         let mut b = seeded(7);
         let t0 = Instant::now();
         b.connected(t0);
-        assert!(b.resync_now(t0 + Duration::from_secs(1)), "first resync at once");
+        assert!(
+            b.resync_now(t0 + Duration::from_secs(1)),
+            "first resync at once"
+        );
         b.connected(t0 + Duration::from_secs(1));
-        assert!(!b.resync_now(t0 + Duration::from_secs(2)), "second backs off");
+        assert!(
+            !b.resync_now(t0 + Duration::from_secs(2)),
+            "second backs off"
+        );
         let d = b.disconnected(t0 + Duration::from_secs(2));
         assert!(d >= b.config().floor);
         assert_eq!(b.attempts(), 1);

@@ -490,7 +490,10 @@ mod tests {
         let base: Url = "https://ops.example/".parse().unwrap();
         let url = same_host_url(
             &base,
-            &format!("/v1/approvals/{}/approve", path_segment("../../admin").unwrap()),
+            &format!(
+                "/v1/approvals/{}/approve",
+                path_segment("../../admin").unwrap()
+            ),
         )
         .unwrap();
         assert_eq!(url.path(), "/v1/approvals/..%2F..%2Fadmin/approve");
@@ -508,7 +511,10 @@ mod tests {
             "/\\evil.example/x",
         ] {
             let e = same_host_url(&base, bad).expect_err(bad);
-            assert!(e.to_string().contains("leave the server's host"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("leave the server's host"),
+                "{bad}: {e}"
+            );
         }
         let ok = same_host_url(&base, "/v1/snapshot?x=1").unwrap();
         assert_eq!(ok.host_str(), Some("ops.example"));

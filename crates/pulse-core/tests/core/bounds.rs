@@ -63,7 +63,9 @@ async fn server(answer: Answer) -> (String, tokio::sync::mpsc::UnboundedReceiver
                         return;
                     }
                 };
-                let mut h = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n");
+                let mut h = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                );
                 if let Some(n) = length {
                     h.push_str(&format!("content-length: {n}\r\n"));
                 }
@@ -93,13 +95,10 @@ async fn server(answer: Answer) -> (String, tokio::sync::mpsc::UnboundedReceiver
 async fn snapshot_error(answer: Answer) -> (RestError, usize) {
     let (url, mut sent) = server(answer).await;
     let rest = RestClient::new(url.parse().unwrap()).unwrap();
-    let err = tokio::time::timeout(
-        Duration::from_secs(120),
-        rest.snapshot(&Secret::new(TOKEN)),
-    )
-    .await
-    .expect("the client gave up on the body")
-    .expect_err("a 100 MB snapshot is refused");
+    let err = tokio::time::timeout(Duration::from_secs(120), rest.snapshot(&Secret::new(TOKEN)))
+        .await
+        .expect("the client gave up on the body")
+        .expect_err("a 100 MB snapshot is refused");
     let sent = tokio::time::timeout(Duration::from_secs(60), sent.recv())
         .await
         .expect("the server saw the client hang up")

@@ -96,7 +96,10 @@ async fn survive_faults<C, E>(
     let connections = h.status().borrow().counters.connections;
     proxy.set(Fault::Blackhole);
     let t0 = Instant::now();
-    until(h, silence + SLACK, "the half-open link noticed", |s| !live(s)).await;
+    until(h, silence + SLACK, "the half-open link noticed", |s| {
+        !live(s)
+    })
+    .await;
     eprintln!(
         "FIGURE {name}: half-open link noticed after {} ms (limit {} ms)",
         t0.elapsed().as_millis(),
@@ -176,7 +179,12 @@ async fn survive_faults<C, E>(
 async fn nest_realtime_over_socketio_survives_a_half_open_link_resets_and_a_drip() {
     let token = jwt(json!({"sub": "ann", "workspaceId": "ws1"}));
     let state = json!({"approvals": [], "agents": [], "notifications": [], "messages": []});
-    let peer = Peer::start(Kind::NestRealtime, &[&token], state, &["--transports", "websocket"]);
+    let peer = Peer::start(
+        Kind::NestRealtime,
+        &[&token],
+        state,
+        &["--transports", "websocket"],
+    );
     let proxy = proxy_for(&peer);
     let h = session(
         &proxy.url(),
@@ -197,7 +205,8 @@ async fn nest_realtime_over_socketio_survives_a_half_open_link_resets_and_a_drip
     // hold it, so the peer's state has it too.
     let change = async |id: &str| {
         let approvals = json!([{"id": id, "title": id, "status": "pending"}]);
-        peer.control("state", json!({ "approvals": approvals })).await;
+        peer.control("state", json!({ "approvals": approvals }))
+            .await;
         emit(id).await
     };
     survive_faults(&h, &proxy, silence, "socket.io", change, emit).await;

@@ -338,9 +338,13 @@ async fn messages_up_to_16_mib_are_read_and_larger_ones_end_the_link_clearly() {
     let handle = session(&url);
     let (mut ws, _) = conns.recv().await.unwrap();
     ws.send(Message::text(subscribed(0))).await.unwrap();
-    ws.send(Message::text(event(1, "ticket.created", json!({"id": "t1"}))))
-        .await
-        .unwrap();
+    ws.send(Message::text(event(
+        1,
+        "ticket.created",
+        json!({"id": "t1"}),
+    )))
+    .await
+    .unwrap();
     let pad = |total: usize| {
         let shell = r#"{"type":"ping","pad":""}"#.len();
         format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(total - shell))
@@ -348,9 +352,13 @@ async fn messages_up_to_16_mib_are_read_and_larger_ones_end_the_link_clearly() {
     ws.send(Message::text(pad(TRANSPORT_MAX_MESSAGE - 16)))
         .await
         .unwrap();
-    ws.send(Message::text(event(2, "ticket.created", json!({"id": "t2"}))))
-        .await
-        .unwrap();
+    ws.send(Message::text(event(
+        2,
+        "ticket.created",
+        json!({"id": "t2"}),
+    )))
+    .await
+    .unwrap();
     let st = until(&handle, "seq 2 after a 16 MiB message", |s| seq(s) == 2).await;
     assert_eq!(st.counters.decode_errors, 1, "{:?}", st.counters);
     assert_eq!(st.counters.connections, 1, "the connection stayed up");
@@ -372,9 +380,13 @@ async fn messages_up_to_16_mib_are_read_and_larger_ones_end_the_link_clearly() {
         }
     );
     ws2.send(Message::text(subscribed(3))).await.unwrap();
-    ws2.send(Message::text(event(3, "ticket.created", json!({"id": "t3"}))))
-        .await
-        .unwrap();
+    ws2.send(Message::text(event(
+        3,
+        "ticket.created",
+        json!({"id": "t3"}),
+    )))
+    .await
+    .unwrap();
     let st = until(&handle, "seq 3 after the reconnect", |s| seq(s) == 3).await;
     assert_eq!(st.counters.connections, 2);
     assert_eq!(handle.store().list(EntityKind::Ticket).unwrap().len(), 3);

@@ -121,8 +121,10 @@ fn a_half_open_link_is_noticed_within_ping_interval_plus_timeout_and_nothing_is_
     );
     assert!(proxy.dropped_bytes() > 0, "the black hole swallowed bytes");
     assert!(
-        matches!(&client.status().state,
-            ConnectionState::Connecting { .. } | ConnectionState::Reconnecting { .. }),
+        matches!(
+            &client.status().state,
+            ConnectionState::Connecting { .. } | ConnectionState::Reconnecting { .. }
+        ),
         "{:?}",
         client.status().state
     );
@@ -259,7 +261,9 @@ fn a_client_stopped_past_the_servers_idle_limit_notices_the_zombie_socket_at_onc
     let (pubtok, view) = (publisher("acme"), viewer("acme"));
     http.ingest(&gw.url(), &pubtok, &batch(0, 10)).unwrap();
     let ctl = Pulsectl::watch(&proxy.url(), &["--token", &view], &cache, &[]);
-    wait_for("pulsectl live", LONG, || ctl.stderr.contains("pulsectl: live"));
+    wait_for("pulsectl live", LONG, || {
+        ctl.stderr.contains("pulsectl: live")
+    });
     assert_converged(&http, &gw, &view, &cache);
     let accepted = proxy.accepted();
 

@@ -39,7 +39,9 @@ fn no_token_in_any_byte_the_gateway_and_pulsectl_write_at_trace_level() {
     let (pubtok, view) = (publisher("acme"), viewer("acme"));
     http.ingest(&gw.url(), &pubtok, &batch(0, 20)).unwrap();
     let mut ctl = Pulsectl::watch_env(&gw.url(), &["--token", &view], &cache, &[], &trace);
-    wait_for("pulsectl live", LONG, || ctl.stderr.contains("pulsectl: live"));
+    wait_for("pulsectl live", LONG, || {
+        ctl.stderr.contains("pulsectl: live")
+    });
     http.ingest(&gw.url(), &pubtok, &batch(1, 20)).unwrap();
     let head = http.snapshot(&gw.url(), &view).seq;
     wait_for("cache synced", LONG, || cache_seq(&cache, "acme") >= head);
@@ -48,9 +50,18 @@ fn no_token_in_any_byte_the_gateway_and_pulsectl_write_at_trace_level() {
     drop(gw);
 
     let mut written: Vec<(String, Vec<u8>)> = every_file(dir.path());
-    written.push(("pulsectl stderr".into(), ctl.stderr.snapshot().join("\n").into_bytes()));
-    written.push(("pulsectl stdout".into(), ctl.stdout.snapshot().join("\n").into_bytes()));
-    written.push(("gateway stderr".into(), gw_lines.snapshot().join("\n").into_bytes()));
+    written.push((
+        "pulsectl stderr".into(),
+        ctl.stderr.snapshot().join("\n").into_bytes(),
+    ));
+    written.push((
+        "pulsectl stdout".into(),
+        ctl.stdout.snapshot().join("\n").into_bytes(),
+    ));
+    written.push((
+        "gateway stderr".into(),
+        gw_lines.snapshot().join("\n").into_bytes(),
+    ));
     // Verbose output was written at all (else the search proves nothing):
     // trace from the crates that have it, debug from the capped ones.
     let verbose = |lines: &[String]| {
@@ -59,7 +70,10 @@ fn no_token_in_any_byte_the_gateway_and_pulsectl_write_at_trace_level() {
             .filter(|l| l.contains("TRACE") || l.contains("DEBUG"))
             .count()
     };
-    let (c, g) = (verbose(&ctl.stderr.snapshot()), verbose(&gw_lines.snapshot()));
+    let (c, g) = (
+        verbose(&ctl.stderr.snapshot()),
+        verbose(&gw_lines.snapshot()),
+    );
     eprintln!("FIGURE verbose lines searched: pulsectl {c}, gateway {g}");
     assert!(c > 0, "pulsectl wrote no trace/debug lines");
     assert!(g > 0, "the gateway wrote no trace/debug lines");

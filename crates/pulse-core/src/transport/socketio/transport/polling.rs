@@ -257,8 +257,7 @@ async fn write_loop(
                 Err(e) => Some(format!("send failed: {}", without_url(&e))),
                 Ok(resp) if !resp.status().is_success() => {
                     let status = resp.status().as_u16();
-                    let body =
-                        crate::rest::read_prefix(resp, crate::rest::MAX_ERROR_BODY).await;
+                    let body = crate::rest::read_prefix(resp, crate::rest::MAX_ERROR_BODY).await;
                     Some(format!(
                         "send answered HTTP {status}: {}",
                         body_message(&body)
