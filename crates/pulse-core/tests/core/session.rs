@@ -394,6 +394,87 @@ async fn messages_up_to_16_mib_are_read_and_larger_ones_end_the_link_clearly() {
     handle.stop().await;
 }
 
+/// Live events buffered while a snapshot downloads are bounded in bytes: a
+/// server whose snapshot never comes while it streams more than
+/// `MAX_BUFFERED_DURING_SNAPSHOT` of events gets the link closed and a fresh
+/// attempt; nothing half-buffered is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_buffered_during_a_snapshot_are_bounded_in_bytes() {
+    use pulse_core::session::MAX_BUFFERED_DURING_SNAPSHOT;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut subs) = mpsc::channel::<ClientFrame>(8);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            let mut peek = [0u8; 2048];
+            let n = tcp.peek(&mut peek).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&peek[..n]).to_ascii_lowercase();
+            if !head.contains("upgrade: websocket") {
+                // The snapshot request: never answered.
+                held.push(tcp);
+                continue;
+            }
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                ws.send(Message::text(hello(60_000))).await.unwrap();
+                let sub = loop {
+                    if let Some(Ok(Message::Text(t))) = ws.next().await {
+                        break ClientFrame::decode(t.as_str()).unwrap();
+                    }
+                };
+                let _ = tx.send(sub).await;
+                let _ = ws
+                    .send(Message::text(
+                        ServerFrame::Subscribed(Subscribed {
+                            stream: "acme".into(),
+                            epoch: "e1".into(),
+                            head: 0,
+                            recovered: false,
+                            reason: Some("no_cursor".into()),
+                        })
+                        .encode(),
+                    ))
+                    .await;
+                let pad = "x".repeat(900_000);
+                let mut sent = 0usize;
+                let mut seq = 1;
+                while sent <= MAX_BUFFERED_DURING_SNAPSHOT + (4 << 20) {
+                    let text = event(
+                        seq,
+                        "ticket.created",
+                        json!({"id": format!("t{seq}"), "pad": pad}),
+                    );
+                    sent += text.len();
+                    seq += 1;
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                // Keep the link open: only the client's bound may end it.
+                while ws.next().await.is_some() {}
+            });
+        }
+    });
+    let handle = session(&url);
+    let first = subs.recv().await.unwrap();
+    assert!(matches!(first, ClientFrame::Subscribe { since: None, .. }));
+    let again = tokio::time::timeout(Duration::from_secs(60), subs.recv())
+        .await
+        .expect("the client closed the link at its bound and tried again")
+        .unwrap();
+    assert!(
+        matches!(again, ClientFrame::Subscribe { since: None, .. }),
+        "{again:?}"
+    );
+    assert!(
+        handle.store().list(EntityKind::Ticket).unwrap().is_empty(),
+        "nothing buffered was applied without its snapshot"
+    );
+    handle.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_link_is_closed_and_reopened() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
