@@ -452,6 +452,7 @@ impl Shell {
             token: self.env.token.clone(),
             password: self.env.username.clone().zip(self.env.password.clone()),
             stream: self.env.tenant.clone(),
+            allow_plain_http: std::env::var("PULSE_ALLOW_HTTP").is_ok_and(|v| v == "1"),
         }
     }
 

@@ -86,6 +86,10 @@ struct ServerArgs {
     /// Password for --user.
     #[arg(long, env = "PULSE_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Accept plain http to a server that is not on this machine (the token then
+    /// crosses the network unencrypted). Without it such a --server is refused.
+    #[arg(long, env = "PULSE_ALLOW_HTTP")]
+    allow_http: bool,
 }
 
 impl ServerArgs {
@@ -116,6 +120,7 @@ impl ServerArgs {
                 .clone()
                 .zip(self.password.clone().map(Secret::new)),
             stream,
+            allow_plain_http: self.allow_http,
         }
         .resolve(None)
         .map_err(Failure::signed_out)
