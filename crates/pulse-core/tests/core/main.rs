@@ -13,6 +13,8 @@
 //!   (`tests/peers/`; needs `npm ci` there and the FastAPI venv, `PULSE_PY`).
 //! - `session`: the session actor against raw native-protocol servers.
 //! - `socketio`: the Socket.IO transport against a real Socket.IO server.
+//! - `tls`: certificate verification stays on (a throwaway CA from the
+//!   `openssl` CLI).
 //! - `store`: the store suite on every backend, then SQLite-only tests.
 
 mod common;
@@ -24,3 +26,4 @@ mod profiles;
 mod session;
 mod socketio;
 mod store;
+mod tls;
