@@ -162,6 +162,12 @@ fn init_logging() {
 /// Start the app (blocks until it quits).
 pub fn run() {
     init_logging();
+    // An enterprise's private CA, trusted beside the public roots.
+    if let Some(ca) = std::env::var_os("PULSE_CA_FILE") {
+        if let Err(e) = pulse_core::transport::tls::trust_ca_file(std::path::Path::new(&ca)) {
+            tracing::error!(error = %e, "PULSE_CA_FILE cannot be used");
+        }
+    }
     let args: Vec<String> = std::env::args().collect();
     let hidden = args.iter().any(|a| a == "--hidden");
     let initial = deeplink::from_args(&args);

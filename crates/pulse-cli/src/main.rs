@@ -90,6 +90,10 @@ struct ServerArgs {
     /// crosses the network unencrypted). Without it such a --server is refused.
     #[arg(long, env = "PULSE_ALLOW_HTTP")]
     allow_http: bool,
+    /// Also trust the CA certificates (PEM) in this file, e.g. an enterprise's
+    /// private CA. Verification always stays on.
+    #[arg(long, env = "PULSE_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServerArgs {
@@ -110,6 +114,10 @@ impl ServerArgs {
             .server
             .get(i % self.server.len().max(1))
             .ok_or_else(|| Failure::new(exit::USAGE, "--server is required".into()))?;
+        if let Some(ca) = &self.ca_file {
+            pulse_core::transport::tls::trust_ca_file(ca)
+                .map_err(|e| Failure::new(exit::USAGE, e))?;
+        }
         Flags {
             origin: FlagOrigin::CommandLine,
             url: url.to_string(),

@@ -230,14 +230,17 @@ pub fn same_host_url(base: &Url, path: &str) -> Result<Url, RestError> {
 }
 
 /// The HTTP client every REST call of Pulse uses: connect timeout 10 s, whole
-/// request 60 s, and no redirects followed (a 3xx is an error, never a resend
+/// request 60 s, the trusted CAs of [`crate::transport::tls`], and no
+/// redirects followed (a 3xx is an error, never a resend
 /// of the credentials elsewhere).
 pub fn http_client() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
+    crate::transport::tls::reqwest_tls(
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION"))),
+    )
 }
 
 /// Client for one server's REST API.

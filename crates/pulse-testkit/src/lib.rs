@@ -22,7 +22,8 @@
 //! Modules: [`fault`] (a fault-injecting TCP proxy: half-open links, hangs,
 //! resets mid-frame, slow drip, latency), [`peers`] (the seed-dialect servers of `tests/peers/`), [`process`]
 //! (child processes and the workspace's binaries), [`redis`] (a real `redis-server`),
-//! [`nginx`] (a real nginx balancing gateway nodes),
+//! [`nginx`] (a real nginx balancing gateway nodes), [`tls`] (a test CA from the
+//! `openssl` CLI and a TLS front),
 //! [`wait`], and with the
 //! `gateway` feature `gateway` (an in-process gateway's config and its tokens).
 
@@ -33,6 +34,7 @@ pub mod nginx;
 pub mod peers;
 pub mod process;
 pub mod redis;
+pub mod tls;
 pub mod wait;
 
 pub use wait::{wait_for, wait_for_some};

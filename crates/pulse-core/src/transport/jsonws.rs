@@ -193,7 +193,12 @@ impl JsonWsConnection {
         let mut ws_config = WebSocketConfig::default();
         ws_config.max_message_size = Some(TRANSPORT_MAX_MESSAGE);
         ws_config.max_frame_size = Some(TRANSPORT_MAX_MESSAGE);
-        let fut = tokio_tungstenite::connect_async_with_config(req, Some(ws_config), true);
+        let fut = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(ws_config),
+            true,
+            super::tls::ws_connector(),
+        );
         let (ws, _resp) = match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
             Err(_) => return Err(ConnectError::Network("timed out opening the socket".into())),
             Ok(Err(e)) => {

@@ -59,8 +59,7 @@ impl PollingLink {
         ep: &Endpoint,
     ) -> Result<(PollingLink, Handshake), SocketIoError> {
         ensure_crypto_provider();
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
+        let http = crate::transport::tls::reqwest_tls(reqwest::Client::builder().use_rustls_tls())
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(ep.headers.clone())
             .connect_timeout(ep.connect_timeout)
