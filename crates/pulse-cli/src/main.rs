@@ -149,11 +149,11 @@ struct WatchArgs {
     #[arg(long)]
     stream: Option<String>,
     /// Seconds between polls when the socket is unavailable.
-    #[arg(long, default_value_t = 5.0)]
-    poll_interval: f64,
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    poll_interval: Duration,
     /// Seconds between socket attempts while polling.
-    #[arg(long, default_value_t = 30.0)]
-    socket_retry: f64,
+    #[arg(long, default_value = "30", value_parser = parse_secs)]
+    socket_retry: Duration,
     /// Never open the socket: keep the data fresh by REST polling only (a Pulse
     /// gateway's `/v1/events`, a profile's REST resources).
     #[arg(long)]
@@ -245,6 +245,24 @@ impl Failure {
         };
         Failure::new(code, e.message())
     }
+}
+
+/// A number of seconds (`0.2`, `30`): finite, not negative, at most a day;
+/// anything else is a usage error, never a panic or an endless wait.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!(
+            "`{s}` must be a finite, non-negative number of seconds"
+        ));
+    }
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(86_400))
+        .ok_or_else(|| format!("`{s}` seconds is more than a day"))
 }
 
 fn main() -> ExitCode {
@@ -354,8 +372,8 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
         } = args
             .server
             .resolve_at(i, speaks.clone(), args.stream.clone())?;
-        config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
-        config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));
+        config.poll_interval = args.poll_interval.max(Duration::from_millis(50));
+        config.socket_retry_interval = args.socket_retry.max(Duration::from_millis(50));
         config.force_polling = args.poll;
         SessionHandle::spawn(config, tokens, store.clone())
             .map_err(|e| Failure::new(exit::ERROR, e.to_string()))
@@ -734,5 +752,19 @@ async fn act(args: ActArgs, action: Action) -> Result<(), Failure> {
         }
         Err(NotPerformed::Queue(e)) => Err(Failure::cache(e)),
         Err(e) => Err(Failure::new(exit::ERROR, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_from_the_command_line_are_finite_and_bounded() {
+        assert_eq!(parse_secs("0.2").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_secs("30").unwrap(), Duration::from_secs(30));
+        for bad in ["inf", "-inf", "NaN", "-1", "1e300", "86401", "x", ""] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -132,7 +132,14 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
         .split(':')
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
-    if hms.len() != 3 {
+    // Fields in their calendar ranges (a hostile date cannot overflow below).
+    if hms.len() != 3
+        || !(1..=31).contains(&day)
+        || !(1970..=9999).contains(&year)
+        || !(0..24).contains(&hms[0])
+        || !(0..60).contains(&hms[1])
+        || !(0..=60).contains(&hms[2])
+    {
         return None;
     }
     // days from civil (Howard Hinnant)
@@ -148,7 +155,7 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
     let secs = u64::try_from(secs).ok()?;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+    std::time::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// The largest response body Pulse reads from a server (64 MiB): a snapshot of
@@ -480,6 +487,26 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_retry_after_dates_never_overflow() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for v in [
+            "Mon, 01 Jan 99999999999999999 00:00:00 GMT",
+            "Mon, 99999999999999 Jan 2026 00:00:00 GMT",
+            "Mon, 01 Jan 2026 99999999999999:00:00 GMT",
+            "Mon, 01 Jan -9223372036854775808 00:00:00 GMT",
+            "Mon, 01 Jan 2026 -1:-1:-1 GMT",
+            "18446744073709551616",
+            "-5",
+        ] {
+            let d = parse_retry_after(Some(v), now);
+            assert!(d <= Duration::from_secs(3600), "{v}: {d:?}");
+        }
+        // A real date still works: 30 s after `now`.
+        let d = parse_retry_after(Some("Tue, 14 Nov 2023 22:13:50 GMT"), now);
+        assert_eq!(d, Duration::from_secs(30));
+    }
 
     #[test]
     fn ids_are_one_percent_encoded_path_segment() {
