@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is there already.
 set -euo pipefail
 # redis-server and nginx: real servers for the gateway's cluster tests.
-need=(build-essential pkg-config curl git ca-certificates python3 python3-venv python3-pip nodejs npm redis-server nginx)
+# openssl: the CLI makes the throwaway CA of the TLS tests (pulse_testkit::tls).
+need=(build-essential pkg-config curl git ca-certificates python3 python3-venv python3-pip nodejs npm redis-server nginx openssl)
 missing=()
 for p in "${need[@]}"; do
   case "$p" in

@@ -151,6 +151,9 @@ fn init_logging() {
     let filter = EnvFilter::try_from_env("PULSE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"));
+    let filter = pulse_core::protocol::log_directives()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -160,6 +163,12 @@ fn init_logging() {
 /// Start the app (blocks until it quits).
 pub fn run() {
     init_logging();
+    // An enterprise's private CA, trusted beside the public roots.
+    if let Some(ca) = std::env::var_os("PULSE_CA_FILE") {
+        if let Err(e) = pulse_core::transport::tls::trust_ca_file(std::path::Path::new(&ca)) {
+            tracing::error!(error = %e, "PULSE_CA_FILE cannot be used");
+        }
+    }
     let args: Vec<String> = std::env::args().collect();
     let hidden = args.iter().any(|a| a == "--hidden");
     let initial = deeplink::from_args(&args);

@@ -85,12 +85,12 @@ impl Paths {
 
     /// Write settings atomically (temp file + rename).
     pub fn save_settings(&self, settings: &Settings) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.config_dir)?;
+        pulse_core::files::create_private_dir(&self.config_dir)?;
         let path = self.settings_file();
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(
+        pulse_core::files::write_private(
             &tmp,
-            serde_json::to_vec_pretty(settings).map_err(std::io::Error::other)?,
+            &serde_json::to_vec_pretty(settings).map_err(std::io::Error::other)?,
         )?;
         std::fs::rename(tmp, path)
     }
@@ -106,10 +106,10 @@ impl Paths {
     /// Save the read keys in the order they were marked (the centre keeps at most
     /// `MAX_READ`, the newest).
     pub fn save_read(&self, read: &ReadMarks) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.data_dir)?;
-        std::fs::write(
-            self.read_file(),
-            serde_json::to_vec(read).map_err(std::io::Error::other)?,
+        pulse_core::files::create_private_dir(&self.data_dir)?;
+        pulse_core::files::write_private(
+            &self.read_file(),
+            &serde_json::to_vec(read).map_err(std::io::Error::other)?,
         )
     }
 }

@@ -232,20 +232,19 @@ impl Shell {
     fn open_cache(&self, id: &str) -> StoreHandle {
         let path = self.paths.cache_file(id);
         if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = pulse_core::files::create_private_dir(dir);
         }
-        match SqliteStore::open(&path) {
-            Ok(s) => StoreHandle::new(s),
+        // Moved aside only when actually corrupt (with -wal/-shm); any other
+        // failure keeps the file and this run's data in memory.
+        match SqliteStore::open_or_set_aside(&path) {
+            Ok((s, None)) => StoreHandle::new(s),
+            Ok((s, Some(aside))) => {
+                warn!(path = %path.display(), "{}", aside.message());
+                StoreHandle::new(s)
+            }
             Err(e) => {
-                warn!(path = %path.display(), error = %e, "cache unusable; moving it aside and starting a new one");
-                let _ = std::fs::rename(&path, path.with_extension("db.bad"));
-                match SqliteStore::open(&path) {
-                    Ok(s) => StoreHandle::new(s),
-                    Err(e) => {
-                        warn!(error = %e, "cannot create a cache file; keeping data in memory");
-                        StoreHandle::new(MemoryStore::new())
-                    }
-                }
+                warn!(path = %path.display(), error = %e, "cache unusable (left in place); keeping data in memory");
+                StoreHandle::new(MemoryStore::new())
             }
         }
     }
@@ -454,6 +453,7 @@ impl Shell {
             token: self.env.token.clone(),
             password: self.env.username.clone().zip(self.env.password.clone()),
             stream: self.env.tenant.clone(),
+            allow_plain_http: std::env::var("PULSE_ALLOW_HTTP").is_ok_and(|v| v == "1"),
         }
     }
 

@@ -92,6 +92,14 @@ struct ServerArgs {
     /// Password for --user.
     #[arg(long, env = "PULSE_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Accept plain http to a server that is not on this machine (the token then
+    /// crosses the network unencrypted). Without it such a --server is refused.
+    #[arg(long, env = "PULSE_ALLOW_HTTP")]
+    allow_http: bool,
+    /// Also trust the CA certificates (PEM) in this file, e.g. an enterprise's
+    /// private CA. Verification always stays on.
+    #[arg(long, env = "PULSE_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServerArgs {
@@ -112,6 +120,10 @@ impl ServerArgs {
             .server
             .get(i % self.server.len().max(1))
             .ok_or_else(|| Failure::new(exit::USAGE, "--server is required".into()))?;
+        if let Some(ca) = &self.ca_file {
+            pulse_core::transport::tls::trust_ca_file(ca)
+                .map_err(|e| Failure::new(exit::USAGE, e))?;
+        }
         Flags {
             origin: FlagOrigin::CommandLine,
             url: url.to_string(),
@@ -122,6 +134,7 @@ impl ServerArgs {
                 .clone()
                 .zip(self.password.clone().map(Secret::new)),
             stream,
+            allow_plain_http: self.allow_http,
         }
         .resolve(None)
         .map_err(Failure::signed_out)
@@ -142,11 +155,11 @@ struct WatchArgs {
     #[arg(long)]
     stream: Option<String>,
     /// Seconds between polls when the socket is unavailable.
-    #[arg(long, default_value_t = 5.0)]
-    poll_interval: f64,
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    poll_interval: Duration,
     /// Seconds between socket attempts while polling.
-    #[arg(long, default_value_t = 30.0)]
-    socket_retry: f64,
+    #[arg(long, default_value = "30", value_parser = parse_secs)]
+    socket_retry: Duration,
     /// Never open the socket: keep the data fresh by REST polling only (a Pulse
     /// gateway's `/v1/events`, a profile's REST resources).
     #[arg(long)]
@@ -286,13 +299,35 @@ impl Failure {
     }
 }
 
+/// A number of seconds (`0.2`, `30`): finite, not negative, at most a day;
+/// anything else is a usage error, never a panic or an endless wait.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!(
+            "`{s}` must be a finite, non-negative number of seconds"
+        ));
+    }
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(86_400))
+        .ok_or_else(|| format!("`{s}` seconds is more than a day"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    for d in pulse_core::protocol::log_directives() {
+        if let Ok(d) = d.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -406,8 +441,8 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
         } = args
             .server
             .resolve_at(i, speaks.clone(), args.stream.clone())?;
-        config.poll_interval = Duration::from_secs_f64(args.poll_interval.max(0.05));
-        config.socket_retry_interval = Duration::from_secs_f64(args.socket_retry.max(0.05));
+        config.poll_interval = args.poll_interval.max(Duration::from_millis(50));
+        config.socket_retry_interval = args.socket_retry.max(Duration::from_millis(50));
         config.force_polling = args.poll;
         SessionHandle::spawn(config, tokens, store.clone())
             .map_err(|e| Failure::new(exit::ERROR, e.to_string()))
@@ -788,5 +823,19 @@ async fn act(args: ActArgs, action: Action) -> Result<(), Failure> {
         }
         Err(NotPerformed::Queue(e)) => Err(Failure::cache(e)),
         Err(e) => Err(Failure::new(exit::ERROR, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_from_the_command_line_are_finite_and_bounded() {
+        assert_eq!(parse_secs("0.2").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_secs("30").unwrap(), Duration::from_secs(30));
+        for bad in ["inf", "-inf", "NaN", "-1", "1e300", "86401", "x", ""] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
     }
 }

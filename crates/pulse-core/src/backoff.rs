@@ -16,6 +16,11 @@
 //!   retries of [`BackoffConfig::slow_retry`] ±20 %;
 //! - a connection that stayed up for at least [`BackoffConfig::stable_after`] resets
 //!   the counter when it drops; one that drops sooner (flapping) keeps backing off;
+//! - a resync (the server's stream had a gap, the link is reopened to replay it)
+//!   is retried at once only when it is the first since the last stable link;
+//!   a second one before the link was stable is a failure like any other
+//!   ([`Backoff::resync_now`]), so a server that gaps on every connection is
+//!   retried with backoff, never in a tight loop;
 //! - the random source is injectable ([`Backoff::with_rng`]) so tests are repeatable.
 
 use std::time::{Duration, Instant};
@@ -72,6 +77,7 @@ pub struct Backoff<R = StdRng> {
     config: BackoffConfig,
     failures: u32,
     connected_at: Option<Instant>,
+    resyncs: u32,
     rng: R,
 }
 
@@ -89,6 +95,7 @@ impl<R: Rng> Backoff<R> {
             config,
             failures: 0,
             connected_at: None,
+            resyncs: 0,
             rng,
         }
     }
@@ -135,6 +142,25 @@ impl<R: Rng> Backoff<R> {
     /// Forget every failure (a stable connection, or the user pressed *Retry*).
     pub fn reset(&mut self) {
         self.failures = 0;
+        self.resyncs = 0;
+    }
+
+    /// The link ended at `now` asking for a resync. True: reopen it at once (the
+    /// first resync since the last stable link, or the last reset); the link's
+    /// end is recorded as by [`Backoff::link_ended`]. False: this is a repeated
+    /// resync on links that never became stable; nothing is recorded, and the
+    /// caller waits [`Backoff::disconnected`] as after any failure.
+    pub fn resync_now(&mut self, now: Instant) -> bool {
+        if self.should_reset(now) {
+            self.reset();
+        }
+        self.resyncs = self.resyncs.saturating_add(1);
+        if self.resyncs == 1 {
+            self.link_ended(now);
+            true
+        } else {
+            false
+        }
     }
 
     /// A connection came up at `now`. The counter is *not* reset yet: only a
@@ -178,6 +204,30 @@ mod tests {
 
     fn seeded(seed: u64) -> Backoff<StdRng> {
         Backoff::with_rng(BackoffConfig::default(), StdRng::seed_from_u64(seed))
+    }
+
+    #[test]
+    fn a_repeated_resync_backs_off_and_a_stable_link_forgives_it() {
+        let mut b = seeded(7);
+        let t0 = Instant::now();
+        b.connected(t0);
+        assert!(
+            b.resync_now(t0 + Duration::from_secs(1)),
+            "first resync at once"
+        );
+        b.connected(t0 + Duration::from_secs(1));
+        assert!(
+            !b.resync_now(t0 + Duration::from_secs(2)),
+            "second backs off"
+        );
+        let d = b.disconnected(t0 + Duration::from_secs(2));
+        assert!(d >= b.config().floor);
+        assert_eq!(b.attempts(), 1);
+        // A link that stayed up long enough forgives the resyncs before it.
+        let up = t0 + Duration::from_secs(3);
+        b.connected(up);
+        assert!(b.resync_now(up + b.config().stable_after));
+        assert_eq!(b.attempts(), 0);
     }
 
     #[test]

@@ -6,6 +6,20 @@
 //! [`RestError::RateLimited`] (wait `retry_after`), [`RestError::Conflict`] (someone
 //! else acted first; `current` is the entity now), [`RestError::Unreachable`]
 //! (network: queue and retry), and the rest.
+//!
+//! Bounds: every response body read from a server is read through
+//! [`read_limited`] (at most [`MAX_BODY`]: a snapshot, an events page, a
+//! profile's refetch, an action's answer; over it is a clear error and nothing
+//! past the bound is buffered) or, for an error's text, [`read_prefix`] (its
+//! first [`MAX_ERROR_BODY`] bytes, the rest never read). Error text is redacted
+//! (the token taken out) before it is cut to an excerpt.
+//!
+//! URLs: a request's URL is the server's base with a path joined by
+//! [`same_host_url`], which refuses a path that would leave the configured
+//! scheme, host and port (`//evil/x`, `https://evil/`, a backslash); an id in a
+//! path is one segment, percent-encoded by [`path_segment`] (`.` and `..` are
+//! refused). Redirects are never followed ([`http_client`]): a credential is
+//! never sent on to where a 3xx points.
 
 use std::time::Duration;
 
@@ -119,7 +133,14 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
         .split(':')
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
-    if hms.len() != 3 {
+    // Fields in their calendar ranges (a hostile date cannot overflow below).
+    if hms.len() != 3
+        || !(1..=31).contains(&day)
+        || !(1970..=9999).contains(&year)
+        || !(0..24).contains(&hms[0])
+        || !(0..60).contains(&hms[1])
+        || !(0..=60).contains(&hms[2])
+    {
         return None;
     }
     // days from civil (Howard Hinnant)
@@ -135,7 +156,99 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
     let secs = u64::try_from(secs).ok()?;
-    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+    std::time::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+/// The largest response body Pulse reads from a server (64 MiB): a snapshot of
+/// 10,000 entities is a few MiB.
+pub const MAX_BODY: usize = 64 << 20;
+
+/// How much of an error response is read for its text (64 KiB).
+pub const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Read `resp`'s body, at most `limit` bytes. A body announced (Content-Length)
+/// or found (as it streams) to be larger is an error naming the bound, and no
+/// more than `limit` bytes are ever held.
+pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let over = || format!("the server's answer is over {limit} bytes (Pulse reads at most that)");
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(over());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| without_url(&e))? {
+        if buf.len().saturating_add(chunk.len()) > limit {
+            return Err(over());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// The first `limit` bytes of `resp`'s body (an error's text): the rest is
+/// never read; a network failure midway keeps what arrived.
+pub async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    buf
+}
+
+/// An id as one path segment: every byte outside RFC 3986's unreserved set is
+/// percent-encoded (`/`, `?`, `#`, `%`, spaces…). `""`, `.` and `..` are
+/// refused: a URL parser reads the last two as "this" and "the parent" folder
+/// however they are encoded.
+pub fn path_segment(id: &str) -> Result<String, RestError> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(RestError::Decode(format!(
+            "`{id}` cannot be an id in a URL path"
+        )));
+    }
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// `path` joined onto `base`, refused unless the result keeps `base`'s scheme,
+/// host and port: a profile's path (or a value rendered into it) can never send
+/// the token to another host.
+pub fn same_host_url(base: &Url, path: &str) -> Result<Url, RestError> {
+    let bad = |why: &str| RestError::Decode(format!("bad URL path `{path}`: {why}"));
+    if path.starts_with("//") || path.contains('\\') {
+        return Err(bad("it would leave the server's host"));
+    }
+    let joined = base.join(path).map_err(|e| bad(&e.to_string()))?;
+    if joined.scheme() != base.scheme()
+        || joined.host_str() != base.host_str()
+        || joined.port_or_known_default() != base.port_or_known_default()
+    {
+        return Err(bad("it would leave the server's host"));
+    }
+    Ok(joined)
+}
+
+/// The HTTP client every REST call of Pulse uses: connect timeout 10 s, whole
+/// request 60 s, the trusted CAs of [`crate::transport::tls`], and no
+/// redirects followed (a 3xx is an error, never a resend
+/// of the credentials elsewhere).
+pub fn http_client() -> reqwest::ClientBuilder {
+    crate::transport::tls::reqwest_tls(
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION"))),
+    )
 }
 
 /// Client for one server's REST API.
@@ -148,10 +261,7 @@ pub struct RestClient {
 impl RestClient {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: Url) -> Result<Self, RestError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
+        let http = http_client()
             .build()
             .map_err(|e| RestError::Unreachable(e.to_string()))?;
         Ok(RestClient { http, base })
@@ -163,9 +273,7 @@ impl RestClient {
     }
 
     fn url(&self, path: &str) -> Result<Url, RestError> {
-        self.base
-            .join(path)
-            .map_err(|e| RestError::Decode(format!("bad URL path {path}: {e}")))
+        same_host_url(&self.base, path)
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -188,10 +296,9 @@ impl RestClient {
             .map_err(|e| RestError::Unreachable(without_url(&e)))?;
         let status = resp.status();
         if status.is_success() {
-            let bytes = resp
-                .bytes()
+            let bytes = read_limited(resp, MAX_BODY)
                 .await
-                .map_err(|e| RestError::Unreachable(without_url(&e)))?;
+                .map_err(RestError::Decode)?;
             return serde_json::from_slice(&bytes).map_err(|e| RestError::Decode(e.to_string()));
         }
         let retry_after = resp
@@ -199,7 +306,10 @@ impl RestClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = resp.text().await.unwrap_or_default();
+        let bytes = read_prefix(resp, MAX_ERROR_BODY).await;
+        // Redacted before classify cuts it to an excerpt, so a token the server
+        // echoes is never half kept.
+        let text = crate::transport::jsonws::redact(&String::from_utf8_lossy(&bytes), token);
         Err(classify(status, retry_after.as_deref(), &text))
     }
 
@@ -264,8 +374,7 @@ impl RestClient {
 
     /// Send a user action (approve, reject, move, terminate).
     pub async fn perform(&self, token: &Secret, action: &Action) -> Result<Entity, RestError> {
-        let seg =
-            |id: &str| url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+        let seg = path_segment;
         let resp: MutationResponse = match action {
             Action::Approve { id, reason } => {
                 let body = DecisionRequest {
@@ -273,7 +382,7 @@ impl RestClient {
                 };
                 self.call(
                     Method::POST,
-                    &format!("/v1/approvals/{}/approve", seg(id)),
+                    &format!("/v1/approvals/{}/approve", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -285,7 +394,7 @@ impl RestClient {
                 };
                 self.call(
                     Method::POST,
-                    &format!("/v1/approvals/{}/reject", seg(id)),
+                    &format!("/v1/approvals/{}/reject", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -317,7 +426,7 @@ impl RestClient {
                 };
                 self.call(
                     Method::POST,
-                    &format!("/v1/tickets/{}/move", seg(id)),
+                    &format!("/v1/tickets/{}/move", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -329,7 +438,7 @@ impl RestClient {
                 };
                 self.call(
                     Method::POST,
-                    &format!("/v1/agents/{}/terminate", seg(id)),
+                    &format!("/v1/agents/{}/terminate", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -412,6 +521,70 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_retry_after_dates_never_overflow() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for v in [
+            "Mon, 01 Jan 99999999999999999 00:00:00 GMT",
+            "Mon, 99999999999999 Jan 2026 00:00:00 GMT",
+            "Mon, 01 Jan 2026 99999999999999:00:00 GMT",
+            "Mon, 01 Jan -9223372036854775808 00:00:00 GMT",
+            "Mon, 01 Jan 2026 -1:-1:-1 GMT",
+            "18446744073709551616",
+            "-5",
+        ] {
+            let d = parse_retry_after(Some(v), now);
+            assert!(d <= Duration::from_secs(3600), "{v}: {d:?}");
+        }
+        // A real date still works: 30 s after `now`.
+        let d = parse_retry_after(Some("Tue, 14 Nov 2023 22:13:50 GMT"), now);
+        assert_eq!(d, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn ids_are_one_percent_encoded_path_segment() {
+        assert_eq!(path_segment("t-1_a.b~").unwrap(), "t-1_a.b~");
+        assert_eq!(path_segment("a/b?c#d e%").unwrap(), "a%2Fb%3Fc%23d%20e%25");
+        assert_eq!(path_segment("é").unwrap(), "%C3%A9");
+        assert_eq!(path_segment("...").unwrap(), "...");
+        for bad in ["", ".", ".."] {
+            assert!(path_segment(bad).is_err(), "{bad:?}");
+        }
+        let base: Url = "https://ops.example/".parse().unwrap();
+        let url = same_host_url(
+            &base,
+            &format!(
+                "/v1/approvals/{}/approve",
+                path_segment("../../admin").unwrap()
+            ),
+        )
+        .unwrap();
+        assert_eq!(url.path(), "/v1/approvals/..%2F..%2Fadmin/approve");
+    }
+
+    #[test]
+    fn a_path_cannot_leave_the_configured_host() {
+        let base: Url = "https://ops.example:8443/api/".parse().unwrap();
+        for bad in [
+            "//evil.example/x",
+            "https://evil.example/x",
+            "http://ops.example:8443/x",
+            "https://ops.example:9999/x",
+            "\\\\evil.example\\x",
+            "/\\evil.example/x",
+        ] {
+            let e = same_host_url(&base, bad).expect_err(bad);
+            assert!(
+                e.to_string().contains("leave the server's host"),
+                "{bad}: {e}"
+            );
+        }
+        let ok = same_host_url(&base, "/v1/snapshot?x=1").unwrap();
+        assert_eq!(ok.host_str(), Some("ops.example"));
+        assert_eq!(ok.port(), Some(8443));
+        assert_eq!(same_host_url(&base, "stats").unwrap().path(), "/api/stats");
+    }
 
     #[test]
     fn retry_after_forms() {

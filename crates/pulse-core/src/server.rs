@@ -140,6 +140,21 @@ pub fn http_url(url: &str) -> Option<Url> {
         .filter(|u| matches!(u.scheme(), "http" | "https"))
 }
 
+/// Whether `url` is plain `http` to a host other than this machine (not
+/// `localhost`, `127.0.0.0/8` or `::1`): its tokens would cross the network
+/// unencrypted. Pulse refuses such a server unless the user opted in.
+pub fn is_plain_http_off_machine(url: &Url) -> bool {
+    if url.scheme() != "http" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+        None => true,
+    }
+}
+
 /// A built-in profile, for a chooser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltinInfo {

@@ -15,6 +15,11 @@ use serde_json::Value;
 
 use crate::MAX_FRAME_BYTES;
 
+/// The largest `seq` (and `head`) a frame may carry: `i64::MAX`, the largest a
+/// client's store (SQLite) can keep. A frame above it is a decode error that
+/// names the bound, never a wrapped or truncated cursor.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
 /// One event as carried on the wire, in the event log, and in `GET /v1/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventFrame {
@@ -173,6 +178,17 @@ impl Fields<'_> {
             .and_then(Value::as_u64)
             .ok_or_else(|| self.bad(format!("`{name}` must be a non-negative integer")))
     }
+    /// A seq or head: a non-negative integer that a store can keep (SQLite's
+    /// integers are i64), so above `i64::MAX` is refused by name.
+    fn seq(&self, name: &str, v: Option<Value>) -> Result<u64, DecodeError> {
+        let n = self.u64(name, v)?;
+        if n > MAX_SEQ {
+            return Err(self.bad(format!(
+                "`{name}` {n} is above the largest seq a client can store ({MAX_SEQ})"
+            )));
+        }
+        Ok(n)
+    }
     fn i64(&self, name: &str, v: Option<Value>) -> Result<i64, DecodeError> {
         v.as_ref()
             .and_then(Value::as_i64)
@@ -213,7 +229,8 @@ impl ServerFrame {
         let f = Fields { ty: &ty };
         Ok(match ty.as_str() {
             "hello" => ServerFrame::Hello(Hello {
-                version: f.u64("version", wire.version)? as u32,
+                version: u32::try_from(f.u64("version", wire.version)?)
+                    .map_err(|_| f.bad("`version` is out of range"))?,
                 tenant: f.string("tenant", wire.tenant)?,
                 ping_interval_ms: f.u64("ping_interval_ms", wire.ping_interval_ms)?,
                 ping_timeout_ms: f.u64("ping_timeout_ms", wire.ping_timeout_ms)?,
@@ -222,7 +239,7 @@ impl ServerFrame {
             "subscribed" => ServerFrame::Subscribed(Subscribed {
                 stream: f.string("stream", wire.stream)?,
                 epoch: f.string("epoch", wire.epoch)?,
-                head: f.u64("head", wire.head)?,
+                head: f.seq("head", wire.head)?,
                 recovered: wire
                     .recovered
                     .as_ref()
@@ -238,7 +255,7 @@ impl ServerFrame {
                 message: f.opt_string("message", wire.message)?.unwrap_or_default(),
             },
             _ => {
-                let seq = f.u64("seq", wire.seq)?;
+                let seq = f.seq("seq", wire.seq)?;
                 if seq == 0 {
                     return Err(f.bad("`seq` starts at 1"));
                 }
@@ -363,6 +380,18 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_storable_seq_is_accepted() {
+        let text = format!(
+            r#"{{"type":"x.y","seq":{},"id":"a","stream":"s","ts":1,"data":{{}}}}"#,
+            MAX_SEQ
+        );
+        match ServerFrame::decode(&text).unwrap() {
+            ServerFrame::Event(e) => assert_eq!(e.seq, i64::MAX as u64),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn garbage_is_a_clear_error() {
         let cases = [
             ("", "JSON"),
@@ -377,6 +406,18 @@ mod tests {
             (
                 r#"{"type":"x.y","seq":0,"id":"a","stream":"s","ts":1,"data":{}}"#,
                 "`seq`",
+            ),
+            (
+                r#"{"type":"x.y","seq":9223372036854775808,"id":"a","stream":"s","ts":1,"data":{}}"#,
+                "above the largest seq",
+            ),
+            (
+                r#"{"type":"subscribed","stream":"s","epoch":"e","head":18446744073709551615,"recovered":true}"#,
+                "`head` 18446744073709551615 is above",
+            ),
+            (
+                r#"{"type":"hello","version":4294967296,"tenant":"t","ping_interval_ms":1,"ping_timeout_ms":1,"server":"s"}"#,
+                "`version`",
             ),
             (
                 r#"{"type":"x.y","seq":1,"stream":"s","ts":1,"data":{}}"#,

@@ -19,6 +19,30 @@ pub mod rest;
 pub use domain::{changes_for, Change, EntityKind, EventType};
 pub use frame::{ClientFrame, DecodeError, EventFrame, ServerFrame};
 
+/// Log targets whose trace-level output carries credentials: tungstenite logs
+/// the upgrade request (its `Authorization` header, a token in the query) and
+/// frame bytes; the HTTP stack's trace logs can show headers. Every Pulse
+/// binary (gateway, `pulsectl`, desktop) caps these at `debug` *after* reading
+/// the user's log filter ([`log_directives`]), so no `PULSE_LOG=trace` writes
+/// a token.
+pub const SECRET_BEARING_LOG_TARGETS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+];
+
+/// The directives that cap [`SECRET_BEARING_LOG_TARGETS`] at `debug`, to add to
+/// a log filter after the user's own (a later directive for the same target
+/// replaces an earlier one).
+pub fn log_directives() -> impl Iterator<Item = String> {
+    SECRET_BEARING_LOG_TARGETS
+        .iter()
+        .map(|t| format!("{t}=debug"))
+}
+
 /// Protocol version spoken by this crate.
 pub const PROTOCOL_VERSION: u32 = 1;
 

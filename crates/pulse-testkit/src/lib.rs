@@ -19,13 +19,16 @@
 //! - **Missing set-up is a clear failure.** A peer whose packages are not
 //!   installed fails its test with the command that installs them, never skips.
 //!
-//! Modules: [`peers`] (the seed-dialect servers of `tests/peers/`), [`process`]
+//! Modules: [`fault`] (a fault-injecting TCP proxy: half-open links, hangs,
+//! resets mid-frame, slow drip, latency), [`peers`] (the seed-dialect servers of `tests/peers/`), [`process`]
 //! (child processes and the workspace's binaries), [`redis`] (a real `redis-server`),
 //! [`nginx`] (a real nginx balancing gateway nodes), [`langgraph`] (a real
-//! `langgraph dev` serving `tests/peers/langgraph`),
+//! `langgraph dev` serving `tests/peers/langgraph`), [`tls`] (a test CA from the
+//! `openssl` CLI and a TLS front),
 //! [`wait`], and with the
 //! `gateway` feature `gateway` (an in-process gateway's config and its tokens).
 
+pub mod fault;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 pub mod langgraph;
@@ -33,6 +36,7 @@ pub mod nginx;
 pub mod peers;
 pub mod process;
 pub mod redis;
+pub mod tls;
 pub mod wait;
 
 pub use wait::{wait_for, wait_for_some};

@@ -25,19 +25,6 @@ use crate::rest::{parse_retry_after, without_url, RestClient, RestError};
 use crate::store::Action;
 use pulse_protocol::domain::{Entity, Object};
 
-/// Percent-encode `s` for one path segment (RFC 3986 unreserved characters stay).
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Render every string of a TOML value; a string that is exactly one variable the
 /// action does not give (`"{reason}"` without a reason) is `null`.
 fn render_json(value: &toml::Value, vars: &Vars) -> Result<Value, String> {
@@ -151,15 +138,12 @@ impl ProfileDialect {
         let encoded: Vars = vars
             .iter()
             .map(|(k, v)| match v {
-                VarValue::One(s) => (k.clone(), VarValue::One(segment(s))),
-                many => (k.clone(), many.clone()),
+                VarValue::One(s) => Ok((k.clone(), VarValue::One(crate::rest::path_segment(s)?))),
+                many => Ok((k.clone(), many.clone())),
             })
-            .collect();
+            .collect::<Result<_, RestError>>()?;
         let path = render(&spec.path, &encoded, Escape::Raw).map_err(bad)?;
-        let url = rest
-            .base()
-            .join(&path)
-            .map_err(|e| bad(format!("bad path {path}: {e}")))?;
+        let url = crate::rest::same_host_url(rest.base(), &path)?;
         let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
             .map_err(|e| bad(e.to_string()))?;
         let mut req = self.http.request(method, url);
@@ -186,13 +170,16 @@ impl ProfileDialect {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp
-            .bytes()
+        let bytes = crate::rest::read_limited(resp, crate::rest::MAX_BODY)
             .await
-            .map_err(|e| RestError::Unreachable(without_url(&e)))?;
-        let text = String::from_utf8_lossy(&bytes);
+            .map_err(RestError::Unreachable)?;
+        // Redacted first: the excerpt an error shows is cut from this.
+        let text = crate::transport::jsonws::redact(&String::from_utf8_lossy(&bytes), Some(&token));
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let message = || explanation(spec.message.as_deref(), body.as_ref(), &text, status);
+        let message = || {
+            let m = explanation(spec.message.as_deref(), body.as_ref(), &text, status);
+            crate::transport::jsonws::redact(&m, Some(&token))
+        };
         let success = if spec.success.is_empty() {
             (200..300).contains(&status)
         } else {
@@ -261,13 +248,6 @@ impl ProfileDialect {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segments_are_percent_encoded() {
-        assert_eq!(segment("t-1_a.b~"), "t-1_a.b~");
-        assert_eq!(segment("a b/c?d"), "a%20b%2Fc%3Fd");
-        assert_eq!(segment("é"), "%C3%A9");
-    }
 
     #[test]
     fn a_missing_whole_variable_is_null_and_others_render() {

@@ -558,10 +558,10 @@ impl<'d> Run<'d> {
         };
         let path = res.path.clone();
         let absent_when_refused = res.refusal_means_absent;
-        let url = match cx.config().server.join(&path) {
+        let url = match crate::rest::same_host_url(&cx.config().server, &path) {
             Ok(u) => u,
             Err(e) => {
-                let why = format!("bad path: {e}");
+                let why = e.to_string();
                 self.refetch_failed(cx, name, &path, why.clone(), true);
                 return Ok((Fetched::Answered, Some(why)));
             }
@@ -821,10 +821,9 @@ async fn fetch_json(
     if !resp.status().is_success() {
         return Err(Fetch::Failed(format!("HTTP {status}")));
     }
-    let bytes = resp
-        .bytes()
+    let bytes = crate::rest::read_limited(resp, crate::rest::MAX_BODY)
         .await
-        .map_err(|e| Fetch::Failed(without_url(&e)))?;
+        .map_err(Fetch::Failed)?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Fetch::Failed(format!("the answer is not JSON: {e}")))?;
     Ok((body, token))

@@ -98,12 +98,7 @@ impl ProfileDialect {
         let mapper = Mapper::new(&rules, &rest);
         let vars = profile.spec.vars.clone();
         let profile_limit = profile.spec.rate_limit;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let http = crate::rest::http_client().build().unwrap_or_default();
         ProfileDialect {
             profile: Arc::new(profile),
             mapper,

@@ -41,6 +41,9 @@ pub struct Flags {
     pub password: Option<(String, Secret)>,
     /// The stream to follow (`None`: the token's tenant).
     pub stream: Option<String>,
+    /// Accept plain `http` to a host other than this machine
+    /// ([`super::is_plain_http_off_machine`]); refused otherwise.
+    pub allow_plain_http: bool,
 }
 
 impl std::fmt::Debug for Flags {
@@ -52,6 +55,7 @@ impl std::fmt::Debug for Flags {
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("user", &self.password.as_ref().map(|(u, _)| u))
             .field("stream", &self.stream)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -66,6 +70,7 @@ impl Flags {
             token: None,
             password: Some(("demo".to_owned(), Secret::new("demo"))),
             stream: None,
+            allow_plain_http: false,
         }
     }
 
@@ -78,6 +83,12 @@ impl Flags {
             url: self.url.clone(),
         };
         let url = http_url(&self.url).ok_or_else(bad_url)?;
+        if !self.allow_plain_http && super::is_plain_http_off_machine(&url) {
+            return Err(SignedOut::PlainHttp {
+                origin: self.origin,
+                url: self.url.clone(),
+            });
+        }
         let rest = RestClient::new(url.clone()).map_err(|_| bad_url())?;
         let opened = self
             .speaks
@@ -294,6 +305,14 @@ pub enum SignedOut {
         /// The URL as given.
         url: String,
     },
+    /// Plain `http` to a host other than this machine, without the user's
+    /// opt-in (`--allow-http`, `PULSE_ALLOW_HTTP=1`).
+    PlainHttp {
+        /// Whose URL.
+        origin: FlagOrigin,
+        /// The URL as given.
+        url: String,
+    },
     /// The profile cannot be loaded: unknown name, or a file that cannot be read or
     /// is not valid (the error names the file and line).
     Profile {
@@ -341,6 +360,15 @@ impl SignedOut {
                 }
                 _ => format!("The server URL is not valid: {url}"),
             },
+            SignedOut::PlainHttp { origin, url } => {
+                let opt_in = match origin {
+                    FlagOrigin::CommandLine => "pass --allow-http (or set PULSE_ALLOW_HTTP=1)",
+                    _ => "set PULSE_ALLOW_HTTP=1",
+                };
+                format!(
+                    "{url} is plain http to another machine: the token would cross the network unencrypted. Use https, or {opt_in} to accept that"
+                )
+            }
             SignedOut::Profile { origin, error } => match origin {
                 Origin::Saved(name) => format!("The profile of {name} cannot be used: {error}"),
                 Origin::Flags(_) => error.to_string(),
@@ -377,7 +405,10 @@ impl SignedOut {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            SignedOut::BadUrl { .. } | SignedOut::Profile { .. } | SignedOut::NoCredentials { .. }
+            SignedOut::BadUrl { .. }
+                | SignedOut::PlainHttp { .. }
+                | SignedOut::Profile { .. }
+                | SignedOut::NoCredentials { .. }
         )
     }
 }
@@ -424,6 +455,38 @@ mod tests {
             token: None,
             password: None,
             stream: Some("acme".into()),
+            allow_plain_http: false,
+        }
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_needs_the_users_opt_in() {
+        let with = |url: &str, allow: bool| {
+            let mut f = flags(FlagOrigin::CommandLine, Speaks::Native);
+            f.url = url.into();
+            f.token = Some(Secret::new("t"));
+            f.allow_plain_http = allow;
+            f.resolve(None)
+        };
+        for ok in [
+            "http://127.0.0.1:9",
+            "http://127.8.0.1:9",
+            "http://[::1]:9",
+            "http://localhost:9",
+            "https://ops.example",
+        ] {
+            assert!(with(ok, false).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://ops.example",
+            "http://10.0.0.5:8080",
+            "http://[2001:db8::1]/",
+        ] {
+            let e = with(refused, false).unwrap_err();
+            assert!(matches!(e, SignedOut::PlainHttp { .. }), "{refused}: {e:?}");
+            assert!(e.message().contains("--allow-http"), "{}", e.message());
+            assert!(e.is_usage());
+            assert!(with(refused, true).is_ok(), "{refused} with the opt-in");
         }
     }
 

@@ -109,8 +109,11 @@ impl SessionCx {
         let cmd = self.cmd.recv().await;
         let end = on_command_while_busy(cmd);
         if matches!(end, End::Resync(_)) {
-            // A manual retry means now: the fallback's next round too.
+            // A manual retry means now: the fallback's next round too, and a
+            // fresh backoff sequence (so it is never held back as a repeated
+            // resync).
             self.last_poll = None;
+            self.backoff.reset();
         }
         end
     }
@@ -383,9 +386,14 @@ pub(super) async fn run(mut cx: SessionCx) {
         let wait_reason = match end {
             End::Stop => break,
             End::Resync(why) => {
-                info!(reason = %why, "resyncing");
-                cx.backoff.link_ended(Instant::now());
-                continue;
+                if cx.backoff.resync_now(Instant::now()) {
+                    info!(reason = %why, "resyncing");
+                    continue;
+                }
+                // Resync after resync on links that never became stable: a
+                // server that gaps on every connection is retried with backoff.
+                warn!(reason = %why, "repeated resync; backing off");
+                why
             }
             End::TrySocket => {
                 cx.backoff.link_ended(Instant::now());

@@ -52,7 +52,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use url::Url;
 
 pub use actor::{auth_end, SessionCx};
-pub use native::NativeDialect;
+pub use native::{NativeDialect, MAX_BUFFERED_DURING_SNAPSHOT};
 pub use poll::{run_polling, PollFuture, Polled, Poller};
 
 use crate::actions::{ActionSet, Performed};

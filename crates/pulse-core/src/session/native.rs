@@ -6,7 +6,9 @@
 //! - events are applied strictly in seq order; a duplicate is skipped and counted, a
 //!   gap commits what came before it and ends the link with [`End::Resync`];
 //! - while a snapshot downloads, live events are buffered and those above the
-//!   snapshot's seq are applied after it, so none is lost or applied twice;
+//!   snapshot's seq are applied after it, so none is lost or applied twice; the
+//!   buffer holds at most [`MAX_BUFFERED_DURING_SNAPSHOT`] bytes of frames, past
+//!   which the link is closed and resynced ([`End::Resync`]), never grown;
 //! - an event of an unknown type advances the cursor (no false gap) and is counted
 //!   as rejected.
 
@@ -27,6 +29,10 @@ use crate::transport::jsonws::Incoming;
 use crate::transport::link::{drain, DeadLink};
 use crate::transport::native::NativeConnection;
 use crate::transport::ConnectError;
+
+/// The most bytes of live event frames buffered while a snapshot downloads
+/// (64 MiB); more and the connection starts over (a resync).
+pub const MAX_BUFFERED_DURING_SNAPSHOT: usize = 64 << 20;
 
 /// The native Pulse protocol (a Pulse gateway).
 #[derive(Debug, Clone, Copy, Default)]
@@ -206,6 +212,7 @@ async fn stream(cx: &mut SessionCx, mut conn: NativeConnection, token: Secret) -
     // 3. snapshot if the server cannot replay.
     let mut snapshot: Option<SnapshotFuture> = None;
     let mut buffered: Vec<EventFrame> = Vec::new();
+    let mut buffered_bytes = 0usize;
     if sub.recovered {
         debug!(stream = %stream, since = pos.seq, head = sub.head, "replaying");
         if pos.seq >= sub.head {
@@ -253,6 +260,7 @@ async fn stream(cx: &mut SessionCx, mut conn: NativeConnection, token: Secret) -
         dead.received(Instant::now());
         // Gather what is already buffered into one batch.
         let mut batch: Vec<EventFrame> = Vec::new();
+        let mut batch_bytes = 0usize;
         let mut ended: Option<End> = None;
         for msg in drain(first, max_batch, || conn.try_recv()) {
             match msg {
@@ -271,6 +279,7 @@ async fn stream(cx: &mut SessionCx, mut conn: NativeConnection, token: Secret) -
                             warn!(got = %e.stream, "event for another stream ignored");
                             cx.count_decode_error();
                         } else {
+                            batch_bytes = batch_bytes.saturating_add(text.len());
                             batch.push(e);
                         }
                     }
@@ -295,6 +304,14 @@ async fn stream(cx: &mut SessionCx, mut conn: NativeConnection, token: Secret) -
         }
         if !batch.is_empty() {
             if snapshot.is_some() {
+                buffered_bytes = buffered_bytes.saturating_add(batch_bytes);
+                if buffered_bytes > MAX_BUFFERED_DURING_SNAPSHOT {
+                    conn.close().await;
+                    return End::Resync(format!(
+                        "live events buffered while the snapshot loads passed \
+                         {MAX_BUFFERED_DURING_SNAPSHOT} bytes; starting over"
+                    ));
+                }
                 buffered.extend(batch);
             } else if let Err(end) = apply_frames(cx, &mut pos, batch) {
                 return end;

@@ -27,7 +27,7 @@ pub mod suite;
 
 pub use handle::StoreHandle;
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Lost, SetAside, SqliteStore};
 
 /// How many events the bounded event log keeps (newest first out last).
 pub const EVENT_LOG_LIMIT: usize = 5_000;

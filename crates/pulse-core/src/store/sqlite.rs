@@ -15,6 +15,13 @@
 //!   [`StoreError::Corrupt`] (naming the path) and is never modified; a schema newer
 //!   than this build is [`StoreError::TooNew`] and is never modified either;
 //! - [`SqliteStore::open_read_only`] never creates, migrates or writes a file;
+//! - [`SqliteStore::open`] creates the file `0600` (its new folders `0700`;
+//!   SQLite gives `-wal` / `-shm` the same permissions) and narrows an existing
+//!   one to `0600` ([`crate::files`]);
+//! - [`SqliteStore::open_or_set_aside`] moves a cache aside only when it is
+//!   [`StoreError::Corrupt`], with its `-wal` and `-shm`, and says what was lost
+//!   (what could still be read of it: entities and queued actions); any other
+//!   failure (locked, newer schema, a full disk) leaves the files where they are;
 //! - no table holds a credential.
 
 use std::path::{Path, PathBuf};
@@ -28,6 +35,45 @@ use super::memory::{now_ms, SeqFilter};
 use super::{
     Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary, EVENT_LOG_LIMIT,
 };
+
+/// A damaged cache that [`SqliteStore::open_or_set_aside`] moved aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Where the damaged file is now (its `-wal` / `-shm` beside it).
+    pub moved_to: PathBuf,
+    /// What SQLite said.
+    pub detail: String,
+    /// What it held, as far as it could still be read (`None`: unreadable).
+    pub lost: Option<Lost>,
+}
+
+/// What a set-aside cache held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    /// Entities (reloaded from the server on the next sync).
+    pub entities: u64,
+    /// Actions taken offline and not yet sent: these are gone unless redone.
+    pub queued_actions: u64,
+}
+
+impl SetAside {
+    /// One sentence for the user.
+    pub fn message(&self) -> String {
+        let what = match self.lost {
+            Some(l) if l.queued_actions > 0 => format!(
+                "{} queued action(s) not yet sent are lost and must be redone; the {} cached item(s) reload from the server",
+                l.queued_actions, l.entities
+            ),
+            Some(l) => format!("the {} cached item(s) reload from the server", l.entities),
+            None => "its contents could not be read: any action queued offline is lost, cached items reload from the server".into(),
+        };
+        format!(
+            "The cache was damaged ({}) and was moved to {}; {what}.",
+            self.detail,
+            self.moved_to.display()
+        )
+    }
+}
 
 /// `PRAGMA application_id` of a Pulse cache (`"PULS"` in ASCII).
 const APPLICATION_ID: i32 = 0x5055_4C53;
@@ -67,6 +113,12 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        crate::files::create_private_file(path).map_err(|e| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot create {}: {e}", path.display())),
+            ))
+        })?;
         let conn = Connection::open_with_flags(path, flags)?;
         let store = SqliteStore {
             conn,
@@ -74,6 +126,84 @@ impl SqliteStore {
         };
         store.checked(|s| s.prepare_read_write())?;
         Ok(store)
+    }
+
+    /// [`SqliteStore::open`]; when the file is [`StoreError::Corrupt`] (only
+    /// then), move it and its `-wal` / `-shm` aside (`NAME.bad-MS`, `-wal` and
+    /// `-shm` beside it), start a new cache, and say what was lost. Any other
+    /// error is returned with the files left in place.
+    pub fn open_or_set_aside(
+        path: impl AsRef<Path>,
+    ) -> Result<(SqliteStore, Option<SetAside>), StoreError> {
+        let path = path.as_ref();
+        // Probe the main file without SQLite touching it or its side files (a
+        // read-write open of a damaged file can delete its -wal / -shm).
+        let probed = if path.is_file() {
+            immutable_uri(path).map(|uri| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI;
+                let store = Connection::open_with_flags(uri, flags).map(|conn| SqliteStore {
+                    conn,
+                    path: path.to_owned(),
+                });
+                match store {
+                    Err(e) => Err(StoreError::Sqlite(e)),
+                    Ok(s) => s
+                        .checked(|s| match s.identity()? {
+                            Identity::Blank => Ok(()),
+                            Identity::Pulse(_) => s.quick_check(),
+                        })
+                        .map(|_| s),
+                }
+            })
+        } else {
+            None
+        };
+        let (detail, lost) = match probed {
+            Some(Err(StoreError::Corrupt { detail, .. })) => (detail, None),
+            Some(Ok(s)) => match SqliteStore::open(path) {
+                Ok(opened) => return Ok((opened, None)),
+                // Damaged in a way only a full open sees: what the probe can
+                // still read of it is what is lost.
+                Err(StoreError::Corrupt { detail, .. }) => (
+                    detail,
+                    s.summary().ok().map(|s| Lost {
+                        entities: s.counts.values().sum(),
+                        queued_actions: s.outbox,
+                    }),
+                ),
+                Err(e) => return Err(e),
+            },
+            _ => match SqliteStore::open(path) {
+                Ok(opened) => return Ok((opened, None)),
+                Err(StoreError::Corrupt { detail, .. }) => (detail, None),
+                Err(e) => return Err(e),
+            },
+        };
+        let mut moved_to = side_file(path, &format!(".bad-{}", now_ms()));
+        if moved_to.exists() {
+            moved_to = side_file(&moved_to, "-1");
+        }
+        std::fs::rename(path, &moved_to).map_err(|e| StoreError::Corrupt {
+            path: path.display().to_string(),
+            detail: format!("{detail}; moving it aside failed: {e}"),
+        })?;
+        for suffix in ["-wal", "-shm"] {
+            let side = side_file(path, suffix);
+            if side.exists() {
+                let _ = std::fs::rename(&side, side_file(&moved_to, suffix));
+            }
+        }
+        let store = SqliteStore::open(path)?;
+        Ok((
+            store,
+            Some(SetAside {
+                moved_to,
+                detail,
+                lost,
+            }),
+        ))
     }
 
     /// Open an existing cache for reading only (`pulsectl status`).

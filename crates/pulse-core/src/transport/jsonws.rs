@@ -193,7 +193,12 @@ impl JsonWsConnection {
         let mut ws_config = WebSocketConfig::default();
         ws_config.max_message_size = Some(TRANSPORT_MAX_MESSAGE);
         ws_config.max_frame_size = Some(TRANSPORT_MAX_MESSAGE);
-        let fut = tokio_tungstenite::connect_async_with_config(req, Some(ws_config), true);
+        let fut = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(ws_config),
+            true,
+            super::tls::ws_connector(),
+        );
         let (ws, _resp) = match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
             Err(_) => return Err(ConnectError::Network("timed out opening the socket".into())),
             Ok(Err(e)) => {
@@ -302,17 +307,16 @@ fn map_error(e: tungstenite::Error, unauthorized: &[u16], token: Option<&Secret>
     match e {
         tungstenite::Error::Http(resp) => {
             let status = resp.status().as_u16();
+            // Redact first, then cut: a token across the cut is never half kept.
             let body = resp
                 .body()
                 .as_ref()
-                .map(|b| {
-                    String::from_utf8_lossy(b)
-                        .chars()
-                        .take(200)
-                        .collect::<String>()
-                })
+                .map(|b| redact(&String::from_utf8_lossy(b), token))
                 .unwrap_or_default();
-            let message = redact(&error_message(&body), token);
+            let message: String = redact(&error_message(&body), token)
+                .chars()
+                .take(200)
+                .collect();
             if unauthorized.contains(&status) {
                 ConnectError::Unauthorized(message)
             } else {

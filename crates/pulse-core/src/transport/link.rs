@@ -6,6 +6,9 @@
 //! thin layer over it ([`super::native`]) and profiles use it directly.
 //!
 //! Invariants:
+//! - a silence or ping interval (from a server's hello, a profile's TOML) is
+//!   held to at most [`MAX_SILENCE`], so an absurd value (`u64::MAX` ms) stays
+//!   a usable timer deadline and never overflows the clock;
 //! - [`DeadLink::wake_at`] is never later than the moment the link is declared dead
 //!   nor than the next ping, so a caller that sleeps until then misses neither;
 //! - [`drain`] never takes more than `max` messages and never waits: it takes the
@@ -14,6 +17,10 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// The longest silence or ping interval a [`DeadLink`] keeps (a day): larger
+/// values from a server or a profile are held to it.
+pub const MAX_SILENCE: Duration = Duration::from_secs(86_400);
 
 /// Detects a silent link: dead once nothing was received for `silence`; optionally
 /// asks for a ping every `ping_every` of quiet (client-driven heartbeats).
@@ -29,6 +36,8 @@ impl DeadLink {
     /// A timer started at `now`: dead after `silence` without a message; a ping is
     /// due after each `ping_every` without one (`None`: the server pings).
     pub fn new(silence: Duration, ping_every: Option<Duration>, now: Instant) -> Self {
+        let silence = silence.min(MAX_SILENCE);
+        let ping_every = ping_every.map(|p| p.min(MAX_SILENCE));
         DeadLink {
             silence,
             ping_every,
@@ -97,6 +106,17 @@ pub fn drain<T>(first: T, max: usize, mut next: impl FnMut() -> Option<T>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_silences_are_held_to_a_day_and_never_overflow_the_clock() {
+        let t0 = Instant::now();
+        let mut d = DeadLink::new(Duration::MAX, Some(Duration::MAX), t0);
+        assert_eq!(d.silence(), MAX_SILENCE);
+        assert_eq!(d.wake_at(), t0 + MAX_SILENCE);
+        d.received(t0 + Duration::from_secs(1));
+        assert!(d.ping_due(t0 + Duration::from_secs(1) + MAX_SILENCE));
+        assert!(!d.is_dead(t0 + Duration::from_secs(2)));
+    }
 
     #[test]
     fn a_silent_link_is_dead_after_its_silence() {

@@ -8,6 +8,7 @@ pub mod jsonws;
 pub mod link;
 pub mod native;
 pub mod socketio;
+pub mod tls;
 
 use std::time::Duration;
 

@@ -235,6 +235,246 @@ async fn a_gap_forces_a_resubscribe_from_the_stored_cursor() {
     handle.stop().await;
 }
 
+/// A server whose stream has a gap on every connection: the first resync is at
+/// once, the ones after it back off (no tight loop). Counted, not timed: by the
+/// time the session shows its third backoff wait, the server has seen at most
+/// one connection per wait plus the first two.
+#[tokio::test]
+async fn a_server_that_gaps_on_every_connection_is_retried_with_backoff() {
+    let (url, mut conns) = server().await;
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Some((mut ws, sub)) = conns.recv().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let since = match sub {
+                ClientFrame::Subscribe { since, .. } => since.unwrap_or(0),
+                _ => 0,
+            };
+            let _ = ws.send(Message::text(subscribed(since + 2))).await;
+            let _ = ws
+                .send(Message::text(event(
+                    since + 2,
+                    "ticket.created",
+                    json!({"id": "t"}),
+                )))
+                .await;
+            open.push(ws);
+        }
+    });
+    let mut config = SessionConfig::new(url.parse().unwrap());
+    config.backoff.base = Duration::from_millis(200);
+    config.backoff.floor = Duration::from_millis(50);
+    let handle = SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        StoreHandle::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let st = until(&handle, "the third backoff wait after gaps", |s| {
+        matches!(&s.state, ConnectionState::Reconnecting { attempt, error, .. }
+            if *attempt >= 3 && error.contains("gap"))
+    })
+    .await;
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let ConnectionState::Reconnecting { attempt, .. } = st.state else {
+        unreachable!()
+    };
+    assert!(
+        n <= u64::from(attempt) + 2,
+        "{n} connections by backoff wait {attempt}: resyncs were not backed off"
+    );
+    assert!(st.counters.gaps >= 3, "{:?}", st.counters);
+    handle.stop().await;
+}
+
+/// A server that answers the upgrade and then says nothing (no hello): the
+/// handshake timeout ends the attempt, and the next one is made.
+#[tokio::test]
+async fn a_handshake_that_never_comes_times_out_and_is_retried() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut accepted) = mpsc::channel::<Ws>(8);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            // No hello, no close: the socket is kept open and silent.
+            tx.send(ws).await.unwrap();
+        }
+    });
+    let mut config = SessionConfig::new(url.parse().unwrap());
+    config.handshake_timeout = Duration::from_millis(300);
+    config.backoff.base = Duration::from_millis(50);
+    config.backoff.floor = Duration::from_millis(10);
+    let handle = SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        StoreHandle::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let _first = accepted.recv().await.unwrap();
+    let st = until(&handle, "the handshake given up", |s| {
+        matches!(&s.state, ConnectionState::Reconnecting { error, .. }
+            if error.contains("handshake"))
+    })
+    .await;
+    assert!(matches!(st.state, ConnectionState::Reconnecting { .. }));
+    let _second = tokio::time::timeout(Duration::from_secs(20), accepted.recv())
+        .await
+        .expect("a second attempt after the handshake timeout")
+        .unwrap();
+    handle.stop().await;
+}
+
+/// Messages up to the transport's documented 16 MiB arrive whole: one just
+/// under it (over the protocol's 1 MiB frame limit) is counted and skipped with
+/// the connection kept; one over it closes the link with a clear reason and the
+/// client reconnects and resumes from its cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_up_to_16_mib_are_read_and_larger_ones_end_the_link_clearly() {
+    use pulse_core::transport::TRANSPORT_MAX_MESSAGE;
+    let (url, mut conns) = server().await;
+    let handle = session(&url);
+    let (mut ws, _) = conns.recv().await.unwrap();
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    ws.send(Message::text(event(
+        1,
+        "ticket.created",
+        json!({"id": "t1"}),
+    )))
+    .await
+    .unwrap();
+    let pad = |total: usize| {
+        let shell = r#"{"type":"ping","pad":""}"#.len();
+        format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(total - shell))
+    };
+    ws.send(Message::text(pad(TRANSPORT_MAX_MESSAGE - 16)))
+        .await
+        .unwrap();
+    ws.send(Message::text(event(
+        2,
+        "ticket.created",
+        json!({"id": "t2"}),
+    )))
+    .await
+    .unwrap();
+    let st = until(&handle, "seq 2 after a 16 MiB message", |s| seq(s) == 2).await;
+    assert_eq!(st.counters.decode_errors, 1, "{:?}", st.counters);
+    assert_eq!(st.counters.connections, 1, "the connection stayed up");
+
+    // Over 16 MiB: the link ends, the client comes back asking after seq 2.
+    let _ = ws
+        .send(Message::text(pad(TRANSPORT_MAX_MESSAGE + 1024)))
+        .await;
+    let (mut ws2, sub) = tokio::time::timeout(Duration::from_secs(30), conns.recv())
+        .await
+        .expect("a reconnect after the oversized message")
+        .unwrap();
+    assert_eq!(
+        sub,
+        ClientFrame::Subscribe {
+            stream: Some("acme".into()),
+            since: Some(2),
+            epoch: Some("e1".into())
+        }
+    );
+    ws2.send(Message::text(subscribed(3))).await.unwrap();
+    ws2.send(Message::text(event(
+        3,
+        "ticket.created",
+        json!({"id": "t3"}),
+    )))
+    .await
+    .unwrap();
+    let st = until(&handle, "seq 3 after the reconnect", |s| seq(s) == 3).await;
+    assert_eq!(st.counters.connections, 2);
+    assert_eq!(handle.store().list(EntityKind::Ticket).unwrap().len(), 3);
+    drop(ws);
+    handle.stop().await;
+}
+
+/// Live events buffered while a snapshot downloads are bounded in bytes: a
+/// server whose snapshot never comes while it streams more than
+/// `MAX_BUFFERED_DURING_SNAPSHOT` of events gets the link closed and a fresh
+/// attempt; nothing half-buffered is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_buffered_during_a_snapshot_are_bounded_in_bytes() {
+    use pulse_core::session::MAX_BUFFERED_DURING_SNAPSHOT;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut subs) = mpsc::channel::<ClientFrame>(8);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            let mut peek = [0u8; 2048];
+            let n = tcp.peek(&mut peek).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&peek[..n]).to_ascii_lowercase();
+            if !head.contains("upgrade: websocket") {
+                // The snapshot request: never answered.
+                held.push(tcp);
+                continue;
+            }
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                ws.send(Message::text(hello(60_000))).await.unwrap();
+                let sub = loop {
+                    if let Some(Ok(Message::Text(t))) = ws.next().await {
+                        break ClientFrame::decode(t.as_str()).unwrap();
+                    }
+                };
+                let _ = tx.send(sub).await;
+                let _ = ws
+                    .send(Message::text(
+                        ServerFrame::Subscribed(Subscribed {
+                            stream: "acme".into(),
+                            epoch: "e1".into(),
+                            head: 0,
+                            recovered: false,
+                            reason: Some("no_cursor".into()),
+                        })
+                        .encode(),
+                    ))
+                    .await;
+                let pad = "x".repeat(900_000);
+                let mut sent = 0usize;
+                let mut seq = 1;
+                while sent <= MAX_BUFFERED_DURING_SNAPSHOT + (4 << 20) {
+                    let text = event(
+                        seq,
+                        "ticket.created",
+                        json!({"id": format!("t{seq}"), "pad": pad}),
+                    );
+                    sent += text.len();
+                    seq += 1;
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                // Keep the link open: only the client's bound may end it.
+                while ws.next().await.is_some() {}
+            });
+        }
+    });
+    let handle = session(&url);
+    let first = subs.recv().await.unwrap();
+    assert!(matches!(first, ClientFrame::Subscribe { since: None, .. }));
+    let again = tokio::time::timeout(Duration::from_secs(60), subs.recv())
+        .await
+        .expect("the client closed the link at its bound and tried again")
+        .unwrap();
+    assert!(
+        matches!(again, ClientFrame::Subscribe { since: None, .. }),
+        "{again:?}"
+    );
+    assert!(
+        handle.store().list(EntityKind::Ticket).unwrap().is_empty(),
+        "nothing buffered was applied without its snapshot"
+    );
+    handle.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_link_is_closed_and_reopened() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

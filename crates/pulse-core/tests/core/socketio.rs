@@ -831,3 +831,36 @@ async fn unreachable_servers_are_network_errors() {
         Err(SocketIoError::BadOptions(_))
     ));
 }
+
+/// The receive queue is bounded in bytes: a reader that stops reading while
+/// the server sends more than `MAX_QUEUED_BYTES` of events gets what was queued
+/// up to the bound, then a disconnection saying it fell behind (never an
+/// unbounded queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receive_queue_is_bounded_in_bytes() {
+    use pulse_core::transport::socketio::MAX_QUEUED_BYTES;
+    let peer = Peer::start(&[]).await;
+    let mut c = SocketIoClient::connect(peer.opts()).await.expect("connect");
+    let chunk = "x".repeat(1 << 20);
+    // Nobody reads while the server sends ~20% more than the bound.
+    let n = MAX_QUEUED_BYTES / (1 << 20) * 6 / 5;
+    for i in 0..n {
+        peer.emit("big", json!([i, chunk])).await;
+    }
+    let mut read = 0usize;
+    let reason = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match c.recv().await {
+                SioIncoming::Event(_) => read += 1,
+                SioIncoming::Disconnected { reason } => return reason,
+            }
+        }
+    })
+    .await
+    .expect("the link ended at the bound");
+    match &reason {
+        DisconnectReason::TransportError(m) => assert!(m.contains("fell behind"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(read > 0 && read < n, "read {read} of {n} events");
+}

@@ -344,6 +344,96 @@ mod sqlite_only {
     }
 
     #[test]
+    fn a_newer_or_locked_cache_is_never_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        drop(SqliteStore::open(&path).unwrap());
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let err = SqliteStore::open_or_set_aside(&path).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err:?}");
+        assert!(path.exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".bad")), "{names:?}");
+    }
+
+    #[test]
+    fn a_corrupt_cache_is_set_aside_with_its_wal_and_shm_and_the_loss_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        std::fs::write(&path, b"this is not a database, it is garbage".repeat(200)).unwrap();
+        let wal = dir.path().join("cache.db-wal");
+        let shm = dir.path().join("cache.db-shm");
+        std::fs::write(&wal, b"wal garbage").unwrap();
+        std::fs::write(&shm, b"shm garbage").unwrap();
+        let (mut store, aside) = SqliteStore::open_or_set_aside(&path).unwrap();
+        let aside = aside.expect("set aside");
+        assert!(aside.moved_to.exists());
+        let side = |suffix: &str| {
+            let mut n = aside.moved_to.as_os_str().to_owned();
+            n.push(suffix);
+            std::path::PathBuf::from(n)
+        };
+        assert_eq!(std::fs::read(side("-wal")).unwrap(), b"wal garbage");
+        assert_eq!(std::fs::read(side("-shm")).unwrap(), b"shm garbage");
+        let msg = aside.message();
+        assert!(msg.contains("damaged") && msg.contains("lost"), "{msg}");
+        // The new cache works.
+        store
+            .outbox_push(
+                &pulse_core::store::Action::Approve {
+                    id: "a".into(),
+                    reason: None,
+                },
+                1,
+            )
+            .unwrap();
+        assert_eq!(store.summary().unwrap().outbox, 1);
+        // A healthy cache opens without being set aside.
+        drop(store);
+        let (_, again) = SqliteStore::open_or_set_aside(&path).unwrap();
+        assert!(again.is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_is_0600_with_its_wal_and_shm_in_a_new_0700_folder() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("pulse/caches");
+        let path = folder.join("cache.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store
+            .outbox_push(
+                &pulse_core::store::Action::Approve {
+                    id: "a".into(),
+                    reason: None,
+                },
+                1,
+            )
+            .unwrap();
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(&dir.path().join("pulse")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        for side in ["cache.db-wal", "cache.db-shm"] {
+            let p = folder.join(side);
+            assert!(p.exists(), "{side} exists while open");
+            assert_eq!(mode(&p), 0o600, "{side}");
+        }
+        drop(store);
+        // An existing cache with wider permissions is narrowed.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
     fn read_only_open_never_creates_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing.db");

@@ -58,24 +58,40 @@ pub struct Gateway {
     pub addr: SocketAddr,
     store: String,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     pub stderr: Lines,
 }
 
 impl Gateway {
     /// Start on 127.0.0.1:0 with `store` (`memory`, `sqlite:PATH` or `redis://…`).
     pub fn start(store: &str, extra: &[&str]) -> Gateway {
+        Self::start_env(store, extra, &[])
+    }
+
+    /// The same, with extra environment variables (e.g. `PULSE_LOG`).
+    pub fn start_env(store: &str, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, addr, stderr) = Self::spawn("127.0.0.1:0", store, &extra);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, addr, stderr) = Self::spawn("127.0.0.1:0", store, &extra, &env);
         Gateway {
             child: Some(child),
             addr,
             store: store.into(),
             extra,
+            env,
             stderr,
         }
     }
 
-    fn spawn(addr: &str, store: &str, extra: &[String]) -> (Child, SocketAddr, Lines) {
+    fn spawn(
+        addr: &str,
+        store: &str,
+        extra: &[String],
+        env: &[(String, String)],
+    ) -> (Child, SocketAddr, Lines) {
         let mut child = Command::new(bin("pulse-gateway"))
             .args([
                 "serve",
@@ -88,6 +104,7 @@ impl Gateway {
             ])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -125,7 +142,7 @@ impl Gateway {
         self.kill();
         let addr = self.addr.to_string();
         let (child, a, stderr) = process::retry(Duration::from_secs(10), || {
-            Self::spawn(&addr, &self.store, &self.extra)
+            Self::spawn(&addr, &self.store, &self.extra, &self.env)
         });
         assert_eq!(a, self.addr);
         self.child = Some(child);
@@ -165,7 +182,19 @@ pub struct Pulsectl {
 
 impl Pulsectl {
     pub fn watch(server: &str, auth: &[&str], cache: &Path, extra: &[&str]) -> Pulsectl {
+        Self::watch_env(server, auth, cache, extra, &[])
+    }
+
+    /// The same, with extra environment variables (e.g. `PULSE_LOG`).
+    pub fn watch_env(
+        server: &str,
+        auth: &[&str],
+        cache: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Pulsectl {
         let mut child = Command::new(bin("pulsectl"))
+            .envs(env.iter().copied())
             .args(["watch", "--server", server, "--cache"])
             .arg(cache)
             .args(auth)
@@ -186,6 +215,11 @@ impl Pulsectl {
 
     pub fn kill(&mut self) {
         process::kill(&mut self.child);
+    }
+
+    /// Its process id (for SIGSTOP / SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Wait for the process to exit on its own; its exit code.

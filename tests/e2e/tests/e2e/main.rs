@@ -1,9 +1,11 @@
 //! End-to-end: `pulse-gateway` and `pulsectl` as real processes on loopback.
 
 mod cluster;
+mod faults;
 mod harness;
 mod langgraph;
 mod proxy;
+mod secrets;
 
 use std::collections::HashSet;
 use std::path::Path;

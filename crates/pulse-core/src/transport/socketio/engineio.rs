@@ -204,7 +204,7 @@ impl Handshake {
     pub fn dead_after(&self) -> Duration {
         self.ping_interval
             .saturating_add(self.ping_timeout)
-            .min(Duration::from_secs(86_400))
+            .min(crate::transport::link::MAX_SILENCE)
     }
 }
 

@@ -244,6 +244,34 @@ pub enum SioIncoming {
     },
 }
 
+/// The most bytes of received events that may wait to be read (64 MiB, counted
+/// by [`event_size`]). Past it the link is closed with
+/// [`DisconnectReason::TransportError`] saying the reader fell behind, and
+/// nothing more is queued: the queue never grows without bound.
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// The size an event counts for in the receive queue: its name and the text
+/// lengths of its arguments (numbers 8 bytes, `null`/booleans 4, plus 2 per
+/// array or object and the keys' lengths). Cheap and deterministic.
+pub fn event_size(ev: &SioEvent) -> usize {
+    fn size(v: &Value) -> usize {
+        match v {
+            Value::Null | Value::Bool(_) => 4,
+            Value::Number(_) => 8,
+            Value::String(s) => s.len() + 2,
+            Value::Array(a) => a.iter().map(size).fold(2, usize::saturating_add),
+            Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| (k.len() + 3).saturating_add(size(v)))
+                .fold(2, usize::saturating_add),
+        }
+    }
+    ev.args
+        .iter()
+        .map(size)
+        .fold(ev.name.len(), usize::saturating_add)
+}
+
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

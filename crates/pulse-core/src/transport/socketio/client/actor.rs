@@ -63,6 +63,8 @@ pub(super) struct Actor {
     pub(super) upgrade: Option<oneshot::Receiver<Result<WsLink, SocketIoError>>>,
     /// A probed WebSocket waiting for polling to pause.
     pub(super) upgrading: Option<WsLink>,
+    /// The receive queue passed its byte bound: the link ends.
+    pub(super) overflowed: bool,
 }
 
 impl Actor {
@@ -89,6 +91,12 @@ impl Actor {
                 ev = link.recv() => {
                     if let Err(stop) = self.on_link(ev).await {
                         return stop;
+                    }
+                    if self.overflowed {
+                        return Stop::Disconnected(DisconnectReason::TransportError(format!(
+                            "received events waiting to be read passed {} bytes (the reader fell behind); closing the link",
+                            super::super::MAX_QUEUED_BYTES
+                        )));
                     }
                 }
                 cmd = cmds.recv() => {
@@ -344,13 +352,25 @@ impl Actor {
             } else {
                 None
             };
-        self.shared.events.fetch_add(1, Ordering::Relaxed);
-        let _ = self.events.send(SioIncoming::Event(SioEvent {
+        let ev = SioEvent {
             name,
             args: items,
             ack: p.id.map(AckId),
             offset,
-        }));
+        };
+        let size = super::super::event_size(&ev);
+        let queued = self
+            .shared
+            .queued_bytes
+            .fetch_add(size, Ordering::Relaxed)
+            .saturating_add(size);
+        if self.overflowed || queued > super::super::MAX_QUEUED_BYTES {
+            self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.overflowed = true;
+            return;
+        }
+        self.shared.events.fetch_add(1, Ordering::Relaxed);
+        let _ = self.events.send(SioIncoming::Event(ev));
     }
 
     fn maybe_start_upgrade(&mut self) {

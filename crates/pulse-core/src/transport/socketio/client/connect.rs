@@ -94,6 +94,7 @@ impl SocketIoClient {
             recovery_on: false,
             upgrade: None,
             upgrading: None,
+            overflowed: false,
         };
         tokio::spawn(actor.run(cmds_rx, connect_data));
 

@@ -8,8 +8,10 @@
 //!   upgrade from long-polling to WebSocket).
 //!
 //! Invariants: the handle and the task talk only through channels (commands in,
-//! events out) and the atomic counters of `Shared`; the event queue is unbounded
-//! so a slow reader never stalls heartbeats; once `recv` has answered a
+//! events out) and the atomic counters of `Shared`; the event queue never
+//! blocks the task (a slow reader never stalls heartbeats) but is bounded in
+//! bytes ([`super::MAX_QUEUED_BYTES`]: past it the link is closed, saying the
+//! reader fell behind); once `recv` has answered a
 //! disconnection it answers the same one forever.
 
 mod actor;
@@ -44,6 +46,8 @@ enum Command {
 #[derive(Default)]
 struct Shared {
     events: AtomicU64,
+    /// Bytes of events queued and not yet read ([`super::event_size`]).
+    queued_bytes: std::sync::atomic::AtomicUsize,
     pings: AtomicU64,
     decode_errors: AtomicU64,
     ignored: AtomicU64,
@@ -193,6 +197,9 @@ impl SocketIoClient {
     fn take(&mut self, next: Option<SioIncoming>) -> SioIncoming {
         match next {
             Some(SioIncoming::Event(ev)) => {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(super::event_size(&ev), Ordering::Relaxed);
                 if let (Some(state), Some(offset)) = (self.recovery.as_mut(), ev.offset.as_ref()) {
                     state.offset = Some(offset.clone());
                 }

@@ -22,20 +22,8 @@ use crate::transport::{ensure_crypto_provider, TRANSPORT_MAX_MESSAGE};
 
 /// A response body as text, at most [`TRANSPORT_MAX_MESSAGE`] bytes (the
 /// WebSocket's limit): a server cannot make the client buffer without bound.
-async fn read_body(mut resp: reqwest::Response) -> Result<String, String> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n > TRANSPORT_MAX_MESSAGE as u64)
-    {
-        return Err(format!("response body over {TRANSPORT_MAX_MESSAGE} bytes"));
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| without_url(&e))? {
-        if buf.len() + chunk.len() > TRANSPORT_MAX_MESSAGE {
-            return Err(format!("response body over {TRANSPORT_MAX_MESSAGE} bytes"));
-        }
-        buf.extend_from_slice(&chunk);
-    }
+async fn read_body(resp: reqwest::Response) -> Result<String, String> {
+    let buf = crate::rest::read_limited(resp, TRANSPORT_MAX_MESSAGE).await?;
     // Engine.IO bodies are UTF-8 text; a bad byte spoils only its record.
     Ok(match String::from_utf8(buf) {
         Ok(s) => s,
@@ -71,8 +59,8 @@ impl PollingLink {
         ep: &Endpoint,
     ) -> Result<(PollingLink, Handshake), SocketIoError> {
         ensure_crypto_provider();
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
+        let http = crate::transport::tls::reqwest_tls(reqwest::Client::builder().use_rustls_tls())
+            .redirect(reqwest::redirect::Policy::none())
             .default_headers(ep.headers.clone())
             .connect_timeout(ep.connect_timeout)
             .tcp_nodelay(true)
@@ -268,7 +256,7 @@ async fn write_loop(
                 Err(e) => Some(format!("send failed: {}", without_url(&e))),
                 Ok(resp) if !resp.status().is_success() => {
                     let status = resp.status().as_u16();
-                    let body = resp.bytes().await.unwrap_or_default();
+                    let body = crate::rest::read_prefix(resp, crate::rest::MAX_ERROR_BODY).await;
                     Some(format!(
                         "send answered HTTP {status}: {}",
                         body_message(&body)

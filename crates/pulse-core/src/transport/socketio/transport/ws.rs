@@ -43,7 +43,12 @@ impl WsLink {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(TRANSPORT_MAX_MESSAGE);
         config.max_frame_size = Some(TRANSPORT_MAX_MESSAGE);
-        let fut = tokio_tungstenite::connect_async_with_config(req, Some(config), true);
+        let fut = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(config),
+            true,
+            crate::transport::tls::ws_connector(),
+        );
         let (ws, _resp) = match tokio::time::timeout(ep.connect_timeout, fut).await {
             Err(_) => {
                 return Err(SocketIoError::Network(
