@@ -281,6 +281,7 @@ impl SessionCx {
             .zip(start + 1..)
             .map(|(e, seq)| AppliedEvent {
                 frame: EventFrame {
+                    user: None,
                     seq,
                     id: format!("local-{seq}"),
                     stream: stream.to_owned(),

@@ -21,6 +21,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 fn event(seq: u64, ty: &str, data: serde_json::Value) -> String {
     EventFrame {
+        user: None,
         seq,
         id: format!("e{seq}"),
         stream: "acme".into(),
