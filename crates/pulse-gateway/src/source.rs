@@ -538,7 +538,10 @@ impl Source {
                     for (id, ev) in ids.into_iter().zip(events) {
                         let hub = self.hub.clone();
                         let t = tenant.clone();
-                        match self.rt.block_on(async move { hub.append(&t, vec![ev]).await }) {
+                        match self
+                            .rt
+                            .block_on(async move { hub.append(&t, vec![ev]).await })
+                        {
                             Ok(_) => {}
                             Err(e) if is_audience(&e) => dead.push((id, e.to_string())),
                             Err(e) => return Err(format!("append: {e}")),

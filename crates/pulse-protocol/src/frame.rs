@@ -446,6 +446,10 @@ mod tests {
                 r#"{"type":"subscribed","stream":"s","epoch":"e","head":1}"#,
                 "`recovered`",
             ),
+            (
+                r#"{"type":"x.y","seq":1,"id":"a","stream":"s","ts":1,"data":{},"user":7}"#,
+                "`user`",
+            ),
         ];
         for (input, needle) in cases {
             let err = ServerFrame::decode(input).unwrap_err().to_string();
@@ -459,6 +463,39 @@ mod tests {
             ServerFrame::decode(&big),
             Err(DecodeError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn addressed_events_and_their_placeholders() {
+        let e = EventFrame {
+            seq: 9,
+            id: "e9".into(),
+            stream: "acme".into(),
+            event_type: "approval.created".into(),
+            ts: 5,
+            data: json!({"id": "a1", "title": "secret"}),
+            user: Some("alice".into()),
+        };
+        assert_eq!(
+            ServerFrame::decode(&e.encode()).unwrap(),
+            ServerFrame::Event(e.clone())
+        );
+        assert!(e.visible_to("alice") && !e.visible_to("bob"));
+        let p = e.for_viewer("bob").into_owned();
+        assert_eq!((p.seq, p.stream.as_str(), p.ts), (9, "acme", 5));
+        assert!(p.is_skipped() && p.user.is_none() && p.data == json!({}));
+        assert!(!p.encode().contains("secret") && !p.encode().contains("alice"));
+        assert_eq!(
+            ServerFrame::decode(&p.encode()).unwrap(),
+            ServerFrame::Event(p)
+        );
+        assert_eq!(*e.for_viewer("alice"), e);
+        let everyone = EventFrame { user: None, ..e };
+        assert!(everyone.visible_to("bob"));
+        assert!(
+            !everyone.encode().contains("\"user\""),
+            "no user field when none"
+        );
     }
 
     #[test]

@@ -236,6 +236,75 @@ async fn a_gap_forces_a_resubscribe_from_the_stored_cursor() {
     handle.stop().await;
 }
 
+/// Events addressed to another user arrive as `pulse.skipped` placeholders: the
+/// cursor passes them, nothing is applied, and no gap or resync follows, even when
+/// the stream ends on one.
+#[tokio::test]
+async fn skipped_placeholders_advance_the_cursor_without_a_resync() {
+    let (url, mut conns) = server().await;
+    let handle = session(&url);
+    let (mut ws, _) = conns.recv().await.unwrap();
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    let other_users = EventFrame {
+        user: Some("bob".into()),
+        seq: 2,
+        id: "e2".into(),
+        stream: "acme".into(),
+        event_type: "approval.created".into(),
+        ts: 1_002,
+        data: json!({"id": "ap-bob"}),
+    };
+    let frames = [
+        event(1, "ticket.created", json!({"id": "t1"})),
+        other_users.skipped().encode(),
+        EventFrame {
+            seq: 3,
+            ..other_users.clone()
+        }
+        .skipped()
+        .encode(),
+        event(4, "ticket.created", json!({"id": "t4"})),
+        EventFrame {
+            seq: 5,
+            ..other_users
+        }
+        .skipped()
+        .encode(),
+    ];
+    for f in frames {
+        ws.send(Message::text(f)).await.unwrap();
+    }
+    let st = until(&handle, "seq 5", |s| seq(s) == 5).await;
+    assert_eq!(st.state, ConnectionState::Live);
+    assert_eq!(
+        (
+            st.counters.gaps,
+            st.counters.rejected_events,
+            st.counters.connections
+        ),
+        (0, 0, 1),
+        "no gap, nothing rejected, no second connection"
+    );
+    let tickets = handle.store().list(EntityKind::Ticket).unwrap();
+    assert_eq!(tickets.len(), 2);
+    assert!(handle
+        .store()
+        .list(EntityKind::Approval)
+        .unwrap()
+        .is_empty());
+    // The link stays: the next real event is applied on it.
+    ws.send(Message::text(event(
+        6,
+        "ticket.created",
+        json!({"id": "t6"}),
+    )))
+    .await
+    .unwrap();
+    let st = until(&handle, "seq 6", |s| seq(s) == 6).await;
+    assert_eq!((st.counters.gaps, st.counters.connections), (0, 1));
+    handle.stop().await;
+}
+
 #[tokio::test]
 async fn a_silent_link_is_closed_and_reopened() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

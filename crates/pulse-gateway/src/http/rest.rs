@@ -272,24 +272,30 @@ async fn decide(
     let req: DecisionRequest = body.parse_or_default()?;
     let (seq, entity) = st
         .hub
-        .mutate(&claims.tenant, &claims.sub, EntityKind::Approval, &id, |current| {
-            let current =
-                current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
-            match status_of(&current) {
-                None | Some("pending") => {}
-                Some(status) => {
-                    return Err(ApiErr::conflict(
-                        format!("approval `{id}` is already {status}"),
-                        Value::Object(current.clone()),
-                    ))
+        .mutate(
+            &claims.tenant,
+            &claims.sub,
+            EntityKind::Approval,
+            &id,
+            |current| {
+                let current =
+                    current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
+                match status_of(&current) {
+                    None | Some("pending") => {}
+                    Some(status) => {
+                        return Err(ApiErr::conflict(
+                            format!("approval `{id}` is already {status}"),
+                            Value::Object(current.clone()),
+                        ))
+                    }
                 }
-            }
-            let mut data = json!({"id": id, "decision": decision, "decided_by": claims.sub});
-            if let Some(reason) = req.reason {
-                data["reason"] = Value::String(reason);
-            }
-            event("approval.decided", data)
-        })
+                let mut data = json!({"id": id, "decision": decision, "decided_by": claims.sub});
+                if let Some(reason) = req.reason {
+                    data["reason"] = Value::String(reason);
+                }
+                event("approval.decided", data)
+            },
+        )
         .await?;
     Ok(Json(MutationResponse { seq, entity }))
 }
@@ -325,13 +331,19 @@ pub(super) async fn move_ticket(
     }
     let (seq, entity) = st
         .hub
-        .mutate(&claims.tenant, &claims.sub, EntityKind::Ticket, &id, |current| {
-            current.ok_or_else(|| ApiErr::not_found(format!("no ticket `{id}`")))?;
-            event(
-                "ticket.moved",
-                json!({"id": id, "state": req.state, "moved_by": claims.sub}),
-            )
-        })
+        .mutate(
+            &claims.tenant,
+            &claims.sub,
+            EntityKind::Ticket,
+            &id,
+            |current| {
+                current.ok_or_else(|| ApiErr::not_found(format!("no ticket `{id}`")))?;
+                event(
+                    "ticket.moved",
+                    json!({"id": id, "state": req.state, "moved_by": claims.sub}),
+                )
+            },
+        )
         .await?;
     Ok(Json(MutationResponse { seq, entity }))
 }
@@ -346,20 +358,27 @@ pub(super) async fn terminate_agent(
     let req: TerminateRequest = body.parse_or_default()?;
     let (seq, entity) = st
         .hub
-        .mutate(&claims.tenant, &claims.sub, EntityKind::Agent, &id, |current| {
-            let current = current.ok_or_else(|| ApiErr::not_found(format!("no agent `{id}`")))?;
-            if status_of(&current) == Some("terminated") {
-                return Err(ApiErr::conflict(
-                    format!("agent `{id}` is already terminated"),
-                    Value::Object(current),
-                ));
-            }
-            let mut data = json!({"id": id, "terminated_by": claims.sub});
-            if let Some(reason) = req.reason {
-                data["reason"] = Value::String(reason);
-            }
-            event("agent.terminated", data)
-        })
+        .mutate(
+            &claims.tenant,
+            &claims.sub,
+            EntityKind::Agent,
+            &id,
+            |current| {
+                let current =
+                    current.ok_or_else(|| ApiErr::not_found(format!("no agent `{id}`")))?;
+                if status_of(&current) == Some("terminated") {
+                    return Err(ApiErr::conflict(
+                        format!("agent `{id}` is already terminated"),
+                        Value::Object(current),
+                    ));
+                }
+                let mut data = json!({"id": id, "terminated_by": claims.sub});
+                if let Some(reason) = req.reason {
+                    data["reason"] = Value::String(reason);
+                }
+                event("agent.terminated", data)
+            },
+        )
         .await?;
     Ok(Json(MutationResponse { seq, entity }))
 }

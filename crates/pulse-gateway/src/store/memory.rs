@@ -10,7 +10,10 @@ use pulse_protocol::domain::{Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 use pulse_protocol::rest::Snapshot;
 
-use super::{new_epoch, stamped, Appended, AudiencePlan, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use super::{
+    new_epoch, stamped, Appended, AudiencePlan, EventRange, LogStore, NewEvent, StoreError,
+    StreamInfo,
+};
 
 #[derive(Debug)]
 struct MemStream {

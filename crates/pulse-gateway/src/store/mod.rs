@@ -356,8 +356,7 @@ impl AudiencePlan {
         for c in &e.changes {
             let gone = matches!(c, Change::Delete { .. });
             let key = (c.kind(), c.id().to_owned());
-            self.seen
-                .insert(key, (!gone).then(|| audience.clone()));
+            self.seen.insert(key, (!gone).then(|| audience.clone()));
         }
         Ok(audience)
     }

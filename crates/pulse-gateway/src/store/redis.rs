@@ -40,8 +40,8 @@ use redis::streams::{StreamRangeReply, StreamReadReply};
 use redis::{Connection, RedisError, Value};
 
 use super::{
-    corrupt, new_epoch, now_ms, snapshot_of, stamped, stored_entity, Appended, AudiencePlan, EventRange, LogStore,
-    NewEvent, StoreError, StreamInfo,
+    corrupt, new_epoch, now_ms, snapshot_of, stamped, stored_entity, Appended, AudiencePlan,
+    EventRange, LogStore, NewEvent, StoreError, StreamInfo,
 };
 
 /// Default key prefix.

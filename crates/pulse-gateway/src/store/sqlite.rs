@@ -23,8 +23,8 @@ use pulse_protocol::Change;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    corrupt, new_epoch, snapshot_of, stamped, stored_entity, Appended, AudiencePlan, EventRange, LogStore, NewEvent,
-    StoreError, StreamInfo,
+    corrupt, new_epoch, snapshot_of, stamped, stored_entity, Appended, AudiencePlan, EventRange,
+    LogStore, NewEvent, StoreError, StreamInfo,
 };
 
 const SCHEMA: &str = "
@@ -356,5 +356,59 @@ impl LogStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A file of schema version 2 (no `events.user`) opens, keeps its log, and
+    /// takes addressed events from then on.
+    #[test]
+    fn a_version_2_file_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE streams (tenant TEXT PRIMARY KEY NOT NULL, epoch TEXT NOT NULL,
+                     head INTEGER NOT NULL, trimmed INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE events (tenant TEXT NOT NULL, seq INTEGER NOT NULL,
+                     id TEXT NOT NULL, type TEXT NOT NULL, ts INTEGER NOT NULL,
+                     data TEXT NOT NULL, PRIMARY KEY (tenant, seq)) WITHOUT ROWID;
+                 CREATE TABLE entities (tenant TEXT NOT NULL, kind TEXT NOT NULL,
+                     id TEXT NOT NULL, data TEXT NOT NULL,
+                     PRIMARY KEY (tenant, kind, id)) WITHOUT ROWID;
+                 CREATE INDEX events_by_id ON events (tenant, id);
+                 INSERT INTO streams VALUES ('acme', 'ep', 1, 0);
+                 INSERT INTO events VALUES ('acme', 1, 'e1', 'ticket.created', 5, '{\"id\":\"t1\"}');
+                 INSERT INTO entities VALUES ('acme', 'ticket', 't1', '{\"id\":\"t1\"}');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            // Opening twice: the migration runs once.
+            let s = SqliteStore::open(&path, 100).unwrap();
+            let old = s.read("acme", 0, 10).unwrap();
+            assert_eq!(old.events[0].id, "e1");
+            assert_eq!(old.events[0].user, None);
+        }
+        let s = SqliteStore::open(&path, 100).unwrap();
+        let e = NewEvent::new("notification.new", json!({"id": "n1"}), None, 6)
+            .unwrap()
+            .for_user(Some("alice".into()));
+        assert_eq!(s.append("acme", vec![e]).unwrap().seqs, [2]);
+        let read = s.read("acme", 1, 10).unwrap();
+        assert_eq!(read.events[0].user.as_deref(), Some("alice"));
+        let version: i64 = s
+            .reader
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }

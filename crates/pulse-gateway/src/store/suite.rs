@@ -429,17 +429,27 @@ pub(crate) fn addressed_to_one_user(b: &dyn Backend) {
     assert_eq!(ids(Some("alice")), ["t1", "ap-a"]);
     assert_eq!(ids(Some("bob")), ["t1", "n-b"]);
     assert_eq!(ids(Some("carol")), ["t1"]);
-    assert_eq!(ids(None), ["t1", "ap-a", "n-b"], "the gateway itself sees all");
+    assert_eq!(
+        ids(None),
+        ["t1", "ap-a", "n-b"],
+        "the gateway itself sees all"
+    );
 
     // An event for everyone about alice's approval (her own decision) is hers.
     let decided = s
         .append(
             "acme",
-            vec![ev("approval.decided", json!({"id": "ap-a", "decision": "approved"}))],
+            vec![ev(
+                "approval.decided",
+                json!({"id": "ap-a", "decision": "approved"}),
+            )],
         )
         .unwrap();
     assert_eq!(decided.frames[0].user.as_deref(), Some("alice"));
-    let ap = s.entity("acme", EntityKind::Approval, "ap-a").unwrap().unwrap();
+    let ap = s
+        .entity("acme", EntityKind::Approval, "ap-a")
+        .unwrap()
+        .unwrap();
     assert_eq!(strip(ap.clone(), Some("bob")), None);
     let mine = strip(ap, Some("alice")).unwrap();
     assert_eq!(mine["status"], "approved");
@@ -447,8 +457,14 @@ pub(crate) fn addressed_to_one_user(b: &dyn Backend) {
 
     // Moving an entity between audiences is refused, the whole batch with it.
     let refused = [
-        vec![to(ev("approval.updated", json!({"id": "ap-a", "x": 1})), "bob")],
-        vec![to(ev("ticket.updated", json!({"id": "t1", "x": 1})), "alice")],
+        vec![to(
+            ev("approval.updated", json!({"id": "ap-a", "x": 1})),
+            "bob",
+        )],
+        vec![to(
+            ev("ticket.updated", json!({"id": "t1", "x": 1})),
+            "alice",
+        )],
         vec![
             ev("ticket.created", json!({"id": "t2"})),
             to(ev("ticket.updated", json!({"id": "t2", "x": 1})), "alice"),
@@ -457,7 +473,11 @@ pub(crate) fn addressed_to_one_user(b: &dyn Backend) {
     for batch in refused {
         let err = s.append("acme", batch.clone()).unwrap_err();
         assert!(matches!(err, StoreError::Audience(_)), "{batch:?}: {err}");
-        assert_eq!(s.info("acme").unwrap().head, 4, "nothing written: {batch:?}");
+        assert_eq!(
+            s.info("acme").unwrap().head,
+            4,
+            "nothing written: {batch:?}"
+        );
     }
     assert_eq!(ids(Some("carol")), ["t1"]);
 
