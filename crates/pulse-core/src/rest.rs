@@ -7,6 +7,7 @@
 //! else acted first; `current` is the entity now), [`RestError::Unreachable`]
 //! (network: queue and retry), and the rest.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pulse_protocol::domain::Entity;
@@ -138,10 +139,16 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
 }
 
 /// Client for one server's REST API.
+///
+/// A server of several nodes (a cluster) is one client: [`RestClient::use_node`]
+/// sends the requests of this client and of all its clones to another node, while
+/// [`RestClient::base`] stays the server's URL (what its sign-ins are kept under).
 #[derive(Clone, Debug)]
 pub struct RestClient {
     http: reqwest::Client,
     base: Url,
+    /// The node requests go to instead of `base`, shared by every clone.
+    node: Arc<RwLock<Option<Url>>>,
 }
 
 impl RestClient {
@@ -153,16 +160,38 @@ impl RestClient {
             .user_agent(concat!("pulse/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RestError::Unreachable(e.to_string()))?;
-        Ok(RestClient { http, base })
+        Ok(RestClient {
+            http,
+            base,
+            node: Arc::default(),
+        })
     }
 
-    /// The server's base URL.
+    /// The server's base URL (its identity; see [`RestClient::current`] for where
+    /// requests go).
     pub fn base(&self) -> &Url {
         &self.base
     }
 
+    /// The node requests go to now: the one given to [`RestClient::use_node`], or
+    /// [`RestClient::base`].
+    pub fn current(&self) -> Url {
+        self.node
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.base.clone())
+    }
+
+    /// Send this client's requests, and its clones', to `node` (another node of the
+    /// same server) from now on.
+    pub fn use_node(&self, node: &Url) {
+        let next = (node != &self.base).then(|| node.clone());
+        *self.node.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
     fn url(&self, path: &str) -> Result<Url, RestError> {
-        self.base
+        self.current()
             .join(path)
             .map_err(|e| RestError::Decode(format!("bad URL path {path}: {e}")))
     }
