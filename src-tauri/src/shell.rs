@@ -125,6 +125,7 @@ fn saved_server(p: &SavedServer) -> server::SavedServer {
         username: p.username.clone(),
         projects: p.projects.clone(),
         force_polling: p.force_polling,
+        nodes: p.nodes.clone(),
     }
 }
 

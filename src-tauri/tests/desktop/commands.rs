@@ -232,6 +232,7 @@ fn live_session_against_a_real_gateway() {
             event_type: ty.into(),
             data,
             id: None,
+            user: None,
         });
         tauri::async_runtime::block_on(rest.ingest(&publisher, &body)).expect("ingest");
     };
