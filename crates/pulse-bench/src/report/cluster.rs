@@ -91,7 +91,8 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
          node B's clients get theirs through Redis. Then node B is SIGKILLed and its clients move \
          to node A at once (the harness's lean clients do so for both servers, as Pulse's own \
          failover does; Socket.IO's stock client would first wait its `reconnectionDelay`, \
-         1 s ± 50 %). Pulse's clients resume from their cursors; Socket.IO's rejoin. **Memory per \
+         1 s ± 50 %). Pulse's clients resume from their cursors; Socket.IO's rejoin. Peak \
+         reconnects/s is the herd's busiest 100 ms window, per second. **Memory per \
          connection** is each node's `VmRSS` with its clients connected minus before any, over \
          its clients. **One node's limit**: a single node (on its Redis) is given idle \
          connections up to this run's bound; the most it held, its memory, and fan-out p99 there \
