@@ -176,6 +176,11 @@ impl TokenProvider for StoredLogin {
             }
         })
     }
+
+    fn use_node(&self, node: &url::Url) {
+        // The sign-in stays kept under the server's first URL (`rest.base()`).
+        self.rest.use_node(node);
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +202,50 @@ mod tests {
     fn account_key_has_no_secret_and_is_stable() {
         let u = url::Url::parse("http://127.0.0.1:8080/").unwrap();
         assert_eq!(account_key(&u, "ann"), "ann@http://127.0.0.1:8080");
+    }
+
+    /// The sign-in's server is down; its other node answers the refresh once the
+    /// session moved there. The sign-in stays kept under the first URL.
+    #[tokio::test]
+    async fn a_refresh_goes_to_the_node_in_use() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let node = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node_url = url::Url::parse(&format!("http://{}", node.local_addr().unwrap())).unwrap();
+        let seen = tokio::spawn(async move {
+            let (mut tcp, _) = node.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&req).contains("refresh-1") {
+                let n = tcp.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request ended early");
+                req.extend_from_slice(&buf[..n]);
+            }
+            let body = r#"{"access_token":"acc-2","refresh_token":"refresh-2","expires_in":900,"tenant":"acme"}"#;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            tcp.write_all(resp.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&req).into_owned()
+        });
+        let first = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let store = Arc::new(MemoryCredentials::default());
+        let account = account_key(&first, "ann");
+        store.save(&account, &Secret::new("refresh-1")).unwrap();
+        let login = StoredLogin::new(
+            RestClient::new(first).unwrap(),
+            account.clone(),
+            store.clone(),
+        );
+        login.use_node(&node_url);
+        let token = login.token(false).await.unwrap();
+        assert_eq!(token.expose(), "acc-2");
+        let req = seen.await.unwrap();
+        assert!(req.starts_with("POST /v1/auth/refresh "), "{req}");
+        assert_eq!(
+            store.load(&account).unwrap(),
+            Some(Secret::new("refresh-2"))
+        );
     }
 
     #[tokio::test]

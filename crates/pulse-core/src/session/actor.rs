@@ -311,6 +311,7 @@ impl SessionCx {
             let node = self.failover.active().clone();
             info!(node = %node, "moving to the next node of the server");
             self.rest().use_node(&node);
+            self.outbox.tokens().use_node(&node);
             self.status.send_modify(|s| s.node = Some(node.to_string()));
             self.config.server = node;
         }
