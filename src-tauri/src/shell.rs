@@ -833,11 +833,7 @@ impl Shell {
             CommandError::new("invalid", format!("“{}” is not a valid URL", profile.url))
         })?;
         // A node of the server's cluster that is up takes the sign-in.
-        let nodes: Vec<_> = profile
-            .nodes
-            .iter()
-            .filter_map(|n| http_url(n))
-            .collect();
+        let nodes: Vec<_> = profile.nodes.iter().filter_map(|n| http_url(n)).collect();
         let login = StoredLogin::sign_in_at(
             rest,
             &nodes,

@@ -321,7 +321,11 @@ mod tests {
             store.clone(),
         )
         .await;
-        assert!(matches!(none, Err(AuthError::Unreachable(_))), "{:?}", none.err());
+        assert!(
+            matches!(none, Err(AuthError::Unreachable(_))),
+            "{:?}",
+            none.err()
+        );
     }
 
     #[tokio::test]
