@@ -436,7 +436,12 @@ impl Load {
             .map(|k| per_tenant[(k as usize) % tenants] as u64)
             .sum();
         self.rt.block_on(async move {
-            let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+            // Idle pooled connections are dropped before Node's 5 s keep-alive
+            // timeout closes them under a request (a reset, not the server's answer).
+            let http = reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(1))
+                .build()?;
             let start = Instant::now();
             let mut reqs = Vec::new();
             for k in 0..total {
