@@ -442,6 +442,9 @@ impl Load {
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(1))
                 .build()?;
+            // At most this many requests in flight: a server that falls behind is
+            // not also flooded with new connections (Node's backlog resets them).
+            let in_flight = Arc::new(Semaphore::new(256));
             let start = Instant::now();
             let mut reqs = Vec::new();
             for k in 0..total {
@@ -457,7 +460,9 @@ impl Load {
                         &json!({"tenant": tenant_name(t), "events": [{"type": "agent.status_changed", "data": data}]}),
                     ),
                 };
+                let permit = in_flight.clone().acquire_owned().await?;
                 reqs.push(tokio::spawn(async move {
+                    let _permit = permit;
                     let r = req.send().await?;
                     anyhow::ensure!(r.status().is_success(), "ingest: {}", r.status());
                     let _ = r.bytes().await?;
