@@ -27,7 +27,8 @@ cargo test --locked -p pulse-core --bench core
 
 md=$tmp/docs/benchmarks.md
 for section in "## Summary" "## 1. Core ingest" "## 2. Latency" "## 3. Fan-out" \
-  "## 4. Resync" "## 5. Requests" "## 6. Desktop" "## 7. \`pulsectl\`"; do
+  "## 4. Resync" "## 5. Requests" "## 6. Desktop" "## 7. \`pulsectl\`" \
+  "## 8. Cluster"; do
   grep -qF "$section" "$md" || { echo "smoke: report lacks '$section'" >&2; exit 1; }
 done
 if grep -q "Not measured in this run.$" "$md"; then

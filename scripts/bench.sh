@@ -11,8 +11,12 @@
 #            --docs DIR (where benchmarks.md and benchmarks/ go; default docs)
 #
 # Needs the Rust toolchain and Node.js with npm (the Socket.IO comparisons);
-# installs the Node peers from benches/peers/package-lock.json. Every load it
-# generates targets loopback addresses only and is bounded in count and time.
+# installs the Node peers from benches/peers/package-lock.json. The cluster
+# benchmark (8) needs redis-server (Debian package) and opens up to
+# PULSE_BENCH_CLUSTER_CLIENTS (default 20,000) and PULSE_BENCH_CLUSTER_LIMIT
+# (default 40,000) connections: the open-files limit is raised to its hard limit
+# here. Every load it generates targets loopback addresses only and is bounded
+# in count and time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -40,6 +44,17 @@ done
 out=${out:-$CARGO_TARGET_DIR/bench-results}
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Tens of thousands of loopback connections (benchmarks 3 and 8): each is two
+# descriptors on this machine. pulse-bench raises its own soft limit too.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ]; then hard=1048576; fi
+ulimit -n "$hard" 2>/dev/null || echo "could not raise the open-files limit (now $(ulimit -n))" >&2
+case ",$only," in
+  ",,"|*,cluster,*)
+    command -v redis-server >/dev/null 2>&1 \
+      || echo "redis-server not found (apt-get install redis-server): the cluster benchmark will fail" >&2 ;;
+esac
 
 if command -v npm >/dev/null 2>&1; then
   step "node peers (benches/peers, from the lockfile)"

@@ -13,6 +13,10 @@
 //   room `t:<tenant>`. `POST /ingest {tenant, events: [{type, data}]}` emits each
 //   event to that room and answers {sent}. `GET /stats` answers {clients}.
 //
+// - cluster benchmark: `--redis redis://127.0.0.1:P` makes this server one node of
+//   a cluster: the stock @socket.io/redis-streams-adapter (pinned in
+//   package-lock.json) on that Redis carries every room emit to the other nodes.
+//
 // Only ever listens on 127.0.0.1.
 "use strict";
 
@@ -21,7 +25,7 @@ const http = require("http");
 const path = require("path");
 const { Server } = require("socket.io");
 
-const opts = { workloads: null, blast: 100000, port: 0 };
+const opts = { workloads: null, blast: 100000, port: 0, redis: null };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const next = () => argv[++i];
@@ -29,6 +33,7 @@ for (let i = 0; i < argv.length; i++) {
     case "--workloads": opts.workloads = next(); break;
     case "--blast": opts.blast = Number(next()); break;
     case "--port": opts.port = Number(next()); break;
+    case "--redis": opts.redis = next(); break;
     default: throw new Error(`unknown option ${argv[i]}`);
   }
 }
@@ -144,9 +149,21 @@ const server = http.createServer(async (req, res) => {
   // Everything else is engine.io's.
 });
 
+async function adapter() {
+  if (!opts.redis) return undefined;
+  const { createClient } = require("redis");
+  const { createAdapter } = require("@socket.io/redis-streams-adapter");
+  const client = createClient({ url: opts.redis });
+  client.on("error", (e) => console.error(`redis: ${e.message}`));
+  await client.connect();
+  return createAdapter(client);
+}
+
+async function main() {
 io = new Server(server, {
   transports: ["websocket", "polling"],
   cors: { origin: "*" },
+  adapter: await adapter(),
   // Defaults kept (pingInterval 25 s, no compression), as a stock server runs.
 });
 
@@ -160,6 +177,12 @@ io.on("connection", (socket) => {
 
 server.listen(opts.port, "127.0.0.1", () => {
   process.stdout.write(`listening ${server.address().port}\n`);
+});
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
 });
 
 process.stdin.on("end", () => process.exit(0));

@@ -189,6 +189,10 @@ pub struct SavedServer {
     /// Never open the socket: keep the data fresh by REST polling (seed 003's
     /// toggle).
     pub force_polling: bool,
+    /// Base URLs of the server's other nodes (a cluster of gateways on one Redis),
+    /// tried in order after `url` when the node in use is down (the core's
+    /// `failover` rule). Empty: one node.
+    pub nodes: Vec<String>,
 }
 
 impl SavedServer {
@@ -210,6 +214,7 @@ impl Default for SavedServer {
             username: None,
             projects: Vec::new(),
             force_polling: false,
+            nodes: Vec::new(),
         }
     }
 }

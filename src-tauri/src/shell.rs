@@ -125,6 +125,7 @@ fn saved_server(p: &SavedServer) -> server::SavedServer {
         username: p.username.clone(),
         projects: p.projects.clone(),
         force_polling: p.force_polling,
+        nodes: p.nodes.clone(),
     }
 }
 
@@ -851,8 +852,11 @@ impl Shell {
         let rest = rest_for(&profile.url).ok_or_else(|| {
             CommandError::new("invalid", format!("“{}” is not a valid URL", profile.url))
         })?;
-        let login = StoredLogin::sign_in(
+        // A node of the server's cluster that is up takes the sign-in.
+        let nodes: Vec<_> = profile.nodes.iter().filter_map(|n| http_url(n)).collect();
+        let login = StoredLogin::sign_in_at(
             rest,
+            &nodes,
             username.trim(),
             &Secret::new(password),
             self.credential_store(),

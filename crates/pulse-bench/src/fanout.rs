@@ -281,9 +281,11 @@ fn run_case(
     result
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// A client's WebSocket.
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn open(
+/// Open a WebSocket to `addr` from `source` (a loopback address), with a bearer token.
+pub(crate) async fn open(
     addr: SocketAddr,
     source: IpAddr,
     path: &str,

@@ -124,6 +124,10 @@ impl Ctx {
             args.push("--demo-speed".into());
             args.push(speed.to_string());
         }
+        if let Some(id) = &opts.node_id {
+            args.push("--node-id".into());
+            args.push(id.clone());
+        }
         let mut p = self.child("gateway", &args, cpu)?;
         let url = p.wait_line("listening on ", Duration::from_secs(60))?;
         Ok((p, url))
@@ -145,6 +149,8 @@ pub struct GatewayOpts {
     pub client_queue: usize,
     /// Run the demo simulator at this speed.
     pub demo_speed: Option<f64>,
+    /// The node id of a gateway on a Redis store (its tail's wake key).
+    pub node_id: Option<String>,
 }
 
 impl Default for GatewayOpts {
@@ -156,6 +162,7 @@ impl Default for GatewayOpts {
             ping_interval_ms: 15_000,
             client_queue: pulse_gateway::config::DEFAULT_CLIENT_QUEUE,
             demo_speed: None,
+            node_id: None,
         }
     }
 }
@@ -178,7 +185,7 @@ pub fn token(tenant: &str, role: Role) -> String {
 /// Arguments of the `gateway` child role.
 #[derive(Debug, clap::Args)]
 pub struct GatewayArgs {
-    /// `memory` or `sqlite:PATH`.
+    /// `memory`, `sqlite:PATH` or `redis://HOST:PORT`.
     #[arg(long, default_value = "memory")]
     store: String,
     /// Address to bind.
@@ -196,6 +203,9 @@ pub struct GatewayArgs {
     /// Run the demo simulator (tenant `demo`) at this speed.
     #[arg(long)]
     demo_speed: Option<f64>,
+    /// Node id on a Redis store (`--store redis://…`).
+    #[arg(long)]
+    node_id: Option<String>,
 }
 
 /// The `gateway` child role: the reference gateway started through its library
@@ -211,6 +221,7 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         retain: args.retain,
         ping_interval: Duration::from_millis(args.ping_interval_ms),
         client_queue: args.client_queue,
+        node_id: args.node_id,
         demo: args.demo_speed.map(|speed| pulse_gateway::DemoConfig {
             speed,
             seed: 42,

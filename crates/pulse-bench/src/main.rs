@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod cluster;
 mod desktop;
 mod fanout;
 mod harness;
@@ -60,7 +61,7 @@ struct RunArgs {
     #[arg(long)]
     out: PathBuf,
     /// Only these benchmarks (comma separated: ingest, latency, fanout, resync,
-    /// requests, desktop, pulsectl).
+    /// requests, desktop, pulsectl, cluster).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// `pulsectl` binary (benchmark 7); default: next to this executable.
@@ -215,6 +216,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     bench!("pulsectl", pulsectl, pulsectl::run(&ctx, &pulsectl));
     let app = args.app.unwrap_or_else(|| bin_dir.join("pulse"));
     bench!("desktop", desktop, desktop::run(&ctx, &app));
+    bench!("cluster", cluster, cluster::run(&ctx));
     results.failures = failures.clone();
     results.finished_at = machine::utc_now();
     save(&results)?;

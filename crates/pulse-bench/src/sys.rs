@@ -270,6 +270,14 @@ impl Proc {
         }
     }
 
+    /// SIGKILL now (a crash, as in the cluster benchmark's herd) and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM, wait up to `grace`, then SIGKILL; reaps the child.
     pub fn stop(&mut self, grace: Duration) {
         let Some(mut child) = self.child.take() else {

@@ -104,21 +104,11 @@ struct ServerArgs {
 
 impl ServerArgs {
     /// Resolve these flags (with `speaks` and `stream`) into what a session needs,
-    /// for the first server.
+    /// for the first server (`watch` adds the others as its nodes).
     fn resolve(&self, speaks: Speaks, stream: Option<String>) -> Result<Resolved, Failure> {
-        self.resolve_at(0, speaks, stream)
-    }
-
-    /// [`ServerArgs::resolve`] for server `i` of the list.
-    fn resolve_at(
-        &self,
-        i: usize,
-        speaks: Speaks,
-        stream: Option<String>,
-    ) -> Result<Resolved, Failure> {
         let url = self
             .server
-            .get(i % self.server.len().max(1))
+            .first()
             .ok_or_else(|| Failure::new(exit::USAGE, "--server is required".into()))?;
         if let Some(ca) = &self.ca_file {
             pulse_core::transport::tls::trust_ca_file(ca)
@@ -434,50 +424,39 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
         .as_deref()
         .map_or(Speaks::Native, Speaks::parse);
     let store = StoreHandle::new(store);
-    let servers = args.server.server.len();
-    let start = |i: usize| -> Result<SessionHandle, Failure> {
-        let Resolved {
-            tokens, mut config, ..
-        } = args
-            .server
-            .resolve_at(i, speaks.clone(), args.stream.clone())?;
-        config.poll_interval = args.poll_interval.max(Duration::from_millis(50));
-        config.socket_retry_interval = args.socket_retry.max(Duration::from_millis(50));
-        config.force_polling = args.poll;
-        SessionHandle::spawn(config, tokens, store.clone())
-            .map_err(|e| Failure::new(exit::ERROR, e.to_string()))
-    };
-    let mut current = 0;
-    let mut failover = Failover::new(servers);
-    let mut handle = start(current)?;
+    let Resolved {
+        tokens, mut config, ..
+    } = args.server.resolve(speaks, args.stream.clone())?;
+    // The other --servers are nodes of the same server: the session moves between
+    // them (pulse_core::failover), resuming from the cache's cursor.
+    config.nodes = args.server.server.iter().skip(1).cloned().collect();
+    config.poll_interval = args.poll_interval.max(Duration::from_millis(50));
+    config.socket_retry_interval = args.socket_retry.max(Duration::from_millis(50));
+    config.force_polling = args.poll;
+    let handle = SessionHandle::spawn(config, tokens, store.clone())
+        .map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
     let mut events = handle.subscribe();
     let mut status = handle.status();
     let mut last_state = None;
+    let mut last_node = status.borrow().node.clone();
     let mut sigterm = signal_term();
     let stdout = std::io::stdout();
     loop {
-        let switch_at = failover.due();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
-            _ = sleep_until_opt(switch_at) => {
-                failover.switched();
-                current = (current + 1) % servers;
-                eprintln!("pulsectl: moving to {}", args.server.server[current]);
-                handle.stop().await;
-                // The new session resumes from the cache's cursor.
-                handle = start(current)?;
-                events = handle.subscribe();
-                status = handle.status();
-                last_state = None;
-            }
             changed = status.changed() => {
                 if changed.is_err() { break; }
                 let st = status.borrow_and_update().clone();
-                failover.on_state(&st.state);
+                if st.node != last_node {
+                    if let Some(node) = &st.node {
+                        eprintln!("pulsectl: moving to {node}");
+                    }
+                    last_node = st.node.clone();
+                }
                 if last_state.as_ref() != Some(&st.state) {
                     if args.json {
-                        eprintln!("{}", json!({"state": st.state, "cursor": st.cursor, "counters": st.counters}));
+                        eprintln!("{}", json!({"state": st.state, "cursor": st.cursor, "node": st.node, "counters": st.counters}));
                     } else {
                         eprintln!("pulsectl: {}", describe(&st.state));
                     }
@@ -504,77 +483,6 @@ async fn watch(args: WatchArgs) -> Result<(), Failure> {
     }
     handle.stop().await;
     Ok(())
-}
-
-/// When `watch` moves to the next `--server`.
-///
-/// Invariants: with one server it never moves (the session's own backoff
-/// applies); with several, a server that goes down (its session starts
-/// reconnecting) is left at once for the next, as long as not every server was
-/// tried since the last one that was live; after a whole round without a live
-/// server, the next move waits a delay doubling from [`Failover::FIRST`] to
-/// [`Failover::MAX`], so that a cluster that is all down sees no retry storm.
-struct Failover {
-    servers: usize,
-    tried: usize,
-    delay: Duration,
-    due: Option<tokio::time::Instant>,
-}
-
-impl Failover {
-    const FIRST: Duration = Duration::from_millis(500);
-    const MAX: Duration = Duration::from_secs(30);
-
-    fn new(servers: usize) -> Failover {
-        Failover {
-            servers,
-            tried: 1,
-            delay: Self::FIRST,
-            due: None,
-        }
-    }
-
-    fn on_state(&mut self, state: &ConnectionState) {
-        match state {
-            ConnectionState::Live | ConnectionState::Polling { .. } => {
-                self.tried = 1;
-                self.delay = Self::FIRST;
-                self.due = None;
-            }
-            ConnectionState::Reconnecting { .. } | ConnectionState::Failed { .. }
-                if self.servers > 1 && self.due.is_none() =>
-            {
-                let now = tokio::time::Instant::now();
-                if self.tried < self.servers {
-                    self.due = Some(now);
-                } else {
-                    self.due = Some(now + self.delay);
-                    self.delay = (self.delay * 2).min(Self::MAX);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn due(&self) -> Option<tokio::time::Instant> {
-        self.due
-    }
-
-    fn switched(&mut self) {
-        self.due = None;
-        self.tried = if self.tried >= self.servers {
-            1
-        } else {
-            self.tried + 1
-        };
-    }
-}
-
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn print_event(out: &mut impl Write, ev: &SessionEvent) -> std::io::Result<()> {

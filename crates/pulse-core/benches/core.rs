@@ -66,6 +66,7 @@ fn profile_mapping(c: &mut Criterion) {
 
 fn heartbeat(seq: u64) -> EventFrame {
     EventFrame {
+        user: None,
         seq,
         id: format!("e-{seq}"),
         stream: "bench".into(),

@@ -928,6 +928,7 @@ mod tests {
             cursor: None,
             last_sync_ms: None,
             caveat: None,
+            node: None,
             counters: Default::default(),
         };
         p.on_status(&live(ConnectionState::Live), 0);

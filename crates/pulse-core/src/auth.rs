@@ -69,6 +69,11 @@ pub trait TokenProvider: Send + Sync + 'static {
     /// A token to use now. With `force_refresh`, the last one was refused: get a new
     /// one (refresh or sign in again) or fail with [`AuthError::Unauthorized`].
     fn token(&self, force_refresh: bool) -> TokenFuture<'_>;
+
+    /// The session moved to another node of the same server (a cluster,
+    /// [`crate::failover`]): a provider that asks the server for tokens asks that
+    /// node from now on. The default does nothing.
+    fn use_node(&self, _node: &url::Url) {}
 }
 
 /// A failure that may be the server refusing the credentials, for [`with_token`].

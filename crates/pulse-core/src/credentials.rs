@@ -114,6 +114,29 @@ impl StoredLogin {
         Ok(login)
     }
 
+    /// [`StoredLogin::sign_in`] at the server of `rest`, or, while the node asked
+    /// cannot be reached, at its other `nodes` in order (a cluster; see
+    /// [`crate::failover`]). The sign-in is kept under the server's first URL and
+    /// asks the node that answered for its refreshes.
+    pub async fn sign_in_at(
+        rest: RestClient,
+        nodes: &[url::Url],
+        username: &str,
+        password: &Secret,
+        store: Arc<dyn CredentialStore>,
+    ) -> Result<StoredLogin, AuthError> {
+        let first = rest.base().clone();
+        let mut last = None;
+        for node in std::iter::once(&first).chain(nodes) {
+            rest.use_node(node);
+            match StoredLogin::sign_in(rest.clone(), username, password, store.clone()).await {
+                Err(AuthError::Unreachable(e)) => last = Some(e),
+                done => return done,
+            }
+        }
+        Err(AuthError::Unreachable(last.unwrap_or_default()))
+    }
+
     /// Whether a refresh token is stored (an answer of the store, not of the server).
     pub fn has_stored_token(&self) -> Result<bool, CredentialError> {
         Ok(self.store.load(&self.account)?.is_some())
@@ -176,6 +199,11 @@ impl TokenProvider for StoredLogin {
             }
         })
     }
+
+    fn use_node(&self, node: &url::Url) {
+        // The sign-in stays kept under the server's first URL (`rest.base()`).
+        self.rest.use_node(node);
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +225,107 @@ mod tests {
     fn account_key_has_no_secret_and_is_stable() {
         let u = url::Url::parse("http://127.0.0.1:8080/").unwrap();
         assert_eq!(account_key(&u, "ann"), "ann@http://127.0.0.1:8080");
+    }
+
+    /// The sign-in's server is down; its other node answers the refresh once the
+    /// session moved there. The sign-in stays kept under the first URL.
+    #[tokio::test]
+    async fn a_refresh_goes_to_the_node_in_use() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let node = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node_url = url::Url::parse(&format!("http://{}", node.local_addr().unwrap())).unwrap();
+        let seen = tokio::spawn(async move {
+            let (mut tcp, _) = node.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&req).contains("refresh-1") {
+                let n = tcp.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request ended early");
+                req.extend_from_slice(&buf[..n]);
+            }
+            let body = r#"{"access_token":"acc-2","refresh_token":"refresh-2","expires_in":900,"tenant":"acme"}"#;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            tcp.write_all(resp.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&req).into_owned()
+        });
+        let first = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let store = Arc::new(MemoryCredentials::default());
+        let account = account_key(&first, "ann");
+        store.save(&account, &Secret::new("refresh-1")).unwrap();
+        let login = StoredLogin::new(
+            RestClient::new(first).unwrap(),
+            account.clone(),
+            store.clone(),
+        );
+        login.use_node(&node_url);
+        let token = login.token(false).await.unwrap();
+        assert_eq!(token.expose(), "acc-2");
+        let req = seen.await.unwrap();
+        assert!(req.starts_with("POST /v1/auth/refresh "), "{req}");
+        assert_eq!(
+            store.load(&account).unwrap(),
+            Some(Secret::new("refresh-2"))
+        );
+    }
+
+    /// The first node is down: the sign-in is made at the next one, kept under the
+    /// first URL, and refreshes go to the node that answered.
+    #[tokio::test]
+    async fn a_sign_in_moves_to_the_next_node_when_the_first_is_down() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let node = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node_url = url::Url::parse(&format!("http://{}", node.local_addr().unwrap())).unwrap();
+        let seen = tokio::spawn(async move {
+            let (mut tcp, _) = node.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&req).contains("\"password\"") {
+                let n = tcp.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request ended early");
+                req.extend_from_slice(&buf[..n]);
+            }
+            let body = r#"{"access_token":"acc-1","refresh_token":"refresh-1","expires_in":900,"tenant":"acme"}"#;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            tcp.write_all(resp.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&req).into_owned()
+        });
+        let first = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let store = Arc::new(MemoryCredentials::default());
+        let login = StoredLogin::sign_in_at(
+            RestClient::new(first.clone()).unwrap(),
+            &[node_url],
+            "ann",
+            &Secret::new("pw"),
+            store.clone(),
+        )
+        .await
+        .unwrap();
+        assert!(seen.await.unwrap().starts_with("POST /v1/auth/login "));
+        assert_eq!(login.account(), account_key(&first, "ann"));
+        assert_eq!(
+            store.load(login.account()).unwrap(),
+            Some(Secret::new("refresh-1"))
+        );
+        // Every node down: unreachable, nothing stored.
+        let none = StoredLogin::sign_in_at(
+            RestClient::new(url::Url::parse("http://127.0.0.1:9").unwrap()).unwrap(),
+            &[url::Url::parse("http://127.0.0.1:7").unwrap()],
+            "bob",
+            &Secret::new("pw"),
+            store.clone(),
+        )
+        .await;
+        assert!(
+            matches!(none, Err(AuthError::Unreachable(_))),
+            "{:?}",
+            none.err()
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ pub mod app;
 pub mod auth;
 pub mod backoff;
 pub mod credentials;
+pub mod failover;
 pub mod files;
 pub mod policy;
 pub mod profile;

@@ -21,6 +21,7 @@
 //! refused). Redirects are never followed ([`http_client`]): a credential is
 //! never sent on to where a 3xx points.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pulse_protocol::domain::Entity;
@@ -252,10 +253,16 @@ pub fn http_client() -> reqwest::ClientBuilder {
 }
 
 /// Client for one server's REST API.
+///
+/// A server of several nodes (a cluster) is one client: [`RestClient::use_node`]
+/// sends the requests of this client and of all its clones to another node, while
+/// [`RestClient::base`] stays the server's URL (what its sign-ins are kept under).
 #[derive(Clone, Debug)]
 pub struct RestClient {
     http: reqwest::Client,
     base: Url,
+    /// The node requests go to instead of `base`, shared by every clone.
+    node: Arc<RwLock<Option<Url>>>,
 }
 
 impl RestClient {
@@ -264,16 +271,38 @@ impl RestClient {
         let http = http_client()
             .build()
             .map_err(|e| RestError::Unreachable(e.to_string()))?;
-        Ok(RestClient { http, base })
+        Ok(RestClient {
+            http,
+            base,
+            node: Arc::default(),
+        })
     }
 
-    /// The server's base URL.
+    /// The server's base URL (its identity; see [`RestClient::current`] for where
+    /// requests go).
     pub fn base(&self) -> &Url {
         &self.base
     }
 
+    /// The node requests go to now: the one given to [`RestClient::use_node`], or
+    /// [`RestClient::base`].
+    pub fn current(&self) -> Url {
+        self.node
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.base.clone())
+    }
+
+    /// Send this client's requests, and its clones', to `node` (another node of the
+    /// same server) from now on.
+    pub fn use_node(&self, node: &Url) {
+        let next = (node != &self.base).then(|| node.clone());
+        *self.node.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
     fn url(&self, path: &str) -> Result<Url, RestError> {
-        same_host_url(&self.base, path)
+        same_host_url(&self.current(), path)
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -404,7 +433,7 @@ impl RestClient {
                 let body = EditRequest { args: args.clone() };
                 self.call(
                     Method::POST,
-                    &format!("/v1/approvals/{}/edit", seg(id)),
+                    &format!("/v1/approvals/{}/edit", seg(id)?),
                     Some(token),
                     Some(&body),
                 )
@@ -414,7 +443,7 @@ impl RestClient {
                 let body = RespondRequest { text: text.clone() };
                 self.call(
                     Method::POST,
-                    &format!("/v1/approvals/{}/respond", seg(id)),
+                    &format!("/v1/approvals/{}/respond", seg(id)?),
                     Some(token),
                     Some(&body),
                 )

@@ -35,7 +35,7 @@ use pulse_protocol::domain::{Entity, EntityKind, Object};
 use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
-use crate::store::{EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use crate::store::{strip, view, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use pulse_protocol::frame::EventFrame;
 use std::sync::Weak;
@@ -53,11 +53,36 @@ pub struct LiveEvent {
     pub seq: u64,
     /// The encoded event frame.
     pub text: Utf8Bytes,
+    /// The one user it is addressed to, and the encoded placeholder
+    /// ([`EventFrame::skipped`]) every other session receives instead.
+    pub only: Option<(String, Utf8Bytes)>,
 }
 
 impl LiveEvent {
     /// The seq of the marker telling subscribers that the log was recreated.
     pub const RESYNC: u64 = 0;
+
+    /// `f`, encoded once for every subscriber.
+    fn of(f: &EventFrame) -> LiveEvent {
+        LiveEvent {
+            seq: f.seq,
+            text: Utf8Bytes::from(f.encode()),
+            only: f
+                .user
+                .clone()
+                .map(|u| (u, Utf8Bytes::from(f.skipped().encode()))),
+        }
+    }
+
+    /// What the session of `viewer` (its token's `sub`) is sent for this event.
+    pub fn text_for(&self, viewer: &str) -> &Utf8Bytes {
+        match &self.only {
+            Some((user, skipped)) if !pulse_protocol::frame::visible_to(Some(user), viewer) => {
+                skipped
+            }
+            _ => &self.text,
+        }
+    }
 }
 
 /// A failure of the append or read path.
@@ -76,6 +101,15 @@ pub enum HubError {
 }
 
 impl HubError {
+    /// The store's error behind this one, if it is one.
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            HubError::Store(e) => Some(e),
+            HubError::Merged(e) => e.store_error(),
+            HubError::Task(_) => None,
+        }
+    }
+
     /// Whether the store was unreachable or too contended: nothing was written and
     /// the request may be retried.
     pub fn is_unavailable(&self) -> bool {
@@ -145,6 +179,7 @@ impl TenantHub {
             let _ = live.send(Arc::new(LiveEvent {
                 seq: LiveEvent::RESYNC,
                 text: Utf8Bytes::from_static(""),
+                only: None,
             }));
         }
     }
@@ -156,10 +191,7 @@ impl TenantHub {
         if let Some(live) = self.live.get().filter(|l| l.receiver_count() > 0) {
             for f in frames {
                 // Receivers that dropped meanwhile are fine.
-                let _ = live.send(Arc::new(LiveEvent {
-                    seq: f.seq,
-                    text: Utf8Bytes::from(f.encode()),
-                }));
+                let _ = live.send(Arc::new(LiveEvent::of(f)));
             }
         }
         if let Some(last) = frames.last() {
@@ -304,10 +336,14 @@ impl Hub {
 
     /// Read entity `kind`/`id` of `tenant` under the writer lock, let `decide` turn
     /// it into an event (or refuse with its own error), commit and publish that
-    /// event, and return its seq and the entity after it.
+    /// event, and return its seq and the entity after it. `viewer` is the user
+    /// asking: another user's entity is `None` to `decide`, as if it did not exist
+    /// (see [`crate::store::strip`]); the event of a mutation of `viewer`'s own
+    /// entity is addressed to `viewer` (the store's audience rule).
     pub async fn mutate<E, F>(
         &self,
         tenant: &str,
+        viewer: &str,
         kind: EntityKind,
         id: &str,
         decide: F,
@@ -320,7 +356,7 @@ impl Hub {
         let _writer = t.writer.lock().await;
         let (name, key) = (t.name.clone(), id.to_owned());
         let current = self.blocking(move |s| s.entity(&name, kind, &key)).await?;
-        let event = decide(current)?;
+        let event = decide(current.and_then(|o| strip(o, Some(viewer))))?;
         let seqs = self.commit_locked(&t, vec![event]).await?;
         let (name, key) = (t.name.clone(), id.to_owned());
         let after = self.blocking(move |s| s.entity(&name, kind, &key)).await?;
@@ -329,7 +365,9 @@ impl Hub {
             Entity {
                 kind,
                 id: id.to_owned(),
-                data: after.unwrap_or_default(),
+                data: after
+                    .and_then(|o| strip(o, Some(viewer)))
+                    .unwrap_or_default(),
             },
         ))
     }
@@ -458,10 +496,16 @@ impl Hub {
             .map(Arc::new)
     }
 
-    /// The snapshot of `tenant`.
-    pub async fn snapshot(&self, tenant: &str) -> Result<pulse_protocol::rest::Snapshot, HubError> {
+    /// The snapshot of `tenant` as `viewer` sees it (`None`: every entity, for the
+    /// gateway's own use): see [`crate::store::view`].
+    pub async fn snapshot(
+        &self,
+        tenant: &str,
+        viewer: Option<&str>,
+    ) -> Result<pulse_protocol::rest::Snapshot, HubError> {
         let name = tenant.to_owned();
-        self.blocking(move |s| s.snapshot(&name)).await
+        let snap = self.blocking(move |s| s.snapshot(&name)).await?;
+        Ok(view(snap, viewer))
     }
 }
 

@@ -562,7 +562,7 @@ impl LangGraphSource {
     async fn approvals(&self) -> Result<Vec<Object>, String> {
         let snap = self
             .hub
-            .snapshot(&self.cfg.tenant)
+            .snapshot(&self.cfg.tenant, None)
             .await
             .map_err(|e| e.to_string())?;
         Ok(snap
@@ -838,7 +838,7 @@ mod tests {
         // Port 9 (discard): nothing listens; a round fails and nothing is stored.
         assert!(s.on_webhook(&json!({"thread_id": "t1"})).await.is_err());
         assert!(s.round().await.is_err());
-        assert!(s.hub.snapshot("acme").await.unwrap().entities.is_empty());
+        assert!(s.hub.snapshot("acme", None).await.unwrap().entities.is_empty());
     }
 
     #[test]

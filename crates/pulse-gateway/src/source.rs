@@ -23,8 +23,13 @@
 //! - while the store or the source's Redis is down, nothing is acknowledged and
 //!   the loop retries with a backoff.
 //!
-//! Not done: events addressed to one user (`userId`, seed 002's `emitToUser`) are
-//! appended to the tenant's log like any other; the log has no per-user audience.
+//! - a source event with a non-empty `userId` (seed 002's `emitToUser`) is addressed
+//!   to that user ([`NewEvent::user`]): only that user's sessions receive it, and
+//!   what it creates is in that user's snapshot only. A rule with
+//!   `audience = "tenant"` reads `userId` as the actor and addresses everyone;
+//! - an event the store refuses for its audience (a user's event changing a shared
+//!   entity, [`crate::store::StoreError::Audience`]) goes to the dead-letter stream
+//!   like any unusable entry; the rest of its batch is appended one by one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -163,6 +168,15 @@ pub struct EventRule {
     /// (`id = "data.approvalId"`); without it, `data` is the source's `data`.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    /// Who receives the events of this rule: `user` (the default) addresses an
+    /// event with a `userId` to that user only; `tenant` addresses every event to
+    /// everyone of its tenant (`userId` is then only who caused it).
+    #[serde(default = "default_audience")]
+    pub audience: String,
+}
+
+fn default_audience() -> String {
+    "user".into()
 }
 
 /// A mapping file.
@@ -199,6 +213,12 @@ impl Mapping {
                 return Err(format!(
                     "mapping: event rule {i} (`{}`): `{ty}` is not a Pulse event type",
                     r.source
+                ));
+            }
+            if r.audience != "user" && r.audience != "tenant" {
+                return Err(format!(
+                    "mapping: event rule {i} (`{}`): `audience` must be \"user\" or \"tenant\", not {:?}",
+                    r.source, r.audience
                 ));
             }
             if r.source.is_empty() || r.source[..r.source.len() - 1].contains('*') {
@@ -289,10 +309,18 @@ impl Mapping {
                 .or_insert_with(|| Value::String(c.to_owned()));
         }
         let pulse_type = rule.pulse_type.as_deref().unwrap_or(ty);
+        let user = (rule.audience == "user")
+            .then(|| field("userId").map(str::to_owned))
+            .flatten();
         let event = NewEvent::new(pulse_type, data, Some(id.to_owned()), now_ms())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .for_user(user);
         Ok(Some((tenant.to_owned(), event)))
     }
+}
+
+fn is_audience(e: &crate::hub::HubError) -> bool {
+    matches!(e.store_error(), Some(crate::store::StoreError::Audience(_)))
 }
 
 fn path<'a>(v: &'a Value, dotted: &str) -> Option<&'a Value> {
@@ -481,7 +509,7 @@ impl Source {
 
     /// Commit the batch's events, then acknowledge every entry of it.
     fn handle(&mut self, entries: Vec<StreamId>) -> Result<(), String> {
-        let mut by_tenant: BTreeMap<String, Vec<NewEvent>> = BTreeMap::new();
+        let mut by_tenant: BTreeMap<String, Vec<(&StreamId, NewEvent)>> = BTreeMap::new();
         let mut dead: Vec<(&StreamId, String)> = Vec::new();
         let mut unmapped = 0u64;
         for e in &entries {
@@ -493,16 +521,35 @@ impl Source {
                 .base_event(&e.map)
                 .and_then(|ev| self.mapping.map(&ev))
             {
-                Ok(Some((tenant, ev))) => by_tenant.entry(tenant).or_default().push(ev),
+                Ok(Some((tenant, ev))) => by_tenant.entry(tenant).or_default().push((e, ev)),
                 Ok(None) => unmapped += 1,
                 Err(reason) => dead.push((e, reason)),
             }
         }
-        for (tenant, events) in by_tenant {
+        for (tenant, items) in by_tenant {
             let hub = self.hub.clone();
-            self.rt
-                .block_on(async move { hub.append(&tenant, events).await })
-                .map_err(|e| format!("append: {e}"))?;
+            let (ids, events): (Vec<&StreamId>, Vec<NewEvent>) = items.into_iter().unzip();
+            let whole = events.clone();
+            let t = tenant.clone();
+            match self.rt.block_on(async move { hub.append(&t, whole).await }) {
+                Ok(_) => {}
+                Err(e) if is_audience(&e) => {
+                    // One event's audience is refused: find it, keep the others.
+                    for (id, ev) in ids.into_iter().zip(events) {
+                        let hub = self.hub.clone();
+                        let t = tenant.clone();
+                        match self
+                            .rt
+                            .block_on(async move { hub.append(&t, vec![ev]).await })
+                        {
+                            Ok(_) => {}
+                            Err(e) if is_audience(&e) => dead.push((id, e.to_string())),
+                            Err(e) => return Err(format!("append: {e}")),
+                        }
+                    }
+                }
+                Err(e) => return Err(format!("append: {e}")),
+            }
         }
         let key = self.url.key.clone();
         let group = self.mapping.source.group.clone();

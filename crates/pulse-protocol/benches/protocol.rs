@@ -53,6 +53,7 @@ fn events() -> Vec<(&'static str, &'static str, Value)> {
 
 fn frame(ty: &str, data: &Value) -> EventFrame {
     EventFrame {
+        user: None,
         seq: 1058,
         id: "b5403cbd-9273-4db1-ba1d-3a3d4f1232a2".into(),
         stream: "acme".into(),

@@ -36,6 +36,20 @@ pub struct EventFrame {
     pub ts: i64,
     /// Type-specific payload.
     pub data: Value,
+    /// The one user this event is addressed to (the token `sub` of the sessions it
+    /// reaches); `None`: every session of the stream. See [`EventFrame::visible_to`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// Type of the frame that stands, in one session's stream, for an event addressed
+/// to another user (see [`EventFrame::skipped`]).
+pub const SKIPPED_TYPE: &str = "pulse.skipped";
+
+/// Whether an event addressed to `user` (`None`: everyone) reaches a session whose
+/// token's subject is `viewer`. [`EventFrame::visible_to`] for a frame at hand.
+pub fn visible_to(user: Option<&str>, viewer: &str) -> bool {
+    user.is_none_or(|u| u == viewer)
 }
 
 /// First frame on every connection.
@@ -148,6 +162,7 @@ struct Wire {
     stream: Option<Value>,
     ts: Option<Value>,
     data: Option<Value>,
+    user: Option<Value>,
     // control frames
     version: Option<Value>,
     tenant: Option<Value>,
@@ -267,6 +282,7 @@ impl ServerFrame {
                 let stream = f.string("stream", wire.stream)?;
                 let ts = f.i64("ts", wire.ts)?;
                 let data = wire.data.ok_or_else(|| f.bad("`data` is missing"))?;
+                let user = f.opt_string("user", wire.user)?;
                 ServerFrame::Event(EventFrame {
                     seq,
                     id,
@@ -274,6 +290,7 @@ impl ServerFrame {
                     event_type: ty,
                     ts,
                     data,
+                    user,
                 })
             }
         })
@@ -295,6 +312,44 @@ impl ServerFrame {
 }
 
 impl EventFrame {
+    /// Whether a session whose token's subject is `viewer` receives this event: it
+    /// is addressed to everyone, or to `viewer`. The one home of that rule (live
+    /// fan-out, replay, polling).
+    pub fn visible_to(&self, viewer: &str) -> bool {
+        visible_to(self.user.as_deref(), viewer)
+    }
+
+    /// What a session that must not see this event receives in its place: a frame
+    /// of type [`SKIPPED_TYPE`] with the same `seq`, `stream` and `ts`, an id made
+    /// of the seq, empty `data` and no user. The session's seqs stay gap-free; the
+    /// client advances its cursor over it and applies nothing.
+    pub fn skipped(&self) -> EventFrame {
+        EventFrame {
+            seq: self.seq,
+            id: format!("skipped-{}", self.seq),
+            stream: self.stream.clone(),
+            event_type: SKIPPED_TYPE.to_owned(),
+            ts: self.ts,
+            data: Value::Object(Default::default()),
+            user: None,
+        }
+    }
+
+    /// Whether this is a placeholder from [`EventFrame::skipped`].
+    pub fn is_skipped(&self) -> bool {
+        self.event_type == SKIPPED_TYPE
+    }
+
+    /// This event as `viewer` receives it: itself, or its [`EventFrame::skipped`]
+    /// placeholder.
+    pub fn for_viewer(&self, viewer: &str) -> std::borrow::Cow<'_, EventFrame> {
+        if self.visible_to(viewer) {
+            std::borrow::Cow::Borrowed(self)
+        } else {
+            std::borrow::Cow::Owned(self.skipped())
+        }
+    }
+
     /// Encode as a server frame.
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("event frames always serialise")
@@ -332,6 +387,7 @@ mod tests {
     #[test]
     fn event_round_trip() {
         let e = EventFrame {
+            user: None,
             seq: 7,
             id: "e7".into(),
             stream: "acme".into(),
@@ -431,6 +487,10 @@ mod tests {
                 r#"{"type":"subscribed","stream":"s","epoch":"e","head":1}"#,
                 "`recovered`",
             ),
+            (
+                r#"{"type":"x.y","seq":1,"id":"a","stream":"s","ts":1,"data":{},"user":7}"#,
+                "`user`",
+            ),
         ];
         for (input, needle) in cases {
             let err = ServerFrame::decode(input).unwrap_err().to_string();
@@ -444,6 +504,39 @@ mod tests {
             ServerFrame::decode(&big),
             Err(DecodeError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn addressed_events_and_their_placeholders() {
+        let e = EventFrame {
+            seq: 9,
+            id: "e9".into(),
+            stream: "acme".into(),
+            event_type: "approval.created".into(),
+            ts: 5,
+            data: json!({"id": "a1", "title": "secret"}),
+            user: Some("alice".into()),
+        };
+        assert_eq!(
+            ServerFrame::decode(&e.encode()).unwrap(),
+            ServerFrame::Event(e.clone())
+        );
+        assert!(e.visible_to("alice") && !e.visible_to("bob"));
+        let p = e.for_viewer("bob").into_owned();
+        assert_eq!((p.seq, p.stream.as_str(), p.ts), (9, "acme", 5));
+        assert!(p.is_skipped() && p.user.is_none() && p.data == json!({}));
+        assert!(!p.encode().contains("secret") && !p.encode().contains("alice"));
+        assert_eq!(
+            ServerFrame::decode(&p.encode()).unwrap(),
+            ServerFrame::Event(p)
+        );
+        assert_eq!(*e.for_viewer("alice"), e);
+        let everyone = EventFrame { user: None, ..e };
+        assert!(everyone.visible_to("bob"));
+        assert!(
+            !everyone.encode().contains("\"user\""),
+            "no user field when none"
+        );
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub struct IngestEvent {
     /// Optional caller-chosen event id (a UUID is assigned otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Address the event to this one user (a token `sub`) of the tenant: only that
+    /// user's sessions receive it, and the entities it creates are in that user's
+    /// snapshot only. See `docs/protocol.md`, "Events addressed to one user".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Body of `POST /v1/ingest`: one event or a batch.

@@ -232,6 +232,7 @@ fn live_session_against_a_real_gateway() {
             event_type: ty.into(),
             data,
             id: None,
+            user: None,
         });
         tauri::async_runtime::block_on(rest.ingest(&publisher, &body)).expect("ingest");
     };
@@ -405,5 +406,59 @@ fn login_stores_the_refresh_token_only_in_the_credential_store() {
             .as_deref(),
         Some("ann")
     );
+    tauri::async_runtime::block_on(gw.shutdown());
+}
+
+/// A saved server of two nodes whose first is down: the sign-in is made at the
+/// other node and the session goes live there (the core's failover), the sign-in
+/// kept under the first URL.
+#[test]
+fn a_saved_server_whose_first_node_is_down_signs_in_and_goes_live_on_the_next() {
+    let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(pulse_gateway::Config {
+        users: vec!["ann:hunter2:acme".parse().unwrap()],
+        ..gateway::config()
+    }))
+    .expect("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    // Nothing listens on port 9.
+    let first = "http://127.0.0.1:9";
+    let settings = Settings {
+        servers: vec![SavedServer {
+            id: "cluster".into(),
+            name: "Cluster".into(),
+            url: first.into(),
+            nodes: vec![gw.url()],
+            ..SavedServer::default()
+        }],
+        active_server: Some("cluster".into()),
+        ..Settings::default()
+    };
+    Paths::under(&root).save_settings(&settings).unwrap();
+    let creds = Arc::new(MemoryCredentials::default());
+    let h = Harness {
+        _dir: Some(dir),
+        ..mock_shell(&root, EnvOverrides::default(), creds.clone(), Ok(()))
+    };
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let account = invoke(
+        &h,
+        "login",
+        json!({"serverId": "cluster", "username": "ann", "password": "hunter2"}),
+    )
+    .unwrap();
+    assert_eq!(account["username"], "ann");
+    wait_for("live on the second node", Duration::from_secs(15), || {
+        invoke(&h, "bootstrap", json!({})).unwrap()["connection"]["state"]["state"] == "live"
+    });
+    use pulse_core::credentials::CredentialStore;
+    let key = pulse_core::credentials::account_key(&first.parse().unwrap(), "ann");
+    assert!(
+        creds.load(&key).unwrap().is_some(),
+        "kept under the first URL"
+    );
+    let saved = Paths::under(&root).load_settings();
+    assert_eq!(saved.servers[0].nodes, [gw.url()], "the nodes are kept");
+    tauri::async_runtime::block_on(h.shell.shutdown());
     tauri::async_runtime::block_on(gw.shutdown());
 }

@@ -21,7 +21,7 @@ async function mountSettings(servers: SavedServer[] = [], active: string | null 
   return { backend, app, ...r };
 }
 
-const bridge: SavedServer = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null, projects: [], force_polling: false };
+const bridge: SavedServer = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null, projects: [], force_polling: false, nodes: [] };
 
 describe("Settings: server profiles", () => {
   it("offers native, every built-in profile and a TOML file; choosing one saves it", async () => {
@@ -64,6 +64,20 @@ describe("Settings: server profiles", () => {
     const saved = backend.calls.filter((c) => c.name === "save_settings").at(-1)!.args as { servers: SavedServer[] };
     expect(saved.servers[0].force_polling).toBe(true);
     expect(saved.servers[0].projects).toEqual(["p1", "p2"]);
+  });
+
+  it("the other nodes of a server (a cluster) are saved as a list of URLs", async () => {
+    const gateway: SavedServer = { ...bridge, id: "gw", name: "Cluster", profile: "native" };
+    const { backend, getByTestId } = await mountSettings([gateway], "gw");
+    const nodes = getByTestId("server-nodes") as HTMLInputElement;
+    expect(nodes.value).toBe("");
+    await fireEvent.input(nodes, { target: { value: " http://10.0.0.2:8080, ,http://10.0.0.3:8080 " } });
+    await tick();
+    await fireEvent.click(getByTestId("save-settings"));
+    await frame();
+    const saved = backend.calls.filter((c) => c.name === "save_settings").at(-1)!.args as { servers: SavedServer[] };
+    expect(saved.servers[0].nodes).toEqual(["http://10.0.0.2:8080", "http://10.0.0.3:8080"]);
+    expect(saved.servers[0].url).toBe("http://127.0.0.1:4000");
   });
 
   it("a non-native server takes an access token, sent only to setToken (never in the settings)", async () => {

@@ -202,6 +202,8 @@ pub(super) fn how(md: &mut String) {
          `pulse-bench report`); the Node peers are in `benches/peers` (`npm ci`). `bench.sh` builds the \
          UI and the release desktop app when the desktop toolchain is installable (`PULSE_BENCH_APP=PATH` \
          uses a given binary instead); without it, the desktop figures are reported as not measured. \
+         The cluster benchmark (8) needs `redis-server`; `PULSE_BENCH_CLUSTER_CLIENTS` and \
+         `PULSE_BENCH_CLUSTER_LIMIT` set its sizes (`./scripts/bench.sh --only cluster` runs it alone). \
          The analysis above is `benches/analysis.md`, written by hand for the run it names. Each section \
          says what it measures; the module docs of `crates/pulse-bench/src/*.rs` say the same next to \
          the code.\n"

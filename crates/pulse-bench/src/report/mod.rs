@@ -9,6 +9,7 @@
 //! says "not measured" rather than leaving a gap when its benchmark did not run.
 
 mod apps;
+mod cluster;
 mod protocol;
 mod summary;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ClusterResult;
 use crate::desktop::{DesktopResult, Figure};
 use crate::fanout::FanoutResult;
 use crate::harness::Mode;
@@ -55,6 +57,9 @@ pub struct Results {
     pub desktop: Option<DesktopResult>,
     /// Benchmark 7.
     pub pulsectl: Option<PulsectlResult>,
+    /// Benchmark 8.
+    #[serde(default)]
+    pub cluster: Option<ClusterResult>,
     /// Benchmarks that failed, with why.
     pub failures: Vec<String>,
     /// How busy the rest of the machine was during each benchmark.
@@ -89,6 +94,7 @@ impl Default for Results {
             requests: None,
             desktop: None,
             pulsectl: None,
+            cluster: None,
             failures: Vec::new(),
             load: Vec::new(),
         }
@@ -340,6 +346,7 @@ pub fn render(
     protocol::requests(&mut md, r, &mut chart);
     apps::desktop(&mut md, r, &mut chart);
     apps::pulsectl(&mut md, r, &mut chart);
+    cluster::cluster(&mut md, r);
     apps::micro(&mut md, micro);
     apps::how(&mut md);
     md

@@ -152,6 +152,48 @@ pub(super) fn summary(md: &mut String, r: &Results) {
             ));
         }
     }
+    if let Some(c) = &r.cluster {
+        if let Some(l) = c
+            .limits
+            .iter()
+            .find(|l| l.server.starts_with("Pulse") && l.skipped.is_none())
+        {
+            goals.push(goal(
+                &format!(
+                    "Idle WebSocket on a cluster node (Redis store), {} held",
+                    fmt_num(l.held as f64)
+                ),
+                "≤ 16 KiB each",
+                format!(
+                    "{} KiB each ({} MiB in all)",
+                    fmt_num(l.memory.per_conn_kib()),
+                    fmt_num(l.memory.connected_mib)
+                ),
+                Some(l.memory.per_conn_kib() <= 16.0),
+            ));
+        }
+        if let Some(p) = c
+            .pairs
+            .iter()
+            .find(|p| p.server == crate::cluster::PULSE && p.skipped.is_none())
+        {
+            goals.push(goal(
+                &format!(
+                    "Cluster: clients of a SIGKILLed node ({} of {}) back on the other",
+                    fmt_num(p.herd.moved as f64),
+                    fmt_num(p.clients as f64)
+                ),
+                "all, resuming from their cursors",
+                format!(
+                    "{} back in {} s (peak {} reconnects/s)",
+                    fmt_num(p.herd.back as f64),
+                    fmt_num(p.herd.all_back_s),
+                    fmt_num(p.herd.peak_per_s)
+                ),
+                Some(p.herd.back == p.herd.moved),
+            ));
+        }
+    }
     if let Some(q) = &r.requests {
         if let Some(p) = q.clients.iter().find(|c| c.client == requests::PULSE) {
             let seed = q.clients.iter().find(|c| c.client == requests::SEED_000);

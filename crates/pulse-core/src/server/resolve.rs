@@ -138,6 +138,9 @@ pub struct SavedServer {
     pub projects: Vec<String>,
     /// Never open the socket: poll over REST (`SessionConfig::force_polling`).
     pub force_polling: bool,
+    /// Base URLs of the server's other nodes (a cluster), as saved: the session
+    /// moves to the next when the one it is on is down ([`SessionConfig::nodes`]).
+    pub nodes: Vec<String>,
 }
 
 /// The credentials a saved server may use.
@@ -175,6 +178,16 @@ impl SavedServer {
         };
         let url = http_url(&self.url).ok_or_else(bad_url)?;
         let rest = RestClient::new(url.clone()).map_err(|_| bad_url())?;
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| {
+                http_url(n).ok_or_else(|| SignedOut::BadUrl {
+                    origin: origin(),
+                    url: n.clone(),
+                })
+            })
+            .collect::<Result<Vec<Url>, _>>()?;
         let opened = self
             .speaks
             .open(self.tenant.as_deref(), &self.projects)
@@ -230,6 +243,7 @@ impl SavedServer {
         };
         let mut resolved = Resolved::new(self.speaks.clone(), tokens, url, stream, opened, login);
         resolved.config.force_polling = self.force_polling;
+        resolved.config.nodes = nodes;
         Ok(resolved)
     }
 }
@@ -444,6 +458,7 @@ mod tests {
             username: username.map(str::to_owned),
             projects: Vec::new(),
             force_polling: false,
+            nodes: Vec::new(),
         }
     }
 
@@ -547,6 +562,29 @@ mod tests {
         s.projects = vec!["p1".into(), " ".into()];
         let r = s.resolve(&Keys::default()).unwrap();
         assert!(r.config.force_polling);
+    }
+
+    #[test]
+    fn the_nodes_of_a_saved_server_reach_the_session_config() {
+        let mut s = saved("tasks-gateway", None);
+        assert!(s.resolve(&Keys::default()).unwrap().config.nodes.is_empty());
+        s.nodes = vec![
+            "http://127.0.0.1:10".into(),
+            "https://n2.example:8443".into(),
+        ];
+        let r = s.resolve(&Keys::default()).unwrap();
+        let nodes: Vec<&str> = r.config.nodes.iter().map(Url::as_str).collect();
+        assert_eq!(nodes, ["http://127.0.0.1:10/", "https://n2.example:8443/"]);
+        assert_eq!(
+            r.config.server.as_str(),
+            "http://127.0.0.1:9/",
+            "the first stays"
+        );
+        s.nodes.push("ftp://x".into());
+        assert_eq!(
+            s.resolve(&Keys::default()).unwrap_err().message(),
+            "The server URL is not valid: ftp://x"
+        );
     }
 
     #[test]

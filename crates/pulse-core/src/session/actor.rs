@@ -9,6 +9,9 @@
 //!   (a link that stayed up for `stable_after`, measured from when it came up);
 //! - every commit goes through [`SessionCx::commit`]: store first, then the status
 //!   and the broadcast, so a subscriber never sees an uncommitted change;
+//! - a lost link moves a session of a server of several nodes to the next one
+//!   ([`Failover`] decides which and whether at once); the REST client and the
+//!   status follow the node;
 //! - a refusal of the credentials waits for the user ([`SessionHandle::retry_now`]
 //!   or stop) and is never retried by itself.
 //!
@@ -29,6 +32,7 @@ use super::{
 };
 use crate::auth::{AuthError, Secret, TokenProvider};
 use crate::backoff::Backoff;
+use crate::failover::{Failover, Next};
 use crate::rest::RestClient;
 use crate::store::{AppliedEvent, Cursor, StoreError, StoreHandle};
 
@@ -40,6 +44,7 @@ const LOCAL_EPOCH: &str = "local";
 pub struct SessionCx {
     config: SessionConfig,
     backoff: Backoff,
+    failover: Failover,
     outbox: Flusher,
     status: watch::Sender<SessionStatus>,
     events: broadcast::Sender<SessionEvent>,
@@ -59,6 +64,7 @@ impl SessionCx {
     ) -> Self {
         SessionCx {
             backoff: Backoff::new(config.backoff.clone()),
+            failover: Failover::new(config.server.clone(), &config.nodes),
             config,
             outbox,
             status,
@@ -175,6 +181,7 @@ impl SessionCx {
     /// Mark the session live (and send queued actions).
     pub fn went_live(&mut self) {
         self.last_poll = None;
+        self.failover.on_live();
         self.set_state(ConnectionState::Live);
         self.outbox.start();
     }
@@ -182,6 +189,7 @@ impl SessionCx {
     /// The fallback keeps the data fresh without the socket: the state says so, the
     /// backoff starts afresh and queued actions are sent.
     pub fn polling(&mut self, reason: String) {
+        self.failover.on_live();
         self.set_state(ConnectionState::Polling { reason });
         self.backoff.reset();
         self.outbox.start();
@@ -284,6 +292,7 @@ impl SessionCx {
             .zip(start + 1..)
             .map(|(e, seq)| AppliedEvent {
                 frame: EventFrame {
+                    user: None,
                     seq,
                     id: format!("local-{seq}"),
                     stream: stream.to_owned(),
@@ -295,6 +304,21 @@ impl SessionCx {
             })
             .collect();
         self.commit(stream, LOCAL_EPOCH, applied, false)
+    }
+
+    /// The link to the node the session is on was lost: move to the next node of
+    /// the server, if it has several; whether to connect to it at once.
+    fn fail_over(&mut self) -> Next {
+        let next = self.failover.on_lost();
+        if next != Next::Stay {
+            let node = self.failover.active().clone();
+            info!(node = %node, "moving to the next node of the server");
+            self.rest().use_node(&node);
+            self.outbox.tokens().use_node(&node);
+            self.status.send_modify(|s| s.node = Some(node.to_string()));
+            self.config.server = node;
+        }
+        next
     }
 
     /// Sleep for the next backoff delay. `Some(reply)` = stop requested.
@@ -426,7 +450,14 @@ pub(super) async fn run(mut cx: SessionCx) {
                 warn!(error = %e, "cache error; retrying later");
                 cache_reason(&e)
             }
-            End::Lost(why) => why,
+            End::Lost(why) => {
+                if cx.fail_over() == Next::Now {
+                    info!(reason = %why, "node lost; trying the next at once");
+                    cx.backoff.link_ended(Instant::now());
+                    continue;
+                }
+                why
+            }
         };
         match cx.wait_before_retry(wait_reason).await {
             Some(Some(reply)) => {

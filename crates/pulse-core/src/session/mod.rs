@@ -141,6 +141,9 @@ pub struct SessionStatus {
     pub last_sync_ms: Option<i64>,
     /// What the server cannot guarantee, if anything (e.g. "no replay").
     pub caveat: Option<String>,
+    /// The node of a server of several ([`SessionConfig::nodes`]) the session is
+    /// on or trying now; `None` with one node.
+    pub node: Option<String>,
     /// Running counts.
     pub counters: Counters,
 }
@@ -223,8 +226,13 @@ pub enum ActionOutcome {
 /// Settings of a session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// Server base URL (`http://host:port`).
+    /// Server base URL (`http://host:port`). While the session runs, the node of
+    /// [`SessionConfig::nodes`] it is on.
     pub server: Url,
+    /// Other nodes of the same server (a cluster behind no load balancer), tried in
+    /// order after `server` when the node the session is on is down; the rule is
+    /// [`crate::failover::Failover`]. Empty: one node.
+    pub nodes: Vec<Url>,
     /// Stream to follow; defaults to the token's tenant.
     pub stream: Option<String>,
     /// Reconnect strategy.
@@ -374,6 +382,7 @@ impl SessionConfig {
     pub fn new(server: Url) -> Self {
         SessionConfig {
             server,
+            nodes: Vec::new(),
             stream: None,
             backoff: BackoffConfig::default(),
             poll_interval: Duration::from_secs(5),
@@ -472,6 +481,7 @@ impl SessionHandle {
             cursor,
             last_sync_ms: summary.last_sync_ms,
             caveat: None,
+            node: (!config.nodes.is_empty()).then(|| config.server.to_string()),
             counters: Counters::default(),
         };
         let (status_tx, status_rx) = watch::channel(status);

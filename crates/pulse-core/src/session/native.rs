@@ -10,7 +10,9 @@
 //!   buffer holds at most [`MAX_BUFFERED_DURING_SNAPSHOT`] bytes of frames, past
 //!   which the link is closed and resynced ([`End::Resync`]), never grown;
 //! - an event of an unknown type advances the cursor (no false gap) and is counted
-//!   as rejected.
+//!   as rejected; a `pulse.skipped` frame (an event addressed to another user,
+//!   [`EventFrame::skipped`]) advances it and applies nothing, so a session that
+//!   the gateway filters never sees a gap and never resyncs for it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -345,7 +347,9 @@ pub(super) fn apply_frames(
             gap = Some((next, frame.seq));
             break;
         }
+        // An event addressed to another user: its seq is ours to pass, nothing to apply.
         let changes = match pulse_protocol::changes_for(&frame.event_type, &frame.data, frame.ts) {
+            _ if frame.is_skipped() => Vec::new(),
             Ok(c) => c,
             Err(e) => {
                 warn!(seq = frame.seq, error = %e, "event not applied");

@@ -37,6 +37,7 @@ pub fn event(seq: u64, changes: Vec<Change>) -> AppliedEvent {
 pub fn event_on(stream: &str, seq: u64, changes: Vec<Change>) -> AppliedEvent {
     AppliedEvent {
         frame: EventFrame {
+            user: None,
             seq,
             id: format!("{stream}-{seq}"),
             stream: stream.to_owned(),

@@ -21,6 +21,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 fn event(seq: u64, ty: &str, data: serde_json::Value) -> String {
     EventFrame {
+        user: None,
         seq,
         id: format!("e{seq}"),
         stream: "acme".into(),
@@ -75,6 +76,34 @@ async fn server() -> (String, mpsc::Receiver<(Ws, ClientFrame)>) {
         }
     });
     (url, rx)
+}
+
+/// [`server`] whose listener can be killed: then it refuses connections.
+async fn killable_server() -> (
+    String,
+    mpsc::Receiver<(Ws, ClientFrame)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel(8);
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                ws.send(Message::text(hello(60_000))).await.unwrap();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let Message::Text(t) = msg {
+                        let sub = ClientFrame::decode(t.as_str()).unwrap();
+                        let _ = tx.send((ws, sub)).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, rx, task)
 }
 
 fn session(url: &str) -> SessionHandle {
@@ -472,6 +501,132 @@ async fn events_buffered_during_a_snapshot_are_bounded_in_bytes() {
         handle.store().list(EntityKind::Ticket).unwrap().is_empty(),
         "nothing buffered was applied without its snapshot"
     );
+    handle.stop().await;
+}
+
+/// Events addressed to another user arrive as `pulse.skipped` placeholders: the
+/// cursor passes them, nothing is applied, and no gap or resync follows, even when
+/// the stream ends on one.
+#[tokio::test]
+async fn skipped_placeholders_advance_the_cursor_without_a_resync() {
+    let (url, mut conns) = server().await;
+    let handle = session(&url);
+    let (mut ws, _) = conns.recv().await.unwrap();
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    let other_users = EventFrame {
+        user: Some("bob".into()),
+        seq: 2,
+        id: "e2".into(),
+        stream: "acme".into(),
+        event_type: "approval.created".into(),
+        ts: 1_002,
+        data: json!({"id": "ap-bob"}),
+    };
+    let frames = [
+        event(1, "ticket.created", json!({"id": "t1"})),
+        other_users.skipped().encode(),
+        EventFrame {
+            seq: 3,
+            ..other_users.clone()
+        }
+        .skipped()
+        .encode(),
+        event(4, "ticket.created", json!({"id": "t4"})),
+        EventFrame {
+            seq: 5,
+            ..other_users
+        }
+        .skipped()
+        .encode(),
+    ];
+    for f in frames {
+        ws.send(Message::text(f)).await.unwrap();
+    }
+    let st = until(&handle, "seq 5", |s| seq(s) == 5).await;
+    assert_eq!(st.state, ConnectionState::Live);
+    assert_eq!(
+        (
+            st.counters.gaps,
+            st.counters.rejected_events,
+            st.counters.connections
+        ),
+        (0, 0, 1),
+        "no gap, nothing rejected, no second connection"
+    );
+    let tickets = handle.store().list(EntityKind::Ticket).unwrap();
+    assert_eq!(tickets.len(), 2);
+    assert!(handle
+        .store()
+        .list(EntityKind::Approval)
+        .unwrap()
+        .is_empty());
+    // The link stays: the next real event is applied on it.
+    ws.send(Message::text(event(
+        6,
+        "ticket.created",
+        json!({"id": "t6"}),
+    )))
+    .await
+    .unwrap();
+    let st = until(&handle, "seq 6", |s| seq(s) == 6).await;
+    assert_eq!((st.counters.gaps, st.counters.connections), (0, 1));
+    handle.stop().await;
+}
+
+/// A server of two nodes: node A is killed (its link drops and it refuses new
+/// ones); the session moves to node B at once and resumes from its cursor there.
+#[tokio::test]
+async fn a_killed_node_moves_the_session_to_the_next_which_resumes_its_cursor() {
+    let (url_a, mut conns_a, node_a) = killable_server().await;
+    let (url_b, mut conns_b, _node_b) = killable_server().await;
+    let mut config = SessionConfig::new(url_a.parse().unwrap());
+    config.nodes = vec![url_b.parse().unwrap()];
+    // A long backoff: the move must not wait for it.
+    config.backoff.base = Duration::from_secs(600);
+    config.backoff.floor = Duration::from_secs(600);
+    let handle = SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        StoreHandle::new(MemoryStore::new()),
+    )
+    .unwrap();
+    assert_eq!(
+        handle.status().borrow().node.as_deref(),
+        Some(&*format!("{url_a}/"))
+    );
+    let (mut ws, _) = conns_a.recv().await.unwrap();
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    for s in 1..=3 {
+        let e = event(s, "ticket.created", json!({"id": format!("t{s}")}));
+        ws.send(Message::text(e)).await.unwrap();
+    }
+    until(&handle, "seq 3 on node A", |s| seq(s) == 3).await;
+    node_a.abort();
+    drop(ws);
+    let (mut ws_b, sub) = conns_b.recv().await.unwrap();
+    assert_eq!(
+        sub,
+        ClientFrame::Subscribe {
+            stream: Some("acme".into()),
+            since: Some(3),
+            epoch: Some("e1".into())
+        },
+        "node B is asked to resume after seq 3"
+    );
+    ws_b.send(Message::text(subscribed(4))).await.unwrap();
+    ws_b.send(Message::text(event(
+        4,
+        "ticket.created",
+        json!({"id": "t4"}),
+    )))
+    .await
+    .unwrap();
+    let st = until(&handle, "seq 4 on node B", |s| seq(s) == 4).await;
+    assert_eq!(st.node.as_deref(), Some(&*format!("{url_b}/")));
+    assert_eq!(st.state, ConnectionState::Live);
+    assert_eq!((st.counters.gaps, st.counters.snapshots), (0, 0));
+    assert_eq!(handle.store().list(EntityKind::Ticket).unwrap().len(), 4);
+    assert_eq!(handle.rest().current().as_str(), format!("{url_b}/"));
     handle.stop().await;
 }
 

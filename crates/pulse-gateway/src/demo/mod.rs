@@ -98,7 +98,7 @@ fn scaled(d: Duration, speed: f64) -> Duration {
 pub async fn run(hub: Arc<Hub>, cfg: DemoConfig, mut stop: watch::Receiver<bool>) {
     let tenant = cfg.tenant.clone();
     let mut sim = Sim::new(cfg.seed, &tenant);
-    match hub.snapshot(&tenant).await {
+    match hub.snapshot(&tenant, None).await {
         Ok(snap) if snap.seq > 0 => {
             sim.load(&snap);
             tracing::info!(tenant = %tenant, seq = snap.seq, "demo resumes over existing state");
@@ -154,7 +154,7 @@ pub async fn run(hub: Arc<Hub>, cfg: DemoConfig, mut stop: watch::Receiver<bool>
                 now + scaled(Duration::from_secs(sim.rng.random_range(30..60)), speed);
         }
         if now >= next_stats {
-            if let Ok(snap) = hub.snapshot(&tenant).await {
+            if let Ok(snap) = hub.snapshot(&tenant, None).await {
                 sim.load(&snap);
             }
             sim.stats(&mut out);

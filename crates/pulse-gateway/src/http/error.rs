@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::auth::AuthError;
 use crate::http::AppState;
 use crate::hub::HubError;
+use crate::store::StoreError;
 
 /// `Retry-After` of a 503 `unavailable`, in seconds.
 pub const RETRY_AFTER_SECS: u32 = 1;
@@ -146,6 +147,9 @@ impl From<HubError> for ApiErr {
         if e.is_unavailable() {
             tracing::warn!(error = %e, "store unavailable");
             return ApiErr::unavailable();
+        }
+        if let Some(StoreError::Audience(why)) = e.store_error() {
+            return ApiErr::new(StatusCode::CONFLICT, "conflict", why.clone());
         }
         tracing::error!(error = %e, "store failure");
         ApiErr::internal()

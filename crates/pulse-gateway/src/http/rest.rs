@@ -74,7 +74,7 @@ pub(super) async fn metrics(State(st): St) -> impl IntoResponse {
 }
 
 pub(super) async fn snapshot(State(st): St, Auth(claims): Auth) -> Result<Json<Snapshot>, ApiErr> {
-    let snap = st.hub.snapshot(&claims.tenant).await?;
+    let snap = st.hub.snapshot(&claims.tenant, Some(&claims.sub)).await?;
     st.hub
         .metrics()
         .snapshots_served
@@ -152,8 +152,14 @@ pub(super) async fn events(
         epoch: info.epoch,
         head: info.head,
         recovered,
+        // Events addressed to other users: their placeholders, so the seqs stay
+        // gap-free for this caller too.
         events: if recovered {
-            range.events.clone()
+            range
+                .events
+                .iter()
+                .map(|e| e.for_viewer(&claims.sub).into_owned())
+                .collect()
         } else {
             Vec::new()
         },
@@ -195,7 +201,13 @@ fn ingest_events(claims: &Claims, body: &RawJson) -> Result<Vec<NewEvent>, ApiEr
                 "event {i}: `id` must not be empty"
             )));
         }
+        if e.user.as_deref().is_some_and(str::is_empty) {
+            return Err(ApiErr::bad_request(format!(
+                "event {i}: `user` must not be empty (leave it out to address everyone)"
+            )));
+        }
         let size = serde_json::to_string(&e.data).map(|s| s.len()).unwrap_or(0)
+            + e.user.as_deref().map_or(0, str::len)
             + e.event_type.len()
             + e.id.as_deref().map_or(36, str::len)
             + claims.tenant.len()
@@ -204,7 +216,8 @@ fn ingest_events(claims: &Claims, body: &RawJson) -> Result<Vec<NewEvent>, ApiEr
             return Err(ApiErr::too_large());
         }
         let ev = NewEvent::new(&e.event_type, e.data, e.id, ts)
-            .map_err(|err| ApiErr::bad_request(format!("event {i}: {err}")))?;
+            .map_err(|err| ApiErr::bad_request(format!("event {i}: {err}")))?
+            .for_user(e.user);
         out.push(ev);
     }
     Ok(out)
@@ -261,7 +274,7 @@ async fn decide(
     let mut resumes = false;
     let (seq, entity) = st
         .hub
-        .mutate(&claims.tenant, EntityKind::Approval, &id, |current| {
+        .mutate(&claims.tenant, &claims.sub, EntityKind::Approval, &id, |current| {
             let current =
                 current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
             if !pulse_protocol::domain::is_pending_approval(&current) {
@@ -427,13 +440,19 @@ pub(super) async fn move_ticket(
     }
     let (seq, entity) = st
         .hub
-        .mutate(&claims.tenant, EntityKind::Ticket, &id, |current| {
-            current.ok_or_else(|| ApiErr::not_found(format!("no ticket `{id}`")))?;
-            event(
-                "ticket.moved",
-                json!({"id": id, "state": req.state, "moved_by": claims.sub}),
-            )
-        })
+        .mutate(
+            &claims.tenant,
+            &claims.sub,
+            EntityKind::Ticket,
+            &id,
+            |current| {
+                current.ok_or_else(|| ApiErr::not_found(format!("no ticket `{id}`")))?;
+                event(
+                    "ticket.moved",
+                    json!({"id": id, "state": req.state, "moved_by": claims.sub}),
+                )
+            },
+        )
         .await?;
     Ok(Json(MutationResponse { seq, entity }))
 }
@@ -448,20 +467,27 @@ pub(super) async fn terminate_agent(
     let req: TerminateRequest = body.parse_or_default()?;
     let (seq, entity) = st
         .hub
-        .mutate(&claims.tenant, EntityKind::Agent, &id, |current| {
-            let current = current.ok_or_else(|| ApiErr::not_found(format!("no agent `{id}`")))?;
-            if status_of(&current) == Some("terminated") {
-                return Err(ApiErr::conflict(
-                    format!("agent `{id}` is already terminated"),
-                    Value::Object(current),
-                ));
-            }
-            let mut data = json!({"id": id, "terminated_by": claims.sub});
-            if let Some(reason) = req.reason {
-                data["reason"] = Value::String(reason);
-            }
-            event("agent.terminated", data)
-        })
+        .mutate(
+            &claims.tenant,
+            &claims.sub,
+            EntityKind::Agent,
+            &id,
+            |current| {
+                let current =
+                    current.ok_or_else(|| ApiErr::not_found(format!("no agent `{id}`")))?;
+                if status_of(&current) == Some("terminated") {
+                    return Err(ApiErr::conflict(
+                        format!("agent `{id}` is already terminated"),
+                        Value::Object(current),
+                    ));
+                }
+                let mut data = json!({"id": id, "terminated_by": claims.sub});
+                if let Some(reason) = req.reason {
+                    data["reason"] = Value::String(reason);
+                }
+                event("agent.terminated", data)
+            },
+        )
         .await?;
     Ok(Json(MutationResponse { seq, entity }))
 }

@@ -14,6 +14,9 @@
 //!   live subscription) is preceded by the missing events read from the log; a
 //!   store that cannot be reached at subscribe closes with 1013, and the client
 //!   keeps its cache;
+//! - an event addressed to another user than the token's `sub` is sent as its
+//!   `pulse.skipped` placeholder (same seq, no data), in replay and live alike, so
+//!   every connection's seqs stay gap-free;
 //! - an idle connection holds small buffers ([`READ_BUFFER_BYTES`],
 //!   [`WRITE_BUFFER_BYTES`]), and what is queued for one client is bounded in bytes
 //!   ([`MAX_WRITE_BUFFER_BYTES`]) as well as in events;
@@ -331,7 +334,8 @@ impl Connection {
                     return Err(overtaken());
                 }
                 self.last_sent = e.seq;
-                self.feed(Utf8Bytes::from(e.encode())).await?;
+                let text = e.for_viewer(&self.claims.sub).encode();
+                self.feed(Utf8Bytes::from(text)).await?;
                 n += 1;
             }
             if n == 0 {
@@ -376,7 +380,8 @@ impl Connection {
                     }
                     if ev.seq > self.last_sent {
                         self.last_sent = ev.seq;
-                        self.feed(ev.text.clone()).await?;
+                        let text = ev.text_for(&self.claims.sub).clone();
+                        self.feed(text).await?;
                         fed += 1;
                     }
                 }

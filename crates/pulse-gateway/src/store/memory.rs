@@ -3,14 +3,17 @@
 //! Each tenant sits behind its own `RwLock`, so a snapshot or a read sees one
 //! consistent state and tenants never contend with each other.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, RwLock};
 
 use pulse_protocol::domain::{Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 use pulse_protocol::rest::Snapshot;
 
-use super::{new_epoch, Appended, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use super::{
+    new_epoch, stamped, Appended, AudiencePlan, EventRange, LogStore, NewEvent, StoreError,
+    StreamInfo,
+};
 
 #[derive(Debug)]
 struct MemStream {
@@ -88,8 +91,21 @@ impl LogStore for MemoryStore {
     fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Appended, StoreError> {
         let s = self.stream(tenant)?;
         let mut s = s.write().map_err(|_| StoreError::Poisoned)?;
+        // Plan first (nothing written yet), so that a refused batch leaves no trace.
+        let mut plan = AudiencePlan::default();
+        let mut batch_ids: HashSet<&str> = HashSet::new();
+        let mut audiences = Vec::with_capacity(events.len());
+        for e in &events {
+            if s.ids.contains_key(&e.id) || !batch_ids.insert(&e.id) {
+                audiences.push(None);
+                continue;
+            }
+            audiences.push(plan.event(e, |kind, id| {
+                Ok(s.entities.get(&(kind, id.to_owned())).cloned())
+            })?);
+        }
         let mut out = Appended::default();
-        for e in events {
+        for (e, audience) in events.into_iter().zip(audiences) {
             if let Some(seq) = s.ids.get(&e.id) {
                 out.seqs.push(*seq);
                 continue;
@@ -97,7 +113,7 @@ impl LogStore for MemoryStore {
             for change in &e.changes {
                 let key = (change.kind(), change.id().to_owned());
                 let current = s.entities.remove(&key);
-                if let Some(next) = change.apply_to(current) {
+                if let Some(next) = stamped(change.apply_to(current), audience.as_deref()) {
                     s.entities.insert(key, next);
                 }
             }
@@ -111,6 +127,7 @@ impl LogStore for MemoryStore {
                 event_type: e.event_type,
                 ts: e.ts,
                 data: e.data,
+                user: audience,
             };
             s.log.push_back(frame.clone());
             out.seqs.push(frame.seq);

@@ -19,6 +19,18 @@
 //!   the one it was first stored with. The window is the retention: an id whose event
 //!   was trimmed is new again.
 //!
+//! - events addressed to one user (see [`NewEvent::user`] and "Events addressed to
+//!   one user" in `docs/protocol.md`): an event's audience is its `user` when given,
+//!   otherwise the audience of the existing entities its changes touch (so a
+//!   mutation of a user's entity goes to that user only); an entity takes the
+//!   audience of the event that writes it. An append whose event would change the
+//!   audience of an existing entity (a user's event touching a shared entity or
+//!   another user's, or an event touching entities of different audiences) is
+//!   refused whole with [`StoreError::Audience`]. Every backend plans audiences with
+//!   [`AudiencePlan`] and keeps an entity's audience inside its stored JSON under
+//!   [`AUDIENCE_FIELD`]; [`view`] and [`strip`] take it out again before anything
+//!   leaves the store module's callers (snapshots, mutations).
+//!
 //! Stores are synchronous and may block (disk or network I/O): async callers use
 //! `tokio::task::spawn_blocking`. The memory and SQLite stores need appends to one
 //! tenant serialised by the caller (the [`crate::hub::Hub`] holds a writer lock per
@@ -30,6 +42,7 @@ use pulse_protocol::frame::EventFrame;
 use pulse_protocol::rest::Snapshot;
 use pulse_protocol::Change;
 use serde_json::Value;
+use std::collections::HashMap;
 
 mod memory;
 mod redis;
@@ -64,6 +77,9 @@ pub struct NewEvent {
     pub data: Value,
     /// What it does to the entities (from [`pulse_protocol::changes_for`]).
     pub changes: Vec<Change>,
+    /// The one user it is addressed to (a token `sub`), `None`: everyone of the
+    /// tenant (unless it touches a user's entity, see the module docs).
+    pub user: Option<String>,
 }
 
 impl NewEvent {
@@ -82,7 +98,15 @@ impl NewEvent {
             ts,
             data,
             changes,
+            user: None,
         })
+    }
+
+    /// This event addressed to `user` only (`None`: to everyone). An empty name
+    /// counts as none.
+    pub fn for_user(mut self, user: Option<String>) -> NewEvent {
+        self.user = user.filter(|u| !u.is_empty());
+        self
     }
 }
 
@@ -136,6 +160,10 @@ pub enum StoreError {
     /// nothing was written; try again later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The batch would change the audience of an existing entity (see the module
+    /// docs); nothing was written.
+    #[error("{0}")]
+    Audience(String),
     /// Other writers kept moving the log under an append, this many times.
     #[error("append gave up after {0} attempts: other writers kept appending")]
     Contended(usize),
@@ -220,5 +248,116 @@ pub(crate) fn snapshot_of(info: StreamInfo, mut entities: Vec<Entity>) -> Snapsh
         epoch: info.epoch,
         seq: info.head,
         entities,
+    }
+}
+
+/// The field of a stored entity's JSON that holds its audience (the user it belongs
+/// to); absent on entities every user of the tenant sees. Never leaves the store:
+/// see [`strip`] and [`view`].
+pub(crate) const AUDIENCE_FIELD: &str = "\u{0}pulse_user";
+
+/// The audience of a stored entity: `None` for a shared one.
+pub(crate) fn audience_of(obj: &Object) -> Option<&str> {
+    obj.get(AUDIENCE_FIELD).and_then(Value::as_str)
+}
+
+/// `obj` as stored for `audience` (the field set, or removed for everyone).
+pub(crate) fn stamped(obj: Option<Object>, audience: Option<&str>) -> Option<Object> {
+    obj.map(|mut o| {
+        match audience {
+            Some(u) => o.insert(AUDIENCE_FIELD.to_owned(), Value::from(u)),
+            None => o.remove(AUDIENCE_FIELD),
+        };
+        o
+    })
+}
+
+/// A stored entity without its audience field, and whether `viewer` may see it
+/// (`viewer` `None`: a service that sees everything).
+pub fn strip(mut obj: Object, viewer: Option<&str>) -> Option<Object> {
+    let audience = obj.remove(AUDIENCE_FIELD);
+    match (audience.as_ref().and_then(Value::as_str), viewer) {
+        (Some(owner), Some(v)) if owner != v => None,
+        _ => Some(obj),
+    }
+}
+
+/// `snap` (from [`LogStore::snapshot`]) as `viewer` may see it: without the
+/// entities of other users, and without the audience field.
+pub fn view(mut snap: Snapshot, viewer: Option<&str>) -> Snapshot {
+    snap.entities = std::mem::take(&mut snap.entities)
+        .into_iter()
+        .filter_map(|e| {
+            let data = strip(e.data, viewer)?;
+            Some(Entity { data, ..e })
+        })
+        .collect();
+    snap
+}
+
+/// Whether an entity exists, and whose it is: `None` missing, `Some(None)` shared,
+/// `Some(Some(user))` a user's.
+type Known = Option<Option<String>>;
+
+/// The audiences of one append's events, planned before anything is written so
+/// that a refused batch writes nothing. Backends call [`AudiencePlan::event`] for
+/// every event they store (not for duplicates), in order.
+#[derive(Debug, Default)]
+pub(crate) struct AudiencePlan {
+    /// What this batch did so far to the entities it touched.
+    seen: HashMap<(EntityKind, String), Known>,
+}
+
+impl AudiencePlan {
+    /// The audience of `e`, given `stored` (the entity as the store holds it
+    /// before this batch); remembers what `e` does for the events after it.
+    pub(crate) fn event(
+        &mut self,
+        e: &NewEvent,
+        mut stored: impl FnMut(EntityKind, &str) -> Result<Option<Object>, StoreError>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut existing: Vec<(String, Option<String>)> = Vec::new();
+        for c in &e.changes {
+            let key = (c.kind(), c.id().to_owned());
+            let known = match self.seen.get(&key) {
+                Some(k) => k.clone(),
+                None => stored(c.kind(), c.id())?.map(|o| audience_of(&o).map(str::to_owned)),
+            };
+            if let Some(owner) = known {
+                existing.push((format!("{}/{}", c.kind().as_str(), c.id()), owner));
+            }
+        }
+        let audience = match &e.user {
+            Some(u) => {
+                if let Some((what, owner)) = existing.iter().find(|(_, o)| o.as_ref() != Some(u)) {
+                    return Err(StoreError::Audience(format!(
+                        "event `{}` is addressed to one user but changes {what}, which {}",
+                        e.id,
+                        match owner {
+                            Some(_) => "belongs to another user",
+                            None => "every user of the tenant sees",
+                        }
+                    )));
+                }
+                Some(u.clone())
+            }
+            None => {
+                let mut owners = existing.iter().map(|(_, o)| o);
+                let first = owners.next().cloned().flatten();
+                if owners.any(|o| *o != first) {
+                    return Err(StoreError::Audience(format!(
+                        "event `{}` changes entities of different audiences",
+                        e.id
+                    )));
+                }
+                first
+            }
+        };
+        for c in &e.changes {
+            let gone = matches!(c, Change::Delete { .. });
+            let key = (c.kind(), c.id().to_owned());
+            self.seen.insert(key, (!gone).then(|| audience.clone()));
+        }
+        Ok(audience)
     }
 }

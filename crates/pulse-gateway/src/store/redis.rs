@@ -40,8 +40,8 @@ use redis::streams::{StreamRangeReply, StreamReadReply};
 use redis::{Connection, RedisError, Value};
 
 use super::{
-    corrupt, new_epoch, now_ms, snapshot_of, stored_entity, Appended, EventRange, LogStore,
-    NewEvent, StoreError, StreamInfo,
+    corrupt, new_epoch, now_ms, snapshot_of, stamped, stored_entity, Appended, AudiencePlan,
+    EventRange, LogStore, NewEvent, StoreError, StreamInfo,
 };
 
 /// Default key prefix.
@@ -393,18 +393,25 @@ impl RedisStore {
         let mut frames = Vec::new();
         let mut seqs = Vec::with_capacity(events.len());
         let mut touched: Vec<String> = Vec::new();
+        let mut plan = AudiencePlan::default();
         for (e, stored) in events.iter().zip(&known) {
             if let Some(seq) = stored.or_else(|| seen.get(e.id.as_str()).copied()) {
                 seqs.push(seq);
                 continue;
             }
+            let audience = plan.event(e, |kind, id| {
+                state
+                    .get(&field(kind, id))
+                    .cloned()
+                    .ok_or_else(|| corrupt("unread entity"))
+            })?;
             head += 1;
             seen.insert(&e.id, head);
             seqs.push(head);
             for change in &e.changes {
                 let f = field(change.kind(), change.id());
                 let cur = state.get_mut(&f).ok_or_else(|| corrupt("unread entity"))?;
-                *cur = change.apply_to(cur.take());
+                *cur = stamped(change.apply_to(cur.take()), audience.as_deref());
                 touched.push(f);
             }
             frames.push(EventFrame {
@@ -414,6 +421,7 @@ impl RedisStore {
                 event_type: e.event_type.clone(),
                 ts: e.ts,
                 data: e.data.clone(),
+                user: audience,
             });
         }
         if frames.is_empty() {

@@ -23,8 +23,8 @@ use pulse_protocol::Change;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    corrupt, new_epoch, snapshot_of, stored_entity, Appended, EventRange, LogStore, NewEvent,
-    StoreError, StreamInfo,
+    corrupt, new_epoch, snapshot_of, stamped, stored_entity, Appended, AudiencePlan, EventRange,
+    LogStore, NewEvent, StoreError, StreamInfo,
 };
 
 const SCHEMA: &str = "
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
     type   TEXT NOT NULL,
     ts     INTEGER NOT NULL,
     data   TEXT NOT NULL,
+    user   TEXT,
     PRIMARY KEY (tenant, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS entities (
@@ -51,8 +52,11 @@ CREATE TABLE IF NOT EXISTS entities (
     PRIMARY KEY (tenant, kind, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_id ON events (tenant, id);
-PRAGMA user_version = 2;
 ";
+
+/// Schema version of [`SCHEMA`]. Version 2 files lack `events.user` (the user an
+/// event is addressed to); [`SqliteStore::open`] adds it.
+const SCHEMA_VERSION: i64 = 3;
 
 /// The SQLite backend.
 #[derive(Debug)]
@@ -71,7 +75,17 @@ impl SqliteStore {
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let had_events: bool = writer.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')",
+            [],
+            |r| r.get(0),
+        )?;
         writer.execute_batch(SCHEMA)?;
+        if had_events && version < SCHEMA_VERSION {
+            writer.execute_batch("ALTER TABLE events ADD COLUMN user TEXT")?;
+        }
+        writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         reader.pragma_update(None, "query_only", true)?;
@@ -155,14 +169,19 @@ fn load_entity(
         .transpose()
 }
 
-fn apply(conn: &Connection, tenant: &str, change: &Change) -> Result<(), StoreError> {
+fn apply(
+    conn: &Connection,
+    tenant: &str,
+    change: &Change,
+    audience: Option<&str>,
+) -> Result<(), StoreError> {
     let kind = change.kind();
     let id = change.id();
     let current = match change {
         Change::Upsert { .. } | Change::Delete { .. } => None,
         Change::Patch { .. } | Change::Append { .. } => load_entity(conn, tenant, kind, id)?,
     };
-    match change.apply_to(current) {
+    match stamped(change.apply_to(current), audience) {
         Some(obj) => {
             let text = serde_json::to_string(&obj).map_err(corrupt)?;
             conn.prepare_cached(
@@ -200,9 +219,11 @@ impl LogStore for SqliteStore {
             .ok_or_else(|| corrupt(format!("stream `{tenant}` missing after insert")))?;
         let mut head = info.head;
         let mut out = Appended::default();
+        let mut plan = AudiencePlan::default();
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (tenant, seq, id, type, ts, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO events (tenant, seq, id, type, ts, data, user) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut known =
                 tx.prepare_cached("SELECT seq FROM events WHERE tenant = ?1 AND id = ?2")?;
@@ -214,11 +235,20 @@ impl LogStore for SqliteStore {
                     out.seqs.push(seq as u64);
                     continue;
                 }
+                let audience = plan.event(&e, |kind, id| load_entity(&tx, tenant, kind, id))?;
                 head += 1;
                 let text = serde_json::to_string(&e.data).map_err(corrupt)?;
-                insert.execute(params![tenant, head as i64, e.id, e.event_type, e.ts, text])?;
+                insert.execute(params![
+                    tenant,
+                    head as i64,
+                    e.id,
+                    e.event_type,
+                    e.ts,
+                    text,
+                    audience
+                ])?;
                 for change in &e.changes {
-                    apply(&tx, tenant, change)?;
+                    apply(&tx, tenant, change, audience.as_deref())?;
                 }
                 out.seqs.push(head);
                 out.frames.push(EventFrame {
@@ -228,6 +258,7 @@ impl LogStore for SqliteStore {
                     event_type: e.event_type,
                     ts: e.ts,
                     data: e.data,
+                    user: audience,
                 });
             }
         }
@@ -245,7 +276,7 @@ impl LogStore for SqliteStore {
     fn read(&self, tenant: &str, after: u64, limit: usize) -> Result<EventRange, StoreError> {
         self.with_read(tenant, |tx, info| {
             let mut stmt = tx.prepare_cached(
-                "SELECT seq, id, type, ts, data FROM events WHERE tenant = ?1 AND seq > ?2 \
+                "SELECT seq, id, type, ts, data, user FROM events WHERE tenant = ?1 AND seq > ?2 \
                  ORDER BY seq LIMIT ?3",
             )?;
             let rows = stmt.query_map(
@@ -261,12 +292,13 @@ impl LogStore for SqliteStore {
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
                         r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
                     ))
                 },
             )?;
             let mut events = Vec::new();
             for row in rows {
-                let (seq, id, event_type, ts, data) = row?;
+                let (seq, id, event_type, ts, data, user) = row?;
                 events.push(EventFrame {
                     seq: seq as u64,
                     id,
@@ -274,6 +306,7 @@ impl LogStore for SqliteStore {
                     event_type,
                     ts,
                     data: serde_json::from_str(&data).map_err(corrupt)?,
+                    user,
                 });
             }
             Ok(EventRange { info, events })
@@ -323,5 +356,59 @@ impl LogStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A file of schema version 2 (no `events.user`) opens, keeps its log, and
+    /// takes addressed events from then on.
+    #[test]
+    fn a_version_2_file_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE streams (tenant TEXT PRIMARY KEY NOT NULL, epoch TEXT NOT NULL,
+                     head INTEGER NOT NULL, trimmed INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE events (tenant TEXT NOT NULL, seq INTEGER NOT NULL,
+                     id TEXT NOT NULL, type TEXT NOT NULL, ts INTEGER NOT NULL,
+                     data TEXT NOT NULL, PRIMARY KEY (tenant, seq)) WITHOUT ROWID;
+                 CREATE TABLE entities (tenant TEXT NOT NULL, kind TEXT NOT NULL,
+                     id TEXT NOT NULL, data TEXT NOT NULL,
+                     PRIMARY KEY (tenant, kind, id)) WITHOUT ROWID;
+                 CREATE INDEX events_by_id ON events (tenant, id);
+                 INSERT INTO streams VALUES ('acme', 'ep', 1, 0);
+                 INSERT INTO events VALUES ('acme', 1, 'e1', 'ticket.created', 5, '{\"id\":\"t1\"}');
+                 INSERT INTO entities VALUES ('acme', 'ticket', 't1', '{\"id\":\"t1\"}');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            // Opening twice: the migration runs once.
+            let s = SqliteStore::open(&path, 100).unwrap();
+            let old = s.read("acme", 0, 10).unwrap();
+            assert_eq!(old.events[0].id, "e1");
+            assert_eq!(old.events[0].user, None);
+        }
+        let s = SqliteStore::open(&path, 100).unwrap();
+        let e = NewEvent::new("notification.new", json!({"id": "n1"}), None, 6)
+            .unwrap()
+            .for_user(Some("alice".into()));
+        assert_eq!(s.append("acme", vec![e]).unwrap().seqs, [2]);
+        let read = s.read("acme", 1, 10).unwrap();
+        assert_eq!(read.events[0].user.as_deref(), Some("alice"));
+        let version: i64 = s
+            .reader
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }

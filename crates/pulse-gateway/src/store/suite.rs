@@ -10,7 +10,7 @@ use std::sync::Arc;
 use pulse_protocol::domain::EntityKind;
 use serde_json::{json, Value};
 
-use super::{LogStore, NewEvent};
+use super::{strip, view, LogStore, NewEvent, StoreError, AUDIENCE_FIELD};
 
 /// One backend's test fixture.
 pub(crate) trait Backend {
@@ -394,6 +394,105 @@ pub(crate) fn concurrent_appends(b: &dyn Backend) {
     assert_eq!((snap.seq, snap.entities.len()), (321, 161));
 }
 
+/// Events addressed to one user: the frames say whose they are, entities they
+/// create are in that user's view only, later events about those entities follow
+/// them, and a batch that would move an entity between audiences writes nothing.
+pub(crate) fn addressed_to_one_user(b: &dyn Backend) {
+    let s = b.open(100);
+    let to = |e: NewEvent, u: &str| e.for_user(Some(u.to_owned()));
+    let out = s
+        .append(
+            "acme",
+            vec![
+                ev("ticket.created", json!({"id": "t1", "title": "shared"})),
+                to(ev("approval.created", json!({"id": "ap-a"})), "alice"),
+                to(ev("notification.new", json!({"id": "n-b"})), "bob"),
+            ],
+        )
+        .unwrap();
+    let users: Vec<_> = out.frames.iter().map(|f| f.user.as_deref()).collect();
+    assert_eq!(users, [None, Some("alice"), Some("bob")]);
+    let read = s.read("acme", 0, 10).unwrap();
+    assert_eq!(read.events, out.frames, "the log keeps whose each event is");
+
+    let ids = |viewer: Option<&str>| {
+        let snap = view(s.snapshot("acme").unwrap(), viewer);
+        assert_eq!(snap.seq, s.info("acme").unwrap().head);
+        for e in &snap.entities {
+            assert!(
+                !e.data.contains_key(AUDIENCE_FIELD),
+                "the audience never leaves the store: {e:?}"
+            );
+        }
+        snap.entities.into_iter().map(|e| e.id).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(Some("alice")), ["t1", "ap-a"]);
+    assert_eq!(ids(Some("bob")), ["t1", "n-b"]);
+    assert_eq!(ids(Some("carol")), ["t1"]);
+    assert_eq!(
+        ids(None),
+        ["t1", "ap-a", "n-b"],
+        "the gateway itself sees all"
+    );
+
+    // An event for everyone about alice's approval (her own decision) is hers.
+    let decided = s
+        .append(
+            "acme",
+            vec![ev(
+                "approval.decided",
+                json!({"id": "ap-a", "decision": "approved"}),
+            )],
+        )
+        .unwrap();
+    assert_eq!(decided.frames[0].user.as_deref(), Some("alice"));
+    let ap = s
+        .entity("acme", EntityKind::Approval, "ap-a")
+        .unwrap()
+        .unwrap();
+    assert_eq!(strip(ap.clone(), Some("bob")), None);
+    let mine = strip(ap, Some("alice")).unwrap();
+    assert_eq!(mine["status"], "approved");
+    assert!(!mine.contains_key(AUDIENCE_FIELD));
+
+    // Moving an entity between audiences is refused, the whole batch with it.
+    let refused = [
+        vec![to(
+            ev("approval.updated", json!({"id": "ap-a", "x": 1})),
+            "bob",
+        )],
+        vec![to(
+            ev("ticket.updated", json!({"id": "t1", "x": 1})),
+            "alice",
+        )],
+        vec![
+            ev("ticket.created", json!({"id": "t2"})),
+            to(ev("ticket.updated", json!({"id": "t2", "x": 1})), "alice"),
+        ],
+    ];
+    for batch in refused {
+        let err = s.append("acme", batch.clone()).unwrap_err();
+        assert!(matches!(err, StoreError::Audience(_)), "{batch:?}: {err}");
+        assert_eq!(
+            s.info("acme").unwrap().head,
+            4,
+            "nothing written: {batch:?}"
+        );
+    }
+    assert_eq!(ids(Some("carol")), ["t1"]);
+
+    // Deleted, an id is free again: created for everyone it is everyone's.
+    s.append("acme", vec![ev("approval.deleted", json!({"id": "ap-a"}))])
+        .unwrap();
+    let again = s
+        .append("acme", vec![ev("approval.created", json!({"id": "ap-a"}))])
+        .unwrap();
+    assert_eq!(again.frames[0].user, None);
+    let mut bob = ids(Some("bob"));
+    bob.sort();
+    assert_eq!(bob, ["ap-a", "n-b", "t1"]);
+}
+
 /// Instantiate the suite for one backend: `store_suite!(name, open_fn, durable)`.
 macro_rules! store_suite {
     ($name:ident, $fixture:ident, $durable:expr) => {
@@ -436,6 +535,10 @@ macro_rules! store_suite {
             #[test]
             fn snapshots_are_consistent() {
                 super::snapshots_are_consistent(&b());
+            }
+            #[test]
+            fn addressed_to_one_user() {
+                super::addressed_to_one_user(&b());
             }
         }
     };

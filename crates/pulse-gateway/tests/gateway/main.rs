@@ -3,6 +3,7 @@
 
 mod common;
 
+mod audience;
 mod auth;
 mod cli;
 mod cluster;

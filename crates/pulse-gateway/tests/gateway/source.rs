@@ -20,9 +20,11 @@ field = "event"
 group = "pulse"
 claim_idle_ms = 300
 
+# Here `userId` is who asked, not whom the approval is for: everyone sees it.
 [[event]]
 source = "approval.requested"
 type = "approval.created"
+audience = "tenant"
 [event.fields]
 id = "data.approvalId"
 title = "data.title"
@@ -227,4 +229,97 @@ async fn bad_mapping_or_source_url_exits_2() {
         );
         assert!(out.stdout.is_empty());
     }
+}
+
+/// With the default `audience = "user"`, a source event with a `userId` (seed 002's
+/// `emitToUser`) is that user's alone; one the store refuses for its audience goes
+/// to the dead-letter stream and the rest of its batch is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_events_with_a_user_id_reach_only_that_user() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(
+        &mapping,
+        "[source]\ngroup = \"pulse\"\n\n[[event]]\nsource = \"approval.*\"\ntype = \"approval.created\"\n",
+    )
+    .unwrap();
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let base = |id: &str, approval: &str, user: Option<&str>| {
+        let mut v = json!({"id": id, "type": "approval.requested", "source": "api",
+            "timestamp": "2025-12-13T10:00:00.000Z", "tenantId": "acme", "version": "1",
+            "data": {"id": approval, "title": id}});
+        if let Some(u) = user {
+            v["userId"] = json!(u);
+        }
+        v.to_string()
+    };
+    xadd(&mut c, "event", &base("e1", "shared", None));
+    xadd(&mut c, "event", &base("e2", "ap-alice", Some("alice")));
+    // Bob's event about alice's approval: refused, dead-lettered.
+    xadd(&mut c, "event", &base("e3", "ap-alice", Some("bob")));
+    xadd(&mut c, "event", &base("e4", "ap-bob", Some("bob")));
+    let source = format!("redis-stream://127.0.0.1:{}/events:main", redis.port());
+    let m = mapping.display().to_string();
+    let gw = Proc::spawn(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--source",
+        &source,
+        "--mapping",
+        &m,
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let as_user = |sub: &'static str| {
+        let http = http.clone();
+        let url = gw.url.clone();
+        async move {
+            http.get(format!("{url}/v1/snapshot"))
+                .bearer_auth(token_with(
+                    "acme",
+                    sub,
+                    pulse_protocol::auth::Role::Viewer,
+                    pulse_protocol::auth::TokenUse::Access,
+                ))
+                .send()
+                .await
+                .ok()?
+                .json::<Snapshot>()
+                .await
+                .ok()
+        }
+    };
+    let alice = wait_for_some("three events stored", SOON, || async {
+        as_user("alice").await.filter(|s| s.seq == 3)
+    })
+    .await;
+    wait_for_some("nothing pending in the group", SOON, || {
+        let url = redis.url();
+        async move {
+            let mut c = redis::Client::open(url).ok()?.get_connection().ok()?;
+            (pending(&mut c) == 0).then_some(())
+        }
+    })
+    .await;
+    let bob = as_user("bob").await.unwrap();
+    let ids = |s: &Snapshot| s.entities.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&alice), ["ap-alice", "shared"]);
+    assert_eq!(ids(&bob), ["ap-bob", "shared"]);
+    let title = &alice.entities[0].data["title"];
+    assert_eq!(title, "e2", "bob's event did not change alice's approval");
+    let dead: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg("events:main:pulse-dead")
+        .arg("-")
+        .arg("+")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(dead.len(), 1, "bob's event went to the dead-letter stream");
+    let text = format!("{dead:?}");
+    assert!(text.contains("another user"), "{text}");
+    gw.kill().await;
 }

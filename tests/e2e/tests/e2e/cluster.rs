@@ -389,3 +389,115 @@ fn redis_back_empty_starts_a_new_epoch_that_every_node_serves() {
     assert_eq!(http.snapshot(&a.url(), &view).seq, 100);
     drop(watcher);
 }
+
+/// A batch of `size` events, every third one addressed to alice and every third
+/// one to bob (each about an entity of its own), the rest to everyone.
+fn addressed_batch(n: u64, size: u64) -> Value {
+    json!((0..size)
+        .map(|i| {
+            let k = n * size + i;
+            let id = format!("u-{k}");
+            match k % 3 {
+                0 => json!({"id": id, "type": "notification.new", "user": "alice",
+                            "data": {"id": format!("n-alice-{}", k % 20), "title": "for alice"}}),
+                1 => json!({"id": id, "type": "approval.created", "user": "bob",
+                            "data": {"id": format!("ap-bob-{}", k % 20), "title": "for bob"}}),
+                _ => json!({"id": id, "type": "ticket.event_added",
+                            "data": {"id": format!("t{}", k % 5), "event": {"k": k}}}),
+            }
+        })
+        .collect::<Vec<_>>())
+}
+
+/// The ids of a cache's entities.
+fn cached_ids(cache: &Path) -> Vec<String> {
+    cache_entities(cache).into_iter().map(|e| e.id).collect()
+}
+
+/// No state line of a `pulsectl watch --json` run counted a gap.
+fn never_a_gap(run: &Pulsectl) -> usize {
+    let lines: Vec<Value> = run
+        .stderr
+        .snapshot()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for l in &lines {
+        assert_eq!(l["counters"]["gaps"], 0, "a gap: {l}");
+        assert!(
+            l["counters"]["snapshots"].as_u64() <= Some(1),
+            "resynced: {l}"
+        );
+    }
+    lines.len()
+}
+
+#[test]
+fn a_users_events_reach_only_that_users_client_on_any_node() {
+    let redis = RedisServer::start();
+    let (a, mut b) = (node(&redis, "a"), node(&redis, "b"));
+    let dir = tempfile::tempdir().unwrap();
+    let (cache_alice, cache_bob) = (dir.path().join("alice.db"), dir.path().join("bob.db"));
+    let alice = mint("acme", "alice", "viewer", "1h");
+    let bob = mint("acme", "bob", "viewer", "1h");
+    let pubtok = publisher("acme");
+    let http = Http::new();
+    for n in 0..5 {
+        http.ingest(&a.url(), &pubtok, &addressed_batch(n, 30))
+            .unwrap();
+    }
+    // Alice on node B (then A when B dies), bob on node A; events ingested at A.
+    let on_alice = Pulsectl::watch(
+        &b.url(),
+        &["--token", &alice, "--server", &a.url()],
+        &cache_alice,
+        &["--json"],
+    );
+    let on_bob = Pulsectl::watch(&a.url(), &["--token", &bob], &cache_bob, &["--json"]);
+    for n in 5..10 {
+        http.ingest(&a.url(), &pubtok, &addressed_batch(n, 30))
+            .unwrap();
+    }
+    converged(&http, &b, &alice, &cache_alice);
+    converged(&http, &a, &bob, &cache_bob);
+    let (ids_a, ids_b) = (cached_ids(&cache_alice), cached_ids(&cache_bob));
+    assert!(ids_a.iter().any(|i| i.starts_with("n-alice")), "{ids_a:?}");
+    assert!(ids_b.iter().any(|i| i.starts_with("ap-bob")), "{ids_b:?}");
+    assert!(!ids_a.iter().any(|i| i.contains("bob")), "{ids_a:?}");
+    assert!(!ids_b.iter().any(|i| i.contains("alice")), "{ids_b:?}");
+    assert!(ids_a.contains(&"t0".to_owned()) && ids_b.contains(&"t0".to_owned()));
+    // Alice's node dies: her client resumes on A from its cursor, still hers only.
+    b.kill();
+    for n in 10..15 {
+        http.ingest(&a.url(), &pubtok, &addressed_batch(n, 30))
+            .unwrap();
+    }
+    converged(&http, &a, &alice, &cache_alice);
+    converged(&http, &a, &bob, &cache_bob);
+    assert_eq!(cache_seq(&cache_alice, "acme"), 450);
+    assert_eq!(cache_seq(&cache_bob, "acme"), 450);
+    assert!(!cached_ids(&cache_alice).iter().any(|i| i.contains("bob")));
+    assert!(
+        on_alice.stderr.contains(&format!("moving to {}", a.url())),
+        "{:?}",
+        on_alice.stderr.snapshot()
+    );
+    // What each client printed: only its own events, never another user's.
+    for (run, other) in [(&on_alice, "bob"), (&on_bob, "alice")] {
+        for line in run.changes() {
+            assert!(
+                !line.to_string().contains(other),
+                "{other}'s event leaked: {line}"
+            );
+        }
+    }
+    applied_once(&[&on_alice]);
+    applied_once(&[&on_bob]);
+    // Filtered sessions never saw a gap, and loaded one snapshot each (the first).
+    assert!(
+        never_a_gap(&on_alice) >= 2,
+        "{:?}",
+        on_alice.stderr.snapshot()
+    );
+    never_a_gap(&on_bob);
+}

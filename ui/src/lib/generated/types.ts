@@ -398,7 +398,13 @@ projects: Array<string>,
  * Never open the socket: keep the data fresh by REST polling (seed 003's
  * toggle).
  */
-force_polling: boolean, };
+force_polling: boolean, 
+/**
+ * Base URLs of the server's other nodes (a cluster of gateways on one Redis),
+ * tried in order after `url` when the node in use is down (the core's
+ * `failover` rule). Empty: one node.
+ */
+nodes: Array<string>, };
 
 export type NotificationSettings = { 
 /**
