@@ -55,13 +55,23 @@ class Gateway:
         self.proc = None
         self.log = open(os.path.join(OUT, "gateway.log"), "a")
 
+    def users_file(self):
+        """The users file, made once with `pulse-gateway user add` (password on stdin)."""
+        path = os.path.join(TMP, "users.toml")
+        if not os.path.exists(path):
+            subprocess.run([GATEWAY, "user", "add", "e2e-ann", "--tenant", TENANT,
+                            "--users-file", path], input=PASSWORD + "\n", text=True,
+                           check=True, stderr=self.log)
+        return path
+
     def start(self):
+        users = self.users_file()
         deadline = time.time() + 20
         while True:
             self.proc = subprocess.Popen(
                 [GATEWAY, "serve", "--addr", self.addr, "--store", "sqlite:" + self.store,
                  "--jwt-secret", SECRET, "--ping-interval", "2s", "--ping-timeout", "2s",
-                 "--user", f"e2e-ann:{PASSWORD}:{TENANT}"],
+                 "--users-file", users],
                 stdout=subprocess.PIPE, stderr=self.log, text=True)
             line = self.proc.stdout.readline().strip()
             m = re.match(r"listening on http://(\S+)", line)

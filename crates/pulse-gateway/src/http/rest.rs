@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiErr, Auth, RawJson};
 use super::AppState;
-use crate::auth::{self, constant_time_eq};
+use crate::auth;
 use crate::store::{now_ms, NewEvent};
 
 /// Default `limit` of `GET /v1/events`.
@@ -370,15 +370,16 @@ fn tokens(st: &AppState, sub: &str, tenant: &str, role: Role) -> Result<TokenRes
 
 pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
     let req: LoginRequest = body.parse()?;
-    // Compare against every user so the time taken does not reveal which names exist.
-    let mut found = None;
-    for u in &st.users {
-        let name_ok = constant_time_eq(u.name.as_bytes(), req.username.as_bytes());
-        let pass_ok = constant_time_eq(u.password.as_bytes(), req.password.as_bytes());
-        if name_ok && pass_ok && found.is_none() {
-            found = Some(u);
-        }
-    }
+    // argon2 is slow on purpose: off the async threads. An unknown name costs the
+    // same as a wrong password (users::Directory::verify).
+    let users = st.users.clone();
+    let (name, password) = (req.username.clone(), req.password);
+    let found = tokio::task::spawn_blocking(move || users.verify(&name, &password))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "password check failed");
+            ApiErr::internal()
+        })?;
     let Some(user) = found else {
         st.hub
             .metrics()

@@ -9,5 +9,6 @@ mod cluster;
 mod demo;
 mod garbage;
 mod rest;
+mod service;
 mod source;
 mod stream;
