@@ -45,5 +45,7 @@ fn pulse_commands() -> &'static [&'static str] {
         "set_token",
         "pause_notifications",
         "mark_read",
+        "check_updates",
+        "install_update",
     ]
 }
