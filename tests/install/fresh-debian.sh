@@ -132,12 +132,9 @@ t "window mapped: $(head -1 "$OUT/window.txt")"
 # The demo paints: the app's own readiness first (its log says the demo's snapshot
 # loaded), then the screen: the page area must hold the demo's cards (the loading
 # page shows ~150 colours there, the demo's overview ~1000).
-for _ in $(seq 240); do
-  grep -q 'snapshot loaded.*entities=[1-9]' "$CHROOT/tmp/pulse.log" 2>/dev/null && break
-  sleep 0.5
-done
-grep -q 'snapshot loaded.*entities=[1-9]' "$CHROOT/tmp/pulse.log" \
-  || { cat "$CHROOT/tmp/pulse.log" >&2; fail "the app never loaded the demo's snapshot"; }
+demo_loaded() { sed 's/\x1b\[[0-9;]*m//g' "$CHROOT/tmp/pulse.log" 2>/dev/null | grep -q 'snapshot loaded.*entities=[1-9]'; }
+for _ in $(seq 240); do demo_loaded && break; sleep 0.5; done
+demo_loaded || { cat "$CHROOT/tmp/pulse.log" >&2; fail "the app never loaded the demo's snapshot"; }
 colours=0
 for _ in $(seq 120); do
   as_ann xwd -root -silent >"$OUT/screen.xwd" 2>/dev/null || true
