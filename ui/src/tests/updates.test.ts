@@ -84,3 +84,29 @@ describe("Settings: update checks", () => {
     expect(getByTestId("update-error").textContent).toContain("could not check");
   });
 });
+
+describe("Update check at start", () => {
+  it("where the settings ask for it, a verified release is offered at the top of the window", async () => {
+    const backend = new FakeBackend([]);
+    backend.settings.updates = { endpoint: "https://releases.example.com/latest.json", check_at_start: true };
+    backend.updateStatus = offer({ kind: "self_update" });
+    const app = new AppState(backend, (cb) => setTimeout(cb, 0));
+    const { getByTestId, queryByTestId, getByLabelText } = render(App, { props: { backend, app } });
+    await frame();
+    await frame();
+    expect(backend.calls.filter((c) => c.name === "check_updates")).toHaveLength(1);
+    expect(getByTestId("update-banner").textContent).toContain("Pulse 0.2.0 is available");
+    await fireEvent.click(getByLabelText("Dismiss the update"));
+    await tick();
+    expect(queryByTestId("update-banner")).toBeNull();
+  });
+
+  it("without check_at_start nothing is asked", async () => {
+    const backend = new FakeBackend([]);
+    backend.settings.updates = { endpoint: "https://releases.example.com/latest.json", check_at_start: false };
+    const app = new AppState(backend, (cb) => setTimeout(cb, 0));
+    render(App, { props: { backend, app } });
+    await frame();
+    expect(backend.calls.some((c) => c.name === "check_updates")).toBe(false);
+  });
+});
