@@ -72,6 +72,8 @@ if [ -z "${PULSE_SKIP_INSTALL:-}" ]; then
   # the debug packages ≈ 1.5 min on a warm target.
   step "packages: the app's .deb and .rpm, the gateway's .deb (debug build)"
   bounded 1800 ./scripts/package.sh --debug
+  step "the .rpm: metadata, dependencies, files, desktop entry (no Fedora root here)"
+  bounded 300 tests/install/check-rpm.sh "$(grep '/bundle/rpm/.*\.rpm$' "$CARGO_TARGET_DIR/packages.txt")"
   step "fresh Debian 12: install the packages with apt, run them"
   bounded 900 tests/install/fresh-debian.sh \
     "$(grep '/bundle/deb/.*\.deb$' "$CARGO_TARGET_DIR/packages.txt")" \
