@@ -46,5 +46,7 @@ fn pulse_commands() -> &'static [&'static str] {
         "set_token",
         "pause_notifications",
         "mark_read",
+        "check_updates",
+        "install_update",
     ]
 }

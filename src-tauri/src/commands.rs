@@ -121,3 +121,25 @@ pub async fn pause_notifications(
 pub fn mark_read(shell: Shared<'_>, keys: Vec<String>) -> Result<(), CommandError> {
     shell.mark_read(keys)
 }
+
+/// Check the settings' update endpoint: a newer release is offered only once its
+/// signature verified (see [`crate::updates`]).
+#[tauri::command]
+pub async fn check_updates<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    shell: Shared<'_>,
+    pending: State<'_, crate::updates::Pending>,
+) -> Result<crate::updates::UpdateStatus, CommandError> {
+    let endpoint = shell.settings().updates.endpoint;
+    let (status, verified) = crate::updates::check(&app, endpoint.as_deref()).await?;
+    pending.set(verified);
+    Ok(status)
+}
+
+/// Install the verified update of the last check, where Pulse may install it itself.
+#[tauri::command]
+pub async fn install_update(
+    pending: State<'_, crate::updates::Pending>,
+) -> Result<(), CommandError> {
+    pending.install()
+}

@@ -280,6 +280,19 @@ pub struct Settings {
     pub start_at_login: bool,
     /// Theme.
     pub theme: Theme,
+    /// Update checks.
+    pub updates: UpdateSettings,
+}
+
+/// Where Pulse looks for newer releases. The manifest there is verified with the
+/// public key built into the app (`tauri.conf.json`), never one from the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, Default)]
+#[serde(default)]
+pub struct UpdateSettings {
+    /// The update manifest's URL (`https://…/latest.json`); `null`: no checks.
+    pub endpoint: Option<String>,
+    /// Check once at start.
+    pub check_at_start: bool,
 }
 
 impl Default for Settings {
@@ -290,6 +303,7 @@ impl Default for Settings {
             notifications: NotificationSettings::default(),
             start_at_login: false,
             theme: Theme::System,
+            updates: UpdateSettings::default(),
         }
     }
 }
@@ -524,11 +538,15 @@ pub fn typescript_bindings() -> String {
         SavedServer::decl(&cfg),
         NotificationSettings::decl(&cfg),
         Theme::decl(&cfg),
+        UpdateSettings::decl(&cfg),
         Settings::decl(&cfg),
         Account::decl(&cfg),
         ProfileInfo::decl(&cfg),
         Bootstrap::decl(&cfg),
         CommandError::decl(&cfg),
+        crate::updates::InstallPath::decl(&cfg),
+        crate::updates::UpdateOffer::decl(&cfg),
+        crate::updates::UpdateStatus::decl(&cfg),
     ];
     for d in decls {
         out.push_str("export ");

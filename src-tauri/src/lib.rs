@@ -23,6 +23,7 @@ pub mod notifier;
 pub mod paths;
 pub mod shell;
 pub mod tray;
+pub mod updates;
 
 use crate::keyring_store::KeyringCredentials;
 use crate::paths::Paths;
@@ -49,6 +50,8 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::set_token,
         commands::pause_notifications,
         commands::mark_read,
+        commands::check_updates,
+        commands::install_update,
     ]
 }
 
@@ -198,6 +201,8 @@ pub fn run() {
             Some(vec!["--hidden"]),
         ))
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
+        .manage(updates::Pending::default())
         .invoke_handler(handler())
         .setup(move |app| {
             let handle = app.handle().clone();

@@ -32,6 +32,8 @@ OUT = os.environ["PULSE_E2E_OUT"]
 TMP = os.environ["PULSE_E2E_TMP"]
 DBUS_LOG = os.environ["PULSE_DBUS_LOG"]
 SHOTS = os.environ.get("PULSE_SCREENSHOTS", "")
+AXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_modules", "axe-core", "axe.min.js")
+PAGES = ["overview", "agents", "board", "approvals", "conversations", "notifications", "settings"]
 SECRET = "desktop-e2e-secret"
 LANGGRAPH = os.environ.get("PULSE_LANGGRAPH_BIN", "")
 LG_SECRET = "desktop-e2e-langgraph-webhook"
@@ -58,13 +60,23 @@ class Gateway:
         self.log = open(os.path.join(OUT, "gateway.log"), "a")
         self.source = []  # `--source …` arguments (the LangGraph server)
 
+    def users_file(self):
+        """The users file, made once with `pulse-gateway user add` (password on stdin)."""
+        path = os.path.join(TMP, "users.toml")
+        if not os.path.exists(path):
+            subprocess.run([GATEWAY, "user", "add", "e2e-ann", "--tenant", TENANT,
+                            "--users-file", path], input=PASSWORD + "\n", text=True,
+                           check=True, stderr=self.log)
+        return path
+
     def start(self):
+        users = self.users_file()
         deadline = time.time() + 20
         while True:
             self.proc = subprocess.Popen(
                 [GATEWAY, "serve", "--addr", self.addr, "--store", "sqlite:" + self.store,
                  "--jwt-secret", SECRET, "--ping-interval", "2s", "--ping-timeout", "2s",
-                 "--user", f"e2e-ann:{PASSWORD}:{TENANT}", *self.source],
+                 "--users-file", users, *self.source],
                 stdout=subprocess.PIPE, stderr=self.log, text=True)
             line = self.proc.stdout.readline().strip()
             m = re.match(r"listening on http://(\S+)", line)
@@ -169,6 +181,20 @@ def click(sel):
 def go(page):
     css(f'[data-testid="nav-{page}"]').click()
     wait(f"the {page} page", lambda: csss(f'[data-testid="page-{page}"]'))
+
+
+def axe_violations():
+    """axe-core (tests/desktop/package-lock.json), injected into the app's window, run on
+    the page as shown: the serious and critical violations."""
+    if not driver.execute_script("return typeof window.axe === 'object'"):
+        driver.execute_script(open(AXE).read())
+    found = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']}).then("
+        "  r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        "    nodes: v.nodes.slice(0, 4).map(n => n.target.join(' '))}))),"
+        "  e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));")
+    return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
 def label():
@@ -630,6 +656,51 @@ try:
         wait("notification rows", lambda: len(csss('[data-testid="notification-row"]')) >= 2, 10)
         shot("notifications.png")
     t_centre()
+
+    @check("keyboard only: page keys, visible focus, the ? overlay and Esc")
+    def t_keyboard():
+        body = css("body")
+        body.send_keys("4")
+        wait("Approvals by its key", lambda: csss('[data-testid="page-approvals"]'), 5)
+        body.send_keys("1")
+        wait("Overview by its key", lambda: csss('[data-testid="page-overview"]'), 5)
+        # Tab from the top: the skip link first, and focus is drawn.
+        driver.execute_script("document.activeElement && document.activeElement.blur()")
+        webdriver.ActionChains(driver).send_keys("\ue004").perform()  # Tab
+        focused = driver.switch_to.active_element
+        assert focused.get_attribute("data-testid") == "skip-link", focused.get_attribute("outerHTML")[:120]
+        outline = driver.execute_script(
+            "const s = getComputedStyle(document.activeElement); return [s.outlineStyle, s.outlineWidth, s.top]")
+        assert outline[0] != "none" and outline[1] != "0px", f"no visible focus: {outline}"
+        body.send_keys("?")
+        wait("the shortcuts overlay", lambda: csss('[data-testid="help-overlay"]'), 5)
+        assert len(csss('[data-testid="shortcut"]')) >= 10
+        shot("help-overlay.png")
+        webdriver.ActionChains(driver).send_keys("\ue00c").perform()  # Escape
+        wait("the overlay to close", lambda: not csss('[data-testid="help-overlay"]'), 5)
+    t_keyboard()
+
+    @check("axe-core: no serious or critical violations on any page, light and dark")
+    def t_axe():
+        problems = []
+        for theme in ("light", "dark"):
+            driver.execute_script("document.documentElement.dataset.theme = arguments[0]", theme)
+            for page in PAGES:
+                go(page)
+                wait(f"{page} painted", lambda: css('[data-testid="content"]').get_attribute("data-loaded") == "true", 10)
+                for v in axe_violations():
+                    problems.append(f"{theme}/{page}: {v['impact']} {v['id']} ({v['help']}) at {v['nodes']}")
+            # The overlay is a page of its own for a screen reader.
+            css("body").send_keys("?")
+            wait("the shortcuts overlay", lambda: csss('[data-testid="help-overlay"]'), 5)
+            for v in axe_violations():
+                problems.append(f"{theme}/help overlay: {v['impact']} {v['id']} ({v['help']}) at {v['nodes']}")
+            webdriver.ActionChains(driver).send_keys("\ue00c").perform()
+            wait("the overlay to close", lambda: not csss('[data-testid="help-overlay"]'), 5)
+        with open(os.path.join(OUT, "axe.txt"), "w") as f:
+            f.write("\n".join(problems) + "\n")
+        assert not problems, f"{len(problems)} violations (tests/out/desktop/axe.txt): " + "; ".join(problems[:6])
+    t_axe()
 
     # --- signing in from Settings, with the OS keyring (gnome-keyring) -------------
     stop_driver(tauri_driver, driver)

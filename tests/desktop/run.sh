@@ -39,6 +39,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" || die "could not create $VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/tests/desktop/requirements.txt" || die "pip install failed"
+# axe-core, injected into the app's window by e2e.py (pinned in package-lock.json).
+[ -f "$ROOT/tests/desktop/node_modules/axe-core/axe.min.js" ] \
+  || (cd "$ROOT/tests/desktop" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci (axe-core) failed"
 
 step "langgraph dev server (pinned requirements)"
 LG_VENV=${PULSE_LANGGRAPH_VENV:-/var/tmp/pulse-langgraph-venv}

@@ -1,20 +1,24 @@
-//! The `pulse-gateway` command line (`serve`, `mint`); `main.rs` only calls [`main`].
+//! The `pulse-gateway` command line (`serve`, `mint`, `user`); `main.rs` only calls
+//! [`main`].
 //!
 //! Output contract: `serve` prints exactly one line on stdout, `listening on
 //! http://IP:PORT`, once bound (flushed at once); everything else goes to stderr
 //! through `tracing` (filter with `PULSE_LOG`, default `info`). `mint` prints the
-//! token alone on stdout. Exit status: 0 after a clean stop, 1 when the gateway
+//! token alone on stdout; `user list` prints `NAME\tTENANT\tROLE` lines, `user
+//! add|remove` a confirmation on stderr. Exit status: 0 after a clean stop, 1 when the gateway
 //! cannot start, 2 for usage errors (including a missing secret).
 
 use std::io::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pulse_protocol::auth::{Role, TokenUse};
 
-use crate::config::{self, parse_duration, Config, DemoConfig, StoreConfig, User};
+use crate::config::{self, parse_duration, Config, DemoConfig, FileConfig, StoreConfig};
+use crate::users::{User, UsersFile};
 use crate::Gateway;
 
 /// The Pulse reference gateway.
@@ -31,6 +35,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print a signed token (JWT) on stdout.
     Mint(MintArgs),
+    /// Manage the users file: `add NAME --tenant T`, `remove NAME`, `list`.
+    User(UserArgs),
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -40,24 +46,33 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{s}` resolves to no address"))
 }
 
+/// Every option is also a key of the `--config` file (see [`FileConfig`]); a flag
+/// given here wins. Defaults apply to what neither gives.
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:7780", value_parser = parse_addr)]
-    addr: SocketAddr,
+    /// A TOML file with any of the options below (keys named like the flags, with
+    /// `_`), e.g. /etc/pulse-gateway/gateway.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:7780].
+    #[arg(long, value_parser = parse_addr)]
+    addr: Option<SocketAddr>,
     /// `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]` (shared by every node of
-    /// a cluster).
-    #[arg(long, default_value = "memory", value_parser = |s: &str| s.parse::<StoreConfig>())]
-    store: StoreConfig,
+    /// a cluster) [default: memory].
+    #[arg(long, value_parser = |s: &str| s.parse::<StoreConfig>())]
+    store: Option<StoreConfig>,
     /// Run the demo simulator for tenant `demo` (user `demo`, password `demo`).
     #[arg(long)]
     demo: bool,
     /// HS256 secret for tokens.
     #[arg(long, env = "PULSE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
-    /// Events kept per tenant.
-    #[arg(long, default_value_t = config::DEFAULT_RETAIN, value_parser = clap::value_parser!(u64).range(1..))]
-    retain: u64,
+    /// A file holding the HS256 secret (surrounding whitespace ignored).
+    #[arg(long)]
+    jwt_secret_file: Option<PathBuf>,
+    /// Events kept per tenant [default: 100000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    retain: Option<u64>,
     /// Also drop events older than this (e.g. `7d`; Redis store, trimmed on append).
     #[arg(long, value_parser = parse_duration)]
     retain_age: Option<Duration>,
@@ -72,49 +87,85 @@ struct ServeArgs {
     #[arg(long, value_parser = |s: &str| s.parse::<SourceArg>())]
     source: Option<SourceArg>,
     /// The TOML mapping of a `redis-stream://` source's events to Pulse events.
-    #[arg(long, requires = "source")]
-    mapping: Option<std::path::PathBuf>,
+    #[arg(long)]
+    mapping: Option<PathBuf>,
     /// The tenant a `langgraph+` source's approvals belong to.
-    #[arg(long, requires = "source")]
+    #[arg(long)]
     tenant: Option<String>,
     /// Only threads of this graph (repeatable; default: every graph).
-    #[arg(long = "graph", requires = "source")]
+    #[arg(long = "graph")]
     graphs: Vec<String>,
     /// A file holding the LangGraph webhooks' shared secret (or set
     /// PULSE_LANGGRAPH_WEBHOOK_SECRET). Never on the command line.
-    #[arg(long, requires = "source")]
-    webhook_secret_file: Option<std::path::PathBuf>,
+    #[arg(long)]
+    webhook_secret_file: Option<PathBuf>,
     /// The URL LangGraph reaches this gateway's webhook at, given as the `webhook`
     /// of the runs Pulse starts (default: none; the reconcile finds their pauses).
-    #[arg(long, requires = "source")]
+    #[arg(long)]
     webhook_url: Option<String>,
-    /// Time between two reconciling searches of interrupted threads.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    reconcile_interval: Duration,
-    /// Interval between server pings (e.g. `15s`).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    ping_interval: Duration,
-    /// Silence tolerated after a ping interval before a client is closed.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    ping_timeout: Duration,
-    /// Lifetime of access tokens from login/refresh.
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
-    access_ttl: Duration,
-    /// Lifetime of refresh tokens.
-    #[arg(long, default_value = "30d", value_parser = parse_duration)]
-    refresh_ttl: Duration,
-    /// A user who may log in, `NAME:PASSWORD:TENANT` (repeatable).
-    #[arg(long = "user", value_parser = |s: &str| s.parse::<User>())]
-    users: Vec<User>,
-    /// Demo time factor (2 = twice as many events, approvals twice as often).
-    #[arg(long, default_value_t = 1.0)]
-    demo_speed: f64,
+    /// Time between two reconciling searches of interrupted threads [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    reconcile_interval: Option<Duration>,
+    /// Interval between server pings (e.g. `15s`) [default: 15s].
+    #[arg(long, value_parser = parse_duration)]
+    ping_interval: Option<Duration>,
+    /// Silence tolerated after a ping interval before a client is closed [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    ping_timeout: Option<Duration>,
+    /// Lifetime of access tokens from login/refresh [default: 15m].
+    #[arg(long, value_parser = parse_duration)]
+    access_ttl: Option<Duration>,
+    /// Lifetime of refresh tokens [default: 30d].
+    #[arg(long, value_parser = parse_duration)]
+    refresh_ttl: Option<Duration>,
+    /// The users file (argon2 hashes; manage it with `pulse-gateway user`), re-read
+    /// when it changes. Users log in only from this file (and `demo` with --demo).
+    #[arg(long)]
+    users_file: Option<PathBuf>,
+    /// Demo time factor (2 = twice as many events, approvals twice as often) [default: 1].
+    #[arg(long)]
+    demo_speed: Option<f64>,
     /// Seed of the demo simulator.
     #[arg(long)]
     demo_seed: Option<u64>,
-    /// Events a WebSocket client may lag behind before it is disconnected.
-    #[arg(long, default_value_t = config::DEFAULT_CLIENT_QUEUE)]
-    client_queue: usize,
+    /// Events a WebSocket client may lag behind before it is disconnected [default: 8192].
+    #[arg(long)]
+    client_queue: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct UserArgs {
+    #[command(subcommand)]
+    command: UserCommand,
+    /// The users file to change.
+    #[arg(long, global = true, conflicts_with = "config")]
+    users_file: Option<PathBuf>,
+    /// Take the users file from this gateway config (`users_file` key).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is read from standard input (one line), or asked
+    /// twice without echo at a terminal; never from the command line.
+    Add {
+        /// Login name.
+        name: String,
+        /// Tenant of the user's tokens.
+        #[arg(long)]
+        tenant: String,
+        /// Role of the user's tokens.
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
+    },
+    /// Remove a user.
+    Remove {
+        /// Login name.
+        name: String,
+    },
+    /// List users (name, tenant, role; never the hashes).
+    List,
 }
 
 /// What `--source` names.
@@ -162,6 +213,15 @@ enum RoleArg {
     Publisher,
 }
 
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Publisher => Role::Publisher,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct MintArgs {
     /// HS256 secret (the gateway's `--jwt-secret`).
@@ -190,6 +250,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Mint(args) => mint(args),
         Command::Serve(args) => serve(*args),
+        Command::User(args) => user(args),
     }
 }
 
@@ -198,10 +259,7 @@ fn mint(args: MintArgs) -> ExitCode {
         eprintln!("error: --secret, --tenant and --sub must not be empty");
         return ExitCode::from(2);
     }
-    let role = match args.role {
-        RoleArg::Viewer => Role::Viewer,
-        RoleArg::Publisher => Role::Publisher,
-    };
+    let role = args.role.into();
     let token_use = if args.refresh {
         TokenUse::Refresh
     } else {
@@ -221,13 +279,8 @@ fn mint(args: MintArgs) -> ExitCode {
 }
 
 fn init_tracing() {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    for d in pulse_protocol::log_directives() {
-        if let Ok(d) = d.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -235,90 +288,195 @@ fn init_tracing() {
         .try_init();
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let secret = args.jwt_secret.filter(|s| !s.is_empty());
-    if secret.is_none() && !args.demo {
-        eprintln!(
-            "error: no JWT secret. Pass --jwt-secret SECRET or set PULSE_JWT_SECRET \
-             (or run with --demo to use a random one)."
-        );
-        return ExitCode::from(2);
+/// A usage error: printed as `error: …`, exit status 2.
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+/// `value` from the flag, else from the config file's `key` (parsed like the flag).
+fn pick<T>(
+    flag: Option<T>,
+    file: Option<&str>,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match (flag, file) {
+        (Some(v), _) => Ok(Some(v)),
+        (None, Some(s)) => parse(s)
+            .map(Some)
+            .map_err(|e| format!("config key `{key}`: {e}")),
+        (None, None) => Ok(None),
     }
-    if !(args.demo_speed.is_finite() && args.demo_speed > 0.0) {
-        eprintln!("error: --demo-speed must be a positive number");
-        return ExitCode::from(2);
+}
+
+/// The flags merged over the config file, defaults applied, secret resolved.
+fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let addr = pick(args.addr, file.addr.as_deref(), "addr", parse_addr)?
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7780)));
+    let store =
+        pick(args.store, file.store.as_deref(), "store", |s| s.parse())?.unwrap_or_default();
+    let demo = args.demo || file.demo.unwrap_or(false);
+    let demo_speed = args.demo_speed.or(file.demo_speed).unwrap_or(1.0);
+    if !(demo_speed.is_finite() && demo_speed > 0.0) {
+        return Err("--demo-speed must be a positive number".into());
     }
-    if args.retain_age.is_some() && !matches!(args.store, StoreConfig::Redis(_)) {
-        eprintln!("error: --retain-age needs the Redis store (--store redis://HOST:PORT)");
-        return ExitCode::from(2);
+    let retain = args
+        .retain
+        .or(file.retain)
+        .unwrap_or(config::DEFAULT_RETAIN);
+    if retain == 0 {
+        return Err("config key `retain`: must be at least 1".into());
     }
-    let mut source = None;
+    let retain_age = pick(
+        args.retain_age,
+        file.retain_age.as_deref(),
+        "retain_age",
+        parse_duration,
+    )?;
+    if retain_age.is_some() && !matches!(store, StoreConfig::Redis(_)) {
+        return Err("--retain-age needs the Redis store (--store redis://HOST:PORT)".into());
+    }
+    let dur = |flag, key: &str, file: &Option<String>, default| {
+        pick(flag, file.as_deref(), key, parse_duration).map(|d| d.unwrap_or(default))
+    };
+    let source = pick(args.source, file.source.as_deref(), "source", |s| {
+        s.parse::<SourceArg>()
+    })?;
+    let mapping = args.mapping.or(file.mapping);
     let mut langgraph = None;
-    match args.source {
-        Some(SourceArg::Redis(url)) => {
-            let Some(path) = &args.mapping else {
-                eprintln!("error: a redis-stream:// source needs --mapping FILE");
-                return ExitCode::from(2);
-            };
-            match crate::source::Mapping::load(path) {
-                Ok(m) => source = Some((url, m)),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            }
+    let source = match (source, mapping) {
+        (Some(SourceArg::Redis(url)), Some(path)) => Some((
+            url,
+            crate::source::Mapping::load(&path).map_err(|e| e.to_string())?,
+        )),
+        (Some(SourceArg::Redis(_)), None) => {
+            return Err("a redis-stream:// source needs --mapping FILE".into())
         }
-        Some(SourceArg::LangGraph(url)) => {
-            let Some(tenant) = args.tenant.filter(|t| !t.is_empty()) else {
-                eprintln!("error: a langgraph+ source needs --tenant T");
-                return ExitCode::from(2);
+        (Some(SourceArg::LangGraph(_)), Some(_)) => {
+            return Err("--mapping is for a redis-stream:// source, not a langgraph+ one".into())
+        }
+        (Some(SourceArg::LangGraph(url)), None) => {
+            let Some(tenant) = args.tenant.or(file.tenant).filter(|t| !t.is_empty()) else {
+                return Err("a langgraph+ source needs --tenant T".into());
             };
-            let webhook_secret = match webhook_secret(args.webhook_secret_file.as_deref()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
+            let graphs = if args.graphs.is_empty() {
+                file.graphs.unwrap_or_default()
+            } else {
+                args.graphs
             };
+            let secret_file = args.webhook_secret_file.or(file.webhook_secret_file);
             langgraph = Some(crate::langgraph::LangGraphConfig {
                 url,
                 tenant,
-                graphs: args.graphs,
-                webhook_secret,
-                webhook_url: args.webhook_url,
-                reconcile_interval: args.reconcile_interval,
+                graphs,
+                webhook_secret: webhook_secret(secret_file.as_deref())?,
+                webhook_url: args.webhook_url.or(file.webhook_url),
+                reconcile_interval: dur(
+                    args.reconcile_interval,
+                    "reconcile_interval",
+                    &file.reconcile_interval,
+                    Duration::from_secs(30),
+                )?,
             });
+            None
         }
-        None => {}
+        (None, None) => None,
+        (None, Some(_)) => return Err("--mapping needs --source".into()),
+    };
+    let ping_interval = dur(
+        args.ping_interval,
+        "ping_interval",
+        &file.ping_interval,
+        config::DEFAULT_PING_INTERVAL,
+    )?;
+    let ping_timeout = dur(
+        args.ping_timeout,
+        "ping_timeout",
+        &file.ping_timeout,
+        config::DEFAULT_PING_TIMEOUT,
+    )?;
+    let access_ttl = dur(
+        args.access_ttl,
+        "access_ttl",
+        &file.access_ttl,
+        config::DEFAULT_ACCESS_TTL,
+    )?;
+    let refresh_ttl = dur(
+        args.refresh_ttl,
+        "refresh_ttl",
+        &file.refresh_ttl,
+        config::DEFAULT_REFRESH_TTL,
+    )?;
+    let secret_file = args.jwt_secret_file.or(file.jwt_secret_file);
+    let secret = match (args.jwt_secret.filter(|s| !s.is_empty()), secret_file) {
+        (Some(s), _) => Some(s),
+        (None, Some(path)) => {
+            let s = std::fs::read_to_string(&path)
+                .map_err(|e| format!("jwt secret file {}: {e}", path.display()))?;
+            let s = s.trim().to_owned();
+            if s.is_empty() {
+                return Err(format!("jwt secret file {} is empty", path.display()));
+            }
+            Some(s)
+        }
+        (None, None) => None,
+    };
+    if secret.is_none() && !demo {
+        return Err(
+            "no JWT secret. Pass --jwt-secret SECRET, set PULSE_JWT_SECRET or \
+             give jwt_secret_file (or run with --demo to use a random one)."
+                .into(),
+        );
     }
+    let config = Config {
+        addr,
+        store,
+        jwt_secret: secret,
+        retain,
+        retain_age,
+        node_id: args.node_id.or(file.node_id).filter(|n| !n.is_empty()),
+        source,
+        langgraph,
+        ping_interval,
+        ping_timeout,
+        access_ttl,
+        refresh_ttl,
+        users: Vec::new(),
+        users_file: args.users_file.or(file.users_file),
+        demo: demo.then(|| DemoConfig {
+            seed: args
+                .demo_seed
+                .or(file.demo_seed)
+                .unwrap_or_else(rand::random),
+            speed: demo_speed,
+            ..DemoConfig::default()
+        }),
+        client_queue: args
+            .client_queue
+            .or(file.client_queue)
+            .unwrap_or(config::DEFAULT_CLIENT_QUEUE),
+    };
+    let random_secret = config.jwt_secret.is_none();
+    Ok((config, random_secret))
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let (config, random_secret) = match resolve(args) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
     init_tracing();
-    if secret.is_none() {
+    if random_secret {
         eprintln!(
             "pulse-gateway: no --jwt-secret given; using a random secret for this run \
              (tokens will not survive a restart). Log in as demo / demo."
         );
     }
-    let config = Config {
-        addr: args.addr,
-        store: args.store,
-        jwt_secret: secret,
-        retain: args.retain,
-        retain_age: args.retain_age,
-        node_id: args.node_id.filter(|n| !n.is_empty()),
-        source,
-        langgraph,
-        ping_interval: args.ping_interval,
-        ping_timeout: args.ping_timeout,
-        access_ttl: args.access_ttl,
-        refresh_ttl: args.refresh_ttl,
-        users: args.users,
-        demo: args.demo.then(|| DemoConfig {
-            seed: args.demo_seed.unwrap_or_else(rand::random),
-            speed: args.demo_speed,
-            ..DemoConfig::default()
-        }),
-        client_queue: args.client_queue,
-    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -347,6 +505,86 @@ fn serve(args: ServeArgs) -> ExitCode {
         gateway.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// The password for `user add`: two prompts without echo at a terminal, else one
+/// line of standard input (its line ending removed).
+fn read_password() -> Result<String, String> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let b = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if a != b {
+            return Err("the passwords differ".into());
+        }
+        Ok(a)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    }
+}
+
+fn user(args: UserArgs) -> ExitCode {
+    let path = match (args.users_file, args.config) {
+        (Some(p), _) => p,
+        (None, Some(c)) => match FileConfig::load(&c) {
+            Ok(FileConfig {
+                users_file: Some(p),
+                ..
+            }) => p,
+            Ok(_) => return usage(format!("config {} has no `users_file`", c.display())),
+            Err(e) => return usage(e),
+        },
+        (None, None) => return usage("give --users-file FILE or --config FILE"),
+    };
+    let mut file = match UsersFile::load(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.command {
+        UserCommand::List => {
+            let mut out = std::io::stdout().lock();
+            for u in &file.users {
+                let role = match u.role {
+                    Role::Viewer => "viewer",
+                    Role::Publisher => "publisher",
+                };
+                let _ = writeln!(out, "{}\t{}\t{}", u.name, u.tenant, role);
+            }
+            return ExitCode::SUCCESS;
+        }
+        UserCommand::Add { name, tenant, role } => {
+            let password = match read_password() {
+                Ok(p) => p,
+                Err(e) => return usage(e),
+            };
+            match User::new(&name, &password, &tenant, role.into()) {
+                Ok(u) => file
+                    .add(u)
+                    .map(|()| format!("added user `{name}` of tenant `{tenant}`")),
+                Err(e) => return usage(e),
+            }
+        }
+        UserCommand::Remove { name } => {
+            file.remove(&name).map(|_| format!("removed user `{name}`"))
+        }
+    };
+    match result.and_then(|msg| file.save(&path).map(|()| msg)) {
+        Ok(msg) => {
+            eprintln!("pulse-gateway: {msg} in {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A future that ends on SIGTERM or Ctrl-C. On Unix the handlers are installed when

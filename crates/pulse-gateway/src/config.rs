@@ -10,8 +10,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use pulse_protocol::auth::Role;
-
 /// Default number of events each tenant's log keeps.
 pub const DEFAULT_RETAIN: u64 = 100_000;
 /// Default interval between server `ping` frames.
@@ -88,51 +86,7 @@ impl FromStr for StoreConfig {
     }
 }
 
-/// A user who may log in with `POST /v1/auth/login`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct User {
-    /// Login name (becomes the token's `sub`).
-    pub name: String,
-    /// Password, compared in constant time.
-    pub password: String,
-    /// Tenant the user's tokens are for.
-    pub tenant: String,
-    /// Role of the user's tokens.
-    pub role: Role,
-}
-
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("name", &self.name)
-            .field("password", &"<redacted>")
-            .field("tenant", &self.tenant)
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
-impl FromStr for User {
-    type Err = String;
-
-    /// `NAME:PASSWORD:TENANT` (viewer role). The password may not contain `:`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s.split(':').collect();
-        match parts.as_slice() {
-            [name, password, tenant]
-                if !name.is_empty() && !password.is_empty() && !tenant.is_empty() =>
-            {
-                Ok(User {
-                    name: (*name).to_owned(),
-                    password: (*password).to_owned(),
-                    tenant: (*tenant).to_owned(),
-                    role: Role::Viewer,
-                })
-            }
-            _ => Err("a user is `NAME:PASSWORD:TENANT`, all three non-empty".into()),
-        }
-    }
-}
+pub use crate::users::User;
 
 /// Knobs of the `--demo` simulator.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,8 +139,11 @@ pub struct Config {
     pub access_ttl: Duration,
     /// Lifetime of refresh tokens.
     pub refresh_ttl: Duration,
-    /// Users who may log in.
+    /// Users who may log in, besides those of [`Config::users_file`] (for embedders;
+    /// the command line has only the file).
     pub users: Vec<User>,
+    /// The users file (see [`crate::users`]), re-read when it changes.
+    pub users_file: Option<PathBuf>,
     /// Run the demo simulator (and add the user `demo`/`demo` of tenant `demo`).
     pub demo: Option<DemoConfig>,
     /// Events a client may be behind on its live feed before it is disconnected.
@@ -211,6 +168,7 @@ impl std::fmt::Debug for Config {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("users", &self.users)
+            .field("users_file", &self.users_file)
             .field("demo", &self.demo)
             .field("client_queue", &self.client_queue)
             .finish()
@@ -233,9 +191,68 @@ impl Default for Config {
             access_ttl: DEFAULT_ACCESS_TTL,
             refresh_ttl: DEFAULT_REFRESH_TTL,
             users: Vec::new(),
+            users_file: None,
             demo: None,
             client_queue: DEFAULT_CLIENT_QUEUE,
         }
+    }
+}
+
+/// The `--config FILE` of `pulse-gateway serve`: every serve option under the flag's
+/// name with `_` for `-` (`ping_interval = "15s"`; `graphs = [..]` for the repeatable
+/// `--graph`), plus `jwt_secret_file`. All keys
+/// are optional; a flag given on the command line wins over the file. An unknown key
+/// is refused, and so is `jwt_secret` (a secret belongs in `jwt_secret_file` or
+/// `PULSE_JWT_SECRET`, not in a config file others may read). Paths are used as
+/// written.
+#[derive(Debug, Default, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // each field is the flag of the same name (see `--help`)
+pub struct FileConfig {
+    pub addr: Option<String>,
+    pub store: Option<String>,
+    pub demo: Option<bool>,
+    pub demo_speed: Option<f64>,
+    pub demo_seed: Option<u64>,
+    pub jwt_secret_file: Option<PathBuf>,
+    pub retain: Option<u64>,
+    pub retain_age: Option<String>,
+    pub node_id: Option<String>,
+    pub source: Option<String>,
+    pub mapping: Option<PathBuf>,
+    pub tenant: Option<String>,
+    pub graphs: Option<Vec<String>>,
+    pub webhook_secret_file: Option<PathBuf>,
+    pub webhook_url: Option<String>,
+    pub reconcile_interval: Option<String>,
+    pub ping_interval: Option<String>,
+    pub ping_timeout: Option<String>,
+    pub access_ttl: Option<String>,
+    pub refresh_ttl: Option<String>,
+    pub users_file: Option<PathBuf>,
+    pub client_queue: Option<usize>,
+}
+
+impl FileConfig {
+    /// Parse the text of a config file (`path` is only for messages).
+    pub fn parse(path: &std::path::Path, text: &str) -> Result<FileConfig, String> {
+        let at = |m: &dyn std::fmt::Display| format!("config {}: {}", path.display(), m);
+        let table: toml::Table = toml::from_str(text).map_err(|e| at(&e.to_string().trim_end()))?;
+        if table.contains_key("jwt_secret") {
+            return Err(at(
+                &"`jwt_secret` is not read from a config file: put the secret in a \
+                 file named by `jwt_secret_file` (readable by the gateway only) or in \
+                 PULSE_JWT_SECRET",
+            ));
+        }
+        toml::from_str(text).map_err(|e| at(&e.to_string().trim_end()))
+    }
+
+    /// Read and parse `path`.
+    pub fn load(path: &std::path::Path) -> Result<FileConfig, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("config {}: {e}", path.display()))?;
+        FileConfig::parse(path, &text)
     }
 }
 
@@ -268,6 +285,30 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_files() {
+        let p = std::path::Path::new("/etc/pulse-gateway/gateway.toml");
+        let c = FileConfig::parse(p, "addr = \"0.0.0.0:7780\"\nretain = 5\ndemo = true\n").unwrap();
+        assert_eq!(c.addr.as_deref(), Some("0.0.0.0:7780"));
+        assert_eq!((c.retain, c.demo), (Some(5), Some(true)));
+        assert_eq!(FileConfig::parse(p, "").unwrap(), FileConfig::default());
+        for (bad, needle) in [
+            ("adr = \"x\"", "unknown field `adr`"),
+            ("retain = \"many\"", "retain"),
+            ("retain = -1", "retain"),
+            ("[addr]\nx = 1", "addr"),
+            ("jwt_secret = \"s\"", "jwt_secret_file"),
+            ("garbage = [", "line 1"),
+            ("\u{0}\u{7f}", "line 1"),
+        ] {
+            let err = FileConfig::parse(p, bad).unwrap_err();
+            assert!(
+                err.contains("gateway.toml") && err.contains(needle),
+                "{bad:?}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn durations() {
@@ -307,7 +348,7 @@ mod tests {
         }
         let u: User = "ann:pw:acme".parse().unwrap();
         assert_eq!((u.name.as_str(), u.tenant.as_str()), ("ann", "acme"));
-        assert!(!format!("{u:?}").contains("pw"));
+        assert!(u.verify("pw"));
         assert!("ann:pw".parse::<User>().is_err());
         assert!("ann::acme".parse::<User>().is_err());
     }

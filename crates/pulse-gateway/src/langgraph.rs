@@ -838,7 +838,13 @@ mod tests {
         // Port 9 (discard): nothing listens; a round fails and nothing is stored.
         assert!(s.on_webhook(&json!({"thread_id": "t1"})).await.is_err());
         assert!(s.round().await.is_err());
-        assert!(s.hub.snapshot("acme", None).await.unwrap().entities.is_empty());
+        assert!(s
+            .hub
+            .snapshot("acme", None)
+            .await
+            .unwrap()
+            .entities
+            .is_empty());
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod langgraph;
 pub mod metrics;
 pub mod source;
 pub mod store;
+pub mod users;
 
 pub mod cli;
 
@@ -72,6 +73,9 @@ pub enum StartError {
     /// The `--source` consumer could not be started.
     #[error("cannot start the source: {0}")]
     Source(String),
+    /// The users file is invalid (or the demo tenant's name is).
+    #[error("{0}")]
+    Users(#[source] users::UsersError),
     /// The store could not be read at start.
     #[error("cannot read the store: {0}")]
     Hub(#[from] hub::HubError),
@@ -128,15 +132,22 @@ impl Gateway {
             addr: config.addr,
             source,
         })?;
-        let mut users = config.users.clone();
+        let mut fixed = config.users.clone();
         if let Some(demo) = &config.demo {
-            users.push(User {
-                name: "demo".into(),
-                password: "demo".into(),
-                tenant: demo.tenant.clone(),
-                role: pulse_protocol::auth::Role::Viewer,
-            });
+            fixed.push(
+                User::new(
+                    "demo",
+                    "demo",
+                    &demo.tenant,
+                    pulse_protocol::auth::Role::Viewer,
+                )
+                .map_err(StartError::Users)?,
+            );
         }
+        let users = Arc::new(
+            users::Directory::new(fixed, config.users_file.as_deref())
+                .map_err(StartError::Users)?,
+        );
         let (stop_tx, stop_rx) = watch::channel(false);
         hub.start_tail(stop_rx.clone());
         let langgraph = config

@@ -5,3 +5,4 @@
 mod commands;
 mod generated;
 mod profiles;
+mod updates;

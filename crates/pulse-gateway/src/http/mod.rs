@@ -17,8 +17,8 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::auth::Keys;
-use crate::config::User;
 use crate::hub::Hub;
+use crate::users::Directory;
 
 pub mod error;
 mod rest;
@@ -34,7 +34,7 @@ pub struct AppState {
     /// Token keys.
     pub keys: Keys,
     /// Users who may log in.
-    pub users: Vec<User>,
+    pub users: Arc<Directory>,
     /// Server ping interval.
     pub ping_interval: Duration,
     /// Extra silence tolerated after a ping interval.

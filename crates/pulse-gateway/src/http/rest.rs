@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiErr, Auth, RawJson};
 use super::AppState;
-use crate::auth::{self, constant_time_eq};
+use crate::auth;
 use crate::langgraph::{self, Answer};
 use crate::store::{now_ms, NewEvent};
 
@@ -274,37 +274,44 @@ async fn decide(
     let mut resumes = false;
     let (seq, entity) = st
         .hub
-        .mutate(&claims.tenant, &claims.sub, EntityKind::Approval, &id, |current| {
-            let current =
-                current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
-            if !pulse_protocol::domain::is_pending_approval(&current) {
-                let status = status_of(&current).unwrap_or("decided");
-                return Err(ApiErr::conflict(
-                    format!("approval `{id}` is already {status}"),
-                    Value::Object(current.clone()),
-                ));
-            }
-            let mut data =
-                json!({"id": id, "decision": answer.decision(), "decided_by": claims.sub});
-            if let Some(reason) = reason {
-                data["reason"] = Value::String(reason);
-            }
-            if langgraph::is_langgraph(&current) {
-                // Stored with the answer, before anything is sent: the source
-                // resumes the thread from this record (see `langgraph`).
-                let value = langgraph::resume_value(&current, &answer)
-                    .map_err(|e| ApiErr::conflict(e, Value::Object(current.clone())))?;
-                data["answer"] = json!({"kind": answer.name(), "by": claims.sub, "at": now_ms()});
-                data["resume"] = json!({"state": "queued", "value": value});
-                resumes = true;
-            } else if !matches!(answer, Answer::Approve | Answer::Reject) {
-                return Err(ApiErr::conflict(
-                    format!("approval `{id}` takes approve or reject only"),
-                    Value::Object(current.clone()),
-                ));
-            }
-            event("approval.decided", data)
-        })
+        .mutate(
+            &claims.tenant,
+            &claims.sub,
+            EntityKind::Approval,
+            &id,
+            |current| {
+                let current =
+                    current.ok_or_else(|| ApiErr::not_found(format!("no approval `{id}`")))?;
+                if !pulse_protocol::domain::is_pending_approval(&current) {
+                    let status = status_of(&current).unwrap_or("decided");
+                    return Err(ApiErr::conflict(
+                        format!("approval `{id}` is already {status}"),
+                        Value::Object(current.clone()),
+                    ));
+                }
+                let mut data =
+                    json!({"id": id, "decision": answer.decision(), "decided_by": claims.sub});
+                if let Some(reason) = reason {
+                    data["reason"] = Value::String(reason);
+                }
+                if langgraph::is_langgraph(&current) {
+                    // Stored with the answer, before anything is sent: the source
+                    // resumes the thread from this record (see `langgraph`).
+                    let value = langgraph::resume_value(&current, &answer)
+                        .map_err(|e| ApiErr::conflict(e, Value::Object(current.clone())))?;
+                    data["answer"] =
+                        json!({"kind": answer.name(), "by": claims.sub, "at": now_ms()});
+                    data["resume"] = json!({"state": "queued", "value": value});
+                    resumes = true;
+                } else if !matches!(answer, Answer::Approve | Answer::Reject) {
+                    return Err(ApiErr::conflict(
+                        format!("approval `{id}` takes approve or reject only"),
+                        Value::Object(current.clone()),
+                    ));
+                }
+                event("approval.decided", data)
+            },
+        )
         .await?;
     if resumes {
         if let Some(lg) = &st.langgraph {
@@ -511,15 +518,16 @@ fn tokens(st: &AppState, sub: &str, tenant: &str, role: Role) -> Result<TokenRes
 
 pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
     let req: LoginRequest = body.parse()?;
-    // Compare against every user so the time taken does not reveal which names exist.
-    let mut found = None;
-    for u in &st.users {
-        let name_ok = constant_time_eq(u.name.as_bytes(), req.username.as_bytes());
-        let pass_ok = constant_time_eq(u.password.as_bytes(), req.password.as_bytes());
-        if name_ok && pass_ok && found.is_none() {
-            found = Some(u);
-        }
-    }
+    // argon2 is slow on purpose: off the async threads. An unknown name costs the
+    // same as a wrong password (users::Directory::verify).
+    let users = st.users.clone();
+    let (name, password) = (req.username.clone(), req.password);
+    let found = tokio::task::spawn_blocking(move || users.verify(&name, &password))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "password check failed");
+            ApiErr::internal()
+        })?;
     let Some(user) = found else {
         st.hub
             .metrics()

@@ -10,5 +10,6 @@ mod cluster;
 mod demo;
 mod garbage;
 mod rest;
+mod service;
 mod source;
 mod stream;

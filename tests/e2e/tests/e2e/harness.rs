@@ -52,6 +52,31 @@ impl Lines {
     }
 }
 
+/// A users file at `path` with one viewer, made by `pulse-gateway user add` (the
+/// password on its standard input, as an operator would give it).
+pub fn users_file(path: &Path, name: &str, password: &str, tenant: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new(bin("pulse-gateway"))
+        .args(["user", "add", name, "--tenant", tenant, "--users-file"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pulse-gateway user add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A `pulse-gateway serve` process, killed on drop.
 pub struct Gateway {
     child: Option<Child>,

@@ -235,9 +235,12 @@ fn expired_access_token_is_refreshed_without_the_user() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache.db");
     let db = dir.path().join("gw.db");
+    let users = dir.path().join("users.toml");
+    harness::users_file(&users, "alice", "s3cret", "acme");
+    let users = users.display().to_string();
     let mut gw = Gateway::start(
         &format!("sqlite:{}", db.display()),
-        &["--user", "alice:s3cret:acme", "--access-ttl", "2s"],
+        &["--users-file", &users, "--access-ttl", "2s"],
     );
     let http = Http::new();
     let (pubtok, view) = (publisher("acme"), viewer("acme"));

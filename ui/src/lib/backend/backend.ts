@@ -14,6 +14,7 @@ import type {
   Settings,
   Target,
   UpdateBatch,
+  UpdateStatus,
 } from "../generated/types";
 
 /** Payloads of the events the backend pushes, by short name. */
@@ -63,6 +64,10 @@ export interface Backend {
   /** Pause notifications for `minutes`, or resume with null. */
   pauseNotifications(minutes: number | null): Promise<Settings>;
   markRead(keys: string[]): Promise<void>;
+  /** Check the settings' update endpoint; a release is offered only once its signature verified. */
+  checkUpdates(): Promise<UpdateStatus>;
+  /** Install the verified update (where Pulse owns its install; otherwise a message says what to do). */
+  installUpdate(): Promise<void>;
   on<K extends keyof BackendEvents>(name: K, handler: (payload: BackendEvents[K]) => void): Promise<Unlisten>;
 }
 

@@ -14,6 +14,7 @@ import type {
   OutboxEntry,
   ProfileInfo,
   Settings,
+  UpdateStatus,
 } from "../generated/types";
 import { NATIVE_PROFILE } from "../generated/types";
 import { countFromStats, isActiveTicket, isEscalated, isPendingApproval, isUnread, oldestWaitingSince } from "../domain";
@@ -50,6 +51,7 @@ export function defaultSettings(): Settings {
     },
     start_at_login: false,
     theme: "system",
+    updates: { endpoint: null, check_at_start: false },
   };
 }
 
@@ -257,6 +259,17 @@ export class FakeBackend implements Backend {
   async pauseNotifications(minutes: number | null): Promise<Settings> {
     this.settings.notifications.dnd_until_ms = minutes === null ? null : Date.now() + minutes * 60_000;
     return structuredClone(this.settings);
+  }
+  /** What `checkUpdates` answers (tests set it); `installError` makes `installUpdate` fail with it. */
+  updateStatus: UpdateStatus = { status: "not_configured" };
+  installError: { code: string; message: string } | null = null;
+  async checkUpdates(): Promise<UpdateStatus> {
+    this.calls.push({ name: "check_updates", args: null });
+    return structuredClone(this.updateStatus);
+  }
+  async installUpdate(): Promise<void> {
+    this.calls.push({ name: "install_update", args: null });
+    if (this.installError) throw this.installError;
   }
   async markRead(keys: string[]): Promise<void> {
     this.calls.push({ name: "mark_read", args: keys });

@@ -2,7 +2,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { openUrl } from "@tauri-apps/plugin-opener";
 import { EVENTS } from "../generated/types";
-import type { Account, Action, Bootstrap, ActionOutcome, Intent, Settings } from "../generated/types";
+import type { Account, Action, Bootstrap, ActionOutcome, Intent, Settings, UpdateStatus } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 const NAMES: Record<keyof BackendEvents, string> = {
@@ -60,6 +60,12 @@ export class TauriBackend implements Backend {
   }
   markRead(keys: string[]): Promise<void> {
     return invoke("mark_read", { keys });
+  }
+  checkUpdates(): Promise<UpdateStatus> {
+    return invoke("check_updates");
+  }
+  installUpdate(): Promise<void> {
+    return invoke("install_update");
   }
   async on<K extends keyof BackendEvents>(name: K, handler: (p: BackendEvents[K]) => void): Promise<Unlisten> {
     return listen<BackendEvents[K]>(NAMES[name], (e) => handler(e.payload));

@@ -438,6 +438,16 @@ remind_after_min: number, };
 
 export type Theme = "system" | "light" | "dark";
 
+export type UpdateSettings = { 
+/**
+ * The update manifest's URL (`https://…/latest.json`); `null`: no checks.
+ */
+endpoint: string | null, 
+/**
+ * Check once at start.
+ */
+check_at_start: boolean, };
+
 export type Settings = { 
 /**
  * Known servers.
@@ -458,7 +468,11 @@ start_at_login: boolean,
 /**
  * Theme.
  */
-theme: Theme, };
+theme: Theme, 
+/**
+ * Update checks.
+ */
+updates: UpdateSettings, };
 
 export type Account = { 
 /**
@@ -581,3 +595,53 @@ code: string,
  * For a person.
  */
 message: string, };
+
+export type InstallPath = { "kind": "self_update" } | { "kind": "package_manager", 
+/**
+ * `deb` or `rpm`.
+ */
+format: string, 
+/**
+ * What to run, e.g. `sudo apt install ./Pulse_0.2.0_amd64.deb`.
+ */
+hint: string, } | { "kind": "unpackaged" };
+
+export type UpdateOffer = { 
+/**
+ * The running version.
+ */
+current_version: string, 
+/**
+ * The new version.
+ */
+version: string, 
+/**
+ * Release notes, as published.
+ */
+notes: string | null, 
+/**
+ * Publication date (RFC 3339), if given.
+ */
+date: string | null, 
+/**
+ * Where the new artifact is.
+ */
+download_url: string, 
+/**
+ * How to install it here.
+ */
+install: InstallPath, };
+
+export type UpdateStatus = { "status": "not_configured" } | { "status": "up_to_date", 
+/**
+ * The running version.
+ */
+current_version: string, } | { "status": "available" } & UpdateOffer | { "status": "refused", 
+/**
+ * The announced version.
+ */
+version: string, 
+/**
+ * For a person.
+ */
+reason: string, };

@@ -22,8 +22,7 @@ import type {
   SettledAction,
   Settings,
   Target,
-  UpdateBatch,
-} from "../generated/types";
+  UpdateBatch, UpdateStatus } from "../generated/types";
 import { ENTITY_KINDS, NOTIFICATION_HISTORY } from "../generated/types";
 import { isEscalated, isPendingApproval, isUnread, kindNamed, pageOfKind } from "../domain";
 import { errorMessage, type Backend, type Unlisten } from "../backend/backend";
@@ -164,6 +163,12 @@ export class AppState {
   search = $state("");
   toasts = $state<Toast[]>([]);
   version_ = $state("");
+  /** The last update check's answer (Settings → Updates, and the banner at start). */
+  update = $state<UpdateStatus | null>(null);
+  updateError = $state<string | null>(null);
+  checkingUpdates = $state(false);
+  /** The banner was dismissed (the answer stays in Settings). */
+  updateDismissed = $state(false);
   /** Frames applied and updates applied in all (diagnostics, tests). */
   frames = 0;
   applied = 0;
@@ -190,6 +195,26 @@ export class AppState {
       b.on("settings", (s) => (this.settings = s)),
     ]);
     await this.reload();
+  }
+
+  /** Check the settings' update endpoint (the shell verifies a release before it offers it). */
+  async checkUpdates(): Promise<void> {
+    this.checkingUpdates = true;
+    this.updateError = null;
+    try {
+      this.update = await this.backend.checkUpdates();
+      this.updateDismissed = false;
+    } catch (e) {
+      this.update = null;
+      this.updateError = errorMessage(e);
+    } finally {
+      this.checkingUpdates = false;
+    }
+  }
+
+  /** At start, where the settings ask for it. */
+  async checkUpdatesAtStart(): Promise<void> {
+    if (this.settings.updates?.check_at_start && this.settings.updates.endpoint) await this.checkUpdates();
   }
 
   destroy(): void {
