@@ -598,14 +598,20 @@ mod tests {
             .map(String::as_str)
             .collect();
         keys.sort_unstable();
-        // Keys added since default for old files (no forced polling, no projects).
-        assert!(!s.servers[1].force_polling && s.servers[1].projects.is_empty());
+        // Keys added since default for old files (no forced polling, no projects, no
+        // other nodes).
+        assert!(
+            !s.servers[1].force_polling
+                && s.servers[1].projects.is_empty()
+                && s.servers[1].nodes.is_empty()
+        );
         assert_eq!(
             keys,
             [
                 "force_polling",
                 "id",
                 "name",
+                "nodes",
                 "profile",
                 "projects",
                 "tenant",

@@ -134,28 +134,11 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
         .split(':')
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
-    // Fields in their calendar ranges (a hostile date cannot overflow below).
-    if hms.len() != 3
-        || !(1..=31).contains(&day)
-        || !(1970..=9999).contains(&year)
-        || !(0..24).contains(&hms[0])
-        || !(0..60).contains(&hms[1])
-        || !(0..=60).contains(&hms[2])
-    {
+    if hms.len() != 3 {
         return None;
     }
-    // days from civil (Howard Hinnant)
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
+    // Fields in their calendar ranges: a hostile date cannot overflow.
+    let secs = pulse_protocol::time::unix_seconds(year, month, day, hms[0], hms[1], hms[2])?;
     let secs = u64::try_from(secs).ok()?;
     std::time::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }

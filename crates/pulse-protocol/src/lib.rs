@@ -15,6 +15,7 @@ pub mod auth;
 pub mod domain;
 pub mod frame;
 pub mod rest;
+pub mod time;
 
 pub use domain::{changes_for, Change, EntityKind, EventType};
 pub use frame::{ClientFrame, DecodeError, EventFrame, ServerFrame};

@@ -109,3 +109,21 @@ fn counts_from_stats_blocks() {
         assert_eq!(got, case["expect"].as_u64(), "count_from_stats: {case}");
     }
 }
+
+#[test]
+fn approval_waiting_since() {
+    let t = table();
+    for case in cases(&t, "approval_waiting_since") {
+        let data = case["data"].as_object().expect("`data` is an object");
+        let want = case["expect"].as_i64();
+        assert!(
+            want.is_some() || case["expect"].is_null(),
+            "`expect` is ms or null: {case}"
+        );
+        assert_eq!(
+            pulse_protocol::domain::approval_waiting_since(data),
+            want,
+            "{case}"
+        );
+    }
+}

@@ -43,12 +43,35 @@ export function isPendingApproval(data: Fields): boolean {
   return s === undefined || statusIn(s, PENDING_APPROVAL_STATUSES);
 }
 
+/** Milliseconds since the Unix epoch of an RFC 3339 date-time
+ * (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`), the same grammar and ranges as
+ * pulse_protocol::time::parse_rfc3339_ms (years 1970–9999); anything else: null. */
+export function parseRfc3339Ms(text: string): number | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/.exec(text.trim());
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
+  if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return null;
+  let off = 0;
+  if (!m[8]) {
+    const oh = Number(m[10]), om = Number(m[11]);
+    if (oh > 23 || om > 59) return null;
+    off = (m[9] === "+" ? 1 : -1) * (oh * 3600 + om * 60);
+  }
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, "0")) : 0;
+  // Date.UTC rolls days past a month's end over, as the Rust rule's civil arithmetic does.
+  return Date.UTC(y, mo - 1, d, h, mi, 0) + (s - off) * 1000 + ms;
+}
+
 /** Since when an approval waits, ms since the Unix epoch: the first of
- * APPROVAL_SINCE_FIELDS that is a whole number (none: null). */
+ * APPROVAL_SINCE_FIELDS that is a whole number or an RFC 3339 date-time (none: null). */
 export function approvalWaitingSince(data: Fields): number | null {
   for (const f of APPROVAL_SINCE_FIELDS) {
     const v = data[f];
-    if (typeof v === "number" && Number.isInteger(v)) return v;
+    if (typeof v === "number" && Number.isInteger(v) && Math.abs(v) < 9e15) return v;
+    if (typeof v === "string") {
+      const t = parseRfc3339Ms(v);
+      if (t !== null) return t;
+    }
   }
   return null;
 }

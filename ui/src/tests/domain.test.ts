@@ -2,7 +2,7 @@
 // (crates/pulse-protocol/tests/domain_cases.json): one table, both sides.
 import { describe, expect, it } from "vitest";
 import cases from "../../../crates/pulse-protocol/tests/domain_cases.json";
-import { countFromStats, isActiveTicket, isEscalated, isFailedAgent, isPendingApproval, isUnread, pageOfKind, prLink, statsFigures } from "../lib/domain";
+import { approvalWaitingSince, countFromStats, isActiveTicket, isEscalated, isFailedAgent, isPendingApproval, isUnread, pageOfKind, prLink, statsFigures } from "../lib/domain";
 
 type Case = { data: Record<string, unknown>; expect: boolean };
 const rules: [keyof typeof cases, (d: Record<string, unknown>) => boolean][] = [
@@ -27,6 +27,12 @@ describe("domain rules, from the shared table", () => {
     for (const c of cases.stats_figures) {
       const got = statsFigures(c.data as Record<string, unknown>).sort((a, b) => (key(a[0]) < key(b[0]) ? -1 : 1));
       expect({ data: c.data, got }).toEqual({ data: c.data, got: c.expect });
+    }
+  });
+  it("approval_waiting_since", () => {
+    expect(cases.approval_waiting_since.length).toBeGreaterThan(0);
+    for (const c of cases.approval_waiting_since) {
+      expect({ data: c.data, got: approvalWaitingSince(c.data as Record<string, unknown>) }).toEqual({ data: c.data, got: c.expect });
     }
   });
   it("count_from_stats", () => {

@@ -44,15 +44,26 @@ pub const APPROVAL_DECISIONS: &[&str] = &["approved", "rejected", "responded"];
 pub const DECIDED_ELSEWHERE: &str = "decided_elsewhere";
 
 /// Fields an approval may say since when it waits, first found wins: ms since the
-/// Unix epoch (a number). `requested_at` is what the LangGraph source sets.
+/// Unix epoch (a whole number) or an RFC 3339 date-time (text, as seed 003's
+/// platform writes them). `requested_at` is what the LangGraph source sets.
 pub const APPROVAL_SINCE_FIELDS: &[&str] = &["requested_at", "created_at"];
 
 /// Since when an approval waits (ms since the Unix epoch): the first of
-/// [`APPROVAL_SINCE_FIELDS`] that is a whole number; `None` when none is.
+/// [`APPROVAL_SINCE_FIELDS`] that is a whole number or an RFC 3339 date-time
+/// ([`crate::time::parse_rfc3339_ms`]); `None` when none is.
 pub fn approval_waiting_since(data: &Object) -> Option<i64> {
     APPROVAL_SINCE_FIELDS
         .iter()
-        .find_map(|f| data.get(*f).and_then(Value::as_i64))
+        .find_map(|f| match data.get(*f)? {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                // A whole number written with a fraction (`1.7e12`) is still whole.
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
+            Value::String(s) => crate::time::parse_rfc3339_ms(s),
+            _ => None,
+        })
 }
 
 /// Statuses of a conversation escalated to a human.
