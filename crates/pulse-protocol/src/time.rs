@@ -51,9 +51,12 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
             .then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
     };
     let at = |i: usize, c: u8| b.get(i) == Some(&c);
-    if !(at(4, b'-') && at(7, b'-') && at(13, b':') && at(16, b':'))
-        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
-    {
+    let shape = at(4, b'-')
+        && at(7, b'-')
+        && matches!(b.get(10), Some(b'T' | b't' | b' '))
+        && at(13, b':')
+        && at(16, b':');
+    if !shape {
         return None;
     }
     let secs = unix_seconds(
