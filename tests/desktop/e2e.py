@@ -185,12 +185,18 @@ def go(page):
 
 def axe_violations():
     """axe-core (tests/desktop/package-lock.json), injected into the app's window, run on
-    the page as shown: the serious and critical violations."""
+    the page as shown once its finite animations ended: the serious and critical
+    violations."""
     if not driver.execute_script("return typeof window.axe === 'object'"):
         driver.execute_script(open(AXE).read())
     found = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']}).then("
+        # The page as it settles: rows that just arrived slide in (opacity), and a
+        # contrast read mid-animation measures a colour nobody sees for long.
+        "const finite = document.getAnimations().filter(a =>"
+        "  a.effect && a.effect.getComputedTiming().endTime !== Infinity);"
+        "Promise.all(finite.map(a => a.finished.catch(() => null))).then(() =>"
+        "axe.run(document, {resultTypes: ['violations']})).then("
         "  r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
         "    nodes: v.nodes.slice(0, 4).map(n => n.target.join(' '))}))),"
         "  e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));")
