@@ -124,10 +124,16 @@ for _ in $(seq 100); do [ -e "$CHROOT/tmp/.X11-unix/X42" ] && break; sleep 0.1; 
 as_ann() { chroot --userspec=ann:ann "$CHROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/home/ann USER=ann LANG=C.UTF-8 DISPLAY=:42 "$@"; }
 as_ann sh -c 'cd /home/ann && PULSE_LOG=info pulse >/tmp/pulse.log 2>&1 & echo $! >/tmp/pulse.pid'
 t "pulse started"
-# The window: `xdotool search --sync` waits until a visible window titled Pulse exists.
-timeout 120 chroot --userspec=ann:ann "$CHROOT" /usr/bin/env -i DISPLAY=:42 PATH=/usr/bin:/bin \
-  xdotool search --sync --onlyvisible --name '^Pulse$' >"$OUT/window.txt" \
-  || { cat "$CHROOT/tmp/pulse.log" >&2; fail "no visible window titled Pulse"; }
+# The window: polled until a visible window titled Pulse exists. Not `--sync`: a
+# window GTK destroys while xdotool reads its attributes is an X error (BadWindow)
+# that ends xdotool, so one search is retried instead.
+window_found() {
+  chroot --userspec=ann:ann "$CHROOT" /usr/bin/env -i DISPLAY=:42 PATH=/usr/bin:/bin \
+    xdotool search --onlyvisible --name '^Pulse$' >"$OUT/window.txt" 2>>"$OUT/xdotool.log" \
+    && [ -s "$OUT/window.txt" ]
+}
+for _ in $(seq 240); do window_found && break; sleep 0.5; done
+window_found || { cat "$CHROOT/tmp/pulse.log" >&2; fail "no visible window titled Pulse"; }
 t "window mapped: $(head -1 "$OUT/window.txt")"
 # The demo paints: the app's own readiness first (its log says the demo's snapshot
 # loaded), then the screen: the page area must hold the demo's cards (the loading
