@@ -24,6 +24,7 @@ pub mod paths;
 pub mod shell;
 pub mod tray;
 pub mod updates;
+pub mod wake;
 
 use crate::keyring_store::KeyringCredentials;
 use crate::paths::Paths;
@@ -261,6 +262,8 @@ pub fn run() {
             }
             let s = shell.clone();
             tauri::async_runtime::spawn(async move { s.start_network().await });
+            // Reconnect at once on a wake from sleep or a network change.
+            tauri::async_runtime::spawn(wake::run(shell.clone()));
             Ok(())
         })
         .on_window_event(|window, event| {

@@ -709,6 +709,15 @@ impl Shell {
         }
     }
 
+    /// Reconnect the session at once because of `why` (a wake or a network change,
+    /// from [`crate::wake`]); nothing while no session runs (signed out).
+    pub async fn nudge(&self, why: pulse_core::session::Nudge) {
+        let app = self.conn.lock().await.as_ref().and_then(|c| c.app.clone());
+        if let Some(app) = app {
+            app.session().nudge(why);
+        }
+    }
+
     /// Save settings; reconnects when the server changed.
     pub async fn save_settings(
         self: &Arc<Self>,
