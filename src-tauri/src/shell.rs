@@ -17,7 +17,7 @@ use pulse_core::actions::perform_detached;
 use pulse_core::app::{App, AppEvent, AppOptions, Counts, NotificationCentre};
 use pulse_core::auth::Secret;
 use pulse_core::credentials::{CredentialError, CredentialStore, MemoryCredentials, StoredLogin};
-use pulse_core::policy::{NotificationAction, PolicyConfig};
+use pulse_core::policy::{reply_applies, NotificationAction, Origin, PolicyConfig};
 use pulse_core::rest::RestClient;
 use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, Speaks};
 use pulse_core::session::{ActionOutcome, ConnectionState, Intent, SessionHandle};
@@ -372,6 +372,7 @@ impl Shell {
         }
         conn.caveat = caveat;
         self.notifier.set_actions(speaks.actions());
+        self.notifier.set_origin(Some(self.origin(conn)));
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -937,12 +938,62 @@ impl Shell {
             .map_err(|e| CommandError::new("io", e.to_string()))
     }
 
-    /// Handle a click on a notification.
+    /// The server and account of `conn`, as notifications are stamped with it.
+    fn origin(&self, conn: &Connection) -> Origin {
+        Origin {
+            server: conn.cache_id.clone(),
+            server_name: self
+                .account(conn)
+                .map(|a| a.server_name)
+                .unwrap_or_default(),
+            account: conn.username.clone(),
+        }
+    }
+
+    /// The server and account whose notification buttons act now (`None` while
+    /// no session runs: signed out, or not started).
+    pub async fn notification_origin(&self) -> Option<Origin> {
+        let guard = self.conn.lock().await;
+        let conn = guard.as_ref()?;
+        conn.app.as_ref()?;
+        Some(self.origin(conn))
+    }
+
+    /// Handle a click on a notification. Approve / Reject act only for the server
+    /// and account that raised it (`policy::reply_applies`); a stale one is
+    /// refused and the refusal shown like any settled action.
     pub async fn on_reply(self: &Arc<Self>, reply: Reply) {
         let Some(target) = reply.target else {
             self.hooks.show_window();
             return;
         };
+        if reply.action != NotificationAction::Open {
+            let current = self.notification_origin().await;
+            let verdict = match &reply.origin {
+                Some(raised) => reply_applies(raised, current.as_ref()),
+                None => Err("That notification has no server of its own. Nothing was sent.".into()),
+            };
+            if let Err(message) = verdict {
+                warn!(%message, "a stale notification's button was refused");
+                let action = match reply.action {
+                    NotificationAction::Approve => Action::Approve {
+                        id: target.id.clone(),
+                        reason: None,
+                    },
+                    _ => Action::Reject {
+                        id: target.id.clone(),
+                        reason: None,
+                    },
+                };
+                let s = SettledAction {
+                    outbox_id: 0,
+                    action,
+                    outcome: ActionOutcome::Rejected { message },
+                };
+                self.hooks.emit(events::SETTLED, to_json(&s));
+                return;
+            }
+        }
         let action = match reply.action {
             NotificationAction::Approve => Some(Action::Approve {
                 id: target.id.clone(),
