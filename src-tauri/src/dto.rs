@@ -387,6 +387,9 @@ pub struct Bootstrap {
     pub open: Option<Target>,
     /// The built-in server profiles (besides `native` and a TOML file path).
     pub profiles: Vec<ProfileInfo>,
+    /// When this server's cache was found corrupt and moved aside at open: what
+    /// was lost (`store::SetAside::message`), for the user; `null` otherwise.
+    pub cache_set_aside: Option<String>,
 }
 
 /// A failure a command reports to the UI.

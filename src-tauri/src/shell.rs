@@ -141,6 +141,9 @@ struct Connection {
     login: Option<Arc<StoredLogin>>,
     /// A profile server's caveat, shown before its session publishes its own.
     caveat: Option<String>,
+    /// What was lost when its corrupt cache was moved aside at open
+    /// (`SetAside::message`), for the UI.
+    set_aside: Option<String>,
 }
 
 /// State shared with the event forwarder (a plain mutex: never held across await).
@@ -230,7 +233,9 @@ impl Shell {
         }
     }
 
-    fn open_cache(&self, id: &str) -> StoreHandle {
+    /// The cache of server `id`, and the set-aside message when a corrupt one was
+    /// moved aside (shown in the UI: `Bootstrap::cache_set_aside`).
+    fn open_cache(&self, id: &str) -> (StoreHandle, Option<String>) {
         let path = self.paths.cache_file(id);
         if let Some(dir) = path.parent() {
             let _ = pulse_core::files::create_private_dir(dir);
@@ -238,14 +243,15 @@ impl Shell {
         // Moved aside only when actually corrupt (with -wal/-shm); any other
         // failure keeps the file and this run's data in memory.
         match SqliteStore::open_or_set_aside(&path) {
-            Ok((s, None)) => StoreHandle::new(s),
+            Ok((s, None)) => (StoreHandle::new(s), None),
             Ok((s, Some(aside))) => {
-                warn!(path = %path.display(), "{}", aside.message());
-                StoreHandle::new(s)
+                let message = aside.message();
+                warn!(path = %path.display(), "{message}");
+                (StoreHandle::new(s), Some(message))
             }
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "cache unusable (left in place); keeping data in memory");
-                StoreHandle::new(MemoryStore::new())
+                (StoreHandle::new(MemoryStore::new()), None)
             }
         }
     }
@@ -270,7 +276,7 @@ impl Shell {
             ),
             Source::Profile(p) => (p.id.clone(), Some(p.url.clone()), p.username.clone()),
         };
-        let store = self.open_cache(&cache_id);
+        let (store, set_aside) = self.open_cache(&cache_id);
         let last_sync = store.summary().ok().and_then(|s| s.last_sync_ms);
         let view = ConnectionView {
             state: ConnectionState::Connecting { attempt: 1 }.into(),
@@ -296,6 +302,7 @@ impl Shell {
             username,
             login: None,
             caveat: None,
+            set_aside,
         }
     }
 
@@ -593,6 +600,7 @@ impl Shell {
                 .into_iter()
                 .map(Into::into)
                 .collect(),
+            cache_set_aside: conn.set_aside.clone(),
         })
     }
 

@@ -462,3 +462,31 @@ fn a_saved_server_whose_first_node_is_down_signs_in_and_goes_live_on_the_next() 
     tauri::async_runtime::block_on(h.shell.shutdown());
     tauri::async_runtime::block_on(gw.shutdown());
 }
+
+/// A corrupt cache is moved aside at start and the user is told what was lost:
+/// the message is in the bootstrap (the UI's banner), not only in the log. A
+/// healthy cache has none.
+#[test]
+fn a_corrupt_cache_set_aside_at_start_is_told_in_the_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    offline_profile(dir.path());
+    let paths = Paths::under(dir.path());
+    std::fs::create_dir_all(&paths.data_dir).unwrap();
+    std::fs::write(paths.cache_file("work"), b"not a database, garbage".repeat(300)).unwrap();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    let message = boot["cache_set_aside"].as_str().expect("a set-aside message");
+    assert!(message.starts_with("The cache was damaged"), "{message}");
+    assert!(message.contains("queued"), "{message}");
+    // The new cache works, and a second bootstrap of the same run still tells it.
+    assert_eq!(boot["entities"], json!([]));
+    let again = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    assert_eq!(again["cache_set_aside"], boot["cache_set_aside"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    seed_cache(dir.path(), "work");
+    offline_profile(dir.path());
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    assert_eq!(boot["cache_set_aside"], Value::Null);
+}

@@ -69,6 +69,8 @@ export class FakeBackend implements Backend {
   connection: ConnectionView = { state: { state: "live" }, last_sync_ms: Date.now(), server: "http://127.0.0.1:1", demo: true, caveat: null };
   settings: Settings = defaultSettings();
   outbox: OutboxEntry[] = [];
+  /** What `bootstrap` says about a cache moved aside at open (tests set it). */
+  cacheSetAside: string | null = null;
   online = true;
   /** Set to make the next perform answer this (conflict/rejected tests). */
   nextOutcome: ActionOutcome | null = null;
@@ -135,6 +137,7 @@ export class FakeBackend implements Backend {
       version: "0.0.0-fake",
       open: null,
       profiles: structuredClone(FAKE_PROFILES),
+      cache_set_aside: this.cacheSetAside,
     };
   }
 

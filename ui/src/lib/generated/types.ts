@@ -583,7 +583,12 @@ open: Target | null,
 /**
  * The built-in server profiles (besides `native` and a TOML file path).
  */
-profiles: Array<ProfileInfo>, };
+profiles: Array<ProfileInfo>, 
+/**
+ * When this server's cache was found corrupt and moved aside at open: what
+ * was lost (`store::SetAside::message`), for the user; `null` otherwise.
+ */
+cache_set_aside: string | null, };
 
 export type CommandError = { 
 /**
