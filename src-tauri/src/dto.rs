@@ -193,6 +193,11 @@ pub struct SavedServer {
     /// tried in order after `url` when the node in use is down (the core's
     /// `failover` rule). Empty: one node.
     pub nodes: Vec<String>,
+    /// The user accepts plain http to another machine for this server: its token
+    /// and password then cross the network unencrypted. Off, such a server is
+    /// refused (`pulse_core::server::is_plain_http_off_machine`); loopback and
+    /// https never need it.
+    pub allow_plain_http: bool,
 }
 
 impl SavedServer {
@@ -215,6 +220,7 @@ impl Default for SavedServer {
             projects: Vec::new(),
             force_polling: false,
             nodes: Vec::new(),
+            allow_plain_http: false,
         }
     }
 }
@@ -282,6 +288,11 @@ pub struct Settings {
     pub theme: Theme,
     /// Update checks.
     pub updates: UpdateSettings,
+    /// A PEM file of CA certificates trusted beside the public roots (an
+    /// enterprise's private CA), for every server: `pulse_core::transport::tls`.
+    /// Used from the next start once changed (a process trusts one file);
+    /// `PULSE_CA_FILE` wins over it.
+    pub ca_file: Option<String>,
 }
 
 /// Where Pulse looks for newer releases. The manifest there is verified with the
@@ -304,6 +315,7 @@ impl Default for Settings {
             start_at_login: false,
             theme: Theme::System,
             updates: UpdateSettings::default(),
+            ca_file: None,
         }
     }
 }

@@ -126,6 +126,7 @@ fn saved_server(p: &SavedServer) -> server::SavedServer {
         projects: p.projects.clone(),
         force_polling: p.force_polling,
         nodes: p.nodes.clone(),
+        allow_plain_http: p.allow_plain_http,
     }
 }
 
@@ -197,6 +198,14 @@ impl Shell {
         let centre = NotificationCentre::new(paths.load_read());
         let notifier = Arc::new(OsNotifier::new(replies));
         notifier.set_enabled(settings.notifications.enabled);
+        // The settings' CA file, unless PULSE_CA_FILE (trusted by `run`) is given.
+        if std::env::var_os("PULSE_CA_FILE").is_none() {
+            if let Some(ca) = &settings.ca_file {
+                if let Err(e) = pulse_core::transport::tls::trust_ca_file(ca.as_ref()) {
+                    warn!(error = %e, "the CA file of the settings cannot be used");
+                }
+            }
+        }
         Arc::new(Shell {
             paths,
             env,
@@ -751,7 +760,24 @@ impl Shell {
                 new.active_server = None;
             }
         }
+        new.ca_file = new
+            .ca_file
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty());
         let old = self.settings();
+        if new.ca_file != old.ca_file {
+            if let Some(ca) = &new.ca_file {
+                // Checked before it is saved: a file Pulse cannot use is refused
+                // with its reason, never kept to fail silently at the next start.
+                pulse_core::transport::tls::read_ca_file(ca.as_ref())
+                    .map_err(|e| CommandError::new("invalid", e))?;
+                // Trusted at once when this run has no CA file yet; a different
+                // file than the one in use takes effect at the next start.
+                if let Err(e) = pulse_core::transport::tls::trust_ca_file(ca.as_ref()) {
+                    info!(reason = %e, "the new CA file is used from the next start");
+                }
+            }
+        }
         self.forget_removed_tokens(&old, &new);
         self.paths
             .save_settings(&new)
@@ -786,6 +812,7 @@ impl Shell {
                         p.profile,
                         p.projects,
                         p.force_polling,
+                        p.allow_plain_http,
                     )
                 };
                 find(&old).map(how) != find(&new).map(how)
@@ -872,6 +899,19 @@ impl Shell {
         })?;
         // A node of the server's cluster that is up takes the sign-in.
         let nodes: Vec<_> = profile.nodes.iter().filter_map(|n| http_url(n)).collect();
+        // The password would cross the network unencrypted: only with the opt-in.
+        if !profile.allow_plain_http {
+            if let Some(off) = std::iter::once(rest.base())
+                .chain(&nodes)
+                .find(|u| server::is_plain_http_off_machine(u))
+            {
+                let why = server::SignedOut::PlainHttp {
+                    origin: server::Origin::Saved(profile.name.clone()),
+                    url: off.to_string(),
+                };
+                return Err(CommandError::new("invalid", why.message()));
+            }
+        }
         let login = StoredLogin::sign_in_at(
             rest,
             &nodes,

@@ -490,3 +490,126 @@ fn a_corrupt_cache_set_aside_at_start_is_told_in_the_bootstrap() {
     let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
     assert_eq!(boot["cache_set_aside"], Value::Null);
 }
+
+/// The CA file of the settings (an enterprise's private CA): a file Pulse cannot
+/// use is refused at save with its reason; before it is given, the gateway behind
+/// a TLS front with a private certificate is refused ("certificate"); once saved,
+/// the sign-in and the session go through it. The only test of this binary that
+/// trusts a CA (a process trusts one file).
+#[test]
+fn a_ca_file_in_the_settings_is_checked_at_save_and_then_trusted() {
+    let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(pulse_gateway::Config {
+        users: vec!["ann:hunter2:acme".parse().unwrap()],
+        ..gateway::config()
+    }))
+    .expect("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let ca = pulse_testkit::tls::test_ca(&root);
+    let upstream: std::net::SocketAddr = gw
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let front = pulse_testkit::tls::TlsFront::start(upstream, &ca.cert, &ca.key);
+    let settings = Settings {
+        servers: vec![SavedServer {
+            id: "corp".into(),
+            name: "Corp".into(),
+            url: front.url(),
+            ..SavedServer::default()
+        }],
+        active_server: Some("corp".into()),
+        ..Settings::default()
+    };
+    Paths::under(&root).save_settings(&settings).unwrap();
+    let h = Harness {
+        _dir: Some(dir),
+        ..mock_shell(&root, EnvOverrides::default(), Arc::default(), Ok(()))
+    };
+    let login = || {
+        invoke(
+            &h,
+            "login",
+            json!({"serverId": "corp", "username": "ann", "password": "hunter2"}),
+        )
+    };
+    let refused = login().unwrap_err();
+    assert!(
+        refused["message"].as_str().unwrap().contains("certificate"),
+        "{refused}"
+    );
+
+    let garbage = root.join("garbage.pem");
+    std::fs::write(&garbage, b"-----BEGIN CERTIFICATE-----\n%%%%\n").unwrap();
+    for bad in [garbage, root.join("missing.pem")] {
+        let mut s = h.shell.settings();
+        s.ca_file = Some(bad.display().to_string());
+        let err = invoke(&h, "save_settings", json!({ "settings": s })).unwrap_err();
+        assert_eq!(err["code"], "invalid", "{err}");
+        assert!(
+            err["message"].as_str().unwrap().contains(&bad.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(Paths::under(&root).load_settings().ca_file, None);
+    }
+
+    let mut s = h.shell.settings();
+    s.ca_file = Some(format!("  {}  ", ca.ca.display()));
+    let saved = invoke(&h, "save_settings", json!({ "settings": s })).unwrap();
+    assert_eq!(saved["ca_file"], json!(ca.ca.display().to_string()));
+    assert_eq!(
+        Paths::under(&root).load_settings().ca_file.as_deref(),
+        Some(ca.ca.display().to_string().as_str())
+    );
+    let account = login().unwrap();
+    assert_eq!(account["username"], "ann");
+    wait_for("live through the TLS front", Duration::from_secs(15), || {
+        invoke(&h, "bootstrap", json!({})).unwrap()["connection"]["state"]["state"] == "live"
+    });
+    tauri::async_runtime::block_on(h.shell.shutdown());
+    tauri::async_runtime::block_on(gw.shutdown());
+}
+
+/// A saved server on plain http to another machine is refused (signed out with
+/// the reason, and no sign-in sent) until its "Allow plain http" is on. No
+/// network is used: the refusal comes first.
+#[test]
+fn a_saved_server_on_plain_http_off_this_machine_needs_its_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        servers: vec![SavedServer {
+            id: "lan".into(),
+            name: "Lan".into(),
+            url: "http://10.255.255.1:9".into(),
+            username: Some("ann".into()),
+            ..SavedServer::default()
+        }],
+        active_server: Some("lan".into()),
+        ..Settings::default()
+    };
+    Paths::under(dir.path()).save_settings(&settings).unwrap();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = invoke(&h, "bootstrap", json!({})).unwrap();
+    let state = &boot["connection"]["state"];
+    assert_eq!(state["state"], "signed_out", "{boot}");
+    let message = state["message"].as_str().unwrap();
+    assert!(message.contains("plain http to another machine"), "{message}");
+    assert!(message.contains("“Allow plain http” in the settings of Lan"), "{message}");
+    let err = invoke(
+        &h,
+        "login",
+        json!({"serverId": "lan", "username": "ann", "password": "hunter2"}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "invalid", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("Allow plain http"), "{err}");
+    // The opt-in is a saved field of the server.
+    let mut s = h.shell.settings();
+    s.servers[0].allow_plain_http = true;
+    let saved = invoke(&h, "save_settings", json!({ "settings": s })).unwrap();
+    assert_eq!(saved["servers"][0]["allow_plain_http"], true);
+    tauri::async_runtime::block_on(h.shell.shutdown());
+}

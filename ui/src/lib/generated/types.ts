@@ -404,7 +404,14 @@ force_polling: boolean,
  * tried in order after `url` when the node in use is down (the core's
  * `failover` rule). Empty: one node.
  */
-nodes: Array<string>, };
+nodes: Array<string>, 
+/**
+ * The user accepts plain http to another machine for this server: its token
+ * and password then cross the network unencrypted. Off, such a server is
+ * refused (`pulse_core::server::is_plain_http_off_machine`); loopback and
+ * https never need it.
+ */
+allow_plain_http: boolean, };
 
 export type NotificationSettings = { 
 /**
@@ -472,7 +479,14 @@ theme: Theme,
 /**
  * Update checks.
  */
-updates: UpdateSettings, };
+updates: UpdateSettings, 
+/**
+ * A PEM file of CA certificates trusted beside the public roots (an
+ * enterprise's private CA), for every server: `pulse_core::transport::tls`.
+ * Used from the next start once changed (a process trusts one file);
+ * `PULSE_CA_FILE` wins over it.
+ */
+ca_file: string | null, };
 
 export type Account = { 
 /**
