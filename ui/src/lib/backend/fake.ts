@@ -52,6 +52,7 @@ export function defaultSettings(): Settings {
     start_at_login: false,
     theme: "system",
     updates: { endpoint: null, check_at_start: false },
+    ca_file: null,
   };
 }
 
