@@ -529,6 +529,7 @@ impl SessionHandle {
             config.dialect.clone(),
             store,
             events_tx.clone(),
+            status_rx.clone(),
         );
         let handle = SessionHandle {
             cmd: cmd_tx,
