@@ -216,10 +216,45 @@ fn mark_read_persists() {
     assert!(Paths::under(&root).load_read().contains("approval:a1"));
 }
 
+/// Every log line of this test binary from the moment [`trace_logs`] is called:
+/// the shell's own filter (`pulse_desktop::log_filter`) at `trace`, as
+/// `PULSE_LOG=trace` gives it, written to memory.
+fn trace_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(pulse_desktop::log_filter(Some("trace")))
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        buf
+    })
+    .clone()
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Against a real gateway: live data arrives, Approve changes it on the server, and
-/// the token never reaches the cache or the settings.
+/// the token never reaches the cache or the settings. The shell runs at trace
+/// level (its own filter), and every byte it logged and wrote under its data
+/// folder (settings, cache with `-wal`/`-shm`, read marks) is searched for the
+/// token and for its signature alone.
 #[test]
 fn live_session_against_a_real_gateway() {
+    let logs = trace_logs();
     let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(gateway::config()))
         .expect("gateway");
     let mint = |role| gateway::token("acme", "ann", role, TokenUse::Access);
@@ -291,16 +326,34 @@ fn live_session_against_a_real_gateway() {
     assert_eq!(again["outcome"], "conflict", "{again}");
 
     tauri::async_runtime::block_on(h.shell.shutdown());
+    let signature = viewer.rsplit('.').next().unwrap().to_owned();
+    assert!(signature.len() >= 20, "{signature}");
     // No credential on disk.
-    for entry in walk(&root) {
-        let bytes = std::fs::read(&entry).unwrap();
+    let files = walk(&root);
+    assert!(files.iter().any(|f| f.to_string_lossy().ends_with(".db")), "{files:?}");
+    for entry in &files {
+        let bytes = std::fs::read(entry).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(
-            !text.contains(&viewer),
-            "token found in {}",
-            entry.display()
-        );
+        for secret in [viewer.as_str(), signature.as_str()] {
+            assert!(
+                !text.contains(secret),
+                "token found in {}",
+                entry.display()
+            );
+        }
     }
+    // Nor in any log line, at trace level.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let trace_lines = logged.lines().filter(|l| l.contains("TRACE")).count();
+    assert!(trace_lines > 0, "trace level was on");
+    for secret in [viewer.as_str(), signature.as_str()] {
+        assert!(!logged.contains(secret), "token found in the log");
+    }
+    println!(
+        "FIGURE desktop shell at trace: {} log lines ({trace_lines} at trace) and {} files searched, 0 occurrences",
+        logged.lines().count(),
+        files.len()
+    );
     tauri::async_runtime::block_on(gw.shutdown());
 }
 
