@@ -106,7 +106,11 @@ impl Notifier for OsNotifier {
         n.actions = self.buttons(&n.actions);
         let replies = self.replies.clone();
         let standing = self.standing.clone();
-        let origin = self.origin.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let origin = self
+            .origin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         std::thread::Builder::new()
             .name("notification".into())
             .spawn(move || show_blocking(n, origin, replies, standing))

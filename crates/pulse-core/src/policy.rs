@@ -888,7 +888,10 @@ mod tests {
             account: account.map(Into::into),
         };
         let raised = of("team", Some("ann"));
-        assert_eq!(reply_applies(&raised, Some(&of("team", Some("ann")))), Ok(()));
+        assert_eq!(
+            reply_applies(&raised, Some(&of("team", Some("ann")))),
+            Ok(())
+        );
         // The display name is not identity.
         let renamed = Origin {
             server_name: "Renamed".into(),
@@ -901,7 +904,10 @@ mod tests {
             "That notification was for ann on team server; Pulse is now on ann on ops server. Nothing was sent: switch back to act on it."
         );
         let other_account = reply_applies(&raised, Some(&of("team", Some("bob")))).unwrap_err();
-        assert!(other_account.contains("bob on team server"), "{other_account}");
+        assert!(
+            other_account.contains("bob on team server"),
+            "{other_account}"
+        );
         assert!(reply_applies(&raised, Some(&of("team", None))).is_err());
         assert!(reply_applies(&of("team", None), Some(&of("team", Some("ann")))).is_err());
         let signed_out = reply_applies(&raised, None).unwrap_err();

@@ -330,16 +330,15 @@ fn live_session_against_a_real_gateway() {
     assert!(signature.len() >= 20, "{signature}");
     // No credential on disk.
     let files = walk(&root);
-    assert!(files.iter().any(|f| f.to_string_lossy().ends_with(".db")), "{files:?}");
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().ends_with(".db")),
+        "{files:?}"
+    );
     for entry in &files {
         let bytes = std::fs::read(entry).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         for secret in [viewer.as_str(), signature.as_str()] {
-            assert!(
-                !text.contains(secret),
-                "token found in {}",
-                entry.display()
-            );
+            assert!(!text.contains(secret), "token found in {}", entry.display());
         }
     }
     // Nor in any log line, at trace level.
@@ -525,10 +524,16 @@ fn a_corrupt_cache_set_aside_at_start_is_told_in_the_bootstrap() {
     offline_profile(dir.path());
     let paths = Paths::under(dir.path());
     std::fs::create_dir_all(&paths.data_dir).unwrap();
-    std::fs::write(paths.cache_file("work"), b"not a database, garbage".repeat(300)).unwrap();
+    std::fs::write(
+        paths.cache_file("work"),
+        b"not a database, garbage".repeat(300),
+    )
+    .unwrap();
     let h = harness(dir, EnvOverrides::default(), Ok(()));
     let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
-    let message = boot["cache_set_aside"].as_str().expect("a set-aside message");
+    let message = boot["cache_set_aside"]
+        .as_str()
+        .expect("a set-aside message");
     assert!(message.starts_with("The cache was damaged"), "{message}");
     assert!(message.contains("queued"), "{message}");
     // The new cache works, and a second bootstrap of the same run still tells it.
@@ -602,7 +607,10 @@ fn a_ca_file_in_the_settings_is_checked_at_save_and_then_trusted() {
         let err = invoke(&h, "save_settings", json!({ "settings": s })).unwrap_err();
         assert_eq!(err["code"], "invalid", "{err}");
         assert!(
-            err["message"].as_str().unwrap().contains(&bad.display().to_string()),
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains(&bad.display().to_string()),
             "{err}"
         );
         assert_eq!(Paths::under(&root).load_settings().ca_file, None);
@@ -618,9 +626,11 @@ fn a_ca_file_in_the_settings_is_checked_at_save_and_then_trusted() {
     );
     let account = login().unwrap();
     assert_eq!(account["username"], "ann");
-    wait_for("live through the TLS front", Duration::from_secs(15), || {
-        invoke(&h, "bootstrap", json!({})).unwrap()["connection"]["state"]["state"] == "live"
-    });
+    wait_for(
+        "live through the TLS front",
+        Duration::from_secs(15),
+        || invoke(&h, "bootstrap", json!({})).unwrap()["connection"]["state"]["state"] == "live",
+    );
     tauri::async_runtime::block_on(h.shell.shutdown());
     tauri::async_runtime::block_on(gw.shutdown());
 }
@@ -649,8 +659,14 @@ fn a_saved_server_on_plain_http_off_this_machine_needs_its_opt_in() {
     let state = &boot["connection"]["state"];
     assert_eq!(state["state"], "signed_out", "{boot}");
     let message = state["message"].as_str().unwrap();
-    assert!(message.contains("plain http to another machine"), "{message}");
-    assert!(message.contains("“Allow plain http” in the settings of Lan"), "{message}");
+    assert!(
+        message.contains("plain http to another machine"),
+        "{message}"
+    );
+    assert!(
+        message.contains("“Allow plain http” in the settings of Lan"),
+        "{message}"
+    );
     let err = invoke(
         &h,
         "login",
@@ -658,7 +674,13 @@ fn a_saved_server_on_plain_http_off_this_machine_needs_its_opt_in() {
     )
     .unwrap_err();
     assert_eq!(err["code"], "invalid", "{err}");
-    assert!(err["message"].as_str().unwrap().contains("Allow plain http"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("Allow plain http"),
+        "{err}"
+    );
     // The opt-in is a saved field of the server.
     let mut s = h.shell.settings();
     s.servers[0].allow_plain_http = true;

@@ -385,8 +385,8 @@ fn notification_buttons_act_on_a_profile_server_and_a_conflict_is_shown() {
     let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
     assert_eq!(boot["account"]["actions"]["approve"], true, "{boot}");
 
-    let here = tauri::async_runtime::block_on(h.shell.notification_origin())
-        .expect("a session runs");
+    let here =
+        tauri::async_runtime::block_on(h.shell.notification_origin()).expect("a session runs");
     assert_eq!(here.server, "team");
     let reply = |origin: Option<Origin>| Reply {
         target: Some(EntityRef {

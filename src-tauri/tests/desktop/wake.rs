@@ -93,13 +93,21 @@ async fn wake_and_network_signals_on_a_real_bus_nudge_and_nothing_else_does() {
     emit(
         &services,
         NETWORKD,
-        &("org.freedesktop.network1.Manager", props("off"), none.clone()),
+        &(
+            "org.freedesktop.network1.Manager",
+            props("off"),
+            none.clone(),
+        ),
     )
     .await;
     emit(
         &services,
         NETWORKD,
-        &("org.freedesktop.network1.Link", props("routable"), none.clone()),
+        &(
+            "org.freedesktop.network1.Link",
+            props("routable"),
+            none.clone(),
+        ),
     )
     .await;
     emit(&services, NETWORKD, &(12u8,)).await;

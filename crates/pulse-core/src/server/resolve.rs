@@ -495,7 +495,10 @@ mod tests {
         ));
         for (url, nodes) in [
             ("http://ops.example", vec![]),
-            ("https://ops.example", vec!["http://10.0.0.5:8080".to_owned()]),
+            (
+                "https://ops.example",
+                vec!["http://10.0.0.5:8080".to_owned()],
+            ),
         ] {
             s.url = url.into();
             s.nodes = nodes;
@@ -503,7 +506,8 @@ mod tests {
             let e = s.resolve(&keys).unwrap_err();
             assert!(matches!(e, SignedOut::PlainHttp { .. }), "{url}: {e:?}");
             assert!(
-                e.message().contains("“Allow plain http” in the settings of Work"),
+                e.message()
+                    .contains("“Allow plain http” in the settings of Work"),
                 "{}",
                 e.message()
             );

@@ -158,7 +158,10 @@ impl Flusher {
                 if !this.flush().await || !this.online() {
                     break;
                 }
-                debug!(wait_ms = next.as_millis() as u64, "outbox entries failed; retrying while live");
+                debug!(
+                    wait_ms = next.as_millis() as u64,
+                    "outbox entries failed; retrying while live"
+                );
                 wait = Some(next);
                 next = (next * 2).min(RETRY_CAP);
             }

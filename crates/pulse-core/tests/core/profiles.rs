@@ -1576,8 +1576,11 @@ async fn failed_sends_are_retried_while_live_and_one_failing_entry_does_not_bloc
     live(&h).await;
     let mut settled = h.subscribe();
     let busy = json!({"status": 503, "text": "<html>busy</html>"});
-    peer.control("garbage", json!({"answers": [busy.clone(), busy.clone(), busy]}))
-        .await;
+    peer.control(
+        "garbage",
+        json!({"answers": [busy.clone(), busy.clone(), busy]}),
+    )
+    .await;
     for (id, state) in [("6", "done"), ("5", "review")] {
         let out = h.perform(move_to(id, state)).await.unwrap();
         assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");

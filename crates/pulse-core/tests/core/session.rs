@@ -770,9 +770,13 @@ async fn a_nudge_ends_a_live_link_and_the_next_resumes_from_the_cursor() {
     let handle = session(&url);
     let (mut ws, _) = conns.recv().await.unwrap();
     ws.send(Message::text(subscribed(0))).await.unwrap();
-    ws.send(Message::text(event(1, "ticket.created", json!({"id": "t1"}))))
-        .await
-        .unwrap();
+    ws.send(Message::text(event(
+        1,
+        "ticket.created",
+        json!({"id": "t1"}),
+    )))
+    .await
+    .unwrap();
     until(&handle, "live at seq 1", |s| {
         seq(s) == 1 && matches!(s.state, ConnectionState::Live)
     })
@@ -843,7 +847,10 @@ async fn a_nudge_cuts_a_backoff_wait_short() {
     let ConnectionState::Reconnecting { retry_at_ms, .. } = st.state else {
         unreachable!()
     };
-    assert!(retry_at_ms > pulse_core::now_ms() + 3_000_000, "{retry_at_ms}");
+    assert!(
+        retry_at_ms > pulse_core::now_ms() + 3_000_000,
+        "{retry_at_ms}"
+    );
     handle.nudge(Nudge::Network);
     let (mut ws, _) = conns.recv().await.unwrap();
     ws.send(Message::text(subscribed(0))).await.unwrap();
