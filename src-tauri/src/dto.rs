@@ -404,6 +404,18 @@ pub struct Bootstrap {
     pub cache_set_aside: Option<String>,
 }
 
+/// What signing out does with the actions queued for the server and not yet
+/// sent (the UI asks when there are any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuedOnSignOut {
+    /// Keep them in this server's cache: they are sent once signed in again.
+    #[default]
+    Keep,
+    /// Remove them from the outbox; nothing of them is sent.
+    Discard,
+}
+
 /// A failure a command reports to the UI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS, thiserror::Error)]
 #[error("{message}")]
@@ -544,6 +556,7 @@ pub fn typescript_bindings() -> String {
         ActionOutcome::decl(&cfg),
         OutboxEntry::decl(&cfg),
         SettledAction::decl(&cfg),
+        QueuedOnSignOut::decl(&cfg),
         Counts::decl(&cfg),
         Page::decl(&cfg),
         Target::decl(&cfg),

@@ -944,12 +944,33 @@ impl Shell {
             .ok_or_else(|| CommandError::new("auth", "not signed in"))
     }
 
-    /// Forget the stored sign-in of the active server and stop its session.
-    pub async fn logout(self: &Arc<Self>) -> Result<(), CommandError> {
-        let login = {
+    /// Forget the stored sign-in of the active server and stop its session. The
+    /// actions queued for it and not yet sent are kept in its cache (sent once
+    /// signed in again) or discarded, as the user chose.
+    pub async fn logout(
+        self: &Arc<Self>,
+        queued: crate::dto::QueuedOnSignOut,
+    ) -> Result<(), CommandError> {
+        let (login, store) = {
             let guard = self.conn.lock().await;
-            guard.as_ref().and_then(|c| c.login.clone())
+            (
+                guard.as_ref().and_then(|c| c.login.clone()),
+                guard.as_ref().map(|c| c.store.clone()),
+            )
         };
+        if let (crate::dto::QueuedOnSignOut::Discard, Some(store)) = (queued, store) {
+            let entries = store
+                .outbox()
+                .map_err(|e| CommandError::new("store", e.to_string()))?;
+            for e in &entries {
+                store
+                    .outbox_remove(e.id)
+                    .map_err(|e| CommandError::new("store", e.to_string()))?;
+            }
+            info!(discarded = entries.len(), "queued actions discarded at sign-out");
+            self.hooks
+                .emit(events::OUTBOX, to_json(&Vec::<pulse_core::store::OutboxEntry>::new()));
+        }
         if let Some(login) = login {
             login
                 .sign_out()

@@ -172,6 +172,60 @@ fn signed_out_without_a_keyring_is_explained_and_actions_queue() {
     assert_eq!(boot["outbox"][0]["action"]["action"], "approve");
 }
 
+/// Signing out asks what becomes of the actions queued for the server: kept
+/// (the default), they stay in its cache for the next sign-in; discarded, the
+/// outbox is empty and the UI is told.
+#[test]
+fn signing_out_keeps_or_discards_the_queued_actions_as_chosen() {
+    use tauri::Listener;
+    let dir = tempfile::tempdir().unwrap();
+    seed_cache(dir.path(), "work");
+    offline_profile(dir.path());
+    let root = dir.path().to_path_buf();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let outbox_events = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = outbox_events.clone();
+    h.webview
+        .listen_any(pulse_desktop::dto::events::OUTBOX, move |e| {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(e.payload()).unwrap());
+        });
+    let queue = |id: &str| {
+        let out = invoke(
+            &h,
+            "perform",
+            json!({"action": {"action": "approve", "id": id}}),
+        )
+        .unwrap();
+        assert_eq!(out["outcome"], "queued", "{out}");
+    };
+    let queued = || {
+        invoke(&h, "bootstrap", json!({})).unwrap()["outbox"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    queue("ap-1");
+    invoke(&h, "logout", json!({})).unwrap();
+    assert_eq!(queued(), 1, "kept by default");
+    invoke(&h, "logout", json!({"queued": "keep"})).unwrap();
+    assert_eq!(queued(), 1);
+    // Kept in the server's own cache file, across a restart of the shell too.
+    let on_disk = SqliteStore::open(Paths::under(&root).cache_file("work"))
+        .unwrap()
+        .outbox()
+        .unwrap();
+    assert_eq!(on_disk.len(), 1);
+    queue("ap-2");
+    let err = invoke(&h, "logout", json!({"queued": "burn"})).unwrap_err();
+    assert!(err.to_string().contains("burn") || err.is_string(), "{err}");
+    assert_eq!(queued(), 2, "a garbage choice changes nothing");
+    invoke(&h, "logout", json!({"queued": "discard"})).unwrap();
+    assert_eq!(queued(), 0);
+    assert_eq!(outbox_events.lock().unwrap().last(), Some(&json!([])));
+}
+
 #[test]
 fn settings_round_trip_and_bad_urls_are_refused() {
     let dir = tempfile::tempdir().unwrap();

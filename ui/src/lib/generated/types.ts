@@ -290,6 +290,8 @@ action: Action,
  */
 outcome: ActionOutcome, };
 
+export type QueuedOnSignOut = "keep" | "discard";
+
 export type Counts = { 
 /**
  * Approvals whose status is `pending` (or absent).
