@@ -194,3 +194,46 @@ describe("Settings: security", () => {
     expect(last().ca_file).toBeNull();
   });
 });
+
+describe("Settings: signing out with actions queued", () => {
+  const gw: SavedServer = { ...bridge, id: "gw", name: "Gateway", url: "http://127.0.0.1:7780", profile: "native", username: "ops" };
+  const queuedOne = { id: 1, action: { action: "approve" as const, id: "ap-1", reason: null }, queued_at: 1, last_error: null };
+
+  it("asks whether to keep or discard them, and sends the choice", async () => {
+    const backend = new FakeBackend([]);
+    backend.settings.servers = [gw];
+    backend.settings.active_server = "gw";
+    backend.outbox = [queuedOne];
+    const app = new AppState(backend, (cb) => setTimeout(cb, 0));
+    const { getByTestId, queryByTestId } = render(App, { props: { backend, app } });
+    await frame();
+    app.go("settings");
+    await tick();
+    await fireEvent.click(getByTestId("sign-out"));
+    await tick();
+    expect(backend.calls.some((c) => c.name === "logout")).toBe(false);
+    expect(getByTestId("sign-out-queued").textContent).toContain("1 action(s) queued for Gateway");
+    await fireEvent.click(getByTestId("sign-out-cancel"));
+    expect(queryByTestId("sign-out-queued")).toBeNull();
+    await fireEvent.click(getByTestId("sign-out"));
+    await tick();
+    await fireEvent.click(getByTestId("sign-out-keep"));
+    await frame();
+    expect(backend.calls.filter((c) => c.name === "logout").map((c) => c.args)).toEqual(["keep"]);
+    expect(app.outbox.length).toBe(1);
+    await fireEvent.click(getByTestId("sign-out"));
+    await tick();
+    await fireEvent.click(getByTestId("sign-out-discard"));
+    await frame();
+    expect(backend.calls.filter((c) => c.name === "logout").map((c) => c.args)).toEqual(["keep", "discard"]);
+    expect(app.outbox.length).toBe(0);
+  });
+
+  it("signs out at once when nothing is queued", async () => {
+    const { backend, getByTestId, queryByTestId } = await mountSettings([gw], "gw");
+    await fireEvent.click(getByTestId("sign-out"));
+    await frame();
+    expect(queryByTestId("sign-out-queued")).toBeNull();
+    expect(backend.calls.filter((c) => c.name === "logout").map((c) => c.args)).toEqual(["keep"]);
+  });
+});

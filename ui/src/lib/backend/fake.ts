@@ -12,6 +12,7 @@ import type {
   ActionSet,
   Intent,
   OutboxEntry,
+  QueuedOnSignOut,
   ProfileInfo,
   Settings,
   UpdateStatus,
@@ -257,8 +258,12 @@ export class FakeBackend implements Backend {
     else this.tokens.delete(serverId);
     return this.account();
   }
-  async logout(): Promise<void> {
-    this.calls.push({ name: "logout", args: null });
+  async logout(queued: QueuedOnSignOut): Promise<void> {
+    this.calls.push({ name: "logout", args: queued });
+    if (queued === "discard") {
+      this.outbox = [];
+      this.emit("outbox", []);
+    }
   }
   async pauseNotifications(minutes: number | null): Promise<Settings> {
     this.settings.notifications.dnd_until_ms = minutes === null ? null : Date.now() + minutes * 60_000;
