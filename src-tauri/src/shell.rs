@@ -967,9 +967,14 @@ impl Shell {
                     .outbox_remove(e.id)
                     .map_err(|e| CommandError::new("store", e.to_string()))?;
             }
-            info!(discarded = entries.len(), "queued actions discarded at sign-out");
-            self.hooks
-                .emit(events::OUTBOX, to_json(&Vec::<pulse_core::store::OutboxEntry>::new()));
+            info!(
+                discarded = entries.len(),
+                "queued actions discarded at sign-out"
+            );
+            self.hooks.emit(
+                events::OUTBOX,
+                to_json(&Vec::<pulse_core::store::OutboxEntry>::new()),
+            );
         }
         if let Some(login) = login {
             login
