@@ -628,12 +628,16 @@ mod tests {
         keys.sort_unstable();
         // Keys added since default for old files (no forced polling, no projects).
         assert!(!s.servers[1].force_polling && s.servers[1].projects.is_empty());
+        // No opt-in to plain http and no CA file in an old file.
+        assert!(!s.servers[1].allow_plain_http && s.ca_file.is_none());
         assert_eq!(
             keys,
             [
+                "allow_plain_http",
                 "force_polling",
                 "id",
                 "name",
+                "nodes",
                 "profile",
                 "projects",
                 "tenant",
