@@ -1559,6 +1559,32 @@ async fn agent_monitor_actions_taken_offline_are_queued_and_sent_on_reconnect() 
     h.stop().await;
 }
 
+/// A wake or a network change reconnects a profile's live socket at once too
+/// (Socket.IO here, seed 002's peer), and the data is reloaded. Counted by the
+/// connections: one more per nudge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nudge_reconnects_a_live_profile_socket_at_once() {
+    use pulse_core::session::Nudge;
+    let token = acme();
+    let peer = Peer::start(Kind::NestRealtime, &[&token], realtime_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("nest-realtime").unwrap()),
+        &token,
+    );
+    let first = live(&h).await.counters.connections;
+    for (n, why) in [Nudge::Wake, Nudge::Network].into_iter().enumerate() {
+        h.nudge(why);
+        let want = first + n as u64 + 1;
+        let st = until(&h, "live again after the nudge", |s| {
+            s.counters.connections >= want && matches!(s.state, ConnectionState::Live)
+        })
+        .await;
+        assert_eq!(st.counters.connections, want, "after {why}");
+    }
+    h.stop().await;
+}
+
 /// Failed sends are retried while the session stays live (no reconnect), and one
 /// failing entry does not hold back the others. Two moves fail with a 503 when
 /// first tried and are queued; on the first retry the first move fails again
