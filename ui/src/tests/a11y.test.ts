@@ -59,15 +59,15 @@ describe("Accessibility", () => {
     expect(escalations.getAttribute("aria-live")).toBe("assertive");
     expect(approvals.textContent).toBe("");
     // The shell sends its counts after it applied the server's events.
-    backend.emit("counts", { pending_approvals: 2, open_escalations: 0, unread_notifications: 0, tasks_in_progress: 0 });
+    backend.emit("counts", { pending_approvals: 2, open_escalations: 0, unread_notifications: 0, tasks_in_progress: 0, oldest_pending_since_ms: null });
     await frame();
     expect(approvals.textContent).toBe("1 new approval: 2 waiting for you");
-    backend.emit("counts", { pending_approvals: 2, open_escalations: 1, unread_notifications: 0, tasks_in_progress: 0 });
+    backend.emit("counts", { pending_approvals: 2, open_escalations: 1, unread_notifications: 0, tasks_in_progress: 0, oldest_pending_since_ms: null });
     await frame();
     expect(escalations.textContent).toBe("1 conversation escalated: 1 open");
     expect(approvals.textContent).toBe("1 new approval: 2 waiting for you");
     // Fewer is not news.
-    backend.emit("counts", { pending_approvals: 1, open_escalations: 1, unread_notifications: 0, tasks_in_progress: 0 });
+    backend.emit("counts", { pending_approvals: 1, open_escalations: 1, unread_notifications: 0, tasks_in_progress: 0, oldest_pending_since_ms: null });
     await frame();
     expect(approvals.textContent).toBe("1 new approval: 2 waiting for you");
   });
