@@ -101,10 +101,14 @@ pub async fn set_token(
     shell.inner().set_token(server_id, token).await
 }
 
-/// Sign out of the active server (forgets the stored token).
+/// Sign out of the active server (forgets the stored token); `queued` says what
+/// becomes of the actions not yet sent (kept by default).
 #[tauri::command]
-pub async fn logout(shell: Shared<'_>) -> Result<(), CommandError> {
-    shell.inner().logout().await
+pub async fn logout(
+    shell: Shared<'_>,
+    queued: Option<crate::dto::QueuedOnSignOut>,
+) -> Result<(), CommandError> {
+    shell.inner().logout(queued.unwrap_or_default()).await
 }
 
 /// Pause notifications for `minutes`, or resume with `null`.

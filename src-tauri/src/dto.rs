@@ -193,6 +193,11 @@ pub struct SavedServer {
     /// tried in order after `url` when the node in use is down (the core's
     /// `failover` rule). Empty: one node.
     pub nodes: Vec<String>,
+    /// The user accepts plain http to another machine for this server: its token
+    /// and password then cross the network unencrypted. Off, such a server is
+    /// refused (`pulse_core::server::is_plain_http_off_machine`); loopback and
+    /// https never need it.
+    pub allow_plain_http: bool,
 }
 
 impl SavedServer {
@@ -215,6 +220,7 @@ impl Default for SavedServer {
             projects: Vec::new(),
             force_polling: false,
             nodes: Vec::new(),
+            allow_plain_http: false,
         }
     }
 }
@@ -282,6 +288,11 @@ pub struct Settings {
     pub theme: Theme,
     /// Update checks.
     pub updates: UpdateSettings,
+    /// A PEM file of CA certificates trusted beside the public roots (an
+    /// enterprise's private CA), for every server: `pulse_core::transport::tls`.
+    /// Used from the next start once changed (a process trusts one file);
+    /// `PULSE_CA_FILE` wins over it.
+    pub ca_file: Option<String>,
 }
 
 /// Where Pulse looks for newer releases. The manifest there is verified with the
@@ -304,6 +315,7 @@ impl Default for Settings {
             start_at_login: false,
             theme: Theme::System,
             updates: UpdateSettings::default(),
+            ca_file: None,
         }
     }
 }
@@ -387,6 +399,21 @@ pub struct Bootstrap {
     pub open: Option<Target>,
     /// The built-in server profiles (besides `native` and a TOML file path).
     pub profiles: Vec<ProfileInfo>,
+    /// When this server's cache was found corrupt and moved aside at open: what
+    /// was lost (`store::SetAside::message`), for the user; `null` otherwise.
+    pub cache_set_aside: Option<String>,
+}
+
+/// What signing out does with the actions queued for the server and not yet
+/// sent (the UI asks when there are any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuedOnSignOut {
+    /// Keep them in this server's cache: they are sent once signed in again.
+    #[default]
+    Keep,
+    /// Remove them from the outbox; nothing of them is sent.
+    Discard,
 }
 
 /// A failure a command reports to the UI.
@@ -529,6 +556,7 @@ pub fn typescript_bindings() -> String {
         ActionOutcome::decl(&cfg),
         OutboxEntry::decl(&cfg),
         SettledAction::decl(&cfg),
+        QueuedOnSignOut::decl(&cfg),
         Counts::decl(&cfg),
         Page::decl(&cfg),
         Target::decl(&cfg),
@@ -605,9 +633,12 @@ mod tests {
                 && s.servers[1].projects.is_empty()
                 && s.servers[1].nodes.is_empty()
         );
+        // No opt-in to plain http and no CA file in an old file.
+        assert!(!s.servers[1].allow_plain_http && s.ca_file.is_none());
         assert_eq!(
             keys,
             [
+                "allow_plain_http",
                 "force_polling",
                 "id",
                 "name",

@@ -24,6 +24,7 @@ pub mod paths;
 pub mod shell;
 pub mod tray;
 pub mod updates;
+pub mod wake;
 
 use crate::keyring_store::KeyringCredentials;
 use crate::paths::Paths;
@@ -149,14 +150,24 @@ pub fn install_shell<R: Runtime>(
     shell
 }
 
-fn init_logging() {
+/// The shell's log filter: `user` (`PULSE_LOG`, else `RUST_LOG`, else
+/// `info`), then the caps on secret-bearing targets
+/// (`pulse_protocol::SECRET_BEARING_LOG_TARGETS`), which no user filter can lift.
+pub fn log_filter(user: Option<&str>) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PULSE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"));
-    let filter = pulse_core::protocol::log_directives()
+    let filter = user
+        .and_then(|u| EnvFilter::try_new(u).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,tao=warn,wry=warn"));
+    pulse_core::protocol::log_directives()
         .filter_map(|d| d.parse().ok())
-        .fold(filter, |f, d| f.add_directive(d));
+        .fold(filter, |f, d| f.add_directive(d))
+}
+
+fn init_logging() {
+    let user = std::env::var("PULSE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok();
+    let filter = log_filter(user.as_deref());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -261,6 +272,8 @@ pub fn run() {
             }
             let s = shell.clone();
             tauri::async_runtime::spawn(async move { s.start_network().await });
+            // Reconnect at once on a wake from sleep or a network change.
+            tauri::async_runtime::spawn(wake::run(shell.clone()));
             Ok(())
         })
         .on_window_event(|window, event| {

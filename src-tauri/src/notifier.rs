@@ -8,7 +8,7 @@
 use std::sync::mpsc::Sender;
 
 use pulse_core::actions::ActionSet;
-use pulse_core::policy::{EntityRef, Notification, NotificationAction, Notifier, Urgency};
+use pulse_core::policy::{EntityRef, Notification, NotificationAction, Notifier, Origin, Urgency};
 
 /// What the user did with a notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub struct Reply {
     pub target: Option<EntityRef>,
     /// The button pressed; `Open` for a click on the body.
     pub action: NotificationAction,
+    /// The server and account the notification was raised for (`None`: none was
+    /// set, so Approve / Reject are refused: `policy::reply_applies`).
+    pub origin: Option<Origin>,
 }
 
 /// Shows notifications with the OS.
@@ -31,6 +34,9 @@ pub struct OsNotifier {
     /// The OS id of each notification still standing, by dedup key (to replace a
     /// reminder over it, and to close it once its approval is decided).
     standing: Standing,
+    /// Whom the notifications shown now are for (the session's server and
+    /// account); stamped on each, and carried back with its reply.
+    origin: std::sync::Mutex<Option<Origin>>,
 }
 
 type Standing = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>;
@@ -45,7 +51,14 @@ impl OsNotifier {
             ),
             actions: std::sync::Mutex::new(ActionSet::ALL),
             standing: Standing::default(),
+            origin: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The server and account of the session whose notifications are shown from now
+    /// on (`None` while none runs).
+    pub fn set_origin(&self, origin: Option<Origin>) {
+        *self.origin.lock().unwrap_or_else(|e| e.into_inner()) = origin;
     }
 
     /// The buttons to offer for `wanted`: those the server takes, and Open.
@@ -93,9 +106,14 @@ impl Notifier for OsNotifier {
         n.actions = self.buttons(&n.actions);
         let replies = self.replies.clone();
         let standing = self.standing.clone();
+        let origin = self
+            .origin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         std::thread::Builder::new()
             .name("notification".into())
-            .spawn(move || show_blocking(n, replies, standing))
+            .spawn(move || show_blocking(n, origin, replies, standing))
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -127,7 +145,12 @@ impl Notifier for OsNotifier {
     }
 }
 
-fn show_blocking(n: Notification, replies: Sender<Reply>, standing: Standing) {
+fn show_blocking(
+    n: Notification,
+    origin: Option<Origin>,
+    replies: Sender<Reply>,
+    standing: Standing,
+) {
     let mut os = notify_rust::Notification::new();
     let replaces = standing
         .lock()
@@ -137,9 +160,15 @@ fn show_blocking(n: Notification, replies: Sender<Reply>, standing: Standing) {
     if let Some(id) = replaces {
         os.id(id);
     }
+    // Freedesktop servers may read the body as markup: server text is escaped
+    // there (the summary is plain text by the spec). Elsewhere it is plain.
+    #[cfg(all(unix, not(target_os = "macos")))]
+    let body = pulse_core::policy::escape_body_markup(&n.body);
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    let body = n.body.clone();
     os.appname("Pulse")
         .summary(&n.title)
-        .body(&n.body)
+        .body(&body)
         .icon("dialog-information");
     #[cfg(all(unix, not(target_os = "macos")))]
     {
@@ -193,6 +222,7 @@ fn show_blocking(n: Notification, replies: Sender<Reply>, standing: Standing) {
                 let _ = replies.send(Reply {
                     target: n.target.clone(),
                     action,
+                    origin: origin.clone(),
                 });
             });
             // Clicked, closed or expired: no longer standing (unless a reminder
@@ -206,7 +236,7 @@ fn show_blocking(n: Notification, replies: Sender<Reply>, standing: Standing) {
             }
             #[cfg(not(all(unix, not(target_os = "macos"))))]
             {
-                let _ = (handle, replies);
+                let _ = (handle, replies, origin);
             }
         }
         Err(e) => tracing::warn!(key = %n.dedup_key, error = %e, "notification could not be shown"),

@@ -17,7 +17,7 @@ use pulse_core::actions::perform_detached;
 use pulse_core::app::{App, AppEvent, AppOptions, Counts, NotificationCentre};
 use pulse_core::auth::Secret;
 use pulse_core::credentials::{CredentialError, CredentialStore, MemoryCredentials, StoredLogin};
-use pulse_core::policy::{NotificationAction, PolicyConfig};
+use pulse_core::policy::{reply_applies, NotificationAction, Origin, PolicyConfig};
 use pulse_core::rest::RestClient;
 use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, Speaks};
 use pulse_core::session::{ActionOutcome, ConnectionState, Intent, SessionHandle};
@@ -126,6 +126,7 @@ fn saved_server(p: &SavedServer) -> server::SavedServer {
         projects: p.projects.clone(),
         force_polling: p.force_polling,
         nodes: p.nodes.clone(),
+        allow_plain_http: p.allow_plain_http,
     }
 }
 
@@ -141,6 +142,9 @@ struct Connection {
     login: Option<Arc<StoredLogin>>,
     /// A profile server's caveat, shown before its session publishes its own.
     caveat: Option<String>,
+    /// What was lost when its corrupt cache was moved aside at open
+    /// (`SetAside::message`), for the UI.
+    set_aside: Option<String>,
 }
 
 /// State shared with the event forwarder (a plain mutex: never held across await).
@@ -194,6 +198,14 @@ impl Shell {
         let centre = NotificationCentre::new(paths.load_read());
         let notifier = Arc::new(OsNotifier::new(replies));
         notifier.set_enabled(settings.notifications.enabled);
+        // The settings' CA file, unless PULSE_CA_FILE (trusted by `run`) is given.
+        if std::env::var_os("PULSE_CA_FILE").is_none() {
+            if let Some(ca) = &settings.ca_file {
+                if let Err(e) = pulse_core::transport::tls::trust_ca_file(ca.as_ref()) {
+                    warn!(error = %e, "the CA file of the settings cannot be used");
+                }
+            }
+        }
         Arc::new(Shell {
             paths,
             env,
@@ -230,7 +242,9 @@ impl Shell {
         }
     }
 
-    fn open_cache(&self, id: &str) -> StoreHandle {
+    /// The cache of server `id`, and the set-aside message when a corrupt one was
+    /// moved aside (shown in the UI: `Bootstrap::cache_set_aside`).
+    fn open_cache(&self, id: &str) -> (StoreHandle, Option<String>) {
         let path = self.paths.cache_file(id);
         if let Some(dir) = path.parent() {
             let _ = pulse_core::files::create_private_dir(dir);
@@ -238,14 +252,15 @@ impl Shell {
         // Moved aside only when actually corrupt (with -wal/-shm); any other
         // failure keeps the file and this run's data in memory.
         match SqliteStore::open_or_set_aside(&path) {
-            Ok((s, None)) => StoreHandle::new(s),
+            Ok((s, None)) => (StoreHandle::new(s), None),
             Ok((s, Some(aside))) => {
-                warn!(path = %path.display(), "{}", aside.message());
-                StoreHandle::new(s)
+                let message = aside.message();
+                warn!(path = %path.display(), "{message}");
+                (StoreHandle::new(s), Some(message))
             }
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "cache unusable (left in place); keeping data in memory");
-                StoreHandle::new(MemoryStore::new())
+                (StoreHandle::new(MemoryStore::new()), None)
             }
         }
     }
@@ -270,7 +285,7 @@ impl Shell {
             ),
             Source::Profile(p) => (p.id.clone(), Some(p.url.clone()), p.username.clone()),
         };
-        let store = self.open_cache(&cache_id);
+        let (store, set_aside) = self.open_cache(&cache_id);
         let last_sync = store.summary().ok().and_then(|s| s.last_sync_ms);
         let view = ConnectionView {
             state: ConnectionState::Connecting { attempt: 1 }.into(),
@@ -296,6 +311,7 @@ impl Shell {
             username,
             login: None,
             caveat: None,
+            set_aside,
         }
     }
 
@@ -372,6 +388,7 @@ impl Shell {
         }
         conn.caveat = caveat;
         self.notifier.set_actions(speaks.actions());
+        self.notifier.set_origin(Some(self.origin(conn)));
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -592,6 +609,7 @@ impl Shell {
                 .into_iter()
                 .map(Into::into)
                 .collect(),
+            cache_set_aside: conn.set_aside.clone(),
         })
     }
 
@@ -709,6 +727,15 @@ impl Shell {
         }
     }
 
+    /// Reconnect the session at once because of `why` (a wake or a network change,
+    /// from [`crate::wake`]); nothing while no session runs (signed out).
+    pub async fn nudge(&self, why: pulse_core::session::Nudge) {
+        let app = self.conn.lock().await.as_ref().and_then(|c| c.app.clone());
+        if let Some(app) = app {
+            app.session().nudge(why);
+        }
+    }
+
     /// Save settings; reconnects when the server changed.
     pub async fn save_settings(
         self: &Arc<Self>,
@@ -733,7 +760,24 @@ impl Shell {
                 new.active_server = None;
             }
         }
+        new.ca_file = new
+            .ca_file
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty());
         let old = self.settings();
+        if new.ca_file != old.ca_file {
+            if let Some(ca) = &new.ca_file {
+                // Checked before it is saved: a file Pulse cannot use is refused
+                // with its reason, never kept to fail silently at the next start.
+                pulse_core::transport::tls::read_ca_file(ca.as_ref())
+                    .map_err(|e| CommandError::new("invalid", e))?;
+                // Trusted at once when this run has no CA file yet; a different
+                // file than the one in use takes effect at the next start.
+                if let Err(e) = pulse_core::transport::tls::trust_ca_file(ca.as_ref()) {
+                    info!(reason = %e, "the new CA file is used from the next start");
+                }
+            }
+        }
         self.forget_removed_tokens(&old, &new);
         self.paths
             .save_settings(&new)
@@ -768,6 +812,7 @@ impl Shell {
                         p.profile,
                         p.projects,
                         p.force_polling,
+                        p.allow_plain_http,
                     )
                 };
                 find(&old).map(how) != find(&new).map(how)
@@ -854,6 +899,19 @@ impl Shell {
         })?;
         // A node of the server's cluster that is up takes the sign-in.
         let nodes: Vec<_> = profile.nodes.iter().filter_map(|n| http_url(n)).collect();
+        // The password would cross the network unencrypted: only with the opt-in.
+        if !profile.allow_plain_http {
+            if let Some(off) = std::iter::once(rest.base())
+                .chain(&nodes)
+                .find(|u| server::is_plain_http_off_machine(u))
+            {
+                let why = server::SignedOut::PlainHttp {
+                    origin: server::Origin::Saved(profile.name.clone()),
+                    url: off.to_string(),
+                };
+                return Err(CommandError::new("invalid", why.message()));
+            }
+        }
         let login = StoredLogin::sign_in_at(
             rest,
             &nodes,
@@ -886,12 +944,38 @@ impl Shell {
             .ok_or_else(|| CommandError::new("auth", "not signed in"))
     }
 
-    /// Forget the stored sign-in of the active server and stop its session.
-    pub async fn logout(self: &Arc<Self>) -> Result<(), CommandError> {
-        let login = {
+    /// Forget the stored sign-in of the active server and stop its session. The
+    /// actions queued for it and not yet sent are kept in its cache (sent once
+    /// signed in again) or discarded, as the user chose.
+    pub async fn logout(
+        self: &Arc<Self>,
+        queued: crate::dto::QueuedOnSignOut,
+    ) -> Result<(), CommandError> {
+        let (login, store) = {
             let guard = self.conn.lock().await;
-            guard.as_ref().and_then(|c| c.login.clone())
+            (
+                guard.as_ref().and_then(|c| c.login.clone()),
+                guard.as_ref().map(|c| c.store.clone()),
+            )
         };
+        if let (crate::dto::QueuedOnSignOut::Discard, Some(store)) = (queued, store) {
+            let entries = store
+                .outbox()
+                .map_err(|e| CommandError::new("store", e.to_string()))?;
+            for e in &entries {
+                store
+                    .outbox_remove(e.id)
+                    .map_err(|e| CommandError::new("store", e.to_string()))?;
+            }
+            info!(
+                discarded = entries.len(),
+                "queued actions discarded at sign-out"
+            );
+            self.hooks.emit(
+                events::OUTBOX,
+                to_json(&Vec::<pulse_core::store::OutboxEntry>::new()),
+            );
+        }
         if let Some(login) = login {
             login
                 .sign_out()
@@ -928,12 +1012,62 @@ impl Shell {
             .map_err(|e| CommandError::new("io", e.to_string()))
     }
 
-    /// Handle a click on a notification.
+    /// The server and account of `conn`, as notifications are stamped with it.
+    fn origin(&self, conn: &Connection) -> Origin {
+        Origin {
+            server: conn.cache_id.clone(),
+            server_name: self
+                .account(conn)
+                .map(|a| a.server_name)
+                .unwrap_or_default(),
+            account: conn.username.clone(),
+        }
+    }
+
+    /// The server and account whose notification buttons act now (`None` while
+    /// no session runs: signed out, or not started).
+    pub async fn notification_origin(&self) -> Option<Origin> {
+        let guard = self.conn.lock().await;
+        let conn = guard.as_ref()?;
+        conn.app.as_ref()?;
+        Some(self.origin(conn))
+    }
+
+    /// Handle a click on a notification. Approve / Reject act only for the server
+    /// and account that raised it (`policy::reply_applies`); a stale one is
+    /// refused and the refusal shown like any settled action.
     pub async fn on_reply(self: &Arc<Self>, reply: Reply) {
         let Some(target) = reply.target else {
             self.hooks.show_window();
             return;
         };
+        if reply.action != NotificationAction::Open {
+            let current = self.notification_origin().await;
+            let verdict = match &reply.origin {
+                Some(raised) => reply_applies(raised, current.as_ref()),
+                None => Err("That notification has no server of its own. Nothing was sent.".into()),
+            };
+            if let Err(message) = verdict {
+                warn!(%message, "a stale notification's button was refused");
+                let action = match reply.action {
+                    NotificationAction::Approve => Action::Approve {
+                        id: target.id.clone(),
+                        reason: None,
+                    },
+                    _ => Action::Reject {
+                        id: target.id.clone(),
+                        reason: None,
+                    },
+                };
+                let s = SettledAction {
+                    outbox_id: 0,
+                    action,
+                    outcome: ActionOutcome::Rejected { message },
+                };
+                self.hooks.emit(events::SETTLED, to_json(&s));
+                return;
+            }
+        }
         let action = match reply.action {
             NotificationAction::Approve => Some(Action::Approve {
                 id: target.id.clone(),

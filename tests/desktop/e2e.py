@@ -926,6 +926,32 @@ try:
         assert sent[0]["authorized"], sent
         wait("approved on the peer", lambda: team.info()["state"]["approvals"][0]["status"] == "approved", 10)
     t_team_notification()
+
+    @check("server text is escaped in the notification body; a stale notification's Approve is refused after a server switch")
+    def t_team_stale_notification():
+        title = '<b>Refund</b> & <a href="https://evil.example">order 1043</a>'
+        approval = {"id": "ap-team-2", "title": title, "status": "pending", "agent_name": "Ledger"}
+        team.control("state", {"approvals": [approval]})
+        team.control("emit", {"type": "approval:updated", "payload": {"approval": approval}})
+        escaped = "&lt;b&gt;Refund&lt;/b&gt; &amp; &lt;a href="
+        nid = wait("its notification, escaped", lambda: notify_id(escaped), 15)
+        notify_calls = [b for b in re.split(r"\n(?=method call |method return |signal |error )", dbus_summaries())
+                        if b.startswith("method call") and "member=Notify" in b]
+        assert not any('<a href="https://evil.example">' in b for b in notify_calls), "markup reached the daemon unescaped"
+        go("approvals")
+        wait("the approval listed on the team server", lambda: row("approval", "ap-team-2"), 15)
+        # Switch to another server: the notification was raised for the team server.
+        go("settings")
+        Select(css('[data-testid="active-server"]')).select_by_value("realtime")
+        click('[data-testid="save-settings"]')
+        go("approvals")
+        wait("the other server's cache shown (the team approval gone)", lambda: not row("approval", "ap-team-2"), 30)
+        wait("Live on the other server", lambda: label() == "Live", 30)
+        invoke_action(nid, "approve")
+        wait("the refusal shown", lambda: any("Nothing was sent" in t.get_attribute("textContent")
+                                               for t in csss('[data-testid="toast-error"]')), 15)
+        assert not peer_requests(team, "POST", "/api/approvals/ap-team-2/approve"), "a stale Approve reached the server"
+    t_team_stale_notification()
 except Exception as e:
     results.append(("the suite ran to its end", False))
     log(f"FAIL the suite ran to its end: {e}")

@@ -162,6 +162,66 @@ pub struct Notification {
     pub urgency: Urgency,
 }
 
+/// Whom a notification was raised for: the server and the account of the session
+/// that raised it. A button pressed on it acts only while the same server and
+/// account are current ([`reply_applies`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The server's identity (the desktop's cache id: a saved server's id,
+    /// `env-…` for `PULSE_SERVER`, `demo`).
+    pub server: String,
+    /// Its name as the user knows it (for the refusal; not compared).
+    pub server_name: String,
+    /// The account signed in (`None`: a token without a user name).
+    pub account: Option<String>,
+}
+
+impl Origin {
+    fn describe(&self) -> String {
+        match &self.account {
+            Some(a) => format!("{a} on {}", self.server_name),
+            None => self.server_name.clone(),
+        }
+    }
+}
+
+/// Whether a button pressed on a notification raised for `raised` may act now,
+/// with `current` the server and account in use (`None`: signed out). `Err` is the
+/// refusal to show the user: the notification is stale (the user switched server
+/// or account since, or signed out), and nothing is sent or queued.
+pub fn reply_applies(raised: &Origin, current: Option<&Origin>) -> Result<(), String> {
+    match current {
+        Some(now) if now.server == raised.server && now.account == raised.account => Ok(()),
+        Some(now) => Err(format!(
+            "That notification was for {}; Pulse is now on {}. Nothing was sent: switch back to act on it.",
+            raised.describe(),
+            now.describe()
+        )),
+        None => Err(format!(
+            "That notification was for {}, which is signed out. Nothing was sent.",
+            raised.describe()
+        )),
+    }
+}
+
+/// `text` escaped for a freedesktop notification body, which the notification
+/// server may read as markup (the Desktop Notifications spec's `body-markup`:
+/// `<b>`, `<a href>`, `<img>`…): `&`, `<` and `>` become entities, so server text
+/// is shown as it is and never as a link or an image. Only the body: the summary
+/// is plain text by the spec.
+pub fn escape_body_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Counts of notifications by kind (held back by do-not-disturb, or waiting in a digest).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
@@ -819,6 +879,54 @@ fn capitalise(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_reply_acts_only_for_the_server_and_account_that_raised_it() {
+        use super::{reply_applies, Origin};
+        let of = |server: &str, account: Option<&str>| Origin {
+            server: server.into(),
+            server_name: format!("{server} server"),
+            account: account.map(Into::into),
+        };
+        let raised = of("team", Some("ann"));
+        assert_eq!(
+            reply_applies(&raised, Some(&of("team", Some("ann")))),
+            Ok(())
+        );
+        // The display name is not identity.
+        let renamed = Origin {
+            server_name: "Renamed".into(),
+            ..of("team", Some("ann"))
+        };
+        assert_eq!(reply_applies(&raised, Some(&renamed)), Ok(()));
+        let other_server = reply_applies(&raised, Some(&of("ops", Some("ann")))).unwrap_err();
+        assert_eq!(
+            other_server,
+            "That notification was for ann on team server; Pulse is now on ann on ops server. Nothing was sent: switch back to act on it."
+        );
+        let other_account = reply_applies(&raised, Some(&of("team", Some("bob")))).unwrap_err();
+        assert!(
+            other_account.contains("bob on team server"),
+            "{other_account}"
+        );
+        assert!(reply_applies(&raised, Some(&of("team", None))).is_err());
+        assert!(reply_applies(&of("team", None), Some(&of("team", Some("ann")))).is_err());
+        let signed_out = reply_applies(&raised, None).unwrap_err();
+        assert!(signed_out.contains("signed out"), "{signed_out}");
+    }
+
+    #[test]
+    fn server_text_is_escaped_for_body_markup() {
+        use super::escape_body_markup;
+        assert_eq!(
+            escape_body_markup(r#"<a href="https://evil.example">click</a> & <img src="x"/>"#),
+            r#"&lt;a href="https://evil.example"&gt;click&lt;/a&gt; &amp; &lt;img src="x"/&gt;"#
+        );
+        // Already-escaped text is escaped again: shown literally, as the server sent it.
+        assert_eq!(escape_body_markup("&amp;"), "&amp;amp;");
+        assert_eq!(escape_body_markup("Refund €40 — ok"), "Refund €40 — ok");
+        assert_eq!(escape_body_markup(""), "");
+    }
+
     use super::*;
     use serde_json::json;
     use std::cell::RefCell;

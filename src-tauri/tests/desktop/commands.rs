@@ -172,6 +172,60 @@ fn signed_out_without_a_keyring_is_explained_and_actions_queue() {
     assert_eq!(boot["outbox"][0]["action"]["action"], "approve");
 }
 
+/// Signing out asks what becomes of the actions queued for the server: kept
+/// (the default), they stay in its cache for the next sign-in; discarded, the
+/// outbox is empty and the UI is told.
+#[test]
+fn signing_out_keeps_or_discards_the_queued_actions_as_chosen() {
+    use tauri::Listener;
+    let dir = tempfile::tempdir().unwrap();
+    seed_cache(dir.path(), "work");
+    offline_profile(dir.path());
+    let root = dir.path().to_path_buf();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let outbox_events = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = outbox_events.clone();
+    h.webview
+        .listen_any(pulse_desktop::dto::events::OUTBOX, move |e| {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(e.payload()).unwrap());
+        });
+    let queue = |id: &str| {
+        let out = invoke(
+            &h,
+            "perform",
+            json!({"action": {"action": "approve", "id": id}}),
+        )
+        .unwrap();
+        assert_eq!(out["outcome"], "queued", "{out}");
+    };
+    let queued = || {
+        invoke(&h, "bootstrap", json!({})).unwrap()["outbox"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    queue("ap-1");
+    invoke(&h, "logout", json!({})).unwrap();
+    assert_eq!(queued(), 1, "kept by default");
+    invoke(&h, "logout", json!({"queued": "keep"})).unwrap();
+    assert_eq!(queued(), 1);
+    // Kept in the server's own cache file, across a restart of the shell too.
+    let on_disk = SqliteStore::open(Paths::under(&root).cache_file("work"))
+        .unwrap()
+        .outbox()
+        .unwrap();
+    assert_eq!(on_disk.len(), 1);
+    queue("ap-2");
+    let err = invoke(&h, "logout", json!({"queued": "burn"})).unwrap_err();
+    assert!(err.to_string().contains("burn") || err.is_string(), "{err}");
+    assert_eq!(queued(), 2, "a garbage choice changes nothing");
+    invoke(&h, "logout", json!({"queued": "discard"})).unwrap();
+    assert_eq!(queued(), 0);
+    assert_eq!(outbox_events.lock().unwrap().last(), Some(&json!([])));
+}
+
 #[test]
 fn settings_round_trip_and_bad_urls_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -216,10 +270,45 @@ fn mark_read_persists() {
     assert!(Paths::under(&root).load_read().contains("approval:a1"));
 }
 
+/// Every log line of this test binary from the moment [`trace_logs`] is called:
+/// the shell's own filter (`pulse_desktop::log_filter`) at `trace`, as
+/// `PULSE_LOG=trace` gives it, written to memory.
+fn trace_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(pulse_desktop::log_filter(Some("trace")))
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        buf
+    })
+    .clone()
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Against a real gateway: live data arrives, Approve changes it on the server, and
-/// the token never reaches the cache or the settings.
+/// the token never reaches the cache or the settings. The shell runs at trace
+/// level (its own filter), and every byte it logged and wrote under its data
+/// folder (settings, cache with `-wal`/`-shm`, read marks) is searched for the
+/// token and for its signature alone.
 #[test]
 fn live_session_against_a_real_gateway() {
+    let logs = trace_logs();
     let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(gateway::config()))
         .expect("gateway");
     let mint = |role| gateway::token("acme", "ann", role, TokenUse::Access);
@@ -291,16 +380,33 @@ fn live_session_against_a_real_gateway() {
     assert_eq!(again["outcome"], "conflict", "{again}");
 
     tauri::async_runtime::block_on(h.shell.shutdown());
+    let signature = viewer.rsplit('.').next().unwrap().to_owned();
+    assert!(signature.len() >= 20, "{signature}");
     // No credential on disk.
-    for entry in walk(&root) {
-        let bytes = std::fs::read(&entry).unwrap();
+    let files = walk(&root);
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().ends_with(".db")),
+        "{files:?}"
+    );
+    for entry in &files {
+        let bytes = std::fs::read(entry).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        assert!(
-            !text.contains(&viewer),
-            "token found in {}",
-            entry.display()
-        );
+        for secret in [viewer.as_str(), signature.as_str()] {
+            assert!(!text.contains(secret), "token found in {}", entry.display());
+        }
     }
+    // Nor in any log line, at trace level.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let trace_lines = logged.lines().filter(|l| l.contains("TRACE")).count();
+    assert!(trace_lines > 0, "trace level was on");
+    for secret in [viewer.as_str(), signature.as_str()] {
+        assert!(!logged.contains(secret), "token found in the log");
+    }
+    println!(
+        "FIGURE desktop shell at trace: {} log lines ({trace_lines} at trace) and {} files searched, 0 occurrences",
+        logged.lines().count(),
+        files.len()
+    );
     tauri::async_runtime::block_on(gw.shutdown());
 }
 
@@ -461,4 +567,178 @@ fn a_saved_server_whose_first_node_is_down_signs_in_and_goes_live_on_the_next() 
     assert_eq!(saved.servers[0].nodes, [gw.url()], "the nodes are kept");
     tauri::async_runtime::block_on(h.shell.shutdown());
     tauri::async_runtime::block_on(gw.shutdown());
+}
+
+/// A corrupt cache is moved aside at start and the user is told what was lost:
+/// the message is in the bootstrap (the UI's banner), not only in the log. A
+/// healthy cache has none.
+#[test]
+fn a_corrupt_cache_set_aside_at_start_is_told_in_the_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    offline_profile(dir.path());
+    let paths = Paths::under(dir.path());
+    std::fs::create_dir_all(&paths.data_dir).unwrap();
+    std::fs::write(
+        paths.cache_file("work"),
+        b"not a database, garbage".repeat(300),
+    )
+    .unwrap();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    let message = boot["cache_set_aside"]
+        .as_str()
+        .expect("a set-aside message");
+    assert!(message.starts_with("The cache was damaged"), "{message}");
+    assert!(message.contains("queued"), "{message}");
+    // The new cache works, and a second bootstrap of the same run still tells it.
+    assert_eq!(boot["entities"], json!([]));
+    let again = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    assert_eq!(again["cache_set_aside"], boot["cache_set_aside"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    seed_cache(dir.path(), "work");
+    offline_profile(dir.path());
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    assert_eq!(boot["cache_set_aside"], Value::Null);
+}
+
+/// The CA file of the settings (an enterprise's private CA): a file Pulse cannot
+/// use is refused at save with its reason; before it is given, the gateway behind
+/// a TLS front with a private certificate is refused ("certificate"); once saved,
+/// the sign-in and the session go through it. The only test of this binary that
+/// trusts a CA (a process trusts one file).
+#[test]
+fn a_ca_file_in_the_settings_is_checked_at_save_and_then_trusted() {
+    let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(pulse_gateway::Config {
+        users: vec!["ann:hunter2:acme".parse().unwrap()],
+        ..gateway::config()
+    }))
+    .expect("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let ca = pulse_testkit::tls::test_ca(&root);
+    let upstream: std::net::SocketAddr = gw
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let front = pulse_testkit::tls::TlsFront::start(upstream, &ca.cert, &ca.key);
+    let settings = Settings {
+        servers: vec![SavedServer {
+            id: "corp".into(),
+            name: "Corp".into(),
+            url: front.url(),
+            ..SavedServer::default()
+        }],
+        active_server: Some("corp".into()),
+        ..Settings::default()
+    };
+    Paths::under(&root).save_settings(&settings).unwrap();
+    let h = Harness {
+        _dir: Some(dir),
+        ..mock_shell(&root, EnvOverrides::default(), Arc::default(), Ok(()))
+    };
+    let login = || {
+        invoke(
+            &h,
+            "login",
+            json!({"serverId": "corp", "username": "ann", "password": "hunter2"}),
+        )
+    };
+    let refused = login().unwrap_err();
+    assert!(
+        refused["message"].as_str().unwrap().contains("certificate"),
+        "{refused}"
+    );
+
+    let garbage = root.join("garbage.pem");
+    std::fs::write(&garbage, b"-----BEGIN CERTIFICATE-----\n%%%%\n").unwrap();
+    for bad in [garbage, root.join("missing.pem")] {
+        let mut s = h.shell.settings();
+        s.ca_file = Some(bad.display().to_string());
+        let err = invoke(&h, "save_settings", json!({ "settings": s })).unwrap_err();
+        assert_eq!(err["code"], "invalid", "{err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains(&bad.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(Paths::under(&root).load_settings().ca_file, None);
+    }
+
+    let mut s = h.shell.settings();
+    s.ca_file = Some(format!("  {}  ", ca.ca.display()));
+    let saved = invoke(&h, "save_settings", json!({ "settings": s })).unwrap();
+    assert_eq!(saved["ca_file"], json!(ca.ca.display().to_string()));
+    assert_eq!(
+        Paths::under(&root).load_settings().ca_file.as_deref(),
+        Some(ca.ca.display().to_string().as_str())
+    );
+    let account = login().unwrap();
+    assert_eq!(account["username"], "ann");
+    wait_for(
+        "live through the TLS front",
+        Duration::from_secs(15),
+        || invoke(&h, "bootstrap", json!({})).unwrap()["connection"]["state"]["state"] == "live",
+    );
+    tauri::async_runtime::block_on(h.shell.shutdown());
+    tauri::async_runtime::block_on(gw.shutdown());
+}
+
+/// A saved server on plain http to another machine is refused (signed out with
+/// the reason, and no sign-in sent) until its "Allow plain http" is on. No
+/// network is used: the refusal comes first.
+#[test]
+fn a_saved_server_on_plain_http_off_this_machine_needs_its_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        servers: vec![SavedServer {
+            id: "lan".into(),
+            name: "Lan".into(),
+            url: "http://10.255.255.1:9".into(),
+            username: Some("ann".into()),
+            ..SavedServer::default()
+        }],
+        active_server: Some("lan".into()),
+        ..Settings::default()
+    };
+    Paths::under(dir.path()).save_settings(&settings).unwrap();
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    tauri::async_runtime::block_on(h.shell.start_network());
+    let boot = invoke(&h, "bootstrap", json!({})).unwrap();
+    let state = &boot["connection"]["state"];
+    assert_eq!(state["state"], "signed_out", "{boot}");
+    let message = state["message"].as_str().unwrap();
+    assert!(
+        message.contains("plain http to another machine"),
+        "{message}"
+    );
+    assert!(
+        message.contains("“Allow plain http” in the settings of Lan"),
+        "{message}"
+    );
+    let err = invoke(
+        &h,
+        "login",
+        json!({"serverId": "lan", "username": "ann", "password": "hunter2"}),
+    )
+    .unwrap_err();
+    assert_eq!(err["code"], "invalid", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("Allow plain http"),
+        "{err}"
+    );
+    // The opt-in is a saved field of the server.
+    let mut s = h.shell.settings();
+    s.servers[0].allow_plain_http = true;
+    let saved = invoke(&h, "save_settings", json!({ "settings": s })).unwrap();
+    assert_eq!(saved["servers"][0]["allow_plain_http"], true);
+    tauri::async_runtime::block_on(h.shell.shutdown());
 }

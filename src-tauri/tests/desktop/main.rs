@@ -6,3 +6,5 @@ mod commands;
 mod generated;
 mod profiles;
 mod updates;
+#[cfg(target_os = "linux")]
+mod wake;

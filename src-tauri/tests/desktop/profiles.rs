@@ -344,7 +344,7 @@ fn agent_monitor_server_takes_its_declared_actions_through_the_shell() {
 /// back to the app as a conflict, shown, not dropped.
 #[test]
 fn notification_buttons_act_on_a_profile_server_and_a_conflict_is_shown() {
-    use pulse_core::policy::{EntityRef, NotificationAction};
+    use pulse_core::policy::{EntityRef, NotificationAction, Origin};
     use pulse_desktop::notifier::Reply;
     use tauri::Listener;
 
@@ -385,15 +385,32 @@ fn notification_buttons_act_on_a_profile_server_and_a_conflict_is_shown() {
     let boot = wait_boot(&h, "live", |b| b["connection"]["state"]["state"] == "live");
     assert_eq!(boot["account"]["actions"]["approve"], true, "{boot}");
 
-    let reply = || Reply {
+    let here =
+        tauri::async_runtime::block_on(h.shell.notification_origin()).expect("a session runs");
+    assert_eq!(here.server, "team");
+    let reply = |origin: Option<Origin>| Reply {
         target: Some(EntityRef {
             kind: pulse_protocol::domain::EntityKind::Approval,
             id: "ap1".into(),
         }),
         action: NotificationAction::Approve,
+        origin,
     };
-    tauri::async_runtime::block_on(h.shell.on_reply(reply()));
-    tauri::async_runtime::block_on(h.shell.on_reply(reply()));
+    // Stale: raised for another server, for another account here, or for none.
+    let elsewhere = Origin {
+        server: "ops".into(),
+        server_name: "Ops".into(),
+        ..here.clone()
+    };
+    let other_account = Origin {
+        account: Some("bob".into()),
+        ..here.clone()
+    };
+    for stale in [Some(elsewhere), Some(other_account), None] {
+        tauri::async_runtime::block_on(h.shell.on_reply(reply(stale)));
+    }
+    tauri::async_runtime::block_on(h.shell.on_reply(reply(Some(here.clone()))));
+    tauri::async_runtime::block_on(h.shell.on_reply(reply(Some(here))));
     let info = tauri::async_runtime::block_on(peer.info());
     let bodies: Vec<Value> = info["requests"]
         .as_array()
@@ -411,11 +428,28 @@ fn notification_buttons_act_on_a_profile_server_and_a_conflict_is_shown() {
     );
     assert!(
         holds_within(Duration::from_secs(10), || settled.lock().unwrap().len()
-            == 2),
+            == 5),
         "{:?}",
         settled.lock().unwrap()
     );
-    let got = settled.lock().unwrap().clone();
+    let mut got = settled.lock().unwrap().clone();
+    // The three stale replies: refused with a message, nothing sent (the peer saw
+    // only the two requests above).
+    let refused: Vec<Value> = got.drain(..3).collect();
+    for r in &refused {
+        assert_eq!(r["outcome"]["outcome"], "rejected", "{r}");
+        assert!(
+            r["outcome"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Nothing was sent"),
+            "{r}"
+        );
+    }
+    assert!(refused[0]["outcome"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Ops"));
     assert_eq!(got[0]["outcome"]["outcome"], "done", "{got:?}");
     assert_eq!(got[0]["outcome"]["entity"]["data"]["status"], "approved");
     assert_eq!(got[1]["outcome"]["outcome"], "conflict", "{got:?}");

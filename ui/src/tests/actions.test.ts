@@ -13,9 +13,9 @@ import type { Entity, SavedServer } from "../lib/generated/types";
 
 const frame = () => new Promise((r) => setTimeout(r, 40));
 
-const tasks: SavedServer = { id: "tasks", name: "Tasks", url: "http://127.0.0.1:3004", profile: "tasks-gateway", tenant: null, username: null, projects: [], force_polling: false, nodes: [] };
-const monitor: SavedServer = { id: "mon", name: "Monitor", url: "http://127.0.0.1:3000", profile: "agent-monitor", tenant: "acme", username: null, projects: [], force_polling: false, nodes: [] };
-const gateway: SavedServer = { id: "gw", name: "Gateway", url: "http://127.0.0.1:7780", profile: "native", tenant: null, username: "ops", projects: [], force_polling: false, nodes: [] };
+const tasks: SavedServer = { id: "tasks", name: "Tasks", url: "http://127.0.0.1:3004", profile: "tasks-gateway", tenant: null, username: null, projects: [], force_polling: false, nodes: [], allow_plain_http: false };
+const monitor: SavedServer = { id: "mon", name: "Monitor", url: "http://127.0.0.1:3000", profile: "agent-monitor", tenant: "acme", username: null, projects: [], force_polling: false, nodes: [], allow_plain_http: false };
+const gateway: SavedServer = { id: "gw", name: "Gateway", url: "http://127.0.0.1:7780", profile: "native", tenant: null, username: "ops", projects: [], force_polling: false, nodes: [], allow_plain_http: false };
 
 const ENTITIES: Entity[] = [
   entity("approval", "a1", { title: "Deploy to prod", status: "pending", agent_name: "Atlas", created_at: 2 }),

@@ -21,7 +21,7 @@ async function mountSettings(servers: SavedServer[] = [], active: string | null 
   return { backend, app, ...r };
 }
 
-const bridge: SavedServer = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null, projects: [], force_polling: false, nodes: [] };
+const bridge: SavedServer = { id: "bridge", name: "Bridge", url: "http://127.0.0.1:4000", profile: "event-bridge", tenant: null, username: null, projects: [], force_polling: false, nodes: [], allow_plain_http: false };
 
 describe("Settings: server profiles", () => {
   it("offers native, every built-in profile and a TOML file; choosing one saves it", async () => {
@@ -160,5 +160,80 @@ describe("profile servers elsewhere", () => {
     expect([...blocks].map((b) => b.getAttribute("data-id"))).toEqual(["dashboard"]);
     expect(blocks[0].textContent).toContain("Active agents");
     expect(blocks[0].textContent).toContain("12.5");
+  });
+});
+
+describe("Settings: security", () => {
+  it("a server's plain-http opt-in is saved with it, and the note says why it exists", async () => {
+    const lan: SavedServer = { ...bridge, id: "lan", name: "Lan", url: "http://10.0.0.5:4000" };
+    const { backend, getAllByTestId } = await mountSettings([lan], "lan");
+    const allow = getAllByTestId("server-allow-http")[0] as HTMLInputElement;
+    expect(allow.checked).toBe(false);
+    const note = getAllByTestId("server-allow-http-note")[0].textContent ?? "";
+    expect(note).toContain("unencrypted");
+    expect(note).toContain("localhost");
+    await fireEvent.click(allow);
+    await fireEvent.click(getAllByTestId("save-settings")[0]);
+    await frame();
+    const saved = backend.calls.filter((c) => c.name === "save_settings").at(-1)!.args as { servers: SavedServer[] };
+    expect(saved.servers[0].allow_plain_http).toBe(true);
+  });
+
+  it("the CA file is saved as a path, empty as none", async () => {
+    const { backend, getByTestId } = await mountSettings();
+    const ca = getByTestId("ca-file") as HTMLInputElement;
+    await fireEvent.input(ca, { target: { value: "  /etc/ssl/corp-ca.pem " } });
+    await fireEvent.click(getByTestId("save-settings"));
+    await frame();
+    const last = () => backend.calls.filter((c) => c.name === "save_settings").at(-1)!.args as { ca_file: string | null };
+    expect(last().ca_file).toBe("/etc/ssl/corp-ca.pem");
+    expect(getByTestId("ca-file-note").textContent).toContain("never instead of them");
+    await fireEvent.input(ca, { target: { value: "   " } });
+    await fireEvent.click(getByTestId("save-settings"));
+    await frame();
+    expect(last().ca_file).toBeNull();
+  });
+});
+
+describe("Settings: signing out with actions queued", () => {
+  const gw: SavedServer = { ...bridge, id: "gw", name: "Gateway", url: "http://127.0.0.1:7780", profile: "native", username: "ops" };
+  const queuedOne = { id: 1, action: { action: "approve" as const, id: "ap-1", reason: null }, queued_at: 1, last_error: null };
+
+  it("asks whether to keep or discard them, and sends the choice", async () => {
+    const backend = new FakeBackend([]);
+    backend.settings.servers = [gw];
+    backend.settings.active_server = "gw";
+    backend.outbox = [queuedOne];
+    const app = new AppState(backend, (cb) => setTimeout(cb, 0));
+    const { getByTestId, queryByTestId } = render(App, { props: { backend, app } });
+    await frame();
+    app.go("settings");
+    await tick();
+    await fireEvent.click(getByTestId("sign-out"));
+    await tick();
+    expect(backend.calls.some((c) => c.name === "logout")).toBe(false);
+    expect(getByTestId("sign-out-queued").textContent).toContain("1 action(s) queued for Gateway");
+    await fireEvent.click(getByTestId("sign-out-cancel"));
+    expect(queryByTestId("sign-out-queued")).toBeNull();
+    await fireEvent.click(getByTestId("sign-out"));
+    await tick();
+    await fireEvent.click(getByTestId("sign-out-keep"));
+    await frame();
+    expect(backend.calls.filter((c) => c.name === "logout").map((c) => c.args)).toEqual(["keep"]);
+    expect(app.outbox.length).toBe(1);
+    await fireEvent.click(getByTestId("sign-out"));
+    await tick();
+    await fireEvent.click(getByTestId("sign-out-discard"));
+    await frame();
+    expect(backend.calls.filter((c) => c.name === "logout").map((c) => c.args)).toEqual(["keep", "discard"]);
+    expect(app.outbox.length).toBe(0);
+  });
+
+  it("signs out at once when nothing is queued", async () => {
+    const { backend, getByTestId, queryByTestId } = await mountSettings([gw], "gw");
+    await fireEvent.click(getByTestId("sign-out"));
+    await frame();
+    expect(queryByTestId("sign-out-queued")).toBeNull();
+    expect(backend.calls.filter((c) => c.name === "logout").map((c) => c.args)).toEqual(["keep"]);
   });
 });

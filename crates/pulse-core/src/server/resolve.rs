@@ -85,7 +85,7 @@ impl Flags {
         let url = http_url(&self.url).ok_or_else(bad_url)?;
         if !self.allow_plain_http && super::is_plain_http_off_machine(&url) {
             return Err(SignedOut::PlainHttp {
-                origin: self.origin,
+                origin: Origin::Flags(self.origin),
                 url: self.url.clone(),
             });
         }
@@ -141,6 +141,9 @@ pub struct SavedServer {
     /// Base URLs of the server's other nodes (a cluster), as saved: the session
     /// moves to the next when the one it is on is down ([`SessionConfig::nodes`]).
     pub nodes: Vec<String>,
+    /// The user accepts plain http to another machine for this server (and its
+    /// nodes): [`super::is_plain_http_off_machine`]; refused otherwise.
+    pub allow_plain_http: bool,
 }
 
 /// The credentials a saved server may use.
@@ -188,6 +191,19 @@ impl SavedServer {
                 })
             })
             .collect::<Result<Vec<Url>, _>>()?;
+        // The server and every node of it: plain http only to this machine,
+        // unless the user opted in for this server.
+        if !self.allow_plain_http {
+            if let Some(off) = std::iter::once(&url)
+                .chain(&nodes)
+                .find(|u| super::is_plain_http_off_machine(u))
+            {
+                return Err(SignedOut::PlainHttp {
+                    origin: origin(),
+                    url: off.to_string(),
+                });
+            }
+        }
         let opened = self
             .speaks
             .open(self.tenant.as_deref(), &self.projects)
@@ -323,7 +339,7 @@ pub enum SignedOut {
     /// opt-in (`--allow-http`, `PULSE_ALLOW_HTTP=1`).
     PlainHttp {
         /// Whose URL.
-        origin: FlagOrigin,
+        origin: Origin,
         /// The URL as given.
         url: String,
     },
@@ -376,8 +392,13 @@ impl SignedOut {
             },
             SignedOut::PlainHttp { origin, url } => {
                 let opt_in = match origin {
-                    FlagOrigin::CommandLine => "pass --allow-http (or set PULSE_ALLOW_HTTP=1)",
-                    _ => "set PULSE_ALLOW_HTTP=1",
+                    Origin::Flags(FlagOrigin::CommandLine) => {
+                        "pass --allow-http (or set PULSE_ALLOW_HTTP=1)".to_owned()
+                    }
+                    Origin::Flags(_) => "set PULSE_ALLOW_HTTP=1".to_owned(),
+                    Origin::Saved(name) => format!(
+                        "turn on “Allow plain http” in the settings of {name}"
+                    ),
                 };
                 format!(
                     "{url} is plain http to another machine: the token would cross the network unencrypted. Use https, or {opt_in} to accept that"
@@ -459,6 +480,42 @@ mod tests {
             projects: Vec::new(),
             force_polling: false,
             nodes: Vec::new(),
+            allow_plain_http: false,
+        }
+    }
+
+    #[test]
+    fn a_saved_server_on_plain_http_to_another_machine_needs_its_opt_in() {
+        let keys = Keys::default();
+        let mut s = saved("native", Some("ann"));
+        // Loopback is fine without it (signed out only for want of a sign-in).
+        assert!(!matches!(
+            s.resolve(&keys).unwrap_err(),
+            SignedOut::PlainHttp { .. }
+        ));
+        for (url, nodes) in [
+            ("http://ops.example", vec![]),
+            (
+                "https://ops.example",
+                vec!["http://10.0.0.5:8080".to_owned()],
+            ),
+        ] {
+            s.url = url.into();
+            s.nodes = nodes;
+            s.allow_plain_http = false;
+            let e = s.resolve(&keys).unwrap_err();
+            assert!(matches!(e, SignedOut::PlainHttp { .. }), "{url}: {e:?}");
+            assert!(
+                e.message()
+                    .contains("“Allow plain http” in the settings of Work"),
+                "{}",
+                e.message()
+            );
+            s.allow_plain_http = true;
+            assert!(
+                !matches!(s.resolve(&keys), Err(SignedOut::PlainHttp { .. })),
+                "{url} with the opt-in"
+            );
         }
     }
 

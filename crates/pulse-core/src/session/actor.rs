@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use super::outbox::Flusher;
 use super::{
-    Command, CommittedEvent, ConnectionState, Counters, End, LocalEvent, SessionConfig,
+    Command, CommittedEvent, ConnectionState, Counters, End, LocalEvent, Nudge, SessionConfig,
     SessionEvent, SessionStatus,
 };
 use crate::auth::{AuthError, Secret, TokenProvider};
@@ -110,12 +110,32 @@ impl SessionCx {
     }
 
     /// Wait for a command that interrupts the connection: [`End::Stop`] or, for a
-    /// manual retry, [`End::Resync`]. Use it in a `select!` beside the socket.
+    /// nudge (manual retry, wake, network change), [`End::Resync`]. Use it in a `select!` beside the socket.
     pub async fn interrupted(&mut self) -> End {
         let cmd = self.cmd.recv().await;
+        self.on_interrupt(cmd)
+    }
+
+    /// [`SessionCx::interrupted`] for a link that is up and current: a nudge
+    /// that does not put the link in doubt ([`Nudge::ends_a_live_link`]: the
+    /// Retry button) changes nothing and is waited past; a wake or a network
+    /// change ends it, as the old socket may be a zombie. Use it in the live
+    /// loop of a dialect.
+    pub async fn interrupted_live(&mut self) -> End {
+        loop {
+            match self.cmd.recv().await {
+                Some(Command::Nudge(why)) if !why.ends_a_live_link() => {
+                    info!(reason = %why, "nudge while live: the link stays");
+                }
+                cmd => return self.on_interrupt(cmd),
+            }
+        }
+    }
+
+    fn on_interrupt(&mut self, cmd: Option<Command>) -> End {
         let end = on_command_while_busy(cmd);
         if matches!(end, End::Resync(_)) {
-            // A manual retry means now: the fallback's next round too, and a
+            // A nudge means now: the fallback's next round too, and a
             // fresh backoff sequence (so it is never held back as a repeated
             // resync).
             self.last_poll = None;
@@ -344,8 +364,9 @@ impl SessionCx {
         tokio::select! {
             _ = tokio::time::sleep(delay) => None,
             cmd = self.cmd.recv() => match cmd {
-                Some(Command::RetryNow) => {
-                    // A manual retry starts a fresh sequence.
+                Some(Command::Nudge(_)) => {
+                    // A nudge (manual retry, wake, network change) starts a
+                    // fresh sequence.
                     self.backoff.reset();
                     None
                 }
@@ -371,7 +392,7 @@ fn on_command_while_busy(cmd: Option<Command>) -> End {
             let _ = reply.send(());
             End::Stop
         }
-        Some(Command::RetryNow) => End::Resync("manual retry".into()),
+        Some(Command::Nudge(why)) => End::Resync(why.to_string()),
         None => End::Stop,
     }
 }
@@ -434,17 +455,26 @@ pub(super) async fn run(mut cx: SessionCx) {
                 warn!(%message, "credentials refused; waiting for the user");
                 cx.backoff.link_ended(Instant::now());
                 cx.set_state(ConnectionState::Unauthorized { message });
-                match cx.cmd.recv().await {
-                    Some(Command::RetryNow) => {
-                        cx.backoff.reset();
-                        continue;
+                // Only the user retries refused credentials; a wake or a
+                // network change is no reason to try them again.
+                let retry = loop {
+                    match cx.cmd.recv().await {
+                        Some(Command::Nudge(Nudge::User)) => break true,
+                        Some(Command::Nudge(why)) => {
+                            info!(reason = %why, "nudge ignored: the credentials were refused");
+                        }
+                        Some(Command::Stop(reply)) => {
+                            stop_reply = Some(reply);
+                            break false;
+                        }
+                        None => break false,
                     }
-                    Some(Command::Stop(reply)) => {
-                        stop_reply = Some(reply);
-                        break;
-                    }
-                    None => break,
+                };
+                if !retry {
+                    break;
                 }
+                cx.backoff.reset();
+                continue;
             }
             End::Cache(e) => {
                 warn!(error = %e, "cache error; retrying later");

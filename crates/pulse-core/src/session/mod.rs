@@ -443,9 +443,45 @@ impl From<StoreError> for End {
     }
 }
 
+/// Why a session is asked to reconnect at once ([`SessionHandle::nudge`]).
+///
+/// A nudge ends the current link (live or not) and opens a new one without a
+/// backoff wait, with a fresh backoff sequence: after a wake the old socket is
+/// likely a zombie, and after a network change it may run on a route that is
+/// gone. Only [`Nudge::User`] also retries after the credentials were refused
+/// (a wake or a new network does not make a refused token good).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nudge {
+    /// The user asked (the Retry button).
+    User,
+    /// The machine woke from sleep (logind's `PrepareForSleep(false)`).
+    Wake,
+    /// The network changed (an interface or route came up).
+    Network,
+}
+
+impl Nudge {
+    /// Whether this nudge ends a link that is up and current. A wake or a network
+    /// change does (the socket may be dead without knowing it); the Retry button
+    /// does not (a live link is what it asks for).
+    pub fn ends_a_live_link(self) -> bool {
+        !matches!(self, Nudge::User)
+    }
+}
+
+impl std::fmt::Display for Nudge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Nudge::User => "manual retry",
+            Nudge::Wake => "woke from sleep",
+            Nudge::Network => "the network changed",
+        })
+    }
+}
+
 /// What a handle asks of the actor.
 pub(crate) enum Command {
-    RetryNow,
+    Nudge(Nudge),
     Stop(oneshot::Sender<()>),
 }
 
@@ -493,6 +529,7 @@ impl SessionHandle {
             config.dialect.clone(),
             store,
             events_tx.clone(),
+            status_rx.clone(),
         );
         let handle = SessionHandle {
             cmd: cmd_tx,
@@ -526,9 +563,18 @@ impl SessionHandle {
         self.outbox.rest()
     }
 
-    /// Try to connect now (the Retry button; also after a network change or wake).
+    /// Try to connect now (the Retry button): [`SessionHandle::nudge`] with
+    /// [`Nudge::User`].
     pub fn retry_now(&self) {
-        let _ = self.cmd.try_send(Command::RetryNow);
+        self.nudge(Nudge::User);
+    }
+
+    /// Reconnect at once because of `why` (see [`Nudge`]): the one entry for the
+    /// Retry button, a wake from sleep and a network change. Never blocks; a
+    /// nudge while one is still queued is dropped (the queued one does the same).
+    pub fn nudge(&self, why: Nudge) {
+        tracing::info!(reason = %why, "session nudged");
+        let _ = self.cmd.try_send(Command::Nudge(why));
     }
 
     /// Tell the server `intent` where its dialect takes it ([`Dialect::say`]):

@@ -232,11 +232,9 @@ async fn stream(cx: &mut SessionCx, mut conn: NativeConnection, token: Secret) -
     loop {
         let first = tokio::select! {
             biased;
-            end = cx.interrupted() => {
-                if !matches!(end, End::Stop) {
-                    // A retry asked for while the link is up changes nothing.
-                    continue;
-                }
+            // A Retry while the link is up changes nothing; a wake or a network
+            // change ends it (`Nudge::ends_a_live_link`).
+            end = cx.interrupted_live() => {
                 conn.close().await;
                 return end;
             }

@@ -7,21 +7,34 @@
 //! - the session's dialect says which actions the server takes and how each is
 //!   sent (`Dialect::perform`); one it does not take is rejected, never queued;
 //! - a refused token is refreshed once per send (`crate::actions::send`);
-//! - one flush runs at a time; a send that fails for a transient reason stops the
-//!   flush and keeps the entry (with its error) for the next one.
+//! - one flush runs at a time; a send that fails for a transient reason keeps the
+//!   entry (with its error) and holds back the later entries *for the same item*
+//!   (so one item's actions stay in order), but never the entries of other items:
+//!   one failing entry does not block the rest;
+//! - while the session is live (or polling), failed entries are retried with a
+//!   growing delay ([`RETRY_FIRST`] doubling up to [`RETRY_CAP`]), not only at
+//!   the next reconnect; a send that fails when first tried starts those retries
+//!   too. Offline, the retries stop and the next reconnect flushes.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 use super::Dialect;
-use super::{ActionOutcome, SessionError, SessionEvent};
+use super::{ActionOutcome, ConnectionState, SessionError, SessionEvent, SessionStatus};
 use crate::actions::{send_action, unsupported, Sent, Via};
 use crate::auth::TokenProvider;
 use crate::rest::RestClient;
 use crate::store::{Action, StoreHandle};
+
+/// The first wait before failed entries are tried again while live.
+pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two tries of failed entries while live.
+pub(crate) const RETRY_CAP: Duration = Duration::from_secs(60);
 
 /// Sends actions and flushes the outbox for one session.
 #[derive(Clone)]
@@ -31,6 +44,7 @@ pub(crate) struct Flusher {
     dialect: Arc<dyn Dialect>,
     store: StoreHandle,
     events: broadcast::Sender<SessionEvent>,
+    status: watch::Receiver<SessionStatus>,
     flushing: Arc<AtomicBool>,
 }
 
@@ -41,6 +55,7 @@ impl Flusher {
         dialect: Arc<dyn Dialect>,
         store: StoreHandle,
         events: broadcast::Sender<SessionEvent>,
+        status: watch::Receiver<SessionStatus>,
     ) -> Self {
         Flusher {
             rest,
@@ -48,8 +63,17 @@ impl Flusher {
             dialect,
             store,
             events,
+            status,
             flushing: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether the session can send now (live, or polling).
+    fn online(&self) -> bool {
+        matches!(
+            self.status.borrow().state,
+            ConnectionState::Live | ConnectionState::Polling { .. }
+        )
     }
 
     pub(crate) fn rest(&self) -> &RestClient {
@@ -99,38 +123,73 @@ impl Flusher {
         }
         let id = self.store.outbox_push(&action, crate::now_ms())?;
         if let Some(err) = why {
-            // Kept with the reason it was not sent (a refused token, a 5xx …).
+            // Kept with the reason it was not sent (a refused token, a 5xx …),
+            // and tried again while the session stays live.
             self.store.outbox_fail(id, &err)?;
+            self.run(Some(RETRY_FIRST));
         }
         Ok(ActionOutcome::Queued { outbox_id: id })
     }
 
-    /// Send queued actions in order, in the background; one flush at a time.
+    /// Send queued actions in order, in the background, now; then retry failed
+    /// ones while online. One flush at a time.
     pub(crate) fn start(&self) {
+        self.run(None);
+    }
+
+    /// The flush loop: after `first_wait` if given, flush; while entries failed
+    /// and the session is online, wait (doubling from [`RETRY_FIRST`] up to
+    /// [`RETRY_CAP`]) and flush again.
+    fn run(&self, first_wait: Option<Duration>) {
         if self.flushing.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            this.flush().await;
+            let mut wait = first_wait;
+            let mut next = RETRY_FIRST;
+            loop {
+                if let Some(w) = wait.take() {
+                    tokio::time::sleep(w).await;
+                    if !this.online() {
+                        break;
+                    }
+                }
+                if !this.flush().await || !this.online() {
+                    break;
+                }
+                debug!(
+                    wait_ms = next.as_millis() as u64,
+                    "outbox entries failed; retrying while live"
+                );
+                wait = Some(next);
+                next = (next * 2).min(RETRY_CAP);
+            }
             this.flushing.store(false, Ordering::Release);
         });
     }
 
-    async fn flush(&self) {
+    /// One pass over the outbox; true when entries failed and remain.
+    async fn flush(&self) -> bool {
         let entries = match self.store.outbox() {
             Ok(e) => e,
             Err(e) => {
                 warn!(error = %e, "cannot read the outbox");
-                return;
+                return false;
             }
         };
+        // Items with an entry that failed in this pass: their later entries wait,
+        // so one item's actions are never reordered.
+        let mut held: HashSet<String> = HashSet::new();
         for entry in entries {
+            if held.contains(entry.action.id()) {
+                continue;
+            }
             match send_action(self.via(), &self.store, &entry.action).await {
                 Sent::Final(outcome) => {
                     if let Err(e) = self.store.outbox_remove(entry.id) {
                         warn!(error = %e, "cannot remove a sent action from the outbox");
-                        return;
+                        return false;
                     }
                     info!(outbox_id = entry.id, "queued action settled");
                     let _ = self.events.send(SessionEvent::ActionSettled {
@@ -140,10 +199,12 @@ impl Flusher {
                     });
                 }
                 Sent::Retry(err) => {
+                    info!(outbox_id = entry.id, %err, "queued action not sent; the others go on");
                     let _ = self.store.outbox_fail(entry.id, &err);
-                    return;
+                    held.insert(entry.action.id().to_owned());
                 }
             }
         }
+        !held.is_empty()
     }
 }

@@ -21,6 +21,23 @@ use rustls::pki_types::CertificateDer;
 
 static EXTRA: OnceLock<(PathBuf, Arc<rustls::ClientConfig>)> = OnceLock::new();
 
+/// The CA certificates (PEM) in `path`, or an error naming the file: it cannot
+/// be read, is not PEM, or holds no certificate. Trusts nothing (a settings
+/// field checks a file with it before saving).
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the CA file {} is not PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "the CA file {} holds no certificate",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
 /// Trust the CA certificates (PEM) in `path` beside the public roots, for
 /// every TLS connection of this process from now on.
 pub fn trust_ca_file(path: &Path) -> Result<(), String> {
@@ -35,16 +52,7 @@ pub fn trust_ca_file(path: &Path) -> Result<(), String> {
             ))
         };
     }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("the CA file {} is not PEM: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "the CA file {} holds no certificate",
-            path.display()
-        ));
-    }
+    let certs = read_ca_file(path)?;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for c in certs {

@@ -1559,6 +1559,85 @@ async fn agent_monitor_actions_taken_offline_are_queued_and_sent_on_reconnect() 
     h.stop().await;
 }
 
+/// A wake or a network change reconnects a profile's live socket at once too
+/// (Socket.IO here, seed 002's peer), and the data is reloaded. Counted by the
+/// connections: one more per nudge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nudge_reconnects_a_live_profile_socket_at_once() {
+    use pulse_core::session::Nudge;
+    let token = acme();
+    let peer = Peer::start(Kind::NestRealtime, &[&token], realtime_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("nest-realtime").unwrap()),
+        &token,
+    );
+    let first = live(&h).await.counters.connections;
+    for (n, why) in [Nudge::Wake, Nudge::Network].into_iter().enumerate() {
+        h.nudge(why);
+        let want = first + n as u64 + 1;
+        let st = until(&h, "live again after the nudge", |s| {
+            s.counters.connections >= want && matches!(s.state, ConnectionState::Live)
+        })
+        .await;
+        assert_eq!(st.counters.connections, want, "after {why}");
+    }
+    h.stop().await;
+}
+
+/// Failed sends are retried while the session stays live (no reconnect), and one
+/// failing entry does not hold back the others. Two moves fail with a 503 when
+/// first tried and are queued; on the first retry the first move fails again
+/// (a third 503) while the second goes through; the first goes through on the
+/// next retry. Ordered by the settlements, counted by the connections: one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sends_are_retried_while_live_and_one_failing_entry_does_not_block_the_rest() {
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], board_state(), &[]);
+    let h = session(
+        &peer.url(),
+        ProfileDialect::new(Profile::builtin("agent-monitor").unwrap()),
+        &token,
+    );
+    live(&h).await;
+    let mut settled = h.subscribe();
+    let busy = json!({"status": 503, "text": "<html>busy</html>"});
+    peer.control(
+        "garbage",
+        json!({"answers": [busy.clone(), busy.clone(), busy]}),
+    )
+    .await;
+    for (id, state) in [("6", "done"), ("5", "review")] {
+        let out = h.perform(move_to(id, state)).await.unwrap();
+        assert!(matches!(out, ActionOutcome::Queued { .. }), "{out:?}");
+    }
+    let queued = h.store().outbox().unwrap();
+    assert_eq!(queued.len(), 2);
+    assert!(queued.iter().all(|e| e.last_error.is_some()), "{queued:?}");
+    let mut order = Vec::new();
+    tokio::time::timeout(LIMIT, async {
+        while order.len() < 2 {
+            if let Ok(SessionEvent::ActionSettled {
+                action, outcome, ..
+            }) = settled.recv().await
+            {
+                assert!(matches!(outcome, ActionOutcome::Done { .. }), "{outcome:?}");
+                order.push(action);
+            }
+        }
+    })
+    .await
+    .expect("both queued moves settled while live");
+    assert_eq!(order, [move_to("5", "review"), move_to("6", "done")]);
+    assert!(h.store().outbox().unwrap().is_empty());
+    let st = h.status().borrow().clone();
+    assert_eq!(st.counters.connections, 1, "no reconnect was needed");
+    let info = peer.info().await;
+    assert_eq!(requests(&info, "PATCH", "/api/tickets/6").len(), 3);
+    assert_eq!(requests(&info, "PATCH", "/api/tickets/5").len(), 2);
+    h.stop().await;
+}
+
 /// The seed shows the termination handler's broadcast but not its answer: both
 /// plausible answers (`{success: true}`, the agent) are a termination done; a
 /// profile that reads success from the body (`success_when`) refuses the one that

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use pulse_core::auth::{Secret, StaticToken};
-use pulse_core::session::{ConnectionState, SessionConfig, SessionHandle, SessionStatus};
+use pulse_core::session::{ConnectionState, Nudge, SessionConfig, SessionHandle, SessionStatus};
 use pulse_core::store::{MemoryStore, StoreHandle};
 use pulse_protocol::domain::EntityKind;
 use pulse_protocol::frame::{ClientFrame, EventFrame, Hello, ServerFrame, Subscribed};
@@ -757,5 +757,106 @@ async fn polling_honours_429_retry_after() {
         "the poll after a 429 waited for Retry-After: {:?}",
         next.0.duration_since(log[limited].0)
     );
+    handle.stop().await;
+}
+
+/// A wake from sleep (or a network change) ends a live link at once, even one that
+/// looks healthy, and the new connection resumes from the stored cursor. Counted:
+/// the server sees a new subscribe per nudge that asks `since` the last applied
+/// seq; a Retry while live opens no connection.
+#[tokio::test]
+async fn a_nudge_ends_a_live_link_and_the_next_resumes_from_the_cursor() {
+    let (url, mut conns) = server().await;
+    let handle = session(&url);
+    let (mut ws, _) = conns.recv().await.unwrap();
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    ws.send(Message::text(event(
+        1,
+        "ticket.created",
+        json!({"id": "t1"}),
+    )))
+    .await
+    .unwrap();
+    until(&handle, "live at seq 1", |s| {
+        seq(s) == 1 && matches!(s.state, ConnectionState::Live)
+    })
+    .await;
+    // The Retry button on a live link changes nothing (the commands are taken in
+    // order, so had it ended the link, one more connection would be counted).
+    handle.retry_now();
+    for why in [Nudge::Wake, Nudge::Network] {
+        handle.nudge(why);
+        let (mut next, sub) = conns.recv().await.unwrap();
+        assert_eq!(
+            sub,
+            ClientFrame::Subscribe {
+                stream: Some("acme".into()),
+                since: Some(1),
+                epoch: Some("e1".into())
+            },
+            "after {why}"
+        );
+        next.send(Message::text(subscribed(1))).await.unwrap();
+        ws = next;
+    }
+    let st = until(&handle, "live after the nudges", |s| {
+        s.counters.connections >= 3 && matches!(s.state, ConnectionState::Live)
+    })
+    .await;
+    assert_eq!(st.counters.connections, 3);
+    assert_eq!(st.counters.gaps, 0);
+    drop(ws);
+    handle.stop().await;
+}
+
+/// A session waiting out a backoff delay of an hour connects at once when nudged
+/// (the network came back): the wait is not sat out. Without the nudge the test
+/// could not pass within its 20 s limit.
+#[tokio::test]
+async fn a_nudge_cuts_a_backoff_wait_short() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut conns) = mpsc::channel::<(Ws, ClientFrame)>(8);
+    tokio::spawn(async move {
+        // The first connection is dropped at once (the network was down).
+        let (first, _) = listener.accept().await.unwrap();
+        drop(first);
+        while let Ok((tcp, _)) = listener.accept().await {
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            ws.send(Message::text(hello(60_000))).await.unwrap();
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                let sub = ClientFrame::decode(t.as_str()).unwrap();
+                let _ = tx.send((ws, sub)).await;
+            }
+        }
+    });
+    let mut config = SessionConfig::new(url.parse().unwrap());
+    config.backoff.base = Duration::from_secs(3600);
+    config.backoff.cap = Duration::from_secs(3600);
+    config.backoff.floor = Duration::from_secs(3600);
+    let handle = SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        StoreHandle::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let st = until(&handle, "waiting an hour to retry", |s| {
+        matches!(s.state, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    let ConnectionState::Reconnecting { retry_at_ms, .. } = st.state else {
+        unreachable!()
+    };
+    assert!(
+        retry_at_ms > pulse_core::now_ms() + 3_000_000,
+        "{retry_at_ms}"
+    );
+    handle.nudge(Nudge::Network);
+    let (mut ws, _) = conns.recv().await.unwrap();
+    ws.send(Message::text(subscribed(0))).await.unwrap();
+    until(&handle, "live after the nudge", |s| {
+        matches!(s.state, ConnectionState::Live)
+    })
+    .await;
     handle.stop().await;
 }

@@ -9,6 +9,7 @@ import type {
   ActionOutcome,
   Intent,
   OutboxEntry,
+  QueuedOnSignOut,
   RaisedNotification,
   SettledAction,
   Settings,
@@ -58,7 +59,8 @@ export interface Backend {
   retryNow(): Promise<void>;
   saveSettings(settings: Settings): Promise<Settings>;
   login(serverId: string, username: string, password: string): Promise<Account>;
-  logout(): Promise<void>;
+  /** Sign out; `queued` says what becomes of the actions queued and not yet sent. */
+  logout(queued: QueuedOnSignOut): Promise<void>;
   /** Store (or, empty, forget) a profile server's access token: OS keyring only. */
   setToken(serverId: string, token: string): Promise<Account>;
   /** Pause notifications for `minutes`, or resume with null. */

@@ -12,6 +12,7 @@ import type {
   ActionSet,
   Intent,
   OutboxEntry,
+  QueuedOnSignOut,
   ProfileInfo,
   Settings,
   UpdateStatus,
@@ -52,6 +53,7 @@ export function defaultSettings(): Settings {
     start_at_login: false,
     theme: "system",
     updates: { endpoint: null, check_at_start: false },
+    ca_file: null,
   };
 }
 
@@ -69,6 +71,8 @@ export class FakeBackend implements Backend {
   connection: ConnectionView = { state: { state: "live" }, last_sync_ms: Date.now(), server: "http://127.0.0.1:1", demo: true, caveat: null };
   settings: Settings = defaultSettings();
   outbox: OutboxEntry[] = [];
+  /** What `bootstrap` says about a cache moved aside at open (tests set it). */
+  cacheSetAside: string | null = null;
   online = true;
   /** Set to make the next perform answer this (conflict/rejected tests). */
   nextOutcome: ActionOutcome | null = null;
@@ -135,6 +139,7 @@ export class FakeBackend implements Backend {
       version: "0.0.0-fake",
       open: null,
       profiles: structuredClone(FAKE_PROFILES),
+      cache_set_aside: this.cacheSetAside,
     };
   }
 
@@ -253,8 +258,12 @@ export class FakeBackend implements Backend {
     else this.tokens.delete(serverId);
     return this.account();
   }
-  async logout(): Promise<void> {
-    this.calls.push({ name: "logout", args: null });
+  async logout(queued: QueuedOnSignOut): Promise<void> {
+    this.calls.push({ name: "logout", args: queued });
+    if (queued === "discard") {
+      this.outbox = [];
+      this.emit("outbox", []);
+    }
   }
   async pauseNotifications(minutes: number | null): Promise<Settings> {
     this.settings.notifications.dnd_until_ms = minutes === null ? null : Date.now() + minutes * 60_000;

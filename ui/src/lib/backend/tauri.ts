@@ -2,7 +2,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { openUrl } from "@tauri-apps/plugin-opener";
 import { EVENTS } from "../generated/types";
-import type { Account, Action, Bootstrap, ActionOutcome, Intent, Settings, UpdateStatus } from "../generated/types";
+import type { Account, Action, Bootstrap, ActionOutcome, Intent, QueuedOnSignOut, Settings, UpdateStatus } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 const NAMES: Record<keyof BackendEvents, string> = {
@@ -49,8 +49,8 @@ export class TauriBackend implements Backend {
   login(serverId: string, username: string, password: string): Promise<Account> {
     return invoke("login", { serverId, username, password });
   }
-  logout(): Promise<void> {
-    return invoke("logout");
+  logout(queued: QueuedOnSignOut): Promise<void> {
+    return invoke("logout", { queued });
   }
   setToken(serverId: string, token: string): Promise<Account> {
     return invoke("set_token", { serverId, token });

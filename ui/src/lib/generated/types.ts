@@ -290,6 +290,8 @@ action: Action,
  */
 outcome: ActionOutcome, };
 
+export type QueuedOnSignOut = "keep" | "discard";
+
 export type Counts = { 
 /**
  * Approvals whose status is `pending` (or absent).
@@ -404,7 +406,14 @@ force_polling: boolean,
  * tried in order after `url` when the node in use is down (the core's
  * `failover` rule). Empty: one node.
  */
-nodes: Array<string>, };
+nodes: Array<string>, 
+/**
+ * The user accepts plain http to another machine for this server: its token
+ * and password then cross the network unencrypted. Off, such a server is
+ * refused (`pulse_core::server::is_plain_http_off_machine`); loopback and
+ * https never need it.
+ */
+allow_plain_http: boolean, };
 
 export type NotificationSettings = { 
 /**
@@ -472,7 +481,14 @@ theme: Theme,
 /**
  * Update checks.
  */
-updates: UpdateSettings, };
+updates: UpdateSettings, 
+/**
+ * A PEM file of CA certificates trusted beside the public roots (an
+ * enterprise's private CA), for every server: `pulse_core::transport::tls`.
+ * Used from the next start once changed (a process trusts one file);
+ * `PULSE_CA_FILE` wins over it.
+ */
+ca_file: string | null, };
 
 export type Account = { 
 /**
@@ -583,7 +599,12 @@ open: Target | null,
 /**
  * The built-in server profiles (besides `native` and a TOML file path).
  */
-profiles: Array<ProfileInfo>, };
+profiles: Array<ProfileInfo>, 
+/**
+ * When this server's cache was found corrupt and moved aside at open: what
+ * was lost (`store::SetAside::message`), for the user; `null` otherwise.
+ */
+cache_set_aside: string | null, };
 
 export type CommandError = { 
 /**

@@ -222,6 +222,17 @@ export class AppState {
     this.unlisten = [];
   }
 
+  /** What was lost when this server's corrupt cache was moved aside (the shell's
+   * `Bootstrap.cache_set_aside`), until the user dismisses it. */
+  cacheSetAside = $state<string | null>(null);
+  private dismissedSetAside: string | null = null;
+
+  /** Hide the set-aside message (it stays hidden across reloads of the same run). */
+  dismissSetAside(): void {
+    this.dismissedSetAside = this.cacheSetAside;
+    this.cacheSetAside = null;
+  }
+
   /** Load everything from the backend's cache (first paint, and after a reset). */
   async reload(): Promise<void> {
     let boot: Bootstrap;
@@ -241,6 +252,7 @@ export class AppState {
     this.account = boot.account;
     this.profiles = boot.profiles;
     this.outbox = boot.outbox;
+    this.cacheSetAside = boot.cache_set_aside && boot.cache_set_aside !== this.dismissedSetAside ? boot.cache_set_aside : null;
     if (boot.notifications.length) this.raised = boot.notifications;
     this.read = new Set(boot.read);
     this.version_ = boot.version;
