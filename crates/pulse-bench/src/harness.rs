@@ -37,7 +37,7 @@ impl Mode {
 }
 
 /// The JWT secret of every benchmark gateway (loopback only, throwaway).
-pub const SECRET: &str = "pulse-bench-secret";
+pub const SECRET: &str = "pulse-bench-secret-0123456789abcdef";
 /// The tenant (= stream) the single-tenant benchmarks use.
 pub const TENANT: &str = "bench";
 

@@ -64,7 +64,7 @@ struct ServeArgs {
     /// Run the demo simulator for tenant `demo` (user `demo`, password `demo`).
     #[arg(long)]
     demo: bool,
-    /// HS256 secret for tokens.
+    /// HS256 secret for tokens, at least 32 bytes.
     #[arg(long, env = "PULSE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// A file holding the HS256 secret (surrounding whitespace ignored).
@@ -259,6 +259,9 @@ fn mint(args: MintArgs) -> ExitCode {
         eprintln!("error: --secret, --tenant and --sub must not be empty");
         return ExitCode::from(2);
     }
+    if let Err(e) = crate::auth::check_secret(&args.secret, "--secret or PULSE_JWT_SECRET") {
+        return usage(e);
+    }
     let role = args.role.into();
     let token_use = if args.refresh {
         TokenUse::Refresh
@@ -414,7 +417,10 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
     )?;
     let secret_file = args.jwt_secret_file.or(file.jwt_secret_file);
     let secret = match (args.jwt_secret.filter(|s| !s.is_empty()), secret_file) {
-        (Some(s), _) => Some(s),
+        (Some(s), _) => {
+            crate::auth::check_secret(&s, "--jwt-secret or PULSE_JWT_SECRET")?;
+            Some(s)
+        }
         (None, Some(path)) => {
             let s = std::fs::read_to_string(&path)
                 .map_err(|e| format!("jwt secret file {}: {e}", path.display()))?;
@@ -422,6 +428,7 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
             if s.is_empty() {
                 return Err(format!("jwt secret file {} is empty", path.display()));
             }
+            crate::auth::check_secret(&s, &format!("the file {}", path.display()))?;
             Some(s)
         }
         (None, None) => None,

@@ -9,7 +9,7 @@
 //! use pulse_gateway::{auth, Config, Gateway};
 //! use pulse_protocol::auth::{Role, TokenUse};
 //!
-//! let config = Config { jwt_secret: Some("s3cret".into()), ..Config::default() };
+//! let config = Config { jwt_secret: Some("an-hs256-secret-of-32-bytes-or-more".into()), ..Config::default() };
 //! let gw = Gateway::start(config).await?;
 //! let claims = auth::claims("ann", "acme", Role::Viewer, TokenUse::Access,
 //!                           std::time::Duration::from_secs(900));
@@ -58,6 +58,9 @@ pub enum StartError {
     /// No JWT secret and not in demo mode.
     #[error("no JWT secret: pass --jwt-secret or set PULSE_JWT_SECRET (or run with --demo)")]
     MissingSecret,
+    /// The JWT secret is shorter than [`auth::MIN_SECRET_BYTES`].
+    #[error("{0}")]
+    WeakSecret(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -89,7 +92,10 @@ impl Gateway {
     /// Open the store, bind `config.addr` and serve until shut down.
     pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         let secret = match (&config.jwt_secret, &config.demo) {
-            (Some(s), _) if !s.is_empty() => s.clone(),
+            (Some(s), _) if !s.is_empty() => {
+                auth::check_secret(s, "the configuration").map_err(StartError::WeakSecret)?;
+                s.clone()
+            }
             (_, Some(_)) => auth::random_secret(),
             _ => return Err(StartError::MissingSecret),
         };

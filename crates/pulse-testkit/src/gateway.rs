@@ -10,7 +10,7 @@ use pulse_gateway::auth::{self, Role, TokenUse};
 use pulse_gateway::Config;
 
 /// The JWT secret of every test gateway (loopback only, throwaway).
-pub const SECRET: &str = "test-secret-0123456789";
+pub const SECRET: &str = "test-secret-0123456789-0123456789abcdef";
 
 /// How long a token from [`token`] is valid: longer than any test.
 pub const TOKEN_TTL: Duration = Duration::from_secs(600);
