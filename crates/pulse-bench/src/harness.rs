@@ -218,6 +218,10 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         addr: args.addr,
         store,
         jwt_secret: Some(SECRET.into()),
+        // The benchmarks open 10,000+ streams from a few loopback addresses with
+        // a few tokens: no connection cap or request rate here, on purpose and
+        // only here (a production gateway keeps `Limits::default()`).
+        limits: pulse_gateway::limits::Limits::unlimited_traffic(),
         retain: args.retain,
         ping_interval: Duration::from_millis(args.ping_interval_ms),
         client_queue: args.client_queue,

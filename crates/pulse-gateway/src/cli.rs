@@ -131,6 +131,49 @@ struct ServeArgs {
     /// Events a WebSocket client may lag behind before it is disconnected [default: 8192].
     #[arg(long)]
     client_queue: Option<usize>,
+    /// A file holding the bearer token `GET /metrics` needs for its per-tenant
+    /// series (or set PULSE_METRICS_TOKEN); without one, `/metrics` names no tenant.
+    #[arg(long)]
+    metrics_token_file: Option<PathBuf>,
+    /// Failed logins of one user name per login window before more are refused (429) [default: 5].
+    #[arg(long)]
+    login_failures_per_user: Option<u32>,
+    /// Failed logins from one address per login window before more are refused [default: 20].
+    #[arg(long)]
+    login_failures_per_address: Option<u32>,
+    /// The window failed logins are counted in [default: 5m].
+    #[arg(long, value_parser = parse_duration)]
+    login_window: Option<Duration>,
+    /// Open streams per token, 0 for no cap [default: 32].
+    #[arg(long)]
+    connections_per_token: Option<u32>,
+    /// Open streams per client address, 0 for no cap [default: 512].
+    #[arg(long)]
+    connections_per_address: Option<u32>,
+    /// Sustained requests per second per token, 0 for no limit [default: 100].
+    #[arg(long)]
+    requests_per_second: Option<u32>,
+    /// Requests a token may make at once above the sustained rate [default: 500].
+    #[arg(long)]
+    request_burst: Option<u32>,
+}
+
+/// The metrics token: the file's first line, or PULSE_METRICS_TOKEN.
+fn metrics_token(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let token = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("metrics token file {}: {e}", path.display()))?
+            .trim()
+            .to_owned(),
+        None => std::env::var("PULSE_METRICS_TOKEN")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    };
+    if file.is_some() && token.is_empty() {
+        return Err("the metrics token file is empty".into());
+    }
+    Ok((!token.is_empty()).then_some(token))
 }
 
 #[derive(Debug, Args)]
@@ -440,6 +483,46 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
                 .into(),
         );
     }
+    let metrics_token = metrics_token(
+            args.metrics_token_file
+                .or(file.metrics_token_file)
+                .as_deref(),
+        )?;
+    let limits = {
+            let d = crate::limits::Limits::default();
+            crate::limits::Limits {
+                login_failures_per_user: args
+                    .login_failures_per_user
+                    .or(file.login_failures_per_user)
+                    .unwrap_or(d.login_failures_per_user),
+                login_failures_per_address: args
+                    .login_failures_per_address
+                    .or(file.login_failures_per_address)
+                    .unwrap_or(d.login_failures_per_address),
+                login_window: dur(
+                    args.login_window,
+                    "login_window",
+                    &file.login_window,
+                    d.login_window,
+                )?,
+                connections_per_token: args
+                    .connections_per_token
+                    .or(file.connections_per_token)
+                    .unwrap_or(d.connections_per_token),
+                connections_per_address: args
+                    .connections_per_address
+                    .or(file.connections_per_address)
+                    .unwrap_or(d.connections_per_address),
+                requests_per_second: args
+                    .requests_per_second
+                    .or(file.requests_per_second)
+                    .unwrap_or(d.requests_per_second),
+                request_burst: args
+                    .request_burst
+                    .or(file.request_burst)
+                    .unwrap_or(d.request_burst),
+            }
+        };
     let config = Config {
         addr,
         store,
@@ -467,6 +550,8 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
             .client_queue
             .or(file.client_queue)
             .unwrap_or(config::DEFAULT_CLIENT_QUEUE),
+        limits,
+        metrics_token,
     };
     let random_secret = config.jwt_secret.is_none();
     Ok((config, random_secret))

@@ -42,6 +42,7 @@ pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod langgraph;
+pub mod limits;
 pub mod metrics;
 pub mod source;
 pub mod store;
@@ -170,6 +171,8 @@ impl Gateway {
             refresh_ttl: config.refresh_ttl,
             shutdown: stop_rx.clone(),
             langgraph: langgraph.clone(),
+            limiter: limits::Limiter::new(&config.limits),
+            metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
         });
         let app = http::router(state);
         let mut server_stop = stop_rx.clone();
@@ -184,6 +187,8 @@ impl Gateway {
                     tracing::debug!(error = %e, "TCP_NODELAY not set");
                 }
             });
+            // The peer address, for the per-address limits.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(signal)
                 .await

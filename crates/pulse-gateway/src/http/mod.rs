@@ -47,6 +47,10 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The LangGraph source, when one runs (its webhook, answers that resume).
     pub langgraph: Option<Arc<crate::langgraph::LangGraphSource>>,
+    /// Login throttle, connection caps, request rate.
+    pub limiter: crate::limits::Limiter,
+    /// The bearer token `/metrics` wants for its per-tenant series.
+    pub metrics_token: Option<String>,
 }
 
 /// The gateway's router.

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -62,15 +62,47 @@ pub(super) async fn healthz(State(st): St) -> axum::response::Response {
     }
 }
 
-pub(super) async fn metrics(State(st): St) -> impl IntoResponse {
-    let body = st.hub.metrics().render(&st.hub.tenants());
-    (
+/// The totals for anyone; the per-tenant series (which name tenants) only with
+/// `Authorization: Bearer <metrics token>` when a metrics token is configured. A
+/// wrong metrics token is a 401, not a silent downgrade.
+pub(super) async fn metrics(
+    State(st): St,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiErr> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim().to_owned())
+        });
+    let with_tenants = match (&st.metrics_token, given) {
+        (_, None) => false,
+        (Some(want), Some(Some(got))) if auth::constant_time_eq(want.as_bytes(), got.as_bytes()) => {
+            true
+        }
+        (None, Some(_)) => {
+            return Err(ApiErr::unauthorized(
+                "this gateway has no metrics token; ask /metrics without `Authorization`",
+            ))
+        }
+        (Some(_), Some(_)) => return Err(ApiErr::unauthorized("wrong metrics token")),
+    };
+    let tenants = if with_tenants {
+        st.hub.tenants()
+    } else {
+        Vec::new()
+    };
+    let body = st.hub.metrics().render(&tenants, with_tenants);
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
-    )
+    ))
 }
 
 pub(super) async fn snapshot(State(st): St, Auth(claims): Auth) -> Result<Json<Snapshot>, ApiErr> {
@@ -516,8 +548,21 @@ fn tokens(st: &AppState, sub: &str, tenant: &str, role: Role) -> Result<TokenRes
     })
 }
 
-pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
+pub(super) async fn login(
+    State(st): St,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: RawJson,
+) -> Result<Json<TokenResponse>, ApiErr> {
     let req: LoginRequest = body.parse()?;
+    let ip = peer.ip();
+    // Before the password hash: a throttled attempt costs no argon2.
+    st.limiter
+        .login
+        .check(&req.username, ip)
+        .map_err(|refused| {
+            tracing::info!(user = %req.username, %ip, "login throttled");
+            ApiErr::rate_limited(refused)
+        })?;
     // argon2 is slow on purpose: off the async threads. An unknown name costs the
     // same as a wrong password (users::Directory::verify).
     let users = st.users.clone();
@@ -529,6 +574,7 @@ pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResp
             ApiErr::internal()
         })?;
     let Some(user) = found else {
+        st.limiter.login.failed(&req.username, ip);
         st.hub
             .metrics()
             .auth_failures
@@ -536,6 +582,7 @@ pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResp
         tracing::info!(user = %req.username, "login refused");
         return Err(ApiErr::unauthorized("wrong user name or password"));
     };
+    st.limiter.login.succeeded(&req.username);
     tracing::info!(user = %user.name, tenant = %user.tenant, "login");
     Ok(Json(tokens(&st, &user.name, &user.tenant, user.role)?))
 }
