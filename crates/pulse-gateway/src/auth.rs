@@ -54,6 +54,8 @@ pub fn claims(sub: &str, tenant: &str, role: Role, token_use: TokenUse, ttl: Dur
         exp: iat.saturating_add(ttl.as_secs()),
         iat,
         token_use,
+        jti: None,
+        fam: None,
     }
 }
 

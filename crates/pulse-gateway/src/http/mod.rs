@@ -75,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/terminate", post(rest::terminate_agent))
         .route("/v1/auth/login", post(rest::login))
         .route("/v1/auth/refresh", post(rest::refresh))
+        .route("/v1/auth/logout", post(rest::logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(pulse_protocol::MAX_FRAME_BYTES))

@@ -55,17 +55,22 @@ const TAIL_COUNT: usize = 1000;
 
 /// Rotate a refresh-token family (`KEYS[1]`, a hash with `current`), the rule of
 /// `store::rotation_of` in one atomic step: `ARGV[1]` the presented token id,
-/// `ARGV[2]` the next one, `ARGV[3]` the new expiry (Unix seconds). Answers
-/// `rotated`, `reused` (the family is deleted) or `unknown`. An expired family is
-/// gone already (the key has an `EXPIREAT`).
+/// `ARGV[2]` the next one, `ARGV[3]` the new expiry, `ARGV[4]` now (Unix seconds).
+/// Answers `rotated`, `reused` (the family is deleted) or `unknown`. The key also
+/// has an `EXPIREAT`, so Redis drops families nobody uses.
 pub const ROTATE: &str = r#"
 local cur = redis.call('HGET', KEYS[1], 'current')
 if not cur then return 'unknown' end
+local exp = tonumber(redis.call('HGET', KEYS[1], 'expires') or '0') or 0
+if exp <= tonumber(ARGV[4]) then
+  redis.call('DEL', KEYS[1])
+  return 'unknown'
+end
 if cur ~= ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 'reused'
 end
-redis.call('HSET', KEYS[1], 'current', ARGV[2])
+redis.call('HSET', KEYS[1], 'current', ARGV[2], 'expires', ARGV[3])
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 return 'rotated'
 "#;
@@ -574,6 +579,8 @@ impl LogStore for RedisStore {
                 .arg(&session.sub)
                 .arg("tenant")
                 .arg(&session.tenant)
+                .arg("expires")
+                .arg(session.expires)
                 .ignore()
                 .cmd("EXPIREAT")
                 .arg(&key)
@@ -601,6 +608,7 @@ impl LogStore for RedisStore {
                 .arg(presented)
                 .arg(next)
                 .arg(expires)
+                .arg(now)
                 .invoke(c)
         })?;
         match answer.as_str() {
