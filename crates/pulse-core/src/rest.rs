@@ -328,7 +328,9 @@ impl RestClient {
             let bytes = read_limited(resp, MAX_BODY)
                 .await
                 .map_err(RestError::Decode)?;
-            return serde_json::from_slice(&bytes).map_err(|e| RestError::Decode(e.to_string()));
+            // No body (204) reads as `null`: `()` takes it, anything else refuses.
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|e| RestError::Decode(e.to_string()));
         }
         let retry_after = resp
             .headers()
@@ -398,6 +400,15 @@ impl RestClient {
             refresh_token: refresh_token.expose().to_owned(),
         };
         self.call(Method::POST, "/v1/auth/refresh", None, Some(&body))
+            .await
+    }
+
+    /// `POST /v1/auth/logout`: revoke the session of `refresh_token` (204).
+    pub async fn logout(&self, refresh_token: &Secret) -> Result<(), RestError> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.expose().to_owned(),
+        };
+        self.call::<_, ()>(Method::POST, "/v1/auth/logout", None, Some(&body))
             .await
     }
 

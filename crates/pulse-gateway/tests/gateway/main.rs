@@ -12,5 +12,6 @@ mod garbage;
 mod limits;
 mod rest;
 mod service;
+mod sessions;
 mod source;
 mod stream;
