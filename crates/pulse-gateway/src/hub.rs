@@ -640,6 +640,12 @@ mod tests {
         fn session_revoke(&self, f: &str) -> Result<bool, StoreError> {
             self.inner.session_revoke(f)
         }
+        fn idempotent_get(&self, t: &str, k: &str, now: u64) -> Result<Option<String>, StoreError> {
+            self.inner.idempotent_get(t, k, now)
+        }
+        fn idempotent_put(&self, t: &str, k: &str, a: &str, e: u64) -> Result<(), StoreError> {
+            self.inner.idempotent_put(t, k, a, e)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

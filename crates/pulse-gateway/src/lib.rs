@@ -173,6 +173,7 @@ impl Gateway {
             langgraph: langgraph.clone(),
             limiter: limits::Limiter::new(&config.limits),
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
+            in_flight: http::idempotency::InFlight::default(),
         });
         let app = http::router(state);
         let mut server_stop = stop_rx.clone();

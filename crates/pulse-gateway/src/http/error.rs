@@ -197,7 +197,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiErr;
 
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Auth, ApiErr> {
-        let result = bearer(parts).and_then(|t| st.keys.verify_access(t));
+        let result = bearer(&parts.headers).and_then(|t| st.keys.verify_access(t));
         let claims = result.map_err(|e| {
             st.hub
                 .metrics()
@@ -219,9 +219,9 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, AuthError> {
-    let value = parts
-        .headers
+/// The bearer token of `Authorization`.
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(AuthError::Missing)?
         .to_str()

@@ -21,6 +21,7 @@ use crate::hub::Hub;
 use crate::users::Directory;
 
 pub mod error;
+pub mod idempotency;
 mod rest;
 mod ws;
 
@@ -51,28 +52,37 @@ pub struct AppState {
     pub limiter: crate::limits::Limiter,
     /// The bearer token `/metrics` wants for its per-tenant series.
     pub metrics_token: Option<String>,
+    /// `Idempotency-Key`s being served on this node.
+    pub in_flight: idempotency::InFlight,
 }
 
 /// The gateway's router.
 pub fn router(state: Arc<AppState>) -> Router {
+    // The mutations honour `Idempotency-Key` (ingest is idempotent by event id).
+    let mutations = Router::new()
+        .route("/v1/approvals/{id}/approve", post(rest::approve))
+        .route("/v1/approvals/{id}/reject", post(rest::reject))
+        .route("/v1/approvals/{id}/edit", post(rest::edit))
+        .route("/v1/approvals/{id}/respond", post(rest::respond))
+        .route("/v1/tickets/{id}/move", post(rest::move_ticket))
+        .route("/v1/agents/{id}/terminate", post(rest::terminate_agent))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::guard,
+        ));
     Router::new()
+        .merge(mutations)
         .route("/healthz", get(rest::healthz))
         .route("/metrics", get(rest::metrics))
         .route("/v1/stream", get(ws::stream))
         .route("/v1/snapshot", get(rest::snapshot))
         .route("/v1/events", get(rest::events))
         .route("/v1/ingest", post(rest::ingest))
-        .route("/v1/approvals/{id}/approve", post(rest::approve))
-        .route("/v1/approvals/{id}/reject", post(rest::reject))
-        .route("/v1/approvals/{id}/edit", post(rest::edit))
-        .route("/v1/approvals/{id}/respond", post(rest::respond))
         .route("/v1/approvals/{id}/steps", get(rest::steps))
         .route(
             crate::langgraph::WEBHOOK_PATH,
             post(rest::langgraph_webhook),
         )
-        .route("/v1/tickets/{id}/move", post(rest::move_ticket))
-        .route("/v1/agents/{id}/terminate", post(rest::terminate_agent))
         .route("/v1/auth/login", post(rest::login))
         .route("/v1/auth/refresh", post(rest::refresh))
         .route("/v1/auth/logout", post(rest::logout))

@@ -42,6 +42,7 @@ pub struct MemoryStore {
     retain: u64,
     streams: RwLock<HashMap<String, Arc<RwLock<MemStream>>>>,
     sessions: Mutex<HashMap<String, RefreshSession>>,
+    answers: Mutex<HashMap<(String, String), (String, u64)>>,
 }
 
 impl MemoryStore {
@@ -51,6 +52,7 @@ impl MemoryStore {
             retain: retain.max(1),
             streams: RwLock::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            answers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -112,6 +114,34 @@ impl LogStore for MemoryStore {
             }
         }
         Ok(r)
+    }
+
+    fn idempotent_get(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let map = self.answers.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(map
+            .get(&(tenant.to_owned(), key.to_owned()))
+            .filter(|(_, exp)| *exp > now)
+            .map(|(a, _)| a.clone()))
+    }
+
+    fn idempotent_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &str,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let mut map = self.answers.lock().map_err(|_| StoreError::Poisoned)?;
+        let now = crate::auth::now_secs();
+        map.retain(|_, (_, exp)| *exp > now);
+        map.entry((tenant.to_owned(), key.to_owned()))
+            .or_insert_with(|| (answer.to_owned(), expires));
+        Ok(())
     }
 
     fn session_revoke(&self, family: &str) -> Result<bool, StoreError> {

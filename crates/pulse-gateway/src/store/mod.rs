@@ -40,6 +40,10 @@
 //!   refresh token is then refused: log in again); SQLite and Redis keep them, and
 //!   Redis shares them between the nodes of a cluster.
 //!
+//! - idempotency answers: [`LogStore::idempotent_put`] keeps the first answer to a
+//!   mutation sent with an `Idempotency-Key`, per tenant and key, until it expires;
+//!   a second put of the same key keeps the first answer.
+//!
 //! Stores are synchronous and may block (disk or network I/O): async callers use
 //! `tokio::task::spawn_blocking`. The memory and SQLite stores need appends to one
 //! tenant serialised by the caller (the [`crate::hub::Hub`] holds a writer lock per
@@ -226,6 +230,19 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Delete `family`; whether it existed.
     fn session_revoke(&self, family: &str) -> Result<bool, StoreError>;
+
+    /// The answer kept for `key` of `tenant`, unless it expired at `now`.
+    fn idempotent_get(&self, tenant: &str, key: &str, now: u64)
+        -> Result<Option<String>, StoreError>;
+
+    /// Keep `answer` for `key` of `tenant` until `expires` (the first put wins).
+    fn idempotent_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &str,
+        expires: u64,
+    ) -> Result<(), StoreError>;
 
     /// Whether the store can serve now (for `/healthz`).
     fn health(&self) -> Result<(), StoreError> {

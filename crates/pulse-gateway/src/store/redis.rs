@@ -257,6 +257,11 @@ impl RedisStore {
         format!("{}:{{{tenant}}}:{part}", self.prefix)
     }
 
+    /// The hash of an idempotency answer (in the tenant's hash slot).
+    fn idempotency_key(&self, tenant: &str, key: &str) -> String {
+        self.key(tenant, &format!("idem:{key}"))
+    }
+
     /// The hash of a refresh-token family.
     fn session_key(&self, family: &str) -> String {
         format!("{}:session:{family}", self.prefix)
@@ -617,6 +622,38 @@ impl LogStore for RedisStore {
             "unknown" => Ok(Rotation::Unknown),
             other => Err(corrupt_answer(other)),
         }
+    }
+
+    fn idempotent_get(
+        &self,
+        tenant: &str,
+        key: &str,
+        _now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        // Redis drops the key at its EXAT itself.
+        let k = self.idempotency_key(tenant, key);
+        self.with_conn(|c| redis::cmd("GET").arg(&k).query(c))
+    }
+
+    fn idempotent_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &str,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let k = self.idempotency_key(tenant, key);
+        // NX: the first put wins, atomically with its expiry.
+        self.with_conn(|c| {
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(answer)
+                .arg("NX")
+                .arg("EXAT")
+                .arg(expires)
+                .query::<Option<String>>(c)
+        })?;
+        Ok(())
     }
 
     fn session_revoke(&self, family: &str) -> Result<bool, StoreError> {

@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS refresh_sessions (
     tenant  TEXT NOT NULL,
     expires INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    tenant  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    answer  TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;
 ";
 
 /// Schema version of [`SCHEMA`]. Version 2 files lack `events.user` (the user an
@@ -265,6 +272,40 @@ impl LogStore for SqliteStore {
         }
         tx.commit()?;
         Ok(r)
+    }
+
+    fn idempotent_get(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let answer = conn
+            .prepare_cached(
+                "SELECT answer FROM idempotency WHERE tenant = ?1 AND key = ?2 AND expires > ?3",
+            )?
+            .query_row(params![tenant, key, now as i64], |r| r.get(0))
+            .optional()?;
+        Ok(answer)
+    }
+
+    fn idempotent_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &str,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let now = crate::auth::now_secs() as i64;
+        conn.prepare_cached("DELETE FROM idempotency WHERE expires <= ?1")?
+            .execute(params![now])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO idempotency (tenant, key, answer, expires) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![tenant, key, answer, expires as i64])?;
+        Ok(())
     }
 
     fn session_revoke(&self, family: &str) -> Result<bool, StoreError> {

@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod demo;
 mod garbage;
+mod idempotency;
 mod limits;
 mod rest;
 mod service;
