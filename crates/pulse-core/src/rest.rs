@@ -312,7 +312,22 @@ impl RestClient {
         token: Option<&Secret>,
         body: Option<&B>,
     ) -> Result<T, RestError> {
+        self.call_keyed(method, path, token, body, None).await
+    }
+
+    /// [`RestClient::call`] with an `Idempotency-Key` when `key` is given.
+    async fn call_keyed<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&Secret>,
+        body: Option<&B>,
+        key: Option<&str>,
+    ) -> Result<T, RestError> {
         let mut req = self.http.request(method, self.url(path)?);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t.expose());
         }
@@ -412,19 +427,26 @@ impl RestClient {
             .await
     }
 
-    /// Send a user action (approve, reject, move, terminate).
-    pub async fn perform(&self, token: &Secret, action: &Action) -> Result<Entity, RestError> {
+    /// Send a user action (approve, reject, move, terminate), with `key` as its
+    /// `Idempotency-Key` when given (the gateway then applies a resend once).
+    pub async fn perform(
+        &self,
+        token: &Secret,
+        action: &Action,
+        key: Option<&str>,
+    ) -> Result<Entity, RestError> {
         let seg = path_segment;
         let resp: MutationResponse = match action {
             Action::Approve { id, reason } => {
                 let body = DecisionRequest {
                     reason: reason.clone(),
                 };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/approvals/{}/approve", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
@@ -432,31 +454,34 @@ impl RestClient {
                 let body = DecisionRequest {
                     reason: reason.clone(),
                 };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/approvals/{}/reject", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
             Action::Edit { id, args } => {
                 let body = EditRequest { args: args.clone() };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/approvals/{}/edit", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
             Action::Respond { id, text } => {
                 let body = RespondRequest { text: text.clone() };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/approvals/{}/respond", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
@@ -464,11 +489,12 @@ impl RestClient {
                 let body = MoveRequest {
                     state: state.clone(),
                 };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/tickets/{}/move", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
@@ -476,11 +502,12 @@ impl RestClient {
                 let body = TerminateRequest {
                     reason: reason.clone(),
                 };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/agents/{}/terminate", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }

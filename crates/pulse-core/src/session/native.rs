@@ -75,14 +75,20 @@ impl Dialect for NativeDialect {
         o
     }
 
-    /// `POST /v1/…` on the gateway (`RestClient::perform`); the answer is the entity.
+    /// `POST /v1/…` on the gateway (`RestClient::perform`, with `Idempotency-Key`);
+    /// the answer is the entity.
     fn perform<'a>(
         &'a self,
         rest: &'a RestClient,
         token: Secret,
         action: &'a Action,
+        key: Option<&'a str>,
     ) -> ActionFuture<'a> {
-        Box::pin(async move { rest.perform(&token, action).await.map(Performed::Entity) })
+        Box::pin(async move {
+            rest.perform(&token, action, key)
+                .await
+                .map(Performed::Entity)
+        })
     }
 }
 
