@@ -172,3 +172,65 @@ async fn refreshes_are_one_at_a_time_and_sign_out_revokes_the_session() {
         "revoked at the server: {refused}"
     );
 }
+
+/// The native session keeps its link across a token refresh: shortly before the
+/// stream's token expires it sends an `auth` frame with a fresh one, so the gateway
+/// does not close the stream (4001) and nothing reconnects. (Waits for the first
+/// token to expire: about 27 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_native_session_keeps_its_link_across_a_token_refresh() {
+    use pulse_core::session::{SessionConfig, SessionHandle};
+    let gw = Gateway::start(Config {
+        users: vec![User::new("ann", "hunter2", "acme", Role::Viewer).unwrap()],
+        // Renewal starts 25 s before expiry: 2 s after login here.
+        access_ttl: std::time::Duration::from_secs(27),
+        ..pulse_testkit::gateway::config()
+    })
+    .await
+    .unwrap();
+    let base = url::Url::parse(&gw.url()).unwrap();
+    let login = StoredLogin::sign_in(
+        RestClient::new(base.clone()).unwrap(),
+        "ann",
+        &Secret::new("hunter2"),
+        Arc::new(MemoryCredentials::default()),
+    )
+    .await
+    .unwrap();
+    let first_exp = login.token(false).await.unwrap().jwt_expiry().unwrap();
+    let handle = SessionHandle::spawn(
+        SessionConfig::new(base),
+        Arc::new(login),
+        StoreHandle::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let live = |s: &pulse_core::session::SessionStatus| {
+        matches!(s.state, pulse_core::session::ConnectionState::Live)
+    };
+    crate::common::until_within(std::time::Duration::from_secs(20), &handle, "live", live).await;
+    // Past the first token's expiry (a wall-clock condition, polled).
+    while pulse_gateway::auth::now_secs() <= first_exp + 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let publisher = pulse_testkit::gateway::token("acme", "svc", Role::Publisher, TokenUse::Access);
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/ingest", gw.url()))
+        .bearer_auth(publisher)
+        .json(&json!({"type": "agent.upserted", "data": {"id": "late"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let head: u64 = r.json::<serde_json::Value>().await.unwrap()["seqs"][0]
+        .as_u64()
+        .unwrap();
+    let st = crate::common::until_within(
+        std::time::Duration::from_secs(20),
+        &handle,
+        "the late event",
+        |s| s.cursor.as_ref().is_some_and(|c| c.seq >= head),
+    )
+    .await;
+    assert_eq!(st.counters.connections, 1, "the link was kept: {st:?}");
+    handle.stop().await;
+}
