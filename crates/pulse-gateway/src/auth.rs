@@ -235,7 +235,10 @@ mod tests {
     #[test]
     fn short_secrets_are_refused() {
         let err = check_secret("s3cret", "--jwt-secret").unwrap_err();
-        assert!(err.contains("6 bytes") && err.contains("at least 32"), "{err}");
+        assert!(
+            err.contains("6 bytes") && err.contains("at least 32"),
+            "{err}"
+        );
         assert!(!err.contains("s3cret"), "the secret is not in the message");
         assert!(check_secret(&"x".repeat(31), "f").is_err());
         assert!(check_secret(&"x".repeat(32), "f").is_ok());

@@ -484,45 +484,45 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
         );
     }
     let metrics_token = metrics_token(
-            args.metrics_token_file
-                .or(file.metrics_token_file)
-                .as_deref(),
-        )?;
+        args.metrics_token_file
+            .or(file.metrics_token_file)
+            .as_deref(),
+    )?;
     let limits = {
-            let d = crate::limits::Limits::default();
-            crate::limits::Limits {
-                login_failures_per_user: args
-                    .login_failures_per_user
-                    .or(file.login_failures_per_user)
-                    .unwrap_or(d.login_failures_per_user),
-                login_failures_per_address: args
-                    .login_failures_per_address
-                    .or(file.login_failures_per_address)
-                    .unwrap_or(d.login_failures_per_address),
-                login_window: dur(
-                    args.login_window,
-                    "login_window",
-                    &file.login_window,
-                    d.login_window,
-                )?,
-                connections_per_token: args
-                    .connections_per_token
-                    .or(file.connections_per_token)
-                    .unwrap_or(d.connections_per_token),
-                connections_per_address: args
-                    .connections_per_address
-                    .or(file.connections_per_address)
-                    .unwrap_or(d.connections_per_address),
-                requests_per_second: args
-                    .requests_per_second
-                    .or(file.requests_per_second)
-                    .unwrap_or(d.requests_per_second),
-                request_burst: args
-                    .request_burst
-                    .or(file.request_burst)
-                    .unwrap_or(d.request_burst),
-            }
-        };
+        let d = crate::limits::Limits::default();
+        crate::limits::Limits {
+            login_failures_per_user: args
+                .login_failures_per_user
+                .or(file.login_failures_per_user)
+                .unwrap_or(d.login_failures_per_user),
+            login_failures_per_address: args
+                .login_failures_per_address
+                .or(file.login_failures_per_address)
+                .unwrap_or(d.login_failures_per_address),
+            login_window: dur(
+                args.login_window,
+                "login_window",
+                &file.login_window,
+                d.login_window,
+            )?,
+            connections_per_token: args
+                .connections_per_token
+                .or(file.connections_per_token)
+                .unwrap_or(d.connections_per_token),
+            connections_per_address: args
+                .connections_per_address
+                .or(file.connections_per_address)
+                .unwrap_or(d.connections_per_address),
+            requests_per_second: args
+                .requests_per_second
+                .or(file.requests_per_second)
+                .unwrap_or(d.requests_per_second),
+            request_burst: args
+                .request_burst
+                .or(file.request_burst)
+                .unwrap_or(d.request_burst),
+        }
+    };
     let config = Config {
         addr,
         store,

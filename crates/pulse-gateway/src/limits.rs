@@ -129,7 +129,10 @@ impl Throttle {
         let Some(q) = map.get_mut(key) else {
             return Ok(());
         };
-        while q.front().is_some_and(|t| now.saturating_duration_since(*t) >= self.window) {
+        while q
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
             q.pop_front();
         }
         if q.len() < self.limit as usize {
@@ -147,7 +150,10 @@ impl Throttle {
         let mut map = lock(&self.failures);
         if map.len() >= MAX_KEYS && !map.contains_key(key) {
             let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| now.saturating_duration_since(*t) < window));
+            map.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
+            });
         }
         let q = map.entry(key.to_owned()).or_default();
         if q.len() >= self.limit as usize {
@@ -314,7 +320,10 @@ impl RateLimiter {
         } else {
             *tokens = refilled;
             Err(Refused {
-                what: format!("more than {} requests per second with this token", self.rate),
+                what: format!(
+                    "more than {} requests per second with this token",
+                    self.rate
+                ),
                 retry_after: Duration::from_secs_f64((1.0 - refilled) / rate),
             })
         }
@@ -369,7 +378,11 @@ mod tests {
             t.fail("ann", t0 + Duration::from_secs(i));
         }
         let wait = t.check("ann", t0 + Duration::from_secs(10)).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(50), "until the oldest failure leaves");
+        assert_eq!(
+            wait,
+            Duration::from_secs(50),
+            "until the oldest failure leaves"
+        );
         assert!(t.check("bob", t0).is_ok(), "other keys are not affected");
         assert!(t.check("ann", t0 + Duration::from_secs(60)).is_ok());
         t.clear("ann");
@@ -400,7 +413,10 @@ mod tests {
         assert_eq!(c.open("k"), 1);
         assert!(c.acquire("k").unwrap().is_some());
         drop(b);
-        assert!(ConnectionCounter::new(0, "x").acquire("k").unwrap().is_none());
+        assert!(ConnectionCounter::new(0, "x")
+            .acquire("k")
+            .unwrap()
+            .is_none());
     }
 
     #[test]

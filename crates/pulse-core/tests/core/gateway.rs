@@ -78,12 +78,11 @@ fn swallowing_server() -> (url::Url, std::thread::JoinHandle<Option<String>>) {
         let text = String::from_utf8_lossy(&req).into_owned();
         let _ = s.flush();
         drop(s);
-        text.lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("idempotency-key:")
-                    .then(|| l.split_once(':').unwrap().1.trim().to_owned())
-            })
+        text.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("idempotency-key:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_owned())
+        })
     });
     (url, t)
 }
@@ -112,7 +111,10 @@ async fn a_queued_action_is_resent_with_the_key_of_its_first_try_and_applied_onc
     let first_key = seen.join().unwrap().expect("the first try carried a key");
     let entry = store.outbox().unwrap().remove(0);
     let key = idempotency_key(&entry.action, entry.queued_at);
-    assert_eq!(key, first_key, "the outbox resends with the first try's key");
+    assert_eq!(
+        key, first_key,
+        "the outbox resends with the first try's key"
+    );
 
     // The gateway applied a first send with that key; the resend is answered the
     // same, not as a conflict.
@@ -162,7 +164,10 @@ async fn refreshes_are_one_at_a_time_and_sign_out_revokes_the_session() {
     assert!(again.is_ok(), "the sign-in is intact: {again:?}");
 
     let account = account_key(&base, "ann");
-    let stored = creds.load(&account).unwrap().expect("a stored refresh token");
+    let stored = creds
+        .load(&account)
+        .unwrap()
+        .expect("a stored refresh token");
     login.sign_out_at_server().await.unwrap();
     assert_eq!(creds.load(&account).unwrap(), None, "forgotten here");
     let rest = RestClient::new(base).unwrap();

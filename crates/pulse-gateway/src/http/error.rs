@@ -210,7 +210,10 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         // token's rate, before any store call.
         st.limiter
             .requests
-            .take(&crate::limits::token_key(&claims), std::time::Instant::now())
+            .take(
+                &crate::limits::token_key(&claims),
+                std::time::Instant::now(),
+            )
             .map_err(|refused| {
                 tracing::debug!(tenant = %claims.tenant, sub = %claims.sub, "request rate limit");
                 ApiErr::rate_limited(refused)

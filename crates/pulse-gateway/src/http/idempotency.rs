@@ -57,11 +57,7 @@ fn valid(key: &str) -> bool {
 }
 
 fn kept_status(status: StatusCode) -> bool {
-    status.is_success()
-        || matches!(
-            status.as_u16(),
-            400 | 403 | 404 | 409 | 413 | 415
-        )
+    status.is_success() || matches!(status.as_u16(), 400 | 403 | 404 | 409 | 413 | 415)
 }
 
 /// The middleware of the mutation routes.
@@ -176,7 +172,10 @@ fn replay(kept: Kept) -> Response {
     let status = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
     let mut resp = (status, kept.body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     resp
 }

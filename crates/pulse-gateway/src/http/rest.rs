@@ -69,18 +69,18 @@ pub(super) async fn metrics(
     State(st): St,
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiErr> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, t)| t.trim().to_owned())
-        });
+    let given = headers.get(header::AUTHORIZATION).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_owned())
+    });
     let with_tenants = match (&st.metrics_token, given) {
         (_, None) => false,
-        (Some(want), Some(Some(got))) if auth::constant_time_eq(want.as_bytes(), got.as_bytes()) => {
+        (Some(want), Some(Some(got)))
+            if auth::constant_time_eq(want.as_bytes(), got.as_bytes()) =>
+        {
             true
         }
         (None, Some(_)) => {
@@ -656,7 +656,9 @@ pub(super) async fn refresh(State(st): St, body: RawJson) -> Result<Json<TokenRe
     let Some(user) = user.filter(|u| u.tenant == claims.tenant) else {
         refused();
         let f = family.clone();
-        st.hub.blocking(move |store| store.session_revoke(&f)).await?;
+        st.hub
+            .blocking(move |store| store.session_revoke(&f))
+            .await?;
         tracing::info!(user = %claims.sub, "refresh refused: user removed");
         return Err(ApiErr::unauthorized(
             "this user can no longer log in; their sessions are revoked",

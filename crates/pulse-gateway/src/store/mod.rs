@@ -232,8 +232,12 @@ pub trait LogStore: Send + Sync + 'static {
     fn session_revoke(&self, family: &str) -> Result<bool, StoreError>;
 
     /// The answer kept for `key` of `tenant`, unless it expired at `now`.
-    fn idempotent_get(&self, tenant: &str, key: &str, now: u64)
-        -> Result<Option<String>, StoreError>;
+    fn idempotent_get(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Keep `answer` for `key` of `tenant` until `expires` (the first put wins).
     fn idempotent_put(

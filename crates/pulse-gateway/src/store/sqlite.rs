@@ -23,9 +23,8 @@ use pulse_protocol::Change;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    corrupt, new_epoch, rotation_of, snapshot_of, stamped, stored_entity, Appended,
-    AudiencePlan, EventRange, LogStore, NewEvent, RefreshSession, Rotation, StoreError,
-    StreamInfo,
+    corrupt, new_epoch, rotation_of, snapshot_of, stamped, stored_entity, Appended, AudiencePlan,
+    EventRange, LogStore, NewEvent, RefreshSession, Rotation, StoreError, StreamInfo,
 };
 
 const SCHEMA: &str = "

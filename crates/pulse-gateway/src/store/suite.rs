@@ -552,7 +552,8 @@ pub(crate) fn refresh_sessions(b: &dyn Backend, durable: bool) {
     // An expired family is unknown.
     s.session_start(&session("f5", "d1", now + 2)).unwrap();
     assert_eq!(
-        s.session_rotate("f5", "d1", "d2", now + 600, now + 3).unwrap(),
+        s.session_rotate("f5", "d1", "d2", now + 600, now + 3)
+            .unwrap(),
         Rotation::Unknown
     );
     // Racing rotations of one token: exactly one wins.
@@ -576,11 +577,17 @@ pub(crate) fn refresh_sessions(b: &dyn Backend, durable: bool) {
     s.session_start(&session("kept", "k1", now + 600)).unwrap();
     drop(s);
     let again = b.open(10);
-    let seen = again.session_rotate("kept", "k1", "k2", now + 600, now).unwrap();
+    let seen = again
+        .session_rotate("kept", "k1", "k2", now + 600, now)
+        .unwrap();
     if durable || b.shared() {
         assert_eq!(seen, Rotation::Rotated);
     } else {
-        assert_eq!(seen, Rotation::Unknown, "memory sessions end with the process");
+        assert_eq!(
+            seen,
+            Rotation::Unknown,
+            "memory sessions end with the process"
+        );
     }
 }
 

@@ -33,8 +33,11 @@ async fn decided(gw: &Gw) -> usize {
 }
 
 async fn with_approval(gw: &Gw, id: &str) {
-    gw.ingest(&publisher("acme"), ev("approval.created", json!({"id": id})))
-        .await;
+    gw.ingest(
+        &publisher("acme"),
+        ev("approval.created", json!({"id": id})),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +95,10 @@ async fn bad_keys_and_refusals_that_decide_nothing() {
         .unwrap();
     assert_eq!(r.status(), 400);
     // A 401 decided nothing and is not kept: the same key with a good token works.
-    assert_eq!(approve(&gw, "garbage", "ap1", Some("k1")).await.status(), 401);
+    assert_eq!(
+        approve(&gw, "garbage", "ap1", Some("k1")).await.status(),
+        401
+    );
     assert_eq!(approve(&gw, &token, "ap1", Some("k1")).await.status(), 200);
     assert_eq!(decided(&gw).await, 1);
 }

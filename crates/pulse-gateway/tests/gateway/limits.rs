@@ -14,10 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::common::*;
 
 fn with_limits(limits: Limits) -> Config {
-    Config {
-        limits,
-        ..config()
-    }
+    Config { limits, ..config() }
 }
 
 async fn login(gw: &Gw, user: &str, password: &str) -> reqwest::Response {
@@ -134,7 +131,10 @@ async fn streams_are_capped_per_token() {
         async move { connect(&url, &token).await.ok() }
     })
     .await;
-    assert!(matches!(next_frame(&mut again).await, ServerFrame::Hello(_)));
+    assert!(matches!(
+        next_frame(&mut again).await,
+        ServerFrame::Hello(_)
+    ));
 }
 
 /// A WebSocket to the gateway from `source` (another loopback address).
@@ -150,12 +150,10 @@ async fn connect_from(gw: &Gw, source: [u8; 4], token: &str) -> Result<Ws, Strin
     let mut req = gw.ws_url().into_client_request().unwrap();
     req.headers_mut()
         .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    let (ws, _) = tokio_tungstenite::client_async(
-        req,
-        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let (ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
     Ok(ws)
 }
 
@@ -200,7 +198,11 @@ async fn requests_are_rate_limited_per_token() {
             .await;
     }
     let refused = gw
-        .post(&pubr, "/v1/ingest", &ev("agent.upserted", json!({"id": "a2"})))
+        .post(
+            &pubr,
+            "/v1/ingest",
+            &ev("agent.upserted", json!({"id": "a2"})),
+        )
         .await;
     assert_429(refused).await;
     let snap = gw
@@ -224,8 +226,11 @@ async fn requests_are_rate_limited_per_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_name_tenants_only_with_the_metrics_token() {
     let gw = Gw::default().await;
-    gw.ingest(&publisher("acme-secret-name"), ev("agent.upserted", json!({"id": "a"})))
-        .await;
+    gw.ingest(
+        &publisher("acme-secret-name"),
+        ev("agent.upserted", json!({"id": "a"})),
+    )
+    .await;
     let text = gw.metrics().await;
     assert!(text.contains("pulse_events_ingested_total 1"), "{text}");
     assert!(!text.contains("acme-secret-name"), "{text}");
@@ -240,8 +245,11 @@ async fn metrics_name_tenants_only_with_the_metrics_token() {
         ..config()
     })
     .await;
-    gw.ingest(&publisher("acme-secret-name"), ev("agent.upserted", json!({"id": "a"})))
-        .await;
+    gw.ingest(
+        &publisher("acme-secret-name"),
+        ev("agent.upserted", json!({"id": "a"})),
+    )
+    .await;
     let open = gw.metrics().await;
     assert!(!open.contains("acme-secret-name"), "{open}");
     assert!(open.contains("pulse_connections_open"), "{open}");
@@ -305,7 +313,10 @@ async fn an_auth_frame_keeps_the_stream_past_the_old_expiry() {
     send(&mut ws, &ClientFrame::Auth { token: fresh }).await;
     until_past(old_exp + 1).await;
     let seqs = gw
-        .ingest(&publisher("acme"), ev("agent.upserted", json!({"id": "late"})))
+        .ingest(
+            &publisher("acme"),
+            ev("agent.upserted", json!({"id": "late"})),
+        )
         .await;
     let got = events(&mut ws, 1).await;
     assert_eq!(got[0].seq, seqs[0]);

@@ -239,8 +239,11 @@ async fn serve_takes_every_option_from_the_config_file_and_flags_win() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["expires_in"], 120, "access_ttl from the file");
-    let claims =
-        pulse_gateway::auth::verify("file-secret-0123456789abcdef-0123456789", body["access_token"].as_str().unwrap()).unwrap();
+    let claims = pulse_gateway::auth::verify(
+        "file-secret-0123456789abcdef-0123456789",
+        body["access_token"].as_str().unwrap(),
+    )
+    .unwrap();
     assert_eq!(claims.tenant, "acme");
     assert_eq!(login(&url, "ann", "wrong").await.status(), 401);
     assert_eq!(
@@ -279,9 +282,11 @@ async fn serve_takes_every_option_from_the_config_file_and_flags_win() {
     .await;
     let body: Value = login(&url, "ann", "hunter2").await.json().await.unwrap();
     assert_eq!(body["expires_in"], 180);
-    assert!(
-        pulse_gateway::auth::verify("flag-secret-0123456789abcdef-0123456789", body["access_token"].as_str().unwrap()).is_ok()
-    );
+    assert!(pulse_gateway::auth::verify(
+        "flag-secret-0123456789abcdef-0123456789",
+        body["access_token"].as_str().unwrap()
+    )
+    .is_ok());
     child.kill().await.unwrap();
 
     // The demo with no config at all still works, with its demo user.
@@ -322,7 +327,10 @@ async fn bad_config_files_are_refused_clearly() {
     // and the message does not repeat it.
     let short = dir.path().join("short-secret");
     write(&short, "only-20-bytes-secret\n");
-    write(&config, &format!("jwt_secret_file = \"{}\"\n", short.display()));
+    write(
+        &config,
+        &format!("jwt_secret_file = \"{}\"\n", short.display()),
+    );
     let (code, err) = serve_fails(&["--config", cfg]).await;
     assert_eq!(code, Some(2), "{err}");
     assert!(
@@ -332,7 +340,10 @@ async fn bad_config_files_are_refused_clearly() {
     assert!(!err.contains("only-20-bytes-secret"), "{err}");
     let (code, err) = serve_fails(&["--jwt-secret", "s3cret", "--addr", "127.0.0.1:0"]).await;
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--jwt-secret") && err.contains("at least 32"), "{err}");
+    assert!(
+        err.contains("--jwt-secret") && err.contains("at least 32"),
+        "{err}"
+    );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pulse-gateway"))
         .args(["serve", "--addr", "127.0.0.1:0"])
         .env("PULSE_JWT_SECRET", "env-secret-of-25-bytes!!!")
@@ -342,7 +353,10 @@ async fn bad_config_files_are_refused_clearly() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("PULSE_JWT_SECRET") && err.contains("25 bytes"), "{err}");
+    assert!(
+        err.contains("PULSE_JWT_SECRET") && err.contains("25 bytes"),
+        "{err}"
+    );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pulse-gateway"))
         .args(["mint", "--secret", "k3y", "--tenant", "acme", "--sub", "x"])
         .env_remove("PULSE_JWT_SECRET")

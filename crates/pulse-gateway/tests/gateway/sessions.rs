@@ -46,7 +46,10 @@ async fn refresh(gw: &Gw, token: &str) -> Result<TokenResponse, (u16, String, St
     let body: Value = r.json().await.unwrap();
     Err((
         status,
-        body["error"]["code"].as_str().unwrap_or_default().to_owned(),
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         body["error"]["message"]
             .as_str()
             .unwrap_or_default()
@@ -80,7 +83,12 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_session() {
     let other = login(&gw).await;
     refresh(&gw, &other.refresh_token).await.unwrap();
     // A refresh token that belongs to no family (minted offline) is refused.
-    let minted = token_with("acme", "ann", Role::Viewer, pulse_protocol::auth::TokenUse::Refresh);
+    let minted = token_with(
+        "acme",
+        "ann",
+        Role::Viewer,
+        pulse_protocol::auth::TokenUse::Refresh,
+    );
     let (status, _, message) = refresh(&gw, &minted).await.unwrap_err();
     assert_eq!(status, 401);
     assert!(message.contains("no session"), "{message}");
