@@ -320,12 +320,26 @@ mod tests {
         assert_eq!(c.addr.as_deref(), Some("0.0.0.0:7780"));
         assert_eq!((c.retain, c.demo), (Some(5), Some(true)));
         assert_eq!(FileConfig::parse(p, "").unwrap(), FileConfig::default());
+        let limits = FileConfig::parse(
+            p,
+            "connections_per_token = 3\nrequests_per_second = 0\nlogin_window = \"1m\"\n\
+             metrics_token_file = \"/etc/pulse-gateway/metrics-token\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (limits.connections_per_token, limits.requests_per_second),
+            (Some(3), Some(0))
+        );
+        assert_eq!(limits.login_window.as_deref(), Some("1m"));
         for (bad, needle) in [
             ("adr = \"x\"", "unknown field `adr`"),
             ("retain = \"many\"", "retain"),
             ("retain = -1", "retain"),
             ("[addr]\nx = 1", "addr"),
             ("jwt_secret = \"s\"", "jwt_secret_file"),
+            ("metrics_token = \"s\"", "metrics_token_file"),
+            ("requests_per_second = -1", "requests_per_second"),
+            ("login_window = 5", "login_window"),
             ("garbage = [", "line 1"),
             ("\u{0}\u{7f}", "line 1"),
         ] {
