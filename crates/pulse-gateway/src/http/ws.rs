@@ -23,6 +23,12 @@
 //! - the connection never blocks the writer: it falls behind at most `client_queue`
 //!   events (then it is closed with 1013 and resyncs on reconnect), and a send that
 //!   takes longer than ping interval + timeout closes it as well;
+//! - a stream lives as long as its token: at the token's `exp` it gets an `error`
+//!   frame `token_expired` and a close (4001), unless an `auth` frame brought a
+//!   valid access token of the same tenant and subject first (whose `exp` then
+//!   counts); a refused `auth` frame closes with 4001 too;
+//! - a stream holds its place in the per-token and per-address caps
+//!   ([`crate::limits`]) until its task ends;
 //! - a client silent for ping interval + timeout is closed (1008); a bad frame is
 //!   answered with an `error` frame `bad_request` and the connection stays; a frame
 //!   over [`MAX_FRAME_BYTES`] closes it (1009).
