@@ -5,7 +5,11 @@
 //!   token in `Authorization: Bearer`, checked before anything else (for the stream:
 //!   before the upgrade, so a bad token is a plain HTTP 401);
 //! - a request only ever reads or writes the tenant of its token;
-//! - bodies are limited to [`pulse_protocol::MAX_FRAME_BYTES`].
+//! - bodies are limited to [`pulse_protocol::MAX_FRAME_BYTES`];
+//! - every authenticated request counts towards its token's rate, and a login or a
+//!   stream may be refused by [`crate::limits`] (429 + `Retry-After`);
+//! - the mutations honour `Idempotency-Key` ([`idempotency`]);
+//! - `/metrics` names tenants only to the metrics token's holder.
 
 use std::sync::Arc;
 use std::time::Duration;
