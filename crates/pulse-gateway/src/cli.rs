@@ -282,7 +282,8 @@ struct MintArgs {
     /// Lifetime (e.g. `15m`, `1h`).
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     ttl: Duration,
-    /// Mint a refresh token instead of an access token.
+    /// Mint a refresh token instead of an access token (for tests of clients: it
+    /// belongs to no login session, so `/v1/auth/refresh` refuses it).
     #[arg(long)]
     refresh: bool,
 }

@@ -381,3 +381,50 @@ async fn bad_auth_frames_close_the_stream() {
     );
     assert!(!dbg.contains("tok-visible"), "{dbg}");
 }
+
+/// The binary takes the limits and the metrics token from its flags (the token
+/// from a file, never from the command line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_the_limits_and_the_metrics_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, "scrape-me-0123\n").unwrap();
+    let proc = Proc::spawn(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--connections-per-token",
+        "1",
+        "--metrics-token-file",
+        token_file.to_str().unwrap(),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let ws = format!("{}/v1/stream", proc.url.replace("http://", "ws://"));
+    let token = viewer("acme");
+    let _one = connect(&ws, &token).await.unwrap();
+    match connect(&ws, &token).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
+        other => panic!("expected 429, got {:?}", other.map(|_| ())),
+    }
+    let r = http
+        .get(format!("{}/metrics", proc.url))
+        .bearer_auth("scrape-me-0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("pulse_stream_head_seq"));
+    proc.kill().await;
+    // An empty token file is refused at start.
+    std::fs::write(&token_file, "\n").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pulse-gateway"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--metrics-token-file"])
+        .arg(&token_file)
+        .env("PULSE_JWT_SECRET", SECRET)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("metrics token file"));
+}
