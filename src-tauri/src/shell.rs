@@ -34,6 +34,10 @@ use crate::dto::{
 use crate::notifier::{OsNotifier, Reply};
 use crate::paths::Paths;
 
+/// How long a sign-out waits for the server to revoke its session before it
+/// forgets the sign-in here anyway.
+const SIGN_OUT_AT_SERVER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What the shell needs from the windowing side (Tauri in the app, a recorder in tests).
 pub trait Hooks: Send + Sync + 'static {
     /// Send an event to the UI.
@@ -944,7 +948,8 @@ impl Shell {
             .ok_or_else(|| CommandError::new("auth", "not signed in"))
     }
 
-    /// Forget the stored sign-in of the active server and stop its session. The
+    /// Forget the stored sign-in of the active server (revoking its session at the
+    /// server, best effort) and stop its session. The
     /// actions queued for it and not yet sent are kept in its cache (sent once
     /// signed in again) or discarded, as the user chose.
     pub async fn logout(
@@ -977,9 +982,19 @@ impl Shell {
             );
         }
         if let Some(login) = login {
-            login
-                .sign_out()
-                .map_err(|e| CommandError::new("keyring", e.to_string()))?;
+            // Revoke the session at the server too, so its refresh token is dead
+            // wherever a copy may be. Best effort, and a few seconds at most: an
+            // unreachable server must not hold the sign-out.
+            let keyring = |e: pulse_core::credentials::CredentialError| {
+                CommandError::new("keyring", e.to_string())
+            };
+            match tokio::time::timeout(SIGN_OUT_AT_SERVER, login.sign_out_at_server()).await {
+                Ok(done) => done.map_err(keyring)?,
+                Err(_) => {
+                    warn!("the server did not answer the sign-out in time; forgetting the sign-in here");
+                    login.sign_out().map_err(keyring)?;
+                }
+            }
         }
         let mut settings = self.settings();
         if let Some(id) = settings.active_server.clone() {

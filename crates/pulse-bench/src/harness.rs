@@ -37,7 +37,7 @@ impl Mode {
 }
 
 /// The JWT secret of every benchmark gateway (loopback only, throwaway).
-pub const SECRET: &str = "pulse-bench-secret";
+pub const SECRET: &str = "pulse-bench-secret-0123456789abcdef";
 /// The tenant (= stream) the single-tenant benchmarks use.
 pub const TENANT: &str = "bench";
 
@@ -218,6 +218,10 @@ pub fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         addr: args.addr,
         store,
         jwt_secret: Some(SECRET.into()),
+        // The benchmarks open 10,000+ streams from a few loopback addresses with
+        // a few tokens: no connection cap or request rate here, on purpose and
+        // only here (a production gateway keeps `Limits::default()`).
+        limits: pulse_gateway::limits::Limits::unlimited_traffic(),
         retain: args.retain,
         ping_interval: Duration::from_millis(args.ping_interval_ms),
         client_queue: args.client_queue,

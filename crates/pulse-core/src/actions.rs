@@ -306,18 +306,36 @@ impl std::fmt::Display for NotDone {
 
 impl std::error::Error for NotDone {}
 
-/// Send `action` once over `via`; a token the server refuses is refreshed once and
-/// the action sent again. An answer without the entity ([`Performed::Patched`]) is
-/// completed from the entity cached in `cache` (when given and held).
+/// The idempotency key of `action` queued at `queued_at` (ms since the epoch): the
+/// same for every send of one queued action, its first try included, across
+/// restarts (it depends only on what the outbox row keeps), and different for
+/// another action or another moment. Sent as `Idempotency-Key`, so that the
+/// gateway applies a resend after a timeout once and answers it like the first.
+pub fn idempotency_key(action: &Action, queued_at: i64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(action).unwrap_or_default());
+    h.update(b"\0");
+    h.update(queued_at.to_be_bytes());
+    let digest = h.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("pulse-{hex}")
+}
+
+/// Send `action` once over `via` with idempotency `key` (when given); a token the
+/// server refuses is refreshed once and the action sent again with the same key. An
+/// answer without the entity ([`Performed::Patched`]) is completed from the entity
+/// cached in `cache` (when given and held).
 pub async fn send(
     via: Via<'_>,
     cache: Option<&StoreHandle>,
     action: &Action,
+    key: Option<&str>,
 ) -> Result<Entity, NotDone> {
     if !via.dialect.actions().takes(action) {
         return Err(NotDone::Unsupported(unsupported(action)));
     }
-    let call = |token: Secret| via.dialect.perform(via.rest, token, action);
+    let call = |token: Secret| via.dialect.perform(via.rest, token, action, key);
     let performed = with_token(via.tokens, false, call)
         .await
         .map_err(|e| match e {
@@ -351,8 +369,13 @@ pub(crate) enum Sent {
 }
 
 /// Send `action` for a running session: see [`Sent`].
-pub(crate) async fn send_action(via: Via<'_>, cache: &StoreHandle, action: &Action) -> Sent {
-    match send(via, Some(cache), action).await {
+pub(crate) async fn send_action(
+    via: Via<'_>,
+    cache: &StoreHandle,
+    action: &Action,
+    key: &str,
+) -> Sent {
+    match send(via, Some(cache), action, Some(key)).await {
         Ok(entity) => Sent::Final(ActionOutcome::Done { entity }),
         Err(NotDone::Unsupported(message)) => Sent::Final(ActionOutcome::Rejected { message }),
         Err(NotDone::Token(e)) => Sent::Retry(e.to_string()),
@@ -410,8 +433,10 @@ pub async fn perform_detached<F>(
 where
     F: FnOnce() -> Result<StoreHandle, StoreError>,
 {
+    let queued_at = crate::now_ms();
+    let key = idempotency_key(action, queued_at);
     let unreachable = match via {
-        Some(via) => match send(via, None, action).await {
+        Some(via) => match send(via, None, action, Some(&key)).await {
             Ok(entity) => return Ok(Detached::Done(entity)),
             Err(e) if e.is_unreachable() && outbox.is_some() => Some(e),
             Err(e) => return Err(NotPerformed::NotDone(e)),
@@ -423,7 +448,7 @@ where
     };
     let store = open().map_err(NotPerformed::Queue)?;
     let outbox_id = store
-        .outbox_push(action, crate::now_ms())
+        .outbox_push(action, queued_at)
         .map_err(NotPerformed::Queue)?;
     Ok(Detached::Queued {
         outbox_id,

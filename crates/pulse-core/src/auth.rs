@@ -219,6 +219,9 @@ pub struct PasswordLogin {
     username: String,
     password: Secret,
     tokens: Mutex<Option<(Secret, Secret)>>,
+    /// Held while a login or refresh runs: the gateway rotates refresh tokens and
+    /// revokes the session of one sent twice, so callers take turns.
+    renewing: tokio::sync::Mutex<()>,
 }
 
 impl PasswordLogin {
@@ -229,6 +232,7 @@ impl PasswordLogin {
             username: username.into(),
             password,
             tokens: Mutex::new(None),
+            renewing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -274,16 +278,23 @@ impl PasswordLogin {
 impl TokenProvider for PasswordLogin {
     fn token(&self, force_refresh: bool) -> TokenFuture<'_> {
         Box::pin(async move {
+            let seen = self.tokens.lock().expect("token lock").clone();
+            if let Some((access, _)) = &seen {
+                if !force_refresh && !expired(access, 30) {
+                    return Ok(access.clone());
+                }
+            }
+            let _turn = self.renewing.lock().await;
             let current = self.tokens.lock().expect("token lock").clone();
             match current {
-                None => self.login().await,
-                Some((access, refresh)) => {
-                    if force_refresh || expired(&access, 30) {
-                        self.refresh(refresh).await
-                    } else {
-                        Ok(access)
-                    }
+                // Another caller renewed while this one waited: use its token.
+                Some((access, _))
+                    if seen.as_ref().map(|(a, _)| a) != Some(&access) && !expired(&access, 30) =>
+                {
+                    Ok(access)
                 }
+                None => self.login().await,
+                Some((_, refresh)) => self.refresh(refresh).await,
             }
         })
     }

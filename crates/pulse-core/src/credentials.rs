@@ -7,6 +7,11 @@
 //! the rotated refresh token back. When there is no stored token, or the server
 //! refuses it, it answers [`AuthError::Unauthorized`] ("signed out"), which the
 //! session shows without retrying.
+//!
+//! Refreshes are one at a time: the gateway rotates refresh tokens and revokes the
+//! whole sign-in when an already used one comes back, so two callers must never
+//! send the same stored token. A caller that waited for another's refresh uses the
+//! access token it got.
 
 use std::sync::{Arc, Mutex};
 
@@ -67,6 +72,8 @@ pub struct StoredLogin {
     account: String,
     store: Arc<dyn CredentialStore>,
     access: Mutex<Option<Secret>>,
+    /// Held while a refresh runs (see the module docs).
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 fn map_rest(e: RestError) -> AuthError {
@@ -84,6 +91,7 @@ impl StoredLogin {
             account,
             store,
             access: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -142,6 +150,19 @@ impl StoredLogin {
         Ok(self.store.load(&self.account)?.is_some())
     }
 
+    /// Sign out at the server too: revoke the stored refresh token's session
+    /// (`POST /v1/auth/logout`, best effort: an unreachable server is logged and the
+    /// sign-in is forgotten all the same), then [`StoredLogin::sign_out`].
+    pub async fn sign_out_at_server(&self) -> Result<(), CredentialError> {
+        let _one = self.refreshing.lock().await;
+        if let Ok(Some(stored)) = self.store.load(&self.account) {
+            if let Err(e) = self.rest.logout(&stored).await {
+                tracing::warn!(error = %e, "the server did not take the sign-out; forgetting the sign-in here");
+            }
+        }
+        self.sign_out()
+    }
+
     /// Forget the stored token and the access token.
     pub fn sign_out(&self) -> Result<(), CredentialError> {
         *self.access.lock().expect("lock") = None;
@@ -153,7 +174,16 @@ impl StoredLogin {
         &self.account
     }
 
-    async fn refresh(&self) -> Result<Secret, AuthError> {
+    /// A new access token; `had` is the one the caller saw (refused or stale).
+    async fn refresh(&self, had: Option<Secret>) -> Result<Secret, AuthError> {
+        let _one = self.refreshing.lock().await;
+        // Another caller refreshed while this one waited: use its token.
+        let now = self.access.lock().expect("lock").clone();
+        if let Some(access) = now {
+            if Some(&access) != had.as_ref() && fresh(&access, 30) {
+                return Ok(access);
+            }
+        }
         let stored = self
             .store
             .load(&self.account)
@@ -195,7 +225,7 @@ impl TokenProvider for StoredLogin {
             let current = self.access.lock().expect("lock").clone();
             match current {
                 Some(access) if !force_refresh && fresh(&access, 30) => Ok(access),
-                _ => self.refresh().await,
+                _ => self.refresh(current).await,
             }
         })
     }

@@ -295,7 +295,22 @@ impl RestClient {
         token: Option<&Secret>,
         body: Option<&B>,
     ) -> Result<T, RestError> {
+        self.call_keyed(method, path, token, body, None).await
+    }
+
+    /// [`RestClient::call`] with an `Idempotency-Key` when `key` is given.
+    async fn call_keyed<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&Secret>,
+        body: Option<&B>,
+        key: Option<&str>,
+    ) -> Result<T, RestError> {
         let mut req = self.http.request(method, self.url(path)?);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t.expose());
         }
@@ -311,7 +326,9 @@ impl RestClient {
             let bytes = read_limited(resp, MAX_BODY)
                 .await
                 .map_err(RestError::Decode)?;
-            return serde_json::from_slice(&bytes).map_err(|e| RestError::Decode(e.to_string()));
+            // No body (204) reads as `null`: `()` takes it, anything else refuses.
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|e| RestError::Decode(e.to_string()));
         }
         let retry_after = resp
             .headers()
@@ -384,19 +401,35 @@ impl RestClient {
             .await
     }
 
-    /// Send a user action (approve, reject, move, terminate).
-    pub async fn perform(&self, token: &Secret, action: &Action) -> Result<Entity, RestError> {
+    /// `POST /v1/auth/logout`: revoke the session of `refresh_token` (204).
+    pub async fn logout(&self, refresh_token: &Secret) -> Result<(), RestError> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.expose().to_owned(),
+        };
+        self.call::<_, ()>(Method::POST, "/v1/auth/logout", None, Some(&body))
+            .await
+    }
+
+    /// Send a user action (approve, reject, move, terminate), with `key` as its
+    /// `Idempotency-Key` when given (the gateway then applies a resend once).
+    pub async fn perform(
+        &self,
+        token: &Secret,
+        action: &Action,
+        key: Option<&str>,
+    ) -> Result<Entity, RestError> {
         let seg = path_segment;
         let resp: MutationResponse = match action {
             Action::Approve { id, reason } => {
                 let body = DecisionRequest {
                     reason: reason.clone(),
                 };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/approvals/{}/approve", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
@@ -404,31 +437,34 @@ impl RestClient {
                 let body = DecisionRequest {
                     reason: reason.clone(),
                 };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/approvals/{}/reject", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
             Action::Edit { id, args } => {
                 let body = EditRequest { args: args.clone() };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/approvals/{}/edit", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
             Action::Respond { id, text } => {
                 let body = RespondRequest { text: text.clone() };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/approvals/{}/respond", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
@@ -436,11 +472,12 @@ impl RestClient {
                 let body = MoveRequest {
                     state: state.clone(),
                 };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/tickets/{}/move", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }
@@ -448,11 +485,12 @@ impl RestClient {
                 let body = TerminateRequest {
                     reason: reason.clone(),
                 };
-                self.call(
+                self.call_keyed(
                     Method::POST,
                     &format!("/v1/agents/{}/terminate", seg(id)?),
                     Some(token),
                     Some(&body),
+                    key,
                 )
                 .await?
             }

@@ -19,6 +19,9 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The example's JWT secret (at least 32 bytes, as the gateway requires).
+const SECRET: &str = "load-example-secret-0123456789abcdef";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let (subs, pubs, per_pub, batch) = (arg(1, 100), arg(2, 8), arg(3, 2000), arg(4, 1).max(1));
     let dir = tempfile::tempdir()?;
     let gw = Gateway::start(Config {
-        jwt_secret: Some("load".into()),
+        jwt_secret: Some(SECRET.into()),
         store: if sqlite {
             StoreConfig::Sqlite(dir.path().join("load.db"))
         } else {
@@ -38,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let token = |role| {
         auth::mint(
-            "load",
+            SECRET,
             &auth::claims(
                 "load",
                 "bench",

@@ -54,6 +54,8 @@ pub fn claims(sub: &str, tenant: &str, role: Role, token_use: TokenUse, ttl: Dur
         exp: iat.saturating_add(ttl.as_secs()),
         iat,
         token_use,
+        jti: None,
+        fam: None,
     }
 }
 
@@ -70,6 +72,24 @@ pub fn mint(secret: &str, claims: &Claims) -> Result<String, MintError> {
 /// Verify `token` against `secret` and return its claims (any `use`).
 pub fn verify(secret: &str, token: &str) -> Result<Claims, AuthError> {
     Keys::new(secret).verify(token)
+}
+
+/// Fewest bytes a JWT secret may have: HS256's key should be at least as long as its
+/// 256-bit output (RFC 7518 §3.2), so a short or guessable secret is refused.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuse a secret shorter than [`MIN_SECRET_BYTES`]; `origin` names where it came
+/// from (`--jwt-secret or PULSE_JWT_SECRET`, a file) for the message. The secret
+/// itself is never part of the message.
+pub fn check_secret(secret: &str, origin: &str) -> Result<(), String> {
+    let n = secret.len();
+    if n < MIN_SECRET_BYTES {
+        return Err(format!(
+            "the JWT secret from {origin} is {n} bytes; it must be at least \
+             {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+        ));
+    }
+    Ok(())
 }
 
 /// A random secret for `--demo` without `--jwt-secret` (256 bits, hex).
@@ -210,6 +230,19 @@ mod tests {
             matches!(verify("x", &t), Err(AuthError::Invalid(_))),
             "signature first"
         );
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let err = check_secret("s3cret", "--jwt-secret").unwrap_err();
+        assert!(
+            err.contains("6 bytes") && err.contains("at least 32"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "the secret is not in the message");
+        assert!(check_secret(&"x".repeat(31), "f").is_err());
+        assert!(check_secret(&"x".repeat(32), "f").is_ok());
+        assert!(check_secret(&random_secret(), "f").is_ok());
     }
 
     #[test]

@@ -64,7 +64,7 @@ struct ServeArgs {
     /// Run the demo simulator for tenant `demo` (user `demo`, password `demo`).
     #[arg(long)]
     demo: bool,
-    /// HS256 secret for tokens.
+    /// HS256 secret for tokens, at least 32 bytes.
     #[arg(long, env = "PULSE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// A file holding the HS256 secret (surrounding whitespace ignored).
@@ -131,6 +131,49 @@ struct ServeArgs {
     /// Events a WebSocket client may lag behind before it is disconnected [default: 8192].
     #[arg(long)]
     client_queue: Option<usize>,
+    /// A file holding the bearer token `GET /metrics` needs for its per-tenant
+    /// series (or set PULSE_METRICS_TOKEN); without one, `/metrics` names no tenant.
+    #[arg(long)]
+    metrics_token_file: Option<PathBuf>,
+    /// Failed logins of one user name per login window before more are refused (429) [default: 5].
+    #[arg(long)]
+    login_failures_per_user: Option<u32>,
+    /// Failed logins from one address per login window before more are refused [default: 20].
+    #[arg(long)]
+    login_failures_per_address: Option<u32>,
+    /// The window failed logins are counted in [default: 5m].
+    #[arg(long, value_parser = parse_duration)]
+    login_window: Option<Duration>,
+    /// Open streams per token, 0 for no cap [default: 32].
+    #[arg(long)]
+    connections_per_token: Option<u32>,
+    /// Open streams per client address, 0 for no cap [default: 512].
+    #[arg(long)]
+    connections_per_address: Option<u32>,
+    /// Sustained requests per second per token, 0 for no limit [default: 100].
+    #[arg(long)]
+    requests_per_second: Option<u32>,
+    /// Requests a token may make at once above the sustained rate [default: 500].
+    #[arg(long)]
+    request_burst: Option<u32>,
+}
+
+/// The metrics token: the file's first line, or PULSE_METRICS_TOKEN.
+fn metrics_token(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let token = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("metrics token file {}: {e}", path.display()))?
+            .trim()
+            .to_owned(),
+        None => std::env::var("PULSE_METRICS_TOKEN")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    };
+    if file.is_some() && token.is_empty() {
+        return Err("the metrics token file is empty".into());
+    }
+    Ok((!token.is_empty()).then_some(token))
 }
 
 #[derive(Debug, Args)]
@@ -239,7 +282,8 @@ struct MintArgs {
     /// Lifetime (e.g. `15m`, `1h`).
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     ttl: Duration,
-    /// Mint a refresh token instead of an access token.
+    /// Mint a refresh token instead of an access token (for tests of clients: it
+    /// belongs to no login session, so `/v1/auth/refresh` refuses it).
     #[arg(long)]
     refresh: bool,
 }
@@ -258,6 +302,9 @@ fn mint(args: MintArgs) -> ExitCode {
     if args.tenant.is_empty() || args.sub.is_empty() || args.secret.is_empty() {
         eprintln!("error: --secret, --tenant and --sub must not be empty");
         return ExitCode::from(2);
+    }
+    if let Err(e) = crate::auth::check_secret(&args.secret, "--secret or PULSE_JWT_SECRET") {
+        return usage(e);
     }
     let role = args.role.into();
     let token_use = if args.refresh {
@@ -414,7 +461,10 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
     )?;
     let secret_file = args.jwt_secret_file.or(file.jwt_secret_file);
     let secret = match (args.jwt_secret.filter(|s| !s.is_empty()), secret_file) {
-        (Some(s), _) => Some(s),
+        (Some(s), _) => {
+            crate::auth::check_secret(&s, "--jwt-secret or PULSE_JWT_SECRET")?;
+            Some(s)
+        }
         (None, Some(path)) => {
             let s = std::fs::read_to_string(&path)
                 .map_err(|e| format!("jwt secret file {}: {e}", path.display()))?;
@@ -422,6 +472,7 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
             if s.is_empty() {
                 return Err(format!("jwt secret file {} is empty", path.display()));
             }
+            crate::auth::check_secret(&s, &format!("the file {}", path.display()))?;
             Some(s)
         }
         (None, None) => None,
@@ -433,6 +484,46 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
                 .into(),
         );
     }
+    let metrics_token = metrics_token(
+        args.metrics_token_file
+            .or(file.metrics_token_file)
+            .as_deref(),
+    )?;
+    let limits = {
+        let d = crate::limits::Limits::default();
+        crate::limits::Limits {
+            login_failures_per_user: args
+                .login_failures_per_user
+                .or(file.login_failures_per_user)
+                .unwrap_or(d.login_failures_per_user),
+            login_failures_per_address: args
+                .login_failures_per_address
+                .or(file.login_failures_per_address)
+                .unwrap_or(d.login_failures_per_address),
+            login_window: dur(
+                args.login_window,
+                "login_window",
+                &file.login_window,
+                d.login_window,
+            )?,
+            connections_per_token: args
+                .connections_per_token
+                .or(file.connections_per_token)
+                .unwrap_or(d.connections_per_token),
+            connections_per_address: args
+                .connections_per_address
+                .or(file.connections_per_address)
+                .unwrap_or(d.connections_per_address),
+            requests_per_second: args
+                .requests_per_second
+                .or(file.requests_per_second)
+                .unwrap_or(d.requests_per_second),
+            request_burst: args
+                .request_burst
+                .or(file.request_burst)
+                .unwrap_or(d.request_burst),
+        }
+    };
     let config = Config {
         addr,
         store,
@@ -460,6 +551,8 @@ fn resolve(args: ServeArgs) -> Result<(Config, bool), String> {
             .client_queue
             .or(file.client_queue)
             .unwrap_or(config::DEFAULT_CLIENT_QUEUE),
+        limits,
+        metrics_token,
     };
     let random_secret = config.jwt_secret.is_none();
     Ok((config, random_secret))

@@ -148,6 +148,11 @@ pub struct Config {
     pub demo: Option<DemoConfig>,
     /// Events a client may be behind on its live feed before it is disconnected.
     pub client_queue: usize,
+    /// Login throttling, connection caps and the per-token request rate.
+    pub limits: crate::limits::Limits,
+    /// The bearer token `GET /metrics` requires for the per-tenant series; without
+    /// one, `/metrics` serves only the totals, which name no tenant.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -171,6 +176,11 @@ impl std::fmt::Debug for Config {
             .field("users_file", &self.users_file)
             .field("demo", &self.demo)
             .field("client_queue", &self.client_queue)
+            .field("limits", &self.limits)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -194,6 +204,8 @@ impl Default for Config {
             users_file: None,
             demo: None,
             client_queue: DEFAULT_CLIENT_QUEUE,
+            limits: crate::limits::Limits::default(),
+            metrics_token: None,
         }
     }
 }
@@ -203,7 +215,8 @@ impl Default for Config {
 /// `--graph`), plus `jwt_secret_file`. All keys
 /// are optional; a flag given on the command line wins over the file. An unknown key
 /// is refused, and so is `jwt_secret` (a secret belongs in `jwt_secret_file` or
-/// `PULSE_JWT_SECRET`, not in a config file others may read). Paths are used as
+/// `PULSE_JWT_SECRET`, not in a config file others may read; the same for
+/// `metrics_token`, read from `metrics_token_file`). Paths are used as
 /// written.
 #[derive(Debug, Default, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,6 +244,14 @@ pub struct FileConfig {
     pub refresh_ttl: Option<String>,
     pub users_file: Option<PathBuf>,
     pub client_queue: Option<usize>,
+    pub metrics_token_file: Option<PathBuf>,
+    pub login_failures_per_user: Option<u32>,
+    pub login_failures_per_address: Option<u32>,
+    pub login_window: Option<String>,
+    pub connections_per_token: Option<u32>,
+    pub connections_per_address: Option<u32>,
+    pub requests_per_second: Option<u32>,
+    pub request_burst: Option<u32>,
 }
 
 impl FileConfig {
@@ -238,6 +259,12 @@ impl FileConfig {
     pub fn parse(path: &std::path::Path, text: &str) -> Result<FileConfig, String> {
         let at = |m: &dyn std::fmt::Display| format!("config {}: {}", path.display(), m);
         let table: toml::Table = toml::from_str(text).map_err(|e| at(&e.to_string().trim_end()))?;
+        if table.contains_key("metrics_token") {
+            return Err(at(
+                &"`metrics_token` is not read from a config file: put it in a file \
+                 named by `metrics_token_file` or in PULSE_METRICS_TOKEN",
+            ));
+        }
         if table.contains_key("jwt_secret") {
             return Err(at(
                 &"`jwt_secret` is not read from a config file: put the secret in a \
@@ -293,12 +320,26 @@ mod tests {
         assert_eq!(c.addr.as_deref(), Some("0.0.0.0:7780"));
         assert_eq!((c.retain, c.demo), (Some(5), Some(true)));
         assert_eq!(FileConfig::parse(p, "").unwrap(), FileConfig::default());
+        let limits = FileConfig::parse(
+            p,
+            "connections_per_token = 3\nrequests_per_second = 0\nlogin_window = \"1m\"\n\
+             metrics_token_file = \"/etc/pulse-gateway/metrics-token\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (limits.connections_per_token, limits.requests_per_second),
+            (Some(3), Some(0))
+        );
+        assert_eq!(limits.login_window.as_deref(), Some("1m"));
         for (bad, needle) in [
             ("adr = \"x\"", "unknown field `adr`"),
             ("retain = \"many\"", "retain"),
             ("retain = -1", "retain"),
             ("[addr]\nx = 1", "addr"),
             ("jwt_secret = \"s\"", "jwt_secret_file"),
+            ("metrics_token = \"s\"", "metrics_token_file"),
+            ("requests_per_second = -1", "requests_per_second"),
+            ("login_window = 5", "login_window"),
             ("garbage = [", "line 1"),
             ("\u{0}\u{7f}", "line 1"),
         ] {

@@ -624,6 +624,28 @@ mod tests {
         fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
             self.inner.streams()
         }
+        fn session_start(&self, s: &crate::store::RefreshSession) -> Result<(), StoreError> {
+            self.inner.session_start(s)
+        }
+        fn session_rotate(
+            &self,
+            f: &str,
+            p: &str,
+            n: &str,
+            e: u64,
+            now: u64,
+        ) -> Result<crate::store::Rotation, StoreError> {
+            self.inner.session_rotate(f, p, n, e, now)
+        }
+        fn session_revoke(&self, f: &str) -> Result<bool, StoreError> {
+            self.inner.session_revoke(f)
+        }
+        fn idempotent_get(&self, t: &str, k: &str, now: u64) -> Result<Option<String>, StoreError> {
+            self.inner.idempotent_get(t, k, now)
+        }
+        fn idempotent_put(&self, t: &str, k: &str, a: &str, e: u64) -> Result<(), StoreError> {
+            self.inner.idempotent_put(t, k, a, e)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 //! use pulse_gateway::{auth, Config, Gateway};
 //! use pulse_protocol::auth::{Role, TokenUse};
 //!
-//! let config = Config { jwt_secret: Some("s3cret".into()), ..Config::default() };
+//! let config = Config { jwt_secret: Some("an-hs256-secret-of-32-bytes-or-more".into()), ..Config::default() };
 //! let gw = Gateway::start(config).await?;
 //! let claims = auth::claims("ann", "acme", Role::Viewer, TokenUse::Access,
 //!                           std::time::Duration::from_secs(900));
@@ -42,6 +42,7 @@ pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod langgraph;
+pub mod limits;
 pub mod metrics;
 pub mod source;
 pub mod store;
@@ -58,6 +59,9 @@ pub enum StartError {
     /// No JWT secret and not in demo mode.
     #[error("no JWT secret: pass --jwt-secret or set PULSE_JWT_SECRET (or run with --demo)")]
     MissingSecret,
+    /// The JWT secret is shorter than [`auth::MIN_SECRET_BYTES`].
+    #[error("{0}")]
+    WeakSecret(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -89,7 +93,10 @@ impl Gateway {
     /// Open the store, bind `config.addr` and serve until shut down.
     pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         let secret = match (&config.jwt_secret, &config.demo) {
-            (Some(s), _) if !s.is_empty() => s.clone(),
+            (Some(s), _) if !s.is_empty() => {
+                auth::check_secret(s, "the configuration").map_err(StartError::WeakSecret)?;
+                s.clone()
+            }
             (_, Some(_)) => auth::random_secret(),
             _ => return Err(StartError::MissingSecret),
         };
@@ -164,6 +171,9 @@ impl Gateway {
             refresh_ttl: config.refresh_ttl,
             shutdown: stop_rx.clone(),
             langgraph: langgraph.clone(),
+            limiter: limits::Limiter::new(&config.limits),
+            metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
+            in_flight: http::idempotency::InFlight::default(),
         });
         let app = http::router(state);
         let mut server_stop = stop_rx.clone();
@@ -178,6 +188,8 @@ impl Gateway {
                     tracing::debug!(error = %e, "TCP_NODELAY not set");
                 }
             });
+            // The peer address, for the per-address limits.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(signal)
                 .await

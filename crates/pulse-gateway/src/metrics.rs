@@ -68,8 +68,10 @@ impl Metrics {
         }
     }
 
-    /// Render every metric, with the head seq of each of `tenants`.
-    pub fn render(&self, tenants: &[std::sync::Arc<TenantHub>]) -> String {
+    /// Render every metric, with the head seq of each of `tenants` when
+    /// `per_tenant` (the caller showed the metrics token); without it the output
+    /// names no tenant.
+    pub fn render(&self, tenants: &[std::sync::Arc<TenantHub>], per_tenant: bool) -> String {
         let mut out = String::with_capacity(2048);
         let mut one = |name: &str, kind: &str, help: &str, value: String| {
             let _ = writeln!(
@@ -234,6 +236,9 @@ impl Metrics {
         );
         for (reason, n) in RESYNC_REASONS.iter().zip(&self.resyncs) {
             let _ = writeln!(out, "pulse_resyncs_total{{reason=\"{reason}\"}} {}", get(n));
+        }
+        if !per_tenant {
+            return out;
         }
         let _ = writeln!(
             out,

@@ -344,6 +344,17 @@ impl Directory {
         st.users.clone()
     }
 
+    /// The user `name`, if they may still log in (fixed users first). Re-reads the
+    /// file when it changed, so a removed user is gone at once.
+    pub fn find(&self, name: &str) -> Option<User> {
+        let file_users = self.current_file_users();
+        self.fixed
+            .iter()
+            .chain(file_users.iter())
+            .find(|u| u.name == name)
+            .cloned()
+    }
+
     /// The user `name` if `password` is theirs. Blocking (argon2): call it off the
     /// async threads. Fixed users win over file users of the same name.
     pub fn verify(&self, name: &str, password: &str) -> Option<User> {

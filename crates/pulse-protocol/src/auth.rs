@@ -46,4 +46,11 @@ pub struct Claims {
     /// Access or refresh.
     #[serde(default, rename = "use")]
     pub token_use: TokenUse,
+    /// Token id: set on refresh tokens the gateway issues (the one of its family
+    /// that may be used next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Refresh-token family: every refresh token of one login shares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
 }

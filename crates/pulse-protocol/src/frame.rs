@@ -110,8 +110,8 @@ pub enum ServerFrame {
     Event(EventFrame),
 }
 
-/// A client frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A client frame. `Debug` never shows an `auth` frame's token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ClientFrame {
     /// Subscribe to a stream, resuming after `since` in `epoch` when given.
@@ -131,6 +131,35 @@ pub enum ClientFrame {
         /// Echo of the ping's `ts`.
         ts: i64,
     },
+    /// Re-authenticate the open connection with a fresh access token of the same
+    /// tenant and subject, before the current one expires (see "Token expiry" in
+    /// `docs/protocol.md`).
+    Auth {
+        /// The new access token.
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for ClientFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientFrame::Subscribe {
+                stream,
+                since,
+                epoch,
+            } => f
+                .debug_struct("Subscribe")
+                .field("stream", stream)
+                .field("since", since)
+                .field("epoch", epoch)
+                .finish(),
+            ClientFrame::Pong { ts } => f.debug_struct("Pong").field("ts", ts).finish(),
+            ClientFrame::Auth { .. } => f
+                .debug_struct("Auth")
+                .field("token", &"<redacted>")
+                .finish(),
+        }
+    }
 }
 
 /// Why a frame could not be decoded.

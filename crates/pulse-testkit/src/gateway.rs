@@ -10,15 +10,18 @@ use pulse_gateway::auth::{self, Role, TokenUse};
 use pulse_gateway::Config;
 
 /// The JWT secret of every test gateway (loopback only, throwaway).
-pub const SECRET: &str = "test-secret-0123456789";
+pub const SECRET: &str = "test-secret-0123456789-0123456789abcdef";
 
 /// How long a token from [`token`] is valid: longer than any test.
 pub const TOKEN_TTL: Duration = Duration::from_secs(600);
 
-/// The default gateway config with [`SECRET`]: binds 127.0.0.1:0, memory store.
+/// The default gateway config with [`SECRET`]: binds 127.0.0.1:0, memory store,
+/// and no connection cap or request rate limit (tests open many streams and send
+/// many requests with one token; the limits' own tests set them explicitly).
 pub fn config() -> Config {
     Config {
         jwt_secret: Some(SECRET.into()),
+        limits: pulse_gateway::limits::Limits::unlimited_traffic(),
         ..Config::default()
     }
 }

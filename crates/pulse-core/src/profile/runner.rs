@@ -497,12 +497,14 @@ impl Dialect for ProfileDialect {
         self.declared_optimistic(action)
     }
 
-    /// The REST request of the action's `[actions.NAME]` (`super::action`).
+    /// The REST request of the action's `[actions.NAME]` (`super::action`). Profile
+    /// servers declare no idempotency key, so none is sent.
     fn perform<'a>(
         &'a self,
         rest: &'a RestClient,
         token: Secret,
         action: &'a Action,
+        _key: Option<&'a str>,
     ) -> ActionFuture<'a> {
         Box::pin(self.perform_action(rest, token, action))
     }

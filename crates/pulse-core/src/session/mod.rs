@@ -304,12 +304,15 @@ pub trait Dialect: Send + Sync + 'static {
 
     /// Perform `action` once with `token` against the server `rest` points at (a
     /// refused token is the caller's to refresh: `RestError::Unauthorized`). Only
-    /// called for actions [`Dialect::actions`] takes; the default refuses.
+    /// called for actions [`Dialect::actions`] takes; the default refuses. `key` is
+    /// the action's idempotency key ([`crate::actions::idempotency_key`]), for a
+    /// server that honours one.
     fn perform<'a>(
         &'a self,
         _rest: &'a RestClient,
         _token: Secret,
         action: &'a Action,
+        _key: Option<&'a str>,
     ) -> ActionFuture<'a> {
         Box::pin(async move {
             Err(RestError::Http {

@@ -75,14 +75,20 @@ impl Dialect for NativeDialect {
         o
     }
 
-    /// `POST /v1/…` on the gateway (`RestClient::perform`); the answer is the entity.
+    /// `POST /v1/…` on the gateway (`RestClient::perform`, with `Idempotency-Key`);
+    /// the answer is the entity.
     fn perform<'a>(
         &'a self,
         rest: &'a RestClient,
         token: Secret,
         action: &'a Action,
+        key: Option<&'a str>,
     ) -> ActionFuture<'a> {
-        Box::pin(async move { rest.perform(&token, action).await.map(Performed::Entity) })
+        Box::pin(async move {
+            rest.perform(&token, action, key)
+                .await
+                .map(Performed::Entity)
+        })
     }
 }
 
@@ -223,12 +229,17 @@ async fn stream(cx: &mut SessionCx, mut conn: NativeConnection, token: Secret) -
     } else {
         info!(stream = %stream, reason = ?sub.reason, "server cannot replay; loading a snapshot");
         let rest = cx.rest().clone();
+        let token = token.clone();
         snapshot = Some(Box::pin(async move { rest.snapshot(&token).await }));
     }
 
     // 4. stream
     let mut dead = DeadLink::new(silence, None, Instant::now());
     let max_batch = cx.config().max_batch;
+    // The gateway closes a stream when its token expires (4001) unless an `auth`
+    // frame renews it: shortly before, get a fresh token and send it.
+    let mut token = token;
+    let mut renew_at = renew_deadline(&token);
     loop {
         let first = tokio::select! {
             biased;
@@ -255,6 +266,28 @@ async fn stream(cx: &mut SessionCx, mut conn: NativeConnection, token: Secret) -
             m = conn.recv() => m,
             _ = tokio::time::sleep_until(dead.wake_at()) => {
                 return End::Lost(dead.dead_reason("frame"));
+            }
+            _ = async { tokio::time::sleep_until(renew_at.expect("guarded")).await }, if renew_at.is_some() => {
+                renew_at = None;
+                match cx.token(false).await {
+                    Ok(fresh) if fresh != token => {
+                        let frame = ClientFrame::Auth { token: fresh.expose().to_owned() };
+                        if let Err(e) = conn.send(&frame).await {
+                            return End::Lost(e);
+                        }
+                        debug!("stream re-authenticated with a fresh token");
+                        token = fresh;
+                        renew_at = renew_deadline(&token);
+                    }
+                    // The same token: still fresh (ask again later), or a static
+                    // one about to expire, which the server closes at expiry and
+                    // the reconnect asks again for.
+                    Ok(same) => {
+                        renew_at = renew_deadline(&same).filter(|at| *at > Instant::now());
+                    }
+                    Err(end) => debug!(?end, "no fresh token for the open stream"),
+                }
+                continue;
             }
         };
         dead.received(Instant::now());
@@ -404,4 +437,17 @@ pub(super) fn load_snapshot(
     pos.catch_up_until = pos.catch_up_until.max(snap.seq);
     let rest: Vec<EventFrame> = buffered.into_iter().filter(|e| e.seq > snap.seq).collect();
     apply_frames(cx, pos, rest)
+}
+
+/// Seconds before a stream token's `exp` at which a fresh one is sent: more than
+/// the token providers' own slack (30 s), so `token(false)` refreshes by then.
+const RENEW_BEFORE_SECS: u64 = 25;
+
+/// When to renew the stream's `token` (`None`: it is not a JWT with an `exp`).
+fn renew_deadline(token: &Secret) -> Option<Instant> {
+    let exp = token.jwt_expiry()?;
+    let now = (crate::now_ms().max(0) / 1000) as u64;
+    let left = exp.saturating_sub(now).saturating_sub(RENEW_BEFORE_SECS);
+    // At most a day ahead, so the deadline never overflows the clock.
+    Instant::now().checked_add(std::time::Duration::from_secs(left.min(86_400)))
 }

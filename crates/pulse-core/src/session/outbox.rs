@@ -112,8 +112,11 @@ impl Flusher {
             });
         }
         let mut why = None;
+        // The key of the first try is the key of every resend from the outbox.
+        let queued_at = crate::now_ms();
+        let key = crate::actions::idempotency_key(&action, queued_at);
         if online {
-            match send_action(self.via(), &self.store, &action).await {
+            match send_action(self.via(), &self.store, &action, &key).await {
                 Sent::Final(outcome) => return Ok(outcome),
                 Sent::Retry(err) => {
                     debug!(%err, "action not sent now; queueing");
@@ -121,7 +124,7 @@ impl Flusher {
                 }
             }
         }
-        let id = self.store.outbox_push(&action, crate::now_ms())?;
+        let id = self.store.outbox_push(&action, queued_at)?;
         if let Some(err) = why {
             // Kept with the reason it was not sent (a refused token, a 5xx …),
             // and tried again while the session stays live.
@@ -185,7 +188,8 @@ impl Flusher {
             if held.contains(entry.action.id()) {
                 continue;
             }
-            match send_action(self.via(), &self.store, &entry.action).await {
+            let key = crate::actions::idempotency_key(&entry.action, entry.queued_at);
+            match send_action(self.via(), &self.store, &entry.action, &key).await {
                 Sent::Final(outcome) => {
                     if let Err(e) = self.store.outbox_remove(entry.id) {
                         warn!(error = %e, "cannot remove a sent action from the outbox");

@@ -16,12 +16,15 @@
 //! - `tls`: certificate verification stays on (a throwaway CA from the
 //!   `openssl` CLI).
 //! - `store`: the store suite on every backend, then SQLite-only tests.
+//! - `gateway`: against the reference gateway in-process: idempotency keys of
+//!   actions, refresh tokens sent one at a time, sign-out at the server.
 
 mod common;
 
 mod bounds;
 mod fallback;
 mod faults;
+mod gateway;
 mod profiles;
 mod session;
 mod socketio;

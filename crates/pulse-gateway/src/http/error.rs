@@ -114,6 +114,19 @@ impl ApiErr {
         )
     }
 
+    /// 429 `rate_limited` with `Retry-After`: a limit of [`crate::limits`] refused
+    /// the request; nothing was done.
+    pub fn rate_limited(refused: crate::limits::Refused) -> ApiErr {
+        ApiErr {
+            retry_after: Some(refused.retry_after_secs()),
+            ..ApiErr::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("{}; try again later", refused.what),
+            )
+        }
+    }
+
     /// Any status with code `bad_request` (405, 415…).
     pub fn with_status(status: StatusCode, message: impl Into<String>) -> ApiErr {
         ApiErr::new(status, "bad_request", message)
@@ -184,21 +197,34 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiErr;
 
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Auth, ApiErr> {
-        let result = bearer(parts).and_then(|t| st.keys.verify_access(t));
-        result.map(Auth).map_err(|e| {
+        let result = bearer(&parts.headers).and_then(|t| st.keys.verify_access(t));
+        let claims = result.map_err(|e| {
             st.hub
                 .metrics()
                 .auth_failures
                 .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(error = %e, path = %parts.uri.path(), "auth refused");
             ApiErr::from(e)
-        })
+        })?;
+        // Every authenticated request (REST and stream upgrades) counts towards its
+        // token's rate, before any store call.
+        st.limiter
+            .requests
+            .take(
+                &crate::limits::token_key(&claims),
+                std::time::Instant::now(),
+            )
+            .map_err(|refused| {
+                tracing::debug!(tenant = %claims.tenant, sub = %claims.sub, "request rate limit");
+                ApiErr::rate_limited(refused)
+            })?;
+        Ok(Auth(claims))
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, AuthError> {
-    let value = parts
-        .headers
+/// The bearer token of `Authorization`.
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(AuthError::Missing)?
         .to_str()

@@ -5,7 +5,11 @@
 //!   token in `Authorization: Bearer`, checked before anything else (for the stream:
 //!   before the upgrade, so a bad token is a plain HTTP 401);
 //! - a request only ever reads or writes the tenant of its token;
-//! - bodies are limited to [`pulse_protocol::MAX_FRAME_BYTES`].
+//! - bodies are limited to [`pulse_protocol::MAX_FRAME_BYTES`];
+//! - every authenticated request counts towards its token's rate, and a login or a
+//!   stream may be refused by [`crate::limits`] (429 + `Retry-After`);
+//! - the mutations honour `Idempotency-Key` ([`idempotency`]);
+//! - `/metrics` names tenants only to the metrics token's holder.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +25,7 @@ use crate::hub::Hub;
 use crate::users::Directory;
 
 pub mod error;
+pub mod idempotency;
 mod rest;
 mod ws;
 
@@ -47,30 +52,44 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The LangGraph source, when one runs (its webhook, answers that resume).
     pub langgraph: Option<Arc<crate::langgraph::LangGraphSource>>,
+    /// Login throttle, connection caps, request rate.
+    pub limiter: crate::limits::Limiter,
+    /// The bearer token `/metrics` wants for its per-tenant series.
+    pub metrics_token: Option<String>,
+    /// `Idempotency-Key`s being served on this node.
+    pub in_flight: idempotency::InFlight,
 }
 
 /// The gateway's router.
 pub fn router(state: Arc<AppState>) -> Router {
+    // The mutations honour `Idempotency-Key` (ingest is idempotent by event id).
+    let mutations = Router::new()
+        .route("/v1/approvals/{id}/approve", post(rest::approve))
+        .route("/v1/approvals/{id}/reject", post(rest::reject))
+        .route("/v1/approvals/{id}/edit", post(rest::edit))
+        .route("/v1/approvals/{id}/respond", post(rest::respond))
+        .route("/v1/tickets/{id}/move", post(rest::move_ticket))
+        .route("/v1/agents/{id}/terminate", post(rest::terminate_agent))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::guard,
+        ));
     Router::new()
+        .merge(mutations)
         .route("/healthz", get(rest::healthz))
         .route("/metrics", get(rest::metrics))
         .route("/v1/stream", get(ws::stream))
         .route("/v1/snapshot", get(rest::snapshot))
         .route("/v1/events", get(rest::events))
         .route("/v1/ingest", post(rest::ingest))
-        .route("/v1/approvals/{id}/approve", post(rest::approve))
-        .route("/v1/approvals/{id}/reject", post(rest::reject))
-        .route("/v1/approvals/{id}/edit", post(rest::edit))
-        .route("/v1/approvals/{id}/respond", post(rest::respond))
         .route("/v1/approvals/{id}/steps", get(rest::steps))
         .route(
             crate::langgraph::WEBHOOK_PATH,
             post(rest::langgraph_webhook),
         )
-        .route("/v1/tickets/{id}/move", post(rest::move_ticket))
-        .route("/v1/agents/{id}/terminate", post(rest::terminate_agent))
         .route("/v1/auth/login", post(rest::login))
         .route("/v1/auth/refresh", post(rest::refresh))
+        .route("/v1/auth/logout", post(rest::logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(pulse_protocol::MAX_FRAME_BYTES))

@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use pulse_protocol::auth::{Claims, Role, TokenUse};
@@ -22,7 +22,7 @@ use super::error::{ApiErr, Auth, RawJson};
 use super::AppState;
 use crate::auth;
 use crate::langgraph::{self, Answer};
-use crate::store::{now_ms, NewEvent};
+use crate::store::{now_ms, NewEvent, RefreshSession, Rotation};
 
 /// Default `limit` of `GET /v1/events`.
 pub const DEFAULT_EVENTS_LIMIT: usize = 1000;
@@ -62,15 +62,47 @@ pub(super) async fn healthz(State(st): St) -> axum::response::Response {
     }
 }
 
-pub(super) async fn metrics(State(st): St) -> impl IntoResponse {
-    let body = st.hub.metrics().render(&st.hub.tenants());
-    (
+/// The totals for anyone; the per-tenant series (which name tenants) only with
+/// `Authorization: Bearer <metrics token>` when a metrics token is configured. A
+/// wrong metrics token is a 401, not a silent downgrade.
+pub(super) async fn metrics(
+    State(st): St,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiErr> {
+    let given = headers.get(header::AUTHORIZATION).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_owned())
+    });
+    let with_tenants = match (&st.metrics_token, given) {
+        (_, None) => false,
+        (Some(want), Some(Some(got)))
+            if auth::constant_time_eq(want.as_bytes(), got.as_bytes()) =>
+        {
+            true
+        }
+        (None, Some(_)) => {
+            return Err(ApiErr::unauthorized(
+                "this gateway has no metrics token; ask /metrics without `Authorization`",
+            ))
+        }
+        (Some(_), Some(_)) => return Err(ApiErr::unauthorized("wrong metrics token")),
+    };
+    let tenants = if with_tenants {
+        st.hub.tenants()
+    } else {
+        Vec::new()
+    };
+    let body = st.hub.metrics().render(&tenants, with_tenants);
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         body,
-    )
+    ))
 }
 
 pub(super) async fn snapshot(State(st): St, Auth(claims): Auth) -> Result<Json<Snapshot>, ApiErr> {
@@ -499,25 +531,56 @@ pub(super) async fn terminate_agent(
     Ok(Json(MutationResponse { seq, entity }))
 }
 
-fn tokens(st: &AppState, sub: &str, tenant: &str, role: Role) -> Result<TokenResponse, ApiErr> {
-    let mint = |token_use, ttl| {
-        st.keys
-            .mint(&auth::claims(sub, tenant, role, token_use, ttl))
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot mint token");
-                ApiErr::internal()
-            })
+/// A new access token and the refresh token `jti` of `family` for `sub`.
+fn tokens(
+    st: &AppState,
+    sub: &str,
+    tenant: &str,
+    role: Role,
+    family: &str,
+    jti: &str,
+) -> Result<(TokenResponse, u64), ApiErr> {
+    let mint = |claims: &Claims| {
+        st.keys.mint(claims).map_err(|e| {
+            tracing::error!(error = %e, "cannot mint token");
+            ApiErr::internal()
+        })
     };
-    Ok(TokenResponse {
-        access_token: mint(TokenUse::Access, st.access_ttl)?,
-        refresh_token: mint(TokenUse::Refresh, st.refresh_ttl)?,
-        expires_in: st.access_ttl.as_secs(),
-        tenant: tenant.to_owned(),
-    })
+    let mut refresh = auth::claims(sub, tenant, role, TokenUse::Refresh, st.refresh_ttl);
+    refresh.jti = Some(jti.to_owned());
+    refresh.fam = Some(family.to_owned());
+    let access = auth::claims(sub, tenant, role, TokenUse::Access, st.access_ttl);
+    Ok((
+        TokenResponse {
+            access_token: mint(&access)?,
+            refresh_token: mint(&refresh)?,
+            expires_in: st.access_ttl.as_secs(),
+            tenant: tenant.to_owned(),
+        },
+        refresh.exp,
+    ))
 }
 
-pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
+/// A fresh random id for a token or a family.
+fn token_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+pub(super) async fn login(
+    State(st): St,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: RawJson,
+) -> Result<Json<TokenResponse>, ApiErr> {
     let req: LoginRequest = body.parse()?;
+    let ip = peer.ip();
+    // Before the password hash: a throttled attempt costs no argon2.
+    st.limiter
+        .login
+        .check(&req.username, ip)
+        .map_err(|refused| {
+            tracing::info!(user = %req.username, %ip, "login throttled");
+            ApiErr::rate_limited(refused)
+        })?;
     // argon2 is slow on purpose: off the async threads. An unknown name costs the
     // same as a wrong password (users::Directory::verify).
     let users = st.users.clone();
@@ -529,6 +592,7 @@ pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResp
             ApiErr::internal()
         })?;
     let Some(user) = found else {
+        st.limiter.login.failed(&req.username, ip);
         st.hub
             .metrics()
             .auth_failures
@@ -536,22 +600,115 @@ pub(super) async fn login(State(st): St, body: RawJson) -> Result<Json<TokenResp
         tracing::info!(user = %req.username, "login refused");
         return Err(ApiErr::unauthorized("wrong user name or password"));
     };
+    st.limiter.login.succeeded(&req.username);
+    let (family, jti) = (token_id(), token_id());
+    let (answer, expires) = tokens(&st, &user.name, &user.tenant, user.role, &family, &jti)?;
+    let session = RefreshSession {
+        family,
+        current: jti,
+        sub: user.name.clone(),
+        tenant: user.tenant.clone(),
+        expires,
+    };
+    st.hub
+        .blocking(move |store| store.session_start(&session))
+        .await?;
     tracing::info!(user = %user.name, tenant = %user.tenant, "login");
-    Ok(Json(tokens(&st, &user.name, &user.tenant, user.role)?))
+    Ok(Json(answer))
 }
 
+/// The family and token id of a verified refresh token; a refresh token without
+/// them (minted by `pulse-gateway mint --refresh`, or by an older gateway) belongs to
+/// no family and is refused.
+fn family_of(claims: &Claims) -> Result<(String, String), ApiErr> {
+    match (&claims.fam, &claims.jti) {
+        (Some(f), Some(j)) if !f.is_empty() && !j.is_empty() => Ok((f.clone(), j.clone())),
+        _ => Err(ApiErr::unauthorized(
+            "this refresh token belongs to no session; log in again",
+        )),
+    }
+}
+
+/// Rotate: the presented refresh token must be its family's current one. An older
+/// one revokes the family (whoever holds the newer token must log in again); a
+/// user no longer in the users file gets nothing and their family is revoked.
 pub(super) async fn refresh(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
     let req: RefreshRequest = body.parse()?;
+    let refused = || {
+        st.hub
+            .metrics()
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
+    };
     let claims = st
         .keys
         .verify_refresh(&req.refresh_token)
-        .inspect_err(|_| {
-            st.hub
-                .metrics()
-                .auth_failures
-                .fetch_add(1, Ordering::Relaxed);
+        .inspect_err(|_| refused())?;
+    let (family, presented) = family_of(&claims).inspect_err(|_| refused())?;
+    let users = st.users.clone();
+    let sub = claims.sub.clone();
+    let user = tokio::task::spawn_blocking(move || users.find(&sub))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "user lookup failed");
+            ApiErr::internal()
         })?;
-    Ok(Json(tokens(&st, &claims.sub, &claims.tenant, claims.role)?))
+    let Some(user) = user.filter(|u| u.tenant == claims.tenant) else {
+        refused();
+        let f = family.clone();
+        st.hub
+            .blocking(move |store| store.session_revoke(&f))
+            .await?;
+        tracing::info!(user = %claims.sub, "refresh refused: user removed");
+        return Err(ApiErr::unauthorized(
+            "this user can no longer log in; their sessions are revoked",
+        ));
+    };
+    let next = token_id();
+    // The role comes from the users file as it is now, not from the old token.
+    let (answer, expires) = tokens(&st, &user.name, &user.tenant, user.role, &family, &next)?;
+    let now = auth::now_secs();
+    let f = family.clone();
+    let rotation = st
+        .hub
+        .blocking(move |store| store.session_rotate(&f, &presented, &next, expires, now))
+        .await?;
+    match rotation {
+        Rotation::Rotated => Ok(Json(answer)),
+        Rotation::Reused => {
+            refused();
+            tracing::warn!(user = %claims.sub, tenant = %claims.tenant, "refresh token reused: session revoked");
+            Err(ApiErr::unauthorized(
+                "this refresh token was already used; the session is revoked, log in again",
+            ))
+        }
+        Rotation::Unknown => {
+            refused();
+            Err(ApiErr::unauthorized(
+                "this session ended (logged out or revoked); log in again",
+            ))
+        }
+    }
+}
+
+/// `POST /v1/auth/logout` `{"refresh_token"}`: revoke the token's session. An
+/// expired, already revoked or unknown session is not an error (204 all the same):
+/// logging out twice is logging out.
+pub(super) async fn logout(State(st): St, body: RawJson) -> Result<StatusCode, ApiErr> {
+    let req: RefreshRequest = body.parse()?;
+    let claims = match st.keys.verify_refresh(&req.refresh_token) {
+        Ok(c) => c,
+        // An expired refresh token's session expired with it.
+        Err(auth::AuthError::Expired) => return Ok(StatusCode::NO_CONTENT),
+        Err(e) => return Err(e.into()),
+    };
+    let (family, _) = family_of(&claims)?;
+    let gone = st
+        .hub
+        .blocking(move |store| store.session_revoke(&family))
+        .await?;
+    tracing::info!(user = %claims.sub, tenant = %claims.tenant, revoked = gone, "logout");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

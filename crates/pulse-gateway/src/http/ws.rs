@@ -23,6 +23,12 @@
 //! - the connection never blocks the writer: it falls behind at most `client_queue`
 //!   events (then it is closed with 1013 and resyncs on reconnect), and a send that
 //!   takes longer than ping interval + timeout closes it as well;
+//! - a stream lives as long as its token: at the token's `exp` it gets an `error`
+//!   frame `token_expired` and a close (4001), unless an `auth` frame brought a
+//!   valid access token of the same tenant and subject first (whose `exp` then
+//!   counts); a refused `auth` frame closes with 4001 too;
+//! - a stream holds its place in the per-token and per-address caps
+//!   ([`crate::limits`]) until its task ends;
 //! - a client silent for ping interval + timeout is closed (1008); a bad frame is
 //!   answered with an `error` frame `bad_request` and the connection stays; a frame
 //!   over [`MAX_FRAME_BYTES`] closes it (1009).
@@ -33,7 +39,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
 use futures_util::SinkExt;
 use pulse_protocol::auth::Claims;
@@ -69,16 +75,31 @@ mod close {
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
     pub const TRY_AGAIN: u16 = 1013;
+    /// The connection's token expired (and no `auth` frame renewed it), or an
+    /// `auth` frame's token was refused: refresh and reconnect.
+    pub const TOKEN: u16 = 4001;
 }
 
 pub(super) async fn stream(
     State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Auth(claims): Auth,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiErr> {
     let upgrade = upgrade.map_err(|e| {
         ApiErr::with_status(e.status(), format!("expected a WebSocket upgrade: {e}"))
     })?;
+    // Caps before the upgrade: a refused stream is a plain HTTP 429. The guards
+    // live as long as the connection's task.
+    let limiter = &st.limiter;
+    let by_address = limiter
+        .per_address
+        .acquire(&peer.ip().to_string())
+        .map_err(ApiErr::rate_limited)?;
+    let by_token = limiter
+        .per_token
+        .acquire(&crate::limits::token_key(&claims))
+        .map_err(ApiErr::rate_limited)?;
     Ok(upgrade
         // Small buffers: an idle connection costs a few KiB, not tungstenite's
         // default 2 × 128 KiB (they grow while a large frame passes through).
@@ -92,6 +113,7 @@ pub(super) async fn stream(
         .max_message_size(2 * MAX_FRAME_BYTES)
         .max_frame_size(2 * MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
+            let _guards = (by_address, by_token);
             Connection::new(socket, st, claims).run().await;
         }))
 }
@@ -170,6 +192,7 @@ impl Connection {
                 return Stop::Close(close::GOING_AWAY, "server shutting down");
             }
             let idle_deadline = self.last_seen + idle_limit;
+            let expiry = expires_at(&self.claims);
             tokio::select! {
                 _ = shutdown.changed() => {
                     return Stop::Close(close::GOING_AWAY, "server shutting down");
@@ -202,6 +225,15 @@ impl Connection {
                 _ = sleep_until(idle_deadline) => {
                     return Stop::Close(close::POLICY, "no message from the client within ping interval + timeout");
                 }
+                _ = sleep_until(expiry) => {
+                    // `exp` is whole seconds: make sure it has passed on the clock
+                    // the verifier uses too before closing.
+                    if crate::auth::now_secs() >= self.claims.exp {
+                        tracing::debug!(tenant = %self.claims.tenant, sub = %self.claims.sub, "stream token expired");
+                        let _ = self.send_error("token_expired", "the connection's token expired; refresh it and reconnect, or send an `auth` frame before it expires").await;
+                        return Stop::Close(close::TOKEN, "token expired");
+                    }
+                }
             }
         }
     }
@@ -214,6 +246,7 @@ impl Connection {
                 }
                 match ClientFrame::decode(text.as_str()) {
                     Ok(ClientFrame::Pong { .. }) => Ok(()),
+                    Ok(ClientFrame::Auth { token }) => self.reauth(&token).await,
                     Ok(ClientFrame::Subscribe {
                         stream,
                         since,
@@ -236,6 +269,33 @@ impl Connection {
             Message::Ping(_) | Message::Pong(_) => Ok(()),
             Message::Close(_) => Err(Stop::Gone),
         }
+    }
+
+    /// An `auth` frame: a valid access token of the same tenant and subject
+    /// replaces the connection's (its `exp` is the new deadline); anything else is
+    /// answered with an `error` frame and close 4001. Success is silent.
+    async fn reauth(&mut self, token: &str) -> Result<(), Stop> {
+        let claims = match self.st.keys.verify_access(token) {
+            Ok(c) => c,
+            Err(e) => {
+                self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                let err = ApiErr::from(e);
+                self.send_error(err.code, &err.message).await?;
+                return Err(Stop::Close(close::TOKEN, "auth frame refused"));
+            }
+        };
+        if claims.tenant != self.claims.tenant || claims.sub != self.claims.sub {
+            self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            self.send_error(
+                "forbidden",
+                "an `auth` frame must carry a token of the connection's tenant and subject",
+            )
+            .await?;
+            return Err(Stop::Close(close::TOKEN, "auth frame refused"));
+        }
+        tracing::debug!(tenant = %claims.tenant, sub = %claims.sub, exp = claims.exp, "stream re-authenticated");
+        self.claims = claims;
+        Ok(())
     }
 
     async fn subscribe(
@@ -484,4 +544,14 @@ async fn recv_live(
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// When `claims` expire, on the monotonic clock (far ahead for an `exp` that does
+/// not fit).
+fn expires_at(claims: &Claims) -> Instant {
+    let left = claims.exp.saturating_sub(crate::auth::now_secs());
+    let far = Duration::from_secs(100 * 365 * 86_400);
+    Instant::now()
+        .checked_add(Duration::from_secs(left).min(far))
+        .unwrap_or_else(|| Instant::now() + far)
 }

@@ -4,15 +4,15 @@
 //! consistent state and tenants never contend with each other.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pulse_protocol::domain::{Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 use pulse_protocol::rest::Snapshot;
 
 use super::{
-    new_epoch, stamped, Appended, AudiencePlan, EventRange, LogStore, NewEvent, StoreError,
-    StreamInfo,
+    new_epoch, rotation_of, stamped, Appended, AudiencePlan, EventRange, LogStore, NewEvent,
+    RefreshSession, Rotation, StoreError, StreamInfo,
 };
 
 #[derive(Debug)]
@@ -41,6 +41,8 @@ impl MemStream {
 pub struct MemoryStore {
     retain: u64,
     streams: RwLock<HashMap<String, Arc<RwLock<MemStream>>>>,
+    sessions: Mutex<HashMap<String, RefreshSession>>,
+    answers: Mutex<HashMap<(String, String), (String, u64)>>,
 }
 
 impl MemoryStore {
@@ -49,6 +51,8 @@ impl MemoryStore {
         MemoryStore {
             retain: retain.max(1),
             streams: RwLock::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            answers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -78,6 +82,73 @@ impl MemoryStore {
 }
 
 impl LogStore for MemoryStore {
+    fn session_start(&self, session: &RefreshSession) -> Result<(), StoreError> {
+        let mut map = self.sessions.lock().map_err(|_| StoreError::Poisoned)?;
+        let now = crate::auth::now_secs();
+        // Expired families are dropped as new ones come, so the map stays bounded
+        // by the live logins.
+        map.retain(|_, s| s.expires > now);
+        map.insert(session.family.clone(), session.clone());
+        Ok(())
+    }
+
+    fn session_rotate(
+        &self,
+        family: &str,
+        presented: &str,
+        next: &str,
+        expires: u64,
+        now: u64,
+    ) -> Result<Rotation, StoreError> {
+        let mut map = self.sessions.lock().map_err(|_| StoreError::Poisoned)?;
+        let r = rotation_of(map.get(family), presented, now);
+        match r {
+            Rotation::Rotated => {
+                if let Some(s) = map.get_mut(family) {
+                    s.current = next.to_owned();
+                    s.expires = expires;
+                }
+            }
+            Rotation::Reused | Rotation::Unknown => {
+                map.remove(family);
+            }
+        }
+        Ok(r)
+    }
+
+    fn idempotent_get(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let map = self.answers.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(map
+            .get(&(tenant.to_owned(), key.to_owned()))
+            .filter(|(_, exp)| *exp > now)
+            .map(|(a, _)| a.clone()))
+    }
+
+    fn idempotent_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &str,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let mut map = self.answers.lock().map_err(|_| StoreError::Poisoned)?;
+        let now = crate::auth::now_secs();
+        map.retain(|_, (_, exp)| *exp > now);
+        map.entry((tenant.to_owned(), key.to_owned()))
+            .or_insert_with(|| (answer.to_owned(), expires));
+        Ok(())
+    }
+
+    fn session_revoke(&self, family: &str) -> Result<bool, StoreError> {
+        let mut map = self.sessions.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(map.remove(family).is_some())
+    }
+
     fn backend(&self) -> &'static str {
         "memory"
     }

@@ -31,6 +31,19 @@
 //!   [`AUDIENCE_FIELD`]; [`view`] and [`strip`] take it out again before anything
 //!   leaves the store module's callers (snapshots, mutations).
 //!
+//! - refresh-token sessions (see [`RefreshSession`]): a family is created at login
+//!   with its first token id; [`LogStore::session_rotate`] is atomic (one winner
+//!   when two nodes see the same token), replaces the family's current token id
+//!   only when the presented one is current, and deletes the whole family when an
+//!   older one is presented (reuse: the token was stolen or replayed). An expired
+//!   family is as good as gone. The memory store loses sessions at restart (every
+//!   refresh token is then refused: log in again); SQLite and Redis keep them, and
+//!   Redis shares them between the nodes of a cluster.
+//!
+//! - idempotency answers: [`LogStore::idempotent_put`] keeps the first answer to a
+//!   mutation sent with an `Idempotency-Key`, per tenant and key, until it expires;
+//!   a second put of the same key keeps the first answer.
+//!
 //! Stores are synchronous and may block (disk or network I/O): async callers use
 //! `tokio::task::spawn_blocking`. The memory and SQLite stores need appends to one
 //! tenant serialised by the caller (the [`crate::hub::Hub`] holds a writer lock per
@@ -200,6 +213,41 @@ pub trait LogStore: Send + Sync + 'static {
     /// Every stream that exists.
     fn streams(&self) -> Result<Vec<StreamInfo>, StoreError>;
 
+    /// Store a new refresh-token family.
+    fn session_start(&self, session: &RefreshSession) -> Result<(), StoreError>;
+
+    /// Atomically: if `family` holds `presented` as its current token (and has
+    /// not expired at `now`), make `next` current until `expires`; if it holds
+    /// another one, delete the family. See the module docs.
+    fn session_rotate(
+        &self,
+        family: &str,
+        presented: &str,
+        next: &str,
+        expires: u64,
+        now: u64,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Delete `family`; whether it existed.
+    fn session_revoke(&self, family: &str) -> Result<bool, StoreError>;
+
+    /// The answer kept for `key` of `tenant`, unless it expired at `now`.
+    fn idempotent_get(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Keep `answer` for `key` of `tenant` until `expires` (the first put wins).
+    fn idempotent_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &str,
+        expires: u64,
+    ) -> Result<(), StoreError>;
+
     /// Whether the store can serve now (for `/healthz`).
     fn health(&self) -> Result<(), StoreError> {
         Ok(())
@@ -209,6 +257,47 @@ pub trait LogStore: Send + Sync + 'static {
     /// then takes its live feed from the store's tail, not from its own appends.
     fn shared(&self) -> Option<&RedisStore> {
         None
+    }
+}
+
+/// A refresh-token family: every refresh token of one login, of which only the
+/// newest (`current`) may be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshSession {
+    /// The family id (the `fam` claim of its tokens).
+    pub family: String,
+    /// The id (`jti`) of the one refresh token of the family that may be used.
+    pub current: String,
+    /// Whose tokens they are (`sub`).
+    pub sub: String,
+    /// Their tenant.
+    pub tenant: String,
+    /// When the family ends (the current token's `exp`), seconds since the epoch.
+    pub expires: u64,
+}
+
+/// What [`LogStore::session_rotate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented token was current; the family's current token is now the new
+    /// one.
+    Rotated,
+    /// The presented token was an older one of the family: the family is revoked.
+    Reused,
+    /// No such family (logged out, revoked, expired, or never issued here).
+    Unknown,
+}
+
+/// The rotation rule of the module docs for a family as stored (`None`: none), for
+/// the backends that read and write in one transaction (the Redis script applies
+/// the same rule in Lua). `Rotated` means: write `next` as current; `Reused` and an
+/// expired family: delete it.
+pub(crate) fn rotation_of(stored: Option<&RefreshSession>, presented: &str, now: u64) -> Rotation {
+    match stored {
+        None => Rotation::Unknown,
+        Some(s) if s.expires <= now => Rotation::Unknown,
+        Some(s) if s.current == presented => Rotation::Rotated,
+        Some(_) => Rotation::Reused,
     }
 }
 

@@ -41,7 +41,7 @@ use redis::{Connection, RedisError, Value};
 
 use super::{
     corrupt, new_epoch, now_ms, snapshot_of, stamped, stored_entity, Appended, AudiencePlan,
-    EventRange, LogStore, NewEvent, StoreError, StreamInfo,
+    EventRange, LogStore, NewEvent, RefreshSession, Rotation, StoreError, StreamInfo,
 };
 
 /// Default key prefix.
@@ -52,6 +52,28 @@ const MAX_ATTEMPTS: usize = 200;
 const IO_TIMEOUT: Duration = Duration::from_secs(3);
 /// Events returned per tenant by one blocking read of the tail.
 const TAIL_COUNT: usize = 1000;
+
+/// Rotate a refresh-token family (`KEYS[1]`, a hash with `current`), the rule of
+/// `store::rotation_of` in one atomic step: `ARGV[1]` the presented token id,
+/// `ARGV[2]` the next one, `ARGV[3]` the new expiry, `ARGV[4]` now (Unix seconds).
+/// Answers `rotated`, `reused` (the family is deleted) or `unknown`. The key also
+/// has an `EXPIREAT`, so Redis drops families nobody uses.
+pub const ROTATE: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'current')
+if not cur then return 'unknown' end
+local exp = tonumber(redis.call('HGET', KEYS[1], 'expires') or '0') or 0
+if exp <= tonumber(ARGV[4]) then
+  redis.call('DEL', KEYS[1])
+  return 'unknown'
+end
+if cur ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 'reused'
+end
+redis.call('HSET', KEYS[1], 'current', ARGV[2], 'expires', ARGV[3])
+redis.call('EXPIREAT', KEYS[1], ARGV[3])
+return 'rotated'
+"#;
 
 /// The append script. KEYS: meta, log, ent, ids. ARGV: expected head, retain,
 /// min ts (-1: no age limit), n, n × (id, ts, frame), m, m × (field, json or "" to
@@ -126,6 +148,7 @@ pub struct RedisStore {
     pool: Mutex<Vec<Connection>>,
     tail: Mutex<TailConn>,
     append: redis::Script,
+    rotate: redis::Script,
 }
 
 #[derive(Default)]
@@ -143,6 +166,10 @@ impl std::fmt::Debug for RedisStore {
             .field("retain", &self.retain)
             .finish_non_exhaustive()
     }
+}
+
+fn corrupt_answer(answer: &str) -> StoreError {
+    StoreError::Corrupt(format!("unexpected answer `{answer}` of the rotate script"))
 }
 
 fn err(e: RedisError) -> StoreError {
@@ -219,6 +246,7 @@ impl RedisStore {
                 wake_seen: "0-0".into(),
             }),
             append: redis::Script::new(APPEND),
+            rotate: redis::Script::new(ROTATE),
         };
         // Fail at start when Redis is not there.
         store.with_conn(|c| redis::cmd("PING").query::<String>(c))?;
@@ -227,6 +255,16 @@ impl RedisStore {
 
     fn key(&self, tenant: &str, part: &str) -> String {
         format!("{}:{{{tenant}}}:{part}", self.prefix)
+    }
+
+    /// The hash of an idempotency answer (in the tenant's hash slot).
+    fn idempotency_key(&self, tenant: &str, key: &str) -> String {
+        self.key(tenant, &format!("idem:{key}"))
+    }
+
+    /// The hash of a refresh-token family.
+    fn session_key(&self, family: &str) -> String {
+        format!("{}:session:{family}", self.prefix)
     }
 
     fn wake_key(&self) -> String {
@@ -533,6 +571,97 @@ impl RedisStore {
 }
 
 impl LogStore for RedisStore {
+    fn session_start(&self, session: &RefreshSession) -> Result<(), StoreError> {
+        let key = self.session_key(&session.family);
+        self.with_conn(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("HSET")
+                .arg(&key)
+                .arg("current")
+                .arg(&session.current)
+                .arg("sub")
+                .arg(&session.sub)
+                .arg("tenant")
+                .arg(&session.tenant)
+                .arg("expires")
+                .arg(session.expires)
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(&key)
+                .arg(session.expires)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    fn session_rotate(
+        &self,
+        family: &str,
+        presented: &str,
+        next: &str,
+        expires: u64,
+        now: u64,
+    ) -> Result<Rotation, StoreError> {
+        if expires <= now {
+            return Ok(Rotation::Unknown);
+        }
+        let key = self.session_key(family);
+        let answer: String = self.with_conn(|c| {
+            self.rotate
+                .key(&key)
+                .arg(presented)
+                .arg(next)
+                .arg(expires)
+                .arg(now)
+                .invoke(c)
+        })?;
+        match answer.as_str() {
+            "rotated" => Ok(Rotation::Rotated),
+            "reused" => Ok(Rotation::Reused),
+            "unknown" => Ok(Rotation::Unknown),
+            other => Err(corrupt_answer(other)),
+        }
+    }
+
+    fn idempotent_get(
+        &self,
+        tenant: &str,
+        key: &str,
+        _now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        // Redis drops the key at its EXAT itself.
+        let k = self.idempotency_key(tenant, key);
+        self.with_conn(|c| redis::cmd("GET").arg(&k).query(c))
+    }
+
+    fn idempotent_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &str,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let k = self.idempotency_key(tenant, key);
+        // NX: the first put wins, atomically with its expiry.
+        self.with_conn(|c| {
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(answer)
+                .arg("NX")
+                .arg("EXAT")
+                .arg(expires)
+                .query::<Option<String>>(c)
+        })?;
+        Ok(())
+    }
+
+    fn session_revoke(&self, family: &str) -> Result<bool, StoreError> {
+        let key = self.session_key(family);
+        let n: u64 = self.with_conn(|c| redis::cmd("DEL").arg(&key).query(c))?;
+        Ok(n > 0)
+    }
+
     fn backend(&self) -> &'static str {
         "redis"
     }

@@ -23,8 +23,8 @@ use pulse_protocol::Change;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    corrupt, new_epoch, snapshot_of, stamped, stored_entity, Appended, AudiencePlan, EventRange,
-    LogStore, NewEvent, StoreError, StreamInfo,
+    corrupt, new_epoch, rotation_of, snapshot_of, stamped, stored_entity, Appended, AudiencePlan,
+    EventRange, LogStore, NewEvent, RefreshSession, Rotation, StoreError, StreamInfo,
 };
 
 const SCHEMA: &str = "
@@ -52,6 +52,20 @@ CREATE TABLE IF NOT EXISTS entities (
     PRIMARY KEY (tenant, kind, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_id ON events (tenant, id);
+CREATE TABLE IF NOT EXISTS refresh_sessions (
+    family  TEXT PRIMARY KEY NOT NULL,
+    current TEXT NOT NULL,
+    sub     TEXT NOT NULL,
+    tenant  TEXT NOT NULL,
+    expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    tenant  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    answer  TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;
 ";
 
 /// Schema version of [`SCHEMA`]. Version 2 files lack `events.user` (the user an
@@ -200,6 +214,107 @@ fn apply(
 }
 
 impl LogStore for SqliteStore {
+    fn session_start(&self, session: &RefreshSession) -> Result<(), StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        conn.prepare_cached("DELETE FROM refresh_sessions WHERE expires <= ?1")?
+            .execute(params![crate::auth::now_secs() as i64])?;
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO refresh_sessions (family, current, sub, tenant, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            session.family,
+            session.current,
+            session.sub,
+            session.tenant,
+            session.expires as i64
+        ])?;
+        Ok(())
+    }
+
+    fn session_rotate(
+        &self,
+        family: &str,
+        presented: &str,
+        next: &str,
+        expires: u64,
+        now: u64,
+    ) -> Result<Rotation, StoreError> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored = tx
+            .prepare_cached(
+                "SELECT current, sub, tenant, expires FROM refresh_sessions WHERE family = ?1",
+            )?
+            .query_row(params![family], |r| {
+                Ok(RefreshSession {
+                    family: family.to_owned(),
+                    current: r.get(0)?,
+                    sub: r.get(1)?,
+                    tenant: r.get(2)?,
+                    expires: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })
+            .optional()?;
+        let r = rotation_of(stored.as_ref(), presented, now);
+        match r {
+            Rotation::Rotated => {
+                tx.prepare_cached(
+                    "UPDATE refresh_sessions SET current = ?2, expires = ?3 WHERE family = ?1",
+                )?
+                .execute(params![family, next, expires as i64])?;
+            }
+            Rotation::Reused | Rotation::Unknown => {
+                tx.prepare_cached("DELETE FROM refresh_sessions WHERE family = ?1")?
+                    .execute(params![family])?;
+            }
+        }
+        tx.commit()?;
+        Ok(r)
+    }
+
+    fn idempotent_get(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let answer = conn
+            .prepare_cached(
+                "SELECT answer FROM idempotency WHERE tenant = ?1 AND key = ?2 AND expires > ?3",
+            )?
+            .query_row(params![tenant, key, now as i64], |r| r.get(0))
+            .optional()?;
+        Ok(answer)
+    }
+
+    fn idempotent_put(
+        &self,
+        tenant: &str,
+        key: &str,
+        answer: &str,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let now = crate::auth::now_secs() as i64;
+        conn.prepare_cached("DELETE FROM idempotency WHERE expires <= ?1")?
+            .execute(params![now])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO idempotency (tenant, key, answer, expires) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![tenant, key, answer, expires as i64])?;
+        Ok(())
+    }
+
+    fn session_revoke(&self, family: &str) -> Result<bool, StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let n = conn
+            .prepare_cached("DELETE FROM refresh_sessions WHERE family = ?1")?
+            .execute(params![family])?;
+        Ok(n > 0)
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

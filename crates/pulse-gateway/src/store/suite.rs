@@ -10,7 +10,9 @@ use std::sync::Arc;
 use pulse_protocol::domain::EntityKind;
 use serde_json::{json, Value};
 
-use super::{strip, view, LogStore, NewEvent, StoreError, AUDIENCE_FIELD};
+use super::{
+    strip, view, LogStore, NewEvent, RefreshSession, Rotation, StoreError, AUDIENCE_FIELD,
+};
 
 /// One backend's test fixture.
 pub(crate) trait Backend {
@@ -493,6 +495,102 @@ pub(crate) fn addressed_to_one_user(b: &dyn Backend) {
     assert_eq!(bob, ["ap-a", "n-b", "t1"]);
 }
 
+/// Refresh-token families: rotation, reuse revokes, revoke, expiry, one winner
+/// among racing rotations, and (durable backends) across a restart; on a shared
+/// store another node sees the same families.
+pub(crate) fn refresh_sessions(b: &dyn Backend, durable: bool) {
+    let now = crate::auth::now_secs();
+    let session = |family: &str, current: &str, expires: u64| RefreshSession {
+        family: family.into(),
+        current: current.into(),
+        sub: "ann".into(),
+        tenant: "acme".into(),
+        expires,
+    };
+    let s = b.open(10);
+    s.session_start(&session("f1", "t1", now + 600)).unwrap();
+    assert_eq!(
+        s.session_rotate("f1", "t1", "t2", now + 600, now).unwrap(),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        s.session_rotate("f1", "t2", "t3", now + 600, now).unwrap(),
+        Rotation::Rotated
+    );
+    // t2 again: reuse; the family is gone, so even the current t3 is refused.
+    assert_eq!(
+        s.session_rotate("f1", "t2", "t4", now + 600, now).unwrap(),
+        Rotation::Reused
+    );
+    assert_eq!(
+        s.session_rotate("f1", "t3", "t5", now + 600, now).unwrap(),
+        Rotation::Unknown
+    );
+    assert_eq!(
+        s.session_rotate("nope", "x", "y", now + 600, now).unwrap(),
+        Rotation::Unknown
+    );
+    // Revoke (logout).
+    s.session_start(&session("f2", "a1", now + 600)).unwrap();
+    assert!(s.session_revoke("f2").unwrap());
+    assert!(!s.session_revoke("f2").unwrap(), "twice is once");
+    assert_eq!(
+        s.session_rotate("f2", "a1", "a2", now + 600, now).unwrap(),
+        Rotation::Unknown
+    );
+    // Families are separate.
+    s.session_start(&session("f3", "b1", now + 600)).unwrap();
+    s.session_start(&session("f4", "c1", now + 600)).unwrap();
+    assert_eq!(
+        s.session_rotate("f3", "zz", "b2", now + 600, now).unwrap(),
+        Rotation::Reused
+    );
+    assert_eq!(
+        s.session_rotate("f4", "c1", "c2", now + 600, now).unwrap(),
+        Rotation::Rotated
+    );
+    // An expired family is unknown.
+    s.session_start(&session("f5", "d1", now + 2)).unwrap();
+    assert_eq!(
+        s.session_rotate("f5", "d1", "d2", now + 600, now + 3)
+            .unwrap(),
+        Rotation::Unknown
+    );
+    // Racing rotations of one token: exactly one wins.
+    let s: Arc<dyn LogStore> = Arc::from(s);
+    s.session_start(&session("race", "r0", now + 600)).unwrap();
+    let outcomes: Vec<Rotation> = (0..4)
+        .map(|i| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                s.session_rotate("race", "r0", &format!("r{}", i + 1), now + 600, now)
+                    .unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let won = outcomes.iter().filter(|r| **r == Rotation::Rotated).count();
+    assert_eq!(won, 1, "{outcomes:?}");
+    // Another node, or the same store after a restart.
+    s.session_start(&session("kept", "k1", now + 600)).unwrap();
+    drop(s);
+    let again = b.open(10);
+    let seen = again
+        .session_rotate("kept", "k1", "k2", now + 600, now)
+        .unwrap();
+    if durable || b.shared() {
+        assert_eq!(seen, Rotation::Rotated);
+    } else {
+        assert_eq!(
+            seen,
+            Rotation::Unknown,
+            "memory sessions end with the process"
+        );
+    }
+}
+
 /// Instantiate the suite for one backend: `store_suite!(name, open_fn, durable)`.
 macro_rules! store_suite {
     ($name:ident, $fixture:ident, $durable:expr) => {
@@ -539,6 +637,10 @@ macro_rules! store_suite {
             #[test]
             fn addressed_to_one_user() {
                 super::addressed_to_one_user(&b());
+            }
+            #[test]
+            fn refresh_sessions() {
+                super::refresh_sessions(&b(), $durable);
             }
         }
     };

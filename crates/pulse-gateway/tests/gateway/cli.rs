@@ -21,7 +21,7 @@ async fn mint_prints_a_verifiable_token() {
         .args([
             "mint",
             "--secret",
-            "k3y",
+            SECRET,
             "--tenant",
             "acme",
             "--sub",
@@ -42,7 +42,7 @@ async fn mint_prints_a_verifiable_token() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let token = stdout.trim_end();
     assert_eq!(stdout.lines().count(), 1);
-    let claims = auth::verify("k3y", token).unwrap();
+    let claims = auth::verify(SECRET, token).unwrap();
     assert_eq!(
         (claims.tenant.as_str(), claims.sub.as_str(), claims.role),
         ("acme", "svc", Role::Publisher)
@@ -52,7 +52,7 @@ async fn mint_prints_a_verifiable_token() {
 
     let out = bin()
         .args([
-            "mint", "--secret", "k3y", "--tenant", "acme", "--sub", "x", "--ttl", "soon",
+            "mint", "--secret", SECRET, "--tenant", "acme", "--sub", "x", "--ttl", "soon",
         ])
         .output()
         .await
@@ -94,7 +94,7 @@ async fn unreachable_redis_fails_the_start() {
         .unwrap()
         .port();
     let out = bin()
-        .args(["serve", "--addr", "127.0.0.1:0", "--jwt-secret", "s"])
+        .args(["serve", "--addr", "127.0.0.1:0", "--jwt-secret", SECRET])
         .args(["--store", &format!("redis://127.0.0.1:{port}")])
         .output()
         .await
@@ -107,7 +107,7 @@ async fn unreachable_redis_fails_the_start() {
         "{err}"
     );
     let out = bin()
-        .args(["serve", "--jwt-secret", "s", "--store", "redis://:1"])
+        .args(["serve", "--jwt-secret", SECRET, "--store", "redis://:1"])
         .output()
         .await
         .unwrap();

@@ -8,7 +8,11 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {
-    let gw = Gw::default().await;
+    let gw = Gw::start(Config {
+        metrics_token: Some("scraper-token".into()),
+        ..config()
+    })
+    .await;
     let resp = gw.http.get(gw.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap(), json!({"status": "ok"}));
@@ -18,7 +22,8 @@ async fn health_and_metrics() {
     )
     .await;
     gw.json(&viewer("acme"), "/v1/snapshot").await;
-    let resp = gw.http.get(gw.url("/metrics")).send().await.unwrap();
+    // The per-tenant series need the metrics token (see tests/gateway/limits.rs).
+    let resp = gw.get("scraper-token", "/metrics").await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use pulse_testkit::gateway::SECRET;
 use pulse_testkit::process::spawn_announced;
 use serde_json::{json, Value};
 
@@ -28,9 +29,13 @@ async fn user(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut input, stdin.as_bytes())
-        .await
-        .unwrap();
+    // A command that refuses its arguments exits without reading stdin: a broken
+    // pipe here is that, not a failure (its status and stderr are checked).
+    match tokio::io::AsyncWriteExt::write_all(&mut input, stdin.as_bytes()).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => panic!("writing stdin: {e}"),
+    }
     drop(input);
     let out = child.wait_with_output().await.unwrap();
     (
@@ -183,7 +188,7 @@ async fn users_are_managed_on_the_command_line_and_hashed() {
     assert_eq!(std::fs::read(&junk).unwrap(), before, "nothing lost");
     let (code, err) = serve_fails(&[
         "--jwt-secret",
-        "s",
+        SECRET,
         "--addr",
         "127.0.0.1:0",
         "--users-file",
@@ -199,7 +204,7 @@ async fn serve_takes_every_option_from_the_config_file_and_flags_win() {
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.toml");
     let secret = dir.path().join("jwt-secret");
-    write(&secret, "  file-secret\n");
+    write(&secret, "  file-secret-0123456789abcdef-0123456789\n");
     let db = dir.path().join("gw.db");
     let (code, _, err) = user(
         &[
@@ -234,8 +239,11 @@ async fn serve_takes_every_option_from_the_config_file_and_flags_win() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["expires_in"], 120, "access_ttl from the file");
-    let claims =
-        pulse_gateway::auth::verify("file-secret", body["access_token"].as_str().unwrap()).unwrap();
+    let claims = pulse_gateway::auth::verify(
+        "file-secret-0123456789abcdef-0123456789",
+        body["access_token"].as_str().unwrap(),
+    )
+    .unwrap();
     assert_eq!(claims.tenant, "acme");
     assert_eq!(login(&url, "ann", "wrong").await.status(), 401);
     assert_eq!(
@@ -269,14 +277,16 @@ async fn serve_takes_every_option_from_the_config_file_and_flags_win() {
         "--access-ttl",
         "3m",
         "--jwt-secret",
-        "flag-secret",
+        "flag-secret-0123456789abcdef-0123456789",
     ])
     .await;
     let body: Value = login(&url, "ann", "hunter2").await.json().await.unwrap();
     assert_eq!(body["expires_in"], 180);
-    assert!(
-        pulse_gateway::auth::verify("flag-secret", body["access_token"].as_str().unwrap()).is_ok()
-    );
+    assert!(pulse_gateway::auth::verify(
+        "flag-secret-0123456789abcdef-0123456789",
+        body["access_token"].as_str().unwrap()
+    )
+    .is_ok());
     child.kill().await.unwrap();
 
     // The demo with no config at all still works, with its demo user.
@@ -313,6 +323,57 @@ async fn bad_config_files_are_refused_clearly() {
     let (code, err) = serve_fails(&["--config", "/nonexistent/gateway.toml"]).await;
     assert_eq!(code, Some(2));
     assert!(err.contains("/nonexistent/gateway.toml"), "{err}");
+    // A JWT secret under 32 bytes is refused, from a file, a flag or the environment,
+    // and the message does not repeat it.
+    let short = dir.path().join("short-secret");
+    write(&short, "only-20-bytes-secret\n");
+    write(
+        &config,
+        &format!("jwt_secret_file = \"{}\"\n", short.display()),
+    );
+    let (code, err) = serve_fails(&["--config", cfg]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("short-secret") && err.contains("20 bytes") && err.contains("at least 32"),
+        "{err}"
+    );
+    assert!(!err.contains("only-20-bytes-secret"), "{err}");
+    let (code, err) = serve_fails(&["--jwt-secret", "s3cret", "--addr", "127.0.0.1:0"]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--jwt-secret") && err.contains("at least 32"),
+        "{err}"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pulse-gateway"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("PULSE_JWT_SECRET", "env-secret-of-25-bytes!!!")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("PULSE_JWT_SECRET") && err.contains("25 bytes"),
+        "{err}"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pulse-gateway"))
+        .args(["mint", "--secret", "k3y", "--tenant", "acme", "--sub", "x"])
+        .env_remove("PULSE_JWT_SECRET")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no token from a short secret");
+    // Embedders get the same rule.
+    let weak = pulse_gateway::Gateway::start(pulse_gateway::Config {
+        jwt_secret: Some("short".into()),
+        ..pulse_gateway::Config::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(weak.to_string().contains("at least 32"), "{weak}");
+
     // The command-line users of old are gone.
     let (code, err) = serve_fails(&["--demo", "--user", "ann:pw:acme"]).await;
     assert_eq!(code, Some(2));

@@ -216,7 +216,7 @@ async fn bad_mapping_or_source_url_exits_2() {
         ],
     ] {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pulse-gateway"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--jwt-secret", "s"])
+            .args(["serve", "--addr", "127.0.0.1:0", "--jwt-secret", SECRET])
             .args(&args)
             .output()
             .await

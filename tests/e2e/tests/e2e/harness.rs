@@ -16,7 +16,7 @@ use pulse_protocol::rest::Snapshot;
 use pulse_testkit::process;
 use serde_json::Value;
 
-pub const SECRET: &str = "e2e-secret-not-for-production";
+pub const SECRET: &str = "e2e-secret-not-for-production-0123456789";
 
 pub use pulse_testkit::process::bin;
 pub use pulse_testkit::wait_for;
