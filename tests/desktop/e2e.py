@@ -390,6 +390,7 @@ def stop_driver(proc, d):
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             wait("the app to exit", lambda: not our_apps(), 10)
+            wait("the app's single-instance name released", lambda: not single_instance_held(), 10)
             return
         except AssertionError:
             log(f"note: the app outlived its WebDriver session; sending {sig.name}")
@@ -399,6 +400,22 @@ def stop_driver(proc, d):
                 except ProcessLookupError:
                     pass
     wait("the app to exit", lambda: not our_apps(), 10)
+    wait("the app's single-instance name released", lambda: not single_instance_held(), 10)
+
+
+def single_instance_held():
+    """Whether the app's single-instance name is still owned on the session bus. The bus
+    drops it only once it has seen the old process's socket close, a moment after the
+    process is gone; a launch in that moment forwards its arguments to a dead owner and
+    fails."""
+    try:
+        out = subprocess.run(
+            ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+             "/org/freedesktop/DBus", "org.freedesktop.DBus.ListNames"],
+            capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "dev.pulse.desktop.SingleInstance" in out
 
 
 def our_apps():
