@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
         }) => {
             assert_eq!(origin, "fuzz.toml");
             let lines: Vec<&str> = text.split('\n').collect();
-            assert!(line >= 1 && line <= lines.len(), "line {line} of {}", lines.len());
+            assert!(
+                line >= 1 && line <= lines.len(),
+                "line {line} of {}",
+                lines.len()
+            );
             let len = lines[line - 1].chars().count();
             assert!(column >= 1 && column <= len + 1, "column {column} of {len}");
             assert!(!field.is_empty() && !message.is_empty());

@@ -69,9 +69,7 @@ fuzz_target!(|data: &[u8]| {
         (429, RestError::RateLimited { retry_after }) => {
             assert!(retry_after <= Duration::from_secs(3600))
         }
-        (c, RestError::Http { status, message })
-            if ![401, 403, 404, 409, 429].contains(&c) =>
-        {
+        (c, RestError::Http { status, message }) if ![401, 403, 404, 409, 429].contains(&c) => {
             assert_eq!(status, c);
             assert!(excerpt_ok(&message));
         }

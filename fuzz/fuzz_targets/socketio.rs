@@ -57,7 +57,9 @@ fuzz_target!(|data: &[u8]| {
                     p.kind,
                     PacketKind::BinaryEvent | PacketKind::BinaryAck
                 ));
-                assert!((1..=pulse_core::transport::socketio::packet::MAX_ATTACHMENTS).contains(&n));
+                assert!(
+                    (1..=pulse_core::transport::socketio::packet::MAX_ATTACHMENTS).contains(&n)
+                );
             }
             Err(e) => assert!(!e.to_string().is_empty()),
         }
