@@ -14,15 +14,41 @@
 //!   Unauthorized with a code, 403, 404, 409, 429 RateLimited, the rest Http
 //!   with the same status), and a body that is not the API's error shape is
 //!   kept as an excerpt of at most 200 characters;
-//! - a `Retry-After` delay is never more than an hour, whatever the header says.
+//! - a `Retry-After` delay is never more than an hour, whatever the header says;
+//! - a profile's REST answer (every resource of every built-in profile, read by
+//!   `Mapper::map_rest` as a refetch does) is an effect or an error that says why.
 #![no_main]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
+use pulse_core::profile::{Mapper, Profile, BUILTIN};
 use pulse_core::rest::{classify, parse_retry_after, RestError};
 use pulse_protocol::rest::{ApiError, EventsPage, MutationResponse, Snapshot};
+use std::sync::OnceLock;
+
+/// Every built-in profile's mapper, with its REST resources' names.
+fn mappers() -> &'static [(Mapper, Vec<String>)] {
+    static M: OnceLock<Vec<(Mapper, Vec<String>)>> = OnceLock::new();
+    M.get_or_init(|| {
+        BUILTIN
+            .iter()
+            .map(|(name, _, _)| {
+                let p = Profile::builtin(name).expect("built-in profiles parse");
+                let rules: Vec<_> = p.spec.event.iter().map(|r| r.get_ref().clone()).collect();
+                let rest: std::collections::BTreeMap<_, _> = p
+                    .spec
+                    .rest
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                    .collect();
+                let names = rest.keys().cloned().collect();
+                (Mapper::new(&rules, &rest), names)
+            })
+            .collect()
+    })
+}
 
 fn round_trip<T>(body: &[u8])
 where
@@ -46,6 +72,16 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<EventsPage>(body);
     round_trip::<MutationResponse>(body);
     round_trip::<ApiError>(body);
+
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        for (mapper, names) in mappers() {
+            for name in names {
+                if let Err(why) = mapper.map_rest(name, &v, 0) {
+                    assert!(!why.is_empty(), "{name}: an error without a reason");
+                }
+            }
+        }
+    }
 
     // Error bodies reach classify as (redacted, lossy) text.
     let text = String::from_utf8_lossy(body);
