@@ -147,7 +147,8 @@ fn field_at(text: &str, offset: usize) -> String {
         .split_once('=')
         .filter(|(k, _)| line_start + k.len() <= offset || offset == line_start)
         .map(|(k, _)| k.trim().trim_matches('"').to_owned())
-        .filter(|k| !k.starts_with('['));
+        // An empty key (`= 1`) names no field: the table (or top level) does.
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
     let mut header = None;
     let mut event_no = 0;
     for l in text[..line_end].lines() {

@@ -250,6 +250,18 @@ fn bad_profiles_name_file_line_and_field() {
     assert!(err.starts_with("team.toml:5:1: "), "{err}");
 }
 
+/// Found by the `profile_toml` fuzz target: a line with an empty key (`= …`)
+/// gave an error whose field was `""` ("team.toml:1:1: : …"). The field is
+/// then the table, or the top level.
+#[test]
+fn an_empty_key_names_the_table_or_the_top_level() {
+    let (line, field, msg) = invalid("=(,\u{6}");
+    assert_eq!((line, field.as_str()), (1, "(top level)"));
+    assert!(!msg.is_empty());
+    let (line, field, _) = invalid(&format!("{HEAD}[heartbeat]\n= 5\n"));
+    assert_eq!((line, field.as_str()), (6, "heartbeat"));
+}
+
 #[test]
 fn bad_poll_and_rate_limit_sections_are_clear_errors() {
     let (line, field, msg) = invalid(&format!("{HEAD}[poll]\nrefetch = [\"nope\"]\n"));

@@ -423,6 +423,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Found by the `socketio` fuzz target: numbers with 17+ significant
+    /// digits came back one ulp off after decode → encode → decode (serde_json's
+    /// default float parser is not exact; the workspace turns on
+    /// `float_roundtrip`). What a server sends is what Pulse keeps.
+    #[test]
+    fn long_numbers_survive_a_round_trip_exactly() {
+        let text = "2[\r2222222999099240,222222222225552229522295555,\
+                    22222222222999099240,2222222222255522295555,\
+                    2222222232299909555,2222222222223229992221]";
+        let (p, _) = decode_text(text).unwrap();
+        let again = encode(p.kind, &p.nsp, p.id, p.data.as_ref());
+        assert_eq!(one(&again.text).unwrap(), p);
+        // Each number is the nearest f64 (the standard library's parser is exact).
+        let args = p.data.as_ref().and_then(Value::as_array).unwrap();
+        assert_eq!(args[1].as_f64(), "222222222225552229522295555".parse().ok());
+        assert_eq!(args[5].as_f64(), "2222222222223229992221".parse().ok());
+    }
+
     fn one(s: &str) -> Result<Packet, DecodeError> {
         let mut d = Decoder::new();
         d.feed_text(s).map(|p| p.expect("not a binary packet"))
