@@ -351,7 +351,7 @@ impl RestClient {
     /// `GET /v1/approvals/{id}/steps`: the recent steps of the agent run behind an
     /// approval (a LangGraph thread's history), newest first.
     pub async fn approval_steps(&self, token: &Secret, id: &str) -> Result<Value, RestError> {
-        let seg = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+        let seg = path_segment(id)?;
         self.call::<(), _>(
             Method::GET,
             &format!("/v1/approvals/{seg}/steps"),
