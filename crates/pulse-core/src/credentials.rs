@@ -257,30 +257,37 @@ mod tests {
         assert_eq!(account_key(&u, "ann"), "ann@http://127.0.0.1:8080");
     }
 
+    /// Accept one connection on `node`, read its request until it holds `until`,
+    /// answer 200 with the JSON `body`, and return the request's text.
+    async fn answer_once(node: tokio::net::TcpListener, until: &str, body: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut tcp, _) = node.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&req).contains(until) {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "request ended early");
+            req.extend_from_slice(&buf[..n]);
+        }
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(resp.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&req).into_owned()
+    }
+
     /// The sign-in's server is down; its other node answers the refresh once the
     /// session moved there. The sign-in stays kept under the first URL.
     #[tokio::test]
     async fn a_refresh_goes_to_the_node_in_use() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let node = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let node_url = url::Url::parse(&format!("http://{}", node.local_addr().unwrap())).unwrap();
-        let seen = tokio::spawn(async move {
-            let (mut tcp, _) = node.accept().await.unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !String::from_utf8_lossy(&req).contains("refresh-1") {
-                let n = tcp.read(&mut buf).await.unwrap();
-                assert!(n > 0, "request ended early");
-                req.extend_from_slice(&buf[..n]);
-            }
-            let body = r#"{"access_token":"acc-2","refresh_token":"refresh-2","expires_in":900,"tenant":"acme"}"#;
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            tcp.write_all(resp.as_bytes()).await.unwrap();
-            String::from_utf8_lossy(&req).into_owned()
-        });
+        let seen = tokio::spawn(answer_once(
+            node,
+            "refresh-1",
+            r#"{"access_token":"acc-2","refresh_token":"refresh-2","expires_in":900,"tenant":"acme"}"#,
+        ));
         let first = url::Url::parse("http://127.0.0.1:9").unwrap();
         let store = Arc::new(MemoryCredentials::default());
         let account = account_key(&first, "ann");
@@ -305,26 +312,13 @@ mod tests {
     /// first URL, and refreshes go to the node that answered.
     #[tokio::test]
     async fn a_sign_in_moves_to_the_next_node_when_the_first_is_down() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let node = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let node_url = url::Url::parse(&format!("http://{}", node.local_addr().unwrap())).unwrap();
-        let seen = tokio::spawn(async move {
-            let (mut tcp, _) = node.accept().await.unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !String::from_utf8_lossy(&req).contains("\"password\"") {
-                let n = tcp.read(&mut buf).await.unwrap();
-                assert!(n > 0, "request ended early");
-                req.extend_from_slice(&buf[..n]);
-            }
-            let body = r#"{"access_token":"acc-1","refresh_token":"refresh-1","expires_in":900,"tenant":"acme"}"#;
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            tcp.write_all(resp.as_bytes()).await.unwrap();
-            String::from_utf8_lossy(&req).into_owned()
-        });
+        let seen = tokio::spawn(answer_once(
+            node,
+            "\"password\"",
+            r#"{"access_token":"acc-1","refresh_token":"refresh-1","expires_in":900,"tenant":"acme"}"#,
+        ));
         let first = url::Url::parse("http://127.0.0.1:9").unwrap();
         let store = Arc::new(MemoryCredentials::default());
         let login = StoredLogin::sign_in_at(
