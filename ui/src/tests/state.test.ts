@@ -112,6 +112,26 @@ describe("AppState", () => {
     expect(app.get("agent", "early")).toBeTruthy();
   });
 
+  it("a connection event that comes while the bootstrap is on its way is kept", async () => {
+    const backend = new FakeBackend([]);
+    const app = new AppState(backend, manualFrames().schedule);
+    const real = backend.bootstrap.bind(backend);
+    const connecting = { state: { state: "connecting" as const, attempt: 1 }, last_sync_ms: null, server: null, demo: false, caveat: null };
+    backend.bootstrap = async () => {
+      // The shell read its view (still connecting), then the session went Live and
+      // its event overtook the answer.
+      const boot = { ...(await real()), connection: connecting };
+      backend.emit("connection", { ...connecting, state: { state: "live" } });
+      return boot;
+    };
+    await app.init();
+    expect(app.connection.state.state).toBe("live");
+    // With no event meanwhile, the bootstrap's copy is the newest and is used.
+    backend.bootstrap = async () => ({ ...(await real()), connection: connecting });
+    await app.reload();
+    expect(app.connection.state.state).toBe("connecting");
+  });
+
   it("navigate events open the item", async () => {
     const { backend, app } = await setup();
     backend.emit("navigate", { page: "approvals", kind: "approval", id: "a1" });

@@ -186,13 +186,22 @@ export class AppState {
     this.unlisten = await Promise.all([
       b.on("updates", (u) => this.enqueue(u)),
       b.on("reset", () => void this.reload()),
-      b.on("connection", (c) => (this.connection = c)),
-      b.on("counts", (c) => (this.counts = c)),
+      b.on("connection", (c) => {
+        this.seen.connection++;
+        this.connection = c;
+      }),
+      b.on("counts", (c) => {
+        this.seen.counts++;
+        this.counts = c;
+      }),
       b.on("outbox", (o) => this.onOutbox(o)),
       b.on("settled", (s) => this.onSettled(s)),
       b.on("notified", (n) => (this.raised = [n, ...this.raised.filter((x) => x.key !== n.key)].slice(0, NOTIFICATION_HISTORY))),
       b.on("navigate", (t) => this.open(t)),
-      b.on("settings", (s) => (this.settings = s)),
+      b.on("settings", (s) => {
+        this.seen.settings++;
+        this.settings = s;
+      }),
     ]);
     await this.reload();
   }
@@ -233,8 +242,17 @@ export class AppState {
     this.cacheSetAside = null;
   }
 
-  /** Load everything from the backend's cache (first paint, and after a reset). */
+  /** Events of each kind received so far: a bootstrap answer does not overwrite what
+   * came by event while it was on its way (see `reload`). */
+  private seen = { connection: 0, counts: 0, settings: 0 };
+
+  /** Load everything from the backend's cache (first paint, and after a reset).
+   * Events and command answers travel apart, so a `connection`, `counts` or `settings`
+   * event that arrives while the bootstrap is on its way is newer than the copy in its
+   * answer, and is kept: otherwise a session that went Live meanwhile would show
+   * "Connecting" until its next change, which may never come. */
   async reload(): Promise<void> {
+    const before = { ...this.seen };
     let boot: Bootstrap;
     try {
       boot = await this.backend.bootstrap();
@@ -246,9 +264,9 @@ export class AppState {
     for (const e of boot.entities) this.maps.get(e.kind)?.set(e.id, e.data);
     // Updates queued before the bootstrap answered are newer: they are applied on top
     // at the next frame.
-    this.connection = boot.connection;
-    this.counts = boot.counts;
-    this.settings = boot.settings;
+    if (this.seen.connection === before.connection) this.connection = boot.connection;
+    if (this.seen.counts === before.counts) this.counts = boot.counts;
+    if (this.seen.settings === before.settings) this.settings = boot.settings;
     this.account = boot.account;
     this.profiles = boot.profiles;
     this.outbox = boot.outbox;
