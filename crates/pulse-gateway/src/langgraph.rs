@@ -586,17 +586,8 @@ impl LangGraphSource {
             return Ok(());
         }
         let data = json!({"id": id, "status": pulse_protocol::domain::DECIDED_ELSEWHERE, "decided_at": now_ms()});
-        let ev = NewEvent::new(
-            "approval.updated",
-            data,
-            Some(format!("langgraph:{}:elsewhere", &id[ID_PREFIX.len()..])),
-            now_ms(),
-        )
-        .map_err(|e| e.to_string())?;
-        self.hub
-            .append(&self.cfg.tenant, vec![ev])
-            .await
-            .map_err(|e| e.to_string())?;
+        let event_id = format!("langgraph:{}:elsewhere", &id[ID_PREFIX.len()..]);
+        self.append_update(data, Some(event_id)).await?;
         self.stats.elsewhere.fetch_add(1, Ordering::Relaxed);
         tracing::info!(approval = %id, "interrupt resumed elsewhere");
         Ok(())
@@ -664,13 +655,15 @@ impl LangGraphSource {
         if !run_id.is_empty() {
             resume["run_id"] = Value::from(run_id);
         }
-        let ev = NewEvent::new(
-            "approval.updated",
-            json!({"id": id, "resume": resume}),
-            None,
-            now_ms(),
-        )
-        .map_err(|e| e.to_string())?;
+        self.append_update(json!({"id": id, "resume": resume}), None)
+            .await
+    }
+
+    /// Append an `approval.updated` event with `data` to the tenant's log (`id`:
+    /// the event's id, which makes the append idempotent).
+    async fn append_update(&self, data: Value, id: Option<String>) -> Result<(), String> {
+        let ev =
+            NewEvent::new("approval.updated", data, id, now_ms()).map_err(|e| e.to_string())?;
         self.hub
             .append(&self.cfg.tenant, vec![ev])
             .await
