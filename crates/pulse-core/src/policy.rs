@@ -568,22 +568,7 @@ impl Policy {
                 .as_ref()
                 .map(|n| n.body.clone())
                 .unwrap_or_else(|| format!("Approval {id}"));
-            let n = Notification {
-                title: format!("Still waiting ({minutes} min)"),
-                body,
-                kind: NotificationKind::Approval,
-                target: Some(EntityRef {
-                    kind: EntityKind::Approval,
-                    id: id.clone(),
-                }),
-                dedup_key: format!("approval:{id}"),
-                actions: vec![
-                    NotificationAction::Approve,
-                    NotificationAction::Reject,
-                    NotificationAction::Open,
-                ],
-                urgency: Urgency::Normal,
-            };
+            let n = approval_notification(id, format!("Still waiting ({minutes} min)"), body);
             w.shown = Some(n.clone());
             out.push(n);
         }
@@ -768,19 +753,11 @@ impl Policy {
                     Some(who) => format!("{who}: {what}"),
                     None => what,
                 };
-                Some(Notification {
-                    title: "Approval needed".into(),
-                    body: clip(&body),
-                    kind: NotificationKind::Approval,
-                    target,
-                    dedup_key: format!("approval:{id}"),
-                    actions: vec![
-                        NotificationAction::Approve,
-                        NotificationAction::Reject,
-                        NotificationAction::Open,
-                    ],
-                    urgency: Urgency::Normal,
-                })
+                Some(approval_notification(
+                    id,
+                    "Approval needed".into(),
+                    clip(&body),
+                ))
             }
             EntityKind::Conversation if self.config.escalations => {
                 if !(is_escalated(data) && is_escalated(entity)) {
@@ -841,6 +818,27 @@ impl Policy {
 }
 
 /// The first of `fields` holding a non-blank string.
+/// A notification about approval `id`: the one shape of its key (what a later
+/// close or replacement finds it by), target and buttons.
+fn approval_notification(id: &str, title: String, body: String) -> Notification {
+    Notification {
+        title,
+        body,
+        kind: NotificationKind::Approval,
+        target: Some(EntityRef {
+            kind: EntityKind::Approval,
+            id: id.to_owned(),
+        }),
+        dedup_key: format!("approval:{id}"),
+        actions: vec![
+            NotificationAction::Approve,
+            NotificationAction::Reject,
+            NotificationAction::Open,
+        ],
+        urgency: Urgency::Normal,
+    }
+}
+
 fn text(o: &Object, fields: &[&str]) -> Option<String> {
     fields.iter().find_map(|f| {
         o.get(*f)
