@@ -31,7 +31,11 @@
 //! Invariants:
 //! - exactly once in the log: the approval's `approval.created` event id is
 //!   `langgraph:{thread}:{interrupt}`, and ingest is idempotent by id, so a webhook
-//!   and a reconcile seeing the same interrupt store it once;
+//!   and a reconcile seeing the same interrupt store it once; an interrupt whose
+//!   approval the tenant already has is not offered again at all (so the
+//!   `duplicates` metric counts real retries, not every reconcile round, and an
+//!   approval decided longer ago than the dedup window is never re-created as
+//!   pending);
 //! - an answer is stored (the `approval.decided` event, with the resume value and
 //!   `resume.state = "queued"`) before the resume is sent, so a gateway killed in
 //!   between does not lose it: the next start (or round) finds it queued;
@@ -462,8 +466,9 @@ impl LangGraphSource {
             .ok_or("the webhook body has no `thread_id`")?;
         let _one = self.sync.lock().await;
         let t = self.get_thread(thread).await?;
+        let known = self.known().await?;
         let live = match t {
-            Some(t) => self.take_thread(&t).await?,
+            Some(t) => self.take_thread(&t, &known).await?,
             None => HashSet::new(),
         };
         let pending = self.pending().await?;
@@ -487,8 +492,23 @@ impl LangGraphSource {
         self.cfg.graphs.iter().any(|g| g == graph)
     }
 
-    /// Store the approvals of `thread`'s interrupts; the ids of those it has.
-    async fn take_thread(&self, thread: &Value) -> Result<HashSet<String>, String> {
+    /// The ids of every LangGraph approval the tenant has (any status).
+    async fn known(&self) -> Result<HashSet<String>, String> {
+        Ok(self
+            .approvals()
+            .await?
+            .iter()
+            .map(|a| str_of(a, "id").to_owned())
+            .collect())
+    }
+
+    /// Store the approvals of `thread`'s interrupts that are not in `known`; the
+    /// ids of all its interrupts.
+    async fn take_thread(
+        &self,
+        thread: &Value,
+        known: &HashSet<String>,
+    ) -> Result<HashSet<String>, String> {
         if !self.wanted(thread) {
             return Ok(HashSet::new());
         }
@@ -497,6 +517,10 @@ impl LangGraphSource {
         let mut events = Vec::new();
         for a in approvals {
             let id = str_of(&a, "id").to_owned();
+            if known.contains(&id) {
+                ids.insert(id);
+                continue;
+            }
             let event_id = format!("langgraph:{}", &id[ID_PREFIX.len()..]);
             events.push(
                 NewEvent::new(
@@ -509,22 +533,25 @@ impl LangGraphSource {
             );
             ids.insert(id);
         }
-        self.hub
-            .append(&self.cfg.tenant, events)
-            .await
-            .map_err(|e| e.to_string())?;
+        if !events.is_empty() {
+            self.hub
+                .append(&self.cfg.tenant, events)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         Ok(ids)
     }
 
     async fn reconcile(&self) -> Result<(), String> {
         let mut live = HashSet::new();
+        let known = self.known().await?;
         let mut offset = 0;
         loop {
             let body = json!({"status": "interrupted", "limit": PAGE, "offset": offset});
             let page = self.post("/threads/search", &body).await?;
             let threads = page.as_array().cloned().unwrap_or_default();
             for t in &threads {
-                live.extend(self.take_thread(t).await?);
+                live.extend(self.take_thread(t, &known).await?);
             }
             if threads.len() < PAGE {
                 break;
@@ -536,7 +563,10 @@ impl LangGraphSource {
                 // Not in the search: confirm on the thread itself (it may have
                 // paused again a moment ago) before calling it decided elsewhere.
                 let still = match self.get_thread(str_of(&a, "thread_id")).await? {
-                    Some(t) => self.take_thread(&t).await?.contains(str_of(&a, "id")),
+                    Some(t) => self
+                        .take_thread(&t, &known)
+                        .await?
+                        .contains(str_of(&a, "id")),
                     None => false,
                 };
                 if !still {
