@@ -174,6 +174,57 @@ fn init_logging() {
         .try_init();
 }
 
+/// Environment variable counting this process's relaunches (see [`relaunch_when_owner_gone`]).
+const RELAUNCH_ENV: &str = "PULSE_RELAUNCH_ATTEMPT";
+/// How many times a start that met a quitting instance is retried.
+const RELAUNCH_ATTEMPTS: u32 = 20;
+
+/// Whether a start failed because the single-instance owner it forwarded its
+/// arguments to was already quitting: it held the name but no longer answered.
+/// The single-instance plugin reports this only as text.
+fn is_forward_to_quitting_owner(error: &str) -> bool {
+    error.contains("forward arguments to the running instance")
+}
+
+/// A start that met an instance in the moment it quits (it still owns the
+/// single-instance name but no longer answers) starts again once the name is
+/// free, instead of failing: the same arguments, a bounded number of times, a
+/// short pause between tries. Returns only when the attempts are used up or the
+/// new start cannot be made.
+fn relaunch_when_owner_gone() {
+    let attempt: u32 = std::env::var(RELAUNCH_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if attempt >= RELAUNCH_ATTEMPTS {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    tracing::info!(attempt, "the running instance is quitting; starting again");
+    std::thread::sleep(std::time::Duration::from_millis(
+        100 + 50 * u64::from(attempt),
+    ));
+    let mut again = std::process::Command::new(exe);
+    again
+        .args(std::env::args_os().skip(1))
+        .env(RELAUNCH_ENV, (attempt + 1).to_string());
+    // This process becomes the new start (same pid, so a launcher waiting on it
+    // sees the app); elsewhere the new start replaces it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = again.exec();
+        eprintln!("Pulse could not start again: {e}");
+    }
+    #[cfg(not(unix))]
+    match again.spawn() {
+        Ok(_) => std::process::exit(0),
+        Err(e) => eprintln!("Pulse could not start again: {e}"),
+    }
+}
+
 /// Start the app (blocks until it quits).
 pub fn run() {
     init_logging();
@@ -284,8 +335,17 @@ pub fn run() {
                 }
             }
         })
-        .build(tauri::generate_context!())
-        .expect("error while building Pulse");
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            if is_forward_to_quitting_owner(&e.to_string()) {
+                relaunch_when_owner_gone();
+            }
+            eprintln!("Pulse could not start: {e}");
+            std::process::exit(1);
+        }
+    };
     app.run(|app, event| {
         if let tauri::RunEvent::ExitRequested {
             code: None, api, ..

@@ -20,6 +20,8 @@ import time
 import traceback
 import urllib.request
 
+import busname
+
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.options import ArgOptions
@@ -403,6 +405,10 @@ def stop_driver(proc, d):
     wait("the app's single-instance name released", lambda: not single_instance_held(), 10)
 
 
+# The name tauri-plugin-single-instance owns: the app's identifier + ".SingleInstance".
+SINGLE_INSTANCE_NAME = "dev.pulse.desktop.SingleInstance"
+
+
 def single_instance_held():
     """Whether the app's single-instance name is still owned on the session bus. The bus
     drops it only once it has seen the old process's socket close, a moment after the
@@ -415,7 +421,7 @@ def single_instance_held():
             capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return "dev.pulse.desktop.SingleInstance" in out
+    return SINGLE_INSTANCE_NAME in out
 
 
 def our_apps():
@@ -783,6 +789,22 @@ try:
         tauri_driver, driver = start_driver(env2, "tauri-driver-relaunch.log")
         wait("Live without signing in", lambda: label() == "Live", 30)
     t_relaunch()
+
+    @check("a start in the moment the last one quits waits for it and starts")
+    def t_start_while_quitting():
+        global tauri_driver, driver
+        stop_driver(tauri_driver, driver)
+        # The bus still lists the name of an app that is quitting; the new start's
+        # call to it fails. The start must come up once the name is free, not panic.
+        owner = busname.DyingOwner(SINGLE_INSTANCE_NAME)
+        wait("the quitting app's name held", single_instance_held, 10)
+        log_name = "tauri-driver-quitting-owner.log"
+        tauri_driver, driver = start_driver(env2, log_name)
+        wait("Live after starting again", lambda: label() == "Live", 30)
+        assert owner.called.is_set(), "the new start never called the quitting owner"
+        text = open(os.path.join(OUT, log_name), errors="replace").read()
+        assert "starting again" in text, "the start did not say it was starting again"
+    t_start_while_quitting()
 
     # --- a profile server: seed 000's backend, spoken in its own dialect -------------
     monitor_token = peer_jwt({"sub": "ann", "tenant_id": TENANT})
