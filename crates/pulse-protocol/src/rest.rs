@@ -41,6 +41,10 @@ pub struct EventsPage {
 /// One event to publish with `POST /v1/ingest`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(example = json!({"type": "approval.created", "data": {"id": "ap-7", "title": "Deploy to production?"}}))
+)]
 pub struct IngestEvent {
     /// Target tenant; defaults to the publisher token's tenant, and must equal it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +90,7 @@ pub struct IngestResponse {
 /// `POST /v1/auth/login`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"username": "ann", "password": "correct horse"})))]
 pub struct LoginRequest {
     /// User name.
     pub username: String,
@@ -118,6 +123,7 @@ pub struct TokenResponse {
 /// `POST /v1/approvals/{id}/approve` and `/reject`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"reason": "looks right"})))]
 pub struct DecisionRequest {
     /// Why (shown to others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,14 +134,17 @@ pub struct DecisionRequest {
 /// source allows it, such as a LangGraph interrupt).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"args": {"branch": "main"}})))]
 pub struct EditRequest {
     /// The arguments to act with instead (a JSON object).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub args: serde_json::Value,
 }
 
 /// `POST /v1/approvals/{id}/respond`: answer in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"text": "use the staging cluster"})))]
 pub struct RespondRequest {
     /// The answer.
     pub text: String,
@@ -144,6 +153,7 @@ pub struct RespondRequest {
 /// `POST /v1/tickets/{id}/move`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"state": "done"})))]
 pub struct MoveRequest {
     /// Target column / state.
     pub state: String,
