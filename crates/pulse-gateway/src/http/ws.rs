@@ -90,7 +90,6 @@ mod close {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, response = super::openapi::BadRequest),
-        (status = 405, response = super::openapi::BadRequest),
         (status = 426, response = super::openapi::BadRequest),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 429, response = super::openapi::RateLimited),
