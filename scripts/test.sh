@@ -60,6 +60,12 @@ step "rust tests"
 bounded 2400 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/rust-tests.log"
 test "${PIPESTATUS[0]}" -eq 0
 
+# The REST API against its own OpenAPI document (/openapi.json): a real gateway, a
+# real login, Schemathesis from hashed pins. About 15 s, plus about 20 s for the
+# venv the first time.
+step "Schemathesis against the gateway's /openapi.json (about 15 s)"
+bounded 300 tests/schemathesis/run.sh "$CARGO_TARGET_DIR/debug/pulse-gateway"
+
 # The decoders under cargo-fuzz (fuzz/, nightly): 15 s per target from the
 # committed seeds, 6 targets. 1 min 38 s on a warm build, about 2.5 min after a
 # change to the core crates; from nothing add 2-3 min for installing cargo-fuzz

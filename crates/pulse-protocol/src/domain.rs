@@ -24,6 +24,7 @@ pub type Object = Map<String, Value>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EntityKind {
     /// An AI agent (status, heartbeat, current work).
     Agent,
@@ -86,6 +87,7 @@ impl FromStr for EntityKind {
 /// One entity as stored and as sent in snapshots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entity {
     /// What it is.
     pub kind: EntityKind,

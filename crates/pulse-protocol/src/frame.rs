@@ -22,6 +22,7 @@ pub const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// One event as carried on the wire, in the event log, and in `GET /v1/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventFrame {
     /// Position in its stream, rising by one per event within an epoch.
     pub seq: u64,

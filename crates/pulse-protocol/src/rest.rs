@@ -9,6 +9,7 @@ use crate::frame::EventFrame;
 
 /// `GET /v1/snapshot`: the caller's whole tenant at one seq.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// The stream (= tenant).
     pub stream: String,
@@ -22,6 +23,7 @@ pub struct Snapshot {
 
 /// `GET /v1/events?since=SEQ[&epoch=E][&limit=N]`: polling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventsPage {
     /// The stream (= tenant).
     pub stream: String,
@@ -38,6 +40,11 @@ pub struct EventsPage {
 
 /// One event to publish with `POST /v1/ingest`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(example = json!({"type": "approval.created", "data": {"id": "ap-7", "title": "Deploy to production?"}}))
+)]
 pub struct IngestEvent {
     /// Target tenant; defaults to the publisher token's tenant, and must equal it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +66,7 @@ pub struct IngestEvent {
 
 /// Body of `POST /v1/ingest`: one event or a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum IngestBody {
     /// A batch, applied in order, all or nothing.
@@ -69,6 +77,7 @@ pub enum IngestBody {
 
 /// Answer of `POST /v1/ingest`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestResponse {
     /// The stream written to.
     pub stream: String,
@@ -80,6 +89,8 @@ pub struct IngestResponse {
 
 /// `POST /v1/auth/login`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"username": "ann", "password": "correct horse"})))]
 pub struct LoginRequest {
     /// User name.
     pub username: String,
@@ -89,6 +100,7 @@ pub struct LoginRequest {
 
 /// `POST /v1/auth/refresh`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
     /// A refresh token from a login or an earlier refresh.
     pub refresh_token: String,
@@ -96,6 +108,7 @@ pub struct RefreshRequest {
 
 /// Answer of login and refresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// Short-lived access token.
     pub access_token: String,
@@ -109,6 +122,8 @@ pub struct TokenResponse {
 
 /// `POST /v1/approvals/{id}/approve` and `/reject`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"reason": "looks right"})))]
 pub struct DecisionRequest {
     /// Why (shown to others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,13 +133,18 @@ pub struct DecisionRequest {
 /// `POST /v1/approvals/{id}/edit`: accept with other arguments (an approval whose
 /// source allows it, such as a LangGraph interrupt).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"args": {"branch": "main"}})))]
 pub struct EditRequest {
     /// The arguments to act with instead (a JSON object).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub args: serde_json::Value,
 }
 
 /// `POST /v1/approvals/{id}/respond`: answer in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"text": "use the staging cluster"})))]
 pub struct RespondRequest {
     /// The answer.
     pub text: String,
@@ -132,6 +152,8 @@ pub struct RespondRequest {
 
 /// `POST /v1/tickets/{id}/move`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"state": "done"})))]
 pub struct MoveRequest {
     /// Target column / state.
     pub state: String,
@@ -139,6 +161,7 @@ pub struct MoveRequest {
 
 /// `POST /v1/agents/{id}/terminate`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TerminateRequest {
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +170,7 @@ pub struct TerminateRequest {
 
 /// Answer of a successful mutation: the event it produced and the entity after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MutationResponse {
     /// Seq of the event the mutation appended.
     pub seq: u64,
@@ -156,6 +180,7 @@ pub struct MutationResponse {
 
 /// Body of every error answer: `{"error": {"code": …, "message": …}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// The error.
     pub error: ApiErrorBody,
@@ -163,6 +188,7 @@ pub struct ApiError {
 
 /// See [`ApiError`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     /// Stable code: `unauthorized`, `token_expired`, `forbidden`, `not_found`,
     /// `conflict`, `bad_request`, `payload_too_large`, `rate_limited`, `internal`.

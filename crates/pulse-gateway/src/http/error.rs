@@ -65,6 +65,15 @@ impl ApiErr {
         }
     }
 
+    /// 503 `unavailable` with `Retry-After` for another reason than the store
+    /// (nothing was done).
+    pub fn busy(message: impl Into<String>) -> ApiErr {
+        ApiErr {
+            retry_after: Some(RETRY_AFTER_SECS),
+            ..ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+
     /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> ApiErr {
         ApiErr::new(StatusCode::BAD_REQUEST, "bad_request", message)

@@ -8,8 +8,12 @@
 //!   or a 4xx about the request itself (400, 403, 404, 409, 413, 415). A 401, a 429
 //!   or a 5xx did not decide anything, so it is not kept, and a resend is tried
 //!   afresh;
-//! - on one node, requests with the same key run one at a time: the second waits and
-//!   gets the first one's answer;
+//! - requests with the same key run one at a time: the second waits and gets the
+//!   first one's answer. On one node they take turns in [`InFlight`]; across the
+//!   nodes of a shared store (Redis) through the key's claim in the store
+//!   ([`crate::store::LogStore::idempotent_claim`], at most [`CLAIM_TTL`]). A
+//!   request that waits longer than [`CLAIM_WAIT`] for another node is answered
+//!   503 with `Retry-After`, having done nothing;
 //! - a key sent again with another method or path is refused (422), never answered
 //!   with another request's answer;
 //! - a key is 1 to [`MAX_KEY_BYTES`] visible ASCII characters; anything else is a
@@ -37,6 +41,12 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const ANSWER_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest key.
 pub const MAX_KEY_BYTES: usize = 255;
+/// How long a request holds its key's claim at most (a node that dies
+/// mid-request holds the key no longer than this).
+pub const CLAIM_TTL: Duration = Duration::from_secs(30);
+/// How long a request waits for another node that serves the same key before it
+/// is answered 503 with `Retry-After`.
+pub const CLAIM_WAIT: Duration = Duration::from_secs(10);
 /// Largest answer body kept (mutation answers are one entity).
 const MAX_ANSWER_BYTES: usize = pulse_protocol::MAX_FRAME_BYTES * 2;
 
@@ -50,6 +60,12 @@ struct Kept {
     path: String,
     status: u16,
     body: String,
+}
+
+/// The store's name of `key` sent by the user `sub` (within the token's tenant):
+/// another user's same key is another key.
+pub fn scoped(sub: &str, key: &str) -> String {
+    format!("{sub}\u{0}{key}")
 }
 
 fn valid(key: &str) -> bool {
@@ -78,7 +94,7 @@ pub(super) async fn guard(State(st): State<Arc<AppState>>, req: Request, next: N
     let Ok(claims) = bearer(req.headers()).and_then(|t| st.keys.verify_access(t)) else {
         return next.run(req).await;
     };
-    let scoped = format!("{}\u{0}{key}", claims.sub);
+    let scoped = scoped(&claims.sub, &key);
     let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
     let lock = {
         let mut map = st.in_flight.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,6 +117,139 @@ pub(super) async fn guard(State(st): State<Arc<AppState>>, req: Request, next: N
     answer
 }
 
+/// What a key's record says before a request with it is served.
+enum Found {
+    /// Nothing kept: serve it.
+    Nothing,
+    /// The answer to give (a replay, a 422, or a store error).
+    Answer(Response),
+}
+
+async fn kept_answer(st: &AppState, tenant: &str, scoped: &str, method: &str, path: &str) -> Found {
+    let (t, k) = (tenant.to_owned(), scoped.to_owned());
+    let now = crate::auth::now_secs();
+    let found = st
+        .hub
+        .blocking(move |store| store.idempotent_get(&t, &k, now))
+        .await;
+    match found {
+        Err(e) => Found::Answer(ApiErr::from(e).into_response()),
+        Ok(None) => Found::Nothing,
+        Ok(Some(text)) => Found::Answer(match serde_json::from_str::<Kept>(&text) {
+            Ok(kept) if kept.method == method && kept.path == path => replay(kept),
+            Ok(_) => ApiErr::with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this `Idempotency-Key` was used for another request; use a new key",
+            )
+            .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "a kept idempotent answer does not read back");
+                ApiErr::internal().into_response()
+            }
+        }),
+    }
+}
+
+/// A key's claim in the store while this request serves it; released when
+/// dropped (also when the client hangs up and the request is dropped mid-way).
+struct Claim {
+    hub: Arc<crate::hub::Hub>,
+    tenant: String,
+    key: String,
+    owner: String,
+}
+
+impl Claim {
+    /// Release now (rather than on drop, in the background).
+    async fn release(mut self) {
+        let (t, k, o) = self.take();
+        let _ = self
+            .hub
+            .blocking(move |store| store.idempotent_release(&t, &k, &o))
+            .await
+            .map_err(|e| {
+                // The claim expires by itself after CLAIM_TTL.
+                tracing::warn!(error = %e, "idempotency claim not released");
+            });
+    }
+
+    fn take(&mut self) -> (String, String, String) {
+        (
+            std::mem::take(&mut self.tenant),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.owner),
+        )
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.owner.is_empty() {
+            return; // released already
+        }
+        let (t, k, o) = self.take();
+        let hub = self.hub.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = hub
+                    .blocking(move |store| store.idempotent_release(&t, &k, &o))
+                    .await
+                {
+                    tracing::warn!(error = %e, "idempotency claim not released");
+                }
+            });
+        }
+    }
+}
+
+/// Take the key's claim, waiting while another node serves it: the kept answer
+/// once that node is done, or `Ok(claim)` to serve the request here.
+async fn claim(
+    st: &AppState,
+    tenant: &str,
+    scoped: &str,
+    method: &str,
+    path: &str,
+) -> Result<Claim, Response> {
+    let owner = uuid::Uuid::new_v4().simple().to_string();
+    let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let (t, k, o) = (tenant.to_owned(), scoped.to_owned(), owner.clone());
+        let claimed = st
+            .hub
+            .blocking(move |store| store.idempotent_claim(&t, &k, &o, CLAIM_TTL))
+            .await
+            .map_err(|e| ApiErr::from(e).into_response())?;
+        if claimed {
+            let claim = Claim {
+                hub: st.hub.clone(),
+                tenant: tenant.to_owned(),
+                key: scoped.to_owned(),
+                owner,
+            };
+            // Another node may have kept its answer and released the claim
+            // between our first look and this claim: look again, holding it.
+            return match kept_answer(st, tenant, scoped, method, path).await {
+                Found::Nothing => Ok(claim),
+                Found::Answer(a) => Err(a),
+            };
+        }
+        // Another node is serving this key: its answer, once kept, is ours.
+        if let Found::Answer(a) = kept_answer(st, tenant, scoped, method, path).await {
+            return Err(a);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiErr::busy(
+                "a request with this `Idempotency-Key` is still being served; try again",
+            )
+            .into_response());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
 async fn serve(
     st: &AppState,
     tenant: &str,
@@ -110,33 +259,18 @@ async fn serve(
     req: Request,
     next: Next,
 ) -> Response {
-    let (t, k) = (tenant.to_owned(), scoped.to_owned());
-    let now = crate::auth::now_secs();
-    let found = st
-        .hub
-        .blocking(move |store| store.idempotent_get(&t, &k, now))
-        .await;
-    match found {
-        Err(e) => return ApiErr::from(e).into_response(),
-        Ok(Some(text)) => {
-            return match serde_json::from_str::<Kept>(&text) {
-                Ok(kept) if kept.method == method && kept.path == path => replay(kept),
-                Ok(_) => ApiErr::with_status(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "this `Idempotency-Key` was used for another request; use a new key",
-                )
-                .into_response(),
-                Err(e) => {
-                    tracing::error!(error = %e, "a kept idempotent answer does not read back");
-                    ApiErr::internal().into_response()
-                }
-            }
-        }
-        Ok(None) => {}
+    if let Found::Answer(a) = kept_answer(st, tenant, scoped, &method, &path).await {
+        return a;
     }
+    let claim = match claim(st, tenant, scoped, &method, &path).await {
+        Ok(c) => c,
+        Err(answer) => return answer,
+    };
     let resp = next.run(req).await;
     let status = resp.status();
     if !kept_status(status) {
+        // Nothing decided: the claim goes and a resend is tried afresh.
+        claim.release().await;
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -155,7 +289,7 @@ async fn serve(
     };
     let text = serde_json::to_string(&kept).expect("strings serialise");
     let (t, k) = (tenant.to_owned(), scoped.to_owned());
-    let expires = now.saturating_add(ANSWER_TTL.as_secs());
+    let expires = crate::auth::now_secs().saturating_add(ANSWER_TTL.as_secs());
     if let Err(e) = st
         .hub
         .blocking(move |store| store.idempotent_put(&t, &k, &text, expires))
@@ -165,6 +299,8 @@ async fn serve(
         // resend that would apply it again unnoticed.
         tracing::warn!(error = %e, "idempotent answer not kept");
     }
+    // Released only after the answer is kept, so a waiting node finds it.
+    claim.release().await;
     Response::from_parts(parts, Body::from(bytes))
 }
 

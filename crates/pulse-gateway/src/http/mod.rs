@@ -9,16 +9,19 @@
 //! - every authenticated request counts towards its token's rate, and a login or a
 //!   stream may be refused by [`crate::limits`] (429 + `Retry-After`);
 //! - the mutations honour `Idempotency-Key` ([`idempotency`]);
-//! - `/metrics` names tenants only to the metrics token's holder.
+//! - `/metrics` names tenants only to the metrics token's holder;
+//! - every route is in the OpenAPI document ([`openapi`]): the router is built
+//!   from the same list ([`routes`]) with `utoipa_axum`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Keys;
 use crate::hub::Hub;
@@ -26,6 +29,7 @@ use crate::users::Directory;
 
 pub mod error;
 pub mod idempotency;
+pub mod openapi;
 mod rest;
 mod ws;
 
@@ -60,36 +64,53 @@ pub struct AppState {
     pub in_flight: idempotency::InFlight,
 }
 
-/// The gateway's router.
+/// The mutations: they honour `Idempotency-Key` (ingest is idempotent by event id).
+fn mutations() -> OpenApiRouter<Arc<AppState>> {
+    openapi::with_idempotency(
+        OpenApiRouter::new()
+            .routes(routes!(rest::approve))
+            .routes(routes!(rest::reject))
+            .routes(routes!(rest::edit))
+            .routes(routes!(rest::respond))
+            .routes(routes!(rest::move_ticket))
+            .routes(routes!(rest::terminate_agent)),
+    )
+}
+
+/// Every other route.
+fn others() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(rest::healthz))
+        .routes(routes!(rest::metrics))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(ws::stream))
+        .routes(routes!(rest::snapshot))
+        .routes(routes!(rest::events))
+        .routes(routes!(rest::ingest))
+        .routes(routes!(rest::steps))
+        .routes(routes!(rest::langgraph_webhook))
+        .routes(routes!(rest::login))
+        .routes(routes!(rest::refresh))
+        .routes(routes!(rest::logout))
+}
+
+/// Every route of the gateway with its operation: what [`router`] serves and
+/// [`openapi`] documents.
+fn routes() -> OpenApiRouter<Arc<AppState>> {
+    mutations().merge(others())
+}
+
+/// The gateway's router. Its routes are [`routes`]' (so each is in the OpenAPI
+/// document); nothing is routed here but the fallbacks.
 pub fn router(state: Arc<AppState>) -> Router {
-    // The mutations honour `Idempotency-Key` (ingest is idempotent by event id).
-    let mutations = Router::new()
-        .route("/v1/approvals/{id}/approve", post(rest::approve))
-        .route("/v1/approvals/{id}/reject", post(rest::reject))
-        .route("/v1/approvals/{id}/edit", post(rest::edit))
-        .route("/v1/approvals/{id}/respond", post(rest::respond))
-        .route("/v1/tickets/{id}/move", post(rest::move_ticket))
-        .route("/v1/agents/{id}/terminate", post(rest::terminate_agent))
+    let (router, _doc) = mutations()
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::guard,
-        ));
-    Router::new()
-        .merge(mutations)
-        .route("/healthz", get(rest::healthz))
-        .route("/metrics", get(rest::metrics))
-        .route("/v1/stream", get(ws::stream))
-        .route("/v1/snapshot", get(rest::snapshot))
-        .route("/v1/events", get(rest::events))
-        .route("/v1/ingest", post(rest::ingest))
-        .route("/v1/approvals/{id}/steps", get(rest::steps))
-        .route(
-            crate::langgraph::WEBHOOK_PATH,
-            post(rest::langgraph_webhook),
-        )
-        .route("/v1/auth/login", post(rest::login))
-        .route("/v1/auth/refresh", post(rest::refresh))
-        .route("/v1/auth/logout", post(rest::logout))
+        ))
+        .merge(others())
+        .split_for_parts();
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(pulse_protocol::MAX_FRAME_BYTES))

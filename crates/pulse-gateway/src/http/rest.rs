@@ -33,6 +33,17 @@ type St = State<Arc<AppState>>;
 
 /// 200 `{"status": "ok"}` when the store answers, else 503 `{"status":
 /// "degraded"}` (so a load balancer takes the node out while Redis is down).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    operation_id = "healthz",
+    responses(
+        (status = 200, description = "The store answers", body = super::openapi::Health),
+        (status = 503, description = "Degraded: the store cannot be reached", body = super::openapi::Health,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+    ),
+)]
 pub(super) async fn healthz(State(st): St) -> axum::response::Response {
     let store = st.hub.backend();
     match st.hub.health().await {
@@ -65,6 +76,18 @@ pub(super) async fn healthz(State(st): St) -> axum::response::Response {
 /// The totals for anyone; the per-tenant series (which name tenants) only with
 /// `Authorization: Bearer <metrics token>` when a metrics token is configured. A
 /// wrong metrics token is a 401, not a silent downgrade.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    operation_id = "metrics",
+    description = "Prometheus text. Without `Authorization`: the totals only. With the metrics token: the per-tenant series too.",
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        (status = 401, response = super::openapi::Unauthorized),
+    ),
+)]
 pub(super) async fn metrics(
     State(st): St,
     headers: axum::http::HeaderMap,
@@ -105,6 +128,20 @@ pub(super) async fn metrics(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/snapshot",
+    tag = "read",
+    operation_id = "snapshot",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's whole tenant at one seq", body = Snapshot),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn snapshot(State(st): St, Auth(claims): Auth) -> Result<Json<Snapshot>, ApiErr> {
     let snap = st.hub.snapshot(&claims.tenant, Some(&claims.sub)).await?;
     st.hub
@@ -164,6 +201,26 @@ fn events_query(pairs: &[(String, String)]) -> Result<EventsQuery, ApiErr> {
     Ok(q)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "read",
+    operation_id = "events",
+    params(
+        ("since" = u64, Query, description = "The last seq you applied (0 for none)"),
+        ("epoch" = Option<String>, Query, description = "The epoch of `since`; another one is not recovered"),
+        ("limit" = Option<u64>, Query, minimum = 1, description = "At most this many events (default 1000, larger values are clamped to 10000)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The events after `since`, or `recovered: false`", body = EventsPage),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn events(
     State(st): St,
     Auth(claims): Auth,
@@ -255,6 +312,26 @@ fn ingest_events(claims: &Claims, body: &RawJson) -> Result<Vec<NewEvent>, ApiEr
     Ok(out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/ingest",
+    tag = "ingest",
+    operation_id = "ingest",
+    request_body(content = pulse_protocol::rest::IngestBody, description = "One event or a batch (all or nothing)"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Appended: the seq of each event", body = IngestResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn ingest(
     State(st): St,
     Auth(claims): Auth,
@@ -353,6 +430,28 @@ async fn decide(
     Ok(Json(MutationResponse { seq, entity }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/approve",
+    tag = "actions",
+    operation_id = "approve",
+    summary = "Approve a pending approval",
+    params(("id" = String, Path, description = "The entity's id")),
+    request_body(content = Option<DecisionRequest>, description = "Optional: why"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn approve(
     State(st): St,
     Auth(claims): Auth,
@@ -363,6 +462,28 @@ pub(super) async fn approve(
     decide(st, claims, path_id(path)?, Answer::Approve, req.reason).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/reject",
+    tag = "actions",
+    operation_id = "reject",
+    summary = "Reject a pending approval",
+    params(("id" = String, Path, description = "The entity's id")),
+    request_body(content = Option<DecisionRequest>, description = "Optional: why"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn reject(
     State(st): St,
     Auth(claims): Auth,
@@ -373,6 +494,28 @@ pub(super) async fn reject(
     decide(st, claims, path_id(path)?, Answer::Reject, req.reason).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/edit",
+    tag = "actions",
+    operation_id = "edit",
+    summary = "Accept with other arguments",
+    params(("id" = String, Path, description = "The entity's id")),
+    request_body(content = EditRequest),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn edit(
     State(st): St,
     Auth(claims): Auth,
@@ -386,6 +529,28 @@ pub(super) async fn edit(
     decide(st, claims, path_id(path)?, Answer::Edit(req.args), None).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/respond",
+    tag = "actions",
+    operation_id = "respond",
+    summary = "Answer in words",
+    params(("id" = String, Path, description = "The entity's id")),
+    request_body(content = RespondRequest),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn respond(
     State(st): St,
     Auth(claims): Auth,
@@ -401,6 +566,24 @@ pub(super) async fn respond(
 
 /// `GET /v1/approvals/{id}/steps`: the recent steps of a LangGraph approval's
 /// thread (newest first), read from the thread's history.
+#[utoipa::path(
+    get,
+    path = "/v1/approvals/{id}/steps",
+    tag = "read",
+    operation_id = "steps",
+    params(("id" = String, Path, description = "The entity's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The thread's recent steps, newest first", body = super::openapi::Steps),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 502, response = super::openapi::BadGateway),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn steps(
     State(st): St,
     Auth(claims): Auth,
@@ -434,6 +617,23 @@ pub(super) async fn steps(
 
 /// `POST /v1/sources/langgraph/webhook`: LangGraph's run webhook. The shared
 /// secret is in [`langgraph::SECRET_HEADER`]; no bearer token.
+#[utoipa::path(
+    post,
+    path = "/v1/sources/langgraph/webhook",
+    tag = "sources",
+    operation_id = "langgraph_webhook",
+    request_body(content = Object, description = "A LangGraph run (its `thread_id`)"),
+    security(("webhook_secret" = [])),
+    responses(
+        (status = 200, description = "The run's thread was synced", body = super::openapi::WebhookAck),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 404, description = "No LangGraph source on this gateway", body = pulse_protocol::rest::ApiError),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 502, response = super::openapi::BadGateway),
+    ),
+)]
 pub(super) async fn langgraph_webhook(
     State(st): St,
     headers: axum::http::HeaderMap,
@@ -466,6 +666,28 @@ pub(super) async fn langgraph_webhook(
     Ok(Json(json!({"ok": true})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tickets/{id}/move",
+    tag = "actions",
+    operation_id = "move_ticket",
+    summary = "Move a ticket",
+    params(("id" = String, Path, description = "The entity's id")),
+    request_body(content = MoveRequest),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn move_ticket(
     State(st): St,
     Auth(claims): Auth,
@@ -496,6 +718,28 @@ pub(super) async fn move_ticket(
     Ok(Json(MutationResponse { seq, entity }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/terminate",
+    tag = "actions",
+    operation_id = "terminate_agent",
+    summary = "Terminate an agent",
+    params(("id" = String, Path, description = "The entity's id")),
+    request_body(content = Option<TerminateRequest>, description = "Optional: why"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn terminate_agent(
     State(st): St,
     Auth(claims): Auth,
@@ -566,6 +810,23 @@ fn token_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    request_body(content = LoginRequest),
+    responses(
+        (status = 200, description = "An access token and a refresh token", body = TokenResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn login(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -632,6 +893,22 @@ fn family_of(claims: &Claims) -> Result<(String, String), ApiErr> {
 /// Rotate: the presented refresh token must be its family's current one. An older
 /// one revokes the family (whoever holds the newer token must log in again); a
 /// user no longer in the users file gets nothing and their family is revoked.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    operation_id = "refresh",
+    request_body(content = RefreshRequest),
+    responses(
+        (status = 200, description = "New tokens; the presented refresh token is spent", body = TokenResponse),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn refresh(State(st): St, body: RawJson) -> Result<Json<TokenResponse>, ApiErr> {
     let req: RefreshRequest = body.parse()?;
     let refused = || {
@@ -694,6 +971,22 @@ pub(super) async fn refresh(State(st): St, body: RawJson) -> Result<Json<TokenRe
 /// `POST /v1/auth/logout` `{"refresh_token"}`: revoke the token's session. An
 /// expired, already revoked or unknown session is not an error (204 all the same):
 /// logging out twice is logging out.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    request_body(content = RefreshRequest),
+    responses(
+        (status = 204, description = "The refresh token's session is revoked (or was already gone)"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedType),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn logout(State(st): St, body: RawJson) -> Result<StatusCode, ApiErr> {
     let req: RefreshRequest = body.parse()?;
     let claims = match st.keys.verify_refresh(&req.refresh_token) {

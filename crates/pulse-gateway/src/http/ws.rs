@@ -80,6 +80,23 @@ mod close {
     pub const TOKEN: u16 = 4001;
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/stream",
+    tag = "read",
+    operation_id = "stream",
+    description = "The WebSocket stream (frames in docs/protocol.md). Needs a WebSocket upgrade; the token is checked before it.",
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 426, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::Internal),
+        (status = 503, response = super::openapi::Unavailable),
+    ),
+)]
 pub(super) async fn stream(
     State(st): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

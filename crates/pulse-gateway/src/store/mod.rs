@@ -43,6 +43,9 @@
 //! - idempotency answers: [`LogStore::idempotent_put`] keeps the first answer to a
 //!   mutation sent with an `Idempotency-Key`, per tenant and key, until it expires;
 //!   a second put of the same key keeps the first answer.
+//!   [`LogStore::idempotent_claim`] lets one request at a time serve a key
+//!   across the nodes that share a store (a claim expires, so a node that died
+//!   mid-request does not hold a key for ever).
 //!
 //! Stores are synchronous and may block (disk or network I/O): async callers use
 //! `tokio::task::spawn_blocking`. The memory and SQLite stores need appends to one
@@ -247,6 +250,29 @@ pub trait LogStore: Send + Sync + 'static {
         answer: &str,
         expires: u64,
     ) -> Result<(), StoreError>;
+
+    /// Claim `key` of `tenant` for `owner` (one request being served) for `ttl`:
+    /// `true` when no other owner holds a live claim, and the claim is then
+    /// `owner`'s until it is released or `ttl` passes. A store that several nodes
+    /// share (Redis) makes requests with one key take turns across the nodes; for
+    /// a store that one node owns (memory, SQLite) every claim succeeds, because
+    /// that node's requests already take turns (`http::idempotency::InFlight`).
+    fn idempotent_claim(
+        &self,
+        tenant: &str,
+        key: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (tenant, key, owner, ttl);
+        Ok(true)
+    }
+
+    /// Drop `owner`'s claim of `key` of `tenant` (another owner's claim stays).
+    fn idempotent_release(&self, tenant: &str, key: &str, owner: &str) -> Result<(), StoreError> {
+        let _ = (tenant, key, owner);
+        Ok(())
+    }
 
     /// Whether the store can serve now (for `/healthz`).
     fn health(&self) -> Result<(), StoreError> {

@@ -53,6 +53,15 @@ const IO_TIMEOUT: Duration = Duration::from_secs(3);
 /// Events returned per tenant by one blocking read of the tail.
 const TAIL_COUNT: usize = 1000;
 
+/// Delete an idempotency claim only when it is still ARGV[1]'s (a claim that
+/// expired and was taken by another request is left alone).
+pub const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
 /// Rotate a refresh-token family (`KEYS[1]`, a hash with `current`), the rule of
 /// `store::rotation_of` in one atomic step: `ARGV[1]` the presented token id,
 /// `ARGV[2]` the next one, `ARGV[3]` the new expiry, `ARGV[4]` now (Unix seconds).
@@ -149,6 +158,7 @@ pub struct RedisStore {
     tail: Mutex<TailConn>,
     append: redis::Script,
     rotate: redis::Script,
+    release: redis::Script,
 }
 
 #[derive(Default)]
@@ -247,6 +257,7 @@ impl RedisStore {
             }),
             append: redis::Script::new(APPEND),
             rotate: redis::Script::new(ROTATE),
+            release: redis::Script::new(RELEASE),
         };
         // Fail at start when Redis is not there.
         store.with_conn(|c| redis::cmd("PING").query::<String>(c))?;
@@ -260,6 +271,11 @@ impl RedisStore {
     /// The hash of an idempotency answer (in the tenant's hash slot).
     fn idempotency_key(&self, tenant: &str, key: &str) -> String {
         self.key(tenant, &format!("idem:{key}"))
+    }
+
+    /// The claim of an idempotency key being served (in the tenant's hash slot).
+    fn idempotency_claim_key(&self, tenant: &str, key: &str) -> String {
+        self.key(tenant, &format!("idem-claim:{key}"))
     }
 
     /// The hash of a refresh-token family.
@@ -653,6 +669,34 @@ impl LogStore for RedisStore {
                 .arg(expires)
                 .query::<Option<String>>(c)
         })?;
+        Ok(())
+    }
+
+    fn idempotent_claim(
+        &self,
+        tenant: &str,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let k = self.idempotency_claim_key(tenant, key);
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        // NX PX: claimed atomically with its expiry, by one owner.
+        let set: Option<String> = self.with_conn(|c| {
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query(c)
+        })?;
+        Ok(set.is_some())
+    }
+
+    fn idempotent_release(&self, tenant: &str, key: &str, owner: &str) -> Result<(), StoreError> {
+        let k = self.idempotency_claim_key(tenant, key);
+        self.with_conn(|c| self.release.key(&k).arg(owner).invoke::<i64>(c))?;
         Ok(())
     }
 

@@ -591,6 +591,39 @@ pub(crate) fn refresh_sessions(b: &dyn Backend, durable: bool) {
     }
 }
 
+/// Idempotency claims: on a shared store one owner at a time, released only by
+/// its owner, gone after their ttl; on a store one node owns, always granted.
+fn idempotency_claims(b: &dyn Backend) {
+    use std::time::Duration;
+    let (s, other) = (b.open(10), b.open(10));
+    let long = Duration::from_secs(30);
+    assert!(s.idempotent_claim("t", "k", "me", long).unwrap());
+    if !b.shared() {
+        assert!(other.idempotent_claim("t", "k", "you", long).unwrap());
+        other.idempotent_release("t", "k", "you").unwrap();
+        return;
+    }
+    // Another node cannot take it, nor release it; another key or tenant is free.
+    assert!(!other.idempotent_claim("t", "k", "you", long).unwrap());
+    other.idempotent_release("t", "k", "you").unwrap();
+    assert!(!other.idempotent_claim("t", "k", "you", long).unwrap());
+    assert!(other.idempotent_claim("t", "k2", "you", long).unwrap());
+    assert!(other.idempotent_claim("t2", "k", "you", long).unwrap());
+    // Released by its owner: free again.
+    s.idempotent_release("t", "k", "me").unwrap();
+    assert!(other.idempotent_claim("t", "k", "you", long).unwrap());
+    // A claim whose owner died ends with its ttl.
+    assert!(s
+        .idempotent_claim("t", "dies", "me", Duration::from_millis(200))
+        .unwrap());
+    pulse_testkit::wait_for("the claim's ttl", Duration::from_secs(10), || {
+        other.idempotent_claim("t", "dies", "you", long).unwrap()
+    });
+    // Its late release does not drop the new owner's claim.
+    s.idempotent_release("t", "dies", "me").unwrap();
+    assert!(!s.idempotent_claim("t", "dies", "me", long).unwrap());
+}
+
 /// Instantiate the suite for one backend: `store_suite!(name, open_fn, durable)`.
 macro_rules! store_suite {
     ($name:ident, $fixture:ident, $durable:expr) => {
@@ -637,6 +670,10 @@ macro_rules! store_suite {
             #[test]
             fn addressed_to_one_user() {
                 super::addressed_to_one_user(&b());
+            }
+            #[test]
+            fn idempotency_claims() {
+                super::idempotency_claims(&b());
             }
             #[test]
             fn refresh_sessions() {

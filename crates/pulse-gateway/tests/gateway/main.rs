@@ -11,6 +11,7 @@ mod demo;
 mod garbage;
 mod idempotency;
 mod limits;
+mod openapi;
 mod rest;
 mod service;
 mod sessions;
