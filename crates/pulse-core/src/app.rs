@@ -613,7 +613,11 @@ impl PumpTask {
 
     /// Handle one received session event (or a lag: reload); `false` once the
     /// session's broadcast is closed.
-    fn on_event(&mut self, ev: Result<SessionEvent, broadcast::error::RecvError>, now: i64) -> bool {
+    fn on_event(
+        &mut self,
+        ev: Result<SessionEvent, broadcast::error::RecvError>,
+        now: i64,
+    ) -> bool {
         let (out, notes) = match ev {
             Ok(ev) => {
                 let store = self.session.store().clone();
