@@ -205,6 +205,13 @@ pub fn run() {
     let args: Vec<String> = std::env::args().collect();
     let hidden = args.iter().any(|a| a == "--hidden");
     let initial = deeplink::from_args(&args);
+    // Asking the OS keyring whether it answers is a D-Bus round trip (and a timeout
+    // where there is no Secret Service): done beside GTK's and the plugins' start,
+    // not before the window on the main thread.
+    let keyring_probe = std::thread::Builder::new()
+        .name("keyring-probe".into())
+        .spawn(KeyringCredentials::probe)
+        .expect("spawn a thread");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             tracing::info!("second instance started; focusing this one");
@@ -236,7 +243,11 @@ pub fn run() {
         .invoke_handler(handler())
         .setup(move |app| {
             let handle = app.handle().clone();
-            let keyring = KeyringCredentials::probe();
+            let keyring = keyring_probe.join().unwrap_or_else(|_| {
+                Err(pulse_core::credentials::CredentialError::Unavailable(
+                    "the keyring probe failed".into(),
+                ))
+            });
             if let Err(e) = &keyring {
                 tracing::warn!(error = %e, "no OS keyring: sign-ins will not be remembered");
             }
