@@ -431,31 +431,42 @@ fn a_burst_reaches_the_ui_with_every_last_state() {
     let h = harness(dir, env, Ok(()));
     let seen: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
     let sink = seen.clone();
-    h.webview.listen_any("updates", move |e| {
-        let v: Value = serde_json::from_str(e.payload()).expect("updates payload");
-        sink.lock()
-            .unwrap()
-            .extend(v["updates"].as_array().cloned().unwrap_or_default());
-    });
+    h.webview
+        .listen_any(pulse_desktop::dto::events::UPDATES, move |e| {
+            let v: Value = serde_json::from_str(e.payload()).expect("updates payload");
+            sink.lock()
+                .unwrap()
+                .extend(v["updates"].as_array().cloned().unwrap_or_default());
+        });
     let resets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let r = resets.clone();
-    h.webview.listen_any("reset", move |_| {
-        r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    });
+    h.webview
+        .listen_any(pulse_desktop::dto::events::RESET, move |_| {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
     tauri::async_runtime::block_on(h.shell.start_network());
-    // Once a live event has come through, the snapshot is in (a later snapshot would
-    // reset the UI, which then reloads from the cache instead).
-    let one = |id: &str| IngestEvent {
+    wait_for("live", Duration::from_secs(15), || {
+        invoke(&h, "bootstrap", json!({})).unwrap()["connection"]["state"]["state"] == "live"
+    });
+    // Once a live event has come through as an update, the snapshot is in (a later
+    // snapshot would reset the UI, which then reloads from the cache instead).
+    let one = |id: String| IngestEvent {
         tenant: None,
         event_type: "agent.upserted".into(),
         data: json!({"id": id, "name": "warm-up"}),
         id: None,
         user: None,
     };
-    tauri::async_runtime::block_on(rest.ingest(&publisher, &IngestBody::One(one("warm"))))
-        .expect("ingest");
+    let mut n = 0;
     wait_for("a live update", Duration::from_secs(15), || {
-        seen.lock().unwrap().iter().any(|u| u["id"] == "warm")
+        n += 1;
+        tauri::async_runtime::block_on(
+            rest.ingest(&publisher, &IngestBody::One(one(format!("warm-{n}")))),
+        )
+        .expect("ingest");
+        let seen = seen.lock().unwrap();
+        seen.iter()
+            .any(|u| u["id"].as_str().is_some_and(|i| i.starts_with("warm-")))
     });
     seen.lock().unwrap().clear();
     let resets_before = resets.load(std::sync::atomic::Ordering::SeqCst);
@@ -477,10 +488,10 @@ fn a_burst_reaches_the_ui_with_every_last_state() {
     let last = |seen: &[Value]| {
         let mut m = std::collections::HashMap::new();
         for u in seen {
-            m.insert(
-                u["id"].as_str().unwrap_or("").to_owned(),
-                u["data"]["load"].as_u64(),
-            );
+            let id = u["id"].as_str().unwrap_or("");
+            if id.starts_with("ag-") {
+                m.insert(id.to_owned(), u["data"]["load"].as_u64());
+            }
         }
         m
     };
