@@ -123,13 +123,11 @@ describe("per-frame coalescing with per-kind versions", () => {
     for (let round = 0; round < 30; round++) {
       backend.emit("updates", { updates: burst(40, r) });
       frames.frame();
-      const fresh = new AppState(new FakeBackend([]));
       // The slow path: every entity's current state, sorted from scratch.
       const agents = app.list("agent").slice().sort((a, b) => str(a.data.name).localeCompare(str(b.data.name)) || a.id.localeCompare(b.id));
       expect(app.agents.map((a) => a.id)).toEqual(agents.map((a) => a.id));
       expect(app.agents.map((a) => a.data)).toEqual(agents.map((a) => a.data));
       expect(app.tickets.map((t) => [t.id, t.data])).toEqual(app.list("ticket").map((t) => [t.id, t.data]));
-      fresh.destroy();
     }
     unmount();
   });
