@@ -4,9 +4,11 @@
 //!   app events to the UI and tray;
 //! - [`commands`]: what the UI invokes (each a few lines over the shell);
 //! - [`dto`]: the IPC types, from which `ui/src/lib/generated/types.ts` is generated;
-//! - [`tray`], [`notifier`], [`keyring_store`], [`deeplink`], [`paths`]: the OS edges.
+//! - [`tray`], [`notifier`], [`keyring_store`], [`deeplink`], [`paths`]: the OS edges;
+//! - [`webview`]: the WebKitGTK settings that keep the web process small.
 //!
-//! Invariants: the first paint reads the local cache before any network; credentials
+//! Invariants: the first paint reads the local cache before any network (the cache is
+//! opened while the window starts, not before); credentials
 //! live only in the OS keyring (or in memory when there is none); closing the window
 //! keeps Pulse running in the tray, and only "Quit" ends it.
 
@@ -25,6 +27,7 @@ pub mod shell;
 pub mod tray;
 pub mod updates;
 pub mod wake;
+pub mod webview;
 
 use crate::keyring_store::KeyringCredentials;
 use crate::paths::Paths;
@@ -118,8 +121,25 @@ pub fn quit<R: Runtime>(app: &AppHandle<R>) {
     app.exit(0);
 }
 
-/// Create the shell and open its cache (called from `setup`, before the UI loads).
+/// Create the shell and open its cache before returning (tests; the app itself opens
+/// the cache beside the webview's start, see [`new_shell`]).
 pub fn install_shell<R: Runtime>(
+    app: &AppHandle<R>,
+    paths: Paths,
+    env: EnvOverrides,
+    credentials: Arc<dyn pulse_core::credentials::CredentialStore>,
+    keyring: Result<(), pulse_core::credentials::CredentialError>,
+) -> Arc<Shell> {
+    let shell = new_shell(app, paths, env, credentials, keyring);
+    tauri::async_runtime::block_on(shell.prepare());
+    shell
+}
+
+/// Create the shell without opening its cache yet. The cache is opened by the first
+/// of `Shell::prepare`, the UI's bootstrap (which waits for it) or the network's
+/// start; `run` opens it on the async runtime while GTK and WebKit start the
+/// window, so the first paint does not wait for both in series.
+pub fn new_shell<R: Runtime>(
     app: &AppHandle<R>,
     paths: Paths,
     env: EnvOverrides,
@@ -136,7 +156,6 @@ pub fn install_shell<R: Runtime>(
         reply_tx,
     );
     app.manage(shell.clone());
-    tauri::async_runtime::block_on(shell.prepare());
     let replies = shell.clone();
     std::thread::Builder::new()
         .name("notification-replies".into())
@@ -237,6 +256,13 @@ pub fn run() {
     let args: Vec<String> = std::env::args().collect();
     let hidden = args.iter().any(|a| a == "--hidden");
     let initial = deeplink::from_args(&args);
+    // Asking the OS keyring whether it answers is a D-Bus round trip (and a timeout
+    // where there is no Secret Service): done beside GTK's and the plugins' start,
+    // not before the window on the main thread.
+    let keyring_probe = std::thread::Builder::new()
+        .name("keyring-probe".into())
+        .spawn(KeyringCredentials::probe)
+        .expect("spawn a thread");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             tracing::info!("second instance started; focusing this one");
@@ -268,11 +294,16 @@ pub fn run() {
         .invoke_handler(handler())
         .setup(move |app| {
             let handle = app.handle().clone();
-            let keyring = KeyringCredentials::probe();
+            let keyring = keyring_probe.join().unwrap_or_else(|_| {
+                Err(pulse_core::credentials::CredentialError::Unavailable(
+                    "the keyring probe failed".into(),
+                ))
+            });
             if let Err(e) = &keyring {
                 tracing::warn!(error = %e, "no OS keyring: sign-ins will not be remembered");
             }
-            let shell = install_shell(
+            webview::tune(&handle);
+            let shell = new_shell(
                 &handle,
                 Paths::from_env(),
                 EnvOverrides::from_env(),
@@ -321,8 +352,12 @@ pub fn run() {
                     let _ = w.hide();
                 }
             }
-            let s = shell.clone();
-            tauri::async_runtime::spawn(async move { s.start_network().await });
+            let (s, h) = (shell.clone(), handle.clone());
+            tauri::async_runtime::spawn(async move {
+                s.prepare().await;
+                tray::update(&h, &s.counts(), s.paused());
+                s.start_network().await
+            });
             // Reconnect at once on a wake from sleep or a network change.
             tauri::async_runtime::spawn(wake::run(shell.clone()));
             Ok(())

@@ -7,7 +7,7 @@
 //! ```text
 //! session ──SessionEvent──► Pump ──► policy ──► Notifier (OS)
 //!                             │
-//!                             ├──► Coalescer ──(once per frame)──► AppEvent::Updates
+//!                             ├──► Coalescer ──(what is queued, at once)──► AppEvent::Updates
 //!                             └──► CountTracker ──► AppEvent::Counts (tray badge)
 //! ```
 //!
@@ -43,11 +43,20 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::policy::{close_all, show_all, Notification, Notifier, Policy, PolicyConfig};
-use crate::session::{ActionOutcome, SessionError, SessionHandle, SessionStatus};
+use crate::session::{ActionOutcome, SessionError, SessionEvent, SessionHandle, SessionStatus};
 use crate::store::{Action, OutboxEntry, Store, StoreError, StoreSummary};
 
-/// Default coalescing window: one 60 Hz frame.
-pub const FRAME: Duration = Duration::from_millis(16);
+/// Default coalescing window: none. The pump forwards what the session has
+/// committed as soon as the events already queued are drained (at most
+/// [`MAX_DRAIN`] at a time), and the UI coalesces once per animation frame: one
+/// coalescing stage, not two in series (a timer here added up to 16 ms before the
+/// UI's own frame). A non-zero window waits that long after the first pending
+/// update instead.
+pub const FRAME: Duration = Duration::ZERO;
+
+/// The most session events handled before the pending updates are forwarded when
+/// there is no coalescing window: a burst reaches the UI in bounded batches.
+pub const MAX_DRAIN: usize = 256;
 
 /// The state of one entity after a change (`data: None` = it was deleted).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -517,22 +526,39 @@ impl PumpTask {
                 _ = self.stop.changed() => break,
                 ev = events.recv() => {
                     let now = crate::now_ms();
-                    let (out, notes) = match ev {
-                        Ok(ev) => {
-                            let store = self.session.store().clone();
-                            store.read(|s| self.pump.on_session_event(ev, s, now))
+                    if !self.on_event(ev, now) {
+                        break;
+                    }
+                    if self.options.frame.is_zero() {
+                        // Drain what is already queued (bounded), then forward it.
+                        let mut closed = false;
+                        for _ in 1..MAX_DRAIN {
+                            match events.try_recv() {
+                                Ok(ev) => {
+                                    if !self.on_event(Ok(ev), now) {
+                                        closed = true;
+                                        break;
+                                    }
+                                }
+                                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                    if !self.on_event(Err(broadcast::error::RecvError::Lagged(n)), now) {
+                                        closed = true;
+                                        break;
+                                    }
+                                }
+                                Err(broadcast::error::TryRecvError::Empty) => break,
+                                Err(broadcast::error::TryRecvError::Closed) => {
+                                    closed = true;
+                                    break;
+                                }
+                            }
                         }
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            warn!(missed = n, "UI pump fell behind; reloading from the cache");
-                            let store = self.session.store().clone();
-                            store.read(|s| self.pump.reset(s))
+                        let out = self.pump.flush();
+                        self.send_all(out);
+                        if closed {
+                            break;
                         }
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    };
-                    self.show(&notes, now);
-                    self.withdraw();
-                    self.send_all(out);
-                    if self.pump.has_pending() && frame_at.is_none() {
+                    } else if self.pump.has_pending() && frame_at.is_none() {
                         frame_at = Some(Instant::now() + self.options.frame);
                     }
                     flush_digest_at = self.next_digest(now);
@@ -583,6 +609,31 @@ impl PumpTask {
             }
         }
         debug!("app pump stopped");
+    }
+
+    /// Handle one received session event (or a lag: reload); `false` once the
+    /// session's broadcast is closed.
+    fn on_event(
+        &mut self,
+        ev: Result<SessionEvent, broadcast::error::RecvError>,
+        now: i64,
+    ) -> bool {
+        let (out, notes) = match ev {
+            Ok(ev) => {
+                let store = self.session.store().clone();
+                store.read(|s| self.pump.on_session_event(ev, s, now))
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!(missed = n, "UI pump fell behind; reloading from the cache");
+                let store = self.session.store().clone();
+                store.read(|s| self.pump.reset(s))
+            }
+            Err(broadcast::error::RecvError::Closed) => return false,
+        };
+        self.show(&notes, now);
+        self.withdraw();
+        self.send_all(out);
+        true
     }
 
     fn next_digest(&self, now_ms: i64) -> Option<Instant> {

@@ -410,6 +410,117 @@ fn live_session_against_a_real_gateway() {
     tauri::async_runtime::block_on(gw.shutdown());
 }
 
+/// The core forwards updates without a timer (issue 12: one coalescing stage, the
+/// UI's frame): a burst published to a real gateway reaches the webview as `updates`
+/// events that end with every touched entity's last state, none dropped, in fewer
+/// updates than events (what was queued together is coalesced).
+#[test]
+fn a_burst_reaches_the_ui_with_every_last_state() {
+    use tauri::Listener;
+    let gw = tauri::async_runtime::block_on(pulse_gateway::Gateway::start(gateway::config()))
+        .expect("gateway");
+    let mint = |role| gateway::token("acme", "ann", role, TokenUse::Access);
+    let publisher = Secret::new(mint(Role::Publisher));
+    let rest = RestClient::new(gw.url().parse().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let env = EnvOverrides {
+        server: Some(gw.url()),
+        token: Some(Secret::new(mint(Role::Viewer))),
+        ..EnvOverrides::default()
+    };
+    let h = harness(dir, env, Ok(()));
+    let seen: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let sink = seen.clone();
+    h.webview
+        .listen_any(pulse_desktop::dto::events::UPDATES, move |e| {
+            let v: Value = serde_json::from_str(e.payload()).expect("updates payload");
+            sink.lock()
+                .unwrap()
+                .extend(v["updates"].as_array().cloned().unwrap_or_default());
+        });
+    let resets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = resets.clone();
+    h.webview
+        .listen_any(pulse_desktop::dto::events::RESET, move |_| {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+    tauri::async_runtime::block_on(h.shell.start_network());
+    wait_for("live", Duration::from_secs(15), || {
+        invoke(&h, "bootstrap", json!({})).unwrap()["connection"]["state"]["state"] == "live"
+    });
+    // Once a live event has come through as an update, the snapshot is in (a later
+    // snapshot would reset the UI, which then reloads from the cache instead).
+    let one = |id: String| IngestEvent {
+        tenant: None,
+        event_type: "agent.upserted".into(),
+        data: json!({"id": id, "name": "warm-up"}),
+        id: None,
+        user: None,
+    };
+    let mut n = 0;
+    wait_for("a live update", Duration::from_secs(15), || {
+        n += 1;
+        tauri::async_runtime::block_on(
+            rest.ingest(&publisher, &IngestBody::One(one(format!("warm-{n}")))),
+        )
+        .expect("ingest");
+        let seen = seen.lock().unwrap();
+        seen.iter()
+            .any(|u| u["id"].as_str().is_some_and(|i| i.starts_with("warm-")))
+    });
+    seen.lock().unwrap().clear();
+    let resets_before = resets.load(std::sync::atomic::Ordering::SeqCst);
+    // 50 agents, 10 heartbeats each, in bodies of 100 events.
+    let (agents, beats) = (50u64, 10u64);
+    let events: Vec<IngestEvent> = (0..agents * beats)
+        .map(|k| IngestEvent {
+            tenant: None,
+            event_type: "agent.upserted".into(),
+            data: json!({"id": format!("ag-{}", k % agents), "name": "A", "load": k}),
+            id: None,
+            user: None,
+        })
+        .collect();
+    for chunk in events.chunks(100) {
+        tauri::async_runtime::block_on(rest.ingest(&publisher, &IngestBody::Batch(chunk.to_vec())))
+            .expect("ingest");
+    }
+    let last = |seen: &[Value]| {
+        let mut m = std::collections::HashMap::new();
+        for u in seen {
+            let id = u["id"].as_str().unwrap_or("");
+            if id.starts_with("ag-") {
+                m.insert(id.to_owned(), u["data"]["load"].as_u64());
+            }
+        }
+        m
+    };
+    wait_for("every agent's last state", Duration::from_secs(15), || {
+        let m = last(&seen.lock().unwrap());
+        (0..agents).all(|a| m.get(&format!("ag-{a}")) == Some(&Some(agents * (beats - 1) + a)))
+    });
+    assert_eq!(
+        resets.load(std::sync::atomic::Ordering::SeqCst),
+        resets_before,
+        "no reload during the burst"
+    );
+    let seen = seen.lock().unwrap().clone();
+    let m = last(&seen);
+    assert_eq!(
+        m.len() as u64,
+        agents,
+        "only the agents were updated: {m:?}"
+    );
+    assert!(
+        seen.len() as u64 <= agents * beats,
+        "{} updates for {} events",
+        seen.len(),
+        agents * beats
+    );
+    tauri::async_runtime::block_on(h.shell.shutdown());
+    tauri::async_runtime::block_on(gw.shutdown());
+}
+
 pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {

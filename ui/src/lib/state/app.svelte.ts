@@ -2,7 +2,11 @@
 //
 // Updates from the backend are queued and applied once per animation frame (a burst
 // of any size costs one render), and none is dropped: every queued batch is applied
-// in order at the next frame. Actions are optimistic: the change shows at once, then
+// in order at the next frame. Entities live in plain maps (no deep `$state` proxies);
+// each kind has its own version signal, so a frame of agent heartbeats recomputes
+// only what reads agents, and the lists reuse the row objects and the sort order of
+// entities that did not change (`list`, `SortMemo`): the same rows, in the same
+// order, as a rebuild from scratch. Actions are optimistic: the change shows at once, then
 // the backend's answer (done / queued / conflict / rejected) and the server's event
 // reconcile it. A conflict or refusal is shown as an error, never silently dropped.
 import type {
@@ -76,6 +80,42 @@ export const LEAVE_MS = 450;
 
 const keyOf = (kind: EntityKind, id: string) => `${kind}:${id}`;
 
+/** `String.prototype.localeCompare` with the default locale and options, without a
+ * collator made per call. */
+export const compareText = new Intl.Collator().compare;
+
+/**
+ * A sort that reuses its last order when the items are the same entities in the same
+ * input order with the same sort keys: the result is then what sorting them again
+ * would give (a stable sort's output depends only on its input order and the
+ * comparator's answers, which depend only on the keys). `sig` must cover everything
+ * `cmp` reads.
+ */
+export class SortMemo<T extends { id: string }> {
+  private ids: string[] = [];
+  private sigs: unknown[] = [];
+  private perm: number[] = [];
+
+  constructor(
+    private sig: (t: T) => unknown,
+    private cmp: (a: T, b: T) => number,
+  ) {}
+
+  sort(items: T[]): T[] {
+    const sigs = items.map(this.sig);
+    const same =
+      items.length === this.ids.length && items.every((t, i) => t.id === this.ids[i] && Object.is(sigs[i], this.sigs[i]));
+    if (!same) {
+      const idx = items.map((_, i) => i);
+      idx.sort((a, b) => this.cmp(items[a], items[b]));
+      this.ids = items.map((t) => t.id);
+      this.sigs = sigs;
+      this.perm = idx;
+    }
+    return this.perm.map((i) => items[i]);
+  }
+}
+
 function actionTarget(a: Action): { kind: EntityKind; id: string } {
   switch (a.action) {
     case "approve":
@@ -136,6 +176,8 @@ export function undeclaredNote(kind: Action["action"]): string {
 
 export class AppState {
   private maps = new Map<EntityKind, Map<string, Data>>(ENTITY_KINDS.map((k) => [k, new Map()]));
+  /** The row objects `list` last made, per entity key: reused while unchanged. */
+  private rows = new Map<string, Item>();
   private queue: UpdateBatch[] = [];
   private scheduled = false;
   private unlisten: Unlisten[] = [];
@@ -145,6 +187,9 @@ export class AppState {
 
   /** Bumped once per applied frame: reading it makes a derivation depend on the data. */
   version = $state(0);
+  /** Bumped once per applied frame that changed entities of that kind: what reads a
+   * kind (`get`, `list`) depends on it alone. */
+  private kindVersion = $state<Record<string, number>>(Object.fromEntries(ENTITY_KINDS.map((k) => [k, 0])));
   loaded = $state(false);
   connection = $state<ConnectionView>({ state: { state: "connecting", attempt: 1 }, last_sync_ms: null, server: null, demo: false, caveat: null });
   counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0, tasks_in_progress: 0, oldest_pending_since_ms: null });
@@ -261,6 +306,7 @@ export class AppState {
       return;
     }
     for (const m of this.maps.values()) m.clear();
+    this.rows.clear();
     for (const e of boot.entities) this.maps.get(e.kind)?.set(e.id, e.data);
     // Updates queued before the bootstrap answered are newer: they are applied on top
     // at the next frame.
@@ -276,7 +322,7 @@ export class AppState {
     this.version_ = boot.version;
     const first = !this.loaded;
     this.loaded = true;
-    this.version++;
+    this.touch(ENTITY_KINDS);
     if (first && boot.open) this.open(boot.open);
     if (this.queue.length) this.requestFrame();
     // The server may be another one now: say the presence to it (where it takes it).
@@ -343,15 +389,18 @@ export class AppState {
     const now = Date.now();
     let overlaysChanged = false;
     const overlays = this.overlays;
+    const touched = new Set<EntityKind>();
     for (const batch of batches) {
       for (const u of batch.updates) {
         const map = this.maps.get(u.kind);
         if (!map) continue;
+        touched.add(u.kind);
         const k = keyOf(u.kind, u.id);
         const before = map.get(u.id);
         if (u.data === null) {
           if (before && u.kind === "approval" && isPendingApproval(before)) this.leave(k, before);
           map.delete(u.id);
+          this.rows.delete(k);
         } else {
           if (!before && this.loaded) {
             this.arrived.set(k, now);
@@ -375,6 +424,12 @@ export class AppState {
     }
     if (overlaysChanged) this.overlays = new Map(overlays);
     this.frames++;
+    this.touch(touched);
+  }
+
+  /** Say that entities of `kinds` changed (and the data as a whole). */
+  private touch(kinds: Iterable<EntityKind>): void {
+    for (const k of kinds) this.kindVersion[k] = (this.kindVersion[k] ?? 0) + 1;
     this.version++;
   }
 
@@ -382,14 +437,14 @@ export class AppState {
     this.leavingData.set(key, data);
     setTimeout(() => {
       this.leavingData.delete(key);
-      this.version++;
+      this.touch(["approval"]);
     }, LEAVE_MS);
   }
 
   // ----- reads (depend on `version`) -----
 
   get(kind: EntityKind, id: string): Data | undefined {
-    void this.version;
+    void this.kindVersion[kind];
     const d = this.maps.get(kind)?.get(id);
     const o = this.overlays.get(keyOf(kind, id));
     return d && o ? { ...d, ...o.patch } : d;
@@ -397,7 +452,7 @@ export class AppState {
 
   /** Every entity of `kind`, with optimistic overlays and arrival/leave marks. */
   list(kind: EntityKind): Item[] {
-    void this.version;
+    void this.kindVersion[kind];
     const overlays = this.overlays;
     const now = Date.now();
     const out: Item[] = [];
@@ -407,7 +462,19 @@ export class AppState {
       const at = this.arrived.get(k);
       const fresh = at !== undefined && now - at < FRESH_MS;
       if (at !== undefined && !fresh) this.arrived.delete(k);
-      out.push({ kind, id, data: o ? { ...data, ...o.patch } : data, pending: o?.phase, fresh });
+      if (o) {
+        // An overlaid row is made anew each time (its data is a merged copy).
+        this.rows.delete(k);
+        out.push({ kind, id, data: { ...data, ...o.patch }, pending: o.phase, fresh });
+        continue;
+      }
+      // The same entity state, unmarked the same way: the same row object.
+      let row = this.rows.get(k);
+      if (!row || row.data !== data || row.fresh !== fresh || row.pending !== undefined) {
+        row = { kind, id, data, pending: undefined, fresh };
+        this.rows.set(k, row);
+      }
+      out.push(row);
     }
     return out;
   }
@@ -421,17 +488,23 @@ export class AppState {
         if (!items.some((i) => i.id === id)) items.push({ kind: "approval", id, data, leaving: true });
       }
     }
-    return items.sort((a, b) => num(b.data.created_at) - num(a.data.created_at) || a.id.localeCompare(b.id));
+    return items.sort((a, b) => num(b.data.created_at) - num(a.data.created_at) || compareText(a.id, b.id));
   });
 
-  agents = $derived.by(() => this.list("agent").sort((a, b) => str(a.data.name).localeCompare(str(b.data.name)) || a.id.localeCompare(b.id)));
+  private agentOrder = new SortMemo<Item>(
+    (a) => str(a.data.name),
+    (a, b) => compareText(str(a.data.name), str(b.data.name)) || compareText(a.id, b.id),
+  );
+  agents = $derived.by(() => this.agentOrder.sort(this.list("agent")));
   tickets = $derived.by(() => this.list("ticket"));
-  conversations = $derived.by(() =>
-    this.list("conversation").sort((a, b) => {
+  private conversationOrder = new SortMemo<Item>(
+    (c) => `${Number(isEscalated(c.data))}:${num(c.data.last_message_at ?? c.data.created_at)}`,
+    (a, b) => {
       const esc = Number(isEscalated(b.data)) - Number(isEscalated(a.data));
       return esc || num(b.data.last_message_at ?? b.data.created_at) - num(a.data.last_message_at ?? a.data.created_at);
-    }),
+    },
   );
+  conversations = $derived.by(() => this.conversationOrder.sort(this.list("conversation")));
 
   /**
    * Chats of a server that sends messages but no conversation entities (seed 002's
@@ -455,13 +528,13 @@ export class AppState {
         if (num(m.data.ts) >= num(c.last.data.ts)) c.last = m;
       }
     }
-    return [...byChat.values()].sort((a, b) => num(b.last.data.ts) - num(a.last.data.ts) || a.id.localeCompare(b.id));
+    return [...byChat.values()].sort((a, b) => num(b.last.data.ts) - num(a.last.data.ts) || compareText(a.id, b.id));
   });
 
   messagesOf(conversationId: string): Item[] {
     return this.list("message")
       .filter((m) => String(m.data.conversation_id) === conversationId)
-      .sort((a, b) => num(a.data.ts) - num(b.data.ts) || a.id.localeCompare(b.id));
+      .sort((a, b) => num(a.data.ts) - num(b.data.ts) || compareText(a.id, b.id));
   }
 
   /**
@@ -564,9 +637,9 @@ export class AppState {
           const before = this.maps.get(kind)?.get(id);
           if (kind === "approval" && before && isPendingApproval(before) && !isPendingApproval(data)) this.leave(keyOf(kind, id), data);
           this.maps.get(kind)?.set(id, data);
+          this.touch([kind]);
         }
         this.dropOverlay(k);
-        this.version++;
         break;
       case "queued": {
         const o = this.overlays.get(k);
