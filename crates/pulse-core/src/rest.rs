@@ -28,8 +28,7 @@ use std::time::Duration;
 use pulse_protocol::domain::Entity;
 use pulse_protocol::rest::{
     ApiError, DecisionRequest, EditRequest, EventsPage, IngestBody, IngestResponse, LoginRequest,
-    MoveRequest, MutationResponse, RefreshRequest, RespondRequest, TerminateRequest,
-    TokenResponse,
+    MoveRequest, MutationResponse, RefreshRequest, RespondRequest, TerminateRequest, TokenResponse,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;

@@ -361,7 +361,8 @@ impl SnapshotDecoder {
                                 Some(serde_json::from_slice(bytes).map_err(|e| bad("epoch", e))?)
                         }
                         Field::Seq => {
-                            self.seq = Some(serde_json::from_slice(bytes).map_err(|e| bad("seq", e))?)
+                            self.seq =
+                                Some(serde_json::from_slice(bytes).map_err(|e| bad("seq", e))?)
                         }
                         Field::Other => {
                             serde_json::from_slice::<IgnoredAny>(bytes)
@@ -383,9 +384,7 @@ impl SnapshotDecoder {
                         self.entities = Some(SnapshotRows::new());
                         self.at = At::FirstEntity;
                     }
-                    Some(_) => {
-                        return Err(self.unexpected("`[` (the snapshot's `entities` array)"))
-                    }
+                    Some(_) => return Err(self.unexpected("`[` (the snapshot's `entities` array)")),
                 },
                 At::FirstEntity | At::Entity => match self.peek_token() {
                     None => return Ok(()),
@@ -528,8 +527,11 @@ mod tests {
         }
         let e = streamed(good[..good.len() - 3].as_bytes(), 5).unwrap_err();
         assert!(e.contains("ended early"), "{e}");
-        let e = streamed(b"{\"stream\":\"s\",\"epoch\":\"e\",\"seq\":1,\"entities\":[1]}", 4)
-            .unwrap_err();
+        let e = streamed(
+            b"{\"stream\":\"s\",\"epoch\":\"e\",\"seq\":1,\"entities\":[1]}",
+            4,
+        )
+        .unwrap_err();
         assert!(e.contains("entity 0"), "{e}");
         // Bytes that are not UTF-8 inside a string.
         let mut bad = br#"{"stream":"s"#.to_vec();
@@ -557,7 +559,10 @@ mod tests {
             }
         }
         let err = err.expect("one byte over the bound");
-        assert!(err.contains(&format!("over {} bytes", body.len() - 1)), "{err}");
+        assert!(
+            err.contains(&format!("over {} bytes", body.len() - 1)),
+            "{err}"
+        );
         assert!(d.received() < body.len());
     }
 

@@ -133,9 +133,17 @@ mod tests {
     #[test]
     fn rows_round_trip_and_hold_the_stored_text() {
         let entities = vec![
-            entity(EntityKind::Ticket, "t-1", json!({"id": "t-1", "title": "é \"q\""})),
+            entity(
+                EntityKind::Ticket,
+                "t-1",
+                json!({"id": "t-1", "title": "é \"q\""}),
+            ),
             entity(EntityKind::Agent, "", json!({})),
-            entity(EntityKind::Approval, "a/1", json!({"n": 1.5, "list": [1, {"x": null}]})),
+            entity(
+                EntityKind::Approval,
+                "a/1",
+                json!({"n": 1.5, "list": [1, {"x": null}]}),
+            ),
         ];
         let rows = SnapshotRows::from_entities(&entities).unwrap();
         assert_eq!(rows.len(), 3);
