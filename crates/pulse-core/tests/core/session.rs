@@ -892,6 +892,8 @@ async fn a_snapshot_cut_or_garbled_midway_leaves_the_old_cache_and_the_whole_one
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (subs_tx, mut subs) = mpsc::channel::<ClientFrame>(8);
     let (served_tx, mut served) = mpsc::unbounded_channel::<SnapshotAnswer>();
+    // Each snapshot is answered only when the test says so (after its checks).
+    let (go, mut go_rx) = mpsc::unbounded_channel::<()>();
     tokio::spawn(async move {
         let answers = [
             SnapshotAnswer::CutWithLength,
@@ -907,6 +909,9 @@ async fn a_snapshot_cut_or_garbled_midway_leaves_the_old_cache_and_the_whole_one
             if !head.contains("upgrade: websocket") {
                 let answer = answers[next.min(answers.len() - 1)];
                 next += 1;
+                if go_rx.recv().await.is_none() {
+                    return;
+                }
                 let mut req = vec![0u8; 4096];
                 let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut req).await;
                 let half = &body.as_bytes()[..body.len() / 2];
@@ -1011,6 +1016,7 @@ async fn a_snapshot_cut_or_garbled_midway_leaves_the_old_cache_and_the_whole_one
         SnapshotAnswer::CutAtClose,
         SnapshotAnswer::GarbageMidway,
     ] {
+        go.send(()).unwrap();
         let answer = served.recv().await.unwrap();
         assert_eq!(format!("{answer:?}"), format!("{failing:?}"));
         // The client subscribes again only once it has given this snapshot up.
@@ -1025,6 +1031,7 @@ async fn a_snapshot_cut_or_garbled_midway_leaves_the_old_cache_and_the_whole_one
         assert_eq!(store.all().unwrap(), old, "after {failing:?}");
         assert_eq!(store.cursor("acme").unwrap(), Some(old_cursor.clone()));
     }
+    go.send(()).unwrap();
     assert!(matches!(served.recv().await, Some(SnapshotAnswer::Whole)));
     until(
         &handle,
