@@ -8,9 +8,10 @@
 //! (network: queue and retry), and the rest.
 //!
 //! Bounds: every response body read from a server is read through
-//! [`read_limited`] (at most [`MAX_BODY`]: a snapshot, an events page, a
-//! profile's refetch, an action's answer; over it is a clear error and nothing
-//! past the bound is buffered) or, for an error's text, [`read_prefix`] (its
+//! [`read_limited`] (at most [`MAX_BODY`]: an events page, a profile's refetch,
+//! an action's answer; over it is a clear error and nothing past the bound is
+//! buffered), through [`SnapshotDecoder`] for a snapshot (the same bound, counted
+//! as the bytes arrive; the body is decoded as it streams and never held whole) or, for an error's text, [`read_prefix`] (its
 //! first [`MAX_ERROR_BODY`] bytes, the rest never read). Error text is redacted
 //! (the token taken out) before it is cut to an excerpt.
 //!
@@ -27,8 +28,7 @@ use std::time::Duration;
 use pulse_protocol::domain::Entity;
 use pulse_protocol::rest::{
     ApiError, DecisionRequest, EditRequest, EventsPage, IngestBody, IngestResponse, LoginRequest,
-    MoveRequest, MutationResponse, RefreshRequest, RespondRequest, Snapshot, TerminateRequest,
-    TokenResponse,
+    MoveRequest, MutationResponse, RefreshRequest, RespondRequest, TerminateRequest, TokenResponse,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -38,6 +38,9 @@ use url::Url;
 
 use crate::auth::Secret;
 use crate::store::Action;
+
+mod snapshot;
+pub use snapshot::{SnapshotDecoder, StreamedSnapshot};
 
 /// A REST failure, sorted by what the caller should do.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +157,7 @@ pub const MAX_ERROR_BODY: usize = 64 << 10;
 /// or found (as it streams) to be larger is an error naming the bound, and no
 /// more than `limit` bytes are ever held.
 pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let over = || format!("the server's answer is over {limit} bytes (Pulse reads at most that)");
+    let over = || over_limit(limit);
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(over());
     }
@@ -166,6 +169,11 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<V
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
+}
+
+/// The one error text for a body over `limit` bytes.
+fn over_limit(limit: usize) -> String {
+    format!("the server's answer is over {limit} bytes (Pulse reads at most that)")
 }
 
 /// The first `limit` bytes of `resp`'s body (an error's text): the rest is
@@ -307,6 +315,25 @@ impl RestClient {
         body: Option<&B>,
         key: Option<&str>,
     ) -> Result<T, RestError> {
+        let resp = self.send(method, path, token, body, key).await?;
+        let bytes = read_limited(resp, MAX_BODY)
+            .await
+            .map_err(RestError::Decode)?;
+        // No body (204) reads as `null`: `()` takes it, anything else refuses.
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).map_err(|e| RestError::Decode(e.to_string()))
+    }
+
+    /// Send a request; a success status gives the response (its body unread),
+    /// any other the [`RestError`] it means.
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&Secret>,
+        body: Option<&B>,
+        key: Option<&str>,
+    ) -> Result<reqwest::Response, RestError> {
         let mut req = self.http.request(method, self.url(path)?);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
@@ -323,12 +350,7 @@ impl RestClient {
             .map_err(|e| RestError::Unreachable(without_url(&e)))?;
         let status = resp.status();
         if status.is_success() {
-            let bytes = read_limited(resp, MAX_BODY)
-                .await
-                .map_err(RestError::Decode)?;
-            // No body (204) reads as `null`: `()` takes it, anything else refuses.
-            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(bytes).map_err(|e| RestError::Decode(e.to_string()));
+            return Ok(resp);
         }
         let retry_after = resp
             .headers()
@@ -342,10 +364,26 @@ impl RestClient {
         Err(classify(status, retry_after.as_deref(), &text))
     }
 
-    /// `GET /v1/snapshot`.
-    pub async fn snapshot(&self, token: &Secret) -> Result<Snapshot, RestError> {
-        self.call::<(), _>(Method::GET, "/v1/snapshot", Some(token), None)
+    /// `GET /v1/snapshot`, decoded as it streams ([`SnapshotDecoder`], at most
+    /// [`MAX_BODY`] bytes): the entities come as the cache's rows, and the body is
+    /// never held whole. A body cut mid-way, or not a snapshot, is
+    /// [`RestError::Decode`].
+    pub async fn snapshot(&self, token: &Secret) -> Result<StreamedSnapshot, RestError> {
+        let mut resp = self
+            .send::<()>(Method::GET, "/v1/snapshot", Some(token), None, None)
+            .await?;
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(RestError::Decode(over_limit(MAX_BODY)));
+        }
+        let mut decoder = SnapshotDecoder::new(MAX_BODY);
+        while let Some(chunk) = resp
+            .chunk()
             .await
+            .map_err(|e| RestError::Decode(without_url(&e)))?
+        {
+            decoder.feed(&chunk).map_err(RestError::Decode)?;
+        }
+        decoder.finish().map_err(RestError::Decode)
     }
 
     /// `GET /v1/approvals/{id}/steps`: the recent steps of the agent run behind an

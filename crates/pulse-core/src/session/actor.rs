@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use pulse_protocol::domain::Entity;
 use pulse_protocol::frame::EventFrame;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{info, warn};
@@ -34,7 +33,7 @@ use crate::auth::{AuthError, Secret, TokenProvider};
 use crate::backoff::Backoff;
 use crate::failover::{Failover, Next};
 use crate::rest::RestClient;
-use crate::store::{AppliedEvent, Cursor, StoreError, StoreHandle};
+use crate::store::{AppliedEvent, Cursor, SnapshotRows, StoreError, StoreHandle};
 
 /// The epoch of streams whose seqs Pulse numbers itself ([`SessionCx::commit_local`]).
 const LOCAL_EPOCH: &str = "local";
@@ -272,9 +271,9 @@ impl SessionCx {
         &mut self,
         stream: &str,
         cursor: Cursor,
-        entities: &[Entity],
+        entities: &SnapshotRows,
     ) -> Result<(), End> {
-        self.store().replace_all(stream, &cursor, entities)?;
+        self.store().replace_rows(stream, &cursor, entities)?;
         let now = crate::now_ms();
         let seq = cursor.seq;
         self.status.send_modify(|s| {

@@ -18,14 +18,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use pulse_protocol::frame::{ClientFrame, EventFrame, ServerFrame, Subscribed};
-use pulse_protocol::rest::Snapshot;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{ActionFuture, Dialect, DialectFuture, End, SessionCx};
 use crate::actions::{ActionSet, Performed};
 use crate::auth::{refused_message, with_token, Refusal, Secret, TokenTry};
-use crate::rest::{RestClient, RestError};
+use crate::rest::{RestClient, RestError, StreamedSnapshot};
 use crate::store::{Action, AppliedEvent, Cursor};
 use crate::transport::jsonws::Incoming;
 use crate::transport::link::{drain, DeadLink};
@@ -102,7 +101,7 @@ pub(super) struct StreamPos {
     pub(super) catch_up_until: u64,
 }
 
-type SnapshotFuture = Pin<Box<dyn Future<Output = Result<Snapshot, RestError>> + Send>>;
+type SnapshotFuture = Pin<Box<dyn Future<Output = Result<StreamedSnapshot, RestError>> + Send>>;
 
 async fn connect_and_stream(cx: &mut SessionCx) -> End {
     let tokens = cx.tokens();
@@ -409,12 +408,13 @@ pub(super) fn apply_frames(
     Ok(())
 }
 
-/// Swap `snap` into the store, then apply the live events buffered meanwhile that
-/// come after it.
+/// Swap `snap` (decoded as it streamed: its entities are the cache's rows, never
+/// a parsed copy) into the store in one transaction, then apply the live events
+/// buffered meanwhile that come after it.
 pub(super) fn load_snapshot(
     cx: &mut SessionCx,
     pos: &mut StreamPos,
-    snap: Snapshot,
+    snap: StreamedSnapshot,
     buffered: Vec<EventFrame>,
 ) -> Result<(), End> {
     if snap.stream != pos.stream {
@@ -433,6 +433,7 @@ pub(super) fn load_snapshot(
         seq: snap.seq,
     };
     cx.replace_all(&pos.stream, cursor, &snap.entities)?;
+    drop(snap.entities);
     pos.seq = snap.seq;
     pos.catch_up_until = pos.catch_up_until.max(snap.seq);
     let rest: Vec<EventFrame> = buffered.into_iter().filter(|e| e.seq > snap.seq).collect();

@@ -25,12 +25,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::info;
 
-use pulse_protocol::rest::{EventsPage, Snapshot};
+use pulse_protocol::rest::EventsPage;
 
 use super::native::{apply_frames, load_snapshot, StreamPos};
 use super::{End, SessionCx};
 use crate::auth::{with_token, Refusal, Secret, TokenTry};
-use crate::rest::{RestClient, RestError};
+use crate::rest::{RestClient, RestError, StreamedSnapshot};
 use crate::store::Cursor;
 
 /// What one polling round brought.
@@ -178,7 +178,7 @@ struct Fetched {
     since: u64,
     page: EventsPage,
     /// The snapshot, when the server cannot replay from the cursor.
-    snapshot: Option<Snapshot>,
+    snapshot: Option<StreamedSnapshot>,
 }
 
 /// Why one poll failed.

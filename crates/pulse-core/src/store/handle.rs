@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use pulse_protocol::domain::{Entity, EntityKind};
 use pulse_protocol::frame::EventFrame;
 
-use super::{Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary};
+use super::{
+    Action, AppliedEvent, Cursor, OutboxEntry, SnapshotRows, Store, StoreError, StoreSummary,
+};
 
 /// A shared, cheaply cloned handle to one [`Store`].
 #[derive(Clone)]
@@ -65,6 +67,16 @@ impl StoreHandle {
         entities: &[Entity],
     ) -> Result<(), StoreError> {
         self.lock().replace_all(stream, cursor, entities)
+    }
+
+    /// See [`Store::replace_rows`].
+    pub fn replace_rows(
+        &self,
+        stream: &str,
+        cursor: &Cursor,
+        rows: &SnapshotRows,
+    ) -> Result<(), StoreError> {
+        self.lock().replace_rows(stream, cursor, rows)
     }
 
     /// See [`Store::cursor`].

@@ -3,7 +3,7 @@
 //! Entities live in a `BTreeMap` keyed by `(kind, id)`, so [`Store::list`] and
 //! [`Store::all`] come out sorted without extra work. Every method runs to completion
 //! under `&mut self` and cannot fail half-way, which is what makes [`Store::apply`]
-//! and [`Store::replace_all`] atomic here. Used by tests, the embedded demo and any
+//! and [`Store::replace_rows`] atomic here. Used by tests, the embedded demo and any
 //! client that does not want a cache file.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -13,7 +13,8 @@ use pulse_protocol::domain::{Change, Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 
 use super::{
-    Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary, EVENT_LOG_LIMIT,
+    Action, AppliedEvent, Cursor, OutboxEntry, SnapshotRows, Store, StoreError, StoreSummary,
+    EVENT_LOG_LIMIT,
 };
 
 /// Milliseconds since the Unix epoch, by the wall clock (0 if it is before 1970).
@@ -139,16 +140,17 @@ impl Store for MemoryStore {
         Ok(applied)
     }
 
-    fn replace_all(
+    fn replace_rows(
         &mut self,
         stream: &str,
         cursor: &Cursor,
-        entities: &[Entity],
+        rows: &SnapshotRows,
     ) -> Result<(), StoreError> {
-        self.entities = entities
+        // Decoded in full before anything changes: a bad row leaves the old state.
+        self.entities = rows
             .iter()
-            .map(|e| ((e.kind, e.id.clone()), e.data.clone()))
-            .collect();
+            .map(|r| Ok(((r.kind, r.id.to_owned()), serde_json::from_str(r.data)?)))
+            .collect::<Result<_, StoreError>>()?;
         // The cache now holds this stream's world only (entities carry no stream).
         self.cursors.clear();
         self.cursors.insert(stream.to_owned(), cursor.clone());

@@ -5,8 +5,9 @@
 //!   one transaction: after a crash either all of it is there or none of it;
 //! - [`Store::apply`] ignores events whose `seq` is not above the stored cursor of the
 //!   same epoch, so an event is never applied twice;
-//! - [`Store::replace_all`] swaps in a snapshot atomically: readers see the old state
-//!   or the new one, never a mix; the cache then holds that stream only (entities
+//! - [`Store::replace_rows`] (and [`Store::replace_all`], which encodes its
+//!   entities into [`SnapshotRows`] and calls it) swaps in a snapshot atomically:
+//!   readers see the old state or the new one, never a mix; the cache then holds that stream only (entities
 //!   carry no stream, so a cache is one stream's world: other streams' cursors and
 //!   the whole event log are dropped, and one tenant's data never shows under
 //!   another's);
@@ -21,12 +22,14 @@ use serde::{Deserialize, Serialize};
 
 mod handle;
 mod memory;
+mod rows;
 mod sqlite;
 #[doc(hidden)]
 pub mod suite;
 
 pub use handle::StoreHandle;
 pub use memory::MemoryStore;
+pub use rows::{Row, SnapshotRows};
 pub use sqlite::{Lost, SetAside, SqliteStore};
 
 /// How many events the bounded event log keeps (newest first out last).
@@ -173,13 +176,25 @@ pub trait Store: Send {
     /// were applied.
     fn apply(&mut self, epoch: &str, events: &[AppliedEvent]) -> Result<Vec<u64>, StoreError>;
 
-    /// Replace every entity with `entities` and set `stream`'s cursor, atomically.
+    /// Replace every entity with `rows` and set `stream`'s cursor, atomically
+    /// (a later row of the same kind and id wins).
+    fn replace_rows(
+        &mut self,
+        stream: &str,
+        cursor: &Cursor,
+        rows: &SnapshotRows,
+    ) -> Result<(), StoreError>;
+
+    /// Replace every entity with `entities` and set `stream`'s cursor, atomically:
+    /// [`Store::replace_rows`] of their rows, so both leave the same cache.
     fn replace_all(
         &mut self,
         stream: &str,
         cursor: &Cursor,
         entities: &[Entity],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.replace_rows(stream, cursor, &SnapshotRows::from_entities(entities)?)
+    }
 
     /// The cursor of `stream`, if any event or snapshot was applied.
     fn cursor(&self, stream: &str) -> Result<Option<Cursor>, StoreError>;

@@ -33,7 +33,8 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 
 use super::memory::{now_ms, SeqFilter};
 use super::{
-    Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary, EVENT_LOG_LIMIT,
+    Action, AppliedEvent, Cursor, OutboxEntry, SnapshotRows, Store, StoreError, StoreSummary,
+    EVENT_LOG_LIMIT,
 };
 
 /// A damaged cache that [`SqliteStore::open_or_set_aside`] moved aside.
@@ -453,7 +454,7 @@ impl SqliteStore {
         &mut self,
         stream: &str,
         cursor: &Cursor,
-        entities: &[Entity],
+        rows: &SnapshotRows,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let tx = self
@@ -465,12 +466,8 @@ impl SqliteStore {
                 "INSERT INTO entities (kind, id, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data",
             )?;
-            for e in entities {
-                write.execute(params![
-                    e.kind.as_str(),
-                    e.id,
-                    serde_json::to_string(&e.data)?
-                ])?;
+            for row in rows.iter() {
+                write.execute(params![row.kind.as_str(), row.id, row.data])?;
             }
             tx.prepare_cached(SET_CURSOR)?.execute(params![
                 stream,
@@ -555,13 +552,13 @@ impl Store for SqliteStore {
         self.checked_mut(|s| s.apply_tx(epoch, events))
     }
 
-    fn replace_all(
+    fn replace_rows(
         &mut self,
         stream: &str,
         cursor: &Cursor,
-        entities: &[Entity],
+        rows: &SnapshotRows,
     ) -> Result<(), StoreError> {
-        self.checked_mut(|s| s.replace_tx(stream, cursor, entities))
+        self.checked_mut(|s| s.replace_tx(stream, cursor, rows))
     }
 
     fn cursor(&self, stream: &str) -> Result<Option<Cursor>, StoreError> {

@@ -860,3 +860,195 @@ async fn a_nudge_cuts_a_backoff_wait_short() {
     .await;
     handle.stop().await;
 }
+
+/// How the raw server answers one `GET /v1/snapshot`.
+#[derive(Debug, Clone, Copy)]
+enum SnapshotAnswer {
+    /// `Content-Length` of the whole body, half of it sent, then the close.
+    CutWithLength,
+    /// No length (`connection: close`): half the body, then the close.
+    CutAtClose,
+    /// The whole length, but garbage in the middle of the entities.
+    GarbageMidway,
+    /// The whole snapshot.
+    Whole,
+}
+
+/// A snapshot is decoded as it streams: a body cut mid-way (with or without a
+/// length) or garbage in its middle leaves the cache as it was (a real SQLite
+/// file) and the session tries again; the whole one then replaces the cache in
+/// one go, and the live events that came during each download are kept (the one
+/// above the snapshot's seq applied, those at or below skipped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_cut_or_garbled_midway_leaves_the_old_cache_and_the_whole_one_replaces_it() {
+    use pulse_core::store::{Cursor, SqliteStore, Store};
+    use tokio::io::AsyncWriteExt;
+
+    let entities: Vec<serde_json::Value> = (0..200)
+        .map(|i| json!({"kind": "ticket", "id": format!("s{i}"), "data": {"id": format!("s{i}"), "title": format!("snapshot ticket {i} «é»"), "state": "todo"}}))
+        .collect();
+    let body = json!({"stream": "acme", "epoch": "e1", "seq": 2, "entities": entities}).to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (subs_tx, mut subs) = mpsc::channel::<ClientFrame>(8);
+    let (served_tx, mut served) = mpsc::unbounded_channel::<SnapshotAnswer>();
+    // Each snapshot is answered only when the test says so (after its checks).
+    let (go, mut go_rx) = mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        let answers = [
+            SnapshotAnswer::CutWithLength,
+            SnapshotAnswer::CutAtClose,
+            SnapshotAnswer::GarbageMidway,
+            SnapshotAnswer::Whole,
+        ];
+        let mut next = 0usize;
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut peek = [0u8; 2048];
+            let n = tcp.peek(&mut peek).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&peek[..n]).to_ascii_lowercase();
+            if !head.contains("upgrade: websocket") {
+                let answer = answers[next.min(answers.len() - 1)];
+                next += 1;
+                if go_rx.recv().await.is_none() {
+                    return;
+                }
+                let mut req = vec![0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut req).await;
+                let half = &body.as_bytes()[..body.len() / 2];
+                let (length, bytes): (Option<usize>, Vec<u8>) = match answer {
+                    SnapshotAnswer::CutWithLength => (Some(body.len()), half.to_vec()),
+                    SnapshotAnswer::CutAtClose => (None, half.to_vec()),
+                    SnapshotAnswer::GarbageMidway => {
+                        // Cut just after an entity's closing brace, then garbage.
+                        let at = half.windows(3).rposition(|w| w == b"},{").unwrap() + 1;
+                        let mut b = body.as_bytes()[..at].to_vec();
+                        b.extend_from_slice(b"]] not json {");
+                        b.resize(body.len(), b' ');
+                        (Some(body.len()), b)
+                    }
+                    SnapshotAnswer::Whole => (Some(body.len()), body.clone().into_bytes()),
+                };
+                let mut h =
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                        .to_string();
+                if let Some(n) = length {
+                    h.push_str(&format!("content-length: {n}\r\n"));
+                }
+                h.push_str("\r\n");
+                let _ = tcp.write_all(h.as_bytes()).await;
+                let _ = tcp.write_all(&bytes).await;
+                let _ = tcp.shutdown().await;
+                let _ = served_tx.send(answer);
+                continue;
+            }
+            let subs_tx = subs_tx.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                ws.send(Message::text(hello(60_000))).await.unwrap();
+                let sub = loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t))) => {
+                            break ClientFrame::decode(t.as_str()).unwrap()
+                        }
+                        Some(Ok(_)) => continue,
+                        _ => return,
+                    }
+                };
+                let _ = subs_tx.send(sub).await;
+                let _ = ws
+                    .send(Message::text(
+                        ServerFrame::Subscribed(Subscribed {
+                            stream: "acme".into(),
+                            epoch: "e1".into(),
+                            head: 3,
+                            recovered: false,
+                            reason: Some("epoch_changed".into()),
+                        })
+                        .encode(),
+                    ))
+                    .await;
+                // Live events while the snapshot downloads: 1 and 2 are in it, 3 is not.
+                for seq in 1..=3 {
+                    let text = event(seq, "ticket.created", json!({"id": format!("live{seq}")}));
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                while ws.next().await.is_some() {}
+            });
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let old_cursor = Cursor {
+        epoch: "e0".into(),
+        seq: 9,
+    };
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        let old = vec![pulse_protocol::domain::Entity {
+            kind: EntityKind::Ticket,
+            id: "old".into(),
+            data: serde_json::from_value(json!({"id": "old", "title": "from before"})).unwrap(),
+        }];
+        store.replace_all("acme", &old_cursor, &old).unwrap();
+    }
+    let store = StoreHandle::new(SqliteStore::open(&path).unwrap());
+    let old = store.all().unwrap();
+    let mut config = SessionConfig::new(url.parse().unwrap());
+    config.backoff.base = Duration::from_millis(50);
+    config.backoff.floor = Duration::from_millis(10);
+    let handle = SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new("t"))),
+        store.clone(),
+    )
+    .unwrap();
+
+    let first = subs.recv().await.expect("a subscribe");
+    assert!(
+        matches!(&first, ClientFrame::Subscribe { since: Some(9), .. }),
+        "{first:?}"
+    );
+    for failing in [
+        SnapshotAnswer::CutWithLength,
+        SnapshotAnswer::CutAtClose,
+        SnapshotAnswer::GarbageMidway,
+    ] {
+        go.send(()).unwrap();
+        let answer = served.recv().await.unwrap();
+        assert_eq!(format!("{answer:?}"), format!("{failing:?}"));
+        // The client subscribes again only once it has given this snapshot up.
+        let again = tokio::time::timeout(Duration::from_secs(30), subs.recv())
+            .await
+            .expect("the session tried again after a bad snapshot")
+            .unwrap();
+        assert!(
+            matches!(&again, ClientFrame::Subscribe { since: Some(9), epoch: Some(e), .. } if e == "e0"),
+            "after {failing:?} the cursor is still the old one: {again:?}"
+        );
+        assert_eq!(store.all().unwrap(), old, "after {failing:?}");
+        assert_eq!(store.cursor("acme").unwrap(), Some(old_cursor.clone()));
+    }
+    go.send(()).unwrap();
+    assert!(matches!(served.recv().await, Some(SnapshotAnswer::Whole)));
+    until(
+        &handle,
+        "the whole snapshot and live event 3 applied",
+        |s| seq(s) == 3,
+    )
+    .await;
+    let tickets = store.list(EntityKind::Ticket).unwrap();
+    let ids: Vec<&str> = tickets.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(tickets.len(), 201, "{ids:?}");
+    assert!(
+        ids.contains(&"live3"),
+        "the live event after the snapshot was kept"
+    );
+    assert!(!ids.contains(&"old") && !ids.contains(&"live1") && !ids.contains(&"live2"));
+    let s7 = store.get(EntityKind::Ticket, "s7").unwrap().unwrap();
+    assert_eq!(s7.data["title"], json!("snapshot ticket 7 «é»"));
+    assert_eq!(store.cursor("acme").unwrap().unwrap().epoch, "e1");
+    handle.stop().await;
+}

@@ -568,3 +568,94 @@ mod sqlite_only {
         println!("sqlite apply, one event per transaction: {per:?} per event");
     }
 }
+
+/// A snapshot decoded as it streams ([`SnapshotDecoder`], in chunks of any size)
+/// and the same body parsed whole leave the same SQLite cache, row for row and
+/// byte for byte, for every shape the protocol allows (fields in any order,
+/// unknown fields, a kind and id twice, unicode and escapes, big and float
+/// numbers, every kind), and the same memory cache.
+mod streamed_snapshot {
+    use pulse_core::rest::SnapshotDecoder;
+    use pulse_core::store::{Cursor, MemoryStore, SqliteStore, Store};
+    use pulse_protocol::domain::EntityKind;
+    use pulse_protocol::rest::Snapshot;
+    use serde_json::json;
+
+    fn rows(path: &std::path::Path) -> Vec<(String, String, String)> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT kind, id, data FROM entities ORDER BY kind, id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows
+    }
+
+    fn bodies() -> Vec<String> {
+        let mut many: Vec<serde_json::Value> = Vec::new();
+        for (i, kind) in EntityKind::ALL.iter().cycle().take(300).enumerate() {
+            many.push(json!({"kind": kind, "id": format!("{}-{i}", kind.as_str()), "data": {
+                "id": i, "title": format!("n°{i} \"quoted\" \\ {{}} [] é 😀"), "f": i as f64 / 7.0,
+                "nested": {"a": [1, {"b": null}, [true, false]], "z": ""}, "big": 1e300,
+            }}));
+        }
+        many.push(json!({"kind": "ticket", "id": "ticket-0", "data": {"later": "wins"}}));
+        vec![
+            json!({"stream": "acme", "epoch": "e1", "seq": 42, "entities": many}).to_string(),
+            r#"{"entities":[],"seq":0,"epoch":"","stream":"acme"}"#.to_string(),
+            format!(
+                " {{ \"unknown\" : {{\"x\":[1,2]}}, \"entities\" : {} , \"seq\":7,\"stream\":\"acme\",\"epoch\":\"e\\u0031\" }}\n",
+                serde_json::to_string_pretty(&many[..20]).unwrap()
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_streamed_snapshot_leaves_the_cache_a_whole_one_leaves() {
+        for body in bodies() {
+            let whole: Snapshot = serde_json::from_str(&body).unwrap();
+            let cursor = Cursor {
+                epoch: whole.epoch.clone(),
+                seq: whole.seq,
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let a = dir.path().join("whole.db");
+            let mut whole_store = SqliteStore::open(&a).unwrap();
+            whole_store
+                .replace_all("acme", &cursor, &whole.entities)
+                .unwrap();
+            let mut whole_memory = MemoryStore::new();
+            whole_memory
+                .replace_all("acme", &cursor, &whole.entities)
+                .unwrap();
+            for size in [1, 5, 333, 4096, usize::MAX] {
+                let mut d = SnapshotDecoder::new(pulse_core::rest::MAX_BODY);
+                for chunk in body.as_bytes().chunks(size.min(body.len()).max(1)) {
+                    d.feed(chunk).unwrap();
+                }
+                let streamed = d.finish().unwrap();
+                assert_eq!(
+                    (&streamed.stream, &streamed.epoch, streamed.seq),
+                    (&whole.stream, &whole.epoch, whole.seq)
+                );
+                let b = dir.path().join(format!("streamed-{size}.db"));
+                let mut store = SqliteStore::open(&b).unwrap();
+                store
+                    .replace_rows("acme", &cursor, &streamed.entities)
+                    .unwrap();
+                assert_eq!(rows(&b), rows(&a), "chunks of {size}");
+                assert_eq!(store.all().unwrap(), whole_store.all().unwrap());
+                assert_eq!(store.cursor("acme").unwrap(), Some(cursor.clone()));
+                let mut memory = MemoryStore::new();
+                memory
+                    .replace_rows("acme", &cursor, &streamed.entities)
+                    .unwrap();
+                assert_eq!(memory.all().unwrap(), whole_memory.all().unwrap());
+                assert_eq!(memory.all().unwrap(), store.all().unwrap());
+            }
+        }
+    }
+}
