@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Results;
-use crate::cluster::{Limit, Pair};
+use crate::cluster::{ClusterResult, Limit, Pair};
 use crate::svg::fmt_num;
 
 fn ms(v: f64) -> String {
@@ -51,28 +51,83 @@ fn limit_row(md: &mut String, l: &Limit) {
     if let Some(why) = &l.skipped {
         let _ = writeln!(
             md,
-            "| {} | {} | not measured: {} | – | – | – |",
+            "| {} | {} | not measured: {} | – | – | – | – | – |",
             l.server,
             fmt_num(l.tried as f64),
             why.replace('|', "/").replace('\n', " ")
         );
         return;
     }
+    let fds = if l.nofile > 0 {
+        format!("{} / {}", fmt_num(l.fds as f64), fmt_num(l.nofile as f64))
+    } else {
+        format!("{} / –", fmt_num(l.fds as f64))
+    };
     let _ = writeln!(
         md,
-        "| {} | {} | {}{} | {} MiB ({} KiB each) | {} | {} of {} |",
+        "| {} | {}{} | {}{} | {} | {} MiB ({} KiB each) | {} / {} | {} | {} of {} |",
         l.server,
         fmt_num(l.tried as f64),
+        if l.cap.is_some() { " ¹" } else { "" },
         fmt_num(l.held as f64),
         l.stopped_by
             .as_deref()
             .map_or(String::new(), |w| format!(" ({w})")),
+        fds,
         fmt_num(l.memory.connected_mib),
         fmt_num(l.memory.per_conn_kib()),
+        fmt_num(l.idle_cores),
+        fmt_num(l.fanout_cores),
         ms(l.latency.p99_ms),
         fmt_num(l.delivered as f64),
         fmt_num(l.expected as f64),
     );
+}
+
+/// What bounded one node's count, in words, from what was measured.
+fn limit_note(md: &mut String, l: &Limit, c: &ClusterResult, cores: usize) {
+    if l.skipped.is_some() {
+        return;
+    }
+    let Some(cap) = &l.cap else {
+        let _ = writeln!(
+            md,
+            "- {}: the run's bound ({}) was below the node's open-files limit; {} held.",
+            l.server,
+            fmt_num(l.bound.max(l.tried) as f64),
+            fmt_num(l.held as f64)
+        );
+        return;
+    };
+    let refused = c
+        .nofile_refused
+        .as_deref()
+        .map_or(String::new(), |w| format!("; {w}"));
+    let _ = write!(md, "- ¹ {}: the bound was {cap}{refused}. ", l.server);
+    if l.held == l.tried {
+        let _ = writeln!(
+            md,
+            "It held every connection it was given, so the count is this machine's \
+             per-process descriptor limit, not the node's: there the node used {} cores \
+             holding them idle and {} {}in the fan-out, and the machine still had {} MiB of \
+             memory available.",
+            fmt_num(l.idle_cores),
+            fmt_num(l.fanout_cores),
+            if cores > 0 {
+                format!("of its {cores} cores ")
+            } else {
+                String::new()
+            },
+            fmt_num(l.mem_available_mib)
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "It held {} of the {} it was given: it stopped before the descriptor limit.",
+            fmt_num(l.held as f64),
+            fmt_num(l.tried as f64)
+        );
+    }
 }
 
 pub(super) fn cluster(md: &mut String, r: &Results) {
@@ -96,12 +151,33 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
          connection** is each node's `VmRSS` with its clients connected minus before any, over \
          its clients. **One node's limit**: a single node (on its Redis) is given idle \
          connections up to this run's bound; the most it held, its memory, and fan-out p99 there \
-         (one event per second per tenant). Generator, Redis and nodes share this machine's \
-         CPUs.\n",
+         (one event per second per tenant), with the descriptors it had open, its CPU \
+         holding them idle and during the fan-out. Generator, Redis and nodes share this \
+         machine's CPUs.\n",
         c.pairs
             .first()
             .map_or("–".into(), |p| fmt_num(p.events_per_s))
     );
+    let workers = c.pairs.iter().map(|p| p.workers).max().unwrap_or(0);
+    if workers > 0 {
+        let _ = writeln!(
+            md,
+            "**Clients**: each client is one descriptor in the process holding it{}, so the \
+             harness holds them in worker processes (`pulse-bench child cluster-clients`, up to \
+             {} per measurement here, at most {} clients each), which report their latencies \
+             and reconnect times to it.\n",
+            if c.nofile > 0 {
+                format!(
+                    ", and a process here may open at most {} files",
+                    fmt_num(c.nofile as f64)
+                )
+            } else {
+                String::new()
+            },
+            workers.max(c.limits.iter().map(|l| l.workers).max().unwrap_or(0)),
+            fmt_num(c.per_worker as f64)
+        );
+    }
     let _ = writeln!(
         md,
         "| Servers | Clients | Deliveries | p99 | p99 on A / on B | Per connection A / B | Herd: back after B's kill | Peak reconnects/s | Connect all |\n|---|---|---|---|---|---|---|---|---|"
@@ -111,10 +187,14 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
     }
     let _ = writeln!(
         md,
-        "\n| One node | Connections tried | Held | Memory there | Fan-out p99 there | Deliveries |\n|---|---|---|---|---|---|"
+        "\n| One node | Connections tried | Held | Descriptors open / limit | Memory there | Node CPU idle / in fan-out (cores) | Fan-out p99 there | Deliveries |\n|---|---|---|---|---|---|---|---|"
     );
     for l in &c.limits {
         limit_row(md, l);
+    }
+    let _ = writeln!(md);
+    for l in &c.limits {
+        limit_note(md, l, c, r.machine.cores);
     }
     let _ = writeln!(
         md,
@@ -127,7 +207,7 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{ClusterResult, Herd, NodeMemory};
+    use crate::cluster::{Herd, NodeMemory};
     use crate::stats::Summary;
 
     #[test]
@@ -141,6 +221,7 @@ mod tests {
             expected: 100_000,
             delivered: 100_000,
             connect_s: 0.5,
+            workers: 2,
             latency: Summary {
                 p99_ms: 3.0,
                 ..Summary::default()
@@ -165,10 +246,48 @@ mod tests {
             skipped: Some("node | missing".into()),
             ..p.clone()
         };
+        let capped = Limit {
+            server: "P×1".into(),
+            bound: 40_000,
+            tried: 19_670,
+            cap: Some("lowered from 40000 to the node's open-files limit".into()),
+            held: 19_670,
+            workers: 4,
+            memory: NodeMemory {
+                node: "solo".into(),
+                clients: 19_670,
+                idle_mib: 10.0,
+                connected_mib: 230.0,
+            },
+            nofile: 20_000,
+            fds: 19_700,
+            idle_cores: 0.01,
+            fanout_cores: 0.4,
+            mem_available_mib: 20_000.0,
+            expected: 10,
+            delivered: 10,
+            ..Limit::default()
+        };
+        let small = Limit {
+            server: "S×1".into(),
+            bound: 300,
+            tried: 300,
+            cap: None,
+            held: 300,
+            ..capped.clone()
+        };
+        let skipped_limit = Limit {
+            server: "N×1".into(),
+            skipped: Some("node missing".into()),
+            ..Limit::default()
+        };
         let r = Results {
             cluster: Some(ClusterResult {
                 pairs: vec![p, skipped],
-                limits: Vec::new(),
+                limits: vec![capped, small, skipped_limit],
+                nofile: 20_000,
+                per_worker: 5_000,
+                nofile_refused: Some("raising it was refused".into()),
             }),
             ..Results::default()
         };
@@ -181,6 +300,24 @@ mod tests {
         );
         assert!(md.contains("10.24 KiB") || md.contains("10.2 KiB"), "{md}");
         assert!(md.contains("not measured: node / missing"), "{md}");
+        assert!(md.contains("at most 5,000 clients each"), "{md}");
+        assert!(md.contains("at most 20,000 files"), "{md}");
+        assert!(
+            md.contains("| P×1 | 19,670 ¹ | 19,670 | 19,700 / 20,000 | 230 MiB (11.5 KiB each) | 0.010 / 0.400 |"),
+            "{md}"
+        );
+        assert!(md.contains("- ¹ P×1: the bound was lowered"), "{md}");
+        assert!(md.contains("raising it was refused"), "{md}");
+        assert!(md.contains("descriptor limit, not the node's"), "{md}");
+        assert!(md.contains("| S×1 | 300 | 300 |"), "{md}");
+        assert!(
+            md.contains("- S×1: the run's bound (300) was below"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| N×1 | 0 | not measured: node missing |"),
+            "{md}"
+        );
         let mut none = String::new();
         cluster(&mut none, &Results::default());
         assert!(none.contains("Not measured in this run."));
