@@ -101,6 +101,9 @@ pub struct Herd {
     pub peak_per_s: f64,
     /// Seconds from the kill until the last one was back.
     pub all_back_s: f64,
+    /// Why they moved to a standby node C rather than to node A, if they did.
+    #[serde(default)]
+    pub standby: Option<String>,
 }
 
 /// Two nodes of one server kind.
@@ -449,12 +452,14 @@ struct Load {
 
 impl Load {
     /// Start workers holding `clients` clients, client `i` homed on
-    /// `nodes[i % 2]` (the other node is where it moves when its own is gone), and
-    /// wait until each is connected or failed, for at most `limit`.
+    /// `nodes[i % 2]` (the other node, or `failover_b` for B's clients, is where
+    /// it moves when its own is gone), and wait until each is connected or failed,
+    /// for at most `limit`.
     fn connect(
         ctx: &Ctx,
         kind: Kind,
         nodes: [SocketAddr; 2],
+        failover_b: Option<SocketAddr>,
         clients: usize,
         tenants: usize,
         limit: Duration,
@@ -463,7 +468,16 @@ impl Load {
             .enable_all()
             .build()?;
         let t = Instant::now();
-        let workers = Workers::start(ctx, kind, nodes, clients, tenants, per_worker(ctx), GATE)?;
+        let workers = Workers::start(
+            ctx,
+            kind,
+            nodes,
+            failover_b,
+            clients,
+            tenants,
+            per_worker(ctx),
+            GATE,
+        )?;
         let deadline = Instant::now() + limit;
         loop {
             if let Some(why) = workers.gone() {
@@ -582,10 +596,27 @@ fn pair(ctx: &Ctx, kind: Kind, clients: usize, rate: f64, seconds: f64) -> anyho
     let (mut node_b, addr_b) = node(ctx, kind, port, "b")?;
     let tenants = clients.div_ceil(PER_TENANT).max(1);
     let (idle_a, idle_b) = (rss_mib(&node_a), rss_mib(&node_b));
+    // After B's kill node A would hold every client: where its open-files limit
+    // leaves no room for that, B's clients move to a standby node C instead.
+    let nofile_a = sys::proc_nofile(node_a.pid()).unwrap_or(u64::MAX);
+    let fds_a = sys::proc_fds(node_a.pid()).unwrap_or(0);
+    let standby = if (clients as u64).saturating_add(fds_a + FD_RESERVE) > nofile_a {
+        let (c, addr_c) = node(ctx, kind, port, "c")?;
+        let why = format!(
+            "node A's open-files limit ({}) leaves no room for all {} clients",
+            fmt_num(nofile_a as f64),
+            fmt_num(clients as f64)
+        );
+        eprintln!("cluster: the herd goes to a standby node C: {why}");
+        Some((c, addr_c, why))
+    } else {
+        None
+    };
     let (mut load, connect_s) = Load::connect(
         ctx,
         kind,
         [addr_a, addr_b],
+        standby.as_ref().map(|s| s.1),
         clients,
         tenants,
         Duration::from_secs(300),
@@ -636,7 +667,8 @@ fn pair(ctx: &Ctx, kind: Kind, clients: usize, rate: f64, seconds: f64) -> anyho
     }
     let workers = load.workers.count();
     let merged = load.finish()?;
-    let herd = herd_of(killed, on_b, merged.reconnected_ns);
+    let mut herd = herd_of(killed, on_b, merged.reconnected_ns);
+    herd.standby = standby.map(|s| s.2);
     let (latency, latency_a, latency_b) = (merged.all, merged.a, merged.b);
     drop(node_a);
     Ok(Pair {
@@ -676,6 +708,7 @@ fn herd_of(killed: u64, moved: usize, mut times: Vec<u64>) -> Herd {
         all_back_s: times
             .last()
             .map_or(0.0, |t| t.saturating_sub(killed) as f64 / 1e9),
+        standby: None,
     }
 }
 
@@ -702,6 +735,7 @@ fn limit(ctx: &Ctx, kind: Kind, bound: usize, seconds: f64) -> anyhow::Result<Li
         ctx,
         kind,
         [addr, addr],
+        None,
         tried,
         tenants,
         Duration::from_secs(600),
@@ -788,7 +822,20 @@ impl Client {
     /// Client `i` of a run with `tenants` tenants: homed on `nodes[i % 2]`, from
     /// 127.0.0.(2 + i % 8), following tenant `i % tenants`. Derived from `i` only,
     /// so it is the same client whichever worker process holds it.
-    pub(crate) fn nth(kind: Kind, nodes: [SocketAddr; 2], i: usize, tenants: usize) -> Client {
+    ///
+    /// With `failover_b`, the clients homed on node B move there rather than to
+    /// node A when B is gone (a standby node for the herd).
+    pub(crate) fn nth(
+        kind: Kind,
+        nodes: [SocketAddr; 2],
+        i: usize,
+        tenants: usize,
+        failover_b: Option<SocketAddr>,
+    ) -> Client {
+        let nodes = match failover_b {
+            Some(c) if i % 2 == 1 => [c, nodes[1]],
+            _ => nodes,
+        };
         Client {
             kind,
             nodes,

@@ -128,6 +128,9 @@ pub struct WorkerArgs {
     /// Clients in this worker.
     #[arg(long)]
     count: usize,
+    /// Where the clients homed on node B move when it is gone (default: node A).
+    #[arg(long)]
+    failover_b: Option<SocketAddr>,
     /// Tenants in the whole run (client `i` follows tenant `i % tenants`).
     #[arg(long)]
     tenants: usize,
@@ -152,7 +155,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         let _guard = rt.enter();
         (args.from..args.from + args.count)
             .map(|i| {
-                let c = Client::nth(args.kind, nodes, i, args.tenants);
+                let c = Client::nth(args.kind, nodes, i, args.tenants, args.failover_b);
                 rt.spawn(c.run(shared.clone(), gate.clone(), stop_rx.clone()))
             })
             .collect()
@@ -283,11 +286,13 @@ pub fn shares(clients: usize, per_worker: usize) -> Vec<(usize, usize)> {
 impl Workers {
     /// Start workers holding `clients` clients of `kind` (at most `per_worker`
     /// each, opening `gate` connections at once in all), client `i` homed on
-    /// `nodes[i % 2]`.
+    /// `nodes[i % 2]`; B's clients move to `failover_b` when given.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         ctx: &Ctx,
         kind: Kind,
         nodes: [SocketAddr; 2],
+        failover_b: Option<SocketAddr>,
         clients: usize,
         tenants: usize,
         per_worker: usize,
@@ -314,6 +319,10 @@ impl Workers {
                 "--gate".into(),
                 gate.to_string(),
             ];
+            let mut args = args;
+            if let Some(c) = failover_b {
+                args.extend(["--failover-b".into(), c.to_string()]);
+            }
             let mut proc = ctx.child(&format!("cluster-clients-{from}"), &args, None)?;
             let stdin = proc.take_stdin().context("worker stdin")?;
             let stdout = proc.take_stdout().context("worker stdout")?;

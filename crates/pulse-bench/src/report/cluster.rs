@@ -29,7 +29,7 @@ fn pair_row(md: &mut String, p: &Pair) {
     };
     let _ = writeln!(
         md,
-        "| {} | {} | {} of {} | {} | {} / {} | {} / {} | {} of {} in {} s | {} | {} s |",
+        "| {} | {} | {} of {} | {} | {} / {} | {} / {} | {} of {} in {} s{} | {} | {} s |",
         p.server,
         fmt_num(p.clients as f64),
         fmt_num(p.delivered as f64),
@@ -42,6 +42,7 @@ fn pair_row(md: &mut String, p: &Pair) {
         fmt_num(p.herd.back as f64),
         fmt_num(p.herd.moved as f64),
         fmt_num(p.herd.all_back_s),
+        if p.herd.standby.is_some() { " ²" } else { "" },
         fmt_num(p.herd.peak_per_s),
         fmt_num(p.connect_s),
     );
@@ -185,6 +186,23 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
     for p in &c.pairs {
         pair_row(md, p);
     }
+    let moved: Vec<_> = c
+        .pairs
+        .iter()
+        .filter_map(|p| p.herd.standby.as_ref().map(|why| (p, why)))
+        .collect();
+    if !moved.is_empty() {
+        let _ = writeln!(md);
+    }
+    for (p, why) in moved {
+        let _ = writeln!(
+            md,
+            "- ² {}: node B's clients moved to a standby node C (started with the others, \
+             idle until then) because {why}; the herd is still {} reconnects onto one server.",
+            p.server,
+            fmt_num(p.herd.moved as f64)
+        );
+    }
     let _ = writeln!(
         md,
         "\n| One node | Connections tried | Held | Descriptors open / limit | Memory there | Node CPU idle / in fan-out (cores) | Fan-out p99 there | Deliveries |\n|---|---|---|---|---|---|---|---|"
@@ -239,6 +257,7 @@ mod tests {
                 back: 100,
                 peak_per_s: 100.0,
                 all_back_s: 0.2,
+                standby: Some("no room".into()),
             },
             skipped: None,
         };
@@ -310,6 +329,11 @@ mod tests {
         assert!(md.contains("raising it was refused"), "{md}");
         assert!(md.contains("descriptor limit, not the node's"), "{md}");
         assert!(md.contains("| S×1 | 300 | 300 |"), "{md}");
+        assert!(md.contains("100 of 100 in 0.200 s ² | 100 |"), "{md}");
+        assert!(
+            md.contains("- ² P: node B's clients moved to a standby node C (started with the others, idle until then) because no room;"),
+            "{md}"
+        );
         assert!(
             md.contains("- S×1: the run's bound (300) was below"),
             "{md}"
