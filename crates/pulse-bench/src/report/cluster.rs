@@ -85,6 +85,15 @@ fn limit_row(md: &mut String, l: &Limit) {
     );
 }
 
+/// CPU use in cores; below the 10 ms tick of `/proc/PID/stat` over a second as such.
+fn cores_of(v: f64) -> String {
+    if v < 0.01 {
+        "under 0.01 cores".into()
+    } else {
+        format!("{} cores", fmt_num(v))
+    }
+}
+
 /// What bounded one node's count, in words, from what was measured.
 fn limit_note(md: &mut String, l: &Limit, c: &ClusterResult, cores: usize) {
     if l.skipped.is_some() {
@@ -100,19 +109,15 @@ fn limit_note(md: &mut String, l: &Limit, c: &ClusterResult, cores: usize) {
         );
         return;
     };
-    let refused = c
-        .nofile_refused
-        .as_deref()
-        .map_or(String::new(), |w| format!("; {w}"));
-    let _ = write!(md, "- ¹ {}: the bound was {cap}{refused}. ", l.server);
+    let _ = write!(md, "- ¹ {}: the bound was {cap}. ", l.server);
     if l.held == l.tried {
         let _ = writeln!(
             md,
             "It held every connection it was given, so the count is this machine's \
-             per-process descriptor limit, not the node's: there the node used {} cores \
+             per-process descriptor limit, not the node's: there the node used {} \
              holding them idle and {} {}in the fan-out, and the machine still had {} MiB of \
              memory available.",
-            fmt_num(l.idle_cores),
+            cores_of(l.idle_cores),
             fmt_num(l.fanout_cores),
             if cores > 0 {
                 format!("of its {cores} cores ")
@@ -145,7 +150,7 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
          `benches/peers/package-lock.json`). Half the clients on each node, 100 per tenant, \
          spread over 127.0.0.2–127.0.0.9; events published at node A at {} events/s in all, so \
          node B's clients get theirs through Redis. Then node B is SIGKILLed and its clients move \
-         to node A at once (the harness's lean clients do so for both servers, as Pulse's own \
+         at once to {} (the harness's lean clients do so for both servers, as Pulse's own \
          failover does; Socket.IO's stock client would first wait its `reconnectionDelay`, \
          1 s ± 50 %). Pulse's clients resume from their cursors; Socket.IO's rejoin. Peak \
          reconnects/s is the herd's busiest 100 ms window, per second. **Memory per \
@@ -157,7 +162,12 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
          machine's CPUs.\n",
         c.pairs
             .first()
-            .map_or("–".into(), |p| fmt_num(p.events_per_s))
+            .map_or("–".into(), |p| fmt_num(p.events_per_s)),
+        if c.pairs.iter().any(|p| p.herd.standby.is_some()) {
+            "a standby node C (node A cannot take them all here, see ²)"
+        } else {
+            "node A"
+        }
     );
     let workers = c.pairs.iter().map(|p| p.workers).max().unwrap_or(0);
     if workers > 0 {
@@ -169,8 +179,11 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
              and reconnect times to it.\n",
             if c.nofile > 0 {
                 format!(
-                    ", and a process here may open at most {} files",
-                    fmt_num(c.nofile as f64)
+                    ", and a process here may open at most {} files{}",
+                    fmt_num(c.nofile as f64),
+                    c.nofile_refused
+                        .as_deref()
+                        .map_or(String::new(), |w| format!(" ({w})"))
                 )
             } else {
                 String::new()
@@ -217,8 +230,8 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
     let _ = writeln!(
         md,
         "\nSizes: `PULSE_BENCH_CLUSTER_CLIENTS` (default 20,000 in a full run) and \
-         `PULSE_BENCH_CLUSTER_LIMIT` (default 40,000) set them; a run on a shared machine may \
-         use fewer, and says so in the table.\n"
+         `PULSE_BENCH_CLUSTER_LIMIT` (default 40,000, lowered to a node's open-files limit) set \
+         them; a run on a shared machine may use fewer, and says so in the table.\n"
     );
 }
 
@@ -280,7 +293,7 @@ mod tests {
             },
             nofile: 20_000,
             fds: 19_700,
-            idle_cores: 0.01,
+            idle_cores: 0.0,
             fanout_cores: 0.4,
             mem_available_mib: 20_000.0,
             expected: 10,
@@ -322,11 +335,19 @@ mod tests {
         assert!(md.contains("at most 5,000 clients each"), "{md}");
         assert!(md.contains("at most 20,000 files"), "{md}");
         assert!(
-            md.contains("| P×1 | 19,670 ¹ | 19,670 | 19,700 / 20,000 | 230 MiB (11.5 KiB each) | 0.010 / 0.400 |"),
+            md.contains("| P×1 | 19,670 ¹ | 19,670 | 19,700 / 20,000 | 230 MiB (11.5 KiB each) | 0 / 0.400 |"),
             "{md}"
         );
         assert!(md.contains("- ¹ P×1: the bound was lowered"), "{md}");
-        assert!(md.contains("raising it was refused"), "{md}");
+        assert!(
+            md.contains("at most 20,000 files (raising it was refused)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("the node used under 0.01 cores holding"),
+            "{md}"
+        );
+        assert!(md.contains("move at once to a standby node C"), "{md}");
         assert!(md.contains("descriptor limit, not the node's"), "{md}");
         assert!(md.contains("| S×1 | 300 | 300 |"), "{md}");
         assert!(md.contains("100 of 100 in 0.200 s ² | 100 |"), "{md}");
