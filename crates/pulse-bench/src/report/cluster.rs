@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Results;
-use crate::cluster::{ClusterResult, Limit, Pair};
+use crate::cluster::{Limit, Pair};
 use crate::svg::fmt_num;
 
 fn ms(v: f64) -> String {
@@ -95,7 +95,7 @@ fn cores_of(v: f64) -> String {
 }
 
 /// What bounded one node's count, in words, from what was measured.
-fn limit_note(md: &mut String, l: &Limit, c: &ClusterResult, cores: usize) {
+fn limit_note(md: &mut String, l: &Limit, cores: usize) {
     if l.skipped.is_some() {
         return;
     }
@@ -225,7 +225,7 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
     }
     let _ = writeln!(md);
     for l in &c.limits {
-        limit_note(md, l, c, r.machine.cores);
+        limit_note(md, l, r.machine.cores);
     }
     let _ = writeln!(
         md,
@@ -238,7 +238,7 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Herd, NodeMemory};
+    use crate::cluster::{ClusterResult, Herd, NodeMemory};
     use crate::stats::Summary;
 
     #[test]
