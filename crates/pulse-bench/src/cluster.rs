@@ -262,7 +262,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ClusterResult> {
     // Children inherit the limit: raise it for them if this process may.
     let nofile_refused = sys::raise_nofile_hard(NOFILE_WANT).err().map(|e| {
         format!(
-            "raising it to {NOFILE_WANT} was refused ({e}): beyond the hard limit this needs CAP_SYS_RESOURCE"
+            "raising it to {} was refused, {e}: beyond the hard limit that needs CAP_SYS_RESOURCE",
+            fmt_num(NOFILE_WANT as f64)
         )
     });
     let nofile = sys::nofile().1;

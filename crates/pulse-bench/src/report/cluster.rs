@@ -150,8 +150,8 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
          `benches/peers/package-lock.json`). Half the clients on each node, 100 per tenant, \
          spread over 127.0.0.2–127.0.0.9; events published at node A at {} events/s in all, so \
          node B's clients get theirs through Redis. Then node B is SIGKILLed and its clients move \
-         at once to {} (the harness's lean clients do so for both servers, as Pulse's own \
-         failover does; Socket.IO's stock client would first wait its `reconnectionDelay`, \
+         at once to {}: the harness's lean clients do so for both servers, as Pulse's own \
+         failover does (Socket.IO's stock client would first wait its `reconnectionDelay`, \
          1 s ± 50 %). Pulse's clients resume from their cursors; Socket.IO's rejoin. Peak \
          reconnects/s is the herd's busiest 100 ms window, per second. **Memory per \
          connection** is each node's `VmRSS` with its clients connected minus before any, over \
@@ -164,7 +164,7 @@ pub(super) fn cluster(md: &mut String, r: &Results) {
             .first()
             .map_or("–".into(), |p| fmt_num(p.events_per_s)),
         if c.pairs.iter().any(|p| p.herd.standby.is_some()) {
-            "a standby node C (node A cannot take them all here, see ²)"
+            "a standby node C, since node A cannot take them all here (see ²)"
         } else {
             "node A"
         }
@@ -347,7 +347,10 @@ mod tests {
             md.contains("the node used under 0.01 cores holding"),
             "{md}"
         );
-        assert!(md.contains("move at once to a standby node C"), "{md}");
+        assert!(
+            md.contains("move at once to a standby node C, since node A cannot take them all here (see ²): the harness's"),
+            "{md}"
+        );
         assert!(md.contains("descriptor limit, not the node's"), "{md}");
         assert!(md.contains("| S×1 | 300 | 300 |"), "{md}");
         assert!(md.contains("100 of 100 in 0.200 s ² | 100 |"), "{md}");
