@@ -18,12 +18,17 @@
 //!    servers, so this measures the servers): the peak reconnect rate (the busiest
 //!    100 ms window, per second) and the time until every client of B is back;
 //! 4. one node's limit: a single node (on its Redis) takes idle connections up to a
-//!    bound; the most it held, its memory there and the fan-out p99 at that count.
+//!    bound, or up to its own open-files limit less `FD_RESERVE` when that is lower;
+//!    the most it held, its memory, descriptors and CPU there and the fan-out p99 at
+//!    that count.
 //!
-//! The clients run in the harness process, spread over 127.0.0.2–127.0.0.9. Every
-//! count and duration is bounded and every address is loopback; `RLIMIT_NOFILE` is
-//! raised in-process (and by `scripts/bench.sh`). On this machine generator, Redis
-//! and both nodes share the CPUs: the figures are what one shared machine gives.
+//! The clients are held by worker processes (`crate::cluster_clients`, at most
+//! `PER_WORKER` each), because each client is one descriptor and one process's
+//! open-files limit may be below the run's count; they are spread over
+//! 127.0.0.2–127.0.0.9 for the ephemeral ports. Every count and duration is bounded
+//! and every address is loopback; `RLIMIT_NOFILE` is raised to its hard limit
+//! in-process (and by `scripts/bench.sh`). On this machine generator, Redis and
+//! both nodes share the CPUs: the figures are what one shared machine gives.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -39,8 +44,10 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::cluster_clients::{Merged, Workers};
 use crate::harness::{self, Ctx, GatewayOpts};
-use crate::stats::{Latency, Summary};
+use crate::stats::Summary;
+use crate::svg::fmt_num;
 use crate::sys::{self, Proc};
 
 /// Clients per tenant.
@@ -51,6 +58,14 @@ const SOURCES: u8 = 8;
 const EVENTS_PER_S: f64 = 1000.0;
 /// Window of the herd's peak reconnect rate (100 ms).
 const HERD_WINDOW_NS: u64 = 100_000_000;
+/// Clients per worker process in a full run (each is one descriptor there).
+const PER_WORKER: usize = 5_000;
+/// Connections being opened at once, all workers together.
+const GATE: usize = 128;
+/// The open-files limit the run asks for (for itself and its children).
+const NOFILE_WANT: u64 = 262_144;
+/// Descriptors left to a node beyond its clients in the limit run.
+const FD_RESERVE: u64 = 300;
 /// Longest wait for a herd to be back.
 const HERD_LIMIT: Duration = Duration::from_secs(120);
 
@@ -86,6 +101,9 @@ pub struct Herd {
     pub peak_per_s: f64,
     /// Seconds from the kill until the last one was back.
     pub all_back_s: f64,
+    /// Why they moved to a standby node C rather than to node A, if they did.
+    #[serde(default)]
+    pub standby: Option<String>,
 }
 
 /// Two nodes of one server kind.
@@ -107,6 +125,9 @@ pub struct Pair {
     pub delivered: u64,
     /// Seconds to connect every client.
     pub connect_s: f64,
+    /// Worker processes holding the clients.
+    #[serde(default)]
+    pub workers: usize,
     /// Every delivery.
     pub latency: Summary,
     /// Deliveries to the clients of node A (where events are published).
@@ -122,18 +143,43 @@ pub struct Pair {
 }
 
 /// One node's limit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Limit {
     /// Server name.
     pub server: String,
-    /// Connections tried (the bound of this run).
+    /// The bound this run asked for (`PULSE_BENCH_CLUSTER_LIMIT`).
+    #[serde(default)]
+    pub bound: usize,
+    /// Connections tried: the bound, or less where the node's descriptor limit
+    /// leaves less room (`cap` says so).
     pub tried: usize,
+    /// Why `tried` is below `bound`, if it is.
+    #[serde(default)]
+    pub cap: Option<String>,
     /// Connections held at once.
     pub held: usize,
+    /// Worker processes holding the clients.
+    #[serde(default)]
+    pub workers: usize,
     /// Why it stopped below `tried`, if it did.
     pub stopped_by: Option<String>,
     /// Memory of the node there.
     pub memory: NodeMemory,
+    /// The node process's open-files limit (0: unknown or unlimited).
+    #[serde(default)]
+    pub nofile: u64,
+    /// Descriptors open in the node with the connections held.
+    #[serde(default)]
+    pub fds: u64,
+    /// CPU cores the node used holding them idle (over one second).
+    #[serde(default)]
+    pub idle_cores: f64,
+    /// CPU cores the node used during the fan-out.
+    #[serde(default)]
+    pub fanout_cores: f64,
+    /// The machine's `MemAvailable` with the connections held, MiB.
+    #[serde(default)]
+    pub mem_available_mib: f64,
     /// Fan-out at that count: one event per second per tenant.
     pub latency: Summary,
     /// Deliveries expected and received in that fan-out.
@@ -151,6 +197,16 @@ pub struct ClusterResult {
     pub pairs: Vec<Pair>,
     /// One node of each.
     pub limits: Vec<Limit>,
+    /// The open-files hard limit every process of the run had (the harness, its
+    /// client workers, the nodes): one descriptor per connection on each side.
+    #[serde(default)]
+    pub nofile: u64,
+    /// Clients per worker process, at most.
+    #[serde(default)]
+    pub per_worker: usize,
+    /// Why it could not be raised to `NOFILE_WANT`, if it could not.
+    #[serde(default)]
+    pub nofile_refused: Option<String>,
 }
 
 /// Pulse's name in the report.
@@ -158,13 +214,24 @@ pub const PULSE: &str = "Pulse gateway ×2 on Redis";
 /// Node's name in the report.
 pub const NODE: &str = "Socket.IO 4 ×2, redis-streams-adapter";
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Kind {
+/// A server kind (and the protocol its clients speak).
+#[derive(Clone, Copy, PartialEq, Debug, clap::ValueEnum)]
+pub(crate) enum Kind {
+    /// The Pulse gateway, native protocol.
     Pulse,
+    /// Socket.IO 4.
     SocketIo,
 }
 
 impl Kind {
+    /// Its `--kind` value.
+    pub(crate) fn arg(self) -> &'static str {
+        match self {
+            Kind::Pulse => "pulse",
+            Kind::SocketIo => "socket-io",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Kind::Pulse => PULSE,
@@ -192,6 +259,20 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ClusterResult> {
     );
     let seconds = ctx.mode.pick(1.0, 5.0, 15.0);
     let rate = ctx.mode.pick(100.0, EVENTS_PER_S, EVENTS_PER_S);
+    // Children inherit the limit: raise it for them if this process may.
+    let nofile_refused = sys::raise_nofile_hard(NOFILE_WANT).err().map(|e| {
+        format!(
+            "raising it to {} was refused, {e}: beyond the hard limit that needs CAP_SYS_RESOURCE",
+            fmt_num(NOFILE_WANT as f64)
+        )
+    });
+    let nofile = sys::nofile().1;
+    eprintln!(
+        "cluster: open-files hard limit {nofile}{}",
+        nofile_refused
+            .as_deref()
+            .map_or(String::new(), |w| format!("; {w}"))
+    );
     let mut pairs = Vec::new();
     let mut limits = Vec::new();
     for kind in [Kind::Pulse, Kind::SocketIo] {
@@ -225,30 +306,39 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ClusterResult> {
         let limit = match limit(ctx, kind, bound, seconds) {
             Ok(l) => l,
             Err(e) if kind == Kind::SocketIo => Limit {
-                server: kind.name().into(),
+                server: kind.name().replace("×2", "×1"),
+                bound,
                 tried: bound,
-                held: 0,
-                stopped_by: None,
-                memory: NodeMemory::default(),
-                latency: Summary::default(),
-                expected: 0,
-                delivered: 0,
                 skipped: Some(format!("{e:#}")),
+                ..Limit::default()
             },
             Err(e) => return Err(e),
         };
+        if let Some(cap) = &limit.cap {
+            eprintln!("cluster: {} bound {cap}", limit.server);
+        }
         eprintln!(
-            "cluster: {} held {} of {} ({:.1} KiB each), fan-out p99 {:.2} ms",
+            "cluster: {} held {} of {} ({:.1} KiB each), {} of {} descriptors open, {:.2} cores idle, {:.2} in fan-out, fan-out p99 {:.2} ms",
             limit.server,
             limit.held,
             limit.tried,
             limit.memory.per_conn_kib(),
+            limit.fds,
+            limit.nofile,
+            limit.idle_cores,
+            limit.fanout_cores,
             limit.latency.p99_ms
         );
         limits.push(limit);
         std::thread::sleep(Duration::from_millis(500));
     }
-    Ok(ClusterResult { pairs, limits })
+    Ok(ClusterResult {
+        pairs,
+        limits,
+        nofile,
+        per_worker: per_worker(ctx),
+        nofile_refused,
+    })
 }
 
 fn skipped_pair(kind: Kind, clients: usize, rate: f64, seconds: f64, why: String) -> Pair {
@@ -261,6 +351,7 @@ fn skipped_pair(kind: Kind, clients: usize, rate: f64, seconds: f64, why: String
         expected: 0,
         delivered: 0,
         connect_s: 0.0,
+        workers: 0,
         latency: Summary::default(),
         latency_a: Summary::default(),
         latency_b: Summary::default(),
@@ -335,35 +426,41 @@ fn tenant_name(t: usize) -> String {
     format!("c{t:03}")
 }
 
-/// What the clients of one run share.
+/// What the clients of one worker process share.
 #[derive(Default)]
-struct Shared {
-    connected: AtomicU64,
-    failed: AtomicU64,
-    delivered: AtomicU64,
+pub(crate) struct Shared {
+    /// Clients connected (first connection).
+    pub(crate) connected: AtomicU64,
+    /// Clients that could not connect.
+    pub(crate) failed: AtomicU64,
+    /// Deliveries recorded.
+    pub(crate) delivered: AtomicU64,
     /// When each reconnect completed (`sys::mono_ns`).
-    reconnected: Mutex<Vec<u64>>,
+    pub(crate) reconnected: Mutex<Vec<u64>>,
     /// After this (`mono_ns`), latencies are not recorded (0: always).
-    record_until: AtomicU64,
+    pub(crate) record_until: AtomicU64,
 }
 
 /// One client's deliveries: (its home node, latencies in ns).
-type Samples = (usize, Vec<u64>);
+pub(crate) type Samples = (usize, Vec<u64>);
 
+/// One run's clients (held by worker processes, see `crate::cluster_clients`)
+/// and the runtime the harness publishes from.
 struct Load {
     rt: tokio::runtime::Runtime,
-    shared: Arc<Shared>,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Samples>>>,
+    workers: Workers,
 }
 
 impl Load {
-    /// Spawn `clients` clients, client `i` homed on `nodes[i % 2]` (the other node is
-    /// where it moves when its own is gone), and wait until each is connected or
-    /// failed, for at most `limit`.
+    /// Start workers holding `clients` clients, client `i` homed on
+    /// `nodes[i % 2]` (the other node, or `failover_b` for B's clients, is where
+    /// it moves when its own is gone), and wait until each is connected or failed,
+    /// for at most `limit`.
     fn connect(
+        ctx: &Ctx,
         kind: Kind,
         nodes: [SocketAddr; 2],
+        failover_b: Option<SocketAddr>,
         clients: usize,
         tenants: usize,
         limit: Duration,
@@ -371,49 +468,34 @@ impl Load {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let shared = Arc::new(Shared::default());
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let gate = Arc::new(Semaphore::new(128));
         let t = Instant::now();
-        let mut tasks = Vec::with_capacity(clients);
-        {
-            let _guard = rt.enter();
-            for i in 0..clients {
-                let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCES as usize) as u8));
-                let c = Client {
-                    kind,
-                    nodes,
-                    home: i % 2,
-                    source,
-                    tenant: tenant_name(i % tenants),
-                };
-                let (shared, gate, stop) = (shared.clone(), gate.clone(), stop_rx.clone());
-                tasks.push(rt.spawn(c.run(shared, gate, stop)));
-            }
-        }
+        let workers = Workers::start(
+            ctx,
+            kind,
+            nodes,
+            failover_b,
+            clients,
+            tenants,
+            per_worker(ctx),
+            GATE,
+        )?;
         let deadline = Instant::now() + limit;
         loop {
-            let done =
-                shared.connected.load(Ordering::Acquire) + shared.failed.load(Ordering::Acquire);
+            if let Some(why) = workers.gone() {
+                anyhow::bail!("a client worker is gone: {why}");
+            }
+            let done = workers.connected() + workers.failed();
             if done >= clients as u64 || Instant::now() > deadline {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let secs = t.elapsed().as_secs_f64();
-        Ok((
-            Load {
-                rt,
-                shared,
-                stop,
-                tasks,
-            },
-            secs,
-        ))
+        Ok((Load { rt, workers }, secs))
     }
 
     fn connected(&self) -> usize {
-        self.shared.connected.load(Ordering::Acquire) as usize
+        self.workers.connected() as usize
     }
 
     /// Publish at node `at` for `seconds`: `rate` events per second over all
@@ -480,38 +562,23 @@ impl Load {
     /// Wait until `expected` deliveries arrived (at most 10 s more).
     fn drain(&self, expected: u64) {
         let until = Instant::now() + Duration::from_secs(10);
-        while self.shared.delivered.load(Ordering::Acquire) < expected && Instant::now() < until {
+        while self.workers.delivered() < expected && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Stop every client; the latencies of all, of node A's and of node B's.
-    fn finish(self) -> (Summary, Summary, Summary) {
-        let _ = self.stop.send(true);
-        let (mut all, mut a, mut b) = (Latency::new(), Latency::new(), Latency::new());
-        let tasks = self.tasks;
-        let samples: Vec<Samples> = self.rt.block_on(async move {
-            let mut out = Vec::new();
-            for t in tasks {
-                if let Ok(Ok(s)) = t.await {
-                    out.push(s);
-                }
-            }
-            out
-        });
-        for (home, ns) in samples {
-            for v in ns {
-                all.record_ns(v);
-                if home == 0 {
-                    a.record_ns(v)
-                } else {
-                    b.record_ns(v)
-                }
-            }
-        }
+    /// Stop every client: the latencies of all, of node A's and of node B's, and
+    /// the reconnect times.
+    fn finish(self) -> anyhow::Result<Merged> {
+        let merged = self.workers.finish()?;
         drop(self.rt);
-        (all.summary(), a.summary(), b.summary())
+        Ok(merged)
     }
+}
+
+/// Clients per worker process (smaller runs still use several workers).
+fn per_worker(ctx: &Ctx) -> usize {
+    ctx.mode.pick(100, 1_000, PER_WORKER)
 }
 
 fn per_tenant(clients: usize, tenants: usize) -> Vec<usize> {
@@ -530,9 +597,27 @@ fn pair(ctx: &Ctx, kind: Kind, clients: usize, rate: f64, seconds: f64) -> anyho
     let (mut node_b, addr_b) = node(ctx, kind, port, "b")?;
     let tenants = clients.div_ceil(PER_TENANT).max(1);
     let (idle_a, idle_b) = (rss_mib(&node_a), rss_mib(&node_b));
-    let (load, connect_s) = Load::connect(
+    // After B's kill node A would hold every client: where its open-files limit
+    // leaves no room for that, B's clients move to a standby node C instead.
+    let nofile_a = sys::proc_nofile(node_a.pid()).unwrap_or(u64::MAX);
+    let fds_a = sys::proc_fds(node_a.pid()).unwrap_or(0);
+    let standby = if (clients as u64).saturating_add(fds_a + FD_RESERVE) > nofile_a {
+        let (c, addr_c) = node(ctx, kind, port, "c")?;
+        let why = format!(
+            "node A's open-files limit ({}) leaves no room for all {} clients",
+            fmt_num(nofile_a as f64),
+            fmt_num(clients as f64)
+        );
+        eprintln!("cluster: the herd goes to a standby node C: {why}");
+        Some((c, addr_c, why))
+    } else {
+        None
+    };
+    let (mut load, connect_s) = Load::connect(
+        ctx,
         kind,
         [addr_a, addr_b],
+        standby.as_ref().map(|s| s.1),
         clients,
         tenants,
         Duration::from_secs(300),
@@ -567,24 +652,25 @@ fn pair(ctx: &Ctx, kind: Kind, clients: usize, rate: f64, seconds: f64) -> anyho
         seconds,
     )?;
     load.drain(expected);
-    let delivered = load.shared.delivered.load(Ordering::Acquire);
-    // The herd: node B dies; its clients move to node A.
+    let delivered = load.workers.delivered();
+    // The herd: node B dies; its clients move to node A. Deliveries after this
+    // (Pulse's replays from the cursors) are not latencies: every worker stops
+    // recording first.
+    load.workers.cutoff(sys::mono_ns())?;
     let killed = sys::mono_ns();
-    load.shared.record_until.store(killed, Ordering::Release);
     node_b.kill();
     let deadline = Instant::now() + HERD_LIMIT;
-    while load.shared.reconnected.lock().map_or(0, |r| r.len()) < on_b && Instant::now() < deadline
-    {
+    while load.workers.reconnected() < on_b as u64 && Instant::now() < deadline {
+        if let Some(why) = load.workers.gone() {
+            anyhow::bail!("a client worker is gone: {why}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let times = load
-        .shared
-        .reconnected
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or_default();
-    let herd = herd_of(killed, on_b, times);
-    let (latency, latency_a, latency_b) = load.finish();
+    let workers = load.workers.count();
+    let merged = load.finish()?;
+    let mut herd = herd_of(killed, on_b, merged.reconnected_ns);
+    herd.standby = standby.map(|s| s.2);
+    let (latency, latency_a, latency_b) = (merged.all, merged.a, merged.b);
     drop(node_a);
     Ok(Pair {
         server: kind.name().into(),
@@ -595,6 +681,7 @@ fn pair(ctx: &Ctx, kind: Kind, clients: usize, rate: f64, seconds: f64) -> anyho
         expected,
         delivered,
         connect_s,
+        workers,
         latency,
         latency_a,
         latency_b,
@@ -622,6 +709,7 @@ fn herd_of(killed: u64, moved: usize, mut times: Vec<u64>) -> Herd {
         all_back_s: times
             .last()
             .map_or(0.0, |t| t.saturating_sub(killed) as f64 / 1e9),
+        standby: None,
     }
 }
 
@@ -629,43 +717,81 @@ fn limit(ctx: &Ctx, kind: Kind, bound: usize, seconds: f64) -> anyhow::Result<Li
     let (_redis, port) = redis(ctx)?;
     let (node_a, addr) = node(ctx, kind, port, "solo")?;
     let idle = rss_mib(&node_a);
-    let tenants = bound.div_ceil(PER_TENANT).max(1);
-    // Every client homed on this one node (index 0 and 1 both name it).
-    let (load, _) = Load::connect(kind, [addr, addr], bound, tenants, Duration::from_secs(600))?;
-    let held = load.connected();
-    let failed = load.shared.failed.load(Ordering::Acquire);
-    let stopped_by = (held < bound).then(|| {
+    // The node's own descriptor limit bounds what it can hold: give it no more
+    // clients than leave `FD_RESERVE` for its listener, Redis and the publisher.
+    let nofile = sys::proc_nofile(node_a.pid()).unwrap_or(u64::MAX);
+    let fds_idle = sys::proc_fds(node_a.pid()).unwrap_or(0);
+    let room = nofile.saturating_sub(fds_idle + FD_RESERVE) as usize;
+    let tried = bound.min(room);
+    let cap = (tried < bound).then(|| {
         format!(
-            "{failed} connections refused or timed out, {} still pending",
-            bound as u64 - held as u64 - failed
+            "lowered from {} to the node's open-files limit ({}) less the {fds_idle} descriptors it had open idle and {FD_RESERVE} for its listener, Redis and the publisher's connections",
+            fmt_num(bound as f64),
+            fmt_num(nofile as f64)
         )
     });
-    std::thread::sleep(Duration::from_millis(500));
+    let tenants = tried.div_ceil(PER_TENANT).max(1);
+    // Every client homed on this one node (index 0 and 1 both name it).
+    let (load, _) = Load::connect(
+        ctx,
+        kind,
+        [addr, addr],
+        None,
+        tried,
+        tenants,
+        Duration::from_secs(600),
+    )?;
+    let held = load.connected();
+    let failed = load.workers.failed();
+    let stopped_by = (held < tried).then(|| {
+        format!(
+            "{failed} connections refused or timed out, {} still pending",
+            tried as u64 - held as u64 - failed
+        )
+    });
+    let cpu0 = sys::proc_cpu(node_a.pid()).unwrap_or_default();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_cores = cores(&node_a, cpu0, t0);
     let memory = NodeMemory {
         node: "solo".into(),
         clients: held,
         idle_mib: idle,
         connected_mib: rss_mib(&node_a),
     };
+    let fds = sys::proc_fds(node_a.pid()).unwrap_or(0);
+    let mem_available_mib = sys::mem_available_mib().unwrap_or(0.0);
     // Fan-out at that count: one event per second per tenant.
-    let mut per = per_tenant(bound, tenants);
-    if held < bound {
+    let mut per = per_tenant(tried, tenants);
+    if held < tried {
         // Deliveries only reach the clients that are connected: scale.
         for p in &mut per {
-            *p = *p * held / bound;
+            *p = *p * held / tried;
         }
     }
+    let cpu0 = sys::proc_cpu(node_a.pid()).unwrap_or_default();
+    let t0 = Instant::now();
     let expected = load.publish(kind, addr, tenants, &per, tenants as f64, seconds)?;
     load.drain(expected);
-    let delivered = load.shared.delivered.load(Ordering::Acquire);
-    let (latency, _, _) = load.finish();
+    let fanout_cores = cores(&node_a, cpu0, t0);
+    let delivered = load.workers.delivered();
+    let workers = load.workers.count();
+    let latency = load.finish()?.all;
     drop(node_a);
     Ok(Limit {
         server: kind.name().replace("×2", "×1"),
-        tried: bound,
+        bound,
+        tried,
+        cap,
         held,
+        workers,
         stopped_by,
         memory,
+        nofile: if nofile == u64::MAX { 0 } else { nofile },
+        fds,
+        idle_cores,
+        fanout_cores,
+        mem_available_mib,
         latency,
         expected,
         delivered,
@@ -673,8 +799,14 @@ fn limit(ctx: &Ctx, kind: Kind, bound: usize, seconds: f64) -> anyhow::Result<Li
     })
 }
 
+/// CPU cores `p` used since `cpu0` (its CPU time then) and `t0`.
+fn cores(p: &Proc, cpu0: Duration, t0: Instant) -> f64 {
+    let cpu = sys::proc_cpu(p.pid()).unwrap_or_default();
+    cpu.saturating_sub(cpu0).as_secs_f64() / t0.elapsed().as_secs_f64().max(1e-9)
+}
+
 /// One lean client (the native handshake, or Engine.IO/Socket.IO framing by hand).
-struct Client {
+pub(crate) struct Client {
     kind: Kind,
     nodes: [SocketAddr; 2],
     home: usize,
@@ -688,6 +820,32 @@ struct Link {
 }
 
 impl Client {
+    /// Client `i` of a run with `tenants` tenants: homed on `nodes[i % 2]`, from
+    /// 127.0.0.(2 + i % 8), following tenant `i % tenants`. Derived from `i` only,
+    /// so it is the same client whichever worker process holds it.
+    ///
+    /// With `failover_b`, the clients homed on node B move there rather than to
+    /// node A when B is gone (a standby node for the herd).
+    pub(crate) fn nth(
+        kind: Kind,
+        nodes: [SocketAddr; 2],
+        i: usize,
+        tenants: usize,
+        failover_b: Option<SocketAddr>,
+    ) -> Client {
+        let nodes = match failover_b {
+            Some(c) if i % 2 == 1 => [c, nodes[1]],
+            _ => nodes,
+        };
+        Client {
+            kind,
+            nodes,
+            home: i % 2,
+            source: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCES as usize) as u8)),
+            tenant: tenant_name(i % tenants.max(1)),
+        }
+    }
+
     /// Connect (resuming from `cursor` on Pulse), subscribed or joined; on Pulse
     /// also the stream's head and epoch then.
     async fn open(
@@ -744,7 +902,7 @@ impl Client {
 
     /// Connect, read, and move to the other node whenever the link is lost, until
     /// `stop`. The first connection that cannot be had is a failure.
-    async fn run(
+    pub(crate) async fn run(
         self,
         shared: Arc<Shared>,
         gate: Arc<Semaphore>,

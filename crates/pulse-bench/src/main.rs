@@ -17,6 +17,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod cluster;
+mod cluster_clients;
 mod desktop;
 mod fanout;
 mod harness;
@@ -90,6 +91,8 @@ enum ChildCmd {
     IngestSioSession(ingest::ClientArgs),
     /// Latency client: session into SQLite, reports commit latencies.
     LatencyClient(latency::ClientArgs),
+    /// A share of the cluster benchmark's clients (see `cluster_clients`).
+    ClusterClients(cluster_clients::WorkerArgs),
     /// Write the workload files the Node peers read (to run them by hand).
     WriteWorkloads {
         /// Directory to write into.
@@ -128,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             ChildCmd::IngestSioRaw(a) => ingest::client_sio_raw(a),
             ChildCmd::IngestSioSession(a) => ingest::client_sio_session(a),
             ChildCmd::LatencyClient(a) => latency::client(a),
+            ChildCmd::ClusterClients(a) => cluster_clients::worker(a),
             ChildCmd::WriteWorkloads { dir } => workload::write_files(&dir),
         },
     }

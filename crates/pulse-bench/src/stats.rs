@@ -29,6 +29,23 @@ impl Latency {
         self.h.saturating_record(us);
     }
 
+    /// Its recorded buckets as `(µs, count)` pairs: what a worker process sends
+    /// its parent (see `crate::cluster_clients`). Adding them back with
+    /// [`Latency::add_counts`] gives the same percentiles.
+    pub fn counts(&self) -> Vec<(u64, u64)> {
+        self.h
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect()
+    }
+
+    /// Add buckets from [`Latency::counts`] (values clamped into the range).
+    pub fn add_counts(&mut self, counts: &[(u64, u64)]) {
+        for &(us, n) in counts {
+            self.h.saturating_record_n(us.clamp(1, 600_000_000), n);
+        }
+    }
+
     /// The percentiles the report shows.
     pub fn summary(&self) -> Summary {
         let ms = |us: u64| us as f64 / 1000.0;
@@ -93,6 +110,11 @@ mod tests {
         assert!((s.p50_ms - 500.0).abs() < 2.0, "{s:?}");
         assert!((s.p99_ms - 990.0).abs() < 2.0, "{s:?}");
         assert!((s.max_ms - 1000.0).abs() < 2.0, "{s:?}");
+        let mut back = Latency::new();
+        back.add_counts(&l.counts());
+        back.add_counts(&[(0, 1), (u64::MAX, 0)]);
+        assert_eq!(back.summary().p99_ms, s.p99_ms, "buckets survive the trip");
+        assert_eq!(back.summary().samples, 1001, "a zero is clamped, not lost");
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -146,6 +146,75 @@ pub fn hwm_kib(pid: u32) -> Option<u64> {
     proc_status_kib(pid, "VmHWM")
 }
 
+/// `RLIMIT_NOFILE` of this process: (soft, hard).
+pub fn nofile() -> (u64, u64) {
+    // SAFETY: plain getrlimit on a valid struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return (0, 0);
+        }
+        (lim.rlim_cur, lim.rlim_max)
+    }
+}
+
+/// Raise this process's hard (and soft) `RLIMIT_NOFILE` to at least `want`, so
+/// that children started afterwards inherit it. Beyond the current hard limit
+/// this needs `CAP_SYS_RESOURCE`; returns the new hard limit or the refusal.
+pub fn raise_nofile_hard(want: u64) -> std::io::Result<u64> {
+    let (_, hard) = nofile();
+    if hard >= want {
+        raise_nofile();
+        return Ok(hard);
+    }
+    let lim = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: want,
+    };
+    // SAFETY: plain setrlimit on a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(want)
+}
+
+/// The open-files limit (soft) of process `pid`, from `/proc/PID/limits`
+/// (`None` when unreadable or unlimited).
+pub fn proc_nofile(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    parse_limits_nofile(&text)
+}
+
+fn parse_limits_nofile(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Descriptors open in process `pid` (entries of `/proc/PID/fd`).
+pub fn proc_fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// `MemAvailable` of this machine in MiB, from `/proc/meminfo`.
+pub fn mem_available_mib() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib as f64 / 1024.0)
+}
+
 /// This process's id.
 pub fn own_pid() -> u32 {
     std::process::id()
@@ -210,6 +279,11 @@ impl Proc {
     /// Take its stdout (to read it on another thread).
     pub fn take_stdout(&mut self) -> Option<BufReader<ChildStdout>> {
         self.stdout.take()
+    }
+
+    /// Take its stdin (to send it commands; dropping it closes the pipe).
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.as_mut().and_then(|c| c.stdin.take())
     }
 
     /// Whether it has exited.
@@ -385,5 +459,28 @@ mod tests {
     #[test]
     fn nofile_can_be_raised() {
         assert!(raise_nofile() >= 1024);
+        let (soft, hard) = nofile();
+        assert!(soft >= 1024 && soft <= hard, "{soft} {hard}");
+        // Asking for no more than the hard limit always works (no privilege).
+        assert_eq!(raise_nofile_hard(hard).unwrap(), hard);
+        assert_eq!(nofile(), (hard, hard));
+        assert_eq!(proc_nofile(own_pid()), Some(soft));
+        assert!(
+            proc_fds(own_pid()).unwrap() >= 3,
+            "stdin, stdout, stderr at least"
+        );
+        assert!(mem_available_mib().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn limits_file() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max open files            20000                20000                files\n";
+        assert_eq!(parse_limits_nofile(text), Some(20000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_limits_nofile(unlimited), None);
+        assert_eq!(parse_limits_nofile("garbage\n\u{0}"), None);
+        assert_eq!(parse_limits_nofile(""), None);
     }
 }

@@ -179,9 +179,14 @@ pub(super) fn summary(md: &mut String, r: &Results) {
         {
             goals.push(goal(
                 &format!(
-                    "Cluster: clients of a SIGKILLed node ({} of {}) back on the other",
+                    "Cluster: clients of a SIGKILLed node ({} of {}) back on {}",
                     fmt_num(p.herd.moved as f64),
-                    fmt_num(p.clients as f64)
+                    fmt_num(p.clients as f64),
+                    if p.herd.standby.is_some() {
+                        "a standby node (§8)"
+                    } else {
+                        "the other"
+                    }
                 ),
                 "all, resuming from their cursors",
                 format!(
