@@ -1,6 +1,8 @@
 //! What `/proc` says about the app: when a process started (in epoch ms), which
 //! process runs the app binary, and the memory (RSS and PSS) of its process
-//! tree, the `pulse` process and WebKit's processes under it.
+//! tree, the `pulse` process and WebKit's processes under it; and the same for
+//! a browser (Chromium, the side by side): its process tree plus any process
+//! that names its profile directory.
 //!
 //! Invariants: only reads `/proc` (Linux), never fails: a process that cannot be
 //! read (it exited meanwhile) adds nothing to the sums; the tree's PSS sum counts
@@ -83,49 +85,109 @@ fn pss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// The `pulse` process running `app` and its descendants (WebKit's processes).
-pub(super) fn tree_memory(app: &Path) -> Option<TreeMemory> {
-    let pids: Vec<u32> = std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    let main = pids
-        .iter()
-        .copied()
-        .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == app))?;
-    let mut tree = vec![main];
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `roots` and every process descended from them, among `pids`.
+fn descendants(pids: &[u32], roots: Vec<u32>) -> Vec<u32> {
+    let mut tree = roots;
     let mut changed = true;
     while changed {
         changed = false;
-        for p in &pids {
+        for p in pids {
             if !tree.contains(p) && ppid(*p).is_some_and(|pp| tree.contains(&pp)) {
                 tree.push(*p);
                 changed = true;
             }
         }
     }
+    tree
+}
+
+/// argv[0]'s file name (`comm` is cut at 15 characters), or "".
+fn argv0_name(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .and_then(|b| {
+            let argv0 = b.split(|c| *c == 0).next()?.to_vec();
+            let argv0 = String::from_utf8(argv0).ok()?;
+            Some(argv0.rsplit('/').next()?.to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// The memory of the processes `tree` (all alive a moment ago).
+fn memory_of(tree: &[u32]) -> TreeMemory {
     let mib = |k: u64| k as f64 / 1024.0;
     let mut each: Vec<(String, f64)> = tree
         .iter()
-        .map(|p| {
-            // argv[0]'s file name (`comm` is cut at 15 characters).
-            let name = std::fs::read(format!("/proc/{p}/cmdline"))
-                .ok()
-                .and_then(|b| {
-                    let argv0 = b.split(|c| *c == 0).next()?.to_vec();
-                    let argv0 = String::from_utf8(argv0).ok()?;
-                    Some(argv0.rsplit('/').next()?.to_owned())
-                })
-                .unwrap_or_default();
-            (name, mib(pss_kib(*p).unwrap_or(0)))
-        })
+        .map(|p| (argv0_name(*p), mib(pss_kib(*p).unwrap_or(0))))
         .collect();
     each.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Some(TreeMemory {
-        each,
+    // One entry per process name (Chromium runs several renderers and utilities).
+    let mut merged: Vec<(String, f64, usize)> = Vec::new();
+    for (n, m) in each {
+        match merged.iter_mut().find(|(x, _, _)| *x == n) {
+            Some(e) => {
+                e.1 += m;
+                e.2 += 1;
+            }
+            None => merged.push((n, m, 1)),
+        }
+    }
+    merged.sort_by(|a, b| b.1.total_cmp(&a.1));
+    TreeMemory {
+        each: merged
+            .into_iter()
+            .map(|(n, m, k)| if k > 1 { (format!("{n} ×{k}"), m) } else { (n, m) })
+            .collect(),
         processes: tree.len(),
         rss_mib: mib(tree.iter().filter_map(|p| sys::rss_kib(*p)).sum()),
         pss_mib: mib(tree.iter().filter_map(|p| pss_kib(*p)).sum()),
-    })
+    }
+}
+
+/// The `pulse` process running `app` and its descendants (WebKit's processes).
+pub(super) fn tree_memory(app: &Path) -> Option<TreeMemory> {
+    let pids = all_pids();
+    let main = pids
+        .iter()
+        .copied()
+        .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == app))?;
+    Some(memory_of(&descendants(&pids, vec![main])))
+}
+
+/// A browser's processes: `root` and its descendants, and any other process whose
+/// command line names `profile` (its own user-data directory), such as a crash
+/// handler that detached from the tree.
+pub(super) fn browser_pids(root: u32, profile: &Path) -> Vec<u32> {
+    let pids = all_pids();
+    let needle = profile.as_os_str().as_encoded_bytes();
+    let roots: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|p| {
+            (*p == root && root != 0)
+                || (!needle.is_empty()
+                    && std::fs::read(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle)))
+        })
+        .collect();
+    if roots.is_empty() {
+        return roots;
+    }
+    descendants(&pids, roots)
+}
+
+/// The memory of [`browser_pids`]; `None` once none is left.
+pub(super) fn browser_memory(root: u32, profile: &Path) -> Option<TreeMemory> {
+    let pids = browser_pids(root, profile);
+    (!pids.is_empty()).then(|| memory_of(&pids))
 }
