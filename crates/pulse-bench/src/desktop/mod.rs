@@ -463,7 +463,8 @@ pub fn run(ctx: &Ctx, app: &Path, ui_dist: Option<&Path>) -> anyhow::Result<Desk
     }
     gw.stop(Duration::from_secs(5));
     // Rates at the headline size first (ascending), then the other sizes' 1,000/s.
-    out.rates.sort_by_key(|p| (p.entities != headline, p.entities, p.rate));
+    out.rates
+        .sort_by_key(|p| (p.entities != headline, p.entities, p.rate));
 
     // The side by side, with the same entities and the busy rate.
     let chromium_bin = chromium::find();
@@ -478,13 +479,7 @@ pub fn run(ctx: &Ctx, app: &Path, ui_dist: Option<&Path>) -> anyhow::Result<Desk
         },
         (Some(bin), Some(dist)) => rt
             .block_on(chromium::measure(
-                &bin,
-                dist,
-                &root,
-                &ctx.log,
-                headline,
-                BUSY_RATE,
-                busy_secs,
+                &bin, dist, &root, &ctx.log, headline, BUSY_RATE, busy_secs,
             ))
             .unwrap_or_else(|e| ChromiumResult {
                 skipped: Some(format!("failed: {e:#}")),

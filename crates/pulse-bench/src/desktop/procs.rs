@@ -111,16 +111,25 @@ fn descendants(pids: &[u32], roots: Vec<u32>) -> Vec<u32> {
     tree
 }
 
-/// argv[0]'s file name (`comm` is cut at 15 characters), or "".
-fn argv0_name(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .ok()
-        .and_then(|b| {
-            let argv0 = b.split(|c| *c == 0).next()?.to_vec();
-            let argv0 = String::from_utf8(argv0).ok()?;
-            Some(argv0.rsplit('/').next()?.to_owned())
-        })
+/// A process's name: argv[0]'s file name (`comm` is cut at 15 characters), with
+/// Chromium's `--type=` in brackets (`chromium [renderer]`); Chromium's helpers
+/// rewrite their command line into one string, so both are read from the words
+/// of the whole command line. "" when it cannot be read.
+fn process_name(pid: u32) -> String {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&raw);
+    let mut words = text.split(['\0', ' ']).filter(|w| !w.is_empty());
+    let name = words
+        .next()
+        .and_then(|w| w.rsplit('/').next())
         .unwrap_or_default()
+        .to_owned();
+    match words.find_map(|w| w.strip_prefix("--type=")) {
+        Some(t) => format!("{name} [{t}]"),
+        None => name,
+    }
 }
 
 /// The memory of the processes `tree` (all alive a moment ago).
@@ -128,7 +137,7 @@ fn memory_of(tree: &[u32]) -> TreeMemory {
     let mib = |k: u64| k as f64 / 1024.0;
     let mut each: Vec<(String, f64)> = tree
         .iter()
-        .map(|p| (argv0_name(*p), mib(pss_kib(*p).unwrap_or(0))))
+        .map(|p| (process_name(*p), mib(pss_kib(*p).unwrap_or(0))))
         .collect();
     each.sort_by(|a, b| b.1.total_cmp(&a.1));
     // One entry per process name (Chromium runs several renderers and utilities).
@@ -146,7 +155,13 @@ fn memory_of(tree: &[u32]) -> TreeMemory {
     TreeMemory {
         each: merged
             .into_iter()
-            .map(|(n, m, k)| if k > 1 { (format!("{n} ×{k}"), m) } else { (n, m) })
+            .map(|(n, m, k)| {
+                if k > 1 {
+                    (format!("{n} ×{k}"), m)
+                } else {
+                    (n, m)
+                }
+            })
             .collect(),
         processes: tree.len(),
         rss_mib: mib(tree.iter().filter_map(|p| sys::rss_kib(*p)).sum()),
@@ -190,4 +205,52 @@ pub(super) fn browser_pids(root: u32, profile: &Path) -> Vec<u32> {
 pub(super) fn browser_memory(root: u32, profile: &Path) -> Option<TreeMemory> {
     let pids = browser_pids(root, profile);
     (!pids.is_empty()).then(|| memory_of(&pids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_counts_this_process() {
+        let me = std::process::id();
+        let name = process_name(me);
+        assert!(!name.is_empty() && !name.contains('/'), "{name}");
+        // Not a process: no name, no memory, never a failure.
+        assert_eq!(process_name(u32::MAX), "");
+        let m = memory_of(&[me, u32::MAX]);
+        assert_eq!(m.processes, 2);
+        assert!(m.pss_mib > 0.0 && m.rss_mib >= m.pss_mib, "{m:?}");
+        assert!(m.breakdown().starts_with(&name), "{}", m.breakdown());
+    }
+
+    #[test]
+    fn a_browser_is_found_by_its_profile_and_its_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("profile-x");
+        // A child whose command line names the profile, and its own child.
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30 & wait")
+            .arg(&profile)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let found = loop {
+            let pids = browser_pids(0, &profile);
+            if pids.len() >= 2 || std::time::Instant::now() > deadline {
+                break pids;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(found.contains(&pid), "{found:?}");
+        assert!(found.len() >= 2, "the sleep under it: {found:?}");
+        assert!(!found.contains(&std::process::id()));
+        assert!(browser_memory(0, &profile).is_some_and(|m| m.processes == found.len()));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(browser_pids(0, &dir.path().join("no-such-profile")).is_empty());
+        assert!(browser_memory(0, &dir.path().join("no-such-profile")).is_none());
+    }
 }

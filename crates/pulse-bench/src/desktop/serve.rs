@@ -190,7 +190,10 @@ mod tests {
             resolve(root, "/assets/a.js").unwrap(),
             Path::new("/srv/dist/assets/a.js")
         );
-        assert_eq!(resolve(root, "/").unwrap(), Path::new("/srv/dist/index.html"));
+        assert_eq!(
+            resolve(root, "/").unwrap(),
+            Path::new("/srv/dist/index.html")
+        );
         for bad in [
             "/../secret.txt",
             "/assets/../../secret.txt",

@@ -70,19 +70,32 @@ pub(super) fn desktop(md: &mut String, r: &Results, chart: &mut Chart<'_>) {
     let rate = fmt_num(BUSY_RATE as f64);
     for (name, target, f, unit) in [
         (
-            format!("Cold start → first paint, {} cached entities", fmt_num(n as f64)),
+            format!(
+                "Cold start → first paint, {} cached entities",
+                fmt_num(n as f64)
+            ),
             "< 400 ms",
             &d.cold_start_ms,
             "ms",
         ),
-        ("Resident memory, idle".to_string(), "< 150 MB", &d.idle_rss_mib, "MiB"),
+        (
+            "Resident memory, idle".to_string(),
+            "< 150 MB",
+            &d.idle_rss_mib,
+            "MiB",
+        ),
         (
             format!("Resident memory, {rate} events/s"),
             "< 150 MB",
             &d.busy_rss_mib,
             "MiB",
         ),
-        (format!("Event → DOM, p50, {rate} events/s"), "–", &d.dom_p50_ms, "ms"),
+        (
+            format!("Event → DOM, p50, {rate} events/s"),
+            "–",
+            &d.dom_p50_ms,
+            "ms",
+        ),
         (
             format!("Event → DOM, p99, {rate} events/s"),
             "≤ 16.7 ms (one frame)",
@@ -211,7 +224,11 @@ fn desktop_by_size(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>) {
     let _ = writeln!(
         md,
         "{}",
-        chart("desktop-cold-start-by-size", cold, "Desktop cold start by cache size")
+        chart(
+            "desktop-cold-start-by-size",
+            cold,
+            "Desktop cold start by cache size"
+        )
     );
     let mem = BarChart {
         title: "Desktop memory (PSS of all the app's processes), by cache size".into(),
@@ -220,11 +237,19 @@ fn desktop_by_size(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>) {
         series: vec![
             Series {
                 name: "idle".into(),
-                values: d.points.iter().map(|p| p.idle.as_ref().map(|m| m.pss_mib)).collect(),
+                values: d
+                    .points
+                    .iter()
+                    .map(|p| p.idle.as_ref().map(|m| m.pss_mib))
+                    .collect(),
             },
             Series {
                 name: format!("{rate} events/s (peak)"),
-                values: d.points.iter().map(|p| p.busy.as_ref().map(|m| m.pss_mib)).collect(),
+                values: d
+                    .points
+                    .iter()
+                    .map(|p| p.busy.as_ref().map(|m| m.pss_mib))
+                    .collect(),
             },
         ],
         target: Some((150.0 / 1.048_576, "target 150 MB".into())),
@@ -234,7 +259,11 @@ fn desktop_by_size(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>) {
     let _ = writeln!(
         md,
         "{}",
-        chart("desktop-memory-by-size", mem, "Desktop memory by cache size")
+        chart(
+            "desktop-memory-by-size",
+            mem,
+            "Desktop memory by cache size"
+        )
     );
 }
 
@@ -359,7 +388,10 @@ fn desktop_vs_chromium(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>
             "| Pulse desktop app | {} | {} | {} |",
             opt(p.idle.as_ref().map(|m| m.pss_mib), "MiB"),
             opt(p.busy.as_ref().map(|m| m.pss_mib), "MiB"),
-            p.idle.as_ref().map(|m| m.breakdown.clone()).unwrap_or_default()
+            p.idle
+                .as_ref()
+                .map(|m| m.breakdown.clone())
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(
@@ -403,7 +435,11 @@ fn desktop_vs_chromium(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>
     let _ = writeln!(
         md,
         "{}",
-        chart("desktop-vs-chromium", svg, "Desktop memory, Pulse vs Chromium")
+        chart(
+            "desktop-vs-chromium",
+            svg,
+            "Desktop memory, Pulse vs Chromium"
+        )
     );
 }
 
@@ -501,6 +537,8 @@ pub(super) fn how(md: &mut String) {
          `pulse-bench report`); the Node peers are in `benches/peers` (`npm ci`). `bench.sh` builds the \
          UI and the release desktop app when the desktop toolchain is installable (`PULSE_BENCH_APP=PATH` \
          uses a given binary instead); without it, the desktop figures are reported as not measured. \
+         Its side by side needs Debian's `chromium` (`bench.sh` installs it) and the built UI \
+         (`pulse-bench run --ui ui/dist`). \
          The cluster benchmark (8) needs `redis-server`; `PULSE_BENCH_CLUSTER_CLIENTS` and \
          `PULSE_BENCH_CLUSTER_LIMIT` set its sizes (`./scripts/bench.sh --only cluster` runs it alone). \
          The analysis above is `benches/analysis.md`, written by hand for the run it names. Each section \
@@ -625,7 +663,11 @@ mod tests {
         assert!(md.contains("| Pulse desktop app | 141 MiB | 171 MiB |"));
         assert!(md.contains("| Same UI in Chromium | 402 MiB | 455 MiB | chromium ×5 300 |"));
         assert!(md.contains("`--no-sandbox`"));
-        let vs = &charts.iter().find(|(n, _)| n == "desktop-vs-chromium.svg").unwrap().1;
+        let vs = &charts
+            .iter()
+            .find(|(n, _)| n == "desktop-vs-chromium.svg")
+            .unwrap()
+            .1;
         assert!(vs.contains("same UI in Chromium") && vs.contains("Pulse desktop app"));
     }
 
@@ -658,6 +700,7 @@ mod tests {
         let md = render(&r, &[], "benchmarks", &mut charts);
         assert!(md.contains("Not measured in this run: `chromium` is not installed"));
         assert!(!charts.iter().any(|(n, _)| n == "desktop-vs-chromium.svg"));
-        assert!(!md.contains("what a user would otherwise keep open: the same UI in Chromium (headless"));
+        assert!(!md
+            .contains("what a user would otherwise keep open: the same UI in Chromium (headless"));
     }
 }
