@@ -434,13 +434,10 @@ pub fn run(ctx: &Ctx, app: &Path, ui_dist: Option<&Path>) -> anyhow::Result<Desk
         ));
         match r {
             Ok(rate_points) => {
+                // Every rate at the headline size; at the others, 1,000 events/s.
+                out.rates.extend(rate_points);
                 if n == headline {
-                    out.rates = rate_points;
-                    out.rates.sort_by_key(|p| p.rate);
                     out.timeline = timeline;
-                } else if let Some(p) = rate_points.into_iter().next() {
-                    // Event → DOM at 1,000 events/s at the other sizes too.
-                    out.rates.push(p);
                 }
             }
             Err(e) => {
