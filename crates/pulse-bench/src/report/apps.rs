@@ -281,7 +281,7 @@ fn desktop_by_rate(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>) {
          {} s each; 20 marker events a second at every rate.\n",
         fmt_num(n as f64),
         fmt_num(BUSY_RATE as f64),
-        fmt_num(at[0].secs)
+        format!("{:.0}", at[0].secs)
     );
     let _ = writeln!(
         md,
@@ -368,7 +368,7 @@ fn desktop_vs_chromium(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>
         c.entities,
         c.rate,
         fmt_num(c.entities as f64),
-        fmt_num(c.busy_secs),
+        format!("{:.0}", c.busy_secs),
         if c.flags.iter().any(|f| f == "--no-sandbox") {
             " It ran as root, which Chromium refuses without `--no-sandbox`: the sandbox is off \
              (its zygote and sandbox helpers then do not run, a few MiB less than a user's)."
