@@ -448,11 +448,8 @@ pub fn run(ctx: &Ctx, app: &Path, ui_dist: Option<&Path>) -> anyhow::Result<Desk
         let failed = point.error.is_some();
         out.points.push(point);
         if failed {
-            // The app is single-instance: a launch that did not quit blocks the next.
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while tree_memory(&app).is_some() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            // The app is single-instance: a launch left running blocks the next.
+            rt.block_on(webdriver::end_app(&app));
             if tree_memory(&app).is_some() {
                 break;
             }

@@ -35,13 +35,32 @@ pub(super) fn process_start_epoch_ms(pid: u32) -> Option<f64> {
     Some(offset + ticks / tck * 1000.0)
 }
 
-/// The pid of the process running `app`.
+/// The pid of the process running `app` (the most recently started, should an
+/// older one linger).
 pub(super) fn app_pid(app: &Path) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == app))
+    app_mains(&all_pids(), app).into_iter().next_back()
+}
+
+/// The processes running `app`, oldest first.
+fn app_mains(pids: &[u32], app: &Path) -> Vec<u32> {
+    let mut mains: Vec<(f64, u32)> = pids
+        .iter()
+        .copied()
+        .filter(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == app))
+        .map(|p| (process_start_epoch_ms(p).unwrap_or(0.0), p))
+        .collect();
+    mains.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    mains.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Every process running `app` and their descendants (WebKit's processes).
+pub(super) fn app_tree_pids(app: &Path) -> Vec<u32> {
+    let pids = all_pids();
+    let mains = app_mains(&pids, app);
+    if mains.is_empty() {
+        return mains;
+    }
+    descendants(&pids, mains)
 }
 
 pub(super) fn epoch_ms() -> f64 {
@@ -169,13 +188,11 @@ fn memory_of(tree: &[u32]) -> TreeMemory {
     }
 }
 
-/// The `pulse` process running `app` and its descendants (WebKit's processes).
+/// The `pulse` process running `app` (the newest) and its descendants (WebKit's
+/// processes).
 pub(super) fn tree_memory(app: &Path) -> Option<TreeMemory> {
     let pids = all_pids();
-    let main = pids
-        .iter()
-        .copied()
-        .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|x| x == app))?;
+    let main = app_mains(&pids, app).into_iter().next_back()?;
     Some(memory_of(&descendants(&pids, vec![main])))
 }
 

@@ -278,10 +278,10 @@ fn desktop_by_rate(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>) {
         md,
         "### Against the event rate\n\n\
          {} cached entities, one session: {} events/s first (the busy memory figure), then the others, \
-         {} s each; 20 marker events a second at every rate.\n",
+         {:.0} s each; 20 marker events a second at every rate.\n",
         fmt_num(n as f64),
         fmt_num(BUSY_RATE as f64),
-        format!("{:.0}", at[0].secs)
+        at[0].secs
     );
     let _ = writeln!(
         md,
@@ -355,7 +355,7 @@ fn desktop_vs_chromium(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>
          heartbeats and 20 `bench` markers a second, as the gateway's load). The harness waits \
          (DevTools protocol) for the same `[data-testid=content]` loaded marker, then counts the PSS \
          of all of Chromium's processes (its process tree, and any process naming its profile \
-         directory) exactly as the app's: idle 5 s after the load, busy the highest sample over {} s. \
+         directory) exactly as the app's: idle 5 s after the load, busy the highest sample over {:.0} s. \
          Chromium runs headless (`--headless=new`: the full browser without a window; no display, \
          so its GPU process draws in software, as WebKit does under Xvfb) with background \
          networking, sync, component updates and extensions off, so the figure is one tab's \
@@ -368,7 +368,7 @@ fn desktop_vs_chromium(md: &mut String, d: &DesktopResult, chart: &mut Chart<'_>
         c.entities,
         c.rate,
         fmt_num(c.entities as f64),
-        format!("{:.0}", c.busy_secs),
+        c.busy_secs,
         if c.flags.iter().any(|f| f == "--no-sandbox") {
             " It ran as root, which Chromium refuses without `--no-sandbox`: the sandbox is off \
              (its zygote and sandbox helpers then do not run, a few MiB less than a user's)."
