@@ -11,6 +11,7 @@
 #            --docs DIR (where benchmarks.md and benchmarks/ go; default docs)
 #
 # Needs the Rust toolchain and Node.js with npm (the Socket.IO comparisons);
+# the desktop benchmark (6) installs Debian's chromium for its side by side;
 # installs the Node peers from benches/peers/package-lock.json. The cluster
 # benchmark (8) needs redis-server (Debian package) and opens up to
 # PULSE_BENCH_CLUSTER_CLIENTS (default 20,000) and PULSE_BENCH_CLUSTER_LIMIT
@@ -90,11 +91,22 @@ elif [ "$want_desktop" = 1 ]; then
     && (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } \
         && npm run build --silent) \
     && cargo build --release --locked -p pulse-desktop; then
-    app_args=(--app "$BIN/pulse")
+    app_args=(--app "$BIN/pulse" --ui "$ROOT/ui/dist")
   else
     echo "the desktop app could not be built here: its figures will be reported as not measured" >&2
     app_args=(--app "$BIN/pulse-not-built")
   fi
+fi
+
+# The side by side of benchmark 6: the same UI in Debian's Chromium. Installed
+# here only (not by the test command's install scripts: no test needs it).
+if [ "$want_desktop" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  step "chromium (Debian package) for the desktop side by side"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  { $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y \
+      --no-install-recommends chromium; } \
+    || echo "chromium could not be installed: the side by side will be reported as not measured" >&2
 fi
 
 if [ "$micro" = 1 ] && [ -z "$only" ]; then

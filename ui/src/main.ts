@@ -3,11 +3,25 @@ import "./app.css";
 import App from "./App.svelte";
 import { TauriBackend, inTauri } from "./lib/backend/tauri";
 import { FakeBackend } from "./lib/backend/fake";
+import { driveRate, fakeEntities, fakeLoadFromQuery, type FakeLoad } from "./lib/backend/fakeload";
 import type { Backend } from "./lib/backend/backend";
 
 function pickBackend(): Backend {
   if (inTauri()) return new TauriBackend();
-  // A plain browser (npm run dev): a busy fake, so the UI can be worked on alone.
+  // A plain browser: `?fake=N&rate=R` (the desktop benchmark's Chromium side by
+  // side) loads N entities and R events/s; otherwise (npm run dev) a busy demo fake,
+  // so the UI can be worked on alone.
+  let load: FakeLoad | null = null;
+  try {
+    load = fakeLoadFromQuery(location.search);
+  } catch (e) {
+    console.error(`pulse: ignoring the fake load in the URL: ${(e as Error).message}`);
+  }
+  if (load) {
+    const fake = new FakeBackend(fakeEntities(load.entities));
+    driveRate(fake, load.rate);
+    return fake;
+  }
   const fake = new FakeBackend();
   fake.simulate();
   return fake;

@@ -71,6 +71,10 @@ struct RunArgs {
     /// Desktop app binary `pulse` (benchmark 6); default: next to this executable.
     #[arg(long)]
     app: Option<PathBuf>,
+    /// The built UI (`ui/dist`) for the desktop benchmark's Chromium side by side;
+    /// default: `ui/dist` found above the current directory.
+    #[arg(long)]
+    ui: Option<PathBuf>,
     /// Node.js binary for the Socket.IO comparisons; default: `node` on PATH.
     #[arg(long)]
     node: Option<PathBuf>,
@@ -219,7 +223,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let pulsectl = args.pulsectl.unwrap_or_else(|| bin_dir.join("pulsectl"));
     bench!("pulsectl", pulsectl, pulsectl::run(&ctx, &pulsectl));
     let app = args.app.unwrap_or_else(|| bin_dir.join("pulse"));
-    bench!("desktop", desktop, desktop::run(&ctx, &app));
+    let ui = args.ui.clone().or_else(|| {
+        std::env::current_dir()
+            .ok()
+            .and_then(|d| desktop::find_ui_dist(&d))
+    });
+    bench!("desktop", desktop, desktop::run(&ctx, &app, ui.as_deref()));
     bench!("cluster", cluster, cluster::run(&ctx));
     results.failures = failures.clone();
     results.finished_at = machine::utc_now();

@@ -3,18 +3,19 @@
 //! launches the app; a [`Session`] runs scripts in its page and quits it.
 //!
 //! Invariants: a session is closed with [`Session::quit`], which also stops
-//! `tauri-driver` and waits (bounded) until the app's processes are gone, so the
-//! next launch is a fresh process (the app is single-instance).
+//! `tauri-driver` and ends the app's processes (the app stays in the tray when
+//! its window closes), so the next launch is a fresh process (the app is
+//! single-instance).
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use super::procs::tree_memory;
+use super::procs::app_tree_pids;
 use crate::sys::Proc;
 
 /// `tauri-driver` with the app's environment.
@@ -128,8 +129,10 @@ impl Session {
         .context("script timed out")?
     }
 
-    /// Close the session (the app quits) and stop tauri-driver; waits until the
-    /// app's process is gone (the app is single-instance).
+    /// Close the session and stop tauri-driver; then end the app, which stays
+    /// in the tray when its window closes: waits (bounded) for it to go, then
+    /// SIGTERM and at last SIGKILL by pid to whatever is left of its processes,
+    /// so the next launch is a fresh process (the app is single-instance).
     pub(super) async fn quit(mut self) {
         let _ = self
             .http
@@ -137,9 +140,27 @@ impl Session {
             .send()
             .await;
         self.driver.stop(Duration::from_secs(10));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while tree_memory(&self.app).is_some() && Instant::now() < deadline {
+        end_app(&self.app).await;
+    }
+}
+
+/// End the app's processes, if any: wait 5 s for them to go, then SIGTERM, 5 s,
+/// then SIGKILL, each by pid.
+pub(super) async fn end_app(app: &Path) {
+    for signal in [None, Some(libc::SIGTERM), Some(libc::SIGKILL)] {
+        if let Some(sig) = signal {
+            for p in app_tree_pids(app) {
+                // SAFETY: kill on the pid of a process running the app this
+                // harness launched, or one it started.
+                unsafe { libc::kill(p as libc::pid_t, sig) };
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !app_tree_pids(app).is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if app_tree_pids(app).is_empty() {
+            return;
         }
     }
 }
