@@ -887,6 +887,52 @@ mod tests {
         drop(SqliteStore::open(&path).unwrap());
     }
 
+    /// The writer leaves checkpoints to its thread: its own threshold is the
+    /// backstop, pages still reach the database file, and the last close removes
+    /// the WAL.
+    #[test]
+    fn checkpoints_run_off_the_writers_thread() {
+        use pulse_protocol::domain::Change;
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert!(store.checkpointer.is_some());
+        let pages: u32 = store
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, checkpoint::BACKSTOP_PAGES);
+        let before = std::fs::metadata(&path).unwrap().len();
+        let filler = "x".repeat(3000);
+        let events: Vec<AppliedEvent> = (1..=200u64)
+            .map(|seq| {
+                let mut e = super::super::suite::event(seq, vec![]);
+                e.changes.push(Change::Upsert {
+                    kind: EntityKind::Ticket,
+                    id: seq.to_string(),
+                    data: super::super::suite::obj(json!({"filler": filler})),
+                });
+                e
+            })
+            .collect();
+        for batch in events.chunks(20) {
+            store.apply("e1", batch).unwrap();
+        }
+        // ~600 KB were committed, far below the writer's own threshold: only the
+        // checkpointer can have copied them into the database file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&path).unwrap().len() < before + 500_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint happened"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(store);
+        assert!(!side_file(&path, "-wal").exists() && !side_file(&path, "-shm").exists());
+    }
+
     #[test]
     fn no_column_can_hold_a_token() {
         let dir = tempfile::tempdir().unwrap();
