@@ -22,7 +22,17 @@
 //!   [`StoreError::Corrupt`], with its `-wal` and `-shm`, and says what was lost
 //!   (what could still be read of it: entities and queued actions); any other
 //!   failure (locked, newer schema, a full disk) leaves the files where they are;
-//! - no table holds a credential.
+//! - no table holds a credential;
+//! - [`Store::apply`] reads each entity a batch touches at most once and writes it
+//!   at most once (at the end of the transaction, and not at all when every change
+//!   to it was a no-op, [`Change::is_noop_on`]); recently used entities are kept
+//!   parsed in a bounded [`cache::EntityCache`] that only ever holds committed
+//!   values, is cleared when another connection has committed, and is cleared by
+//!   every other write of entities (a snapshot swap): any new write path must do
+//!   the same;
+//! - WAL checkpoints run on a [`checkpoint::Checkpointer`] thread with its own
+//!   connection (PASSIVE, never blocking the writer), not in the committing
+//!   thread; the writer's own `wal_autocheckpoint` is only a backstop.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -680,9 +690,11 @@ const SET_CURSOR: &str =
 const SET_LAST_SYNC: &str = "INSERT INTO meta (key, value) VALUES ('last_sync_ms', ?1)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
-/// Delete everything older than the newest `?1` rows.
-const TRIM_LOG: &str = "DELETE FROM event_log WHERE pos <=
-     (SELECT pos FROM event_log ORDER BY pos DESC LIMIT 1 OFFSET ?1)";
+/// Delete everything older than the newest `?1` rows. `pos` has no gaps (rows
+/// get `max(pos) + 1`, and are only ever deleted oldest first or all at once), so
+/// the newest `?1` are those above `max(pos) - ?1`: two index lookups, where
+/// `ORDER BY pos DESC LIMIT 1 OFFSET ?1` stepped over `?1` rows every batch.
+const TRIM_LOG: &str = "DELETE FROM event_log WHERE pos <= (SELECT max(pos) FROM event_log) - ?1";
 
 fn row_triple(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
