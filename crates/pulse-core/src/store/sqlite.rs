@@ -42,14 +42,14 @@ use pulse_protocol::frame::EventFrame;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::memory::{now_ms, SeqFilter};
+use super::{
+    Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary, EVENT_LOG_LIMIT,
+};
 use cache::{EntityCache, Key};
 use checkpoint::Checkpointer;
 
 mod cache;
 mod checkpoint;
-use super::{
-    Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary, EVENT_LOG_LIMIT,
-};
 
 /// A damaged cache that [`SqliteStore::open_or_set_aside`] moved aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
