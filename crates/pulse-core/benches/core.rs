@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the client's hot paths: profile mapping (a server's event
 //! to domain changes), store apply (one SQLite transaction per batch, and the
 //! memory store), and the whole per-frame pipeline without the network (decode →
-//! `changes_for` → apply a batch to SQLite).
+//! `changes_for` → apply a batch to SQLite), and the store's cost per event as the
+//! cache grows (`store_scale`: 10,000 / 100,000 / 1,000,000 entities).
 //!
 //! `cargo bench -p pulse-core --bench core`; `./scripts/bench.sh` puts the results
 //! in `docs/benchmarks.md`.
@@ -155,5 +156,74 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, profile_mapping, store_apply, pipeline);
+/// Entities in the cache for each `store_scale` point.
+const SCALE: [u64; 3] = [10_000, 100_000, 1_000_000];
+
+/// A heartbeat-like patch of one of `n` agents, spread over all of them (a
+/// multiplicative hash of `seq`), so that the cache's size, not a hot set, is
+/// what the figure shows: most reads miss the store's entity cache.
+fn spread(seq: u64, n: u64) -> AppliedEvent {
+    let agent = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n;
+    let mut frame = heartbeat(seq);
+    let status = ["idle", "busy", "waiting"][(seq % 3) as usize];
+    frame.data = json!({"id": format!("agent-{agent}"), "status": status, "task": format!("tkt-{}", seq % 500)});
+    let changes = changes_for(&frame.event_type, &frame.data, frame.ts).expect("valid");
+    AppliedEvent { frame, changes }
+}
+
+/// Fill the cache at `path` with `n` agents in one transaction (SQL only, so
+/// 1,000,000 rows take seconds and no memory).
+fn fill(path: &std::path::Path, n: u64) {
+    drop(SqliteStore::open(path).expect("open"));
+    let mut conn = rusqlite::Connection::open(path).expect("open");
+    let tx = conn.transaction().expect("tx");
+    tx.execute(
+        "WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i WHERE n + 1 < ?1)
+         INSERT INTO entities (kind, id, data)
+         SELECT 'agent', 'agent-' || n, json_object('id', 'agent-' || n, 'name', 'agent ' || n,
+                'status', 'idle', 'task', 'tkt-' || (n % 500), 'model', 'gpt-x', 'host', 'runner-' || (n % 64))
+         FROM i",
+        [n],
+    )
+    .expect("fill");
+    tx.commit().expect("commit");
+}
+
+/// `store_scale/sqlite_batch_100/N`: a batch of 100 patches to random agents of
+/// a cache holding N entities.
+fn store_scale(c: &mut Criterion) {
+    let mut g = c.benchmark_group("store_scale");
+    g.sample_size(20);
+    let batch = 100u64;
+    g.throughput(Throughput::Elements(batch));
+    for n in SCALE {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(format!("scale-{n}.db"));
+        fill(&path, n);
+        let mut store = SqliteStore::open(&path).expect("open");
+        let next = Cell::new(1u64);
+        g.bench_with_input(BenchmarkId::new("sqlite_batch_100", n), &n, |b, &n| {
+            b.iter_batched(
+                || {
+                    let first = next.get();
+                    next.set(first + batch);
+                    (first..first + batch)
+                        .map(|s| spread(s, n))
+                        .collect::<Vec<_>>()
+                },
+                |events| store.apply("epoch", &events).expect("apply"),
+                BatchSize::SmallInput,
+            )
+        });
+        let counts = store.summary().expect("summary").counts;
+        assert_eq!(
+            counts.values().sum::<u64>(),
+            n,
+            "the patches changed, not added"
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, profile_mapping, store_apply, pipeline, store_scale);
 criterion_main!(benches);

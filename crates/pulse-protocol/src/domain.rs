@@ -203,6 +203,21 @@ impl Change {
             Change::Delete { .. } => None,
         }
     }
+
+    /// Whether [`Change::apply_to`] would give `current` back unchanged: a patch
+    /// whose every field already has that value in an existing entity, an upsert of
+    /// exactly the current value, a delete of an absent entity. An append always
+    /// changes its entity. Lets a store skip re-encoding and rewriting an entity.
+    pub fn is_noop_on(&self, current: Option<&Object>) -> bool {
+        match (self, current) {
+            (Change::Patch { data, .. }, Some(obj)) => {
+                data.iter().all(|(k, v)| obj.get(k) == Some(v))
+            }
+            (Change::Upsert { data, .. }, Some(obj)) => data == obj,
+            (Change::Delete { .. }, None) => true,
+            _ => false,
+        }
+    }
 }
 
 /// An array field grown by [`Change::Append`] keeps at most this many (newest) items.
@@ -617,6 +632,67 @@ mod tests {
         assert_eq!(v["decided_at"], 9);
         let gone = changes_for("approval.deleted", &json!({"id": "a1"}), 10).unwrap();
         assert_eq!(gone[0].apply_to(Some(v)), None);
+    }
+
+    /// `is_noop_on` says true exactly when `apply_to` gives the value back unchanged.
+    #[test]
+    fn is_noop_on_agrees_with_apply_to() {
+        let obj = |v: Value| v.as_object().unwrap().clone();
+        let current = [
+            None,
+            Some(obj(json!({"id": "x", "a": 1, "b": [1]}))),
+            Some(obj(json!({"id": "x"}))),
+        ];
+        let k = EntityKind::Agent;
+        let id = "x".to_owned();
+        let changes = [
+            Change::Patch {
+                kind: k,
+                id: id.clone(),
+                data: obj(json!({"a": 1})),
+            },
+            Change::Patch {
+                kind: k,
+                id: id.clone(),
+                data: obj(json!({"a": 2})),
+            },
+            Change::Patch {
+                kind: k,
+                id: id.clone(),
+                data: obj(json!({})),
+            },
+            Change::Patch {
+                kind: k,
+                id: id.clone(),
+                data: obj(json!({"id": "x"})),
+            },
+            Change::Upsert {
+                kind: k,
+                id: id.clone(),
+                data: obj(json!({"id": "x", "a": 1, "b": [1]})),
+            },
+            Change::Upsert {
+                kind: k,
+                id: id.clone(),
+                data: obj(json!({"id": "x"})),
+            },
+            Change::Append {
+                kind: k,
+                id: id.clone(),
+                field: "b".into(),
+                item: json!(2),
+            },
+            Change::Delete {
+                kind: k,
+                id: id.clone(),
+            },
+        ];
+        for c in &changes {
+            for cur in &current {
+                let same = c.apply_to(cur.clone()) == *cur;
+                assert_eq!(c.is_noop_on(cur.as_ref()), same, "{c:?} on {cur:?}");
+            }
+        }
     }
 
     #[test]

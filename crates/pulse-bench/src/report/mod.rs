@@ -5,12 +5,14 @@
 //! Layout: this module reads the inputs, writes the files and renders the
 //! header; `summary` renders the summary table of targets, `protocol` the
 //! sections measured on the core, the gateway and the wire (1–5), `apps` those
-//! of the apps (6–7) and then the micro-benchmarks and how to run. Each section
+//! of the apps (6–7), `store` the cache's cost per event by cache size, then
+//! (`apps`) the micro-benchmarks and how to run. Each section
 //! says "not measured" rather than leaving a gap when its benchmark did not run.
 
 mod apps;
 mod cluster;
 mod protocol;
+mod store;
 mod summary;
 
 use std::fmt::Write as _;
@@ -347,6 +349,7 @@ pub fn render(
     apps::desktop(&mut md, r, &mut chart);
     apps::pulsectl(&mut md, r, &mut chart);
     cluster::cluster(&mut md, r);
+    store::scaling(&mut md, micro, &mut chart);
     apps::micro(&mut md, micro);
     apps::how(&mut md);
     md

@@ -22,7 +22,17 @@
 //!   [`StoreError::Corrupt`], with its `-wal` and `-shm`, and says what was lost
 //!   (what could still be read of it: entities and queued actions); any other
 //!   failure (locked, newer schema, a full disk) leaves the files where they are;
-//! - no table holds a credential.
+//! - no table holds a credential;
+//! - [`Store::apply`] reads each entity a batch touches at most once and writes it
+//!   at most once (at the end of the transaction, and not at all when every change
+//!   to it was a no-op, [`Change::is_noop_on`]); recently used entities are kept
+//!   parsed in a bounded [`cache::EntityCache`] that only ever holds committed
+//!   values, is cleared when another connection has committed, and is cleared by
+//!   every other write of entities (a snapshot swap): any new write path must do
+//!   the same;
+//! - WAL checkpoints run on a [`checkpoint::Checkpointer`] thread with its own
+//!   connection (PASSIVE, never blocking the writer), not in the committing
+//!   thread; the writer's own `wal_autocheckpoint` is only a backstop.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +46,11 @@ use super::{
     Action, AppliedEvent, Cursor, OutboxEntry, SnapshotRows, Store, StoreError, StoreSummary,
     EVENT_LOG_LIMIT,
 };
+use cache::{EntityCache, Key};
+use checkpoint::Checkpointer;
+
+mod cache;
+mod checkpoint;
 
 /// A damaged cache that [`SqliteStore::open_or_set_aside`] moved aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,8 +106,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A [`Store`] in a SQLite file (see the module docs).
 #[derive(Debug)]
 pub struct SqliteStore {
+    // Dropped before `conn` (fields drop in order): its thread closes its
+    // connection first, so `conn` is the last one and its close cleans up the WAL.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     path: PathBuf,
+    cache: EntityCache,
+    /// `PRAGMA data_version` when `cache` was last known to match the file.
+    data_version: Option<i64>,
 }
 
 /// What the file's header says it is.
@@ -121,11 +142,19 @@ impl SqliteStore {
             ))
         })?;
         let conn = Connection::open_with_flags(path, flags)?;
-        let store = SqliteStore {
-            conn,
-            path: path.to_owned(),
-        };
+        let mut store = SqliteStore::bare(conn, path);
         store.checked(|s| s.prepare_read_write())?;
+        match Checkpointer::start(path) {
+            Ok(c) => {
+                store
+                    .conn
+                    .pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
+                store.checkpointer = Some(c);
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "no background checkpointer; SQLite checkpoints on commit");
+            }
+        }
         Ok(store)
     }
 
@@ -144,10 +173,8 @@ impl SqliteStore {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX
                     | OpenFlags::SQLITE_OPEN_URI;
-                let store = Connection::open_with_flags(uri, flags).map(|conn| SqliteStore {
-                    conn,
-                    path: path.to_owned(),
-                });
+                let store = Connection::open_with_flags(uri, flags)
+                    .map(|conn| SqliteStore::bare(conn, path));
                 match store {
                     Err(e) => Err(StoreError::Sqlite(e)),
                     Ok(s) => s
@@ -233,10 +260,7 @@ impl SqliteStore {
             // Not expressible as a file URI (should not happen): plain read-only open.
             Connection::open_with_flags(path, flags)?
         };
-        let store = SqliteStore {
-            conn,
-            path: path.to_owned(),
-        };
+        let store = SqliteStore::bare(conn, path);
         store.checked(|s| {
             s.conn.busy_timeout(BUSY_TIMEOUT)?;
             match s.identity()? {
@@ -254,6 +278,17 @@ impl SqliteStore {
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A store on `conn`, with no checkpointer and an empty cache.
+    fn bare(conn: Connection, path: &Path) -> SqliteStore {
+        SqliteStore {
+            checkpointer: None,
+            conn,
+            path: path.to_owned(),
+            cache: EntityCache::default(),
+            data_version: None,
+        }
     }
 
     fn prepare_read_write(&self) -> Result<(), StoreError> {
@@ -374,23 +409,34 @@ impl SqliteStore {
             .map_err(|_| self.corrupt(format!("unknown entity kind `{kind}` in the cache")))
     }
 
+    /// One transaction for the batch. Each entity the batch touches is read at
+    /// most once (from [`EntityCache`] when it is there, else from SQLite), changed
+    /// in memory by every change of the batch in order, and written at most once,
+    /// at the end, only if some change was not a no-op ([`Change::is_noop_on`]).
+    /// The cache learns the batch's entities only after the commit.
     fn apply_tx(&mut self, epoch: &str, events: &[AppliedEvent]) -> Result<Vec<u64>, StoreError> {
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let SqliteStore {
+            conn,
+            cache,
+            data_version,
+            checkpointer,
+            ..
+        } = self;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another connection committed since our last transaction: the cache may be stale.
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if *data_version != Some(version) {
+            cache.clear();
+            *data_version = Some(version);
+        }
         let mut applied = Vec::with_capacity(events.len());
-        {
+        let mut batch = Touched::default();
+        let result = (|| -> Result<(), StoreError> {
             let mut read_cursor =
                 tx.prepare_cached("SELECT epoch, seq FROM cursors WHERE stream = ?1")?;
             let mut read =
                 tx.prepare_cached("SELECT data FROM entities WHERE kind = ?1 AND id = ?2")?;
-            let mut write = tx.prepare_cached(
-                "INSERT INTO entities (kind, id, data) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data",
-            )?;
-            let mut delete =
-                tx.prepare_cached("DELETE FROM entities WHERE kind = ?1 AND id = ?2")?;
             let mut log = tx
                 .prepare_cached("INSERT INTO event_log (stream, seq, frame) VALUES (?1, ?2, ?3)")?;
             let mut filter = SeqFilter::default();
@@ -410,24 +456,16 @@ impl SqliteStore {
                     continue;
                 }
                 for change in &event.changes {
-                    let kind = change.kind().as_str();
-                    let id = change.id();
-                    let current = match change {
-                        Change::Patch { .. } | Change::Append { .. } => read
-                            .query_row(params![kind, id], |r| r.get::<_, String>(0))
+                    let key = (change.kind(), change.id().to_owned());
+                    let needs_current =
+                        matches!(change, Change::Patch { .. } | Change::Append { .. });
+                    let at = batch.slot(key, needs_current, cache, |(kind, id)| {
+                        read.query_row(params![kind.as_str(), id], |r| r.get::<_, String>(0))
                             .optional()?
-                            .map(|text| serde_json::from_str::<Object>(&text))
-                            .transpose()?,
-                        Change::Upsert { .. } | Change::Delete { .. } => None,
-                    };
-                    match change.apply_to(current) {
-                        Some(obj) => {
-                            write.execute(params![kind, id, serde_json::to_string(&obj)?])?;
-                        }
-                        None => {
-                            delete.execute(params![kind, id])?;
-                        }
-                    }
+                            .map(|text| Ok((serde_json::from_str::<Object>(&text)?, text.len())))
+                            .transpose()
+                    })?;
+                    batch.change(at, change);
                 }
                 log.execute(params![
                     frame.stream,
@@ -436,6 +474,7 @@ impl SqliteStore {
                 ])?;
                 applied.push(frame.seq);
             }
+            batch.write(&tx)?;
             if !applied.is_empty() {
                 let mut set_cursor = tx.prepare_cached(SET_CURSOR)?;
                 for (stream, seq) in filter.advanced() {
@@ -445,8 +484,17 @@ impl SqliteStore {
                 tx.prepare_cached(TRIM_LOG)?
                     .execute([EVENT_LOG_LIMIT as i64])?;
             }
-        }
+            Ok(())
+        })();
+        // On an error the transaction rolls back as it drops; the entities taken
+        // out of the cache stay out (a miss), so the cache never holds an
+        // uncommitted value.
+        result?;
         tx.commit()?;
+        batch.into_cache(cache);
+        if let Some(c) = checkpointer {
+            c.nudge();
+        }
         Ok(applied)
     }
 
@@ -513,6 +561,109 @@ impl SqliteStore {
     }
 }
 
+/// The entities one [`Store::apply`] batch touches, in the order first touched.
+#[derive(Default)]
+struct Touched {
+    slots: Vec<Slot>,
+    index: std::collections::HashMap<Key, usize>,
+}
+
+struct Slot {
+    key: Key,
+    /// The entity as the batch has it so far (`None`: absent). Meaningful only
+    /// when `known`.
+    state: Option<Object>,
+    /// Whether `state` is the entity's real value (read, or set by a change);
+    /// an upsert or delete needs no read, so its slot may start unknown.
+    known: bool,
+    /// Length of the JSON text `state` was read as, or `None` once changed.
+    bytes: Option<usize>,
+    /// Whether the row must be written (some change was not a no-op).
+    dirty: bool,
+}
+
+impl Touched {
+    /// Index of `key`'s slot. A new slot starts from the cache, else (when
+    /// `needs_current`) from `read`, else unknown.
+    fn slot(
+        &mut self,
+        key: Key,
+        needs_current: bool,
+        cache: &mut EntityCache,
+        read: impl FnOnce(&Key) -> Result<Option<(Object, usize)>, StoreError>,
+    ) -> Result<usize, StoreError> {
+        // An existing slot is known: only a first change leaves a slot unknown,
+        // and applying it makes it known.
+        if let Some(&i) = self.index.get(&key) {
+            return Ok(i);
+        }
+        let (state, known, bytes) = match cache.take(&key) {
+            Some((obj, bytes)) => (Some(obj), true, Some(bytes)),
+            None if needs_current => match read(&key)? {
+                Some((obj, bytes)) => (Some(obj), true, Some(bytes)),
+                None => (None, true, None),
+            },
+            None => (None, false, None),
+        };
+        let i = self.slots.len();
+        self.index.insert(key.clone(), i);
+        self.slots.push(Slot {
+            key,
+            state,
+            known,
+            bytes,
+            dirty: false,
+        });
+        Ok(i)
+    }
+
+    /// Apply `change` to slot `at` (the one of its entity).
+    fn change(&mut self, at: usize, change: &Change) {
+        let slot = &mut self.slots[at];
+        if slot.known && change.is_noop_on(slot.state.as_ref()) {
+            return;
+        }
+        slot.state = change.apply_to(slot.state.take());
+        slot.known = true;
+        slot.bytes = None;
+        slot.dirty = true;
+    }
+
+    /// Write every dirty entity (or delete it).
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+        let mut write = tx.prepare_cached(
+            "INSERT INTO entities (kind, id, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data",
+        )?;
+        let mut delete = tx.prepare_cached("DELETE FROM entities WHERE kind = ?1 AND id = ?2")?;
+        for slot in self.slots.iter_mut().filter(|s| s.dirty) {
+            let (kind, id) = (&slot.key.0, &slot.key.1);
+            match &slot.state {
+                Some(obj) => {
+                    let text = serde_json::to_string(obj)?;
+                    write.execute(params![kind.as_str(), id, text])?;
+                    slot.bytes = Some(text.len());
+                }
+                None => {
+                    delete.execute(params![kind.as_str(), id])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the commit: the cache learns what the batch read and wrote.
+    fn into_cache(self, cache: &mut EntityCache) {
+        for slot in self.slots {
+            match (slot.state, slot.bytes) {
+                (Some(obj), Some(bytes)) => cache.put(slot.key, obj, bytes),
+                // Deleted or absent (or never known): nothing to keep.
+                _ => cache.remove(&slot.key),
+            }
+        }
+    }
+}
+
 /// `path` with `suffix` appended to its file name (`cache.db` → `cache.db-wal`).
 fn side_file(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -536,9 +687,11 @@ const SET_CURSOR: &str =
 const SET_LAST_SYNC: &str = "INSERT INTO meta (key, value) VALUES ('last_sync_ms', ?1)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
-/// Delete everything older than the newest `?1` rows.
-const TRIM_LOG: &str = "DELETE FROM event_log WHERE pos <=
-     (SELECT pos FROM event_log ORDER BY pos DESC LIMIT 1 OFFSET ?1)";
+/// Delete everything older than the newest `?1` rows. `pos` has no gaps (rows
+/// get `max(pos) + 1`, and are only ever deleted oldest first or all at once), so
+/// the newest `?1` are those above `max(pos) - ?1`: two index lookups, where
+/// `ORDER BY pos DESC LIMIT 1 OFFSET ?1` stepped over `?1` rows every batch.
+const TRIM_LOG: &str = "DELETE FROM event_log WHERE pos <= (SELECT max(pos) FROM event_log) - ?1";
 
 fn row_triple(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -558,6 +711,8 @@ impl Store for SqliteStore {
         cursor: &Cursor,
         rows: &SnapshotRows,
     ) -> Result<(), StoreError> {
+        // The entity cache follows `apply` only.
+        self.cache.clear();
         self.checked_mut(|s| s.replace_tx(stream, cursor, rows))
     }
 
@@ -739,6 +894,52 @@ mod tests {
         );
         // Opening again is a no-op.
         drop(SqliteStore::open(&path).unwrap());
+    }
+
+    /// The writer leaves checkpoints to its thread: its own threshold is the
+    /// backstop, pages still reach the database file, and the last close removes
+    /// the WAL.
+    #[test]
+    fn checkpoints_run_off_the_writers_thread() {
+        use pulse_protocol::domain::Change;
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert!(store.checkpointer.is_some());
+        let pages: u32 = store
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, checkpoint::BACKSTOP_PAGES);
+        let before = std::fs::metadata(&path).unwrap().len();
+        let filler = "x".repeat(3000);
+        let events: Vec<AppliedEvent> = (1..=200u64)
+            .map(|seq| {
+                let mut e = super::super::suite::event(seq, vec![]);
+                e.changes.push(Change::Upsert {
+                    kind: EntityKind::Ticket,
+                    id: seq.to_string(),
+                    data: super::super::suite::obj(json!({"filler": filler})),
+                });
+                e
+            })
+            .collect();
+        for batch in events.chunks(20) {
+            store.apply("e1", batch).unwrap();
+        }
+        // ~600 KB were committed, far below the writer's own threshold: only the
+        // checkpointer can have copied them into the database file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&path).unwrap().len() < before + 500_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint happened"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(store);
+        assert!(!side_file(&path, "-wal").exists() && !side_file(&path, "-shm").exists());
     }
 
     #[test]
