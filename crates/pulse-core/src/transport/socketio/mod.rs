@@ -245,9 +245,11 @@ pub enum SioIncoming {
 }
 
 /// The most bytes of received events that may wait to be read (64 MiB, counted
-/// by [`event_size`]). Past it the link is closed with
-/// [`DisconnectReason::TransportError`] saying the reader fell behind, and
-/// nothing more is queued: the queue never grows without bound.
+/// by [`event_size`]). Past it the client stops reading from the link until the
+/// reader has taken the queue down to half of it: the server's sends then wait in
+/// TCP's buffers and its own (backpressure), nothing is dropped, and the queue
+/// never holds more than this plus one link message (itself bounded by the
+/// transport's frame or payload limit).
 pub const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// The size an event counts for in the receive queue: its name and the text
@@ -491,6 +493,11 @@ pub enum DecodeError {
 pub struct SioStats {
     /// Events queued for `recv`.
     pub events: u64,
+    /// Bytes of events queued and not yet read ([`event_size`]).
+    pub queued_bytes: usize,
+    /// Times the client stopped reading from the link because the queue was
+    /// full ([`MAX_QUEUED_BYTES`]).
+    pub paused: u64,
     /// Server pings answered.
     pub pings: u64,
     /// Malformed packets skipped.

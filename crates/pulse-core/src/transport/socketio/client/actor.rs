@@ -63,8 +63,6 @@ pub(super) struct Actor {
     pub(super) upgrade: Option<oneshot::Receiver<Result<WsLink, SocketIoError>>>,
     /// A probed WebSocket waiting for polling to pause.
     pub(super) upgrading: Option<WsLink>,
-    /// The receive queue passed its byte bound: the link ends.
-    pub(super) overflowed: bool,
 }
 
 impl Actor {
@@ -87,18 +85,21 @@ impl Actor {
                 return Stop::Disconnected(DisconnectReason::TransportError("no link".into()));
             };
             let upgrade = &mut self.upgrade;
+            // A full queue: the link is not read until the reader drains it.
+            let full =
+                self.shared.queued_bytes.load(Ordering::Relaxed) > super::super::MAX_QUEUED_BYTES;
+            let shared = self.shared.clone();
+            if full {
+                self.shared.paused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("socket.io receive queue full; pausing the link until it drains");
+            }
             tokio::select! {
-                ev = link.recv() => {
+                ev = link.recv(), if !full => {
                     if let Err(stop) = self.on_link(ev).await {
                         return stop;
                     }
-                    if self.overflowed {
-                        return Stop::Disconnected(DisconnectReason::TransportError(format!(
-                            "received events waiting to be read passed {} bytes (the reader fell behind); closing the link",
-                            super::super::MAX_QUEUED_BYTES
-                        )));
-                    }
                 }
+                () = shared.drained.notified(), if full => {}
                 cmd = cmds.recv() => {
                     let r = match cmd {
                         None => Err(Stop::Quiet),
@@ -359,16 +360,7 @@ impl Actor {
             offset,
         };
         let size = super::super::event_size(&ev);
-        let queued = self
-            .shared
-            .queued_bytes
-            .fetch_add(size, Ordering::Relaxed)
-            .saturating_add(size);
-        if self.overflowed || queued > super::super::MAX_QUEUED_BYTES {
-            self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-            self.overflowed = true;
-            return;
-        }
+        self.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
         self.shared.events.fetch_add(1, Ordering::Relaxed);
         let _ = self.events.send(SioIncoming::Event(ev));
     }

@@ -94,7 +94,6 @@ impl SocketIoClient {
             recovery_on: false,
             upgrade: None,
             upgrading: None,
-            overflowed: false,
         };
         tokio::spawn(actor.run(cmds_rx, connect_data));
 

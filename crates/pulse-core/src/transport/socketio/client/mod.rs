@@ -8,11 +8,11 @@
 //!   upgrade from long-polling to WebSocket).
 //!
 //! Invariants: the handle and the task talk only through channels (commands in,
-//! events out) and the atomic counters of `Shared`; the event queue never
-//! blocks the task (a slow reader never stalls heartbeats) but is bounded in
-//! bytes ([`super::MAX_QUEUED_BYTES`]: past it the link is closed, saying the
-//! reader fell behind); once `recv` has answered a
-//! disconnection it answers the same one forever.
+//! events out) and the atomic counters of `Shared`; the event queue is bounded
+//! in bytes ([`super::MAX_QUEUED_BYTES`]): past it the task stops reading the
+//! link (heartbeats included) until the reader has taken it down to half, so a
+//! slow reader slows the server instead of losing events; once `recv` has
+//! answered a disconnection it answers the same one forever.
 
 mod actor;
 mod connect;
@@ -48,6 +48,10 @@ struct Shared {
     events: AtomicU64,
     /// Bytes of events queued and not yet read ([`super::event_size`]).
     queued_bytes: std::sync::atomic::AtomicUsize,
+    /// Woken when the reader takes the queue from above half the bound to below.
+    drained: tokio::sync::Notify,
+    /// Times the task stopped reading the link (queue full).
+    paused: AtomicU64,
     pings: AtomicU64,
     decode_errors: AtomicU64,
     ignored: AtomicU64,
@@ -197,9 +201,12 @@ impl SocketIoClient {
     fn take(&mut self, next: Option<SioIncoming>) -> SioIncoming {
         match next {
             Some(SioIncoming::Event(ev)) => {
-                self.shared
-                    .queued_bytes
-                    .fetch_sub(super::event_size(&ev), Ordering::Relaxed);
+                let size = super::event_size(&ev);
+                let before = self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                let low = super::MAX_QUEUED_BYTES / 2;
+                if before > low && before - size <= low {
+                    self.shared.drained.notify_one();
+                }
                 if let (Some(state), Some(offset)) = (self.recovery.as_mut(), ev.offset.as_ref()) {
                     state.offset = Some(offset.clone());
                 }
@@ -280,6 +287,8 @@ impl SocketIoClient {
     pub fn stats(&self) -> SioStats {
         SioStats {
             events: self.shared.events.load(Ordering::Relaxed),
+            queued_bytes: self.shared.queued_bytes.load(Ordering::Relaxed),
+            paused: self.shared.paused.load(Ordering::Relaxed),
             pings: self.shared.pings.load(Ordering::Relaxed),
             decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
             ignored: self.shared.ignored.load(Ordering::Relaxed),

@@ -1,11 +1,15 @@
 //! The HTTP long-polling transport: a poller task (GET, one at a time) and a
 //! writer task (POST, as many packets per body as `maxPayload` allows), both
-//! feeding one queue of [`LinkEvent`]s.
+//! feeding the link's [`LinkEvent`]s, one response body at a time.
 //!
 //! Invariants: a response body is read up to [`TRANSPORT_MAX_MESSAGE`] bytes,
-//! never more; packets are POSTed in the order sent; dropping the link aborts
-//! both tasks; errors are reported without the request's URL.
+//! never more; the next GET starts only once the previous body's packets are
+//! handed to the link (a channel of one body), so a reader that stops reading
+//! stops the polling too and the link holds at most two bodies; packets are
+//! POSTed in the order sent; dropping the link aborts both tasks; errors are
+//! reported without the request's URL.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +37,10 @@ async fn read_body(resp: reqwest::Response) -> Result<String, String> {
 
 /// HTTP long-polling: a poller task (GET) and a writer task (POST).
 pub(in crate::transport::socketio) struct PollingLink {
-    events: mpsc::UnboundedReceiver<LinkEvent>,
+    /// One response body's events at a time (or a closing event).
+    events: mpsc::Receiver<Vec<LinkEvent>>,
+    /// The events of the body being read.
+    current: VecDeque<LinkEvent>,
     writes: mpsc::UnboundedSender<WriterCmd>,
     paused: Arc<AtomicBool>,
     poller: JoinHandle<()>,
@@ -86,10 +93,8 @@ impl PollingLink {
         let hs = open_packet(LinkEvent::Packet(
             packets.next().unwrap_or(Err(DecodeError::Empty)),
         ))?;
-        let (events_tx, events) = mpsc::unbounded_channel();
-        for p in packets {
-            let _ = events_tx.send(LinkEvent::Packet(p));
-        }
+        let (events_tx, events) = mpsc::channel(1);
+        let current = packets.map(LinkEvent::Packet).collect();
         let poll_url = ep.url(TransportKind::Polling, Some(&hs.sid))?;
         let paused = Arc::new(AtomicBool::new(false));
         let (writes, writes_rx) = mpsc::unbounded_channel();
@@ -111,6 +116,7 @@ impl PollingLink {
         Ok((
             PollingLink {
                 events,
+                current,
                 writes,
                 paused,
                 poller,
@@ -120,11 +126,18 @@ impl PollingLink {
         ))
     }
 
+    /// The next event. Cancel-safe: a body taken from the channel is stored
+    /// before anything else is awaited.
     pub(super) async fn recv(&mut self) -> LinkEvent {
-        self.events
-            .recv()
-            .await
-            .unwrap_or_else(|| LinkEvent::Closed("long-polling tasks ended".into()))
+        loop {
+            if let Some(ev) = self.current.pop_front() {
+                return ev;
+            }
+            match self.events.recv().await {
+                Some(body) => self.current.extend(body),
+                None => return LinkEvent::Closed("long-polling tasks ended".into()),
+            }
+        }
     }
 
     pub(super) fn send(&mut self, packets: Vec<EioPacket>) -> Result<(), String> {
@@ -166,21 +179,19 @@ async fn poll_loop(
     http: reqwest::Client,
     url: Url,
     timeout: Duration,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<Vec<LinkEvent>>,
     paused: Arc<AtomicBool>,
 ) {
     loop {
         if paused.load(Ordering::SeqCst) {
-            let _ = events.send(LinkEvent::Paused);
+            let _ = events.send(vec![LinkEvent::Paused]).await;
             return;
         }
         let resp = match http.get(url.clone()).timeout(timeout).send().await {
             Ok(r) => r,
             Err(e) => {
-                let _ = events.send(LinkEvent::Closed(format!(
-                    "poll failed: {}",
-                    without_url(&e)
-                )));
+                let why = format!("poll failed: {}", without_url(&e));
+                let _ = events.send(vec![LinkEvent::Closed(why)]).await;
                 return;
             }
         };
@@ -188,25 +199,25 @@ async fn poll_loop(
         let body = match read_body(resp).await {
             Ok(b) => b,
             Err(why) => {
-                let _ = events.send(LinkEvent::Closed(format!("poll failed: {why}")));
+                let why = format!("poll failed: {why}");
+                let _ = events.send(vec![LinkEvent::Closed(why)]).await;
                 return;
             }
         };
         if status != 200 {
-            let _ = events.send(LinkEvent::Closed(format!(
+            let why = format!(
                 "poll answered HTTP {status}: {}",
                 body_message(body.as_bytes())
-            )));
+            );
+            let _ = events.send(vec![LinkEvent::Closed(why)]).await;
             return;
         }
-        let mut closed = false;
-        for p in decode_payload(&body) {
-            closed |= matches!(p, Ok(EioPacket::Close));
-            if events.send(LinkEvent::Packet(p)).is_err() {
-                return;
-            }
-        }
-        if closed {
+        let packets = decode_payload(&body);
+        drop(body);
+        let closed = packets.iter().any(|p| matches!(p, Ok(EioPacket::Close)));
+        let batch = packets.into_iter().map(LinkEvent::Packet).collect();
+        // Waits while the link still holds the previous body: no GET meanwhile.
+        if events.send(batch).await.is_err() || closed {
             return;
         }
     }
@@ -218,7 +229,7 @@ async fn write_loop(
     timeout: Duration,
     max_payload: usize,
     mut cmds: mpsc::UnboundedReceiver<WriterCmd>,
-    events: mpsc::UnboundedSender<LinkEvent>,
+    events: mpsc::Sender<Vec<LinkEvent>>,
 ) {
     let mut queue: Vec<EioPacket> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -265,7 +276,7 @@ async fn write_loop(
                 Ok(_) => None,
             };
             if let Some(why) = failure {
-                let _ = events.send(LinkEvent::Closed(why));
+                let _ = events.send(vec![LinkEvent::Closed(why)]).await;
                 return;
             }
             start = end;
