@@ -22,6 +22,10 @@ use crate::sys::{self, Proc};
 
 const STREAM: &str = "pulsectl";
 
+/// The target for `pulsectl watch`'s peak resident memory after a 10,000-entity
+/// snapshot (issue 12): 16 MiB.
+pub const TARGET_MIB: f64 = 16.0;
+
 /// Result of the pulsectl benchmark.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PulsectlResult {

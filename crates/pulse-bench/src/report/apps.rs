@@ -487,11 +487,12 @@ pub(super) fn pulsectl(md: &mut String, r: &Results, chart: &mut Chart<'_>) {
                 );
                 let _ = writeln!(
                     md,
-                    "| Empty stream (fixed cost) | After the snapshot (idle) | Busy, highest sample | Peak (VmHWM) | Target |\n|---|---|---|---|---|\n| {} MiB | {} MiB | {} MiB | {} MiB | < 20 MB (19.1 MiB) |",
+                    "| Empty stream (fixed cost) | After the snapshot (idle) | Busy, highest sample | Peak (VmHWM) | Target |\n|---|---|---|---|---|\n| {} MiB | {} MiB | {} MiB | {} MiB | ≤ {} MiB |",
                     fmt_num(p.empty_mib),
                     fmt_num(p.idle_mib),
                     fmt_num(p.busy_peak_mib),
-                    fmt_num(p.hwm_mib)
+                    fmt_num(p.hwm_mib),
+                    fmt_num(crate::pulsectl::TARGET_MIB)
                 );
                 let svg = LineChart {
                     title: "pulsectl watch: resident memory".into(),
@@ -499,7 +500,10 @@ pub(super) fn pulsectl(md: &mut String, r: &Results, chart: &mut Chart<'_>) {
                         .into(),
                     y_label: "MiB".into(),
                     series: vec![("VmRSS".into(), p.timeline.clone())],
-                    target: Some((20.0 / 1.048_576, "target 20 MB".into())),
+                    target: Some((
+                        crate::pulsectl::TARGET_MIB,
+                        format!("target {} MiB", crate::pulsectl::TARGET_MIB),
+                    )),
                 }
                 .render();
                 let _ = writeln!(md, "\n{}", chart("pulsectl-rss", svg, "pulsectl memory"));
