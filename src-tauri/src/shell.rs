@@ -393,6 +393,8 @@ impl Shell {
         conn.caveat = caveat;
         self.notifier.set_actions(speaks.actions());
         self.notifier.set_origin(Some(self.origin(conn)));
+        // Actions are queued for, and only sent by, this server and account.
+        config.owner = self.origin(conn).owner();
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -658,7 +660,7 @@ impl Shell {
 
     /// Perform a user action: sent now, or queued (also when signed out or offline).
     pub async fn perform(&self, action: Action) -> Result<ActionOutcome, CommandError> {
-        let (app, store) = {
+        let (app, store, owner) = {
             let guard = self.conn.lock().await;
             let conn = guard
                 .as_ref()
@@ -676,7 +678,11 @@ impl Shell {
                     ));
                 }
             }
-            (conn.app.clone(), conn.store.clone())
+            (
+                conn.app.clone(),
+                conn.store.clone(),
+                self.origin(conn).owner(),
+            )
         };
         match app {
             Some(app) => app
@@ -685,7 +691,7 @@ impl Shell {
                 .map_err(|e| CommandError::new("store", e.to_string())),
             None => {
                 // Signed out or not started: no way to send, so it is queued.
-                let done = perform_detached(None, &action, Some(|| Ok(store.clone())))
+                let done = perform_detached(None, &owner, &action, Some(|| Ok(store.clone())))
                     .await
                     .map_err(|e| CommandError::new("store", e.to_string()))?;
                 let list: Vec<pulse_core::store::OutboxEntry> = store.outbox().unwrap_or_default();
@@ -960,26 +966,31 @@ impl Shell {
             let guard = self.conn.lock().await;
             (
                 guard.as_ref().and_then(|c| c.login.clone()),
-                guard.as_ref().map(|c| c.store.clone()),
+                guard
+                    .as_ref()
+                    .map(|c| (c.store.clone(), self.origin(c).owner())),
             )
         };
-        if let (crate::dto::QueuedOnSignOut::Discard, Some(store)) = (queued, store) {
+        if let (crate::dto::QueuedOnSignOut::Discard, Some((store, owner))) = (queued, store) {
+            // Only this account's entries: another account's (or those of no
+            // known account) stay for their owner.
             let entries = store
                 .outbox()
                 .map_err(|e| CommandError::new("store", e.to_string()))?;
-            for e in &entries {
+            let (mine, others): (Vec<_>, Vec<_>) = entries
+                .into_iter()
+                .partition(|e| e.owner.as_ref() == Some(&owner));
+            for e in &mine {
                 store
                     .outbox_remove(e.id)
                     .map_err(|e| CommandError::new("store", e.to_string()))?;
             }
             info!(
-                discarded = entries.len(),
+                discarded = mine.len(),
+                kept_for_others = others.len(),
                 "queued actions discarded at sign-out"
             );
-            self.hooks.emit(
-                events::OUTBOX,
-                to_json(&Vec::<pulse_core::store::OutboxEntry>::new()),
-            );
+            self.hooks.emit(events::OUTBOX, to_json(&others));
         }
         if let Some(login) = login {
             // Revoke the session at the server too, so its refresh token is dead

@@ -995,6 +995,7 @@ mod tests {
         );
         store
             .outbox_push(
+                &crate::store::suite::owner("ann"),
                 &Action::MoveTicket {
                     id: "t".into(),
                     state: "done".into(),

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use pulse_protocol::domain::{Entity, EntityKind};
 use pulse_protocol::frame::EventFrame;
 
-use super::{Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary};
+use super::{Action, AppliedEvent, Cursor, OutboxEntry, Owner, Store, StoreError, StoreSummary};
 
 /// A shared, cheaply cloned handle to one [`Store`].
 #[derive(Clone)]
@@ -93,8 +93,13 @@ impl StoreHandle {
     }
 
     /// See [`Store::outbox_push`].
-    pub fn outbox_push(&self, action: &Action, queued_at: i64) -> Result<u64, StoreError> {
-        self.lock().outbox_push(action, queued_at)
+    pub fn outbox_push(
+        &self,
+        owner: &Owner,
+        action: &Action,
+        queued_at: i64,
+    ) -> Result<u64, StoreError> {
+        self.lock().outbox_push(owner, action, queued_at)
     }
 
     /// See [`Store::outbox`].

@@ -22,6 +22,11 @@
 //!   [`StoreError::Corrupt`], with its `-wal` and `-shm`, and says what was lost
 //!   (what could still be read of it: entities and queued actions); any other
 //!   failure (locked, newer schema, a full disk) leaves the files where they are;
+//! - an outbox row's owner is the `owner` column (JSON of [`Owner`], schema
+//!   version 2); rows migrated from version 1 have none (`NULL`). A row whose
+//!   owner (or action) cannot be read makes [`Store::outbox`] fail with
+//!   [`StoreError::BadOutboxRow`] naming it; the row is never changed or removed
+//!   by that (a read-only open of a version-1 file reads its rows as unowned);
 //! - no table holds a credential.
 
 use std::path::{Path, PathBuf};
@@ -33,7 +38,8 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 
 use super::memory::{now_ms, SeqFilter};
 use super::{
-    Action, AppliedEvent, Cursor, OutboxEntry, Store, StoreError, StoreSummary, EVENT_LOG_LIMIT,
+    Action, AppliedEvent, Cursor, OutboxEntry, Owner, Store, StoreError, StoreSummary,
+    EVENT_LOG_LIMIT,
 };
 
 /// A damaged cache that [`SqliteStore::open_or_set_aside`] moved aside.
@@ -79,7 +85,13 @@ impl SetAside {
 const APPLICATION_ID: i32 = 0x5055_4C53;
 
 /// Migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/0001_init.sql"),
+    include_str!("sqlite/0002_outbox_owner.sql"),
+];
+
+/// The first schema version whose outbox has the `owner` column.
+const OWNER_SINCE: i64 = 2;
 
 /// Highest schema version this build understands.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -92,6 +104,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Whether the outbox has its `owner` column (false only for a read-only
+    /// open of a version-1 file).
+    owners: bool,
 }
 
 /// What the file's header says it is.
@@ -123,6 +138,7 @@ impl SqliteStore {
         let store = SqliteStore {
             conn,
             path: path.to_owned(),
+            owners: true,
         };
         store.checked(|s| s.prepare_read_write())?;
         Ok(store)
@@ -146,6 +162,7 @@ impl SqliteStore {
                 let store = Connection::open_with_flags(uri, flags).map(|conn| SqliteStore {
                     conn,
                     path: path.to_owned(),
+                    owners: false,
                 });
                 match store {
                     Err(e) => Err(StoreError::Sqlite(e)),
@@ -232,11 +249,12 @@ impl SqliteStore {
             // Not expressible as a file URI (should not happen): plain read-only open.
             Connection::open_with_flags(path, flags)?
         };
-        let store = SqliteStore {
+        let mut store = SqliteStore {
             conn,
             path: path.to_owned(),
+            owners: false,
         };
-        store.checked(|s| {
+        let version = store.checked(|s| {
             s.conn.busy_timeout(BUSY_TIMEOUT)?;
             match s.identity()? {
                 Identity::Blank => Err(missing()),
@@ -244,9 +262,10 @@ impl SqliteStore {
                     found: v,
                     supported: SCHEMA_VERSION,
                 }),
-                Identity::Pulse(_) => s.quick_check(),
+                Identity::Pulse(v) => s.quick_check().map(|_| v),
             }
         })?;
+        store.owners = version >= OWNER_SINCE;
         Ok(store)
     }
 
@@ -624,35 +643,66 @@ impl Store for SqliteStore {
         })
     }
 
-    fn outbox_push(&mut self, action: &Action, queued_at: i64) -> Result<u64, StoreError> {
+    fn outbox_push(
+        &mut self,
+        owner: &Owner,
+        action: &Action,
+        queued_at: i64,
+    ) -> Result<u64, StoreError> {
         self.checked_mut(|s| {
             s.conn
-                .prepare_cached("INSERT INTO outbox (action, queued_at) VALUES (?1, ?2)")?
-                .execute(params![serde_json::to_string(action)?, queued_at])?;
+                .prepare_cached(
+                    "INSERT INTO outbox (action, queued_at, owner) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    serde_json::to_string(action)?,
+                    queued_at,
+                    serde_json::to_string(owner)?
+                ])?;
             Ok(s.conn.last_insert_rowid() as u64)
         })
     }
 
     fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         self.checked(|s| {
-            let mut stmt = s.conn.prepare_cached(
-                "SELECT id, action, queued_at, last_error FROM outbox ORDER BY id",
-            )?;
+            let mut stmt = s.conn.prepare_cached(if s.owners {
+                "SELECT id, action, queued_at, last_error, owner FROM outbox ORDER BY id"
+            } else {
+                "SELECT id, action, queued_at, last_error, NULL FROM outbox ORDER BY id"
+            })?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((
                         r.get::<_, u64>(0)?,
-                        r.get::<_, String>(1)?,
+                        r.get::<_, rusqlite::types::Value>(1)?,
                         r.get::<_, i64>(2)?,
                         r.get::<_, Option<String>>(3)?,
+                        r.get::<_, rusqlite::types::Value>(4)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
-                .map(|(id, action, queued_at, last_error)| {
+                .map(|(id, action, queued_at, last_error, owner)| {
+                    let bad =
+                        |column, detail: String| StoreError::BadOutboxRow { id, column, detail };
+                    let action = match action {
+                        rusqlite::types::Value::Text(t) => {
+                            serde_json::from_str(&t).map_err(|e| bad("action", e.to_string()))?
+                        }
+                        other => return Err(bad("action", format!("not text: {other:?}"))),
+                    };
+                    let owner = match owner {
+                        rusqlite::types::Value::Null => None,
+                        rusqlite::types::Value::Text(t) => Some(
+                            serde_json::from_str::<Owner>(&t)
+                                .map_err(|e| bad("owner", e.to_string()))?,
+                        ),
+                        other => return Err(bad("owner", format!("not text: {other:?}"))),
+                    };
                     Ok(OutboxEntry {
                         id,
-                        action: serde_json::from_str(&action)?,
+                        owner,
+                        action,
                         queued_at,
                         last_error,
                     })
@@ -722,7 +772,7 @@ mod tests {
 
     #[test]
     fn migrations_are_numbered_and_versioned() {
-        assert_eq!(SCHEMA_VERSION, 1);
+        assert_eq!(SCHEMA_VERSION, 2);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache.db");
         drop(SqliteStore::open(&path).unwrap());
