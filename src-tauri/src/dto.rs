@@ -554,6 +554,7 @@ pub fn typescript_bindings() -> String {
         ActionSet::decl(&cfg),
         pulse_core::session::Intent::decl(&cfg),
         ActionOutcome::decl(&cfg),
+        pulse_core::store::Owner::decl(&cfg),
         OutboxEntry::decl(&cfg),
         SettledAction::decl(&cfg),
         QueuedOnSignOut::decl(&cfg),

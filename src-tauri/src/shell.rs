@@ -678,6 +678,18 @@ impl Shell {
                     ));
                 }
             }
+            if conn.app.is_none()
+                && conn.username.is_none()
+                && matches!(conn.source, Source::Profile(_))
+                && conn.source.speaks().is_native()
+            {
+                // Signed out of a Pulse gateway: no account to queue it for (it
+                // would be sent by whoever signs in next).
+                return Err(CommandError::new(
+                    "signed_out",
+                    "Sign in to act on this: Pulse queues an action only for the account it is taken as",
+                ));
+            }
             (
                 conn.app.clone(),
                 conn.store.clone(),
