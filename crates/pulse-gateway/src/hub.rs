@@ -275,6 +275,11 @@ impl Hub {
         v
     }
 
+    /// The store, for a caller already on a blocking thread.
+    pub(crate) fn store(&self) -> &Arc<dyn LogStore> {
+        &self.store
+    }
+
     /// Run a store call on the blocking pool.
     pub async fn blocking<T, F>(&self, f: F) -> Result<T, HubError>
     where

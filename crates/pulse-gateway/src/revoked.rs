@@ -82,6 +82,18 @@ impl Revoked {
         });
     }
 
+    /// The `iat` to give a new access token of `sub` minted at `now`: `now`, or
+    /// the second after the user's removal when that is later (a user removed and
+    /// added back within one second logs in again at once, since `iat` counts in
+    /// whole seconds and tokens issued in the removal's second are refused).
+    pub fn issued_at(&self, tenant: &str, sub: &str, now: u64) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.users.get(&(tenant.to_owned(), sub.to_owned())) {
+            Some(at) => now.max(at.saturating_add(1)),
+            None => now,
+        }
+    }
+
     /// `Err` when `claims` (already verified) are revoked.
     pub fn check(&self, claims: &Claims) -> Result<(), AuthError> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,8 +148,12 @@ mod tests {
         r.user("acme", "ann");
         assert!(woken.try_recv().is_ok());
         assert!(r.check(&claims("ann", now, None)).is_err());
-        // A token issued after the removal (a new login once added back) is good.
+        // A token issued after the removal (a new login once added back) is good,
+        // even within the removal's second.
         assert!(r.check(&claims("ann", now + 1, None)).is_ok());
+        let iat = r.issued_at("acme", "ann", now);
+        assert!(iat > now && r.check(&claims("ann", iat, None)).is_ok());
+        assert_eq!(r.issued_at("acme", "bob", now), now);
         // Another user, or the same name in another tenant, is not affected.
         assert!(r.check(&claims("bob", now, None)).is_ok());
         let mut other = claims("ann", now, None);

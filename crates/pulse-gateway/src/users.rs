@@ -429,8 +429,10 @@ pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Act on users removed from the file while the gateway runs: refuse their
 /// access tokens at once (`revoked`, which also closes their streams) and delete
-/// their refresh-token families from the store; with a users file, look at it
-/// every [`RELOAD_EVERY`] until `stop`.
+/// their refresh-token families from the store, both before the reload that saw
+/// the removal returns (so no request after it finds them); with a users file,
+/// look at it every [`RELOAD_EVERY`] until `stop`. Reloads run on blocking
+/// threads (`spawn_blocking`), where the store is called directly.
 pub(crate) fn watch_removals(
     users: &std::sync::Arc<Directory>,
     revoked: &std::sync::Arc<crate::revoked::Revoked>,
@@ -438,27 +440,13 @@ pub(crate) fn watch_removals(
     poll: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     let r = revoked.clone();
+    let store = hub.store().clone();
     users.on_removed(move |tenant, name| {
         r.user(tenant, name);
-        let _ = tx.send((tenant.to_owned(), name.to_owned()));
-    });
-    let hub = hub.clone();
-    tokio::spawn(async move {
-        while let Some((tenant, name)) = rx.recv().await {
-            let (t, n) = (tenant.clone(), name.clone());
-            match hub
-                .blocking(move |store| store.session_revoke_user(&t, &n))
-                .await
-            {
-                Ok(n) => {
-                    tracing::info!(user = %name, %tenant, sessions = n, "removed user's sessions revoked")
-                }
-                Err(e) => {
-                    tracing::error!(user = %name, %tenant, error = %e, "removed user's sessions not revoked; their refresh is refused all the same")
-                }
-            }
+        match store.session_revoke_user(tenant, name) {
+            Ok(n) => tracing::info!(user = %name, %tenant, sessions = n, "removed user's sessions revoked"),
+            Err(e) => tracing::error!(user = %name, %tenant, error = %e, "removed user's sessions not revoked in the store; their refresh is refused all the same while they are absent"),
         }
     });
     if !poll {

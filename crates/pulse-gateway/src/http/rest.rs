@@ -552,6 +552,7 @@ fn tokens(
     let mut access = auth::claims(sub, tenant, role, TokenUse::Access, st.access_ttl);
     // The session's family, so that signing out refuses its access tokens too.
     access.fam = Some(family.to_owned());
+    access.iat = st.revoked.issued_at(tenant, sub, access.iat);
     Ok((
         TokenResponse {
             access_token: mint(&access)?,
