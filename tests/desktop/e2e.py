@@ -311,6 +311,192 @@ def peer_jwt(claims):
     return f"{enc({'alg': 'HS256', 'typ': 'JWT'})}.{enc(claims)}.sig-e2e"
 
 
+# Checks that bring their own gateway, peers and app launch (standalone): run after
+# the main flow, or alone with PULSE_E2E_ONLY=<part of a check's name> (then nothing
+# else starts: no LangGraph server, no main gateway).
+ONLY = os.environ.get("PULSE_E2E_ONLY", "").strip()
+STANDALONE = []
+TEAM_PROFILE = os.path.abspath(os.path.join(PEERS, "..", "..", "profiles", "examples", "agent-monitor-approvals.toml"))
+JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}")
+
+
+def standalone(name):
+    def deco(fn):
+        STANDALONE.append((name, fn))
+        return fn
+    return deco
+
+
+def token_forms(tok):
+    """`tok` as it could sit in a file: as is, percent-encoded (every byte, both
+    cases), JSON-escaped, and base64 (standard and URL-safe) at each of the three
+    alignments it can have inside a longer base64 text (the part of the encoding
+    that does not depend on the neighbouring bytes)."""
+    import base64
+    import urllib.parse
+    raw = tok.encode()
+    forms = {"as is": raw,
+             "percent-encoded": urllib.parse.quote(tok, safe="").encode(),
+             "percent-encoded (every byte)": "".join(f"%{b:02X}" for b in raw).encode(),
+             "percent-encoded (every byte, lower case)": "".join(f"%{b:02x}" for b in raw).encode(),
+             "JSON-escaped": json.dumps(tok)[1:-1].encode()}
+    for shift in range(3):
+        enc = base64.b64encode(b"\0" * shift + raw)
+        core = enc[4:-4] if shift else enc[:-4]
+        forms[f"base64 (offset {shift})"] = core
+        forms[f"base64url (offset {shift})"] = core.replace(b"+", b"-").replace(b"/", b"_")
+    return forms
+
+
+def token_leaks(paths, tokens):
+    """Every (file, what) where a form of one of `tokens`, or anything shaped like a
+    JWT, is found in the regular files under `paths` (files or folders)."""
+    found = []
+    files = []
+    for p in paths:
+        if os.path.isfile(p):
+            files.append(p)
+        for root, _, names in os.walk(p):
+            files.extend(os.path.join(root, n) for n in names)
+    scanned = 0
+    for f in files:
+        if os.path.islink(f) or not os.path.isfile(f):
+            continue
+        try:
+            data = open(f, "rb").read()
+        except OSError:
+            continue
+        scanned += 1
+        for i, tok in enumerate(tokens):
+            for what, form in token_forms(tok).items():
+                if len(form) >= 16 and form in data:
+                    found.append((f, f"token #{i} {what}"))
+        m = JWT.search(data)
+        if m:
+            found.append((f, "a JWT-shaped string " + m.group(0)[:12].decode() + "…"))
+    return found, scanned
+
+
+@standalone("tokens at trace level: the real app, signed in from the keyring, approving and switching servers, "
+            "writes no token to its stderr, logs, cache, settings or webview data")
+def t_trace_tokens():
+    global driver
+    g = Gateway()
+    g.store = os.path.join(TMP, "trace-gateway.db")
+    g.log = open(os.path.join(OUT, "trace-gateway.log"), "a")
+    team = None
+    proc = None
+    try:
+        g.start()
+        pub, view = mint("publisher"), mint("viewer")
+        req = urllib.request.Request(g.url + "/v1/auth/login", method="POST",
+                                     data=json.dumps({"username": "e2e-ann", "password": PASSWORD}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            signed_in = json.loads(r.read())
+        refresh = signed_in["refresh_token"]
+        # The sign-in put where the app keeps it: keyring 3's Secret Service item
+        # (service `pulse`, account `user@server`, as `keyring_store.rs` saves it).
+        subprocess.run(["secret-tool", "store", "--label", "pulse e2e trace", "service", "pulse",
+                        "username", "e2e-ann@" + g.url, "target", "default", "application", "rust-keyring"],
+                       input=refresh, text=True, check=True)
+        team_token = peer_jwt({"sub": "ann", "tenant_id": TENANT, "purpose": "trace-e2e"})
+        team = NodePeer("ws/agent-monitor.js", "trace-team", [team_token],
+                        {"agents": [], "agent_stats": {}, "tickets": [], "approvals": []})
+        base = os.path.join(TMP, "trace")
+        dirs = {k: os.path.join(base, k) for k in ("home", "config", "data", "cache", "runtime")}
+        for d in dirs.values():
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(dirs["config"], "pulse"), exist_ok=True)
+        with open(os.path.join(dirs["config"], "pulse", "settings.json"), "w") as f:
+            json.dump({"servers": [{"id": "trace", "name": "Trace gateway", "url": g.url, "profile": "native",
+                                    "username": "e2e-ann"},
+                                   {"id": "trace-team", "name": "Trace team", "url": team.url, "profile": TEAM_PROFILE}],
+                       "active_server": "trace", "theme": "light"}, f)
+        env_t = {k: v for k, v in os.environ.items() if k not in ("PULSE_SERVER", "PULSE_TOKEN", "PULSE_LOG")}
+        env_t.update({"HOME": dirs["home"], "XDG_CONFIG_HOME": dirs["config"], "XDG_DATA_HOME": dirs["data"],
+                      "XDG_CACHE_HOME": dirs["cache"], "XDG_RUNTIME_DIR": dirs["runtime"],
+                      "RUST_LOG": "trace", "PULSE_LOG": "trace", "RUST_BACKTRACE": "full",
+                      "G_MESSAGES_DEBUG": "all", "WEBKIT_DEBUG": "Network,Loading,Storage",
+                      "PULSE_RECONNECT_CAP_SECS": "3", "PULSE_NO_SCHEME_REGISTRATION": "1"})
+        log_path = os.path.join(OUT, "tauri-driver-trace.log")
+        proc, driver = start_driver(env_t, "tauri-driver-trace.log")
+        wait("Live, signed in from the keyring", lambda: label() == "Live", 45)
+        # An approval on the gateway.
+        http(g, "POST", "/v1/ingest", pub, {"type": "approval.created", "data": {
+            "id": "ap-trace-1", "title": "Trace: restart the workers", "agent_name": "Atlas", "created_at": int(time.time() * 1000)}})
+        go("approvals")
+        wait("the approval row", lambda: row("approval", "ap-trace-1"), 15)
+        row("approval", "ap-trace-1")[0].find_element(By.CSS_SELECTOR, '[data-testid="approve"]').click()
+        wait("approved on the gateway", lambda: (entity(g, view, "approval", "ap-trace-1") or {}).get("status") == "approved", 15)
+        # A server switch, to a profile server whose token is given in Settings
+        # (the app puts it in the keyring), and an approval there.
+        go("settings")
+        Select(css('[data-testid="active-server"]')).select_by_value("trace-team")
+        click('[data-testid="save-settings"]')
+        wait("Signed out before its token is given", lambda: label() == "Signed out", 30)
+        css('[data-testid="token-input"]').send_keys(team_token)
+        click('[data-testid="token-save"]')
+        wait("Live on the team server", lambda: label() == "Live", 30)
+        approval = {"id": "ap-trace-2", "title": "Trace: refund order 7", "status": "pending", "agent_name": "Ledger"}
+        team.control("state", {"approvals": [approval]})
+        team.control("emit", {"type": "approval:updated", "payload": {"approval": approval}})
+        go("approvals")
+        wait("the team approval row", lambda: row("approval", "ap-trace-2"), 15)
+        row("approval", "ap-trace-2")[0].find_element(By.CSS_SELECTOR, '[data-testid="approve"]').click()
+        wait("the approve on the team server", lambda: [r for r in team.info().get("requests", [])
+                                                        if r["method"] == "POST" and r["path"] == "/api/approvals/ap-trace-2/approve"], 15)
+        # And back to the gateway (a refresh with the rotated token from the keyring).
+        go("settings")
+        Select(css('[data-testid="active-server"]')).select_by_value("trace")
+        click('[data-testid="save-settings"]')
+        wait("Live on the gateway again", lambda: label() == "Live", 30)
+        if os.environ.get("PULSE_E2E_PLANT_LEAK"):
+            # Only to prove this check fails on a leak: the webview keeps the token.
+            driver.execute_script("localStorage.setItem('pulse-e2e-planted', arguments[0])", refresh)
+        stop_driver(proc, driver)
+        proc = driver = None
+        # Every token the app held: the refresh token given, the ones it rotated to
+        # (in the keyring now), the team server's; any other JWT (the access tokens
+        # the app was given) is caught by its shape.
+        found = subprocess.run(["secret-tool", "search", "--all", "service", "pulse"],
+                               capture_output=True, text=True)
+        kept = re.findall(r"^secret = (.+)$", found.stdout, re.M)
+        assert refresh not in kept and len(kept) >= 2, f"the keyring holds the rotated sign-in and the team token: {len(kept)}"
+        assert team_token in kept, "the team token was saved in the keyring"
+        tokens = [refresh, team_token, *kept]
+        trace_log = open(log_path, "rb").read()
+        assert b"TRACE" in trace_log and b"pulse_core" in trace_log, "the app logged at trace level"
+        webview = [os.path.join(r, n) for r, _, ns in os.walk(dirs["data"]) for n in ns]
+        assert webview, "the app and its webview wrote their data under XDG_DATA_HOME"
+        leaks, scanned = token_leaks([log_path, *dirs.values()], tokens)
+        log(f"     searched {scanned} files ({len(trace_log) // 1024} KiB of trace log) for {len(tokens)} tokens")
+        assert not leaks, "tokens found: " + "; ".join(f"{f}: {w}" for f, w in leaks[:10])
+    finally:
+        if proc:
+            stop_driver(proc, driver)
+        driver = None
+        if team:
+            team.kill()
+        g.kill()
+
+
+if ONLY:
+    os.makedirs(OUT, exist_ok=True)
+    driver = None
+    chosen = [(n, f) for n, f in STANDALONE if ONLY in n]
+    if not chosen:
+        log(f"FAIL no standalone check matches PULSE_E2E_ONLY={ONLY!r}: " + "; ".join(n for n, _ in STANDALONE))
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    for n, f in chosen:
+        check(n)(f)()
+    passed = sum(1 for _, ok in results if ok)
+    failed = sum(1 for _, ok in results if not ok)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(0 if failed == 0 and passed > 0 else 1)
+
+
 # ---------------------------------------------------------------------------
 
 os.makedirs(OUT, exist_ok=True)
@@ -983,6 +1169,9 @@ finally:
         except Exception:
             pass
     gw.kill()
+
+for n, f in STANDALONE:
+    check(n)(f)()
 
 passed = sum(1 for _, ok in results if ok)
 failed = sum(1 for _, ok in results if not ok)
