@@ -180,7 +180,8 @@ export class FakeBackend implements Backend {
       return o;
     }
     if (!this.online) {
-      const entry: OutboxEntry = { id: this.nextOutbox++, action, queued_at: Date.now(), last_error: null };
+      const owner = { server: this.settings.active_server ?? "demo", account: acct.username ?? null };
+      const entry: OutboxEntry = { id: this.nextOutbox++, owner, action, queued_at: Date.now(), last_error: null };
       this.outbox.push(entry);
       this.emit("outbox", [...this.outbox]);
       return { outcome: "queued", outbox_id: entry.id };
@@ -261,8 +262,11 @@ export class FakeBackend implements Backend {
   async logout(queued: QueuedOnSignOut): Promise<void> {
     this.calls.push({ name: "logout", args: queued });
     if (queued === "discard") {
-      this.outbox = [];
-      this.emit("outbox", []);
+      // As the shell: only the signed-in account's entries.
+      const server = this.settings.active_server ?? "demo";
+      const account = this.account().username ?? null;
+      this.outbox = this.outbox.filter((e) => !(e.owner?.server === server && e.owner?.account === account));
+      this.emit("outbox", [...this.outbox]);
     }
   }
   async pauseNotifications(minutes: number | null): Promise<Settings> {
