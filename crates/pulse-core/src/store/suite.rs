@@ -576,7 +576,8 @@ pub fn outbox_keeps_order_errors_and_removals<S: Store>(store: &mut S) {
     assert!(a < b && b < c, "ids must rise: {a} {b} {c}");
     store.outbox_fail(b, "503 Service Unavailable").unwrap();
     let list = store.outbox().unwrap();
-    let shape: Vec<(u64, Option<&Owner>, &Action, i64, Option<&str>)> = list
+    type Row<'a> = (u64, Option<&'a Owner>, &'a Action, i64, Option<&'a str>);
+    let shape: Vec<Row> = list
         .iter()
         .map(|e| {
             (
