@@ -394,7 +394,7 @@ impl Shell {
         self.notifier.set_actions(speaks.actions());
         self.notifier.set_origin(Some(self.origin(conn)));
         // Actions are queued for, and only sent by, this server and account.
-        config.owner = self.origin(conn).owner();
+        config.owner = owner_of(conn);
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -646,6 +646,7 @@ impl Shell {
             actions: speaks.actions(),
             profile: speaks.to_string(),
             token_saved,
+            owner: owner_of(conn),
         })
     }
 
@@ -690,11 +691,7 @@ impl Shell {
                     "Sign in to act on this: Pulse queues an action only for the account it is taken as",
                 ));
             }
-            (
-                conn.app.clone(),
-                conn.store.clone(),
-                self.origin(conn).owner(),
-            )
+            (conn.app.clone(), conn.store.clone(), owner_of(conn))
         };
         match app {
             Some(app) => app
@@ -978,9 +975,7 @@ impl Shell {
             let guard = self.conn.lock().await;
             (
                 guard.as_ref().and_then(|c| c.login.clone()),
-                guard
-                    .as_ref()
-                    .map(|c| (c.store.clone(), self.origin(c).owner())),
+                guard.as_ref().map(|c| (c.store.clone(), owner_of(c))),
             )
         };
         if let (crate::dto::QueuedOnSignOut::Discard, Some((store, owner))) = (queued, store) {
@@ -1052,13 +1047,14 @@ impl Shell {
 
     /// The server and account of `conn`, as notifications are stamped with it.
     fn origin(&self, conn: &Connection) -> Origin {
+        let owner = owner_of(conn);
         Origin {
-            server: conn.cache_id.clone(),
+            server: owner.server,
             server_name: self
                 .account(conn)
                 .map(|a| a.server_name)
                 .unwrap_or_default(),
-            account: conn.username.clone(),
+            account: owner.account,
         }
     }
 
@@ -1175,6 +1171,16 @@ fn store_counts(store: &StoreHandle) -> Counts {
         .read(pulse_core::app::CountTracker::from_store)
         .map(|t| t.counts())
         .unwrap_or_default()
+}
+
+/// Whom `conn` acts for: its cache id (the server) and its user name. Actions are
+/// queued for it, its session sends only its entries, and notifications are
+/// stamped with it (`Shell::origin`).
+fn owner_of(conn: &Connection) -> pulse_core::store::Owner {
+    pulse_core::store::Owner {
+        server: conn.cache_id.clone(),
+        account: conn.username.clone(),
+    }
 }
 
 async fn stop_connection(c: Connection) {

@@ -256,6 +256,9 @@ describe("Settings: signing out with actions queued", () => {
     await fireEvent.click(getByTestId("sign-out-discard"));
     await frame();
     expect(app.outbox.map((e) => e.id)).toEqual([2]);
+    // The sidebar counts bob's apart: not "waiting to be sent" by this session.
+    expect(queryByTestId("outbox")).toBeNull();
+    expect(getByTestId("outbox-others").textContent).toContain("1 queued for another account");
   });
 
   it("signs out at once when nothing is queued", async () => {

@@ -552,7 +552,13 @@ takes_actions: boolean,
  * Which actions it takes (all on a Pulse gateway, those a profile declares):
  * the UI disables each action's controls where it is false.
  */
-actions: ActionSet, };
+actions: ActionSet, 
+/**
+ * Whom actions are queued for here: the outbox entries with this owner are
+ * the ones this session sends (and a sign-out's discard drops); the others
+ * belong to another server or account.
+ */
+owner: Owner, };
 
 export type ProfileInfo = { 
 /**
