@@ -452,8 +452,18 @@ def t_trace_tokens():
         click('[data-testid="save-settings"]')
         wait("Live on the gateway again", lambda: label() == "Live", 30)
         if os.environ.get("PULSE_E2E_PLANT_LEAK"):
-            # Only to prove this check fails on a leak: the webview keeps the token.
+            # Only to prove that this check fails on a leak (run once by hand): the
+            # webview keeps a token in its localStorage, and the app saves one,
+            # base64-encoded, as a server's name in its settings file.
+            import base64
             driver.execute_script("localStorage.setItem('pulse-e2e-planted', arguments[0])", refresh)
+            saved = driver.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "const i = window.__TAURI_INTERNALS__;"
+                "i.invoke('get_settings').then(s => { s.servers[1].name = arguments[0];"
+                " return i.invoke('save_settings', {settings: s}); }).then(() => done('saved'), e => done(String(e)));",
+                base64.b64encode(team_token.encode()).decode())
+            assert saved == "saved", saved
         stop_driver(proc, driver)
         proc = driver = None
         # Every token the app held: the refresh token given, the ones it rotated to

@@ -342,8 +342,10 @@ impl Directory {
     }
 
     /// Call `hook(tenant, name)` for each user a reload finds gone from the file
-    /// (set once; later calls are ignored). Called under the directory's lock:
-    /// `hook` must be quick and must not call back into the directory.
+    /// (set once; later calls are ignored). Called under the directory's lock, on
+    /// the blocking thread that reloads: lookups wait for it (so none sees the
+    /// user gone before their sessions are revoked), and `hook` must not call
+    /// back into the directory.
     pub fn on_removed(&self, hook: impl Fn(&str, &str) + Send + Sync + 'static) {
         let _ = self.removed.set(Box::new(hook));
     }
