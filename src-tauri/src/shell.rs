@@ -1027,6 +1027,36 @@ impl Shell {
         Ok(())
     }
 
+    /// Remove the queued actions `ids` from the active server's cache, whoever
+    /// they belong to (the user discards another account's entries, or those of
+    /// no known account, here: nothing of them is sent). Unknown ids are ignored.
+    /// Answers, and announces (`outbox`), what stays queued.
+    pub async fn discard_queued(
+        &self,
+        ids: Vec<u64>,
+    ) -> Result<Vec<pulse_core::store::OutboxEntry>, CommandError> {
+        let store = {
+            let guard = self.conn.lock().await;
+            guard
+                .as_ref()
+                .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?
+                .store
+                .clone()
+        };
+        let failed = |e: pulse_core::store::StoreError| CommandError::new("store", e.to_string());
+        for id in &ids {
+            store.outbox_remove(*id).map_err(failed)?;
+        }
+        let left = store.outbox().map_err(failed)?;
+        info!(
+            discarded = ids.len(),
+            left = left.len(),
+            "queued actions discarded"
+        );
+        self.hooks.emit(events::OUTBOX, to_json(&left));
+        Ok(left)
+    }
+
     /// Pause notifications for `minutes` (`None`: resume).
     pub async fn pause_notifications(
         self: &Arc<Self>,

@@ -268,6 +268,10 @@ fn signing_out_keeps_or_discards_the_queued_actions_as_chosen() {
         left[0]["owner"],
         json!({"server": "work", "account": "bob"})
     );
+    // Bob's entry is discarded only when the user asks for it by id.
+    let after = invoke(&h2, "discard_queued", json!({"ids": [bobs, 9999]})).unwrap();
+    assert_eq!(after, json!([]));
+    assert_eq!(queued(&h2), 0);
     assert!(outbox_events.lock().unwrap().iter().all(|e| e.is_array()));
 }
 

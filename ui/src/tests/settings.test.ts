@@ -259,6 +259,13 @@ describe("Settings: signing out with actions queued", () => {
     // The sidebar counts bob's apart: not "waiting to be sent" by this session.
     expect(queryByTestId("outbox")).toBeNull();
     expect(getByTestId("outbox-others").textContent).toContain("1 queued for another account");
+    // Settings offers to discard bob's, and does only when asked.
+    expect(getByTestId("queued-others").textContent).toContain("1 action(s)");
+    await fireEvent.click(getByTestId("discard-others"));
+    await frame();
+    expect(backend.calls.filter((c) => c.name === "discard_queued").map((c) => c.args)).toEqual([[2]]);
+    expect(app.outbox).toEqual([]);
+    expect(queryByTestId("queued-others")).toBeNull();
   });
 
   it("signs out at once when nothing is queued", async () => {

@@ -259,6 +259,12 @@ export class FakeBackend implements Backend {
     else this.tokens.delete(serverId);
     return this.account();
   }
+  async discardQueued(ids: number[]): Promise<OutboxEntry[]> {
+    this.calls.push({ name: "discard_queued", args: ids });
+    this.outbox = this.outbox.filter((e) => !ids.includes(e.id));
+    this.emit("outbox", [...this.outbox]);
+    return [...this.outbox];
+  }
   async logout(queued: QueuedOnSignOut): Promise<void> {
     this.calls.push({ name: "logout", args: queued });
     if (queued === "discard") {
