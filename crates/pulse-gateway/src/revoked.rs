@@ -11,8 +11,10 @@
 //!   token it covers gets an `error` frame `revoked` and a close 4001 at once;
 //! - a user removed and added back keeps nothing of before: tokens issued up to
 //!   the removal stay refused (a new login issues newer ones);
-//! - entries are kept only as long as an access token can live (`access_ttl`),
-//!   then dropped: the table is bounded by the revocations of that window;
+//! - entries are kept only as long as an access token from login or refresh can
+//!   live (`access_ttl`), then dropped: the table is bounded by the revocations
+//!   of that window (a token minted offline with a longer life, `pulse-gateway
+//!   mint --ttl`, is refused only that long);
 //! - per node and in memory: another node behind the same store (Redis) does not
 //!   see this node's revocations of access tokens (the refresh tokens, revoked in
 //!   the store, are refused everywhere), and a restart forgets them. Documented in
