@@ -21,6 +21,7 @@
 //!   `docs/reliability.md`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ use crate::auth::{now_secs, AuthError};
 /// The revoked access tokens of one node (see the module docs).
 #[derive(Debug)]
 pub struct Revoked {
+    /// Whether anything was ever revoked: until then a check takes no lock.
+    any: AtomicBool,
     inner: Mutex<Inner>,
     keep: Duration,
     changed: broadcast::Sender<()>,
@@ -51,6 +54,7 @@ impl Revoked {
     pub fn new(access_ttl: Duration) -> Revoked {
         let (changed, _) = broadcast::channel(16);
         Revoked {
+            any: AtomicBool::new(false),
             inner: Mutex::new(Inner::default()),
             keep: access_ttl,
             changed,
@@ -65,6 +69,7 @@ impl Revoked {
             inner.users.retain(|_, at| *at >= oldest);
             inner.families.retain(|_, at| *at >= oldest);
             f(&mut inner, now);
+            self.any.store(true, Ordering::Release);
         }
         let _ = self.changed.send(());
     }
@@ -98,6 +103,9 @@ impl Revoked {
 
     /// `Err` when `claims` (already verified) are revoked.
     pub fn check(&self, claims: &Claims) -> Result<(), AuthError> {
+        if !self.any.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let key = (claims.tenant.clone(), claims.sub.clone());
         if inner.users.get(&key).is_some_and(|at| claims.iat <= *at) {
