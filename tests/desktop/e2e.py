@@ -311,6 +311,86 @@ def peer_jwt(claims):
     return f"{enc({'alg': 'HS256', 'typ': 'JWT'})}.{enc(claims)}.sig-e2e"
 
 
+def start_driver(env, log_name):
+    """tauri-driver (with the app's environment) and a WebDriver session on the app."""
+    port, native = free_port(), free_port()
+    log_file = open(os.path.join(OUT, log_name), "w")
+    # A native port of our own: the default (4445) may still be held by the last
+    # run's WebKitWebDriver. Both must listen before the session is asked for, or
+    # tauri-driver answers the first request with a refused connection.
+    proc = subprocess.Popen(["tauri-driver", "--port", str(port), "--native-port", str(native)], env=env,
+                            stdout=log_file, stderr=subprocess.STDOUT)
+    for p in (port, native):
+        wait(f"tauri-driver on {p}", lambda: socket.create_connection(("127.0.0.1", p), timeout=1).close() or True, 30)
+    opts = ArgOptions()
+    opts.set_capability("browserName", "wry")
+    opts.set_capability("tauri:options", {"application": APP})
+    # Every WebDriver command is bounded: a launch that never gets a window fails
+    # the check instead of hanging the run.
+    url = f"http://127.0.0.1:{port}"
+    d = webdriver.Remote(command_executor=url, options=opts, client_config=ClientConfig(url, timeout=60))
+    d.set_window_size(1280, 800)
+    return proc, d
+
+
+def stop_driver(proc, d):
+    try:
+        d.quit()
+    except Exception:
+        pass
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    # The app must be gone before the next one starts: it is single-instance, so a
+    # lingering one would take the new launch's arguments and WebKitWebDriver would
+    # wait for a window that never comes. Closing the window only hides it to the tray,
+    # so WebKitWebDriver's kill is what ends it; if that did not happen, end it here.
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            wait("the app to exit", lambda: not our_apps(), 10)
+            wait("the app's single-instance name released", lambda: not single_instance_held(), 10)
+            return
+        except AssertionError:
+            log(f"note: the app outlived its WebDriver session; sending {sig.name}")
+            for pid in our_apps():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+    wait("the app to exit", lambda: not our_apps(), 10)
+    wait("the app's single-instance name released", lambda: not single_instance_held(), 10)
+
+
+def single_instance_held():
+    """Whether the app's single-instance name is still owned on the session bus. The bus
+    drops it only once it has seen the old process's socket close, a moment after the
+    process is gone; a launch in that moment forwards its arguments to a dead owner and
+    fails."""
+    try:
+        out = subprocess.run(
+            ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+             "/org/freedesktop/DBus", "org.freedesktop.DBus.ListNames"],
+            capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "dev.pulse.desktop.SingleInstance" in out
+
+
+def our_apps():
+    """Pids of `pulse` processes started by this run (their HOME is under TMP)."""
+    pids = []
+    for line in subprocess.run(["pgrep", "-x", "pulse"], capture_output=True, text=True).stdout.split():
+        try:
+            environ = open(f"/proc/{line}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if any(e.startswith(b"HOME=" + TMP.encode()) for e in environ):
+            pids.append(int(line))
+    return pids
+
+
 # Checks that bring their own gateway, peers and app launch (standalone): run after
 # the main flow, or alone with PULSE_E2E_ONLY=<part of a check's name> (then nothing
 # else starts: no LangGraph server, no main gateway).
@@ -318,6 +398,8 @@ ONLY = os.environ.get("PULSE_E2E_ONLY", "").strip()
 STANDALONE = []
 TEAM_PROFILE = os.path.abspath(os.path.join(PEERS, "..", "..", "profiles", "examples", "agent-monitor-approvals.toml"))
 JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}")
+# The same in UTF-16LE (how WebKit keeps localStorage values).
+JWT16 = re.compile(rb"e\x00y\x00J\x00(?:[A-Za-z0-9_-]\x00){8,}\.\x00e\x00y\x00J\x00(?:[A-Za-z0-9_-]\x00){8,}\.\x00(?:[A-Za-z0-9_-]\x00){4,}")
 
 
 def standalone(name):
@@ -329,7 +411,7 @@ def standalone(name):
 
 def token_forms(tok):
     """`tok` as it could sit in a file: as is, percent-encoded (every byte, both
-    cases), JSON-escaped, and base64 (standard and URL-safe) at each of the three
+    cases), JSON-escaped, UTF-16 (both byte orders), and base64 (standard and URL-safe) at each of the three
     alignments it can have inside a longer base64 text (the part of the encoding
     that does not depend on the neighbouring bytes)."""
     import base64
@@ -339,7 +421,10 @@ def token_forms(tok):
              "percent-encoded": urllib.parse.quote(tok, safe="").encode(),
              "percent-encoded (every byte)": "".join(f"%{b:02X}" for b in raw).encode(),
              "percent-encoded (every byte, lower case)": "".join(f"%{b:02x}" for b in raw).encode(),
-             "JSON-escaped": json.dumps(tok)[1:-1].encode()}
+             "JSON-escaped": json.dumps(tok)[1:-1].encode(),
+             # WebKit keeps localStorage values as UTF-16.
+             "UTF-16LE": tok.encode("utf-16-le"),
+             "UTF-16BE": tok.encode("utf-16-be")}
     for shift in range(3):
         enc = base64.b64encode(b"\0" * shift + raw)
         core = enc[4:-4] if shift else enc[:-4]
@@ -374,6 +459,9 @@ def token_leaks(paths, tokens):
         m = JWT.search(data)
         if m:
             found.append((f, "a JWT-shaped string " + m.group(0)[:12].decode() + "…"))
+        m = JWT16.search(data)
+        if m:
+            found.append((f, "a JWT-shaped string in UTF-16 " + m.group(0)[:24].decode("utf-16-le") + "…"))
     return found, scanned
 
 
@@ -464,6 +552,17 @@ def t_trace_tokens():
                 " return i.invoke('save_settings', {settings: s}); }).then(() => done('saved'), e => done(String(e)));",
                 base64.b64encode(team_token.encode()).decode())
             assert saved == "saved", saved
+
+            def planted_on_disk():
+                for root, _, names in os.walk(base):
+                    for n in names:
+                        try:
+                            if refresh.encode("utf-16-le") in open(os.path.join(root, n), "rb").read():
+                                return os.path.join(root, n)
+                        except OSError:
+                            pass
+                return None
+            log("     planted; the webview wrote it to " + str(wait("the planted localStorage item on disk", planted_on_disk, 30)))
         stop_driver(proc, driver)
         proc = driver = None
         # Every token the app held: the refresh token given, the ones it rotated to
@@ -479,6 +578,8 @@ def t_trace_tokens():
         assert b"TRACE" in trace_log and b"pulse_core" in trace_log, "the app logged at trace level"
         webview = [os.path.join(r, n) for r, _, ns in os.walk(dirs["data"]) for n in ns]
         assert webview, "the app and its webview wrote their data under XDG_DATA_HOME"
+        log("     written under the XDG folders: " + ", ".join(sorted({os.path.relpath(r, base).split(os.sep)[0] + "/" + (os.path.relpath(r, base).split(os.sep) + ["", ""])[1]
+                                                                     for r, _, ns in os.walk(base) if ns})))
         leaks, scanned = token_leaks([log_path, *dirs.values()], tokens)
         log(f"     searched {scanned} files ({len(trace_log) // 1024} KiB of trace log) for {len(tokens)} tokens")
         assert not leaks, "tokens found: " + "; ".join(f"{f}: {w}" for f, w in leaks[:10])
@@ -545,86 +646,6 @@ env.update({
     "PULSE_NO_SCHEME_REGISTRATION": "1",
     "PULSE_LOG": "info,pulse_core=debug",
 })
-
-
-def start_driver(env, log_name):
-    """tauri-driver (with the app's environment) and a WebDriver session on the app."""
-    port, native = free_port(), free_port()
-    log_file = open(os.path.join(OUT, log_name), "w")
-    # A native port of our own: the default (4445) may still be held by the last
-    # run's WebKitWebDriver. Both must listen before the session is asked for, or
-    # tauri-driver answers the first request with a refused connection.
-    proc = subprocess.Popen(["tauri-driver", "--port", str(port), "--native-port", str(native)], env=env,
-                            stdout=log_file, stderr=subprocess.STDOUT)
-    for p in (port, native):
-        wait(f"tauri-driver on {p}", lambda: socket.create_connection(("127.0.0.1", p), timeout=1).close() or True, 30)
-    opts = ArgOptions()
-    opts.set_capability("browserName", "wry")
-    opts.set_capability("tauri:options", {"application": APP})
-    # Every WebDriver command is bounded: a launch that never gets a window fails
-    # the check instead of hanging the run.
-    url = f"http://127.0.0.1:{port}"
-    d = webdriver.Remote(command_executor=url, options=opts, client_config=ClientConfig(url, timeout=60))
-    d.set_window_size(1280, 800)
-    return proc, d
-
-
-def stop_driver(proc, d):
-    try:
-        d.quit()
-    except Exception:
-        pass
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    # The app must be gone before the next one starts: it is single-instance, so a
-    # lingering one would take the new launch's arguments and WebKitWebDriver would
-    # wait for a window that never comes. Closing the window only hides it to the tray,
-    # so WebKitWebDriver's kill is what ends it; if that did not happen, end it here.
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            wait("the app to exit", lambda: not our_apps(), 10)
-            wait("the app's single-instance name released", lambda: not single_instance_held(), 10)
-            return
-        except AssertionError:
-            log(f"note: the app outlived its WebDriver session; sending {sig.name}")
-            for pid in our_apps():
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-    wait("the app to exit", lambda: not our_apps(), 10)
-    wait("the app's single-instance name released", lambda: not single_instance_held(), 10)
-
-
-def single_instance_held():
-    """Whether the app's single-instance name is still owned on the session bus. The bus
-    drops it only once it has seen the old process's socket close, a moment after the
-    process is gone; a launch in that moment forwards its arguments to a dead owner and
-    fails."""
-    try:
-        out = subprocess.run(
-            ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
-             "/org/freedesktop/DBus", "org.freedesktop.DBus.ListNames"],
-            capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "dev.pulse.desktop.SingleInstance" in out
-
-
-def our_apps():
-    """Pids of `pulse` processes started by this run (their HOME is under TMP)."""
-    pids = []
-    for line in subprocess.run(["pgrep", "-x", "pulse"], capture_output=True, text=True).stdout.split():
-        try:
-            environ = open(f"/proc/{line}/environ", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if any(e.startswith(b"HOME=" + TMP.encode()) for e in environ):
-            pids.append(int(line))
-    return pids
 
 
 tauri_driver, driver = start_driver(env, "tauri-driver.log")
