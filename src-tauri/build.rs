@@ -43,6 +43,7 @@ fn pulse_commands() -> &'static [&'static str] {
         "save_settings",
         "login",
         "logout",
+        "discard_queued",
         "set_token",
         "pause_notifications",
         "mark_read",

@@ -111,6 +111,16 @@ pub async fn logout(
     shell.inner().logout(queued.unwrap_or_default()).await
 }
 
+/// Discard queued actions of the active server's cache by id (another account's,
+/// or ones of no known account); answers what is left queued.
+#[tauri::command]
+pub async fn discard_queued(
+    shell: Shared<'_>,
+    ids: Vec<u64>,
+) -> Result<Vec<pulse_core::store::OutboxEntry>, CommandError> {
+    shell.inner().discard_queued(ids).await
+}
+
 /// Pause notifications for `minutes`, or resume with `null`.
 #[tauri::command]
 pub async fn pause_notifications(

@@ -347,6 +347,10 @@ pub struct Account {
     /// Which actions it takes (all on a Pulse gateway, those a profile declares):
     /// the UI disables each action's controls where it is false.
     pub actions: ActionSet,
+    /// Whom actions are queued for here: the outbox entries with this owner are
+    /// the ones this session sends (and a sign-out's discard drops); the others
+    /// belong to another server or account.
+    pub owner: pulse_core::store::Owner,
 }
 
 /// A built-in server profile, for the settings form's chooser.
@@ -554,6 +558,7 @@ pub fn typescript_bindings() -> String {
         ActionSet::decl(&cfg),
         pulse_core::session::Intent::decl(&cfg),
         ActionOutcome::decl(&cfg),
+        pulse_core::store::Owner::decl(&cfg),
         OutboxEntry::decl(&cfg),
         SettledAction::decl(&cfg),
         QueuedOnSignOut::decl(&cfg),

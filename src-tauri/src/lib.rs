@@ -51,6 +51,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::save_settings,
         commands::login,
         commands::logout,
+        commands::discard_queued,
         commands::set_token,
         commands::pause_notifications,
         commands::mark_read,

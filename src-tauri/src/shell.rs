@@ -393,6 +393,8 @@ impl Shell {
         conn.caveat = caveat;
         self.notifier.set_actions(speaks.actions());
         self.notifier.set_origin(Some(self.origin(conn)));
+        // Actions are queued for, and only sent by, this server and account.
+        config.owner = owner_of(conn);
         if let Some(cap) = self.env.reconnect_cap {
             config.backoff.cap = cap;
             config.backoff.base = config.backoff.base.min(cap);
@@ -644,6 +646,7 @@ impl Shell {
             actions: speaks.actions(),
             profile: speaks.to_string(),
             token_saved,
+            owner: owner_of(conn),
         })
     }
 
@@ -658,7 +661,7 @@ impl Shell {
 
     /// Perform a user action: sent now, or queued (also when signed out or offline).
     pub async fn perform(&self, action: Action) -> Result<ActionOutcome, CommandError> {
-        let (app, store) = {
+        let (app, store, owner) = {
             let guard = self.conn.lock().await;
             let conn = guard
                 .as_ref()
@@ -676,7 +679,19 @@ impl Shell {
                     ));
                 }
             }
-            (conn.app.clone(), conn.store.clone())
+            if conn.app.is_none()
+                && conn.username.is_none()
+                && matches!(conn.source, Source::Profile(_))
+                && conn.source.speaks().is_native()
+            {
+                // Signed out of a Pulse gateway: no account to queue it for (it
+                // would be sent by whoever signs in next).
+                return Err(CommandError::new(
+                    "signed_out",
+                    "Sign in to act on this: Pulse queues an action only for the account it is taken as",
+                ));
+            }
+            (conn.app.clone(), conn.store.clone(), owner_of(conn))
         };
         match app {
             Some(app) => app
@@ -685,7 +700,7 @@ impl Shell {
                 .map_err(|e| CommandError::new("store", e.to_string())),
             None => {
                 // Signed out or not started: no way to send, so it is queued.
-                let done = perform_detached(None, &action, Some(|| Ok(store.clone())))
+                let done = perform_detached(None, &owner, &action, Some(|| Ok(store.clone())))
                     .await
                     .map_err(|e| CommandError::new("store", e.to_string()))?;
                 let list: Vec<pulse_core::store::OutboxEntry> = store.outbox().unwrap_or_default();
@@ -960,26 +975,29 @@ impl Shell {
             let guard = self.conn.lock().await;
             (
                 guard.as_ref().and_then(|c| c.login.clone()),
-                guard.as_ref().map(|c| c.store.clone()),
+                guard.as_ref().map(|c| (c.store.clone(), owner_of(c))),
             )
         };
-        if let (crate::dto::QueuedOnSignOut::Discard, Some(store)) = (queued, store) {
+        if let (crate::dto::QueuedOnSignOut::Discard, Some((store, owner))) = (queued, store) {
+            // Only this account's entries: another account's (or those of no
+            // known account) stay for their owner.
             let entries = store
                 .outbox()
                 .map_err(|e| CommandError::new("store", e.to_string()))?;
-            for e in &entries {
+            let (mine, others): (Vec<_>, Vec<_>) = entries
+                .into_iter()
+                .partition(|e| e.owner.as_ref() == Some(&owner));
+            for e in &mine {
                 store
                     .outbox_remove(e.id)
                     .map_err(|e| CommandError::new("store", e.to_string()))?;
             }
             info!(
-                discarded = entries.len(),
+                discarded = mine.len(),
+                kept_for_others = others.len(),
                 "queued actions discarded at sign-out"
             );
-            self.hooks.emit(
-                events::OUTBOX,
-                to_json(&Vec::<pulse_core::store::OutboxEntry>::new()),
-            );
+            self.hooks.emit(events::OUTBOX, to_json(&others));
         }
         if let Some(login) = login {
             // Revoke the session at the server too, so its refresh token is dead
@@ -1009,6 +1027,36 @@ impl Shell {
         Ok(())
     }
 
+    /// Remove the queued actions `ids` from the active server's cache, whoever
+    /// they belong to (the user discards another account's entries, or those of
+    /// no known account, here: nothing of them is sent). Unknown ids are ignored.
+    /// Answers, and announces (`outbox`), what stays queued.
+    pub async fn discard_queued(
+        &self,
+        ids: Vec<u64>,
+    ) -> Result<Vec<pulse_core::store::OutboxEntry>, CommandError> {
+        let store = {
+            let guard = self.conn.lock().await;
+            guard
+                .as_ref()
+                .ok_or_else(|| CommandError::new("not_running", "Pulse is still starting"))?
+                .store
+                .clone()
+        };
+        let failed = |e: pulse_core::store::StoreError| CommandError::new("store", e.to_string());
+        for id in &ids {
+            store.outbox_remove(*id).map_err(failed)?;
+        }
+        let left = store.outbox().map_err(failed)?;
+        info!(
+            discarded = ids.len(),
+            left = left.len(),
+            "queued actions discarded"
+        );
+        self.hooks.emit(events::OUTBOX, to_json(&left));
+        Ok(left)
+    }
+
     /// Pause notifications for `minutes` (`None`: resume).
     pub async fn pause_notifications(
         self: &Arc<Self>,
@@ -1029,13 +1077,14 @@ impl Shell {
 
     /// The server and account of `conn`, as notifications are stamped with it.
     fn origin(&self, conn: &Connection) -> Origin {
+        let owner = owner_of(conn);
         Origin {
-            server: conn.cache_id.clone(),
+            server: owner.server,
             server_name: self
                 .account(conn)
                 .map(|a| a.server_name)
                 .unwrap_or_default(),
-            account: conn.username.clone(),
+            account: owner.account,
         }
     }
 
@@ -1152,6 +1201,16 @@ fn store_counts(store: &StoreHandle) -> Counts {
         .read(pulse_core::app::CountTracker::from_store)
         .map(|t| t.counts())
         .unwrap_or_default()
+}
+
+/// Whom `conn` acts for: its cache id (the server) and its user name. Actions are
+/// queued for it, its session sends only its entries, and notifications are
+/// stamped with it (`Shell::origin`).
+fn owner_of(conn: &Connection) -> pulse_core::store::Owner {
+    pulse_core::store::Owner {
+        server: conn.cache_id.clone(),
+        account: conn.username.clone(),
+    }
 }
 
 async fn stop_connection(c: Connection) {

@@ -313,46 +313,6 @@ def peer_jwt(claims):
     return f"{enc({'alg': 'HS256', 'typ': 'JWT'})}.{enc(claims)}.sig-e2e"
 
 
-# ---------------------------------------------------------------------------
-
-os.makedirs(OUT, exist_ok=True)
-lg = LangGraphDev()
-lg_secret_file = os.path.join(TMP, "langgraph-webhook-secret")
-with open(lg_secret_file, "w") as f:
-    f.write(LG_SECRET + "\n")
-gw = Gateway()
-gw.source = ["--source", "langgraph+" + lg.url, "--tenant", TENANT, "--webhook-secret-file", lg_secret_file,
-             "--reconcile-interval", "2s"]
-gw.start()
-viewer = mint("viewer")
-publisher = mint("publisher")
-
-
-peers = []  # NodePeer processes to stop at the end
-
-
-def ingest(ty, data):
-    return http(gw, "POST", "/v1/ingest", publisher, {"type": ty, "data": data})
-
-
-now = int(time.time() * 1000)
-for i, (name, status) in enumerate([("Atlas", "working"), ("Briar", "idle"), ("Cobalt", "waiting_approval")]):
-    ingest("agent.upserted", {"id": f"agent-{i}", "name": name, "status": status, "role": "builder", "last_heartbeat": now})
-for i, (title, state) in enumerate([("Fix login redirect", "todo"), ("Nightly ETL is slow", "in_progress"), ("Rotate keys", "review")]):
-    ingest("ticket.created", {"id": f"t-{i}", "key": f"OPS-{i}", "title": title, "state": state, "priority": "high"})
-ingest("approval.created", {"id": "ap-seed", "title": "Restart the billing worker", "agent_name": "Atlas", "risk": "low", "created_at": now})
-ingest("stats.updated", {"scope": "tasks", "stats": {"total": 3, "todo": 1, "in_progress": 1, "review": 1, "done": 0}})
-
-env = dict(os.environ)
-env.update({
-    "PULSE_SERVER": gw.url,
-    "PULSE_TOKEN": viewer,
-    "PULSE_RECONNECT_CAP_SECS": "3",
-    "PULSE_NO_SCHEME_REGISTRATION": "1",
-    "PULSE_LOG": "info,pulse_core=debug",
-})
-
-
 def start_driver(env, log_name):
     """tauri-driver (with the app's environment) and a WebDriver session on the app."""
     port, native = free_port(), free_port()
@@ -435,6 +395,263 @@ def our_apps():
         if any(e.startswith(b"HOME=" + TMP.encode()) for e in environ):
             pids.append(int(line))
     return pids
+
+
+# Checks that bring their own gateway, peers and app launch (standalone): run after
+# the main flow, or alone with PULSE_E2E_ONLY=<part of a check's name> (then nothing
+# else starts: no LangGraph server, no main gateway).
+ONLY = os.environ.get("PULSE_E2E_ONLY", "").strip()
+STANDALONE = []
+TEAM_PROFILE = os.path.abspath(os.path.join(PEERS, "..", "..", "profiles", "examples", "agent-monitor-approvals.toml"))
+JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}")
+# The same in UTF-16LE (how WebKit keeps localStorage values).
+JWT16 = re.compile(rb"e\x00y\x00J\x00(?:[A-Za-z0-9_-]\x00){8,}\.\x00e\x00y\x00J\x00(?:[A-Za-z0-9_-]\x00){8,}\.\x00(?:[A-Za-z0-9_-]\x00){4,}")
+
+
+def standalone(name):
+    def deco(fn):
+        STANDALONE.append((name, fn))
+        return fn
+    return deco
+
+
+def token_forms(tok):
+    """`tok` as it could sit in a file: as is, percent-encoded (every byte, both
+    cases), JSON-escaped, UTF-16 (both byte orders), and base64 (standard and URL-safe) at each of the three
+    alignments it can have inside a longer base64 text (the part of the encoding
+    that does not depend on the neighbouring bytes)."""
+    import base64
+    import urllib.parse
+    raw = tok.encode()
+    forms = {"as is": raw,
+             "percent-encoded": urllib.parse.quote(tok, safe="").encode(),
+             "percent-encoded (every byte)": "".join(f"%{b:02X}" for b in raw).encode(),
+             "percent-encoded (every byte, lower case)": "".join(f"%{b:02x}" for b in raw).encode(),
+             "JSON-escaped": json.dumps(tok)[1:-1].encode(),
+             # WebKit keeps localStorage values as UTF-16.
+             "UTF-16LE": tok.encode("utf-16-le"),
+             "UTF-16BE": tok.encode("utf-16-be")}
+    for shift in range(3):
+        enc = base64.b64encode(b"\0" * shift + raw)
+        core = enc[4:-4] if shift else enc[:-4]
+        forms[f"base64 (offset {shift})"] = core
+        forms[f"base64url (offset {shift})"] = core.replace(b"+", b"-").replace(b"/", b"_")
+    return forms
+
+
+def token_leaks(paths, tokens):
+    """Every (file, what) where a form of one of `tokens`, or anything shaped like a
+    JWT, is found in the regular files under `paths` (files or folders)."""
+    found = []
+    files = []
+    for p in paths:
+        if os.path.isfile(p):
+            files.append(p)
+        for root, _, names in os.walk(p):
+            files.extend(os.path.join(root, n) for n in names)
+    scanned = 0
+    for f in files:
+        if os.path.islink(f) or not os.path.isfile(f):
+            continue
+        try:
+            data = open(f, "rb").read()
+        except OSError:
+            continue
+        scanned += 1
+        for i, tok in enumerate(tokens):
+            for what, form in token_forms(tok).items():
+                if len(form) >= 16 and form in data:
+                    found.append((f, f"token #{i} {what}"))
+        m = JWT.search(data)
+        if m:
+            found.append((f, "a JWT-shaped string " + m.group(0)[:12].decode() + "…"))
+        m = JWT16.search(data)
+        if m:
+            found.append((f, "a JWT-shaped string in UTF-16 " + m.group(0)[:24].decode("utf-16-le") + "…"))
+    return found, scanned
+
+
+@standalone("tokens at trace level: the real app, signed in from the keyring, approving and switching servers, "
+            "writes no token to its stderr, logs, cache, settings or webview data")
+def t_trace_tokens():
+    global driver
+    g = Gateway()
+    g.store = os.path.join(TMP, "trace-gateway.db")
+    g.log = open(os.path.join(OUT, "trace-gateway.log"), "a")
+    team = None
+    proc = None
+    try:
+        g.start()
+        pub, view = mint("publisher"), mint("viewer")
+        req = urllib.request.Request(g.url + "/v1/auth/login", method="POST",
+                                     data=json.dumps({"username": "e2e-ann", "password": PASSWORD}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            signed_in = json.loads(r.read())
+        refresh = signed_in["refresh_token"]
+        # The sign-in put where the app keeps it: keyring 3's Secret Service item
+        # (service `pulse`, account `user@server`, as `keyring_store.rs` saves it).
+        subprocess.run(["secret-tool", "store", "--label", "pulse e2e trace", "service", "pulse",
+                        "username", "e2e-ann@" + g.url, "target", "default", "application", "rust-keyring"],
+                       input=refresh, text=True, check=True)
+        team_token = peer_jwt({"sub": "ann", "tenant_id": TENANT, "purpose": "trace-e2e"})
+        team = NodePeer("ws/agent-monitor.js", "trace-team", [team_token],
+                        {"agents": [], "agent_stats": {}, "tickets": [], "approvals": []})
+        base = os.path.join(TMP, "trace")
+        dirs = {k: os.path.join(base, k) for k in ("home", "config", "data", "cache", "runtime")}
+        for d in dirs.values():
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(dirs["config"], "pulse"), exist_ok=True)
+        with open(os.path.join(dirs["config"], "pulse", "settings.json"), "w") as f:
+            json.dump({"servers": [{"id": "trace", "name": "Trace gateway", "url": g.url, "profile": "native",
+                                    "username": "e2e-ann"},
+                                   {"id": "trace-team", "name": "Trace team", "url": team.url, "profile": TEAM_PROFILE}],
+                       "active_server": "trace", "theme": "light"}, f)
+        env_t = {k: v for k, v in os.environ.items() if k not in ("PULSE_SERVER", "PULSE_TOKEN", "PULSE_LOG")}
+        env_t.update({"HOME": dirs["home"], "XDG_CONFIG_HOME": dirs["config"], "XDG_DATA_HOME": dirs["data"],
+                      "XDG_CACHE_HOME": dirs["cache"], "XDG_RUNTIME_DIR": dirs["runtime"],
+                      "RUST_LOG": "trace", "PULSE_LOG": "trace", "RUST_BACKTRACE": "full",
+                      "G_MESSAGES_DEBUG": "all", "WEBKIT_DEBUG": "Network,Loading,Storage",
+                      "PULSE_RECONNECT_CAP_SECS": "3", "PULSE_NO_SCHEME_REGISTRATION": "1"})
+        log_path = os.path.join(OUT, "tauri-driver-trace.log")
+        proc, driver = start_driver(env_t, "tauri-driver-trace.log")
+        wait("Live, signed in from the keyring", lambda: label() == "Live", 45)
+        # An approval on the gateway.
+        http(g, "POST", "/v1/ingest", pub, {"type": "approval.created", "data": {
+            "id": "ap-trace-1", "title": "Trace: restart the workers", "agent_name": "Atlas", "created_at": int(time.time() * 1000)}})
+        go("approvals")
+        wait("the approval row", lambda: row("approval", "ap-trace-1"), 15)
+        row("approval", "ap-trace-1")[0].find_element(By.CSS_SELECTOR, '[data-testid="approve"]').click()
+        wait("approved on the gateway", lambda: (entity(g, view, "approval", "ap-trace-1") or {}).get("status") == "approved", 15)
+        # A server switch, to a profile server whose token is given in Settings
+        # (the app puts it in the keyring), and an approval there.
+        go("settings")
+        Select(css('[data-testid="active-server"]')).select_by_value("trace-team")
+        click('[data-testid="save-settings"]')
+        wait("Signed out before its token is given", lambda: label() == "Signed out", 30)
+        css('[data-testid="token-input"]').send_keys(team_token)
+        click('[data-testid="token-save"]')
+        wait("Live on the team server", lambda: label() == "Live", 30)
+        approval = {"id": "ap-trace-2", "title": "Trace: refund order 7", "status": "pending", "agent_name": "Ledger"}
+        team.control("state", {"approvals": [approval]})
+        team.control("emit", {"type": "approval:updated", "payload": {"approval": approval}})
+        go("approvals")
+        wait("the team approval row", lambda: row("approval", "ap-trace-2"), 15)
+        row("approval", "ap-trace-2")[0].find_element(By.CSS_SELECTOR, '[data-testid="approve"]').click()
+        wait("the approve on the team server", lambda: [r for r in team.info().get("requests", [])
+                                                        if r["method"] == "POST" and r["path"] == "/api/approvals/ap-trace-2/approve"], 15)
+        # And back to the gateway (a refresh with the rotated token from the keyring).
+        go("settings")
+        Select(css('[data-testid="active-server"]')).select_by_value("trace")
+        click('[data-testid="save-settings"]')
+        wait("Live on the gateway again", lambda: label() == "Live", 30)
+        if os.environ.get("PULSE_E2E_PLANT_LEAK"):
+            # Only to prove that this check fails on a leak (run once by hand): the
+            # webview keeps a token in its localStorage, and the app saves one,
+            # base64-encoded, as a server's name in its settings file.
+            import base64
+            driver.execute_script("localStorage.setItem('pulse-e2e-planted', arguments[0])", refresh)
+            saved = driver.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "const i = window.__TAURI_INTERNALS__;"
+                "i.invoke('get_settings').then(s => { s.servers[1].name = arguments[0];"
+                " return i.invoke('save_settings', {settings: s}); }).then(() => done('saved'), e => done(String(e)));",
+                base64.b64encode(team_token.encode()).decode())
+            assert saved == "saved", saved
+
+            def planted_on_disk():
+                for root, _, names in os.walk(base):
+                    for n in names:
+                        try:
+                            if refresh.encode("utf-16-le") in open(os.path.join(root, n), "rb").read():
+                                return os.path.join(root, n)
+                        except OSError:
+                            pass
+                return None
+            log("     planted; the webview wrote it to " + str(wait("the planted localStorage item on disk", planted_on_disk, 30)))
+        stop_driver(proc, driver)
+        proc = driver = None
+        # Every token the app held: the refresh token given, the ones it rotated to
+        # (in the keyring now), the team server's; any other JWT (the access tokens
+        # the app was given) is caught by its shape.
+        found = subprocess.run(["secret-tool", "search", "--all", "service", "pulse"],
+                               capture_output=True, text=True)
+        kept = re.findall(r"^secret = (.+)$", found.stdout, re.M)
+        assert refresh not in kept and len(kept) >= 2, f"the keyring holds the rotated sign-in and the team token: {len(kept)}"
+        assert team_token in kept, "the team token was saved in the keyring"
+        tokens = [refresh, team_token, *kept]
+        trace_log = open(log_path, "rb").read()
+        assert b"TRACE" in trace_log and b"pulse_core" in trace_log, "the app logged at trace level"
+        webview = [os.path.join(r, n) for r, _, ns in os.walk(dirs["data"]) for n in ns]
+        assert webview, "the app and its webview wrote their data under XDG_DATA_HOME"
+        log("     written under the XDG folders: " + ", ".join(sorted({os.path.relpath(r, base).split(os.sep)[0] + "/" + (os.path.relpath(r, base).split(os.sep) + ["", ""])[1]
+                                                                     for r, _, ns in os.walk(base) if ns})))
+        leaks, scanned = token_leaks([log_path, *dirs.values()], tokens)
+        log(f"     searched {scanned} files ({len(trace_log) // 1024} KiB of trace log) for {len(tokens)} tokens")
+        assert not leaks, "tokens found: " + "; ".join(f"{f}: {w}" for f, w in leaks[:10])
+    finally:
+        if proc:
+            stop_driver(proc, driver)
+        driver = None
+        if team:
+            team.kill()
+        g.kill()
+
+
+if ONLY:
+    os.makedirs(OUT, exist_ok=True)
+    driver = None
+    chosen = [(n, f) for n, f in STANDALONE if ONLY in n]
+    if not chosen:
+        log(f"FAIL no standalone check matches PULSE_E2E_ONLY={ONLY!r}: " + "; ".join(n for n, _ in STANDALONE))
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    for n, f in chosen:
+        check(n)(f)()
+    passed = sum(1 for _, ok in results if ok)
+    failed = sum(1 for _, ok in results if not ok)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(0 if failed == 0 and passed > 0 else 1)
+
+
+# ---------------------------------------------------------------------------
+
+os.makedirs(OUT, exist_ok=True)
+lg = LangGraphDev()
+lg_secret_file = os.path.join(TMP, "langgraph-webhook-secret")
+with open(lg_secret_file, "w") as f:
+    f.write(LG_SECRET + "\n")
+gw = Gateway()
+gw.source = ["--source", "langgraph+" + lg.url, "--tenant", TENANT, "--webhook-secret-file", lg_secret_file,
+             "--reconcile-interval", "2s"]
+gw.start()
+viewer = mint("viewer")
+publisher = mint("publisher")
+
+
+peers = []  # NodePeer processes to stop at the end
+
+
+def ingest(ty, data):
+    return http(gw, "POST", "/v1/ingest", publisher, {"type": ty, "data": data})
+
+
+now = int(time.time() * 1000)
+for i, (name, status) in enumerate([("Atlas", "working"), ("Briar", "idle"), ("Cobalt", "waiting_approval")]):
+    ingest("agent.upserted", {"id": f"agent-{i}", "name": name, "status": status, "role": "builder", "last_heartbeat": now})
+for i, (title, state) in enumerate([("Fix login redirect", "todo"), ("Nightly ETL is slow", "in_progress"), ("Rotate keys", "review")]):
+    ingest("ticket.created", {"id": f"t-{i}", "key": f"OPS-{i}", "title": title, "state": state, "priority": "high"})
+ingest("approval.created", {"id": "ap-seed", "title": "Restart the billing worker", "agent_name": "Atlas", "risk": "low", "created_at": now})
+ingest("stats.updated", {"scope": "tasks", "stats": {"total": 3, "todo": 1, "in_progress": 1, "review": 1, "done": 0}})
+
+env = dict(os.environ)
+env.update({
+    "PULSE_SERVER": gw.url,
+    "PULSE_TOKEN": viewer,
+    "PULSE_RECONNECT_CAP_SECS": "3",
+    "PULSE_NO_SCHEME_REGISTRATION": "1",
+    "PULSE_LOG": "info,pulse_core=debug",
+})
 
 
 tauri_driver, driver = start_driver(env, "tauri-driver.log")
@@ -1005,6 +1222,9 @@ finally:
         except Exception:
             pass
     gw.kill()
+
+for n, f in STANDALONE:
+    check(n)(f)()
 
 passed = sum(1 for _, ok in results if ok)
 failed = sum(1 for _, ok in results if not ok)

@@ -9,7 +9,9 @@
 #
 # Env: CARGO_TARGET_DIR (default /var/tmp/pulse-target), PULSE_E2E_OUT (default
 # tests/out/desktop), PULSE_DESKTOP_VENV (default /var/tmp/pulse-desktop-venv),
-# PULSE_E2E_SKIP_BUILD=1 to reuse the built binaries and UI.
+# PULSE_E2E_SKIP_BUILD=1 to reuse the built binaries and UI; PULSE_E2E_ONLY=TEXT to run
+# only the standalone checks whose name contains TEXT (e.g. `tokens at trace level`;
+# no LangGraph server is set up then).
 # Last line: `N passed, N failed`; exit status non-zero on any failure.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,9 +45,11 @@ fi
 [ -f "$ROOT/tests/desktop/node_modules/axe-core/axe.min.js" ] \
   || (cd "$ROOT/tests/desktop" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci (axe-core) failed"
 
-step "langgraph dev server (pinned requirements)"
 LG_VENV=${PULSE_LANGGRAPH_VENV:-/var/tmp/pulse-langgraph-venv}
-timeout 600 "$ROOT/tests/peers/langgraph/setup.sh" "$LG_VENV" || die "could not install the LangGraph server"
+if [ -z "${PULSE_E2E_ONLY:-}" ]; then
+  step "langgraph dev server (pinned requirements)"
+  timeout 600 "$ROOT/tests/peers/langgraph/setup.sh" "$LG_VENV" || die "could not install the LangGraph server"
+fi
 
 if [ -z "${PULSE_E2E_SKIP_BUILD:-}" ]; then
   step "build the UI"

@@ -656,7 +656,9 @@ async fn act(args: ActArgs, action: Action) -> Result<(), Failure> {
         tokens: resolved.tokens.as_ref(),
         dialect: resolved.config.dialect.as_ref(),
     };
-    let result = perform_detached(Some(via), &action, outbox).await;
+    // Queued for the server and user this command acts as (only a session of the
+    // same server and user sends it).
+    let result = perform_detached(Some(via), &resolved.config.owner, &action, outbox).await;
     let print = |outcome: &ActionOutcome| {
         if args.json {
             println!("{}", json!(outcome));

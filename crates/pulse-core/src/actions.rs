@@ -31,7 +31,7 @@ use serde_json::Value;
 use crate::auth::{with_token, AuthError, Secret, TokenProvider, TokenTry};
 use crate::rest::{RestClient, RestError};
 use crate::session::{ActionOutcome, Dialect};
-use crate::store::{Action, StoreError, StoreHandle};
+use crate::store::{Action, Owner, StoreError, StoreHandle};
 
 /// The kinds of user action, named as in [`Action`]'s `action` tag and a
 /// profile's `[actions.NAME]` tables.
@@ -423,10 +423,12 @@ pub enum NotPerformed {
 /// Perform `action` with no session running: send it now over `via` (its server's
 /// REST client, tokens and dialect) when given, and queue it in the store `outbox`
 /// opens when the server cannot be reached, or at once when there is no `via`.
-/// `outbox` is called only to queue. An action the server does not take is never
-/// sent nor queued.
+/// `outbox` is called only to queue, and the entry is queued for `owner` (the
+/// server and account the action is taken as: only that owner's session sends
+/// it). An action the server does not take is never sent nor queued.
 pub async fn perform_detached<F>(
     via: Option<Via<'_>>,
+    owner: &Owner,
     action: &Action,
     outbox: Option<F>,
 ) -> Result<Detached, NotPerformed>
@@ -448,7 +450,7 @@ where
     };
     let store = open().map_err(NotPerformed::Queue)?;
     let outbox_id = store
-        .outbox_push(action, queued_at)
+        .outbox_push(owner, action, queued_at)
         .map_err(NotPerformed::Queue)?;
     Ok(Detached::Queued {
         outbox_id,

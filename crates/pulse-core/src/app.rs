@@ -1046,6 +1046,7 @@ mod tests {
         );
         store
             .outbox_push(
+                &crate::store::suite::owner("ann"),
                 &Action::MoveTicket {
                     id: "t".into(),
                     state: "done".into(),

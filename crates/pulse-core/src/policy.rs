@@ -34,6 +34,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::store::Owner;
 use pulse_protocol::domain::{
     approval_waiting_since, is_escalated, is_failed_agent, is_pending_approval, status_of, Change,
     EntityKind, Object,
@@ -177,6 +178,15 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// The server and account compared: a reply applies, and a queued action is
+    /// sent, only while the current owner equals this one ([`Owner`]).
+    pub fn owner(&self) -> Owner {
+        Owner {
+            server: self.server.clone(),
+            account: self.account.clone(),
+        }
+    }
+
     fn describe(&self) -> String {
         match &self.account {
             Some(a) => format!("{a} on {}", self.server_name),
@@ -191,7 +201,7 @@ impl Origin {
 /// or account since, or signed out), and nothing is sent or queued.
 pub fn reply_applies(raised: &Origin, current: Option<&Origin>) -> Result<(), String> {
     match current {
-        Some(now) if now.server == raised.server && now.account == raised.account => Ok(()),
+        Some(now) if now.owner() == raised.owner() => Ok(()),
         Some(now) => Err(format!(
             "That notification was for {}; Pulse is now on {}. Nothing was sent: switch back to act on it.",
             raised.describe(),

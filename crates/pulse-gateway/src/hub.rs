@@ -275,6 +275,11 @@ impl Hub {
         v
     }
 
+    /// The store, for a caller already on a blocking thread.
+    pub(crate) fn store(&self) -> &Arc<dyn LogStore> {
+        &self.store
+    }
+
     /// Run a store call on the blocking pool.
     pub async fn blocking<T, F>(&self, f: F) -> Result<T, HubError>
     where
@@ -639,6 +644,9 @@ mod tests {
         }
         fn session_revoke(&self, f: &str) -> Result<bool, StoreError> {
             self.inner.session_revoke(f)
+        }
+        fn session_revoke_user(&self, t: &str, s: &str) -> Result<u64, StoreError> {
+            self.inner.session_revoke_user(t, s)
         }
         fn idempotent_get(&self, t: &str, k: &str, now: u64) -> Result<Option<String>, StoreError> {
             self.inner.idempotent_get(t, k, now)

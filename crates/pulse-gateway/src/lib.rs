@@ -44,6 +44,7 @@ pub mod hub;
 pub mod langgraph;
 pub mod limits;
 pub mod metrics;
+pub mod revoked;
 pub mod source;
 pub mod store;
 pub mod users;
@@ -157,6 +158,14 @@ impl Gateway {
         );
         let (stop_tx, stop_rx) = watch::channel(false);
         hub.start_tail(stop_rx.clone());
+        let revoked = Arc::new(revoked::Revoked::new(config.access_ttl));
+        users::watch_removals(
+            &users,
+            &revoked,
+            &hub,
+            config.users_file.is_some(),
+            stop_rx.clone(),
+        );
         let langgraph = config
             .langgraph
             .clone()
@@ -165,6 +174,7 @@ impl Gateway {
             hub: hub.clone(),
             keys: auth::Keys::new(&secret),
             users,
+            revoked,
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             access_ttl: config.access_ttl,

@@ -20,7 +20,10 @@
 //! - [`UsersFile::save`] replaces the file atomically (temporary file, then rename) with
 //!   mode 0640 on Unix, so a reader never sees half a file;
 //! - [`Directory::verify`] takes about the same time whether or not the name exists
-//!   (an unknown name is checked against a dummy hash).
+//!   (an unknown name is checked against a dummy hash);
+//! - a user who leaves the file (or moves to another tenant) is reported once to
+//!   the [`Directory::on_removed`] hook when the reload that sees it happens
+//!   (the gateway revokes their sessions and tokens, and closes their streams).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -290,10 +293,22 @@ fn dummy_hash() -> &'static str {
 /// The users a running gateway accepts: fixed ones (embedders, the demo user) plus a
 /// users file, re-read when its modification time or size changes. A file that turns
 /// invalid while running keeps the last good list (and logs why).
-#[derive(Debug)]
 pub struct Directory {
     fixed: Vec<User>,
     file: Option<(PathBuf, Mutex<FileState>)>,
+    removed: std::sync::OnceLock<RemovedHook>,
+}
+
+/// What [`Directory::on_removed`] calls: `(tenant, name)` of a removed user.
+type RemovedHook = Box<dyn Fn(&str, &str) + Send + Sync>;
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("fixed", &self.fixed)
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -319,7 +334,25 @@ impl Directory {
             }
             None => None,
         };
-        Ok(Directory { fixed, file })
+        Ok(Directory {
+            fixed,
+            file,
+            removed: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Call `hook(tenant, name)` for each user a reload finds gone from the file
+    /// (set once; later calls are ignored). Called under the directory's lock, on
+    /// the blocking thread that reloads: lookups wait for it (so none sees the
+    /// user gone before their sessions are revoked), and `hook` must not call
+    /// back into the directory.
+    pub fn on_removed(&self, hook: impl Fn(&str, &str) + Send + Sync + 'static) {
+        let _ = self.removed.set(Box::new(hook));
+    }
+
+    /// Re-read the users file if it changed (reporting removed users).
+    pub fn reload(&self) {
+        self.current_file_users();
     }
 
     fn current_file_users(&self) -> Vec<User> {
@@ -332,8 +365,25 @@ impl Directory {
             match UsersFile::load(path) {
                 Ok(f) => {
                     tracing::info!(path = %path.display(), users = f.users.len(), "users file reloaded");
+                    let gone: Vec<User> = st
+                        .users
+                        .iter()
+                        .filter(|old| {
+                            !f.users
+                                .iter()
+                                .chain(&self.fixed)
+                                .any(|u| u.name == old.name && u.tenant == old.tenant)
+                        })
+                        .cloned()
+                        .collect();
                     st.users = f.users;
                     st.stamp = now;
+                    if let Some(hook) = self.removed.get() {
+                        for u in gone {
+                            tracing::info!(user = %u.name, tenant = %u.tenant, "user removed from the users file");
+                            hook(&u.tenant, &u.name);
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "users file not reloaded; keeping the previous users");
@@ -373,6 +423,55 @@ impl Directory {
             }
         }
     }
+}
+
+/// How often a running gateway looks at the users file for changes (a request
+/// that needs a user looks too).
+pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Act on users removed from the file while the gateway runs: refuse their
+/// access tokens at once (`revoked`, which also closes their streams) and delete
+/// their refresh-token families from the store, both before the reload that saw
+/// the removal returns (so no request after it finds them); with a users file,
+/// look at it every [`RELOAD_EVERY`] until `stop`. Reloads run on blocking
+/// threads (`spawn_blocking`), where the store is called directly.
+pub(crate) fn watch_removals(
+    users: &std::sync::Arc<Directory>,
+    revoked: &std::sync::Arc<crate::revoked::Revoked>,
+    hub: &std::sync::Arc<crate::hub::Hub>,
+    poll: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let r = revoked.clone();
+    let store = hub.store().clone();
+    users.on_removed(move |tenant, name| {
+        r.user(tenant, name);
+        match store.session_revoke_user(tenant, name) {
+            Ok(n) => tracing::info!(user = %name, %tenant, sessions = n, "removed user's sessions revoked"),
+            Err(e) => tracing::error!(user = %name, %tenant, error = %e, "removed user's sessions not revoked in the store; their refresh is refused all the same while they are absent"),
+        }
+    });
+    if !poll {
+        return;
+    }
+    let users = users.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RELOAD_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return;
+                    }
+                }
+                _ = tick.tick() => {
+                    let u = users.clone();
+                    let _ = tokio::task::spawn_blocking(move || u.reload()).await;
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

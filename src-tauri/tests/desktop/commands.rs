@@ -182,6 +182,22 @@ fn signing_out_keeps_or_discards_the_queued_actions_as_chosen() {
     seed_cache(dir.path(), "work");
     offline_profile(dir.path());
     let root = dir.path().to_path_buf();
+    // Bob queued an approval on this server before ann signed in: his, not hers.
+    let bob = pulse_core::store::Owner {
+        server: "work".into(),
+        account: Some("bob".into()),
+    };
+    let bobs = SqliteStore::open(Paths::under(&root).cache_file("work"))
+        .unwrap()
+        .outbox_push(
+            &bob,
+            &pulse_core::store::Action::Approve {
+                id: "ap-bob".into(),
+                reason: None,
+            },
+            1,
+        )
+        .unwrap();
     let h = harness(dir, EnvOverrides::default(), Ok(()));
     let outbox_events = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
     let sink = outbox_events.clone();
@@ -191,39 +207,72 @@ fn signing_out_keeps_or_discards_the_queued_actions_as_chosen() {
                 .unwrap()
                 .push(serde_json::from_str(e.payload()).unwrap());
         });
-    let queue = |id: &str| {
-        let out = invoke(
-            &h,
+    let queue = |h: &Harness, id: &str| {
+        invoke(
+            h,
             "perform",
             json!({"action": {"action": "approve", "id": id}}),
         )
-        .unwrap();
-        assert_eq!(out["outcome"], "queued", "{out}");
     };
-    let queued = || {
-        invoke(&h, "bootstrap", json!({})).unwrap()["outbox"]
+    let queued = |h: &Harness| {
+        invoke(h, "bootstrap", json!({})).unwrap()["outbox"]
             .as_array()
             .unwrap()
             .len()
     };
-    queue("ap-1");
+    let out = queue(&h, "ap-1").unwrap();
+    assert_eq!(out["outcome"], "queued", "{out}");
     invoke(&h, "logout", json!({})).unwrap();
-    assert_eq!(queued(), 1, "kept by default");
+    assert_eq!(queued(&h), 2, "kept by default");
     invoke(&h, "logout", json!({"queued": "keep"})).unwrap();
-    assert_eq!(queued(), 1);
-    // Kept in the server's own cache file, across a restart of the shell too.
+    assert_eq!(queued(&h), 2);
+    // Kept in the server's own cache file, across a restart of the shell too,
+    // each with the account it was queued for.
     let on_disk = SqliteStore::open(Paths::under(&root).cache_file("work"))
         .unwrap()
         .outbox()
         .unwrap();
-    assert_eq!(on_disk.len(), 1);
-    queue("ap-2");
-    let err = invoke(&h, "logout", json!({"queued": "burn"})).unwrap_err();
+    let owners: Vec<_> = on_disk.iter().map(|e| e.owner.clone()).collect();
+    let ann = pulse_core::store::Owner {
+        server: "work".into(),
+        account: Some("ann".into()),
+    };
+    assert_eq!(owners, vec![Some(bob.clone()), Some(ann)]);
+    // Signed out, nobody is known to act as: refused, nothing queued.
+    let err = queue(&h, "ap-x").unwrap_err();
+    assert_eq!(err["code"], "signed_out", "{err}");
+    assert_eq!(queued(&h), 2);
+
+    // Ann signed in again (a shell started on the same data): her next action is
+    // queued for her, and discarding at sign-out drops hers only.
+    offline_profile(&root);
+    let h2 = mock_shell(&root, EnvOverrides::default(), Arc::default(), Ok(()));
+    let events2 = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let sink = events2.clone();
+    h2.webview
+        .listen_any(pulse_desktop::dto::events::OUTBOX, move |e| {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(e.payload()).unwrap());
+        });
+    assert_eq!(queue(&h2, "ap-2").unwrap()["outcome"], "queued");
+    let err = invoke(&h2, "logout", json!({"queued": "burn"})).unwrap_err();
     assert!(err.to_string().contains("burn") || err.is_string(), "{err}");
-    assert_eq!(queued(), 2, "a garbage choice changes nothing");
-    invoke(&h, "logout", json!({"queued": "discard"})).unwrap();
-    assert_eq!(queued(), 0);
-    assert_eq!(outbox_events.lock().unwrap().last(), Some(&json!([])));
+    assert_eq!(queued(&h2), 3, "a garbage choice changes nothing");
+    invoke(&h2, "logout", json!({"queued": "discard"})).unwrap();
+    assert_eq!(queued(&h2), 1, "bob's entry stays for bob");
+    let left = events2.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["id"], bobs);
+    assert_eq!(
+        left[0]["owner"],
+        json!({"server": "work", "account": "bob"})
+    );
+    // Bob's entry is discarded only when the user asks for it by id.
+    let after = invoke(&h2, "discard_queued", json!({"ids": [bobs, 9999]})).unwrap();
+    assert_eq!(after, json!([]));
+    assert_eq!(queued(&h2), 0);
+    assert!(outbox_events.lock().unwrap().iter().all(|e| e.is_array()));
 }
 
 #[test]

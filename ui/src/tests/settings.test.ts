@@ -197,7 +197,9 @@ describe("Settings: security", () => {
 
 describe("Settings: signing out with actions queued", () => {
   const gw: SavedServer = { ...bridge, id: "gw", name: "Gateway", url: "http://127.0.0.1:7780", profile: "native", username: "ops" };
-  const queuedOne = { id: 1, action: { action: "approve" as const, id: "ap-1", reason: null }, queued_at: 1, last_error: null };
+  const queuedOne = { id: 1, owner: { server: "gw", account: "ops" }, action: { action: "approve" as const, id: "ap-1", reason: null }, queued_at: 1, last_error: null };
+  /** Queued by another account on the same server: not asked about, never discarded here. */
+  const othersOne = { ...queuedOne, id: 2, owner: { server: "gw", account: "bob" } };
 
   it("asks whether to keep or discard them, and sends the choice", async () => {
     const backend = new FakeBackend([]);
@@ -227,6 +229,43 @@ describe("Settings: signing out with actions queued", () => {
     await frame();
     expect(backend.calls.filter((c) => c.name === "logout").map((c) => c.args)).toEqual(["keep", "discard"]);
     expect(app.outbox.length).toBe(0);
+  });
+
+  it("counts and discards only the signed-in account's entries", async () => {
+    const backend = new FakeBackend([]);
+    backend.settings.servers = [gw];
+    backend.settings.active_server = "gw";
+    backend.outbox = [othersOne];
+    const app = new AppState(backend, (cb) => setTimeout(cb, 0));
+    const { getByTestId, queryByTestId } = render(App, { props: { backend, app } });
+    await frame();
+    app.go("settings");
+    await tick();
+    // Only bob's entry: nothing of ops's to ask about.
+    await fireEvent.click(getByTestId("sign-out"));
+    await frame();
+    expect(queryByTestId("sign-out-queued")).toBeNull();
+    expect(backend.calls.filter((c) => c.name === "logout").map((c) => c.args)).toEqual(["keep"]);
+    // With one of ops's too: one is asked about, and discarding keeps bob's.
+    backend.outbox = [othersOne, queuedOne];
+    backend.emit("outbox", [...backend.outbox]);
+    await frame();
+    await fireEvent.click(getByTestId("sign-out"));
+    await tick();
+    expect(getByTestId("sign-out-queued").textContent).toContain("1 action(s) queued for Gateway");
+    await fireEvent.click(getByTestId("sign-out-discard"));
+    await frame();
+    expect(app.outbox.map((e) => e.id)).toEqual([2]);
+    // The sidebar counts bob's apart: not "waiting to be sent" by this session.
+    expect(queryByTestId("outbox")).toBeNull();
+    expect(getByTestId("outbox-others").textContent).toContain("1 queued for another account");
+    // Settings offers to discard bob's, and does only when asked.
+    expect(getByTestId("queued-others").textContent).toContain("1 action(s)");
+    await fireEvent.click(getByTestId("discard-others"));
+    await frame();
+    expect(backend.calls.filter((c) => c.name === "discard_queued").map((c) => c.args)).toEqual([[2]]);
+    expect(app.outbox).toEqual([]);
+    expect(queryByTestId("queued-others")).toBeNull();
   });
 
   it("signs out at once when nothing is queued", async () => {

@@ -110,14 +110,17 @@ impl Flags {
                 origin: self.origin,
             });
         };
-        Ok(Resolved::new(
+        let mut resolved = Resolved::new(
             self.speaks.clone(),
             tokens,
             url,
             self.stream.clone(),
             opened,
             signed_in,
-        ))
+        );
+        // The account actions are queued for: the user name signed in with.
+        resolved.config.owner.account = self.password.as_ref().map(|(u, _)| u.clone());
+        Ok(resolved)
     }
 }
 
@@ -260,6 +263,13 @@ impl SavedServer {
         let mut resolved = Resolved::new(self.speaks.clone(), tokens, url, stream, opened, login);
         resolved.config.force_polling = self.force_polling;
         resolved.config.nodes = nodes;
+        // The account actions are queued for (the desktop sets the server to its
+        // cache id: `Origin`).
+        resolved.config.owner.account = if resolved.login.is_some() {
+            self.username.clone()
+        } else {
+            None
+        };
         Ok(resolved)
     }
 }

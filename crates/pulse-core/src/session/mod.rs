@@ -59,7 +59,7 @@ use crate::actions::{ActionSet, Performed};
 use crate::auth::{AuthError, Secret, TokenProvider};
 use crate::backoff::BackoffConfig;
 use crate::rest::{RestClient, RestError};
-use crate::store::{Action, Cursor, StoreError, StoreHandle};
+use crate::store::{Action, Cursor, Owner, StoreError, StoreHandle};
 use outbox::Flusher;
 
 /// Connection state, as the indicator shows it.
@@ -254,6 +254,10 @@ pub struct SessionConfig {
     /// How to speak to the server: [`NativeDialect`] (the default) or a server
     /// dialect (Socket.IO, plain JSON WebSocket) driven by a profile.
     pub dialect: Arc<dyn Dialect>,
+    /// Whom this session acts for: actions it queues are stamped with it, and it
+    /// sends only the queued actions of this same owner (`session::outbox`).
+    /// Defaults to [`Owner::of_url`] of `server` with no account.
+    pub owner: Owner,
 }
 
 /// Boxed future of a [`Dialect`] method.
@@ -384,7 +388,6 @@ impl SessionConfig {
     /// Defaults for `server`.
     pub fn new(server: Url) -> Self {
         SessionConfig {
-            server,
             nodes: Vec::new(),
             stream: None,
             backoff: BackoffConfig::default(),
@@ -395,6 +398,8 @@ impl SessionConfig {
             handshake_timeout: Duration::from_secs(10),
             max_batch: 1024,
             dialect: Arc::new(NativeDialect),
+            owner: Owner::of_url(&server, None),
+            server,
         }
     }
 
@@ -529,6 +534,7 @@ impl SessionHandle {
         let outbox = Flusher::new(
             rest,
             tokens,
+            config.owner.clone(),
             config.dialect.clone(),
             store,
             events_tx.clone(),

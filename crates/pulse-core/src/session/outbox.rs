@@ -14,7 +14,13 @@
 //! - while the session is live (or polling), failed entries are retried with a
 //!   growing delay ([`RETRY_FIRST`] doubling up to [`RETRY_CAP`]), not only at
 //!   the next reconnect; a send that fails when first tried starts those retries
-//!   too. Offline, the retries stop and the next reconnect flushes.
+//!   too. Offline, the retries stop and the next reconnect flushes;
+//! - a session sends only the entries of its own [`Owner`] (`SessionConfig::owner`:
+//!   the server and account it acts for), and stamps what it queues with it.
+//!   Entries of another owner (queued before a switch of server or account) and
+//!   entries with no owner are skipped: never sent, never changed, never counted
+//!   as failed; they wait for their owner's session, or for the user to discard
+//!   them.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +35,7 @@ use super::{ActionOutcome, ConnectionState, SessionError, SessionEvent, SessionS
 use crate::actions::{send_action, unsupported, Sent, Via};
 use crate::auth::TokenProvider;
 use crate::rest::RestClient;
-use crate::store::{Action, StoreHandle};
+use crate::store::{Action, Owner, StoreHandle};
 
 /// The first wait before failed entries are tried again while live.
 pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -41,6 +47,7 @@ pub(crate) const RETRY_CAP: Duration = Duration::from_secs(60);
 pub(crate) struct Flusher {
     rest: RestClient,
     tokens: Arc<dyn TokenProvider>,
+    owner: Owner,
     dialect: Arc<dyn Dialect>,
     store: StoreHandle,
     events: broadcast::Sender<SessionEvent>,
@@ -52,6 +59,7 @@ impl Flusher {
     pub(crate) fn new(
         rest: RestClient,
         tokens: Arc<dyn TokenProvider>,
+        owner: Owner,
         dialect: Arc<dyn Dialect>,
         store: StoreHandle,
         events: broadcast::Sender<SessionEvent>,
@@ -60,6 +68,7 @@ impl Flusher {
         Flusher {
             rest,
             tokens,
+            owner,
             dialect,
             store,
             events,
@@ -124,7 +133,7 @@ impl Flusher {
                 }
             }
         }
-        let id = self.store.outbox_push(&action, queued_at)?;
+        let id = self.store.outbox_push(&self.owner, &action, queued_at)?;
         if let Some(err) = why {
             // Kept with the reason it was not sent (a refused token, a 5xx …),
             // and tried again while the session stays live.
@@ -185,6 +194,10 @@ impl Flusher {
         // so one item's actions are never reordered.
         let mut held: HashSet<String> = HashSet::new();
         for entry in entries {
+            if entry.owner.as_ref() != Some(&self.owner) {
+                // Another account's or server's (or nobody's known): not ours to send.
+                continue;
+            }
             if held.contains(entry.action.id()) {
                 continue;
             }

@@ -15,7 +15,7 @@ use pulse_protocol::domain::{Entity, EntityKind};
 use pulse_protocol::frame::EventFrame;
 
 use super::{
-    Action, AppliedEvent, Cursor, OutboxEntry, SnapshotRows, Store, StoreError, StoreSummary,
+    Action, AppliedEvent, Cursor, OutboxEntry, Owner, SnapshotRows, Store, StoreError, StoreSummary,
 };
 
 /// A shared, cheaply cloned handle to one [`Store`].
@@ -105,8 +105,13 @@ impl StoreHandle {
     }
 
     /// See [`Store::outbox_push`].
-    pub fn outbox_push(&self, action: &Action, queued_at: i64) -> Result<u64, StoreError> {
-        self.lock().outbox_push(action, queued_at)
+    pub fn outbox_push(
+        &self,
+        owner: &Owner,
+        action: &Action,
+        queued_at: i64,
+    ) -> Result<u64, StoreError> {
+        self.lock().outbox_push(owner, action, queued_at)
     }
 
     /// See [`Store::outbox`].

@@ -13,8 +13,8 @@ use pulse_protocol::domain::{Change, Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 
 use super::{
-    Action, AppliedEvent, Cursor, OutboxEntry, SnapshotRows, Store, StoreError, StoreSummary,
-    EVENT_LOG_LIMIT,
+    Action, AppliedEvent, Cursor, OutboxEntry, Owner, SnapshotRows, Store, StoreError,
+    StoreSummary, EVENT_LOG_LIMIT,
 };
 
 /// Milliseconds since the Unix epoch, by the wall clock (0 if it is before 1970).
@@ -192,13 +192,19 @@ impl Store for MemoryStore {
         Ok(self.log.iter().skip(skip).cloned().collect())
     }
 
-    fn outbox_push(&mut self, action: &Action, queued_at: i64) -> Result<u64, StoreError> {
+    fn outbox_push(
+        &mut self,
+        owner: &Owner,
+        action: &Action,
+        queued_at: i64,
+    ) -> Result<u64, StoreError> {
         self.last_outbox_id += 1;
         let id = self.last_outbox_id;
         self.outbox.insert(
             id,
             OutboxEntry {
                 id,
+                owner: Some(owner.clone()),
                 action: action.clone(),
                 queued_at,
                 last_error: None,

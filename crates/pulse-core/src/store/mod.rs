@@ -12,6 +12,13 @@
 //!   the whole event log are dropped, and one tenant's data never shows under
 //!   another's);
 //! - the event log keeps the newest [`EVENT_LOG_LIMIT`] events;
+//! - every outbox entry records its [`Owner`] (the server and account it was
+//!   queued for); the store keeps every entry whoever owns it, and only a session
+//!   of the same owner sends it (`session::outbox`). An entry queued before owners
+//!   were recorded (a SQLite cache of schema version 1, migrated) has no owner:
+//!   it is never sent by anyone, only listed, until the user discards it (it may
+//!   have been queued by any account that used this cache, and sending it as
+//!   another would act in that account's name);
 //! - the store never holds a credential.
 
 use std::collections::BTreeMap;
@@ -107,12 +114,51 @@ pub enum Action {
     },
 }
 
+/// Whom a queued action belongs to: the server and the account it was queued
+/// for. This is the one rule for "the same server and account": an outbox entry
+/// is sent only by a session with an equal owner (`SessionConfig::owner`), and a
+/// notification's button acts only while its origin's owner is current
+/// (`crate::policy::reply_applies`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Owner {
+    /// The server's identity. The desktop uses its cache id (a saved server's id,
+    /// `env-…` for `PULSE_SERVER`, `demo`); [`Owner::of_url`] is the default for
+    /// any other caller: the base URL without its trailing `/`.
+    pub server: String,
+    /// The account signed in (`None`: a token without a user name, which cannot
+    /// be told apart from another such token).
+    pub account: Option<String>,
+}
+
+impl Owner {
+    /// The owner for a server known by its URL, and `account`.
+    pub fn of_url(server: &url::Url, account: Option<&str>) -> Owner {
+        Owner {
+            server: server.as_str().trim_end_matches('/').to_owned(),
+            account: account.map(str::to_owned),
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.account {
+            Some(a) => write!(f, "{a} on {}", self.server),
+            None => f.write_str(&self.server),
+        }
+    }
+}
+
 /// An outbox row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OutboxEntry {
     /// Row id, rising.
     pub id: u64,
+    /// Whom it was queued for (`None`: queued before owners were recorded; never
+    /// sent, see the module docs).
+    pub owner: Option<Owner>,
     /// What to send.
     pub action: Action,
     /// When it was queued, ms since the Unix epoch.
@@ -153,6 +199,17 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("cache value could not be decoded: {0}")]
     Decode(#[from] serde_json::Error),
+    /// An outbox row holds a value this build cannot read. The row is left as it
+    /// is (nothing is sent or removed) until the user discards it.
+    #[error("queued action #{id} in the cache has an unreadable `{column}` ({detail}); it is kept and nothing is sent until it is discarded")]
+    BadOutboxRow {
+        /// The row's id.
+        id: u64,
+        /// The column.
+        column: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 /// Counts and cursors, for `pulsectl status` and the overview page.
@@ -217,10 +274,15 @@ pub trait Store: Send {
     /// The newest `limit` logged events, oldest first.
     fn recent_events(&self, limit: usize) -> Result<Vec<EventFrame>, StoreError>;
 
-    /// Queue an action; returns its row id.
-    fn outbox_push(&mut self, action: &Action, queued_at: i64) -> Result<u64, StoreError>;
+    /// Queue an action for `owner`; returns its row id.
+    fn outbox_push(
+        &mut self,
+        owner: &Owner,
+        action: &Action,
+        queued_at: i64,
+    ) -> Result<u64, StoreError>;
 
-    /// Queued actions, oldest first.
+    /// Queued actions of every owner, oldest first.
     fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError>;
 
     /// Record the last error for a queued action.

@@ -22,7 +22,6 @@
 //!   [`StoreError::Corrupt`], with its `-wal` and `-shm`, and says what was lost
 //!   (what could still be read of it: entities and queued actions); any other
 //!   failure (locked, newer schema, a full disk) leaves the files where they are;
-//! - no table holds a credential;
 //! - [`Store::apply`] reads each entity a batch touches at most once and writes it
 //!   at most once (at the end of the transaction, and not at all when every change
 //!   to it was a no-op, [`Change::is_noop_on`]); recently used entities are kept
@@ -32,7 +31,13 @@
 //!   the same;
 //! - WAL checkpoints run on a [`checkpoint::Checkpointer`] thread with its own
 //!   connection (PASSIVE, never blocking the writer), not in the committing
-//!   thread; the writer's own `wal_autocheckpoint` is only a backstop.
+//!   thread; the writer's own `wal_autocheckpoint` is only a backstop;
+//! - an outbox row's owner is the `owner` column (JSON of [`Owner`], schema
+//!   version 2); rows migrated from version 1 have none (`NULL`). A row whose
+//!   owner (or action) cannot be read makes [`Store::outbox`] fail with
+//!   [`StoreError::BadOutboxRow`] naming it; the row is never changed or removed
+//!   by that (a read-only open of a version-1 file reads its rows as unowned);
+//! - no table holds a credential.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,8 +48,8 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 
 use super::memory::{now_ms, SeqFilter};
 use super::{
-    Action, AppliedEvent, Cursor, OutboxEntry, SnapshotRows, Store, StoreError, StoreSummary,
-    EVENT_LOG_LIMIT,
+    Action, AppliedEvent, Cursor, OutboxEntry, Owner, SnapshotRows, Store, StoreError,
+    StoreSummary, EVENT_LOG_LIMIT,
 };
 use cache::{EntityCache, Key};
 use checkpoint::Checkpointer;
@@ -95,7 +100,13 @@ impl SetAside {
 const APPLICATION_ID: i32 = 0x5055_4C53;
 
 /// Migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/0001_init.sql"),
+    include_str!("sqlite/0002_outbox_owner.sql"),
+];
+
+/// The first schema version whose outbox has the `owner` column.
+const OWNER_SINCE: i64 = 2;
 
 /// Highest schema version this build understands.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -114,6 +125,9 @@ pub struct SqliteStore {
     cache: EntityCache,
     /// `PRAGMA data_version` when `cache` was last known to match the file.
     data_version: Option<i64>,
+    /// Whether the outbox has its `owner` column (false only for a read-only
+    /// open of a version-1 file).
+    owners: bool,
 }
 
 /// What the file's header says it is.
@@ -143,6 +157,7 @@ impl SqliteStore {
         })?;
         let conn = Connection::open_with_flags(path, flags)?;
         let mut store = SqliteStore::bare(conn, path);
+        store.owners = true;
         store.checked(|s| s.prepare_read_write())?;
         match Checkpointer::start(path) {
             Ok(c) => {
@@ -260,8 +275,8 @@ impl SqliteStore {
             // Not expressible as a file URI (should not happen): plain read-only open.
             Connection::open_with_flags(path, flags)?
         };
-        let store = SqliteStore::bare(conn, path);
-        store.checked(|s| {
+        let mut store = SqliteStore::bare(conn, path);
+        let version = store.checked(|s| {
             s.conn.busy_timeout(BUSY_TIMEOUT)?;
             match s.identity()? {
                 Identity::Blank => Err(missing()),
@@ -269,9 +284,10 @@ impl SqliteStore {
                     found: v,
                     supported: SCHEMA_VERSION,
                 }),
-                Identity::Pulse(_) => s.quick_check(),
+                Identity::Pulse(v) => s.quick_check().map(|_| v),
             }
         })?;
+        store.owners = version >= OWNER_SINCE;
         Ok(store)
     }
 
@@ -288,6 +304,7 @@ impl SqliteStore {
             path: path.to_owned(),
             cache: EntityCache::default(),
             data_version: None,
+            owners: false,
         }
     }
 
@@ -776,35 +793,66 @@ impl Store for SqliteStore {
         })
     }
 
-    fn outbox_push(&mut self, action: &Action, queued_at: i64) -> Result<u64, StoreError> {
+    fn outbox_push(
+        &mut self,
+        owner: &Owner,
+        action: &Action,
+        queued_at: i64,
+    ) -> Result<u64, StoreError> {
         self.checked_mut(|s| {
             s.conn
-                .prepare_cached("INSERT INTO outbox (action, queued_at) VALUES (?1, ?2)")?
-                .execute(params![serde_json::to_string(action)?, queued_at])?;
+                .prepare_cached(
+                    "INSERT INTO outbox (action, queued_at, owner) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    serde_json::to_string(action)?,
+                    queued_at,
+                    serde_json::to_string(owner)?
+                ])?;
             Ok(s.conn.last_insert_rowid() as u64)
         })
     }
 
     fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         self.checked(|s| {
-            let mut stmt = s.conn.prepare_cached(
-                "SELECT id, action, queued_at, last_error FROM outbox ORDER BY id",
-            )?;
+            let mut stmt = s.conn.prepare_cached(if s.owners {
+                "SELECT id, action, queued_at, last_error, owner FROM outbox ORDER BY id"
+            } else {
+                "SELECT id, action, queued_at, last_error, NULL FROM outbox ORDER BY id"
+            })?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((
                         r.get::<_, u64>(0)?,
-                        r.get::<_, String>(1)?,
+                        r.get::<_, rusqlite::types::Value>(1)?,
                         r.get::<_, i64>(2)?,
                         r.get::<_, Option<String>>(3)?,
+                        r.get::<_, rusqlite::types::Value>(4)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
-                .map(|(id, action, queued_at, last_error)| {
+                .map(|(id, action, queued_at, last_error, owner)| {
+                    let bad =
+                        |column, detail: String| StoreError::BadOutboxRow { id, column, detail };
+                    let action = match action {
+                        rusqlite::types::Value::Text(t) => {
+                            serde_json::from_str(&t).map_err(|e| bad("action", e.to_string()))?
+                        }
+                        other => return Err(bad("action", format!("not text: {other:?}"))),
+                    };
+                    let owner = match owner {
+                        rusqlite::types::Value::Null => None,
+                        rusqlite::types::Value::Text(t) => Some(
+                            serde_json::from_str::<Owner>(&t)
+                                .map_err(|e| bad("owner", e.to_string()))?,
+                        ),
+                        other => return Err(bad("owner", format!("not text: {other:?}"))),
+                    };
                     Ok(OutboxEntry {
                         id,
-                        action: serde_json::from_str(&action)?,
+                        owner,
+                        action,
                         queued_at,
                         last_error,
                     })
@@ -874,7 +922,7 @@ mod tests {
 
     #[test]
     fn migrations_are_numbered_and_versioned() {
-        assert_eq!(SCHEMA_VERSION, 1);
+        assert_eq!(SCHEMA_VERSION, 2);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache.db");
         drop(SqliteStore::open(&path).unwrap());

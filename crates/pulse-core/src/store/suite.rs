@@ -15,7 +15,7 @@ use pulse_protocol::domain::{Change, Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 use serde_json::{json, Value};
 
-use super::{Action, AppliedEvent, Cursor, Store, EVENT_LOG_LIMIT};
+use super::{Action, AppliedEvent, Cursor, Owner, Store, EVENT_LOG_LIMIT};
 
 /// The stream the cases use unless they test several.
 pub const STREAM: &str = "acme";
@@ -82,6 +82,14 @@ pub fn delete(kind: EntityKind, id: &str) -> Change {
     Change::Delete {
         kind,
         id: id.into(),
+    }
+}
+
+/// An owner on one server, of `account`.
+pub fn owner(account: &str) -> Owner {
+    Owner {
+        server: "https://pulse.example".into(),
+        account: Some(account.into()),
     }
 }
 
@@ -545,7 +553,8 @@ pub fn recent_events_are_oldest_first<S: Store>(store: &mut S) {
     assert!(store.recent_events(0).unwrap().is_empty());
 }
 
-/// The outbox lists oldest first, records errors, removes, never reuses an id.
+/// The outbox lists oldest first with each entry's owner, records errors,
+/// removes, never reuses an id.
 pub fn outbox_keeps_order_errors_and_removals<S: Store>(store: &mut S) {
     let approve = Action::Approve {
         id: "p1".into(),
@@ -559,22 +568,33 @@ pub fn outbox_keeps_order_errors_and_removals<S: Store>(store: &mut S) {
         id: "a1".into(),
         reason: None,
     };
-    let a = store.outbox_push(&approve, 10).unwrap();
-    let b = store.outbox_push(&moved, 20).unwrap();
-    let c = store.outbox_push(&stop, 30).unwrap();
+    let ann = owner("ann");
+    let bob = owner("bob");
+    let a = store.outbox_push(&ann, &approve, 10).unwrap();
+    let b = store.outbox_push(&bob, &moved, 20).unwrap();
+    let c = store.outbox_push(&ann, &stop, 30).unwrap();
     assert!(a < b && b < c, "ids must rise: {a} {b} {c}");
     store.outbox_fail(b, "503 Service Unavailable").unwrap();
     let list = store.outbox().unwrap();
-    let shape: Vec<(u64, &Action, i64, Option<&str>)> = list
+    type Row<'a> = (u64, Option<&'a Owner>, &'a Action, i64, Option<&'a str>);
+    let shape: Vec<Row> = list
         .iter()
-        .map(|e| (e.id, &e.action, e.queued_at, e.last_error.as_deref()))
+        .map(|e| {
+            (
+                e.id,
+                e.owner.as_ref(),
+                &e.action,
+                e.queued_at,
+                e.last_error.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         shape,
         vec![
-            (a, &approve, 10, None),
-            (b, &moved, 20, Some("503 Service Unavailable")),
-            (c, &stop, 30, None),
+            (a, Some(&ann), &approve, 10, None),
+            (b, Some(&bob), &moved, 20, Some("503 Service Unavailable")),
+            (c, Some(&ann), &stop, 30, None),
         ]
     );
     store.outbox_remove(a).unwrap();
@@ -582,7 +602,7 @@ pub fn outbox_keeps_order_errors_and_removals<S: Store>(store: &mut S) {
     // Unknown ids are not an error.
     store.outbox_remove(9999).unwrap();
     store.outbox_fail(9999, "x").unwrap();
-    let d = store.outbox_push(&approve, 40).unwrap();
+    let d = store.outbox_push(&ann, &approve, 40).unwrap();
     assert!(d > c, "ids are never reused: {d} after {c}");
     let ids: Vec<u64> = store.outbox().unwrap().iter().map(|e| e.id).collect();
     assert_eq!(ids, vec![b, d]);
@@ -603,6 +623,7 @@ pub fn summary_counts_kinds_cursors_outbox_and_sync<S: Store>(store: &mut S) {
     store.apply("e7", &[event_on("other", 3, vec![])]).unwrap();
     store
         .outbox_push(
+            &owner("ann"),
             &Action::Reject {
                 id: "p2".into(),
                 reason: None,

@@ -104,9 +104,15 @@ async fn a_queued_action_is_resent_with_the_key_of_its_first_try_and_applied_onc
         tokens: &tokens,
         dialect: &NativeDialect,
     };
-    let queued = perform_detached(Some(via), &approve("ap1"), Some(|| Ok(store.clone())))
-        .await
-        .unwrap();
+    let owner = pulse_core::store::suite::owner("ann");
+    let queued = perform_detached(
+        Some(via),
+        &owner,
+        &approve("ap1"),
+        Some(|| Ok(store.clone())),
+    )
+    .await
+    .unwrap();
     assert!(matches!(queued, Detached::Queued { .. }), "{queued:?}");
     let first_key = seen.join().unwrap().expect("the first try carried a key");
     let entry = store.outbox().unwrap().remove(0);
@@ -238,4 +244,178 @@ async fn the_native_session_keeps_its_link_across_a_token_refresh() {
     .await;
     assert_eq!(st.counters.connections, 1, "the link was kept: {st:?}");
     handle.stop().await;
+}
+
+/// Two users on one tenant, each with `ap1`…`ap3` pending.
+async fn gateway_with_approvals() -> pulse_gateway::RunningGateway {
+    let gw = gateway_with_approval("ap1").await;
+    let publisher = pulse_testkit::gateway::token("acme", "svc", Role::Publisher, TokenUse::Access);
+    for id in ["ap2", "ap3"] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/ingest", gw.url()))
+            .bearer_auth(&publisher)
+            .json(&json!({"type": "approval.created", "data": {"id": id}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    gw
+}
+
+/// The approvals a gateway recorded a decision for, in its event log's order.
+async fn decided(gw: &pulse_gateway::RunningGateway) -> Vec<String> {
+    let viewer = pulse_testkit::gateway::token("acme", "svc", Role::Viewer, TokenUse::Access);
+    let page: pulse_protocol::rest::EventsPage = reqwest::Client::new()
+        .get(format!("{}/v1/events?since=0", gw.url()))
+        .bearer_auth(viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page.events
+        .iter()
+        .filter(|e| e.event_type == "approval.decided")
+        .map(|e| e.data["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A session as `account` on `gw`, on `store`, whose queued entries are `owner`'s.
+fn session_as(
+    gw: &pulse_gateway::RunningGateway,
+    owner: &pulse_core::store::Owner,
+    account: &str,
+    store: &StoreHandle,
+) -> (
+    pulse_core::session::SessionHandle,
+    tokio::sync::broadcast::Receiver<pulse_core::session::SessionEvent>,
+) {
+    let mut config = pulse_core::session::SessionConfig::new(url::Url::parse(&gw.url()).unwrap());
+    config.owner = owner.clone();
+    let token = pulse_testkit::gateway::token("acme", account, Role::Viewer, TokenUse::Access);
+    let h = pulse_core::session::SessionHandle::spawn(
+        config,
+        Arc::new(StaticToken::new(Secret::new(token))),
+        store.clone(),
+    )
+    .unwrap();
+    let events = h.subscribe();
+    (h, events)
+}
+
+/// Wait until the entry `outbox_id` settles, and return its outcome.
+async fn settled(
+    events: &mut tokio::sync::broadcast::Receiver<pulse_core::session::SessionEvent>,
+    outbox_id: u64,
+) -> pulse_core::session::ActionOutcome {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            match events.recv().await {
+                Ok(pulse_core::session::SessionEvent::ActionSettled {
+                    outbox_id: id,
+                    outcome,
+                    ..
+                }) if id == outbox_id => return outcome,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("session events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("entry {outbox_id} never settled"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_actions_are_sent_only_by_the_account_and_server_they_were_queued_for() {
+    use pulse_core::session::ActionOutcome;
+    use pulse_core::store::{Owner, SqliteStore, Store};
+
+    let a = gateway_with_approvals().await;
+    let b = gateway_with_approvals().await;
+    let url = |gw: &pulse_gateway::RunningGateway| url::Url::parse(&gw.url()).unwrap();
+    let ann_a = Owner::of_url(&url(&a), Some("ann"));
+    let bob_a = Owner::of_url(&url(&a), Some("bob"));
+    let ann_b = Owner::of_url(&url(&b), Some("ann"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let store = StoreHandle::new(SqliteStore::open(&path).unwrap());
+    let queue = |owner: &Owner, id: &str| {
+        let store = store.clone();
+        let owner = owner.clone();
+        let id = id.to_owned();
+        async move {
+            match perform_detached(None, &owner, &approve(&id), Some(|| Ok(store)))
+                .await
+                .unwrap()
+            {
+                Detached::Queued { outbox_id, .. } => outbox_id,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    // Queued while signed out: ann's approval on A, then one with no known owner
+    // (a row migrated from schema 1), then ann's on B and bob's on A.
+    let anns = queue(&ann_a, "ap1").await;
+    let unowned = queue(&ann_a, "ap2").await;
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute("UPDATE outbox SET owner = NULL WHERE id = ?1", [unowned])
+            .unwrap();
+    }
+    let on_b = queue(&ann_b, "ap3").await;
+    let bobs = queue(&bob_a, "ap3").await;
+    let owners: Vec<(u64, Option<Owner>)> = store
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.owner))
+        .collect();
+    assert_eq!(
+        owners,
+        vec![
+            (anns, Some(ann_a.clone())),
+            (unowned, None),
+            (on_b, Some(ann_b.clone())),
+            (bobs, Some(bob_a.clone())),
+        ]
+    );
+
+    // Switched to server B: only B's entry is sent. The flush goes in id order,
+    // so the entries before it were passed over by the time it settles.
+    let (h, mut events) = session_as(&b, &ann_b, "ann", &store);
+    let out = settled(&mut events, on_b).await;
+    assert!(matches!(out, ActionOutcome::Done { .. }), "{out:?}");
+    h.stop().await;
+    assert_eq!(decided(&b).await, ["ap3"], "B got only its own entry");
+    assert!(decided(&a).await.is_empty());
+
+    // Switched account on A: bob's session sends bob's entry, never ann's.
+    let (h, mut events) = session_as(&a, &bob_a, "bob", &store);
+    let out = settled(&mut events, bobs).await;
+    assert!(matches!(out, ActionOutcome::Done { .. }), "{out:?}");
+    h.stop().await;
+    assert_eq!(decided(&a).await, ["ap3"], "bob's approval only");
+
+    // Back to ann on A: her entry is sent, once.
+    let (h, mut events) = session_as(&a, &ann_a, "ann", &store);
+    let out = settled(&mut events, anns).await;
+    assert!(matches!(out, ActionOutcome::Done { .. }), "{out:?}");
+    h.stop().await;
+    assert_eq!(decided(&a).await, ["ap3", "ap1"]);
+    assert_eq!(decided(&b).await, ["ap3"], "B never got A's entries");
+    // The unowned entry was sent by nobody and is still there.
+    let left: Vec<(u64, Option<Owner>)> = store
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.owner))
+        .collect();
+    assert_eq!(left, vec![(unowned, None)]);
+    drop(store);
+    assert_eq!(
+        SqliteStore::open(&path).unwrap().summary().unwrap().outbox,
+        1
+    );
 }

@@ -91,6 +91,7 @@ mod sqlite_only {
             store.apply("e1", &batch).unwrap();
             store
                 .outbox_push(
+                    &pulse_core::store::suite::owner("ann"),
                     &Action::Approve {
                         id: "p1".into(),
                         reason: None,
@@ -330,7 +331,7 @@ mod sqlite_only {
                     err,
                     StoreError::TooNew {
                         found: 99,
-                        supported: 1
+                        supported: 2
                     }
                 ),
                 "{err:?}"
@@ -386,6 +387,7 @@ mod sqlite_only {
         // The new cache works.
         store
             .outbox_push(
+                &pulse_core::store::suite::owner("ann"),
                 &pulse_core::store::Action::Approve {
                     id: "a".into(),
                     reason: None,
@@ -411,6 +413,7 @@ mod sqlite_only {
         let mut store = SqliteStore::open(&path).unwrap();
         store
             .outbox_push(
+                &pulse_core::store::suite::owner("ann"),
                 &pulse_core::store::Action::Approve {
                     id: "a".into(),
                     reason: None,
@@ -501,6 +504,7 @@ mod sqlite_only {
             .is_err());
         assert!(reader
             .outbox_push(
+                &pulse_core::store::suite::owner("ann"),
                 &Action::Approve {
                     id: "p".into(),
                     reason: None
@@ -566,6 +570,111 @@ mod sqlite_only {
         }
         let per = started.elapsed() / 1000;
         println!("sqlite apply, one event per transaction: {per:?} per event");
+    }
+
+    /// A cache of schema version 1 (before entries recorded their owner), as
+    /// that version's migration made it.
+    fn version_1_cache(path: &Path) {
+        let raw = rusqlite::Connection::open(path).unwrap();
+        raw.execute_batch(include_str!("../../src/store/sqlite/0001_init.sql"))
+            .unwrap();
+        raw.execute_batch("PRAGMA application_id = 1347767379; PRAGMA user_version = 1;")
+            .unwrap();
+        raw.execute(
+            "INSERT INTO outbox (action, queued_at) VALUES (?1, 7)",
+            [r#"{"action":"approve","id":"p1","reason":null}"#],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_1_cache_is_migrated_and_its_queued_actions_have_no_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        version_1_cache(&path);
+        let approve = Action::Approve {
+            id: "p1".into(),
+            reason: None,
+        };
+        // Read-only (`pulsectl status`): read as unowned, the file not migrated.
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        let rows = reader.outbox().unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|e| (e.id, e.owner.clone(), &e.action))
+                .collect::<Vec<_>>(),
+            vec![(1, None, &approve)]
+        );
+        drop(reader);
+        let version = |p: &Path| -> i64 {
+            rusqlite::Connection::open(p)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&path), 1);
+        // Read-write: migrated to 2; the old row keeps no owner, new ones have one.
+        let mut store = SqliteStore::open(&path).unwrap();
+        let ann = pulse_core::store::suite::owner("ann");
+        let id = store.outbox_push(&ann, &approve, 8).unwrap();
+        let rows: Vec<_> = store
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.id, e.owner, e.queued_at))
+            .collect();
+        assert_eq!(rows, vec![(1, None, 7), (id, Some(ann), 8)]);
+        drop(store);
+        assert_eq!(version(&path), 2);
+    }
+
+    #[test]
+    fn garbage_in_the_owner_column_is_a_clear_error_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        let ann = pulse_core::store::suite::owner("ann");
+        let approve = Action::Approve {
+            id: "p1".into(),
+            reason: None,
+        };
+        let good = store.outbox_push(&ann, &approve, 1).unwrap();
+        let bad = store.outbox_push(&ann, &approve, 2).unwrap();
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for garbage in [
+            rusqlite::types::Value::Text("{\"server\": 5".into()),
+            rusqlite::types::Value::Text(r#"{"account":"ann"}"#.into()),
+            rusqlite::types::Value::Blob(vec![0, 0xff, 0xfe]),
+            rusqlite::types::Value::Text("42".into()),
+        ] {
+            raw.execute(
+                "UPDATE outbox SET owner = ?1 WHERE id = ?2",
+                rusqlite::params![garbage, bad],
+            )
+            .unwrap();
+            let err = store.outbox().unwrap_err();
+            assert!(
+                matches!(err, StoreError::BadOutboxRow { id, column: "owner", .. } if id == bad),
+                "{err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("#{bad}")) && msg.contains("`owner`") && msg.contains("kept"),
+                "{msg}"
+            );
+            // Nothing lost: both rows are still there, the bad one as it was.
+            assert_eq!(store.summary().unwrap().outbox, 2);
+            let kept: rusqlite::types::Value = raw
+                .query_row("SELECT owner FROM outbox WHERE id = ?1", [bad], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(kept, garbage);
+        }
+        // Once the row is repaired (or discarded), the outbox reads again.
+        store.outbox_remove(bad).unwrap();
+        let ids: Vec<u64> = store.outbox().unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![good]);
     }
 }
 

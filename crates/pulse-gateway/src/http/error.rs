@@ -206,7 +206,9 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiErr;
 
     async fn from_request_parts(parts: &mut Parts, st: &Arc<AppState>) -> Result<Auth, ApiErr> {
-        let result = bearer(&parts.headers).and_then(|t| st.keys.verify_access(t));
+        let result = bearer(&parts.headers)
+            .and_then(|t| st.keys.verify_access(t))
+            .and_then(|c| st.revoked.check(&c).map(|_| c));
         let claims = result.map_err(|e| {
             st.hub
                 .metrics()

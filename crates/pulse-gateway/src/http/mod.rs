@@ -44,6 +44,8 @@ pub struct AppState {
     pub keys: Keys,
     /// Users who may log in.
     pub users: Arc<Directory>,
+    /// Access tokens revoked before their expiry (removed users, signed-out sessions).
+    pub revoked: Arc<crate::revoked::Revoked>,
     /// Server ping interval.
     pub ping_interval: Duration,
     /// Extra silence tolerated after a ping interval.

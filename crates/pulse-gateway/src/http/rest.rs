@@ -793,7 +793,10 @@ fn tokens(
     let mut refresh = auth::claims(sub, tenant, role, TokenUse::Refresh, st.refresh_ttl);
     refresh.jti = Some(jti.to_owned());
     refresh.fam = Some(family.to_owned());
-    let access = auth::claims(sub, tenant, role, TokenUse::Access, st.access_ttl);
+    let mut access = auth::claims(sub, tenant, role, TokenUse::Access, st.access_ttl);
+    // The session's family, so that signing out refuses its access tokens too.
+    access.fam = Some(family.to_owned());
+    access.iat = st.revoked.issued_at(tenant, sub, access.iat);
     Ok((
         TokenResponse {
             access_token: mint(&access)?,
@@ -996,6 +999,8 @@ pub(super) async fn logout(State(st): St, body: RawJson) -> Result<StatusCode, A
         Err(e) => return Err(e.into()),
     };
     let (family, _) = family_of(&claims)?;
+    // Its access tokens (and so its open streams) end now, not at their expiry.
+    st.revoked.family(&family);
     let gone = st
         .hub
         .blocking(move |store| store.session_revoke(&family))

@@ -27,6 +27,9 @@
 //!   frame `token_expired` and a close (4001), unless an `auth` frame brought a
 //!   valid access token of the same tenant and subject first (whose `exp` then
 //!   counts); a refused `auth` frame closes with 4001 too;
+//! - a stream closes (an `error` frame `revoked`, then 4001) as soon as its token
+//!   is revoked: its user was removed from the users file, or its session signed
+//!   out ([`crate::revoked`]); an `auth` frame with a revoked token is refused;
 //! - a stream holds its place in the per-token and per-address caps
 //!   ([`crate::limits`]) until its task ends;
 //! - a client silent for ping interval + timeout is closed (1008); a bad frame is
@@ -204,6 +207,7 @@ impl Connection {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let idle_limit = self.st.ping_interval + self.st.ping_timeout;
         let mut shutdown = self.st.shutdown.clone();
+        let mut revocations = self.st.revoked.subscribe();
         loop {
             if *shutdown.borrow() {
                 return Stop::Close(close::GOING_AWAY, "server shutting down");
@@ -237,6 +241,14 @@ impl Connection {
                     let ts = crate::store::now_ms();
                     if let Err(stop) = self.send_frame(&ServerFrame::Ping { ts }).await {
                         return stop;
+                    }
+                }
+                _ = revocations.recv() => {
+                    // Lagged or not, look again at this stream's token.
+                    if let Err(e) = self.st.revoked.check(&self.claims) {
+                        tracing::info!(tenant = %self.claims.tenant, sub = %self.claims.sub, "stream token revoked");
+                        let _ = self.send_error("revoked", &ApiErr::from(e).message).await;
+                        return Stop::Close(close::TOKEN, "token revoked");
                     }
                 }
                 _ = sleep_until(idle_deadline) => {
@@ -292,7 +304,12 @@ impl Connection {
     /// replaces the connection's (its `exp` is the new deadline); anything else is
     /// answered with an `error` frame and close 4001. Success is silent.
     async fn reauth(&mut self, token: &str) -> Result<(), Stop> {
-        let claims = match self.st.keys.verify_access(token) {
+        let claims = match self
+            .st
+            .keys
+            .verify_access(token)
+            .and_then(|c| self.st.revoked.check(&c).map(|_| c))
+        {
             Ok(c) => c,
             Err(e) => {
                 self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);

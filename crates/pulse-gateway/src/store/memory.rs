@@ -149,6 +149,13 @@ impl LogStore for MemoryStore {
         Ok(map.remove(family).is_some())
     }
 
+    fn session_revoke_user(&self, tenant: &str, sub: &str) -> Result<u64, StoreError> {
+        let mut map = self.sessions.lock().map_err(|_| StoreError::Poisoned)?;
+        let before = map.len();
+        map.retain(|_, s| !(s.tenant == tenant && s.sub == sub));
+        Ok((before - map.len()) as u64)
+    }
+
     fn backend(&self) -> &'static str {
         "memory"
     }

@@ -234,6 +234,10 @@ pub trait LogStore: Send + Sync + 'static {
     /// Delete `family`; whether it existed.
     fn session_revoke(&self, family: &str) -> Result<bool, StoreError>;
 
+    /// Delete every family of the user `sub` of `tenant` (removed from the users
+    /// file); how many there were.
+    fn session_revoke_user(&self, tenant: &str, sub: &str) -> Result<u64, StoreError>;
+
     /// The answer kept for `key` of `tenant`, unless it expired at `now`.
     fn idempotent_get(
         &self,

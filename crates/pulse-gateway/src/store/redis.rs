@@ -283,6 +283,16 @@ impl RedisStore {
         format!("{}:session:{family}", self.prefix)
     }
 
+    /// The set of a user's session families (for [`LogStore::session_revoke_user`];
+    /// the tenant's length first, so a `:` in a name cannot make two users one).
+    fn user_sessions_key(&self, tenant: &str, sub: &str) -> String {
+        format!(
+            "{}:user-sessions:{}:{tenant}:{sub}",
+            self.prefix,
+            tenant.len()
+        )
+    }
+
     fn wake_key(&self) -> String {
         format!("{}:node:{}:wake", self.prefix, self.node)
     }
@@ -589,6 +599,7 @@ impl RedisStore {
 impl LogStore for RedisStore {
     fn session_start(&self, session: &RefreshSession) -> Result<(), StoreError> {
         let key = self.session_key(&session.family);
+        let index = self.user_sessions_key(&session.tenant, &session.sub);
         self.with_conn(|c| {
             redis::pipe()
                 .atomic()
@@ -607,7 +618,21 @@ impl LogStore for RedisStore {
                 .arg(&key)
                 .arg(session.expires)
                 .ignore()
-                .query::<()>(c)
+                .cmd("SADD")
+                .arg(&index)
+                .arg(&session.family)
+                .ignore()
+                .query::<()>(c)?;
+            // Rotations move a family's expiry, so the index has none of its own:
+            // a login drops the members whose family is gone (logins are rare).
+            let families: Vec<String> = redis::cmd("SMEMBERS").arg(&index).query(c)?;
+            for f in families {
+                let alive: bool = redis::cmd("EXISTS").arg(self.session_key(&f)).query(c)?;
+                if !alive {
+                    redis::cmd("SREM").arg(&index).arg(&f).query::<()>(c)?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -704,6 +729,23 @@ impl LogStore for RedisStore {
         let key = self.session_key(family);
         let n: u64 = self.with_conn(|c| redis::cmd("DEL").arg(&key).query(c))?;
         Ok(n > 0)
+    }
+
+    fn session_revoke_user(&self, tenant: &str, sub: &str) -> Result<u64, StoreError> {
+        // The user's families, indexed at `session_start`; families that expired
+        // meanwhile are gone already (DEL counts only those still there).
+        let index = self.user_sessions_key(tenant, sub);
+        self.with_conn(|c| {
+            let families: Vec<String> = redis::cmd("SMEMBERS").arg(&index).query(c)?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for f in &families {
+                pipe.cmd("DEL").arg(self.session_key(f));
+            }
+            pipe.cmd("DEL").arg(&index).ignore();
+            let gone: Vec<u64> = pipe.query(c)?;
+            Ok(gone.iter().sum())
+        })
     }
 
     fn backend(&self) -> &'static str {

@@ -315,6 +315,14 @@ impl LogStore for SqliteStore {
         Ok(n > 0)
     }
 
+    fn session_revoke_user(&self, tenant: &str, sub: &str) -> Result<u64, StoreError> {
+        let conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let n = conn
+            .prepare_cached("DELETE FROM refresh_sessions WHERE tenant = ?1 AND sub = ?2")?
+            .execute(params![tenant, sub])?;
+        Ok(n as u64)
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

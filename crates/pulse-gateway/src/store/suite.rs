@@ -624,6 +624,55 @@ fn idempotency_claims(b: &dyn Backend) {
     assert!(!s.idempotent_claim("t", "dies", "me", long).unwrap());
 }
 
+/// Removing a user revokes every family of theirs, and only theirs (another
+/// user, the same name in another tenant); a family rotated since is found too,
+/// and on a shared store another node's families are revoked as well.
+pub(crate) fn a_removed_users_sessions_are_revoked(b: &dyn Backend) {
+    let now = crate::auth::now_secs();
+    let session = |family: &str, sub: &str, tenant: &str| RefreshSession {
+        family: family.into(),
+        current: format!("{family}-t1"),
+        sub: sub.into(),
+        tenant: tenant.into(),
+        expires: now + 600,
+    };
+    let s = b.open(10);
+    s.session_start(&session("ann-1", "ann", "acme")).unwrap();
+    s.session_start(&session("ann-2", "ann", "acme")).unwrap();
+    s.session_start(&session("bob-1", "bob", "acme")).unwrap();
+    s.session_start(&session("ann-g", "ann", "globex")).unwrap();
+    assert_eq!(
+        s.session_rotate("ann-1", "ann-1-t1", "ann-1-t2", now + 900, now)
+            .unwrap(),
+        Rotation::Rotated
+    );
+    let other = if b.shared() { b.open(10) } else { s };
+    assert_eq!(other.session_revoke_user("acme", "ann").unwrap(), 2);
+    assert_eq!(
+        other.session_revoke_user("acme", "ann").unwrap(),
+        0,
+        "twice is once"
+    );
+    let s = if b.shared() { b.open(10) } else { other };
+    for (family, token) in [("ann-1", "ann-1-t2"), ("ann-2", "ann-2-t1")] {
+        assert_eq!(
+            s.session_rotate(family, token, "next", now + 600, now)
+                .unwrap(),
+            Rotation::Unknown,
+            "{family}"
+        );
+    }
+    for family in ["bob-1", "ann-g"] {
+        assert_eq!(
+            s.session_rotate(family, &format!("{family}-t1"), "next", now + 600, now)
+                .unwrap(),
+            Rotation::Rotated,
+            "{family}"
+        );
+    }
+    assert_eq!(s.session_revoke_user("acme", "nobody").unwrap(), 0);
+}
+
 /// Instantiate the suite for one backend: `store_suite!(name, open_fn, durable)`.
 macro_rules! store_suite {
     ($name:ident, $fixture:ident, $durable:expr) => {
@@ -678,6 +727,10 @@ macro_rules! store_suite {
             #[test]
             fn refresh_sessions() {
                 super::refresh_sessions(&b(), $durable);
+            }
+            #[test]
+            fn a_removed_users_sessions_are_revoked() {
+                super::a_removed_users_sessions_are_revoked(&b());
             }
         }
     };

@@ -214,3 +214,150 @@ async fn redis_nodes_share_sessions() {
     );
     assert_eq!(refresh(&a, &t.refresh_token).await.unwrap_err().0, 401);
 }
+
+async fn login_as(gw: &Gw, user: &str, password: &str) -> TokenResponse {
+    let r = gw
+        .http
+        .post(gw.url("/v1/auth/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// The stream gets an `error` frame `code`, then a close with 4001.
+async fn closed_with(ws: &mut Ws, code: &str) -> String {
+    let message = match next_frame(ws).await {
+        pulse_protocol::ServerFrame::Error { code: c, message } => {
+            assert_eq!(c, code, "{message}");
+            message
+        }
+        other => panic!("expected error {code}, got {other:?}"),
+    };
+    assert_eq!(closed(ws).await, Some(4001));
+    message
+}
+
+/// Removing a user (users file rewritten while the gateway runs, no request in
+/// between) at once closes their open streams, refuses their unexpired access
+/// tokens and revokes their refresh tokens in the store, so adding them back
+/// brings nothing back. Another user's stream and tokens are untouched. On the
+/// memory and the SQLite store (Redis: `store::suite::redis`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_user_closes_their_streams_and_revokes_their_tokens_at_once() {
+    for sqlite in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let mut file = UsersFile::default();
+        file.add(ann()).unwrap();
+        file.add(User::new("bob", "pw-b", "acme", Role::Viewer).unwrap())
+            .unwrap();
+        file.save(&path).unwrap();
+        let store = if sqlite {
+            StoreConfig::Sqlite(dir.path().join("gw.db"))
+        } else {
+            StoreConfig::Memory
+        };
+        let gw = Gw::start(Config {
+            users_file: Some(path.clone()),
+            store,
+            ..config()
+        })
+        .await;
+        let anns = login(&gw).await;
+        let bobs = login_as(&gw, "bob", "pw-b").await;
+        let (mut ann_ws, _) = subscribe(&gw, &anns.access_token, Some(0), None).await;
+        let (mut bob_ws, subscribed) = subscribe(&gw, &bobs.access_token, Some(0), None).await;
+        assert_eq!(
+            gw.get(&anns.access_token, "/v1/snapshot").await.status(),
+            200
+        );
+
+        file.remove("ann").unwrap();
+        file.save(&path).unwrap();
+        // Noticed by the gateway itself (it looks at the file every second).
+        let message = closed_with(&mut ann_ws, "revoked").await;
+        assert!(message.contains("can no longer log in"), "{message}");
+        let r = gw.get(&anns.access_token, "/v1/snapshot").await;
+        assert_eq!(r.status(), 401, "sqlite: {sqlite}");
+        // Added back before any refresh: the old refresh and access tokens stay
+        // dead (revoked at the removal, not when next presented).
+        file.add(ann()).unwrap();
+        file.save(&path).unwrap();
+        let (status, _, message) = refresh(&gw, &anns.refresh_token).await.unwrap_err();
+        assert_eq!(status, 401, "sqlite: {sqlite}");
+        assert!(message.contains("ended"), "{message}");
+        assert_eq!(
+            gw.get(&anns.access_token, "/v1/snapshot").await.status(),
+            401
+        );
+        // Bob is untouched: his stream gets the next event, his token works.
+        let seqs = gw
+            .ingest(
+                &publisher("acme"),
+                ev("agent.upserted", json!({"id": "a1"})),
+            )
+            .await;
+        let got = events(&mut bob_ws, 1).await;
+        assert_eq!(got[0].seq, seqs[0]);
+        assert_eq!(got[0].seq, subscribed.head + 1);
+        refresh(&gw, &bobs.refresh_token).await.unwrap();
+        // A new login of the re-added ann works, stream included.
+        let again = login(&gw).await;
+        assert_eq!(
+            gw.get(&again.access_token, "/v1/snapshot").await.status(),
+            200
+        );
+        subscribe(&gw, &again.access_token, Some(0), None).await;
+    }
+}
+
+/// Logout ends that session's access tokens and open streams at once; the
+/// user's other sign-in (another family) keeps its stream and tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_closes_that_sessions_streams() {
+    let gw = Gw::start(Config {
+        users: vec![ann()],
+        ..config()
+    })
+    .await;
+    let one = login(&gw).await;
+    let two = login(&gw).await;
+    let (mut ws_one, _) = subscribe(&gw, &one.access_token, Some(0), None).await;
+    let (mut ws_two, subscribed) = subscribe(&gw, &two.access_token, Some(0), None).await;
+    assert_eq!(
+        post_token(&gw, "/v1/auth/logout", &one.refresh_token)
+            .await
+            .status(),
+        204
+    );
+    let message = closed_with(&mut ws_one, "revoked").await;
+    assert!(message.contains("signed out"), "{message}");
+    assert_eq!(
+        gw.get(&one.access_token, "/v1/snapshot").await.status(),
+        401
+    );
+    // An `auth` frame with the signed-out session's token is refused too.
+    send(
+        &mut ws_two,
+        &pulse_protocol::ClientFrame::Auth {
+            token: one.access_token.clone(),
+        },
+    )
+    .await;
+    closed_with(&mut ws_two, "unauthorized").await;
+    let (mut ws_two, _) = subscribe(&gw, &two.access_token, Some(subscribed.head), None).await;
+    let seqs = gw
+        .ingest(
+            &publisher("acme"),
+            ev("agent.upserted", json!({"id": "a1"})),
+        )
+        .await;
+    assert_eq!(events(&mut ws_two, 1).await[0].seq, seqs[0]);
+    assert_eq!(
+        gw.get(&two.access_token, "/v1/snapshot").await.status(),
+        200
+    );
+}

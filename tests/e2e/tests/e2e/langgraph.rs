@@ -193,7 +193,8 @@ async fn an_interrupt_reaches_pulsectl_by_webhook_and_approve_resumes_the_thread
 async fn edit_respond_and_reject_resume_with_their_values() {
     let lg = LangGraph::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let gw = gateway("memory", &lg.base(), dir.path(), "1h");
+    let store = format!("sqlite:{}", dir.path().join("gw.db").display());
+    let mut gw = gateway(&store, &lg.base(), dir.path(), "1h");
     let view = viewer("acme");
     let hook = format!("{}{WEBHOOK}", gw.url());
     let pending = |a: &Value| a["status"] == "pending";
@@ -337,13 +338,15 @@ async fn edit_respond_and_reject_resume_with_their_values() {
     assert_eq!(answer_of(&lg, &t4).await, json!(true));
     let (t5, a5) = ask(&lg, "plain", json!({}), Some(&hook)).await;
     wait_approval(&gw, &view, &a5, "approval 5", pending).await;
-    // Offline: the answer waits in the outbox, and the next `watch` sends it.
+    // Offline (the gateway down): the answer waits in the outbox, queued for
+    // this gateway, and the next `watch` sends it there once it is back.
     let dir2 = tempfile::tempdir().unwrap();
     let cache = dir2.path().join("cache.db");
-    let dead = "http://127.0.0.1:9";
     let cache_arg = cache.to_str().unwrap();
+    let url = gw.url();
+    gw.kill();
     let out = pulsectl(&[
-        "respond", &a5, "--text", "tomorrow", "--server", dead, "--token", &view, "--cache",
+        "respond", &a5, "--text", "tomorrow", "--server", &url, "--token", &view, "--cache",
         cache_arg,
     ]);
     assert!(
@@ -352,6 +355,7 @@ async fn edit_respond_and_reject_resume_with_their_values() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(pulse_runs(&lg, &t5, &a5).await, 0);
+    gw.restart();
     let watch = Pulsectl::watch(&gw.url(), &["--token", &view], &cache, &[]);
     assert_eq!(answer_of(&lg, &t5).await, json!("tomorrow"));
     drop(watch);

@@ -461,7 +461,8 @@ fn pulsectl(args: &[&str]) -> std::process::Output {
 #[test]
 fn approve_and_reject_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start("memory", &[]);
+    let db = dir.path().join("gw.db");
+    let mut gw = Gateway::start(&format!("sqlite:{}", db.display()), &[]);
     let http = Http::new();
     let view = viewer("acme");
     http.ingest(
@@ -507,12 +508,15 @@ fn approve_and_reject_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Queued for this server while it is down, and sent to it (only to it: a
+    // queued action belongs to its server and account) once it is back.
     let cache = dir.path().join("cache.db");
+    gw.kill();
     let out = pulsectl(&[
         "approve",
         "a3",
         "--server",
-        dead,
+        &url,
         "--token",
         &view,
         "--cache",
@@ -523,6 +527,7 @@ fn approve_and_reject_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    gw.restart();
     let ctl = Pulsectl::watch(&url, &["--token", &view], &cache, &[]);
     wait_for("queued decision sent", LONG, || {
         ctl.stdout.contains("\"outbox_id\"")
@@ -537,7 +542,8 @@ fn approve_and_reject_from_the_command_line() {
 #[test]
 fn move_and_terminate_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start("memory", &[]);
+    let db = dir.path().join("gw.db");
+    let mut gw = Gateway::start(&format!("sqlite:{}", db.display()), &[]);
     let http = Http::new();
     let view = viewer("acme");
     http.ingest(
@@ -588,16 +594,17 @@ fn move_and_terminate_from_the_command_line() {
     ]);
     assert_eq!(out.status.code(), Some(7));
 
-    // Unreachable: queued with --cache, sent by the next watch.
-    let dead = "http://127.0.0.1:9";
+    // Unreachable: queued with --cache for this server, sent to it by the next
+    // watch once it is back.
     let cache = dir.path().join("cache.db");
+    gw.kill();
     let out = pulsectl(&[
         "move",
         "t1",
         "--to",
         "done",
         "--server",
-        dead,
+        &url,
         "--token",
         &view,
         "--cache",
@@ -608,6 +615,7 @@ fn move_and_terminate_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    gw.restart();
     let ctl = Pulsectl::watch(&url, &["--token", &view], &cache, &[]);
     wait_for("queued move sent", LONG, || {
         ctl.stdout.contains("\"outbox_id\"")

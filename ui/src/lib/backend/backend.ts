@@ -61,6 +61,8 @@ export interface Backend {
   login(serverId: string, username: string, password: string): Promise<Account>;
   /** Sign out; `queued` says what becomes of the actions queued and not yet sent. */
   logout(queued: QueuedOnSignOut): Promise<void>;
+  /** Discard queued actions by id (another account's, or of no known account); what stays queued. */
+  discardQueued(ids: number[]): Promise<OutboxEntry[]>;
   /** Store (or, empty, forget) a profile server's access token: OS keyring only. */
   setToken(serverId: string, token: string): Promise<Account>;
   /** Pause notifications for `minutes`, or resume with null. */

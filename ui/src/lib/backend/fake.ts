@@ -20,6 +20,7 @@ import type {
 import { NATIVE_PROFILE } from "../generated/types";
 import { countFromStats, isActiveTicket, isEscalated, isPendingApproval, isUnread, oldestWaitingSince } from "../domain";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
+import { queuedFor } from "../outbox";
 
 type Handler = (payload: never) => void;
 
@@ -180,7 +181,7 @@ export class FakeBackend implements Backend {
       return o;
     }
     if (!this.online) {
-      const entry: OutboxEntry = { id: this.nextOutbox++, action, queued_at: Date.now(), last_error: null };
+      const entry: OutboxEntry = { id: this.nextOutbox++, owner: acct.owner, action, queued_at: Date.now(), last_error: null };
       this.outbox.push(entry);
       this.emit("outbox", [...this.outbox]);
       return { outcome: "queued", outbox_id: entry.id };
@@ -236,7 +237,7 @@ export class FakeBackend implements Backend {
     this.calls.push({ name: "login", args: { serverId, username } });
     if (password !== "demo") throw { code: "auth", message: `sign-in refused for user \`${username}\`: wrong user name or password` };
     const p = this.settings.servers.find((s) => s.id === serverId);
-    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS };
+    return { server_name: p?.name ?? serverId, server_url: p?.url ?? "", username, intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS, owner: { server: serverId, account: username } };
   }
   /** Access tokens by server id: the fake's keyring (never in `settings`). */
   tokens = new Map<string, string>();
@@ -244,10 +245,10 @@ export class FakeBackend implements Backend {
   keyringError: string | null = null;
   private account(): Account {
     const p = this.settings.servers.find((s) => s.id === this.settings.active_server);
-    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS };
+    if (!p) return { server_name: "Demo (built-in)", server_url: this.connection.server ?? "", username: "demo", intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: NATIVE_PROFILE, token_saved: false, takes_actions: true, actions: ALL_ACTIONS, owner: { server: "demo", account: "demo" } };
     // As the shell: only a Pulse gateway takes actions (the core's rule; the UI reads
     // the answer, `takes_actions`, and never derives it).
-    return { server_name: p.name, server_url: p.url, username: p.username, intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: fakeActions(p.profile) !== NO_ACTIONS, actions: fakeActions(p.profile) };
+    return { server_name: p.name, server_url: p.url, username: p.username, intents: [...this.intents], keyring_available: this.keyringError === null, keyring_error: this.keyringError, profile: p.profile, token_saved: this.tokens.has(p.id), takes_actions: fakeActions(p.profile) !== NO_ACTIONS, actions: fakeActions(p.profile), owner: { server: p.id, account: p.username ?? null } };
   }
   async setToken(serverId: string, token: string): Promise<Account> {
     this.calls.push({ name: "set_token", args: { serverId, token: token ? "***" : "" } });
@@ -258,11 +259,19 @@ export class FakeBackend implements Backend {
     else this.tokens.delete(serverId);
     return this.account();
   }
+  async discardQueued(ids: number[]): Promise<OutboxEntry[]> {
+    this.calls.push({ name: "discard_queued", args: ids });
+    this.outbox = this.outbox.filter((e) => !ids.includes(e.id));
+    this.emit("outbox", [...this.outbox]);
+    return [...this.outbox];
+  }
   async logout(queued: QueuedOnSignOut): Promise<void> {
     this.calls.push({ name: "logout", args: queued });
     if (queued === "discard") {
-      this.outbox = [];
-      this.emit("outbox", []);
+      // As the shell: only the signed-in account's entries.
+      const mine = queuedFor(this.outbox, this.account().owner);
+      this.outbox = this.outbox.filter((e) => !mine.includes(e));
+      this.emit("outbox", [...this.outbox]);
     }
   }
   async pauseNotifications(minutes: number | null): Promise<Settings> {

@@ -2,7 +2,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { openUrl } from "@tauri-apps/plugin-opener";
 import { EVENTS } from "../generated/types";
-import type { Account, Action, Bootstrap, ActionOutcome, Intent, QueuedOnSignOut, Settings, UpdateStatus } from "../generated/types";
+import type { Account, Action, Bootstrap, ActionOutcome, Intent, OutboxEntry, QueuedOnSignOut, Settings, UpdateStatus } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 const NAMES: Record<keyof BackendEvents, string> = {
@@ -51,6 +51,9 @@ export class TauriBackend implements Backend {
   }
   logout(queued: QueuedOnSignOut): Promise<void> {
     return invoke("logout", { queued });
+  }
+  discardQueued(ids: number[]): Promise<OutboxEntry[]> {
+    return invoke("discard_queued", { ids });
   }
   setToken(serverId: string, token: string): Promise<Account> {
     return invoke("set_token", { serverId, token });

@@ -258,11 +258,29 @@ current: Record<string, unknown> | null, } | { "outcome": "rejected",
  */
 message: string, };
 
+export type Owner = { 
+/**
+ * The server's identity. The desktop uses its cache id (a saved server's id,
+ * `env-…` for `PULSE_SERVER`, `demo`); [`Owner::of_url`] is the default for
+ * any other caller: the base URL without its trailing `/`.
+ */
+server: string, 
+/**
+ * The account signed in (`None`: a token without a user name, which cannot
+ * be told apart from another such token).
+ */
+account: string | null, };
+
 export type OutboxEntry = { 
 /**
  * Row id, rising.
  */
 id: number, 
+/**
+ * Whom it was queued for (`None`: queued before owners were recorded; never
+ * sent, see the module docs).
+ */
+owner: Owner | null, 
 /**
  * What to send.
  */
@@ -534,7 +552,13 @@ takes_actions: boolean,
  * Which actions it takes (all on a Pulse gateway, those a profile declares):
  * the UI disables each action's controls where it is false.
  */
-actions: ActionSet, };
+actions: ActionSet, 
+/**
+ * Whom actions are queued for here: the outbox entries with this owner are
+ * the ones this session sends (and a sign-out's discard drops); the others
+ * belong to another server or account.
+ */
+owner: Owner, };
 
 export type ProfileInfo = { 
 /**
