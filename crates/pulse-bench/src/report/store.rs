@@ -42,7 +42,11 @@ pub(super) fn scaling(md: &mut String, micro: &[Micro], chart: &mut Chart<'_>) {
     );
     let pts = points(micro);
     if pts.is_empty() {
-        let _ = writeln!(md, "Not measured in this run.\n");
+        let _ = writeln!(
+            md,
+            "Not measured in this run: no `store_scale` estimates (the criterion \
+             micro-benchmarks did not run, or ran in test mode).\n"
+        );
         return;
     }
     let _ = writeln!(
