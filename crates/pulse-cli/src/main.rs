@@ -416,8 +416,14 @@ fn describe(state: &ConnectionState) -> String {
     }
 }
 
+/// Parsed entities `pulsectl watch` keeps in its store's cache: few, so that a
+/// busy stream over a large tenant does not grow the process (its memory target
+/// is 16 MiB); the desktop app keeps the store's default.
+const WATCH_ENTITY_CACHE: usize = 256;
+
 async fn watch(args: WatchArgs) -> Result<(), Failure> {
-    let store = SqliteStore::open(&args.cache).map_err(Failure::cache)?;
+    let mut store = SqliteStore::open(&args.cache).map_err(Failure::cache)?;
+    store.set_entity_cache_entries(WATCH_ENTITY_CACHE);
     // A profile's server may have no auth (seed 004): no token is then fine.
     let speaks = args
         .profile

@@ -291,6 +291,14 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Keep at most `n` recently used entities parsed (the default keeps up to
+    /// 8,192; 0 keeps none). A parsed entity costs a few times its JSON text, so a
+    /// process that must stay small (`pulsectl watch`) asks for fewer; the cache's
+    /// contents never change what the store returns, only how often it asks SQLite.
+    pub fn set_entity_cache_entries(&mut self, n: usize) {
+        self.cache.set_max_entries(n);
+    }
+
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path

@@ -843,7 +843,16 @@ mod same_as_memory {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("cache.db");
-            let mut sqlite = SqliteStore::open(&path).unwrap();
+            // The entity cache at its default size, off, and tiny (evicting all the time).
+            let limit = [None, Some(0), Some(2)][(seed % 3) as usize];
+            let open = |path: &std::path::Path| {
+                let mut s = SqliteStore::open(path).unwrap();
+                if let Some(n) = limit {
+                    s.set_entity_cache_entries(n);
+                }
+                s
+            };
+            let mut sqlite = open(&path);
             let mut memory = MemoryStore::new();
             let mut head = 0u64;
             let mut epoch = "e1".to_owned();
@@ -874,7 +883,7 @@ mod same_as_memory {
                     // Reopen: a new connection starts with an empty cache.
                     2 => {
                         drop(sqlite);
-                        sqlite = SqliteStore::open(&path).unwrap();
+                        sqlite = open(&path);
                     }
                     // Another connection writes the same file: ours must notice.
                     3 => {

@@ -10,8 +10,11 @@
 //! - absent entities are not cached: a miss means "ask SQLite";
 //! - the store clears it when another connection committed (`PRAGMA data_version`
 //!   moved) and on every write other than [`crate::store::Store::apply`];
-//! - bounded: at most [`MAX_ENTRIES`] entries and [`MAX_BYTES`] bytes of their JSON
-//!   text; the entry inserted first leaves first.
+//! - bounded: at most [`MAX_ENTRIES`] entries (or the smaller count the store's
+//!   owner sets, [`EntityCache::set_max_entries`]; 0 keeps nothing) and
+//!   [`MAX_BYTES`] bytes of their JSON text; the entry inserted first leaves first.
+//!   A parsed entity takes several times its text's size, so for small entities
+//!   the count is the bound that matters.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -34,16 +37,37 @@ struct Entry {
 }
 
 /// See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct EntityCache {
     map: HashMap<Key, Entry>,
+    /// Most entries (at most [`MAX_ENTRIES`]).
+    max_entries: usize,
     /// Insertion order; an item whose stamp differs from its entry's is stale.
     order: VecDeque<(Key, u64)>,
     bytes: usize,
     stamp: u64,
 }
 
+impl Default for EntityCache {
+    fn default() -> Self {
+        EntityCache {
+            map: HashMap::new(),
+            max_entries: MAX_ENTRIES,
+            order: VecDeque::new(),
+            bytes: 0,
+            stamp: 0,
+        }
+    }
+}
+
 impl EntityCache {
+    /// Hold at most `n` entries (capped at [`MAX_ENTRIES`]; 0: none), evicting the
+    /// oldest at once if it holds more.
+    pub(super) fn set_max_entries(&mut self, n: usize) {
+        self.max_entries = n.min(MAX_ENTRIES);
+        self.evict();
+    }
+
     /// Take the entry for `key` out (the caller puts it back after its commit).
     pub(super) fn take(&mut self, key: &Key) -> Option<(Object, usize)> {
         let e = self.map.remove(key)?;
@@ -53,7 +77,7 @@ impl EntityCache {
 
     /// Set the entry for `key` (`bytes`: the length of its JSON text).
     pub(super) fn put(&mut self, key: Key, obj: Object, bytes: usize) {
-        if bytes > MAX_BYTES / 4 {
+        if bytes > MAX_BYTES / 4 || self.max_entries == 0 {
             // One entity this large would push out most of the others.
             self.remove(&key);
             return;
@@ -75,7 +99,11 @@ impl EntityCache {
             );
             self.bytes += bytes;
         }
-        while self.map.len() > MAX_ENTRIES || self.bytes > MAX_BYTES {
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.map.len() > self.max_entries || self.bytes > MAX_BYTES {
             let Some((old, stamp)) = self.order.pop_front() else {
                 break;
             };
@@ -117,6 +145,23 @@ mod tests {
 
     fn key(i: usize) -> Key {
         (EntityKind::Agent, format!("a{i}"))
+    }
+
+    #[test]
+    fn a_smaller_count_evicts_at_once_and_zero_keeps_nothing() {
+        let mut c = EntityCache::default();
+        for i in 0..10 {
+            c.put(key(i), Object::new(), 10);
+        }
+        c.set_max_entries(3);
+        assert_eq!(c.len(), 3);
+        assert!(c.take(&key(6)).is_none() && c.take(&key(9)).is_some());
+        c.set_max_entries(0);
+        assert_eq!(c.len(), 0);
+        c.put(key(1), Object::new(), 10);
+        assert_eq!(c.len(), 0);
+        c.set_max_entries(usize::MAX);
+        assert_eq!(c.max_entries, MAX_ENTRIES);
     }
 
     #[test]
