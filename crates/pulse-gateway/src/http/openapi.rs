@@ -10,9 +10,10 @@
 //! - every error answer is documented with the one error body
 //!   ([`pulse_protocol::rest::ApiError`]); 429 and 503 with their `Retry-After`,
 //!   401 with `WWW-Authenticate: Bearer`;
-//! - the mutations' `Idempotency-Key` header (and their 422) is added to every
-//!   operation of the mutations' router in one place ([`with_idempotency`]), the
-//!   router that [`super::idempotency::guard`] wraps.
+//! - the mutations' `Idempotency-Key` header, their 422 and the error answers
+//!   every mutation shares are added to every operation of the mutations' router
+//!   in one place ([`with_idempotency`]), the router that
+//!   [`super::idempotency::guard`] wraps.
 
 use std::sync::OnceLock;
 
@@ -204,8 +205,9 @@ error_responses! {
     Unavailable => || retry_after(error_response("`unavailable`: the event store cannot be reached; nothing was written"));
 }
 
-/// Adds the `Idempotency-Key` header and its 422 to every operation of `router`
-/// (the mutations', which [`idempotency::guard`] wraps).
+/// Adds the `Idempotency-Key` header and the mutations' error answers
+/// ([`MUTATION_ERRORS`], 422 among them) to every operation of `router` (the
+/// mutations', which [`idempotency::guard`] wraps).
 pub(super) fn with_idempotency<S: Clone + Send + Sync + 'static>(
     mut router: OpenApiRouter<S>,
 ) -> OpenApiRouter<S> {
@@ -222,14 +224,31 @@ pub(super) fn with_idempotency<S: Clone + Send + Sync + 'static>(
             op.parameters
                 .get_or_insert_with(Vec::new)
                 .push(idempotency_key());
-            op.responses.responses.insert(
-                "422".into(),
-                RefOr::Ref(Ref::from_response_name("KeyReused")),
-            );
+            for (status, name) in MUTATION_ERRORS {
+                op.responses
+                    .responses
+                    .entry((*status).into())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+            }
         }
     }
     router
 }
+
+/// The error answers every mutation can give (status, response component), in
+/// one place: the handlers document only their success.
+const MUTATION_ERRORS: &[(&str, &str)] = &[
+    ("400", "BadRequest"),
+    ("401", "Unauthorized"),
+    ("404", "NotFound"),
+    ("409", "Conflict"),
+    ("413", "TooLarge"),
+    ("415", "UnsupportedType"),
+    ("422", "KeyReused"),
+    ("429", "RateLimited"),
+    ("500", "Internal"),
+    ("503", "Unavailable"),
+];
 
 fn idempotency_key() -> Parameter {
     ParameterBuilder::new()

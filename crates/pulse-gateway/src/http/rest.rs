@@ -441,15 +441,6 @@ async fn decide(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 413, response = super::openapi::TooLarge),
-        (status = 415, response = super::openapi::UnsupportedType),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 429, response = super::openapi::RateLimited),
-        (status = 500, response = super::openapi::Internal),
-        (status = 503, response = super::openapi::Unavailable),
     ),
 )]
 pub(super) async fn approve(
@@ -473,15 +464,6 @@ pub(super) async fn approve(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 413, response = super::openapi::TooLarge),
-        (status = 415, response = super::openapi::UnsupportedType),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 429, response = super::openapi::RateLimited),
-        (status = 500, response = super::openapi::Internal),
-        (status = 503, response = super::openapi::Unavailable),
     ),
 )]
 pub(super) async fn reject(
@@ -505,15 +487,6 @@ pub(super) async fn reject(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 413, response = super::openapi::TooLarge),
-        (status = 415, response = super::openapi::UnsupportedType),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 429, response = super::openapi::RateLimited),
-        (status = 500, response = super::openapi::Internal),
-        (status = 503, response = super::openapi::Unavailable),
     ),
 )]
 pub(super) async fn edit(
@@ -540,15 +513,6 @@ pub(super) async fn edit(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 413, response = super::openapi::TooLarge),
-        (status = 415, response = super::openapi::UnsupportedType),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 429, response = super::openapi::RateLimited),
-        (status = 500, response = super::openapi::Internal),
-        (status = 503, response = super::openapi::Unavailable),
     ),
 )]
 pub(super) async fn respond(
@@ -677,15 +641,6 @@ pub(super) async fn langgraph_webhook(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 413, response = super::openapi::TooLarge),
-        (status = 415, response = super::openapi::UnsupportedType),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 429, response = super::openapi::RateLimited),
-        (status = 500, response = super::openapi::Internal),
-        (status = 503, response = super::openapi::Unavailable),
     ),
 )]
 pub(super) async fn move_ticket(
@@ -729,15 +684,6 @@ pub(super) async fn move_ticket(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Applied: the event's seq and the entity after it", body = MutationResponse),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 413, response = super::openapi::TooLarge),
-        (status = 415, response = super::openapi::UnsupportedType),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 429, response = super::openapi::RateLimited),
-        (status = 500, response = super::openapi::Internal),
-        (status = 503, response = super::openapi::Unavailable),
     ),
 )]
 pub(super) async fn terminate_agent(
