@@ -466,12 +466,11 @@ impl LangGraphSource {
             .ok_or("the webhook body has no `thread_id`")?;
         let _one = self.sync.lock().await;
         let t = self.get_thread(thread).await?;
-        let known = self.known().await?;
+        let (known, pending) = self.known_and_pending().await?;
         let live = match t {
             Some(t) => self.take_thread(&t, &known).await?,
             None => HashSet::new(),
         };
-        let pending = self.pending().await?;
         for a in pending.iter().filter(|a| str_of(a, "thread_id") == thread) {
             if !live.contains(str_of(a, "id")) {
                 self.settle_gone(a).await?;
@@ -492,14 +491,23 @@ impl LangGraphSource {
         self.cfg.graphs.iter().any(|g| g == graph)
     }
 
-    /// The ids of every LangGraph approval the tenant has (any status).
-    async fn known(&self) -> Result<HashSet<String>, String> {
-        Ok(self
-            .approvals()
-            .await?
+    /// From one snapshot: the ids of every LangGraph approval the tenant has (any
+    /// status), and those still pending (every LangGraph approval of its tenant:
+    /// one LangGraph source per tenant; `server` is where it was first seen, not a
+    /// key, so a deployment reached at a new address keeps its approvals). What a
+    /// round then stores is all in its `live` set, so the pending ones it settles
+    /// are among these.
+    async fn known_and_pending(&self) -> Result<(HashSet<String>, Vec<Object>), String> {
+        let approvals = self.approvals().await?;
+        let known = approvals
             .iter()
             .map(|a| str_of(a, "id").to_owned())
-            .collect())
+            .collect();
+        let pending = approvals
+            .into_iter()
+            .filter(pulse_protocol::domain::is_pending_approval)
+            .collect();
+        Ok((known, pending))
     }
 
     /// Store the approvals of `thread`'s interrupts that are not in `known`; the
@@ -544,7 +552,7 @@ impl LangGraphSource {
 
     async fn reconcile(&self) -> Result<(), String> {
         let mut live = HashSet::new();
-        let known = self.known().await?;
+        let (known, pending) = self.known_and_pending().await?;
         let mut offset = 0;
         loop {
             let body = json!({"status": "interrupted", "limit": PAGE, "offset": offset});
@@ -558,7 +566,7 @@ impl LangGraphSource {
             }
             offset += PAGE;
         }
-        for a in self.pending().await? {
+        for a in pending {
             if !live.contains(str_of(&a, "id")) {
                 // Not in the search: confirm on the thread itself (it may have
                 // paused again a moment ago) before calling it decided elsewhere.
@@ -575,18 +583,6 @@ impl LangGraphSource {
             }
         }
         Ok(())
-    }
-
-    /// Pending approvals of this source (every LangGraph approval of its tenant:
-    /// one LangGraph source per tenant; `server` is where it was first seen, not
-    /// a key, so a deployment reached at a new address keeps its approvals).
-    async fn pending(&self) -> Result<Vec<Object>, String> {
-        Ok(self
-            .approvals()
-            .await?
-            .into_iter()
-            .filter(pulse_protocol::domain::is_pending_approval)
-            .collect())
     }
 
     async fn approvals(&self) -> Result<Vec<Object>, String> {
