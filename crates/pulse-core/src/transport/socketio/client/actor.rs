@@ -88,7 +88,6 @@ impl Actor {
             // A full queue: the link is not read until the reader drains it.
             let full =
                 self.shared.queued_bytes.load(Ordering::Relaxed) > super::super::MAX_QUEUED_BYTES;
-            let shared = self.shared.clone();
             if full {
                 self.shared.paused.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("socket.io receive queue full; pausing the link until it drains");
@@ -99,7 +98,7 @@ impl Actor {
                         return stop;
                     }
                 }
-                () = shared.drained.notified(), if full => {}
+                () = self.shared.drained.notified(), if full => {}
                 cmd = cmds.recv() => {
                     let r = match cmd {
                         None => Err(Stop::Quiet),
