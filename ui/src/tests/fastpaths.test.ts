@@ -1,12 +1,13 @@
 // The UI state's fast paths give what the slow ones give (issue 12): per-kind
-// versions, reused rows and reused sort orders show the same DOM after a burst
-// applied one update per frame as after the same burst coalesced into one frame, and
-// the lists equal a sort from scratch.
+// versions, rows kept up to date by what changed and reused sort orders show the same
+// DOM after a burst applied one update per frame, applied as it arrives (`onArrival`,
+// on a clock the test moves) and coalesced into one frame, and the lists equal a
+// rebuild and a sort from scratch.
 import { describe, expect, it } from "vitest";
 import { render } from "@testing-library/svelte";
 import { tick } from "svelte";
 import App from "../App.svelte";
-import { AppState, SortMemo, compareText, entity, str } from "../lib/state/app.svelte";
+import { APPLY_GAP_MAX_MS, APPLY_GAP_MS, AppState, SortMemo, compareText, entity, onArrival, str, type ArrivalEnv, type Item, type Scheduler } from "../lib/state/app.svelte";
 import { FakeBackend } from "../lib/backend/fake";
 import type { EntityUpdate } from "../lib/generated/types";
 
@@ -65,10 +66,47 @@ function burst(n: number, r: () => number): EntityUpdate[] {
   return out;
 }
 
-async function mount() {
+/** `onArrival`'s page on a clock the test moves: microtasks run for real, timers
+ * when the clock passes them (`advance`), or all of them (`drain`). */
+function manualClock() {
+  let t = 1000;
+  let timers: { at: number; cb: () => void }[] = [];
+  const soon: string[] = [];
+  const env: ArrivalEnv = {
+    now: () => t,
+    soon: (cb) => {
+      soon.push("soon");
+      queueMicrotask(cb);
+    },
+    later: (ms, cb) => void timers.push({ at: t + ms, cb }),
+  };
+  const runDue = () => {
+    const due = timers.filter((x) => x.at <= t);
+    timers = timers.filter((x) => x.at > t);
+    due.forEach((x) => x.cb());
+  };
+  return {
+    env,
+    soon,
+    timers: () => timers,
+    set: (now: number) => void (t = now),
+    advance: (ms: number) => {
+      t += ms;
+      runDue();
+    },
+    drain: () => {
+      while (timers.length) {
+        t = Math.max(t, ...timers.map((x) => x.at));
+        runDue();
+      }
+    },
+  };
+}
+
+async function mount(schedule?: Scheduler) {
   const backend = new FakeBackend(seed());
   const frames = manualFrames();
-  const app = new AppState(backend, frames.schedule);
+  const app = new AppState(backend, schedule ?? frames.schedule);
   const r = render(App, { props: { backend, app } });
   // The bootstrap's answer, then its frame.
   for (let i = 0; i < 5 && !app.loaded; i++) await new Promise((res) => setTimeout(res, 0));
@@ -91,10 +129,14 @@ async function pages(app: AppState, container: HTMLElement): Promise<Record<stri
 }
 
 describe("per-frame coalescing with per-kind versions", () => {
-  it("a burst applied one update per frame and coalesced into one frame give the same DOM", async () => {
+  it("a burst applied one update per frame, applied as it arrives and coalesced into one frame give the same DOM", async () => {
+    const clock = manualClock();
     const slow = await mount();
     const fast = await mount();
-    expect(await pages(slow.app, slow.container)).toEqual(await pages(fast.app, fast.container));
+    const arriving = await mount(onArrival(clock.env));
+    const start = await pages(slow.app, slow.container);
+    expect(await pages(fast.app, fast.container)).toEqual(start);
+    expect(await pages(arriving.app, arriving.container)).toEqual(start);
     const r = rng(12);
     for (let round = 0; round < 4; round++) {
       const updates = burst(300, r);
@@ -106,16 +148,33 @@ describe("per-frame coalescing with per-kind versions", () => {
       for (const u of updates) fast.backend.emit("updates", { updates: [u] });
       fast.frames.frame();
       await tick();
+      // As they arrive: some alone (the page was quiet), some together (they came
+      // within the gap of the last apply and waited for its end).
+      for (const u of updates) {
+        arriving.backend.emit("updates", { updates: [u] });
+        if (r() < 0.3) await Promise.resolve();
+        clock.advance(Math.floor(r() * 3));
+      }
+      await Promise.resolve();
+      clock.drain();
+      await tick();
       const a = await pages(slow.app, slow.container);
       const b = await pages(fast.app, fast.container);
+      const c = await pages(arriving.app, arriving.container);
       expect(b).toEqual(a);
+      expect(c).toEqual(a);
       // Something was shown, and it moved.
       expect(a.agents).toContain("data-testid");
     }
     expect(fast.app.applied).toBe(slow.app.applied);
+    expect(arriving.app.applied).toBe(slow.app.applied);
+    // The arrival path did coalesce: fewer applies than updates, more than one.
+    expect(arriving.app.frames).toBeLessThan(slow.app.frames);
+    expect(arriving.app.frames).toBeGreaterThan(fast.app.frames);
     slow.unmount();
     fast.unmount();
-  });
+    arriving.unmount();
+  }, 120_000);
 
   it("the lists equal a rebuild from scratch after every frame", async () => {
     const { backend, frames, app, unmount } = await mount();
@@ -129,6 +188,46 @@ describe("per-frame coalescing with per-kind versions", () => {
       expect(app.agents.map((a) => a.data)).toEqual(agents.map((a) => a.data));
       expect(app.tickets.map((t) => [t.id, t.data])).toEqual(app.list("ticket").map((t) => [t.id, t.data]));
     }
+    unmount();
+  });
+
+  it("the lists kept up to date by what changed equal a rebuild, with overlays and arrival marks", async () => {
+    const { backend, frames, app, unmount } = await mount();
+    // The slow path: `list` with what it kept forgotten (a rebuild from the maps).
+    const rebuilt = (kind: Item["kind"]) => {
+      (app as unknown as { lists: Map<string, unknown> }).lists.delete(kind);
+      return app.list(kind);
+    };
+    const shape = (items: Item[]) => items.map((i) => [i.id, i.data, i.pending, i.fresh]);
+    const r = rng(31);
+    const acts: Promise<unknown>[] = [];
+    for (let round = 0; round < 40; round++) {
+      const updates = burst(30, r);
+      // New entities too (they arrive marked fresh, at the end of their map).
+      if (r() < 0.5) updates.push({ kind: "agent", id: `new${round}`, data: { id: `new${round}`, name: `Agent ${round % 13}`, status: "idle" } });
+      backend.emit("updates", { updates });
+      frames.frame();
+      // Optimistic overlays on some, settled later.
+      if (r() < 0.3) acts.push(app.moveTicket(`tk${Math.floor(r() * 40)}`, "review"));
+      if (r() < 0.3) acts.push(app.approve(`ap${Math.floor(r() * 40)}`));
+      await Promise.resolve();
+      for (const kind of ["agent", "ticket", "approval", "conversation", "stats"] as const) {
+        const kept = app.list(kind);
+        expect(shape(kept)).toEqual(shape(rebuilt(kind)));
+      }
+      expect(app.agents.map((a) => a.id)).toEqual(
+        app
+          .list("agent")
+          .slice()
+          .sort((a, b) => str(a.data.name).localeCompare(str(b.data.name)) || a.id.localeCompare(b.id))
+          .map((a) => a.id),
+      );
+    }
+    await Promise.all(acts);
+    frames.frame();
+    for (const kind of ["agent", "ticket", "approval"] as const) expect(shape(app.list(kind))).toEqual(shape(rebuilt(kind)));
+    // Some rows were overlaid, some fresh: the cases were exercised.
+    expect(backend.calls.some((c) => c.name === "perform")).toBe(true);
     unmount();
   });
 
@@ -148,6 +247,83 @@ describe("per-frame coalescing with per-kind versions", () => {
     }
     expect(app.get("agent", "ag1")?.load).toBe(9);
     unmount();
+  });
+});
+
+describe("onArrival", () => {
+  it("applies at once when quiet, and within the gap after the last apply otherwise, never dropping one", async () => {
+    const clock = manualClock();
+    const schedule = onArrival(clock.env);
+    const ran: number[] = [];
+    // Quiet: in a microtask, no timer.
+    schedule(() => ran.push(1));
+    expect(clock.timers()).toHaveLength(0);
+    expect(ran).toEqual([]);
+    await Promise.resolve();
+    expect(ran).toEqual([1]);
+    // Right after an apply: at the end of the gap.
+    schedule(() => ran.push(2));
+    expect(clock.timers()).toHaveLength(1);
+    expect(clock.timers()[0].at - 1000).toBe(APPLY_GAP_MS);
+    clock.advance(APPLY_GAP_MS - 1);
+    expect(ran).toEqual([1]);
+    clock.advance(1);
+    expect(ran).toEqual([1, 2]);
+    // After the gap: at once again.
+    clock.advance(APPLY_GAP_MS);
+    schedule(() => ran.push(3));
+    expect(clock.timers()).toHaveLength(0);
+    await Promise.resolve();
+    expect(ran).toEqual([1, 2, 3]);
+    // An expensive apply (5 ms on the clock) widens the gap to twice its cost...
+    schedule(() => {
+      clock.set(clock.env.now() + 5);
+      ran.push(4);
+    });
+    clock.advance(APPLY_GAP_MS);
+    expect(ran).toEqual([1, 2, 3, 4]);
+    const t = clock.env.now();
+    schedule(() => ran.push(5));
+    expect(clock.timers()[0].at - t).toBe(10);
+    clock.drain();
+    // ...but never beyond one frame.
+    schedule(() => {
+      clock.set(clock.env.now() + 50);
+      ran.push(6);
+    });
+    clock.advance(APPLY_GAP_MAX_MS);
+    const t2 = clock.env.now();
+    schedule(() => ran.push(7));
+    expect(clock.timers()[0].at - t2).toBeLessThanOrEqual(APPLY_GAP_MAX_MS);
+    clock.drain();
+    expect(ran).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("an app on it applies batches in order, none dropped, once per gap under a flood", async () => {
+    const clock = manualClock();
+    const backend = new FakeBackend(seed());
+    const app = new AppState(backend, onArrival(clock.env));
+    await app.init();
+    await Promise.resolve();
+    const before = app.frames;
+    const mark = (k: number) => backend.emit("updates", { updates: [{ kind: "stats", id: "bench", data: { id: "bench", marker: k } }] });
+    // What arrives in one task is applied together, in a microtask.
+    mark(1);
+    mark(2);
+    expect(app.stats("bench")?.marker).toBe(0);
+    await Promise.resolve();
+    expect(app.stats("bench")?.marker).toBe(2);
+    // 98 batches apart, within the gap: they wait for its end, then go together.
+    for (let k = 3; k <= 100; k++) {
+      mark(k);
+      await Promise.resolve();
+    }
+    expect(app.stats("bench")?.marker).toBe(2);
+    clock.drain();
+    expect(app.stats("bench")?.marker).toBe(100);
+    expect(app.applied).toBe(100);
+    expect(app.frames - before).toBe(2);
+    app.destroy();
   });
 });
 

@@ -1,14 +1,19 @@
 // The UI's state: a mirror of the backend's cache plus optimistic overlays.
 //
-// Updates from the backend are queued and applied once per animation frame (a burst
-// of any size costs one render), and none is dropped: every queued batch is applied
-// in order at the next frame. Entities live in plain maps (no deep `$state` proxies);
-// each kind has its own version signal, so a frame of agent heartbeats recomputes
-// only what reads agents, and the lists reuse the row objects and the sort order of
-// entities that did not change (`list`, `SortMemo`): the same rows, in the same
-// order, as a rebuild from scratch. Actions are optimistic: the change shows at once, then
-// the backend's answer (done / queued / conflict / rejected) and the server's event
-// reconcile it. A conflict or refusal is shown as an error, never silently dropped.
+// Updates from the backend are queued and applied soon after they arrive
+// (`onArrival`): at once when the page is quiet, and under a flood at most once per
+// `APPLY_GAP_MS` (or twice the last apply's cost, if more), so a burst's batches are
+// applied together and the page's work per second stays bounded. None is dropped:
+// every queued batch is applied, in order, by the next apply. Entities live in plain
+// maps (no deep `$state` proxies); each kind has its own version signal, so an apply
+// of agent heartbeats recomputes only what reads agents. The lists are kept up to
+// date by what changed, not rebuilt: `list` replaces only the rows of entities that
+// changed (or whose overlay or arrival mark did), and the sorted lists reuse their
+// order where the changed rows kept their sort keys (`SortMemo`): the same rows, in
+// the same order, as a rebuild from scratch. Actions are optimistic: the change shows
+// at once, then the backend's answer (done / queued / conflict / rejected) and the
+// server's event reconcile it. A conflict or refusal is shown as an error, never
+// silently dropped.
 import type {
   Account,
   Action,
@@ -28,6 +33,7 @@ import type {
   Target,
   UpdateBatch, UpdateStatus } from "../generated/types";
 import { ENTITY_KINDS, NOTIFICATION_HISTORY } from "../generated/types";
+import { flushSync } from "svelte";
 import { isEscalated, isPendingApproval, isUnread, kindNamed, pageOfKind } from "../domain";
 import { errorMessage, type Backend, type Unlisten } from "../backend/backend";
 import { defaultSettings } from "../backend/fake";
@@ -51,6 +57,16 @@ export interface Toast {
   text: string;
 }
 
+/** What `list` last answered for a kind: its rows, each entity's place in them, the
+ * entities whose row may change without an update (an overlay or an arrival mark),
+ * and the entities set since. */
+interface ListCache {
+  out: Item[];
+  pos: Map<string, number>;
+  marked: Set<string>;
+  dirty: Set<string>;
+}
+
 interface Overlay {
   action: Action;
   patch: Data;
@@ -58,7 +74,54 @@ interface Overlay {
   outboxId?: number;
 }
 
+/** Runs an apply of the queued updates later; called once per apply wanted. */
 export type Scheduler = (cb: () => void) => void;
+
+/** The shortest time between two applies of updates while they keep coming. */
+export const APPLY_GAP_MS = 4;
+/** The longest: one frame. */
+export const APPLY_GAP_MAX_MS = 16;
+
+/** What `onArrival` needs of the page (a clock, a microtask, a timer). */
+export interface ArrivalEnv {
+  now: () => number;
+  soon: (cb: () => void) => void;
+  later: (ms: number, cb: () => void) => void;
+}
+
+const pageEnv: ArrivalEnv = {
+  now: () => performance.now(),
+  soon: (cb) => queueMicrotask(cb),
+  later: (ms, cb) => void setTimeout(cb, ms),
+};
+
+/**
+ * The default scheduler: apply when the updates arrive (in a microtask, so what
+ * arrives in the same task is applied together, and Svelte writes the DOM right
+ * after), unless the last apply ended less than the gap ago; then at the end of the
+ * gap, with everything that came meanwhile. The gap is `APPLY_GAP_MS`, or twice
+ * what the last apply cost if more (an expensive page applies less often, with
+ * bigger batches), at most `APPLY_GAP_MAX_MS`. Quiet: latency ≈ the IPC's; a flood
+ * of N batches a second costs at most 1000 / gap applies a second, not N.
+ */
+export function onArrival(env: ArrivalEnv = pageEnv): Scheduler {
+  let readyAt = -Infinity;
+  return (cb) => {
+    const run = () => {
+      const t0 = env.now();
+      // The DOM is written here too (not in a later microtask), so its cost counts.
+      flushSync(cb);
+      const t1 = env.now();
+      readyAt = t1 + Math.min(APPLY_GAP_MAX_MS, Math.max(APPLY_GAP_MS, 2 * (t1 - t0)));
+    };
+    const wait = readyAt - env.now();
+    if (wait <= 0) env.soon(run);
+    else env.later(wait, run);
+  };
+}
+
+/** Once per animation frame (the coalescing of earlier versions; tests compare with it). */
+export const perFrame: Scheduler = (cb) => void requestAnimationFrame(() => cb());
 
 export const PAGES: { id: Page; label: string; key: string }[] = [
   { id: "overview", label: "Overview", key: "1" },
@@ -89,12 +152,16 @@ export const compareText = new Intl.Collator().compare;
  * input order with the same sort keys: the result is then what sorting them again
  * would give (a stable sort's output depends only on its input order and the
  * comparator's answers, which depend only on the keys). `sig` must cover everything
- * `cmp` reads.
+ * `cmp` reads. Items are taken as immutable: an item object given last time is not
+ * looked at again (its key is the one it had), so an apply that changed a few rows
+ * costs a pass of identity checks and a copy, not a key per item.
  */
 export class SortMemo<T extends { id: string }> {
-  private ids: string[] = [];
+  private items: T[] | null = null;
   private sigs: unknown[] = [];
-  private perm: number[] = [];
+  /** Input index → place in `out`. */
+  private inv: number[] = [];
+  private out: T[] = [];
 
   constructor(
     private sig: (t: T) => unknown,
@@ -102,17 +169,39 @@ export class SortMemo<T extends { id: string }> {
   ) {}
 
   sort(items: T[]): T[] {
-    const sigs = items.map(this.sig);
-    const same =
-      items.length === this.ids.length && items.every((t, i) => t.id === this.ids[i] && Object.is(sigs[i], this.sigs[i]));
-    if (!same) {
-      const idx = items.map((_, i) => i);
-      idx.sort((a, b) => this.cmp(items[a], items[b]));
-      this.ids = items.map((t) => t.id);
-      this.sigs = sigs;
-      this.perm = idx;
+    const prev = this.items;
+    if (prev === items) return this.out;
+    if (prev && items.length === prev.length) {
+      const moved: number[] = [];
+      let same = true;
+      for (let i = 0; i < items.length; i++) {
+        const t = items[i];
+        if (t === prev[i]) continue;
+        if (t.id !== prev[i].id || !Object.is(this.sig(t), this.sigs[i])) {
+          same = false;
+          break;
+        }
+        moved.push(i);
+      }
+      if (same) {
+        this.items = items;
+        if (!moved.length) return this.out;
+        const out = this.out.slice();
+        for (const i of moved) out[this.inv[i]] = items[i];
+        this.out = out;
+        return out;
+      }
     }
-    return this.perm.map((i) => items[i]);
+    const sigs = items.map(this.sig);
+    const idx = items.map((_, i) => i);
+    idx.sort((a, b) => this.cmp(items[a], items[b]));
+    const inv = new Array<number>(items.length);
+    idx.forEach((i, place) => (inv[i] = place));
+    this.items = items;
+    this.sigs = sigs;
+    this.inv = inv;
+    this.out = idx.map((i) => items[i]);
+    return this.out;
   }
 }
 
@@ -176,8 +265,8 @@ export function undeclaredNote(kind: Action["action"]): string {
 
 export class AppState {
   private maps = new Map<EntityKind, Map<string, Data>>(ENTITY_KINDS.map((k) => [k, new Map()]));
-  /** The row objects `list` last made, per entity key: reused while unchanged. */
-  private rows = new Map<string, Item>();
+  /** Per kind, what `list` last answered, kept up to date by what changed since. */
+  private lists = new Map<EntityKind, ListCache>();
   private queue: UpdateBatch[] = [];
   private scheduled = false;
   private unlisten: Unlisten[] = [];
@@ -220,7 +309,7 @@ export class AppState {
 
   constructor(
     public backend: Backend,
-    private schedule: Scheduler = (cb) => requestAnimationFrame(() => cb()),
+    private schedule: Scheduler = onArrival(),
   ) {}
 
   // ----- lifecycle -----
@@ -306,7 +395,7 @@ export class AppState {
       return;
     }
     for (const m of this.maps.values()) m.clear();
-    this.rows.clear();
+    this.lists.clear();
     for (const e of boot.entities) this.maps.get(e.kind)?.set(e.id, e.data);
     // Updates queued before the bootstrap answered are newer: they are applied on top
     // at the next frame.
@@ -400,7 +489,7 @@ export class AppState {
         if (u.data === null) {
           if (before && u.kind === "approval" && isPendingApproval(before)) this.leave(k, before);
           map.delete(u.id);
-          this.rows.delete(k);
+          this.changed(u.kind, u.id, true);
         } else {
           if (!before && this.loaded) {
             this.arrived.set(k, now);
@@ -412,6 +501,7 @@ export class AppState {
           }
           if (before && u.kind === "approval" && isPendingApproval(before) && !isPendingApproval(u.data)) this.leave(k, u.data);
           map.set(u.id, u.data);
+          this.changed(u.kind, u.id, false);
         }
         // The server's event reconciles an optimistic change once it agrees with it.
         const o = overlays.get(k);
@@ -450,32 +540,80 @@ export class AppState {
     return d && o ? { ...d, ...o.patch } : d;
   }
 
-  /** Every entity of `kind`, with optimistic overlays and arrival/leave marks. */
+  /** Say that entity `id` of `kind` was set (`removed`: deleted) in its map. */
+  private changed(kind: EntityKind, id: string, removed: boolean): void {
+    const c = this.lists.get(kind);
+    if (!c) return;
+    // A removal shifts the rows after it: the next `list` rebuilds.
+    if (removed) this.lists.delete(kind);
+    else c.dirty.add(id);
+  }
+
+  /** The row of one entity: the last one (`prev`) while nothing it shows changed. */
+  private row(kind: EntityKind, id: string, data: Data, overlays: Map<string, Overlay>, now: number, prev: Item | undefined): Item {
+    const k = keyOf(kind, id);
+    const o = overlays.get(k);
+    const at = this.arrived.get(k);
+    const fresh = at !== undefined && now - at < FRESH_MS;
+    if (at !== undefined && !fresh) this.arrived.delete(k);
+    // An overlaid row is made anew each time (its data is a merged copy).
+    if (o) return { kind, id, data: { ...data, ...o.patch }, pending: o.phase, fresh };
+    // The same entity state, unmarked the same way: the same row object.
+    if (prev && prev.data === data && prev.fresh === fresh && prev.pending === undefined) return prev;
+    return { kind, id, data, pending: undefined, fresh };
+  }
+
+  /**
+   * Every entity of `kind` (in its map's order), with optimistic overlays and arrival
+   * marks. What it answered last is kept: only the rows of entities set since, of
+   * those with an overlay then or now, and of those with an arrival mark are made
+   * again (a removal rebuilds); the answer is what a rebuild would give.
+   */
   list(kind: EntityKind): Item[] {
     void this.kindVersion[kind];
     const overlays = this.overlays;
     const now = Date.now();
-    const out: Item[] = [];
-    for (const [id, data] of this.maps.get(kind) ?? []) {
-      const k = keyOf(kind, id);
-      const o = overlays.get(k);
-      const at = this.arrived.get(k);
-      const fresh = at !== undefined && now - at < FRESH_MS;
-      if (at !== undefined && !fresh) this.arrived.delete(k);
-      if (o) {
-        // An overlaid row is made anew each time (its data is a merged copy).
-        this.rows.delete(k);
-        out.push({ kind, id, data: { ...data, ...o.patch }, pending: o.phase, fresh });
-        continue;
+    const map = this.maps.get(kind) ?? new Map<string, Data>();
+    const c = this.lists.get(kind);
+    const prefix = `${kind}:`;
+    if (!c) {
+      const out: Item[] = [];
+      const pos = new Map<string, number>();
+      const marked = new Set<string>();
+      for (const [id, data] of map) {
+        const r = this.row(kind, id, data, overlays, now, undefined);
+        pos.set(id, out.length);
+        out.push(r);
+        if (r.pending !== undefined || this.arrived.has(keyOf(kind, id))) marked.add(id);
       }
-      // The same entity state, unmarked the same way: the same row object.
-      let row = this.rows.get(k);
-      if (!row || row.data !== data || row.fresh !== fresh || row.pending !== undefined) {
-        row = { kind, id, data, pending: undefined, fresh };
-        this.rows.set(k, row);
-      }
-      out.push(row);
+      this.lists.set(kind, { out, pos, marked, dirty: new Set() });
+      return out;
     }
+    const todo = new Set<string>(c.dirty);
+    for (const id of c.marked) todo.add(id);
+    for (const k of overlays.keys()) if (k.startsWith(prefix)) todo.add(k.slice(prefix.length));
+    c.dirty = new Set();
+    if (!todo.size) return c.out;
+    const out = c.out.slice();
+    let changed = false;
+    // New entities were added at the end of the map, in the order they were marked.
+    for (const id of todo) {
+      const data = map.get(id);
+      if (data === undefined) continue;
+      let i = c.pos.get(id);
+      const prev = i === undefined ? undefined : out[i];
+      const r = this.row(kind, id, data, overlays, now, prev);
+      if (i === undefined) {
+        i = out.length;
+        c.pos.set(id, i);
+        out.push(r);
+      } else out[i] = r;
+      changed ||= r !== prev;
+      if (r.pending !== undefined || this.arrived.has(keyOf(kind, id))) c.marked.add(id);
+      else c.marked.delete(id);
+    }
+    if (!changed) return c.out;
+    c.out = out;
     return out;
   }
 
@@ -637,6 +775,7 @@ export class AppState {
           const before = this.maps.get(kind)?.get(id);
           if (kind === "approval" && before && isPendingApproval(before) && !isPendingApproval(data)) this.leave(keyOf(kind, id), data);
           this.maps.get(kind)?.set(id, data);
+          this.changed(kind, id, false);
           this.touch([kind]);
         }
         this.dropOverlay(k);
