@@ -246,6 +246,13 @@ describe("per-frame coalescing with per-kind versions", () => {
       else expect(a).toBe(before.get(a.id));
     }
     expect(app.get("agent", "ag1")?.load).toBe(9);
+    // A removal rebuilds the list, and still reuses the rows of the others.
+    const kept = new Map(app.agents.map((a) => [a.id, a]));
+    backend.emit("updates", { updates: [{ kind: "agent", id: "ag2", data: null }] });
+    frames.frame();
+    expect(app.agents.some((a) => a.id === "ag2")).toBe(false);
+    expect(app.agents).toHaveLength(kept.size - 1);
+    for (const a of app.agents) expect(a).toBe(kept.get(a.id));
     unmount();
   });
 });

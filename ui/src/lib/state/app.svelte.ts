@@ -65,6 +65,8 @@ interface ListCache {
   pos: Map<string, number>;
   marked: Set<string>;
   dirty: Set<string>;
+  /** An entity was removed: rebuild (in the map's order), reusing the rows. */
+  stale: boolean;
 }
 
 interface Overlay {
@@ -544,8 +546,8 @@ export class AppState {
   private changed(kind: EntityKind, id: string, removed: boolean): void {
     const c = this.lists.get(kind);
     if (!c) return;
-    // A removal shifts the rows after it: the next `list` rebuilds.
-    if (removed) this.lists.delete(kind);
+    // A removal shifts the rows after it: the next `list` rebuilds (reusing the rows).
+    if (removed) c.stale = true;
     else c.dirty.add(id);
   }
 
@@ -576,17 +578,18 @@ export class AppState {
     const map = this.maps.get(kind) ?? new Map<string, Data>();
     const c = this.lists.get(kind);
     const prefix = `${kind}:`;
-    if (!c) {
+    if (!c || c.stale) {
       const out: Item[] = [];
       const pos = new Map<string, number>();
       const marked = new Set<string>();
       for (const [id, data] of map) {
-        const r = this.row(kind, id, data, overlays, now, undefined);
+        const at = c?.pos.get(id);
+        const r = this.row(kind, id, data, overlays, now, at === undefined ? undefined : c!.out[at]);
         pos.set(id, out.length);
         out.push(r);
         if (r.pending !== undefined || this.arrived.has(keyOf(kind, id))) marked.add(id);
       }
-      this.lists.set(kind, { out, pos, marked, dirty: new Set() });
+      this.lists.set(kind, { out, pos, marked, dirty: new Set(), stale: false });
       return out;
     }
     const todo = new Set<string>(c.dirty);
