@@ -22,19 +22,25 @@ import type { EntityKind, Page } from "./generated/types";
 
 type Fields = Record<string, unknown>;
 
-/** ASCII-only lower case, as Rust's `eq_ignore_ascii_case` compares. */
-const asciiLower = (s: string) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+/** ASCII-only lower case, as Rust's `eq_ignore_ascii_case` compares (a string with
+ * no capital is its own: no copy, as for most statuses of a list's every row). */
+const asciiLower = (s: string) => (/[A-Z]/.test(s) ? s.replace(/[A-Z]/g, (c) => c.toLowerCase()) : s);
+
+/** Each list of values, lowered once. */
+const loweredValues = new WeakMap<readonly string[], Set<string>>();
 
 /** The `status` field, when it is a string. */
 export function statusOf(data: Fields): string | undefined {
   return typeof data.status === "string" ? data.status : undefined;
 }
 
-/** Whether `status` is one of `values`, ignoring ASCII case (`undefined`: none of them). */
+/** Whether `status` is one of `values` (a constant list: it is lowered once), ignoring
+ * ASCII case (`undefined`: none of them). */
 export function statusIn(status: string | undefined, values: readonly string[]): boolean {
   if (status === undefined) return false;
-  const s = asciiLower(status);
-  return values.some((v) => asciiLower(v) === s);
+  let lowered = loweredValues.get(values);
+  if (!lowered) loweredValues.set(values, (lowered = new Set(values.map(asciiLower))));
+  return lowered.has(asciiLower(status));
 }
 
 /** Whether an approval with these fields still waits for a decision. */
