@@ -122,9 +122,6 @@ export function onArrival(env: ArrivalEnv = pageEnv): Scheduler {
   };
 }
 
-/** Once per animation frame (the coalescing of earlier versions; tests compare with it). */
-export const perFrame: Scheduler = (cb) => void requestAnimationFrame(() => cb());
-
 export const PAGES: { id: Page; label: string; key: string }[] = [
   { id: "overview", label: "Overview", key: "1" },
   { id: "agents", label: "Agents", key: "2" },
@@ -458,7 +455,7 @@ export class AppState {
     this.syncPresence();
   }
 
-  // ----- live updates, coalesced per frame -----
+  // ----- live updates, applied as they arrive (see `onArrival`) -----
 
   enqueue(batch: UpdateBatch): void {
     this.queue.push(batch);
@@ -471,7 +468,7 @@ export class AppState {
     this.schedule(() => this.flush());
   }
 
-  /** Apply every queued batch (called once per frame). */
+  /** Apply every queued batch, in order (called by the scheduler, once per apply). */
   flush(): void {
     this.scheduled = false;
     if (!this.queue.length) return;
