@@ -48,10 +48,11 @@ use crate::store::{Action, OutboxEntry, Store, StoreError, StoreSummary};
 
 /// Default coalescing window: none. The pump forwards what the session has
 /// committed as soon as the events already queued are drained (at most
-/// [`MAX_DRAIN`] at a time), and the UI coalesces once per animation frame: one
-/// coalescing stage, not two in series (a timer here added up to 16 ms before the
-/// UI's own frame). A non-zero window waits that long after the first pending
-/// update instead.
+/// [`MAX_DRAIN`] at a time), and the UI applies what has arrived at once, or at
+/// most once per few milliseconds under a flood (ui/src/lib/state/app.svelte.ts,
+/// `onArrival`): one coalescing stage, not two in series (a timer here added up
+/// to 16 ms before the UI's own). A non-zero window waits that long after the
+/// first pending update instead.
 pub const FRAME: Duration = Duration::ZERO;
 
 /// The most session events handled before the pending updates are forwarded when
