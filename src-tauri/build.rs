@@ -33,6 +33,8 @@ fn main() {
 fn pulse_commands() -> &'static [&'static str] {
     &[
         "bootstrap",
+        "bootstrap_more",
+        "startup_marks",
         "perform",
         "approval_steps",
         "optimistic",

@@ -7,7 +7,7 @@ use pulse_core::store::Action;
 use pulse_protocol::domain::Object;
 use tauri::State;
 
-use crate::dto::{Account, Bootstrap, CommandError, Settings};
+use crate::dto::{Account, Bootstrap, BootstrapChunk, CommandError, Settings};
 use crate::shell::Shell;
 
 type Shared<'a> = State<'a, Arc<Shell>>;
@@ -15,7 +15,34 @@ type Shared<'a> = State<'a, Arc<Shell>>;
 /// Everything the UI paints at start, from the local cache (no network).
 #[tauri::command]
 pub async fn bootstrap(shell: Shared<'_>) -> Result<Bootstrap, CommandError> {
-    shell.bootstrap().await
+    crate::startup::mark("bootstrap asked");
+    let boot = shell.bootstrap().await;
+    crate::startup::mark("bootstrap answered (first piece)");
+    boot
+}
+
+/// The next chunk of the bootstrap's stream `stream` (`Bootstrap::more`).
+#[tauri::command]
+pub async fn bootstrap_more(
+    shell: Shared<'_>,
+    stream: u64,
+) -> Result<BootstrapChunk, CommandError> {
+    let chunk = shell.bootstrap_more(stream)?;
+    if !chunk.more {
+        crate::startup::mark("bootstrap stream: last chunk");
+    }
+    Ok(chunk)
+}
+
+/// Phases the page measured (its script's start, the first piece painted, …), each
+/// `[name, epoch ms]`, printed with the shell's under `PULSE_STARTUP_TRACE=1`
+/// (`Bootstrap::trace`); nothing otherwise. Names are the page's own, cut short.
+#[tauri::command]
+pub fn startup_marks(marks: Vec<(String, f64)>) {
+    for (name, at) in marks.iter().take(32) {
+        let name: String = name.chars().filter(|c| !c.is_control()).take(40).collect();
+        crate::startup::mark_at_epoch(&format!("ui: {name}"), *at);
+    }
 }
 
 /// Approve, reject, move a ticket, terminate an agent: sent now or queued.

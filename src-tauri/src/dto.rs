@@ -19,8 +19,9 @@ use pulse_core::session::{ActionOutcome, ConnectionState, SessionStatus};
 use pulse_core::store::{Action, OutboxEntry};
 use pulse_protocol::domain::{
     page_of, Entity, EntityKind, Page, ACTIVE_TICKET_STATES, APPROVAL_SINCE_FIELDS,
-    ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PENDING_APPROVAL_STATUSES, STATS_COUNTS,
-    STATS_RECORD_FIELDS,
+    DONE_TICKET_STATES, ENDED_AGENT_STATUSES, ESCALATED_STATUSES, FAILED_AGENT_STATUSES,
+    PENDING_APPROVAL_STATUSES, RESOLVED_CONVERSATION_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS,
+    WORKING_AGENT_STATUSES,
 };
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -378,10 +379,23 @@ impl From<pulse_core::server::BuiltinInfo> for ProfileInfo {
 }
 
 /// What the UI needs to paint at start; read from the local cache, before any network.
+///
+/// It is the first piece of the cache ([`crate::shell::first_piece`]): the counts,
+/// every stats block and the first rows of each other kind; when the cache holds
+/// more, `more` names the stream the rest comes from in [`BootstrapChunk`]s
+/// (`bootstrap_more`), and `loading` the kinds still to come.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct Bootstrap {
-    /// Every cached entity.
+    /// The first piece of the cached entities (all of them when `more` is `null`).
     pub entities: Vec<Entity>,
+    /// The stream of the rest (`bootstrap_more`); `null`: `entities` is all.
+    #[ts(type = "number | null")]
+    pub more: Option<u64>,
+    /// Kinds with entities still to come in the stream (empty when `more` is `null`).
+    pub loading: Vec<EntityKind>,
+    /// Whether the shell traces its start (`PULSE_STARTUP_TRACE=1`): the page then
+    /// tells its phases (`startup_marks`).
+    pub trace: bool,
     /// The connection.
     pub connection: ConnectionView,
     /// Badge counts.
@@ -406,6 +420,18 @@ pub struct Bootstrap {
     /// When this server's cache was found corrupt and moved aside at open: what
     /// was lost (`store::SetAside::message`), for the user; `null` otherwise.
     pub cache_set_aside: Option<String>,
+}
+
+/// One chunk of a bootstrap's stream ([`Bootstrap::more`]): at most
+/// [`crate::shell::BOOTSTRAP_CHUNK`] entities, in the cache's order.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct BootstrapChunk {
+    /// The entities.
+    pub entities: Vec<Entity>,
+    /// Whether another chunk follows.
+    pub more: bool,
+    /// Kinds with entities still to come after this chunk.
+    pub loading: Vec<EntityKind>,
 }
 
 /// What signing out does with the actions queued for the server and not yet
@@ -512,6 +538,13 @@ pub fn typescript_bindings() -> String {
         ("STATS_RECORD_FIELDS", STATS_RECORD_FIELDS),
         ("ACTIVE_TICKET_STATES", ACTIVE_TICKET_STATES),
         ("APPROVAL_SINCE_FIELDS", APPROVAL_SINCE_FIELDS),
+        ("DONE_TICKET_STATES", DONE_TICKET_STATES),
+        ("ENDED_AGENT_STATUSES", ENDED_AGENT_STATUSES),
+        ("WORKING_AGENT_STATUSES", WORKING_AGENT_STATUSES),
+        (
+            "RESOLVED_CONVERSATION_STATUSES",
+            RESOLVED_CONVERSATION_STATUSES,
+        ),
     ] {
         out.push_str(&format!(
             "export const {name}: readonly string[] = {};\n\n",
@@ -576,6 +609,7 @@ pub fn typescript_bindings() -> String {
         Account::decl(&cfg),
         ProfileInfo::decl(&cfg),
         Bootstrap::decl(&cfg),
+        BootstrapChunk::decl(&cfg),
         CommandError::decl(&cfg),
         crate::updates::InstallPath::decl(&cfg),
         crate::updates::UpdateOffer::decl(&cfg),

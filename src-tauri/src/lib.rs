@@ -5,7 +5,8 @@
 //! - [`commands`]: what the UI invokes (each a few lines over the shell);
 //! - [`dto`]: the IPC types, from which `ui/src/lib/generated/types.ts` is generated;
 //! - [`tray`], [`notifier`], [`keyring_store`], [`deeplink`], [`paths`]: the OS edges;
-//! - [`webview`]: the WebKitGTK settings that keep the web process small.
+//! - [`webview`]: the WebKitGTK settings that keep the web process small;
+//! - [`startup`]: the start-up phase times of `PULSE_STARTUP_TRACE=1`.
 //!
 //! Invariants: the first paint reads the local cache before any network (the cache is
 //! opened while the window starts, not before); credentials
@@ -24,6 +25,7 @@ pub mod keyring_store;
 pub mod notifier;
 pub mod paths;
 pub mod shell;
+pub mod startup;
 pub mod tray;
 pub mod updates;
 pub mod wake;
@@ -41,6 +43,8 @@ pub const MAIN_WINDOW: &str = "main";
 pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
     tauri::generate_handler![
         commands::bootstrap,
+        commands::bootstrap_more,
+        commands::startup_marks,
         commands::perform,
         commands::approval_steps,
         commands::optimistic,
@@ -247,6 +251,7 @@ fn relaunch_when_owner_gone() {
 
 /// Start the app (blocks until it quits).
 pub fn run() {
+    startup::mark("run");
     init_logging();
     // An enterprise's private CA, trusted beside the public roots.
     if let Some(ca) = std::env::var_os("PULSE_CA_FILE") {
@@ -264,6 +269,7 @@ pub fn run() {
         .name("keyring-probe".into())
         .spawn(KeyringCredentials::probe)
         .expect("spawn a thread");
+    startup::mark("builder");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             tracing::info!("second instance started; focusing this one");
@@ -294,6 +300,7 @@ pub fn run() {
         .manage(updates::Pending::default())
         .invoke_handler(handler())
         .setup(move |app| {
+            startup::mark("setup (plugins initialised)");
             let handle = app.handle().clone();
             let keyring = keyring_probe.join().unwrap_or_else(|_| {
                 Err(pulse_core::credentials::CredentialError::Unavailable(
@@ -303,7 +310,9 @@ pub fn run() {
             if let Err(e) = &keyring {
                 tracing::warn!(error = %e, "no OS keyring: sign-ins will not be remembered");
             }
+            startup::mark("keyring probe joined");
             webview::tune(&handle);
+            startup::mark("webview tuned");
             let shell = new_shell(
                 &handle,
                 Paths::from_env(),
@@ -314,6 +323,7 @@ pub fn run() {
             if let Some(target) = initial.clone() {
                 shell.open_at_start(target);
             }
+            startup::mark("shell created");
             match tray::build(&handle) {
                 Ok(_) => {
                     tray::update(&handle, &shell.counts(), shell.paused());
@@ -329,6 +339,7 @@ pub fn run() {
                 }
                 Err(e) => tracing::warn!(error = %e, "no tray icon"),
             }
+            startup::mark("tray built");
             {
                 use tauri_plugin_deep_link::DeepLinkExt;
                 #[cfg(target_os = "linux")]
@@ -356,12 +367,22 @@ pub fn run() {
             let (s, h) = (shell.clone(), handle.clone());
             tauri::async_runtime::spawn(async move {
                 s.prepare().await;
+                startup::mark("cache opened and read");
                 tray::update(&h, &s.counts(), s.paused());
                 s.start_network().await
             });
             // Reconnect at once on a wake from sleep or a network change.
             tauri::async_runtime::spawn(wake::run(shell.clone()));
+            startup::mark("setup done");
             Ok(())
+        })
+        .on_page_load(|_, payload| {
+            if startup::enabled() {
+                startup::mark(match payload.event() {
+                    tauri::webview::PageLoadEvent::Started => "page load started",
+                    tauri::webview::PageLoadEvent::Finished => "page load finished",
+                });
+            }
         })
         .on_window_event(|window, event| {
             if let WindowEvent::CloseRequested { api, .. } = event {
@@ -382,7 +403,11 @@ pub fn run() {
             std::process::exit(1);
         }
     };
+    startup::mark("app built (window and webview made)");
     app.run(|app, event| {
+        if let tauri::RunEvent::Ready = &event {
+            startup::mark("event loop ready");
+        }
         if let tauri::RunEvent::ExitRequested {
             code: None, api, ..
         } = &event

@@ -6,10 +6,22 @@
 //! the UI's first `bootstrap` reads the cache; only then [`Shell::start_network`]
 //! starts the demo gateway (if any), signs in and spawns the session.
 //!
+//! The first paint's data comes in pieces ([`Shell::bootstrap`], [`first_piece`]):
+//! the cache is read once when it is opened (beside the window's start), and the
+//! UI's bootstrap answers the counts, every stats block and the first
+//! [`FIRST_ROWS`] of each other kind from that read; the rest is handed out in
+//! chunks of [`BOOTSTRAP_CHUNK`] ([`Shell::bootstrap_more`]). The read is used only
+//! while nothing changed since (no update, reset, or outbox event was forwarded);
+//! otherwise the bootstrap reads the cache again. Every change committed after the
+//! read reaches the UI as an event after it listens, so the UI's state after the
+//! last chunk is the cache's.
+//!
 //! The server is chosen in this order: `PULSE_SERVER` (with `PULSE_TOKEN`, or
 //! `PULSE_USERNAME` + `PULSE_PASSWORD`), then the settings' active server (its
 //! refresh token in the OS keyring), then the embedded demo gateway.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,13 +35,13 @@ use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, Spea
 use pulse_core::session::{ActionOutcome, ConnectionState, Intent, SessionHandle};
 use pulse_core::store::{Action, MemoryStore, SqliteStore, StoreHandle};
 use pulse_gateway::{Config as GatewayConfig, DemoConfig, RunningGateway};
-use pulse_protocol::domain::{page_of, Object};
+use pulse_protocol::domain::{page_of, Entity, EntityKind, Object};
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::dto::{
-    events, Account, Bootstrap, CommandError, ConnectionView, RaisedNotification, SavedServer,
-    Settings, SettledAction, Target, UpdateBatch,
+    events, Account, Bootstrap, BootstrapChunk, CommandError, ConnectionView, RaisedNotification,
+    SavedServer, Settings, SettledAction, Target, UpdateBatch,
 };
 use crate::notifier::{OsNotifier, Reply};
 use crate::paths::Paths;
@@ -37,6 +49,56 @@ use crate::paths::Paths;
 /// How long a sign-out waits for the server to revoke its session before it
 /// forgets the sign-in here anyway.
 const SIGN_OUT_AT_SERVER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Rows of each kind (besides stats blocks, all of which come) in a bootstrap's first
+/// piece: enough for the first screen's lists before the rest streams in.
+pub const FIRST_ROWS: usize = 200;
+
+/// Entities per chunk of a bootstrap's stream.
+pub const BOOTSTRAP_CHUNK: usize = 5_000;
+
+/// Split `entities` (the cache's order) into a bootstrap's first piece (every stats
+/// block and the first [`FIRST_ROWS`] of each other kind, in their order) and the
+/// rest (in their order).
+pub fn first_piece(entities: Vec<Entity>) -> (Vec<Entity>, VecDeque<Entity>) {
+    let mut first = Vec::new();
+    let mut rest = VecDeque::new();
+    let mut taken: std::collections::HashMap<EntityKind, usize> = Default::default();
+    for e in entities {
+        let n = taken.entry(e.kind).or_default();
+        if e.kind == EntityKind::Stats || *n < FIRST_ROWS {
+            *n += 1;
+            first.push(e);
+        } else {
+            rest.push_back(e);
+        }
+    }
+    (first, rest)
+}
+
+/// The kinds of `rest`, each once, in their order.
+fn kinds_of<'a>(rest: impl IntoIterator<Item = &'a Entity>) -> Vec<EntityKind> {
+    let mut out: Vec<EntityKind> = Vec::new();
+    for e in rest {
+        if !out.contains(&e.kind) {
+            out.push(e.kind);
+        }
+    }
+    out
+}
+
+/// The rest of a bootstrap, handed out by [`Shell::bootstrap_more`].
+struct BootStream {
+    id: u64,
+    rest: VecDeque<Entity>,
+}
+
+/// The cache as read when it was opened, for the first bootstrap.
+struct Prefetched {
+    entities: Vec<Entity>,
+    /// [`Shell::changes`] when it was read.
+    changes: u64,
+}
 
 /// What the shell needs from the windowing side (Tauri in the app, a recorder in tests).
 pub trait Hooks: Send + Sync + 'static {
@@ -149,6 +211,8 @@ struct Connection {
     /// What was lost when its corrupt cache was moved aside at open
     /// (`SetAside::message`), for the UI.
     set_aside: Option<String>,
+    /// The cache as read at open, until the first bootstrap takes it.
+    prefetched: Option<Prefetched>,
 }
 
 /// State shared with the event forwarder (a plain mutex: never held across await).
@@ -177,6 +241,13 @@ pub struct Shell {
     memory_credentials: Arc<MemoryCredentials>,
     /// A link to open once the UI has loaded.
     pending_target: Mutex<Option<Target>>,
+    /// Events forwarded that change what a bootstrap reads (updates, resets,
+    /// outbox): a read older than the last of them is not used.
+    changes: AtomicU64,
+    /// The rest of the last bootstrap, streamed by `bootstrap_more`.
+    boot_stream: Mutex<Option<BootStream>>,
+    /// The last bootstrap stream's id.
+    boot_seq: AtomicU64,
 }
 
 fn now_ms() -> i64 {
@@ -223,6 +294,9 @@ impl Shell {
             centre,
             memory_credentials: Arc::new(MemoryCredentials::default()),
             pending_target: Mutex::new(None),
+            changes: AtomicU64::new(0),
+            boot_stream: Mutex::new(None),
+            boot_seq: AtomicU64::new(0),
         })
     }
 
@@ -291,6 +365,17 @@ impl Shell {
         };
         let (store, set_aside) = self.open_cache(&cache_id);
         let last_sync = store.summary().ok().and_then(|s| s.last_sync_ms);
+        // One read of the whole cache: the counts, and the first bootstrap's entities.
+        let changes = self.changes.load(Ordering::SeqCst);
+        let read = store.all();
+        let counts = match &read {
+            Ok(all) => pulse_core::app::CountTracker::from_entities(all).counts(),
+            Err(e) => {
+                warn!(error = %e, "cache not readable at open");
+                Counts::default()
+            }
+        };
+        let prefetched = read.ok().map(|entities| Prefetched { entities, changes });
         let view = ConnectionView {
             state: ConnectionState::Connecting { attempt: 1 }.into(),
             last_sync_ms: last_sync,
@@ -302,7 +387,7 @@ impl Shell {
             let mut live = self.live.lock().expect("live lock");
             live.generation += 1;
             live.view = Some(view);
-            live.counts = store_counts(&store);
+            live.counts = counts;
         }
         info!(cache = %cache_id, demo = (source == Source::Demo), "cache opened");
         Connection {
@@ -316,6 +401,7 @@ impl Shell {
             login: None,
             caveat: None,
             set_aside,
+            prefetched,
         }
     }
 
@@ -494,6 +580,12 @@ impl Shell {
             if self.live.lock().expect("live lock").generation != generation {
                 break;
             }
+            if matches!(
+                ev,
+                AppEvent::Updates { .. } | AppEvent::Reset | AppEvent::Outbox { .. }
+            ) {
+                self.changes.fetch_add(1, Ordering::SeqCst);
+            }
             match ev {
                 AppEvent::Updates { updates } => {
                     let batch = UpdateBatch { updates };
@@ -581,25 +673,60 @@ impl Shell {
 
     // ----- commands -----
 
-    /// Everything for the first paint, from the cache.
+    /// Everything for the first paint, from the cache: its first piece
+    /// ([`first_piece`]), the rest streamed by [`Shell::bootstrap_more`].
     pub async fn bootstrap(&self) -> Result<Bootstrap, CommandError> {
         self.prepare().await;
-        let guard = self.conn.lock().await;
-        let conn = guard.as_ref().expect("prepared");
-        let view = conn
-            .store
-            .read(pulse_core::app::cache_view)
-            .map_err(|e| CommandError::new("store", e.to_string()))?;
+        let mut guard = self.conn.lock().await;
+        let conn = guard.as_mut().expect("prepared");
+        let store_error =
+            |e: pulse_core::store::StoreError| CommandError::new("store", e.to_string());
+        // The read made at open while nothing changed since; else the cache now.
+        let fresh = conn
+            .prefetched
+            .take()
+            .filter(|p| p.changes == self.changes.load(Ordering::SeqCst));
+        let (entities, outbox, counts) = match fresh {
+            Some(p) => {
+                let outbox = conn.store.outbox().map_err(store_error)?;
+                let counts = self.live.lock().expect("live lock").counts;
+                (p.entities, outbox, counts)
+            }
+            None => {
+                let (all, outbox) = conn
+                    .store
+                    .read(|s| Ok::<_, pulse_core::store::StoreError>((s.all()?, s.outbox()?)))
+                    .map_err(store_error)?;
+                let counts = pulse_core::app::CountTracker::from_entities(&all).counts();
+                (all, outbox, counts)
+            }
+        };
+        let (first, rest) = first_piece(entities);
+        let loading = kinds_of(&rest);
+        let more = {
+            let mut stream = self.boot_stream.lock().expect("stream lock");
+            if rest.is_empty() {
+                *stream = None;
+                None
+            } else {
+                let id = self.boot_seq.fetch_add(1, Ordering::SeqCst) + 1;
+                *stream = Some(BootStream { id, rest });
+                Some(id)
+            }
+        };
         let live = self.live.lock().expect("live lock");
         let settings = self.settings();
         Ok(Bootstrap {
-            entities: view.entities,
+            entities: first,
+            more,
+            loading,
+            trace: crate::startup::enabled(),
             connection: live
                 .view
                 .clone()
                 .unwrap_or_else(|| self_view_fallback(conn)),
-            counts: view.counts,
-            outbox: view.outbox,
+            counts,
+            outbox,
             notifications: self
                 .centre
                 .history()
@@ -616,6 +743,31 @@ impl Shell {
                 .map(Into::into)
                 .collect(),
             cache_set_aside: conn.set_aside.clone(),
+        })
+    }
+
+    /// The next chunk of bootstrap stream `stream`: at most [`BOOTSTRAP_CHUNK`]
+    /// entities. An error (`stale`) when a newer bootstrap replaced the stream or it
+    /// has ended.
+    pub fn bootstrap_more(&self, stream: u64) -> Result<BootstrapChunk, CommandError> {
+        let mut guard = self.boot_stream.lock().expect("stream lock");
+        let Some(s) = guard.as_mut().filter(|s| s.id == stream) else {
+            return Err(CommandError::new(
+                "stale",
+                "this bootstrap stream was replaced or has ended",
+            ));
+        };
+        let n = BOOTSTRAP_CHUNK.min(s.rest.len());
+        let entities: Vec<Entity> = s.rest.drain(..n).collect();
+        let more = !s.rest.is_empty();
+        let loading = kinds_of(&s.rest);
+        if !more {
+            *guard = None;
+        }
+        Ok(BootstrapChunk {
+            entities,
+            more,
+            loading,
         })
     }
 
@@ -1194,13 +1346,6 @@ impl Shell {
 
 fn self_view_fallback(conn: &Connection) -> ConnectionView {
     ConnectionView::signed_out("Starting", conn.url.clone(), None)
-}
-
-fn store_counts(store: &StoreHandle) -> Counts {
-    store
-        .read(pulse_core::app::CountTracker::from_store)
-        .map(|t| t.counts())
-        .unwrap_or_default()
 }
 
 /// Whom `conn` acts for: its cache id (the server) and its user name. Actions are

@@ -148,6 +148,7 @@ mod tests {
             unread_notifications: 0,
             tasks_in_progress: 2,
             oldest_pending_since_ms: None,
+            ..Counts::default()
         };
         let (tip, label) = describe(&c, false, 0);
         assert_eq!(

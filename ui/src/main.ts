@@ -1,3 +1,5 @@
+// When the page's script ran, its imports evaluated (the start-up trace: `Bootstrap.trace`).
+(globalThis as { __pulseScriptAt?: number }).__pulseScriptAt = performance.timeOrigin + performance.now();
 import { mount } from "svelte";
 import "./app.css";
 import App from "./App.svelte";

@@ -34,8 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pulse_protocol::domain::{
-    approval_waiting_since, count_from_stats, is_active_ticket, is_escalated, is_pending_approval,
-    is_unread, Entity, EntityKind, Object, STATS_COUNTS,
+    approval_waiting_since, count_from_stats, is_active_ticket, is_done_ticket, is_escalated,
+    is_failed_agent, is_live_agent, is_open_conversation, is_pending_approval, is_unread,
+    is_working_agent, Entity, EntityKind, Object, STATS_COUNTS,
 };
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -147,6 +148,18 @@ pub struct Counts {
     /// epoch ([`approval_waiting_since`]; approvals that do not say are left out).
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub oldest_pending_since_ms: Option<i64>,
+    /// Tickets held (the overview's "in all").
+    pub tasks_total: u64,
+    /// Tickets finished ([`is_done_ticket`]); open tasks are `tasks_total - tasks_done`.
+    pub tasks_done: u64,
+    /// Conversations not resolved ([`is_open_conversation`]).
+    pub open_conversations: u64,
+    /// Agents not ended ([`is_live_agent`]); no stats source.
+    pub live_agents: u64,
+    /// Of those, at work ([`is_working_agent`]).
+    pub working_agents: u64,
+    /// Of those, failed ([`is_failed_agent`]).
+    pub failing_agents: u64,
 }
 
 /// Keeps [`Counts`] up to date from entity states, without rescanning the cache.
@@ -159,10 +172,35 @@ pub struct CountTracker {
     escalated: HashSet<String>,
     unread: HashSet<String>,
     active: HashSet<String>,
+    done: HashSet<String>,
+    open_conversations: HashSet<String>,
+    live_agents: HashSet<String>,
+    working_agents: HashSet<String>,
+    failing_agents: HashSet<String>,
     /// Ids held per counted kind (a kind with none falls back to the stats).
     held: HashMap<EntityKind, HashSet<String>>,
     /// The stats blocks a count may be read from, by id.
     blocks: HashMap<String, Object>,
+}
+
+/// The kinds [`CountTracker`] counts (the rest it ignores).
+const COUNTED_KINDS: [EntityKind; 6] = [
+    EntityKind::Agent,
+    EntityKind::Approval,
+    EntityKind::Conversation,
+    EntityKind::Notification,
+    EntityKind::Ticket,
+    EntityKind::Stats,
+];
+
+/// Put `id` in `set` or take it out; `true` when that changed the set (no copy of
+/// `id` when it is already in: an agent's heartbeats cost no allocation).
+fn toggle(set: &mut HashSet<String>, id: &str, wanted: bool) -> bool {
+    if wanted {
+        !set.contains(id) && set.insert(id.to_owned())
+    } else {
+        set.remove(id)
+    }
 }
 
 /// Whether a stats block with this id is a source of some count.
@@ -176,78 +214,96 @@ impl CountTracker {
     /// Counts of what `store` holds now.
     pub fn from_store(store: &dyn Store) -> Result<CountTracker, StoreError> {
         let mut t = CountTracker::default();
-        for kind in [
-            EntityKind::Approval,
-            EntityKind::Conversation,
-            EntityKind::Notification,
-            EntityKind::Ticket,
-            EntityKind::Stats,
-        ] {
+        for kind in COUNTED_KINDS {
             for e in store.list(kind)? {
-                t.observe(&EntityUpdate {
-                    kind: e.kind,
-                    id: e.id,
-                    data: Some(e.data),
-                });
+                t.observe_entity(&e);
             }
         }
         Ok(t)
     }
 
+    /// Counts of `entities` (all the cache holds, read once for other uses too).
+    pub fn from_entities<'a>(entities: impl IntoIterator<Item = &'a Entity>) -> CountTracker {
+        let mut t = CountTracker::default();
+        for e in entities {
+            t.observe_entity(e);
+        }
+        t
+    }
+
+    fn observe_entity(&mut self, e: &Entity) {
+        self.observe_state(e.kind, &e.id, Some(&e.data));
+    }
+
     /// Take one entity state into account; `true` when the counts changed.
     pub fn observe(&mut self, u: &EntityUpdate) -> bool {
-        if u.kind == EntityKind::Stats {
-            if !counted_block(&u.id) {
+        self.observe_state(u.kind, &u.id, u.data.as_ref())
+    }
+
+    /// [`CountTracker::observe`] of entity `kind`/`id` in state `data` (`None`:
+    /// deleted), without an [`EntityUpdate`] to own it.
+    pub fn observe_state(&mut self, kind: EntityKind, id: &str, data: Option<&Object>) -> bool {
+        if kind == EntityKind::Stats {
+            if !counted_block(id) {
                 return false;
             }
             let before = self.counts();
-            match &u.data {
-                Some(d) => self.blocks.insert(u.id.clone(), d.clone()),
-                None => self.blocks.remove(&u.id),
+            match data {
+                Some(d) => self.blocks.insert(id.to_owned(), d.clone()),
+                None => self.blocks.remove(id),
             };
             return self.counts() != before;
         }
-        let (set, pred): (&mut HashSet<String>, fn(&Object) -> bool) = match u.kind {
-            EntityKind::Approval => (&mut self.pending, is_pending_approval),
-            EntityKind::Conversation => (&mut self.escalated, is_escalated),
-            EntityKind::Notification => (&mut self.unread, is_unread),
-            EntityKind::Ticket => (&mut self.active, is_active_ticket),
-            _ => return false,
+        let mut changed = false;
+        let mut mark = |set: &mut HashSet<String>, pred: fn(&Object) -> bool| {
+            let wanted = data.is_some_and(pred);
+            changed |= toggle(set, id, wanted);
         };
-        let wanted = u.data.as_ref().is_some_and(pred);
-        if u.kind == EntityKind::Approval {
-            let at = u
-                .data
-                .as_ref()
-                .filter(|_| wanted)
-                .and_then(approval_waiting_since);
-            let before = self.since.get(&u.id).copied();
+        match kind {
+            EntityKind::Approval => mark(&mut self.pending, is_pending_approval),
+            EntityKind::Conversation => {
+                mark(&mut self.escalated, is_escalated);
+                mark(&mut self.open_conversations, is_open_conversation);
+            }
+            EntityKind::Notification => mark(&mut self.unread, is_unread),
+            EntityKind::Ticket => {
+                mark(&mut self.active, is_active_ticket);
+                mark(&mut self.done, is_done_ticket);
+            }
+            EntityKind::Agent => {
+                mark(&mut self.live_agents, is_live_agent);
+                mark(&mut self.working_agents, |d| {
+                    is_live_agent(d) && is_working_agent(d)
+                });
+                mark(&mut self.failing_agents, |d| {
+                    is_live_agent(d) && is_failed_agent(d)
+                });
+            }
+            _ => return false,
+        }
+        if kind == EntityKind::Approval {
+            let wanted = data.is_some_and(is_pending_approval);
+            let at = data.filter(|_| wanted).and_then(approval_waiting_since);
+            let before = self.since.get(id).copied();
             if before != at {
+                // The oldest wait may move with it (a pending approval's own
+                // time changed): said as a change, so the badge is redrawn.
+                changed = true;
                 if let Some(b) = before {
-                    self.since_order.remove(&(b, u.id.clone()));
-                    self.since.remove(&u.id);
+                    self.since_order.remove(&(b, id.to_owned()));
+                    self.since.remove(id);
                 }
                 if let Some(a) = at {
-                    self.since.insert(u.id.clone(), a);
-                    self.since_order.insert((a, u.id.clone()));
+                    self.since.insert(id.to_owned(), a);
+                    self.since_order.insert((a, id.to_owned()));
                 }
             }
         }
-        let changed = if wanted {
-            set.insert(u.id.clone())
-        } else {
-            set.remove(&u.id)
-        };
-        let held = self.held.entry(u.kind).or_default();
-        let was_empty = held.is_empty();
-        if u.data.is_some() {
-            held.insert(u.id.clone());
-        } else {
-            held.remove(&u.id);
-        }
+        let held = self.held.entry(kind).or_default();
+        let held_changed = toggle(held, id, data.is_some());
         // Holding the first (or the last) entity of a kind switches its count
-        // between the entities and the stats.
-        changed || was_empty != held.is_empty()
+        // between the entities and the stats; the totals count every one held.
+        changed || held_changed
     }
 
     /// One count: of the entities held, or, holding none of `kind`, from the stats.
@@ -275,6 +331,24 @@ impl CountTracker {
             ),
             tasks_in_progress: self.count("tasks_in_progress", EntityKind::Ticket, &self.active),
             oldest_pending_since_ms: self.since_order.first().map(|(at, _)| *at),
+            tasks_total: self.total("tasks_total", EntityKind::Ticket),
+            tasks_done: self.count("tasks_done", EntityKind::Ticket, &self.done),
+            open_conversations: self.count(
+                "open_conversations",
+                EntityKind::Conversation,
+                &self.open_conversations,
+            ),
+            live_agents: self.live_agents.len() as u64,
+            working_agents: self.working_agents.len() as u64,
+            failing_agents: self.failing_agents.len() as u64,
+        }
+    }
+
+    /// How many of `kind` are held, or, holding none, from the stats.
+    fn total(&self, name: &str, kind: EntityKind) -> u64 {
+        match self.held.get(&kind) {
+            Some(h) if !h.is_empty() => h.len() as u64,
+            _ => count_from_stats(name, |id| self.blocks.get(id)).unwrap_or(0),
         }
     }
 }
@@ -345,11 +419,13 @@ pub struct CacheView {
 
 /// Read the whole cache (first paint, and after [`AppEvent::Reset`]).
 pub fn cache_view(store: &dyn Store) -> Result<CacheView, StoreError> {
+    let entities = store.all()?;
+    let counts = CountTracker::from_entities(&entities).counts();
     Ok(CacheView {
-        entities: store.all()?,
+        entities,
         summary: store.summary()?,
         outbox: store.outbox()?,
-        counts: CountTracker::from_store(store)?.counts(),
+        counts,
     })
 }
 
@@ -817,6 +893,8 @@ mod tests {
                 unread_notifications: 1,
                 tasks_in_progress: 0,
                 oldest_pending_since_ms: None,
+                open_conversations: 1,
+                ..Counts::default()
             }
         );
         t.observe(&EntityUpdate {
@@ -825,6 +903,151 @@ mod tests {
             data: None,
         });
         assert_eq!(t.counts().open_escalations, 0);
+    }
+
+    /// The counts a rescan of `held` gives, written from the rules directly (not
+    /// through the tracker): what the tracker must always agree with.
+    fn rescan(held: &HashMap<(EntityKind, String), Object>) -> Counts {
+        let of = |k: EntityKind| held.iter().filter(move |((kind, _), _)| *kind == k);
+        let blocks: HashMap<&str, &Object> = of(EntityKind::Stats)
+            .map(|((_, id), d)| (id.as_str(), d))
+            .collect();
+        let count = |name: &str, k: EntityKind, pred: fn(&Object) -> bool| {
+            if of(k).next().is_some() {
+                of(k).filter(|(_, d)| pred(d)).count() as u64
+            } else {
+                count_from_stats(name, |id| blocks.get(id).copied()).unwrap_or(0)
+            }
+        };
+        let agents = |pred: fn(&Object) -> bool| {
+            of(EntityKind::Agent)
+                .filter(|(_, d)| is_live_agent(d) && pred(d))
+                .count() as u64
+        };
+        Counts {
+            pending_approvals: count(
+                "pending_approvals",
+                EntityKind::Approval,
+                is_pending_approval,
+            ),
+            open_escalations: count("open_escalations", EntityKind::Conversation, is_escalated),
+            unread_notifications: count(
+                "unread_notifications",
+                EntityKind::Notification,
+                is_unread,
+            ),
+            tasks_in_progress: count("tasks_in_progress", EntityKind::Ticket, is_active_ticket),
+            oldest_pending_since_ms: of(EntityKind::Approval)
+                .filter(|(_, d)| is_pending_approval(d))
+                .filter_map(|(_, d)| approval_waiting_since(d))
+                .min(),
+            tasks_total: count("tasks_total", EntityKind::Ticket, |_| true),
+            tasks_done: count("tasks_done", EntityKind::Ticket, is_done_ticket),
+            open_conversations: count(
+                "open_conversations",
+                EntityKind::Conversation,
+                is_open_conversation,
+            ),
+            live_agents: agents(|_| true),
+            working_agents: agents(is_working_agent),
+            failing_agents: agents(is_failed_agent),
+        }
+    }
+
+    /// Random changes of every counted kind (and stats blocks, and deletions): after
+    /// each, the tracker's counts equal a rescan of what is held, and a tracker
+    /// made from the held entities at once (`from_entities`, the bootstrap's) agrees.
+    #[test]
+    fn count_tracker_equals_a_rescan_after_random_changes() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let kinds = [
+            EntityKind::Agent,
+            EntityKind::Ticket,
+            EntityKind::Approval,
+            EntityKind::Conversation,
+            EntityKind::Notification,
+            EntityKind::Message,
+            EntityKind::Stats,
+        ];
+        let statuses = [
+            "working",
+            "idle",
+            "failed",
+            "ERROR",
+            "terminated",
+            "escalated",
+            "resolved",
+            "pending",
+            "approved",
+            "open",
+        ];
+        let states = ["todo", "in_progress", "running", "done", "Done", "review"];
+        let blocks = ["tasks", "conversations", "approvals", "dashboard", "system"];
+        let mut held: HashMap<(EntityKind, String), Object> = HashMap::new();
+        let mut t = CountTracker::default();
+        for step in 0..4000 {
+            let kind = kinds[next(kinds.len() as u64) as usize];
+            let id = if kind == EntityKind::Stats {
+                blocks[next(blocks.len() as u64) as usize].to_owned()
+            } else {
+                format!("e{}", next(12))
+            };
+            let data = if next(6) == 0 {
+                None
+            } else if kind == EntityKind::Stats {
+                Some(obj(json!({
+                    "total": next(50), "done": next(20), "open": next(9),
+                    "in_progress": next(7), "pending": next(5), "escalated": next(4),
+                    "executions": {"running": next(3)}
+                })))
+            } else {
+                let mut d = serde_json::Map::new();
+                if next(5) != 0 {
+                    d.insert("status".into(), json!(statuses[next(10) as usize]));
+                }
+                if next(2) == 0 {
+                    d.insert("state".into(), json!(states[next(6) as usize]));
+                }
+                if next(3) == 0 {
+                    d.insert("read".into(), json!(next(2) == 0));
+                }
+                if next(3) == 0 {
+                    d.insert("created_at".into(), json!(next(1000) as i64));
+                }
+                Some(d)
+            };
+            match &data {
+                Some(d) => held.insert((kind, id.clone()), d.clone()),
+                None => held.remove(&(kind, id.clone())),
+            };
+            let before = t.counts();
+            let changed = t.observe(&EntityUpdate { kind, id, data });
+            let want = rescan(&held);
+            assert_eq!(t.counts(), want, "step {step}");
+            if !changed {
+                assert_eq!(
+                    before, want,
+                    "step {step}: a change said it changed nothing"
+                );
+            }
+            if step % 500 == 0 {
+                let entities: Vec<Entity> = held
+                    .iter()
+                    .map(|((kind, id), d)| Entity {
+                        kind: *kind,
+                        id: id.clone(),
+                        data: d.clone(),
+                    })
+                    .collect();
+                assert_eq!(CountTracker::from_entities(&entities).counts(), want);
+            }
+        }
     }
 
     #[test]
@@ -878,6 +1101,8 @@ mod tests {
                 unread_notifications: 0,
                 tasks_in_progress: 3,
                 oldest_pending_since_ms: None,
+                open_conversations: 5,
+                ..Counts::default()
             }
         );
         // Entities held: they count, the block no longer does.
@@ -944,6 +1169,9 @@ mod tests {
                 unread_notifications: 0,
                 tasks_in_progress: 0,
                 oldest_pending_since_ms: None,
+                open_conversations: 1,
+                live_agents: 1,
+                ..Counts::default()
             }
         }));
         // A decided approval leaves the count and does not notify.
@@ -966,6 +1194,9 @@ mod tests {
                 unread_notifications: 0,
                 tasks_in_progress: 0,
                 oldest_pending_since_ms: None,
+                open_conversations: 1,
+                live_agents: 1,
+                ..Counts::default()
             }
         }));
     }

@@ -752,6 +752,8 @@ fn a_corrupt_cache_set_aside_at_start_is_told_in_the_bootstrap() {
     assert!(message.contains("queued"), "{message}");
     // The new cache works, and a second bootstrap of the same run still tells it.
     assert_eq!(boot["entities"], json!([]));
+    assert_eq!(boot["more"], Value::Null, "nothing to stream: {boot}");
+    assert_eq!(boot["loading"], json!([]));
     let again = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
     assert_eq!(again["cache_set_aside"], boot["cache_set_aside"]);
 
@@ -901,4 +903,169 @@ fn a_saved_server_on_plain_http_off_this_machine_needs_its_opt_in() {
     let saved = invoke(&h, "save_settings", json!({ "settings": s })).unwrap();
     assert_eq!(saved["servers"][0]["allow_plain_http"], true);
     tauri::async_runtime::block_on(h.shell.shutdown());
+}
+
+/// A cache for server `id` with `tickets` tickets, three agents and two stats blocks.
+fn seed_large_cache(dir: &std::path::Path, id: &str, tickets: usize) {
+    let paths = Paths::under(dir);
+    std::fs::create_dir_all(&paths.data_dir).unwrap();
+    let mut store = SqliteStore::open(paths.cache_file(id)).unwrap();
+    let mut events: Vec<(&str, Value)> = (0..tickets)
+        .map(|i| {
+            let state = ["todo", "in_progress", "done"][i % 3];
+            (
+                "ticket.created",
+                json!({"id": format!("t-{i:05}"), "title": format!("Fix {i}"), "state": state}),
+            )
+        })
+        .collect();
+    for (i, status) in ["working", "failed", "terminated"].iter().enumerate() {
+        events.push((
+            "agent.upserted",
+            json!({"id": format!("ag-{i}"), "name": format!("A{i}"), "status": status}),
+        ));
+    }
+    events.push((
+        "stats.updated",
+        json!({"scope": "system", "stats": {"cpu": 3}}),
+    ));
+    events.push((
+        "stats.updated",
+        json!({"scope": "queue", "stats": {"depth": 9}}),
+    ));
+    let applied: Vec<AppliedEvent> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (ty, data))| AppliedEvent {
+            frame: serde_json::from_value(json!({
+                "seq": i + 1, "id": format!("e{i}"), "stream": "acme", "type": ty, "ts": 1_700_000_000_000i64, "data": data
+            }))
+            .unwrap(),
+            changes: pulse_protocol::changes_for(ty, &data, 1_700_000_000_000).unwrap(),
+        })
+        .collect();
+    store.apply("epoch-1", &applied).unwrap();
+}
+
+fn kind_count(entities: &Value, kind: &str) -> usize {
+    entities
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .count()
+}
+
+/// A cache larger than the bootstrap's first piece: the first piece has the counts,
+/// every stats block and the first rows of each other kind; the rest comes in chunks
+/// of at most `BOOTSTRAP_CHUNK`, and the pieces together are the cache, each entity
+/// once, as the store holds it. A stream that ended, was replaced, or was never
+/// handed out is refused (`stale`), and a garbage stream id is refused too.
+#[test]
+fn bootstrap_comes_in_pieces_that_add_up_to_the_cache() {
+    use pulse_desktop::shell::{BOOTSTRAP_CHUNK, FIRST_ROWS};
+    let tickets = FIRST_ROWS + BOOTSTRAP_CHUNK + 7;
+    let dir = tempfile::tempdir().unwrap();
+    seed_large_cache(dir.path(), "work", tickets);
+    offline_profile(dir.path());
+    let cache = Paths::under(dir.path()).cache_file("work");
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    assert_eq!(kind_count(&boot["entities"], "ticket"), FIRST_ROWS);
+    assert_eq!(kind_count(&boot["entities"], "agent"), 3);
+    assert_eq!(kind_count(&boot["entities"], "stats"), 2);
+    assert_eq!(boot["loading"], json!(["ticket"]));
+    // The overview's figures are the whole cache's, from the first piece on.
+    let c = &boot["counts"];
+    assert_eq!(c["tasks_total"], tickets);
+    let of_state = |r: usize| (0..tickets).filter(|i| i % 3 == r).count();
+    assert_eq!(c["tasks_done"], of_state(2));
+    assert_eq!(c["tasks_in_progress"], of_state(1));
+    assert_eq!(
+        (
+            c["live_agents"].as_u64(),
+            c["working_agents"].as_u64(),
+            c["failing_agents"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    let stream = boot["more"].as_u64().expect("a stream for the rest");
+
+    let mut got: Vec<Value> = boot["entities"].as_array().unwrap().clone();
+    let mut chunks = 0;
+    loop {
+        let chunk = invoke(&h, "bootstrap_more", json!({"stream": stream})).expect("a chunk");
+        let n = chunk["entities"].as_array().unwrap().len();
+        assert!(n > 0 && n <= BOOTSTRAP_CHUNK, "{n}");
+        got.extend(chunk["entities"].as_array().unwrap().iter().cloned());
+        chunks += 1;
+        if chunk["more"] == false {
+            assert_eq!(chunk["loading"], json!([]));
+            break;
+        }
+        assert_eq!(chunk["loading"], json!(["ticket"]));
+        assert!(chunks < 10, "the stream does not end");
+    }
+    assert_eq!(chunks, 2);
+    let store = SqliteStore::open_read_only(&cache).unwrap();
+    let want: Vec<Value> = store
+        .all()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len());
+    let key = |e: &Value| format!("{}:{}", e["kind"], e["id"]);
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by_key(key);
+    let mut want_sorted = want.clone();
+    want_sorted.sort_by_key(key);
+    assert_eq!(got_sorted, want_sorted, "each entity once, as stored");
+
+    // Ended: refused.
+    let e = invoke(&h, "bootstrap_more", json!({"stream": stream})).unwrap_err();
+    assert_eq!(e["code"], "stale", "{e}");
+    // Replaced by a newer bootstrap (which reads the cache again): refused.
+    let again = invoke(&h, "bootstrap", json!({})).unwrap();
+    let newer = again["more"].as_u64().unwrap();
+    assert_ne!(newer, stream);
+    assert_eq!(
+        invoke(&h, "bootstrap_more", json!({"stream": stream})).unwrap_err()["code"],
+        "stale"
+    );
+    assert_eq!(
+        invoke(&h, "bootstrap_more", json!({"stream": newer + 1})).unwrap_err()["code"],
+        "stale"
+    );
+    // Garbage in: an error, and the current stream still answers.
+    for garbage in [
+        json!({"stream": "x"}),
+        json!({"stream": -1}),
+        json!({}),
+        json!({"stream": null}),
+    ] {
+        assert!(
+            invoke(&h, "bootstrap_more", garbage.clone()).is_err(),
+            "{garbage}"
+        );
+    }
+    let chunk = invoke(&h, "bootstrap_more", json!({"stream": newer})).unwrap();
+    assert_eq!(chunk["entities"].as_array().unwrap().len(), BOOTSTRAP_CHUNK);
+}
+
+/// An empty cache: the whole bootstrap is its first piece, no stream.
+#[test]
+fn an_empty_cache_bootstraps_without_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    offline_profile(dir.path());
+    let h = harness(dir, EnvOverrides::default(), Ok(()));
+    let boot = invoke(&h, "bootstrap", json!({})).expect("bootstrap");
+    assert_eq!(boot["entities"], json!([]));
+    assert_eq!(boot["more"], Value::Null);
+    assert_eq!(boot["loading"], json!([]));
+    assert_eq!(boot["counts"]["tasks_total"], 0);
+    assert_eq!(
+        invoke(&h, "bootstrap_more", json!({"stream": 1})).unwrap_err()["code"],
+        "stale"
+    );
 }

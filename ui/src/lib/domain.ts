@@ -17,7 +17,7 @@
 // - a count whose entities are not held is read from the stats blocks (STATS_COUNTS:
 //   the first source with a non-negative integer at its pointer; none: null);
 // - a kind name is read case-insensitively; a name that is no kind has no page.
-import { ACTIVE_TICKET_STATES, APPROVAL_SINCE_FIELDS, ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS } from "./generated/types";
+import { ACTIVE_TICKET_STATES, APPROVAL_SINCE_FIELDS, DONE_TICKET_STATES, ENDED_AGENT_STATUSES, ENTITY_KINDS, ESCALATED_STATUSES, FAILED_AGENT_STATUSES, PAGE_OF_KIND, PENDING_APPROVAL_STATUSES, RESOLVED_CONVERSATION_STATUSES, STATS_COUNTS, STATS_RECORD_FIELDS, WORKING_AGENT_STATUSES } from "./generated/types";
 import type { EntityKind, Page } from "./generated/types";
 
 type Fields = Record<string, unknown>;
@@ -153,6 +153,26 @@ export function prLink(data: Fields): string | null {
 /** Whether a ticket with these fields is being worked on. */
 export function isActiveTicket(data: Fields): boolean {
   return statusIn(typeof data.state === "string" ? data.state : undefined, ACTIVE_TICKET_STATES);
+}
+
+/** Whether a ticket with these fields is finished. */
+export function isDoneTicket(data: Fields): boolean {
+  return statusIn(typeof data.state === "string" ? data.state : undefined, DONE_TICKET_STATES);
+}
+
+/** Whether an agent with these fields is still one of the tenant's agents (not ended). */
+export function isLiveAgent(data: Fields): boolean {
+  return !statusIn(statusOf(data), ENDED_AGENT_STATUSES);
+}
+
+/** Whether an agent with these fields is at work. */
+export function isWorkingAgent(data: Fields): boolean {
+  return statusIn(statusOf(data), WORKING_AGENT_STATUSES);
+}
+
+/** Whether a conversation with these fields is open (not resolved). */
+export function isOpenConversation(data: Fields): boolean {
+  return !statusIn(statusOf(data), RESOLVED_CONVERSATION_STATUSES);
 }
 
 /** The value at a JSON pointer (`/a/b`) of `v`. */

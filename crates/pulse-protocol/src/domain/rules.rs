@@ -18,6 +18,12 @@
 //!   anything else is no link (never opened, shown as text at most);
 //! - a ticket is active ([`is_active_ticket`]) when its `state` is one of
 //!   [`ACTIVE_TICKET_STATES`] (ASCII case ignored);
+//! - a ticket is done ([`is_done_ticket`]) when its `state` is one of
+//!   [`DONE_TICKET_STATES`]; an agent is live ([`is_live_agent`]) unless its status
+//!   is one of [`ENDED_AGENT_STATUSES`], working when one of
+//!   [`WORKING_AGENT_STATUSES`]; a conversation is open ([`is_open_conversation`])
+//!   unless its status is one of [`RESOLVED_CONVERSATION_STATUSES`] (ASCII case
+//!   ignored in each);
 //! - a count whose entities the cache holds none of is read from a stats block
 //!   ([`count_from_stats`], [`STATS_COUNTS`]): the first of its sources whose block
 //!   has a non-negative integer at the pointer; none: `None` (the count is 0);
@@ -126,6 +132,43 @@ pub fn is_active_ticket(data: &Object) -> bool {
     )
 }
 
+/// States of a ticket that is finished (the board's "done"): every other ticket is open.
+pub const DONE_TICKET_STATES: &[&str] = &["done"];
+
+/// Whether a ticket with these fields is finished ([`DONE_TICKET_STATES`], ASCII case
+/// ignored).
+pub fn is_done_ticket(data: &Object) -> bool {
+    status_in(
+        data.get("state").and_then(Value::as_str),
+        DONE_TICKET_STATES,
+    )
+}
+
+/// Statuses of an agent that has ended: it is no longer one of the tenant's agents
+/// (the overview's count leaves it out).
+pub const ENDED_AGENT_STATUSES: &[&str] = &["terminated"];
+
+/// Whether an agent with these fields is still one of the tenant's agents.
+pub fn is_live_agent(data: &Object) -> bool {
+    !status_in(status_of(data), ENDED_AGENT_STATUSES)
+}
+
+/// Statuses of an agent at work.
+pub const WORKING_AGENT_STATUSES: &[&str] = &["working"];
+
+/// Whether an agent with these fields is at work.
+pub fn is_working_agent(data: &Object) -> bool {
+    status_in(status_of(data), WORKING_AGENT_STATUSES)
+}
+
+/// Statuses of a conversation that is closed: every other conversation is open.
+pub const RESOLVED_CONVERSATION_STATUSES: &[&str] = &["resolved"];
+
+/// Whether a conversation with these fields is open (not resolved).
+pub fn is_open_conversation(data: &Object) -> bool {
+    !status_in(status_of(data), RESOLVED_CONVERSATION_STATUSES)
+}
+
 /// One entry of [`STATS_COUNTS`]: a count's name, the kind it counts, and its
 /// sources, (stats block id, JSON pointer), tried in order.
 pub type StatsCount = (
@@ -161,6 +204,13 @@ pub const STATS_COUNTS: &[StatsCount] = &[
             ("tasks", "/in_progress"),
             ("dashboard", "/executions/running"),
         ],
+    ),
+    ("tasks_total", EntityKind::Ticket, &[("tasks", "/total")]),
+    ("tasks_done", EntityKind::Ticket, &[("tasks", "/done")]),
+    (
+        "open_conversations",
+        EntityKind::Conversation,
+        &[("conversations", "/open")],
     ),
 ];
 

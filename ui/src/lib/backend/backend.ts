@@ -4,6 +4,7 @@ import type {
   Account,
   Action,
   Bootstrap,
+  BootstrapChunk,
   ConnectionView,
   Counts,
   ActionOutcome,
@@ -34,8 +35,16 @@ export interface BackendEvents {
 export type Unlisten = () => void;
 
 export interface Backend {
-  /** Everything for the first paint, read from the local cache (no network). */
+  /** Everything for the first paint, read from the local cache (no network): the
+   * counts and the first piece of the entities; `more` names the stream the rest
+   * comes from (`bootstrapMore`), `null` when the piece is all of them. */
   bootstrap(): Promise<Bootstrap>;
+  /** The next chunk of bootstrap stream `stream` (rejects when a newer bootstrap
+   * replaced it). */
+  bootstrapMore(stream: number): Promise<BootstrapChunk>;
+  /** Tell the shell the page's start-up phases, `[name, epoch ms]` (only when its
+   * bootstrap says it traces: `Bootstrap.trace`). */
+  startupMarks?(marks: [string, number][]): Promise<void>;
   /** Approve / reject / move / terminate: done now, queued offline, or a conflict. */
   perform(action: Action): Promise<ActionOutcome>;
   /**

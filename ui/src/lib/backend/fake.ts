@@ -4,6 +4,7 @@ import type {
   Account,
   Action,
   Bootstrap,
+  BootstrapChunk,
   ConnectionView,
   Counts,
   Entity,
@@ -18,7 +19,7 @@ import type {
   UpdateStatus,
 } from "../generated/types";
 import { NATIVE_PROFILE } from "../generated/types";
-import { countFromStats, isActiveTicket, isEscalated, isPendingApproval, isUnread, oldestWaitingSince } from "../domain";
+import { countFromStats, isActiveTicket, isDoneTicket, isEscalated, isFailedAgent, isLiveAgent, isOpenConversation, isPendingApproval, isUnread, isWorkingAgent, oldestWaitingSince } from "../domain";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 import { queuedFor } from "../outbox";
 
@@ -94,10 +95,12 @@ export class FakeBackend implements Backend {
   push(...entities: Entity[]): void {
     for (const e of entities) this.entities.set(`${e.kind}:${e.id}`, e);
     this.emit("updates", { updates: entities.map((e) => ({ kind: e.kind, id: e.id, data: e.data })) });
+    this.emitCounts();
   }
   remove(kind: EntityKind, id: string): void {
     this.entities.delete(`${kind}:${id}`);
     this.emit("updates", { updates: [{ kind, id, data: null }] });
+    this.emitCounts();
   }
   setConnection(c: Partial<ConnectionView>): void {
     this.connection = { ...this.connection, ...c };
@@ -122,14 +125,69 @@ export class FakeBackend implements Backend {
       unread_notifications: count("unread_notifications", "notification", isUnread),
       tasks_in_progress: count("tasks_in_progress", "ticket", isActiveTicket),
       oldest_pending_since_ms: oldestWaitingSince(of("approval").map((x) => x.data)),
+      tasks_total: count("tasks_total", "ticket", () => true),
+      tasks_done: count("tasks_done", "ticket", isDoneTicket),
+      open_conversations: count("open_conversations", "conversation", isOpenConversation),
+      live_agents: of("agent").filter((a) => isLiveAgent(a.data)).length,
+      working_agents: of("agent").filter((a) => isLiveAgent(a.data) && isWorkingAgent(a.data)).length,
+      failing_agents: of("agent").filter((a) => isLiveAgent(a.data) && isFailedAgent(a.data)).length,
     };
+  }
+
+  /** As the core's pump: the counts after a change, when they changed. */
+  private lastCounts = "";
+  private emitCounts(): void {
+    if (!this.handlers.get("counts")?.size) return;
+    const c = this.counts();
+    const j = JSON.stringify(c);
+    if (j === this.lastCounts) return;
+    this.lastCounts = j;
+    this.emit("counts", c);
+  }
+
+  /** Bootstrap in pieces as the shell does (`Shell::bootstrap`): `null` (the default)
+   * answers every entity at once; a number is the chunk size of the rest, after a
+   * first piece of the stats and the first `firstRows` of each other kind. */
+  chunk: number | null = null;
+  firstRows = 100;
+  private stream: { id: number; rest: Entity[] } | null = null;
+  private streamSeq = 0;
+
+  /** The kinds with entities still in `rest`. */
+  private static loadingOf(rest: Entity[]): EntityKind[] {
+    return [...new Set(rest.map((e) => e.kind))];
   }
 
   // ----- Backend -----
   async bootstrap(): Promise<Bootstrap> {
     this.calls.push({ name: "bootstrap", args: null });
+    let entities = [...this.entities.values()];
+    let more: number | null = null;
+    let loading: EntityKind[] = [];
+    this.stream = null;
+    if (this.chunk !== null) {
+      const first: Entity[] = [];
+      const rest: Entity[] = [];
+      const taken = new Map<EntityKind, number>();
+      for (const e of entities) {
+        const n = taken.get(e.kind) ?? 0;
+        if (e.kind === "stats" || n < this.firstRows) {
+          first.push(e);
+          taken.set(e.kind, n + 1);
+        } else rest.push(e);
+      }
+      if (rest.length) {
+        more = ++this.streamSeq;
+        this.stream = { id: more, rest };
+        loading = FakeBackend.loadingOf(rest);
+      }
+      entities = first;
+    }
     return {
-      entities: [...this.entities.values()],
+      entities,
+      more,
+      loading,
+      trace: false,
       connection: this.connection,
       counts: this.counts(),
       outbox: [...this.outbox],
@@ -142,6 +200,15 @@ export class FakeBackend implements Backend {
       profiles: structuredClone(FAKE_PROFILES),
       cache_set_aside: this.cacheSetAside,
     };
+  }
+
+  async bootstrapMore(stream: number): Promise<BootstrapChunk> {
+    this.calls.push({ name: "bootstrapMore", args: stream });
+    const st = this.stream;
+    if (!st || st.id !== stream) throw { code: "stale", message: "a newer bootstrap replaced this one" };
+    const entities = st.rest.splice(0, Math.max(1, this.chunk ?? st.rest.length));
+    if (!st.rest.length) this.stream = null;
+    return { entities, more: st.rest.length > 0, loading: FakeBackend.loadingOf(st.rest) };
   }
 
   /** As the core's dialects: a move shows in its column, a termination as terminating. */

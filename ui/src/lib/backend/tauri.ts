@@ -2,7 +2,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { openUrl } from "@tauri-apps/plugin-opener";
 import { EVENTS } from "../generated/types";
-import type { Account, Action, Bootstrap, ActionOutcome, Intent, OutboxEntry, QueuedOnSignOut, Settings, UpdateStatus } from "../generated/types";
+import type { Account, Action, Bootstrap, BootstrapChunk, ActionOutcome, Intent, OutboxEntry, QueuedOnSignOut, Settings, UpdateStatus } from "../generated/types";
 import type { Backend, BackendEvents, Unlisten } from "./backend";
 
 const NAMES: Record<keyof BackendEvents, string> = {
@@ -21,6 +21,12 @@ const NAMES: Record<keyof BackendEvents, string> = {
 export class TauriBackend implements Backend {
   bootstrap(): Promise<Bootstrap> {
     return invoke("bootstrap");
+  }
+  bootstrapMore(stream: number): Promise<BootstrapChunk> {
+    return invoke("bootstrap_more", { stream });
+  }
+  startupMarks(marks: [string, number][]): Promise<void> {
+    return invoke("startup_marks", { marks });
   }
   perform(action: Action): Promise<ActionOutcome> {
     return invoke("perform", { action });

@@ -30,12 +30,23 @@ export const ACTIVE_TICKET_STATES: readonly string[] = ["in_progress", "running"
 
 export const APPROVAL_SINCE_FIELDS: readonly string[] = ["requested_at", "created_at"];
 
+export const DONE_TICKET_STATES: readonly string[] = ["done"];
+
+export const ENDED_AGENT_STATUSES: readonly string[] = ["terminated"];
+
+export const WORKING_AGENT_STATUSES: readonly string[] = ["working"];
+
+export const RESOLVED_CONVERSATION_STATUSES: readonly string[] = ["resolved"];
+
 /** Each badge count, the kind it counts, and the stats (block id, JSON pointer) read where none is held. */
 export const STATS_COUNTS: readonly (readonly [keyof Counts, EntityKind, readonly (readonly [string, string])[]])[] = [
   ["pending_approvals", "approval", [["approvals", "/pending"]]],
   ["open_escalations", "conversation", [["conversations", "/escalated"]]],
   ["unread_notifications", "notification", [["notifications", "/unread"]]],
   ["tasks_in_progress", "ticket", [["tasks", "/in_progress"], ["dashboard", "/executions/running"]]],
+  ["tasks_total", "ticket", [["tasks", "/total"]]],
+  ["tasks_done", "ticket", [["tasks", "/done"]]],
+  ["open_conversations", "conversation", [["conversations", "/open"]]],
 ];
 
 export const PAGE_OF_KIND: Readonly<Record<EntityKind, Page>> = {
@@ -331,7 +342,31 @@ tasks_in_progress: number,
  * Since when the longest-waiting pending approval waits, ms since the Unix
  * epoch ([`approval_waiting_since`]; approvals that do not say are left out).
  */
-oldest_pending_since_ms: number | null, };
+oldest_pending_since_ms: number | null, 
+/**
+ * Tickets held (the overview's "in all").
+ */
+tasks_total: number, 
+/**
+ * Tickets finished ([`is_done_ticket`]); open tasks are `tasks_total - tasks_done`.
+ */
+tasks_done: number, 
+/**
+ * Conversations not resolved ([`is_open_conversation`]).
+ */
+open_conversations: number, 
+/**
+ * Agents not ended ([`is_live_agent`]); no stats source.
+ */
+live_agents: number, 
+/**
+ * Of those, at work ([`is_working_agent`]).
+ */
+working_agents: number, 
+/**
+ * Of those, failed ([`is_failed_agent`]).
+ */
+failing_agents: number, };
 
 export type Page = "overview" | "agents" | "board" | "approvals" | "conversations" | "notifications" | "settings";
 
@@ -580,9 +615,22 @@ caveat: string | null, };
 
 export type Bootstrap = { 
 /**
- * Every cached entity.
+ * The first piece of the cached entities (all of them when `more` is `null`).
  */
 entities: Array<Entity>, 
+/**
+ * The stream of the rest (`bootstrap_more`); `null`: `entities` is all.
+ */
+more: number | null, 
+/**
+ * Kinds with entities still to come in the stream (empty when `more` is `null`).
+ */
+loading: Array<EntityKind>, 
+/**
+ * Whether the shell traces its start (`PULSE_STARTUP_TRACE=1`): the page then
+ * tells its phases (`startup_marks`).
+ */
+trace: boolean, 
 /**
  * The connection.
  */
@@ -629,6 +677,20 @@ profiles: Array<ProfileInfo>,
  * was lost (`store::SetAside::message`), for the user; `null` otherwise.
  */
 cache_set_aside: string | null, };
+
+export type BootstrapChunk = { 
+/**
+ * The entities.
+ */
+entities: Array<Entity>, 
+/**
+ * Whether another chunk follows.
+ */
+more: boolean, 
+/**
+ * Kinds with entities still to come after this chunk.
+ */
+loading: Array<EntityKind>, };
 
 export type CommandError = { 
 /**

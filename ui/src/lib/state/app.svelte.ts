@@ -14,10 +14,19 @@
 // at once, then the backend's answer (done / queued / conflict / rejected) and the
 // server's event reconcile it. A conflict or refusal is shown as an error, never
 // silently dropped.
+//
+// The bootstrap comes in pieces: the first carries the counts and the first rows of
+// each kind, and the page is marked loaded once it is applied; the rest follows in
+// bounded chunks, one per frame (`stream`), until the page holds every entity. A
+// chunk never overwrites an entity a live update or an action's answer set since the
+// bootstrap (those are newer), and while a kind still streams `loading(kind)` says
+// so, so no list shows a wrong "empty". The state after the last chunk is the state
+// a whole bootstrap gives.
 import type {
   Account,
   Action,
   Bootstrap,
+  BootstrapChunk,
   ConnectionView,
   Counts,
   Entity,
@@ -279,8 +288,27 @@ export class AppState {
    * kind (`get`, `list`) depends on it alone. */
   private kindVersion = $state<Record<string, number>>(Object.fromEntries(ENTITY_KINDS.map((k) => [k, 0])));
   loaded = $state(false);
+  /** Kinds whose entities are still streaming in after the bootstrap's first piece. */
+  private loadingKinds = $state<ReadonlySet<EntityKind>>(new Set());
+  /** Keys set by updates or actions while the bootstrap streams (newer than its
+   * chunks); `null` when no stream runs. */
+  private streamed: Set<string> | null = null;
+  /** Bumped by each reload: a stream of an older one stops. */
+  private reloadSeq = 0;
   connection = $state<ConnectionView>({ state: { state: "connecting", attempt: 1 }, last_sync_ms: null, server: null, demo: false, caveat: null });
-  counts = $state<Counts>({ pending_approvals: 0, open_escalations: 0, unread_notifications: 0, tasks_in_progress: 0, oldest_pending_since_ms: null });
+  counts = $state<Counts>({
+    pending_approvals: 0,
+    open_escalations: 0,
+    unread_notifications: 0,
+    tasks_in_progress: 0,
+    oldest_pending_since_ms: null,
+    tasks_total: 0,
+    tasks_done: 0,
+    open_conversations: 0,
+    live_agents: 0,
+    working_agents: 0,
+    failing_agents: 0,
+  });
   settings = $state<Settings>(defaultSettings());
   account = $state<Account | null>(null);
   /** The built-in server profiles (for the settings form). */
@@ -306,10 +334,21 @@ export class AppState {
   frames = 0;
   applied = 0;
 
+  /** When queued updates are applied (`onArrival` in the app). */
+  private schedule: Scheduler;
+  /** When the bootstrap's next chunk is taken: after the frame that paints the last
+   * one, so the first piece paints before any chunk is applied (the app's animation
+   * frame; a test's own scheduler when it gives one). */
+  private frame: Scheduler;
+
   constructor(
     public backend: Backend,
-    private schedule: Scheduler = onArrival(),
-  ) {}
+    schedule?: Scheduler,
+    frame?: Scheduler,
+  ) {
+    this.schedule = schedule ?? onArrival();
+    this.frame = frame ?? schedule ?? ((cb) => void requestAnimationFrame(() => cb()));
+  }
 
   // ----- lifecycle -----
 
@@ -386,6 +425,8 @@ export class AppState {
    * "Connecting" until its next change, which may never come. */
   async reload(): Promise<void> {
     const before = { ...this.seen };
+    const seq = ++this.reloadSeq;
+    const asked = now();
     let boot: Bootstrap;
     try {
       boot = await this.backend.bootstrap();
@@ -393,9 +434,14 @@ export class AppState {
       this.toast("error", `Could not read the local cache: ${errorMessage(e)}`);
       return;
     }
+    if (seq !== this.reloadSeq) return;
+    const trace: [string, number][] | null = boot.trace && !this.loaded ? [["page origin", performance.timeOrigin], ["script evaluated", (globalThis as { __pulseScriptAt?: number }).__pulseScriptAt ?? 0], ["bootstrap asked", asked], ["bootstrap answered", now()]] : null;
+    this.trace = trace;
     for (const m of this.maps.values()) m.clear();
     this.lists.clear();
     for (const e of boot.entities) this.maps.get(e.kind)?.set(e.id, e.data);
+    this.streamed = boot.more !== null ? new Set() : null;
+    this.loadingKinds = new Set(boot.more !== null ? boot.loading : []);
     // Updates queued before the bootstrap answered are newer: they are applied on top
     // at the next frame.
     if (this.seen.connection === before.connection) this.connection = boot.connection;
@@ -416,6 +462,75 @@ export class AppState {
     // The server may be another one now: say the presence to it (where it takes it).
     this.saidPresence = null;
     this.syncPresence();
+    if (trace) {
+      trace.push(["first piece applied", now()]);
+      requestAnimationFrame(() => {
+        trace.push(["first piece painted (frame)", now()]);
+        if (boot.more === null) this.sendTrace();
+      });
+    }
+    // The rest after the frame that paints this piece (not in it).
+    const more = boot.more;
+    if (more !== null) this.frame(() => this.frame(() => void this.stream(seq, more)));
+  }
+
+  /** Whether entities of `kind` are still streaming in (a list of it may be partial). */
+  loading(kind: EntityKind): boolean {
+    return this.loadingKinds.has(kind);
+  }
+
+  /** Whether any kind is still streaming in. */
+  get streaming(): boolean {
+    return this.loadingKinds.size > 0;
+  }
+
+  /** Take the bootstrap's next chunk of stream `id`, then the next one a frame
+   * later, until the last; stops when a newer reload began. */
+  private async stream(seq: number, id: number): Promise<void> {
+    if (seq !== this.reloadSeq) return;
+    let chunk: BootstrapChunk;
+    try {
+      chunk = await this.backend.bootstrapMore(id);
+    } catch (e) {
+      if (seq !== this.reloadSeq) return;
+      this.streamed = null;
+      this.loadingKinds = new Set();
+      this.toast("error", `Could not read the local cache: ${errorMessage(e)}`);
+      return;
+    }
+    if (seq !== this.reloadSeq) return;
+    const newer = this.streamed;
+    for (const e of chunk.entities) {
+      if (newer?.has(keyOf(e.kind, e.id))) continue;
+      this.maps.get(e.kind)?.set(e.id, e.data);
+    }
+    // A kind's lists are recomputed once, when its last entity has come (not once
+    // per chunk: a list of a kind still loading shows its first rows meanwhile).
+    const still = new Set(chunk.more ? chunk.loading : []);
+    const done = [...this.loadingKinds].filter((k) => !still.has(k));
+    this.loadingKinds = still;
+    // The chunks' entities went into the maps without marking rows changed: the
+    // finished kinds' lists are rebuilt (reusing the rows they had).
+    for (const k of done) {
+      const c = this.lists.get(k);
+      if (c) c.stale = true;
+    }
+    if (done.length) this.touch(done);
+    if (chunk.more) this.frame(() => void this.stream(seq, id));
+    else {
+      this.streamed = null;
+      this.trace?.push(["last chunk applied", now()]);
+      this.sendTrace();
+    }
+  }
+
+  /** The start-up phases of the first bootstrap, when the shell traces. */
+  private trace: [string, number][] | null = null;
+
+  private sendTrace(): void {
+    const t = this.trace;
+    this.trace = null;
+    if (t) this.backend.startupMarks?.(t).catch(() => {});
   }
 
   // ----- what the client says: presence -----
@@ -484,13 +599,16 @@ export class AppState {
         if (!map) continue;
         touched.add(u.kind);
         const k = keyOf(u.kind, u.id);
+        this.streamed?.add(k);
         const before = map.get(u.id);
         if (u.data === null) {
           if (before && u.kind === "approval" && isPendingApproval(before)) this.leave(k, before);
           map.delete(u.id);
           this.changed(u.kind, u.id, true);
         } else {
-          if (!before && this.loaded) {
+          // While the bootstrap streams, an entity not yet here may be a cached one
+          // whose chunk has not come: not marked as new.
+          if (!before && this.loaded && !this.loading(u.kind)) {
             this.arrived.set(k, now);
             // A server's notice of an error (seed 003's `error` event) is shown at once.
             if (u.kind === "notification" && u.data.level === "error") {
@@ -774,6 +892,7 @@ export class AppState {
           const { kind, id, data } = outcome.entity;
           const before = this.maps.get(kind)?.get(id);
           if (kind === "approval" && before && isPendingApproval(before) && !isPendingApproval(data)) this.leave(keyOf(kind, id), data);
+          this.streamed?.add(keyOf(kind, id));
           this.maps.get(kind)?.set(id, data);
           this.changed(kind, id, false);
           this.touch([kind]);
@@ -895,6 +1014,9 @@ export class AppState {
     this.toasts = this.toasts.filter((t) => t.id !== id);
   }
 }
+
+/** Now, epoch ms (the page's clock, as `performance.timeOrigin` counts). */
+const now = () => performance.timeOrigin + performance.now();
 
 export function num(v: unknown): number {
   if (typeof v === "number") return v;
