@@ -9,6 +9,9 @@
 //!   a snapshot is one consistent WAL view and never waits for a writer;
 //! - `streams.trimmed` is the highest seq dropped by retention; the log holds
 //!   `trimmed + 1 ..= head`;
+//! - an append reads each entity its batch touches at most once and writes it at
+//!   most once, at the end of the batch (before the batch's savepoint is
+//!   released), so what it stores is what applying the changes one by one stores;
 //! - an event id is looked up in `events` (index `events_by_id`) inside the append
 //!   transaction, so a duplicate is found whether it was committed before or earlier
 //!   in the same batch (or an earlier batch of the same group);
@@ -22,6 +25,8 @@
 //!   `synchronous=NORMAL` a commit is a write to the WAL (no `fsync`), durable
 //!   against a crash of the process; the `fsync`s happen in the checkpoints.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -217,34 +222,86 @@ fn load_entity(
         .transpose()
 }
 
-fn apply(
-    conn: &Connection,
-    tenant: &str,
-    change: &Change,
-    audience: Option<&str>,
-) -> Result<(), StoreError> {
-    let kind = change.kind();
-    let id = change.id();
-    let current = match change {
-        Change::Upsert { .. } | Change::Delete { .. } => None,
-        Change::Patch { .. } | Change::Append { .. } => load_entity(conn, tenant, kind, id)?,
-    };
-    match stamped(change.apply_to(current), audience) {
-        Some(obj) => {
-            let text = serde_json::to_string(&obj).map_err(corrupt)?;
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO entities (tenant, kind, id, data) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![tenant, kind.as_str(), id, text])?;
-        }
-        None => {
-            conn.prepare_cached(
-                "DELETE FROM entities WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-            )?
-            .execute(params![tenant, kind.as_str(), id])?;
-        }
+/// The entities one batch touches, in their state as of the batch so far: each
+/// is read from the table at most once and written at most once, when the batch
+/// ends ([`Touched::write`]). `bool`: changed by the batch.
+#[derive(Default)]
+struct Touched(HashMap<(EntityKind, String), (Option<Object>, bool)>);
+
+impl Touched {
+    /// The entity as of the batch so far (read from the table on first touch).
+    fn current(
+        &mut self,
+        tx: &Connection,
+        tenant: &str,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<&mut (Option<Object>, bool), StoreError> {
+        let key = (kind, id.to_owned());
+        Ok(match self.0.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v.insert((load_entity(tx, tenant, kind, id)?, false)),
+        })
     }
-    Ok(())
+
+    /// Apply `change`, stored for `audience`.
+    fn apply(
+        &mut self,
+        tx: &Connection,
+        tenant: &str,
+        change: &Change,
+        audience: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let slot = match change {
+            // What these write does not depend on what was there: no read.
+            Change::Upsert { .. } | Change::Delete { .. } => self
+                .0
+                .entry((change.kind(), change.id().to_owned()))
+                .or_insert((None, false)),
+            Change::Patch { .. } | Change::Append { .. } => {
+                self.current(tx, tenant, change.kind(), change.id())?
+            }
+        };
+        slot.0 = stamped(change.apply_to(slot.0.take()), audience);
+        slot.1 = true;
+        Ok(())
+    }
+
+    /// Write every changed entity (`buf`: scratch space for the JSON).
+    fn write(self, tx: &Connection, tenant: &str, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        for ((kind, id), (obj, changed)) in self.0 {
+            if !changed {
+                continue;
+            }
+            match obj {
+                Some(obj) => {
+                    let text = json_text(buf, &obj)?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO entities (tenant, kind, id, data) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![tenant, kind.as_str(), id, text])?;
+                }
+                None => {
+                    tx.prepare_cached(
+                        "DELETE FROM entities WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                    )?
+                    .execute(params![tenant, kind.as_str(), id])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `value` as JSON text, written into `buf` (reused: no allocation per value).
+fn json_text<'b>(
+    buf: &'b mut Vec<u8>,
+    value: &impl serde::Serialize,
+) -> Result<&'b str, StoreError> {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, value).map_err(corrupt)?;
+    std::str::from_utf8(buf).map_err(corrupt)
 }
 
 /// `tenant`'s stream inside an append transaction, created when missing (the
@@ -278,6 +335,8 @@ fn append_batch(
         seqs: Vec::with_capacity(events.len()),
     };
     let mut plan = AudiencePlan::default();
+    let mut touched = Touched::default();
+    let mut buf = Vec::new();
     let mut insert = tx.prepare_cached(
         "INSERT INTO events (tenant, seq, id, type, ts, data, user) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -292,9 +351,11 @@ fn append_batch(
             out.seqs.push(seq as u64);
             continue;
         }
-        let audience = plan.event(&e, |kind, id| load_entity(tx, tenant, kind, id))?;
+        let audience = plan.event(&e, |kind, id| {
+            Ok(touched.current(tx, tenant, kind, id)?.0.clone())
+        })?;
         *head += 1;
-        let text = serde_json::to_string(&e.data).map_err(corrupt)?;
+        let text = json_text(&mut buf, &e.data)?;
         insert.execute(params![
             tenant,
             *head as i64,
@@ -305,7 +366,7 @@ fn append_batch(
             audience
         ])?;
         for change in &e.changes {
-            apply(tx, tenant, change, audience.as_deref())?;
+            touched.apply(tx, tenant, change, audience.as_deref())?;
         }
         out.seqs.push(*head);
         out.frames.push(EventFrame {
@@ -318,6 +379,7 @@ fn append_batch(
             user: audience,
         });
     }
+    touched.write(tx, tenant, &mut buf)?;
     Ok(out)
 }
 
