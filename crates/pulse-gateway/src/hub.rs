@@ -6,6 +6,13 @@
 //!   current state through commit and fan-out: one writer per tenant;
 //! - events are published to live subscribers only after their batch is committed,
 //!   strictly in seq order, each encoded once and shared by every subscriber;
+//! - group commit: an [`Hub::append`] that finds the tenant's writer busy waits in
+//!   the tenant's queue, and whoever takes the writer next commits everything
+//!   queued in one store call ([`LogStore::append_group`], one transaction), in
+//!   queue order; each batch is then published and its caller answered, in order,
+//!   only after that commit. The commit runs in a task of its own, so a caller
+//!   that goes away (a client that disconnects) never leaves committed events
+//!   unpublished or another caller unanswered;
 //! - publishing never waits for a subscriber: the live feed is a bounded
 //!   `tokio::sync::broadcast` channel, and a subscriber that falls more than
 //!   `client_queue` events behind sees `Lagged` and is disconnected by its
@@ -30,12 +37,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use tokio::sync::oneshot;
+
 use axum::extract::ws::Utf8Bytes;
 use pulse_protocol::domain::{Entity, EntityKind, Object};
 use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
-use crate::store::{strip, view, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
+use crate::store::{strip, view, Appended, EventRange, LogStore, NewEvent, StoreError, StreamInfo};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use pulse_protocol::frame::EventFrame;
 use std::sync::Weak;
@@ -121,12 +130,18 @@ impl HubError {
     }
 }
 
+/// An ingest batch waiting for its tenant's next group commit, and where its
+/// answer (each event's seq) goes.
+type Waiting = (Vec<NewEvent>, oneshot::Sender<Result<Vec<u64>, HubError>>);
+
 /// Per-tenant state of the hub.
 #[derive(Debug)]
 pub struct TenantHub {
     name: String,
     epoch: Mutex<String>,
     writer: tokio::sync::Mutex<()>,
+    /// Batches of [`Hub::append`] not yet taken by a group commit, in arrival order.
+    waiting: Mutex<Vec<Waiting>>,
     /// Created by the first subscriber, so tenants nobody watches cost no queue.
     live: OnceLock<broadcast::Sender<Arc<LiveEvent>>>,
     queue: usize,
@@ -258,6 +273,7 @@ impl Hub {
                     name: info.stream,
                     epoch: Mutex::new(info.epoch),
                     writer: tokio::sync::Mutex::new(()),
+                    waiting: Mutex::new(Vec::new()),
                     live: OnceLock::new(),
                     queue: self.queue,
                     head: AtomicU64::new(info.head),
@@ -308,14 +324,36 @@ impl Hub {
         Ok(self.insert(info))
     }
 
-    /// Commit `events` to `tenant` (one transaction) and publish them. Returns each
-    /// event's seq (for a duplicate id, the seq it was first stored with).
+    /// Commit `events` to `tenant` (atomically, possibly in one transaction with
+    /// other callers' batches: group commit, see the module docs) and publish them.
+    /// Returns each event's seq (for a duplicate id, the seq it was first stored
+    /// with) once they are committed.
     pub async fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Vec<u64>, HubError> {
         let t = self.tenant(tenant).await?;
-        let _writer = t.writer.lock().await;
-        self.commit_locked(&t, events).await
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (answer, answered) = oneshot::channel();
+        t.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((events, answer));
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        tokio::spawn(async move {
+            let _writer = t.writer.lock().await;
+            let group = std::mem::take(&mut *t.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+            // Empty: an earlier task took this batch into its group (and answered it
+            // before it let the writer go).
+            if !group.is_empty() {
+                commit_group(&store, &metrics, &t, group).await;
+            }
+        });
+        answered
+            .await
+            .map_err(|_| HubError::Task("the group commit ended without an answer".into()))?
     }
 
+    /// Commit one batch while holding `t`'s writer lock, and publish it.
     async fn commit_locked(
         &self,
         t: &TenantHub,
@@ -326,17 +364,7 @@ impl Hub {
         }
         let name = t.name.clone();
         let done = self.blocking(move |s| s.append(&name, events)).await?;
-        if self.store.shared().is_none() {
-            t.publish(&done.frames);
-        }
-        self.metrics
-            .events_ingested
-            .fetch_add(done.frames.len() as u64, Ordering::Relaxed);
-        self.metrics.duplicates.fetch_add(
-            (done.seqs.len() - done.frames.len()) as u64,
-            Ordering::Relaxed,
-        );
-        Ok(done.seqs)
+        Ok(published(&self.store, &self.metrics, t, done))
     }
 
     /// Read entity `kind`/`id` of `tenant` under the writer lock, let `decide` turn
@@ -588,6 +616,74 @@ fn tail(hub: Weak<Hub>, stop: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+/// Commit `group` (taken from `t`'s queue by the holder of its writer lock) in
+/// one store call, then publish and answer each batch in order.
+async fn commit_group(
+    store: &Arc<dyn LogStore>,
+    metrics: &Metrics,
+    t: &TenantHub,
+    group: Vec<Waiting>,
+) {
+    let (batches, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+    let (s, name) = (store.clone(), t.name.clone());
+    let results = tokio::task::spawn_blocking(move || {
+        let mut batches = batches;
+        if batches.len() == 1 {
+            // No savepoints for a group of one.
+            let events = batches.pop().unwrap_or_default();
+            Ok(vec![s.append(&name, events)])
+        } else {
+            s.append_group(&name, batches)
+        }
+    })
+    .await
+    .map_err(|e| HubError::Task(e.to_string()))
+    .and_then(|r| r.map_err(HubError::from));
+    match results {
+        Ok(results) => {
+            for (result, answer) in results.into_iter().zip(answers) {
+                let seqs = result
+                    .map(|done| published(store, metrics, t, done))
+                    .map_err(HubError::from);
+                // A caller that went away no longer needs its answer.
+                let _ = answer.send(seqs);
+            }
+        }
+        Err(e) if answers.len() == 1 => {
+            if let Some(answer) = answers.into_iter().next() {
+                let _ = answer.send(Err(e));
+            }
+        }
+        Err(e) => {
+            let e = Arc::new(e);
+            for answer in answers {
+                let _ = answer.send(Err(HubError::Merged(e.clone())));
+            }
+        }
+    }
+}
+
+/// After `done` was committed to `t`: publish it (unless the live feed comes from
+/// a shared store's tail), count it, and return its seqs.
+fn published(
+    store: &Arc<dyn LogStore>,
+    metrics: &Metrics,
+    t: &TenantHub,
+    done: Appended,
+) -> Vec<u64> {
+    if store.shared().is_none() {
+        t.publish(&done.frames);
+    }
+    metrics
+        .events_ingested
+        .fetch_add(done.frames.len() as u64, Ordering::Relaxed);
+    metrics.duplicates.fetch_add(
+        (done.seqs.len() - done.frames.len()) as u64,
+        Ordering::Relaxed,
+    );
+    done.seqs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,5 +799,243 @@ mod tests {
             hub.reads.lock().unwrap().is_empty(),
             "nothing left in flight"
         );
+    }
+}
+
+/// Group commit over a real SQLite file.
+#[cfg(test)]
+mod group_commit {
+    use super::*;
+    use crate::store::{Appended, SqliteStore};
+    use pulse_protocol::frame::ServerFrame;
+    use pulse_protocol::rest::Snapshot;
+    use serde_json::json;
+
+    /// A SQLite store whose appends wait while the gate is closed, and that
+    /// records how many batches each store call carried.
+    struct GatedAppends {
+        inner: SqliteStore,
+        /// (gate open, calls waiting at the gate)
+        gate: std::sync::Mutex<(bool, usize)>,
+        cv: std::sync::Condvar,
+        calls: std::sync::Mutex<Vec<usize>>,
+    }
+
+    impl GatedAppends {
+        fn pass(&self, batches: usize) {
+            let mut g = self.gate.lock().unwrap();
+            g.1 += 1;
+            while !g.0 {
+                g = self.cv.wait(g).unwrap();
+            }
+            g.1 -= 1;
+            self.calls.lock().unwrap().push(batches);
+        }
+        fn waiting_at_gate(&self) -> usize {
+            self.gate.lock().unwrap().1
+        }
+        fn open(&self) {
+            self.gate.lock().unwrap().0 = true;
+            self.cv.notify_all();
+        }
+    }
+
+    impl LogStore for GatedAppends {
+        fn backend(&self) -> &'static str {
+            "gated-sqlite"
+        }
+        fn info(&self, t: &str) -> Result<StreamInfo, StoreError> {
+            self.inner.info(t)
+        }
+        fn append(&self, t: &str, e: Vec<NewEvent>) -> Result<Appended, StoreError> {
+            self.pass(1);
+            self.inner.append(t, e)
+        }
+        fn append_group(
+            &self,
+            t: &str,
+            batches: Vec<Vec<NewEvent>>,
+        ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+            self.pass(batches.len());
+            self.inner.append_group(t, batches)
+        }
+        fn read(&self, t: &str, after: u64, limit: usize) -> Result<EventRange, StoreError> {
+            self.inner.read(t, after, limit)
+        }
+        fn snapshot(&self, t: &str) -> Result<Snapshot, StoreError> {
+            self.inner.snapshot(t)
+        }
+        fn entity(&self, t: &str, k: EntityKind, id: &str) -> Result<Option<Object>, StoreError> {
+            self.inner.entity(t, k, id)
+        }
+        fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
+            self.inner.streams()
+        }
+        fn session_start(&self, s: &crate::store::RefreshSession) -> Result<(), StoreError> {
+            self.inner.session_start(s)
+        }
+        fn session_rotate(
+            &self,
+            f: &str,
+            p: &str,
+            n: &str,
+            e: u64,
+            now: u64,
+        ) -> Result<crate::store::Rotation, StoreError> {
+            self.inner.session_rotate(f, p, n, e, now)
+        }
+        fn session_revoke(&self, f: &str) -> Result<bool, StoreError> {
+            self.inner.session_revoke(f)
+        }
+        fn session_revoke_user(&self, t: &str, s: &str) -> Result<u64, StoreError> {
+            self.inner.session_revoke_user(t, s)
+        }
+        fn idempotent_get(&self, t: &str, k: &str, now: u64) -> Result<Option<String>, StoreError> {
+            self.inner.idempotent_get(t, k, now)
+        }
+        fn idempotent_put(&self, t: &str, k: &str, a: &str, e: u64) -> Result<(), StoreError> {
+            self.inner.idempotent_put(t, k, a, e)
+        }
+    }
+
+    fn batch(request: usize, n: usize) -> Vec<NewEvent> {
+        (0..n)
+            .map(|k| {
+                NewEvent::new(
+                    "agent.heartbeat",
+                    json!({"id": format!("agent-{request}"), "k": k}),
+                    Some(format!("r{request}-{k}")),
+                    1,
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    /// Requests that arrive while a commit is in flight are committed together in
+    /// one store call; each gets its own seqs, consecutive and in order, the live
+    /// feed carries every event once in seq order, and the log replays all of
+    /// them, also after the file is opened again. A refused request in the group
+    /// is refused alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_are_committed_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.db");
+        let store = Arc::new(GatedAppends {
+            inner: SqliteStore::open(&path, 10_000).unwrap(),
+            gate: std::sync::Mutex::new((false, 0)),
+            cv: std::sync::Condvar::new(),
+            calls: std::sync::Mutex::new(Vec::new()),
+        });
+        let hub = Arc::new(Hub::new(store.clone(), 1024, Arc::new(Metrics::default())).unwrap());
+        let t = hub.tenant("acme").await.unwrap();
+        let mut live = hub.subscribe(&t).await.unwrap();
+
+        let append = |request: usize, events: Vec<NewEvent>| {
+            let hub = hub.clone();
+            tokio::spawn(async move { (request, hub.append("acme", events).await) })
+        };
+        // The first request holds the writer inside the store...
+        let first = append(0, batch(0, 1));
+        pulse_testkit::wait_for_some(
+            "the first commit at the gate",
+            Duration::from_secs(10),
+            || async { (store.waiting_at_gate() == 1).then_some(()) },
+        )
+        .await;
+        // ...while eight more arrive (one of them refused: a user's event on the
+        // shared agent that request 0 creates).
+        let mut requests = vec![first];
+        for r in 1..=8 {
+            let events = if r == 5 {
+                vec![NewEvent::new(
+                    "agent.heartbeat",
+                    json!({"id": "agent-0"}),
+                    Some("bad".into()),
+                    1,
+                )
+                .unwrap()
+                .for_user(Some("alice".into()))]
+            } else {
+                batch(r, 3)
+            };
+            requests.push(append(r, events));
+        }
+        pulse_testkit::wait_for_some("eight requests queued", Duration::from_secs(10), || async {
+            (t.waiting.lock().unwrap().len() == 8).then_some(())
+        })
+        .await;
+        store.open();
+        let mut answers = Vec::new();
+        for r in requests {
+            answers.push(r.await.unwrap());
+        }
+        assert_eq!(
+            *store.calls.lock().unwrap(),
+            [1, 8],
+            "one store call for the eight"
+        );
+
+        // Seqs: request 0 first, then the group in queue order, each request's own
+        // consecutive block; the refused one gets none.
+        let mut seqs: Vec<(u64, String)> = Vec::new();
+        for (request, answer) in &answers {
+            if *request == 5 {
+                let e = answer.as_ref().unwrap_err();
+                assert!(
+                    matches!(e.store_error(), Some(StoreError::Audience(_))),
+                    "{e}"
+                );
+                continue;
+            }
+            let got = answer.as_ref().unwrap();
+            let n = if *request == 0 { 1 } else { 3 };
+            assert_eq!(got.len(), n);
+            assert!(
+                got.windows(2).all(|w| w[1] == w[0] + 1),
+                "consecutive: {got:?}"
+            );
+            seqs.extend(
+                got.iter()
+                    .enumerate()
+                    .map(|(k, s)| (*s, format!("r{request}-{k}"))),
+            );
+        }
+        seqs.sort();
+        assert_eq!(
+            seqs.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            (1..=22).collect::<Vec<_>>(),
+            "every seq once, no gap"
+        );
+        assert_eq!(seqs[0].1, "r0-0");
+
+        // The live feed: every event once, in seq order, the one each answer named.
+        for (seq, id) in &seqs {
+            let e = live.recv().await.unwrap();
+            assert_eq!(e.seq, *seq);
+            let ServerFrame::Event(f) = ServerFrame::decode(&e.text).unwrap() else {
+                panic!("not an event frame");
+            };
+            assert_eq!((f.seq, &f.id), (*seq, id));
+        }
+        assert!(live.try_recv().is_err(), "nothing more");
+
+        // Replay, now and from the file opened again.
+        let replayed = |r: &EventRange| -> Vec<(u64, String)> {
+            r.events.iter().map(|e| (e.seq, e.id.clone())).collect()
+        };
+        assert_eq!(replayed(&hub.read("acme", 0, 100).await.unwrap()), seqs);
+        drop(live);
+        drop(t);
+        drop(hub);
+        drop(store);
+        let again = SqliteStore::open(&path, 10_000).unwrap();
+        let r = again.read("acme", 0, 100).unwrap();
+        assert_eq!(replayed(&r), seqs);
+        assert_eq!(r.info.head, 22);
+        assert!(again
+            .entity("acme", EntityKind::Agent, "agent-5")
+            .unwrap()
+            .is_none());
     }
 }

@@ -53,9 +53,9 @@ use super::{
 };
 use cache::{EntityCache, Key};
 use checkpoint::Checkpointer;
+use pulse_sqlite::checkpoint;
 
 mod cache;
-mod checkpoint;
 
 /// A damaged cache that [`SqliteStore::open_or_set_aside`] moved aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,13 +159,8 @@ impl SqliteStore {
         let mut store = SqliteStore::bare(conn, path);
         store.owners = true;
         store.checked(|s| s.prepare_read_write())?;
-        match Checkpointer::start(path) {
-            Ok(c) => {
-                store
-                    .conn
-                    .pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
-                store.checkpointer = Some(c);
-            }
+        match Checkpointer::start(path, &store.conn) {
+            Ok(c) => store.checkpointer = Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "no background checkpointer; SQLite checkpoints on commit");
             }

@@ -11,6 +11,11 @@
 //! - [`LogStore::append`] of a batch is atomic: all its events and their entity
 //!   changes are visible together or not at all, and the call returns only after
 //!   they are committed;
+//! - [`LogStore::append_group`] of several batches (group commit: the hub's
+//!   concurrent ingest requests) gives every batch the result it would get from
+//!   appends one after another in the group's order: each batch is atomic on its
+//!   own (a refused one writes nothing and the others are stored), seqs follow
+//!   the order, and the call returns only after all of them are committed;
 //! - [`LogStore::snapshot`] and [`LogStore::read`] are consistent: the entities of a
 //!   snapshot reflect exactly the events up to its `seq`;
 //! - reading a tenant that has no log yet creates an empty one (head 0) with its epoch;
@@ -198,6 +203,21 @@ pub trait LogStore: Send + Sync + 'static {
     /// (skipping events whose id is already in the log), then drop events beyond
     /// the retention.
     fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Appended, StoreError>;
+
+    /// Append several batches to `tenant`'s log, as if by one [`LogStore::append`]
+    /// each in order, committed together (see the module docs): one result per
+    /// batch. `Err`: nothing of the group was committed. A backend that has no
+    /// cheaper way appends them one after another (the default).
+    fn append_group(
+        &self,
+        tenant: &str,
+        batches: Vec<Vec<NewEvent>>,
+    ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+        Ok(batches
+            .into_iter()
+            .map(|events| self.append(tenant, events))
+            .collect())
+    }
 
     /// Up to `limit` events with seq > `after`, with the stream position.
     fn read(&self, tenant: &str, after: u64, limit: usize) -> Result<EventRange, StoreError>;

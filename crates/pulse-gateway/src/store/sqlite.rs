@@ -9,10 +9,24 @@
 //!   a snapshot is one consistent WAL view and never waits for a writer;
 //! - `streams.trimmed` is the highest seq dropped by retention; the log holds
 //!   `trimmed + 1 ..= head`;
+//! - an append reads each entity its batch touches at most once and writes it at
+//!   most once, at the end of the batch (before the batch's savepoint is
+//!   released), so what it stores is what applying the changes one by one stores;
 //! - an event id is looked up in `events` (index `events_by_id`) inside the append
 //!   transaction, so a duplicate is found whether it was committed before or earlier
-//!   in the same batch.
+//!   in the same batch (or an earlier batch of the same group);
+//! - group commit ([`LogStore::append_group`]): several batches share one
+//!   transaction, each inside its own savepoint, in order, so a refused batch is
+//!   rolled back alone and the others get the seqs they would have got appended one
+//!   after another; the group's commit is the one durable point for all of them;
+//! - WAL checkpoints run on a [`Checkpointer`] thread with its own connection
+//!   (PASSIVE: never blocking the writer or a reader), not inside the writer's
+//!   commits; the writer's own `wal_autocheckpoint` is only a backstop. With
+//!   `synchronous=NORMAL` a commit is a write to the WAL (no `fsync`), durable
+//!   against a crash of the process; the `fsync`s happen in the checkpoints.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -20,6 +34,7 @@ use pulse_protocol::domain::{EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
 use pulse_protocol::rest::Snapshot;
 use pulse_protocol::Change;
+use pulse_sqlite::checkpoint::Checkpointer;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
@@ -72,11 +87,18 @@ CREATE TABLE IF NOT EXISTS idempotency (
 /// event is addressed to); [`SqliteStore::open`] adds it.
 const SCHEMA_VERSION: i64 = 3;
 
+/// Prepared statements each connection keeps (rusqlite's default is 16; the
+/// writer alone uses about 20, and an evicted one is compiled again).
+const STATEMENT_CACHE: usize = 64;
+
 /// The SQLite backend.
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
     retain: u64,
+    /// Declared before the connections: dropped (its thread joined) first, so the
+    /// last close still checkpoints and removes the WAL.
+    checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
 }
@@ -100,12 +122,22 @@ impl SqliteStore {
             writer.execute_batch("ALTER TABLE events ADD COLUMN user TEXT")?;
         }
         writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let checkpointer = match Checkpointer::start(path, &writer) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "no background checkpointer; SQLite checkpoints on commit");
+                None
+            }
+        };
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         reader.pragma_update(None, "query_only", true)?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(SqliteStore {
             path: path.to_owned(),
             retain: retain.max(1),
+            checkpointer,
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
         })
@@ -114,6 +146,13 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A transaction of the writer committed: checkpoint soon.
+    fn committed(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.nudge();
+        }
     }
 
     /// Create `tenant`'s stream if it does not exist.
@@ -183,34 +222,193 @@ fn load_entity(
         .transpose()
 }
 
-fn apply(
-    conn: &Connection,
-    tenant: &str,
-    change: &Change,
-    audience: Option<&str>,
-) -> Result<(), StoreError> {
-    let kind = change.kind();
-    let id = change.id();
-    let current = match change {
-        Change::Upsert { .. } | Change::Delete { .. } => None,
-        Change::Patch { .. } | Change::Append { .. } => load_entity(conn, tenant, kind, id)?,
-    };
-    match stamped(change.apply_to(current), audience) {
-        Some(obj) => {
-            let text = serde_json::to_string(&obj).map_err(corrupt)?;
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO entities (tenant, kind, id, data) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![tenant, kind.as_str(), id, text])?;
-        }
-        None => {
-            conn.prepare_cached(
-                "DELETE FROM entities WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
-            )?
-            .execute(params![tenant, kind.as_str(), id])?;
-        }
+/// The entities one batch touches, in their state as of the batch so far: each
+/// is read from the table at most once and written at most once, when the batch
+/// ends ([`Touched::write`]). `bool`: changed by the batch.
+#[derive(Default)]
+struct Touched(HashMap<(EntityKind, String), (Option<Object>, bool)>);
+
+impl Touched {
+    /// The entity as of the batch so far (read from the table on first touch).
+    fn current(
+        &mut self,
+        tx: &Connection,
+        tenant: &str,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<&mut (Option<Object>, bool), StoreError> {
+        let key = (kind, id.to_owned());
+        Ok(match self.0.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v.insert((load_entity(tx, tenant, kind, id)?, false)),
+        })
     }
-    Ok(())
+
+    /// Apply `change`, stored for `audience`.
+    fn apply(
+        &mut self,
+        tx: &Connection,
+        tenant: &str,
+        change: &Change,
+        audience: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let slot = match change {
+            // What these write does not depend on what was there: no read.
+            Change::Upsert { .. } | Change::Delete { .. } => self
+                .0
+                .entry((change.kind(), change.id().to_owned()))
+                .or_insert((None, false)),
+            Change::Patch { .. } | Change::Append { .. } => {
+                self.current(tx, tenant, change.kind(), change.id())?
+            }
+        };
+        slot.0 = stamped(change.apply_to(slot.0.take()), audience);
+        slot.1 = true;
+        Ok(())
+    }
+
+    /// Write every changed entity (`buf`: scratch space for the JSON).
+    fn write(self, tx: &Connection, tenant: &str, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        for ((kind, id), (obj, changed)) in self.0 {
+            if !changed {
+                continue;
+            }
+            match obj {
+                Some(obj) => {
+                    let text = json_text(buf, &obj)?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO entities (tenant, kind, id, data) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![tenant, kind.as_str(), id, text])?;
+                }
+                None => {
+                    tx.prepare_cached(
+                        "DELETE FROM entities WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                    )?
+                    .execute(params![tenant, kind.as_str(), id])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `value` as JSON text, written into `buf` (reused: no allocation per value).
+fn json_text<'b>(
+    buf: &'b mut Vec<u8>,
+    value: &impl serde::Serialize,
+) -> Result<&'b str, StoreError> {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, value).map_err(corrupt)?;
+    std::str::from_utf8(buf).map_err(corrupt)
+}
+
+/// `tenant`'s stream inside an append transaction, created when missing (the
+/// common case, an existing stream, is one lookup and no new epoch).
+fn stream_for_append(tx: &Connection, tenant: &str) -> Result<StreamInfo, StoreError> {
+    if let Some(info) = stream_info(tx, tenant)? {
+        return Ok(info);
+    }
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO streams (tenant, epoch, head, trimmed) VALUES (?1, ?2, 0, 0)",
+    )?
+    .execute(params![tenant, new_epoch()])?;
+    stream_info(tx, tenant)?
+        .ok_or_else(|| corrupt(format!("stream `{tenant}` missing after insert")))
+}
+
+/// Append one batch after seq `head` (advanced past what it stores), inside the
+/// caller's transaction; events up to seq `trimmed` count as dropped by the
+/// retention (an earlier batch of the group may have pushed them out, and the
+/// trim itself runs once at the end). On an error the caller rolls back what it
+/// wrote.
+fn append_batch(
+    tx: &Connection,
+    tenant: &str,
+    head: &mut u64,
+    trimmed: u64,
+    events: Vec<NewEvent>,
+) -> Result<Appended, StoreError> {
+    let mut out = Appended {
+        frames: Vec::with_capacity(events.len()),
+        seqs: Vec::with_capacity(events.len()),
+    };
+    let mut plan = AudiencePlan::default();
+    let mut touched = Touched::default();
+    let mut buf = Vec::new();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (tenant, seq, id, type, ts, data, user) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut known =
+        tx.prepare_cached("SELECT seq FROM events WHERE tenant = ?1 AND id = ?2 AND seq > ?3")?;
+    for e in events {
+        let stored: Option<i64> = known
+            .query_row(params![tenant, e.id, trimmed as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(seq) = stored {
+            out.seqs.push(seq as u64);
+            continue;
+        }
+        let audience = plan.event(&e, |kind, id| {
+            Ok(touched.current(tx, tenant, kind, id)?.0.clone())
+        })?;
+        *head += 1;
+        let text = json_text(&mut buf, &e.data)?;
+        insert.execute(params![
+            tenant,
+            *head as i64,
+            e.id,
+            e.event_type,
+            e.ts,
+            text,
+            audience
+        ])?;
+        for change in &e.changes {
+            touched.apply(tx, tenant, change, audience.as_deref())?;
+        }
+        out.seqs.push(*head);
+        out.frames.push(EventFrame {
+            seq: *head,
+            id: e.id,
+            stream: tenant.to_owned(),
+            event_type: e.event_type,
+            ts: e.ts,
+            data: e.data,
+            user: audience,
+        });
+    }
+    touched.write(tx, tenant, &mut buf)?;
+    Ok(out)
+}
+
+impl SqliteStore {
+    /// Trim to the retention, store the new head and commit an append's
+    /// transaction (`info`: the stream when it began).
+    fn finish(
+        &self,
+        tx: rusqlite::Transaction<'_>,
+        tenant: &str,
+        info: &StreamInfo,
+        head: u64,
+    ) -> Result<(), StoreError> {
+        if head == info.head {
+            // Nothing new (duplicates or refused batches only): nothing to write.
+            tx.commit()?;
+            return Ok(());
+        }
+        let trimmed = (info.first - 1).max(head.saturating_sub(self.retain));
+        if trimmed > info.first - 1 {
+            tx.prepare_cached("DELETE FROM events WHERE tenant = ?1 AND seq <= ?2")?
+                .execute(params![tenant, trimmed as i64])?;
+        }
+        tx.prepare_cached("UPDATE streams SET head = ?2, trimmed = ?3 WHERE tenant = ?1")?
+            .execute(params![tenant, head as i64, trimmed as i64])?;
+        tx.commit()?;
+        self.committed();
+        Ok(())
+    }
 }
 
 impl LogStore for SqliteStore {
@@ -334,66 +532,42 @@ impl LogStore for SqliteStore {
     fn append(&self, tenant: &str, events: Vec<NewEvent>) -> Result<Appended, StoreError> {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO streams (tenant, epoch, head, trimmed) VALUES (?1, ?2, 0, 0)",
-        )?
-        .execute(params![tenant, new_epoch()])?;
-        let info = stream_info(&tx, tenant)?
-            .ok_or_else(|| corrupt(format!("stream `{tenant}` missing after insert")))?;
+        let info = stream_for_append(&tx, tenant)?;
         let mut head = info.head;
-        let mut out = Appended::default();
-        let mut plan = AudiencePlan::default();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events (tenant, seq, id, type, ts, data, user) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            let mut known =
-                tx.prepare_cached("SELECT seq FROM events WHERE tenant = ?1 AND id = ?2")?;
-            for e in events {
-                let stored: Option<i64> = known
-                    .query_row(params![tenant, e.id], |r| r.get(0))
-                    .optional()?;
-                if let Some(seq) = stored {
-                    out.seqs.push(seq as u64);
-                    continue;
+        let out = append_batch(&tx, tenant, &mut head, info.first - 1, events)?;
+        self.finish(tx, tenant, &info, head)?;
+        Ok(out)
+    }
+
+    fn append_group(
+        &self,
+        tenant: &str,
+        batches: Vec<Vec<NewEvent>>,
+    ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let info = stream_for_append(&tx, tenant)?;
+        let mut head = info.head;
+        let mut results = Vec::with_capacity(batches.len());
+        for events in batches {
+            tx.prepare_cached("SAVEPOINT pulse_batch")?.execute([])?;
+            let before = head;
+            let trimmed = (info.first - 1).max(before.saturating_sub(self.retain));
+            match append_batch(&tx, tenant, &mut head, trimmed, events) {
+                Ok(out) => {
+                    tx.prepare_cached("RELEASE pulse_batch")?.execute([])?;
+                    results.push(Ok(out));
                 }
-                let audience = plan.event(&e, |kind, id| load_entity(&tx, tenant, kind, id))?;
-                head += 1;
-                let text = serde_json::to_string(&e.data).map_err(corrupt)?;
-                insert.execute(params![
-                    tenant,
-                    head as i64,
-                    e.id,
-                    e.event_type,
-                    e.ts,
-                    text,
-                    audience
-                ])?;
-                for change in &e.changes {
-                    apply(&tx, tenant, change, audience.as_deref())?;
+                Err(e) => {
+                    tx.prepare_cached("ROLLBACK TO pulse_batch")?.execute([])?;
+                    tx.prepare_cached("RELEASE pulse_batch")?.execute([])?;
+                    head = before;
+                    results.push(Err(e));
                 }
-                out.seqs.push(head);
-                out.frames.push(EventFrame {
-                    seq: head,
-                    id: e.id,
-                    stream: tenant.to_owned(),
-                    event_type: e.event_type,
-                    ts: e.ts,
-                    data: e.data,
-                    user: audience,
-                });
             }
         }
-        let trimmed = (info.first - 1).max(head.saturating_sub(self.retain));
-        if trimmed > info.first - 1 {
-            tx.prepare_cached("DELETE FROM events WHERE tenant = ?1 AND seq <= ?2")?
-                .execute(params![tenant, trimmed as i64])?;
-        }
-        tx.prepare_cached("UPDATE streams SET head = ?2, trimmed = ?3 WHERE tenant = ?1")?
-            .execute(params![tenant, head as i64, trimmed as i64])?;
-        tx.commit()?;
-        Ok(out)
+        self.finish(tx, tenant, &info, head)?;
+        Ok(results)
     }
 
     fn read(&self, tenant: &str, after: u64, limit: usize) -> Result<EventRange, StoreError> {

@@ -332,6 +332,118 @@ pub(crate) fn duplicate_ids(b: &dyn Backend) {
     assert_eq!(other.unwrap().seqs, [1]);
 }
 
+/// A group commit ([`LogStore::append_group`]) gives every batch what appending
+/// the batches one after another gives, and leaves the same log and entities: a
+/// refused batch is rolled back alone, duplicates answer their first seq (also
+/// across batches of the group), and an id an earlier batch of the group pushed
+/// out of the retention is new again.
+pub(crate) fn group_commit(b: &dyn Backend) {
+    let s = b.open(3);
+    let add = |id: &str, what: &str| {
+        ev_id(
+            "ticket.event_added",
+            json!({"id": 7, "event": {"what": what}}),
+            id,
+        )
+    };
+    let batches = || {
+        vec![
+            vec![add("e1", "one")],
+            // Refused whole (a user's event on a shared ticket): the agent before
+            // it must not be stored either.
+            vec![
+                ev_id("agent.upserted", json!({"id": "a-x"}), "x1"),
+                add("x2", "alice's").for_user(Some("alice".into())),
+            ],
+            vec![add("e1", "one"), add("e2", "two")],
+            vec![add("e3", "three"), add("e4", "four")],
+            vec![add("e1", "late")],
+        ]
+    };
+    type Outcome = Result<(Vec<u64>, Vec<(u64, String, Option<String>)>), String>;
+    let outcome = |r: Result<super::Appended, StoreError>| -> Outcome {
+        match r {
+            Ok(a) => Ok((
+                a.seqs,
+                a.frames
+                    .into_iter()
+                    .map(|f| (f.seq, f.id, f.user))
+                    .collect(),
+            )),
+            Err(StoreError::Audience(_)) => Err("audience".into()),
+            Err(e) => Err(format!("unexpected: {e}")),
+        }
+    };
+    let mut results = Vec::new();
+    for tenant in ["one-by-one", "grouped"] {
+        s.append(
+            tenant,
+            vec![ev_id("ticket.created", json!({"id": 7}), "p1")],
+        )
+        .unwrap();
+        let got: Vec<Outcome> = if tenant == "grouped" {
+            s.append_group(tenant, batches())
+                .unwrap()
+                .into_iter()
+                .map(outcome)
+                .collect()
+        } else {
+            batches()
+                .into_iter()
+                .map(|events| outcome(s.append(tenant, events)))
+                .collect()
+        };
+        let read = s.read(tenant, 0, 100).unwrap();
+        let log: Vec<(u64, String)> = read.events.into_iter().map(|e| (e.seq, e.id)).collect();
+        let snap = s.snapshot(tenant).unwrap();
+        let entities: Vec<_> = snap
+            .entities
+            .into_iter()
+            .map(|e| (e.kind, e.id, e.data))
+            .collect();
+        results.push((got, (read.info.head, read.info.first), log, entities));
+    }
+    let (one, grouped) = (&results[0], &results[1]);
+    assert_eq!(grouped, one);
+    // What both gave, spelled out.
+    assert_eq!(grouped.0[0].as_ref().unwrap().0, [2]);
+    assert_eq!(grouped.0[1], Err("audience".into()));
+    assert_eq!(grouped.0[2].as_ref().unwrap().0, [2, 3]);
+    assert_eq!(grouped.0[3].as_ref().unwrap().0, [4, 5]);
+    assert_eq!(
+        grouped.0[4].as_ref().unwrap().0,
+        [6],
+        "pushed out, so new again"
+    );
+    assert_eq!(grouped.1, (6, 4));
+    assert!(s
+        .entity("grouped", EntityKind::Agent, "a-x")
+        .unwrap()
+        .is_none());
+    let t = s
+        .entity("grouped", EntityKind::Ticket, "7")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t["timeline"],
+        json!([{"what": "one"}, {"what": "two"}, {"what": "three"}, {"what": "four"}, {"what": "late"}])
+    );
+    // A group of nothing but refused or duplicate batches changes nothing.
+    let head = s.info("grouped").unwrap().head;
+    let r = s
+        .append_group(
+            "grouped",
+            vec![
+                vec![add("e4", "four")],
+                vec![add("y", "no").for_user(Some("bob".into()))],
+            ],
+        )
+        .unwrap();
+    assert_eq!(r[0].as_ref().unwrap().seqs, [5]);
+    assert!(matches!(r[1], Err(StoreError::Audience(_))));
+    assert_eq!(s.info("grouped").unwrap().head, head);
+}
+
 /// Writers appending to one tenant at once (two nodes on a shared store) never
 /// assign one seq twice or skip one, and every event's changes land once.
 pub(crate) fn concurrent_appends(b: &dyn Backend) {
@@ -707,6 +819,10 @@ macro_rules! store_suite {
             #[test]
             fn duplicate_ids() {
                 super::duplicate_ids(&b());
+            }
+            #[test]
+            fn group_commit() {
+                super::group_commit(&b());
             }
             #[test]
             fn concurrent_appends() {

@@ -1,9 +1,9 @@
 //! [`Checkpointer`]: WAL checkpoints on a thread of their own, so that copying the
-//! WAL back into the database file (and its `fsync`) does not stall the session's
-//! commits.
+//! WAL back into the database file (and its `fsync`) does not stall the writer's
+//! commits (the client cache's session, the gateway's ingest).
 //!
 //! Invariants:
-//! - it has its own connection to the cache file and only ever runs
+//! - it has its own connection to the database file and only ever runs
 //!   `PRAGMA wal_checkpoint(PASSIVE)`, which never blocks a writer or a reader and
 //!   never changes what the database holds; a kill at any point is as safe as a
 //!   kill during SQLite's own automatic checkpoint;
@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 /// Least time between two background checkpoints.
-pub(super) const INTERVAL: Duration = Duration::from_millis(100);
+pub const INTERVAL: Duration = Duration::from_millis(100);
 
 /// `wal_autocheckpoint` of the writer's connection while a checkpointer runs
 /// (SQLite's default is 1,000 pages; the backstop only fires if the thread lags).
-pub(super) const BACKSTOP_PAGES: u32 = 16_000;
+pub const BACKSTOP_PAGES: u32 = 16_000;
 
 #[derive(Debug, Default)]
 struct State {
@@ -43,20 +43,25 @@ struct Shared {
 
 /// See the module docs.
 #[derive(Debug)]
-pub(super) struct Checkpointer {
+pub struct Checkpointer {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    /// Start checkpointing the (existing, WAL-mode) database at `path`.
-    pub(super) fn start(path: &Path) -> std::io::Result<Checkpointer> {
+    /// Start checkpointing the (existing, WAL-mode) database at `path` whose
+    /// commits `writer` makes, and lower `writer`'s own checkpoints to the
+    /// backstop ([`BACKSTOP_PAGES`]). On an error `writer` is left as it was.
+    pub fn start(path: &Path, writer: &Connection) -> std::io::Result<Checkpointer> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(std::io::Error::other)?;
+        writer
+            .pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)
+            .map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared::default());
         let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
-            .name("pulse-cache-checkpoint".into())
+            .name("pulse-sqlite-checkpoint".into())
             .spawn(move || run(&conn, &theirs))?;
         Ok(Checkpointer {
             shared,
@@ -65,7 +70,7 @@ impl Checkpointer {
     }
 
     /// A transaction committed: checkpoint soon.
-    pub(super) fn nudge(&self) {
+    pub fn nudge(&self) {
         let mut s = self
             .shared
             .state
@@ -115,9 +120,9 @@ fn run(conn: &Connection, shared: &Shared) {
         });
         match result {
             Ok((_busy, log, copied)) => {
-                tracing::trace!(log, copied, "cache checkpoint");
+                tracing::trace!(log, copied, "wal checkpoint");
             }
-            Err(e) => tracing::debug!(error = %e, "cache checkpoint failed"),
+            Err(e) => tracing::debug!(error = %e, "wal checkpoint failed"),
         }
         // At most one checkpoint per INTERVAL; a stop ends the wait at once.
         let mut s = lock();
@@ -135,5 +140,71 @@ fn run(conn: &Connection, shared: &Shared) {
         if s.stop {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side_file(path: &Path, suffix: &str) -> std::path::PathBuf {
+        let mut s = path.as_os_str().to_owned();
+        s.push(suffix);
+        s.into()
+    }
+
+    /// Pages committed far below the writer's own threshold still reach the
+    /// database file (only the thread can have copied them), and the last close
+    /// removes the WAL.
+    #[test]
+    fn commits_are_checkpointed_off_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let writer = Connection::open(&path).unwrap();
+        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (v TEXT NOT NULL)")
+            .unwrap();
+        let c = Checkpointer::start(&path, &writer).unwrap();
+        let pages: u32 = writer
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, BACKSTOP_PAGES);
+        let before = std::fs::metadata(&path).unwrap().len();
+        let filler = "x".repeat(3000);
+        for _ in 0..200 {
+            writer
+                .execute("INSERT INTO t (v) VALUES (?1)", [&filler])
+                .unwrap();
+            c.nudge();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&path).unwrap().len() < before + 500_000 {
+            assert!(Instant::now() < deadline, "no checkpoint happened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let n: i64 = writer
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 200);
+        drop(c);
+        drop(writer);
+        assert!(!side_file(&path, "-wal").exists() && !side_file(&path, "-shm").exists());
+    }
+
+    /// A file that cannot be opened: an error, and the writer keeps SQLite's own
+    /// checkpoints.
+    #[test]
+    fn a_missing_file_is_an_error_and_leaves_the_writer_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Connection::open_in_memory().unwrap();
+        let before: u32 = writer
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert!(Checkpointer::start(&dir.path().join("none/db"), &writer).is_err());
+        let after: u32 = writer
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(before, after);
     }
 }
