@@ -2,7 +2,9 @@
 //! to domain changes), store apply (one SQLite transaction per batch, and the
 //! memory store), and the whole per-frame pipeline without the network (decode →
 //! `changes_for` → apply a batch to SQLite), and the store's cost per event as the
-//! cache grows (`store_scale`: 10,000 / 100,000 / 1,000,000 entities).
+//! cache grows (`store_scale`: 10,000 / 100,000 / 1,000,000 entities), and
+//! the cost of large (~4 KB) entities (`store_large`: upserts, patches that
+//! rewrite most of the entity, and one-field patches, in batches of 100 and 256).
 //!
 //! `cargo bench -p pulse-core --bench core`; `./scripts/bench.sh` puts the results
 //! in `docs/benchmarks.md`.
@@ -225,5 +227,134 @@ fn store_scale(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, profile_mapping, store_apply, pipeline, store_scale);
+/// Deterministic words, about `len` bytes of them.
+fn words(seed: u64, len: usize) -> String {
+    const W: [&str; 8] = [
+        "deploy", "billing", "service", "rollback", "latency", "queue", "refund", "cluster",
+    ];
+    let mut s = String::with_capacity(len + 16);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while s.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(W[(x % 8) as usize]);
+    }
+    s
+}
+
+/// Tickets the large benches spread over (as the ingest benchmark's large stream).
+const LARGE_TICKETS: u64 = 500;
+
+/// A ~4 KB ticket as the ingest benchmark's large stream sends it (`ticket.created`
+/// / `ticket.updated` with the whole ticket: a long description, labels, a pull
+/// request with its checks).
+fn large_ticket(seq: u64) -> Value {
+    let state = ["backlog", "todo", "in_progress", "review", "done"][(seq % 5) as usize];
+    json!({
+        "id": format!("tkt-{}", seq % LARGE_TICKETS),
+        "title": words(seq, 60),
+        "state": state,
+        "assignee": format!("agent-{}", seq % 200),
+        "priority": seq % 4,
+        "labels": ["backend", "billing", "customer-facing", format!("sprint-{}", seq % 12)],
+        "description": words(seq, 2800),
+        "pr": {
+            "number": 4000 + seq,
+            "url": format!("https://git.example/acme/billing/pull/{}", 4000 + seq),
+            "state": "open",
+            "checks": (0..10u64).map(|c| json!({
+                "name": format!("ci/check-{c}"),
+                "status": if (seq + c).is_multiple_of(7) { "failed" } else { "passed" },
+                "duration_ms": 1000 + (seq * 31 + c * 17) % 90_000,
+            })).collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// An event of `event_type` with `data`, and its changes.
+fn large_event(seq: u64, event_type: &str, data: Value) -> AppliedEvent {
+    let frame = EventFrame {
+        user: None,
+        seq,
+        id: format!("e-{seq}"),
+        stream: "bench".into(),
+        event_type: event_type.into(),
+        ts: 1_767_224_700_000 + seq as i64,
+        data,
+    };
+    let changes = changes_for(&frame.event_type, &frame.data, frame.ts).expect("valid");
+    AppliedEvent { frame, changes }
+}
+
+/// `store_large/sqlite/{upsert,patch,move}_batch_N`: batches of events on ~4 KB
+/// tickets (500 of them, all already in the cache): `upsert` is `ticket.created`
+/// with the whole ticket, `patch` is `ticket.updated` with the whole ticket (most
+/// of its text changes), `move` is `ticket.moved` (one field of a 4 KB ticket).
+fn store_large(c: &mut Criterion) {
+    let mut g = c.benchmark_group("store_large");
+    g.sample_size(30);
+    type Make = fn(u64) -> AppliedEvent;
+    let cases: [(&str, Make); 3] = [
+        ("upsert", |s| {
+            large_event(s, "ticket.created", large_ticket(s))
+        }),
+        ("patch", |s| {
+            large_event(s, "ticket.updated", large_ticket(s))
+        }),
+        ("move", |s| {
+            let state = ["backlog", "todo", "in_progress", "review", "done"][(s % 5) as usize];
+            large_event(
+                s,
+                "ticket.moved",
+                json!({"id": format!("tkt-{}", s % LARGE_TICKETS), "state": state}),
+            )
+        }),
+    ];
+    for batch in [100u64, 256] {
+        g.throughput(Throughput::Elements(batch));
+        for (name, make) in cases {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut store =
+                SqliteStore::open(dir.path().join(format!("{name}-{batch}.db"))).expect("open");
+            // Every ticket exists and the log is full, as in a long-running stream.
+            let mut seq = 1u64;
+            while seq <= LARGE_TICKETS.max(pulse_core::store::EVENT_LOG_LIMIT as u64) {
+                let events: Vec<_> = (seq..seq + 250)
+                    .map(|s| large_event(s, "ticket.created", large_ticket(s)))
+                    .collect();
+                store.apply("epoch", &events).expect("fill");
+                seq += 250;
+            }
+            let next = Cell::new(seq);
+            g.bench_function(
+                BenchmarkId::new("sqlite", format!("{name}_batch_{batch}")),
+                |b| {
+                    b.iter_batched(
+                        || {
+                            let first = next.get();
+                            next.set(first + batch);
+                            (first..first + batch).map(make).collect::<Vec<_>>()
+                        },
+                        |events| store.apply("epoch", &events).expect("apply"),
+                        BatchSize::SmallInput,
+                    )
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    profile_mapping,
+    store_apply,
+    pipeline,
+    store_scale,
+    store_large
+);
 criterion_main!(benches);
