@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, BenchmarkId, Criterion, Throughput};
 use pulse_core::profile::{Mapper, Profile};
 use pulse_core::store::{AppliedEvent, MemoryStore, SqliteStore, Store};
 use pulse_protocol::{changes_for, EventFrame, ServerFrame};
@@ -295,7 +295,11 @@ fn large_event(seq: u64, event_type: &str, data: Value) -> AppliedEvent {
 /// with the whole ticket, `patch` is `ticket.updated` with the whole ticket (most
 /// of its text changes), `move` is `ticket.moved` (one field of a 4 KB ticket).
 fn store_large(c: &mut Criterion) {
-    let mut g = c.benchmark_group("store_large");
+    store_large_in(c, "store_large");
+}
+
+fn store_large_in<M: criterion::measurement::Measurement>(c: &mut Criterion<M>, group: &str) {
+    let mut g = c.benchmark_group(group);
     g.sample_size(30);
     type Make = fn(u64) -> AppliedEvent;
     let cases: [(&str, Make); 3] = [
@@ -349,6 +353,97 @@ fn store_large(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU time of the whole process (every thread: the checkpointer's work counts),
+/// from `getrusage(RUSAGE_SELF)`: on a machine shared with other work, wall time
+/// measures the others as much as the code, CPU time much less.
+struct ProcessCpu;
+
+#[repr(C)]
+struct Timeval {
+    sec: i64,
+    usec: i64,
+}
+
+#[repr(C)]
+struct Rusage {
+    utime: Timeval,
+    stime: Timeval,
+    rest: [i64; 14],
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+}
+
+fn process_cpu() -> std::time::Duration {
+    let mut u = std::mem::MaybeUninit::<Rusage>::zeroed();
+    // SAFETY: `getrusage` fills the struct it is given (RUSAGE_SELF = 0); the
+    // layout is Linux's `struct rusage` on 64-bit targets (two timevals, 14 longs).
+    let u = unsafe {
+        assert_eq!(getrusage(0, u.as_mut_ptr()), 0, "getrusage");
+        u.assume_init()
+    };
+    let us = |t: &Timeval| t.sec as u64 * 1_000_000 + t.usec as u64;
+    std::time::Duration::from_micros(us(&u.utime) + us(&u.stime))
+}
+
+impl criterion::measurement::Measurement for ProcessCpu {
+    type Intermediate = std::time::Duration;
+    type Value = std::time::Duration;
+    fn start(&self) -> Self::Intermediate {
+        process_cpu()
+    }
+    fn end(&self, i: Self::Intermediate) -> Self::Value {
+        process_cpu().saturating_sub(i)
+    }
+    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Self::Value {
+        std::time::Duration::ZERO
+    }
+    fn to_f64(&self, v: &Self::Value) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
+        // Shown as durations, as wall time is.
+        static WALL: criterion::measurement::WallTime = criterion::measurement::WallTime;
+        criterion::measurement::Measurement::formatter(&WALL)
+    }
+}
+
+/// `store_large` again, timed in process CPU time (`store_large_cpu/…`); only
+/// with `PULSE_BENCH_CPU=1` (for before/after comparisons on a busy machine).
+fn store_large_cpu(c: &mut Criterion<ProcessCpu>) {
+    store_large_in(c, "store_large_cpu");
+    store_apply_sqlite_100(c, "store_apply_cpu");
+}
+
+/// `store_apply/sqlite/batch_100` under another measurement.
+fn store_apply_sqlite_100<M: criterion::measurement::Measurement>(
+    c: &mut Criterion<M>,
+    group: &str,
+) {
+    let mut g = c.benchmark_group(group);
+    let batch = 100u64;
+    g.throughput(Throughput::Elements(batch));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut sqlite = SqliteStore::open(dir.path().join("b.db")).expect("open");
+    let next = Cell::new(1u64);
+    g.bench_function(BenchmarkId::new("sqlite", format!("batch_{batch}")), |b| {
+        b.iter_batched(
+            || {
+                let first = next.get();
+                next.set(first + batch);
+                (first..first + batch).map(applied).collect::<Vec<_>>()
+            },
+            |events| sqlite.apply("epoch", &events).expect("apply"),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     profile_mapping,
@@ -357,4 +452,14 @@ criterion_group!(
     store_scale,
     store_large
 );
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    if std::env::var_os("PULSE_BENCH_CPU").is_some_and(|v| v == "1") {
+        let mut c = Criterion::default()
+            .with_measurement(ProcessCpu)
+            .configure_from_args();
+        store_large_cpu(&mut c);
+    }
+    Criterion::default().configure_from_args().final_summary();
+}
