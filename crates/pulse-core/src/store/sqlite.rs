@@ -43,6 +43,9 @@
 //!   whose data is not text or not a JSON object makes the read that meets it
 //!   fail with [`StoreError::BadEntityRow`] naming it, and is never changed or
 //!   removed by that (an upsert or a snapshot replaces it);
+//! - the writer's page cache is [`PAGE_CACHE_KIB`] (SQLite's default, about
+//!   2 MiB, when the owner asked for a small entity cache), so that one batch
+//!   of large events does not spill dirty pages into the WAL mid-transaction;
 //! - no table holds a credential.
 
 use std::path::{Path, PathBuf};
@@ -1047,6 +1050,24 @@ mod tests {
         }
         drop(store);
         assert!(!side_file(&path, "-wal").exists() && !side_file(&path, "-shm").exists());
+    }
+
+    /// The writer's page cache is [`PAGE_CACHE_KIB`], and SQLite's default again
+    /// once its owner asks for a small entity cache (`pulsectl watch`).
+    #[test]
+    fn the_page_cache_follows_the_entity_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(dir.path().join("c.db")).unwrap();
+        let size = |s: &SqliteStore| -> i64 {
+            s.conn
+                .query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(size(&store), -PAGE_CACHE_KIB);
+        store.set_entity_cache_entries(256);
+        assert_eq!(size(&store), -SQLITE_DEFAULT_CACHE_KIB);
+        store.set_entity_cache_entries(usize::MAX);
+        assert_eq!(size(&store), -PAGE_CACHE_KIB);
     }
 
     #[test]
