@@ -210,6 +210,18 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// A cached entity's row holds data this build cannot read (not text, or not
+    /// a JSON object). The row is left as it is; a snapshot or an upsert of the
+    /// same entity replaces it.
+    #[error("cached {kind} `{id}` has unreadable data ({detail}); it is kept until the server sends it again (a resync replaces it)")]
+    BadEntityRow {
+        /// The entity's kind, as stored.
+        kind: String,
+        /// The entity's id.
+        id: String,
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 /// Counts and cursors, for `pulsectl status` and the overview page.

@@ -37,6 +37,15 @@
 //!   owner (or action) cannot be read makes [`Store::outbox`] fail with
 //!   [`StoreError::BadOutboxRow`] naming it; the row is never changed or removed
 //!   by that (a read-only open of a version-1 file reads its rows as unowned);
+//! - entities live in a rowid table with a unique index on `(kind, id)` (schema
+//!   version 3; versions 1 and 2 kept them `WITHOUT ROWID`, which spills a 4 KB
+//!   row into overflow pages); the migration copies every row as it is. A row
+//!   whose data is not text or not a JSON object makes the read that meets it
+//!   fail with [`StoreError::BadEntityRow`] naming it, and is never changed or
+//!   removed by that (an upsert or a snapshot replaces it);
+//! - the writer's page cache is [`PAGE_CACHE_KIB`] (SQLite's default, about
+//!   2 MiB, when the owner asked for a small entity cache), so that one batch
+//!   of large events does not spill dirty pages into the WAL mid-transaction;
 //! - no table holds a credential.
 
 use std::path::{Path, PathBuf};
@@ -44,6 +53,7 @@ use std::time::Duration;
 
 use pulse_protocol::domain::{Change, Entity, EntityKind, Object};
 use pulse_protocol::frame::EventFrame;
+use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::memory::{now_ms, SeqFilter};
@@ -103,6 +113,7 @@ const APPLICATION_ID: i32 = 0x5055_4C53;
 const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/0001_init.sql"),
     include_str!("sqlite/0002_outbox_owner.sql"),
+    include_str!("sqlite/0003_entities_rowid.sql"),
 ];
 
 /// The first schema version whose outbox has the `owner` column.
@@ -110,6 +121,17 @@ const OWNER_SINCE: i64 = 2;
 
 /// Highest schema version this build understands.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// SQLite's page cache for the writer, in KiB (`PRAGMA cache_size = -N`). SQLite's
+/// default, [`SQLITE_DEFAULT_CACHE_KIB`], is smaller than one batch of 256 large
+/// (~4 KB) events dirties (two or three pages each, with the log): the pager then
+/// spills dirty pages into the WAL in the middle of the transaction and reads
+/// them back, and 500 large entities no longer fit beside the log's pages. The
+/// pages are allocated as they are used, so a small cache never takes this much.
+const PAGE_CACHE_KIB: i64 = 8 * 1024;
+
+/// SQLite's default page cache (`SQLITE_DEFAULT_CACHE_SIZE`, -2000), in KiB.
+const SQLITE_DEFAULT_CACHE_KIB: i64 = 2000;
 
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -290,8 +312,20 @@ impl SqliteStore {
     /// 8,192; 0 keeps none). A parsed entity costs a few times its JSON text, so a
     /// process that must stay small (`pulsectl watch`) asks for fewer; the cache's
     /// contents never change what the store returns, only how often it asks SQLite.
+    ///
+    /// Fewer than the default also keeps SQLite's page cache at SQLite's own
+    /// default (about 2 MiB) instead of [`PAGE_CACHE_KIB`]: both are what a
+    /// process trades for memory.
     pub fn set_entity_cache_entries(&mut self, n: usize) {
         self.cache.set_max_entries(n);
+        let kib = if n < cache::MAX_ENTRIES {
+            SQLITE_DEFAULT_CACHE_KIB
+        } else {
+            PAGE_CACHE_KIB
+        };
+        if let Err(e) = self.conn.pragma_update(None, "cache_size", -kib) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot set the cache's page cache size");
+        }
     }
 
     /// The file this store lives in.
@@ -330,6 +364,7 @@ impl SqliteStore {
             tracing::warn!(path = %self.path.display(), %mode, "cache is not in WAL mode");
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;")?;
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(32);
         self.migrate()
     }
@@ -480,9 +515,9 @@ impl SqliteStore {
                     let needs_current =
                         matches!(change, Change::Patch { .. } | Change::Append { .. });
                     let at = batch.slot(key, needs_current, cache, |(kind, id)| {
-                        read.query_row(params![kind.as_str(), id], |r| r.get::<_, String>(0))
+                        read.query_row(params![kind.as_str(), id], |r| r.get::<_, Value>(0))
                             .optional()?
-                            .map(|text| Ok((serde_json::from_str::<Object>(&text)?, text.len())))
+                            .map(|data| decode_data(kind.as_str(), id, data))
                             .transpose()
                     })?;
                     batch.change(at, change);
@@ -571,10 +606,11 @@ impl SqliteStore {
         };
         rows.into_iter()
             .map(|(kind, id, data)| {
+                let data = decode_data(&kind, &id, data)?.0;
                 Ok(Entity {
                     kind: self.parse_kind(&kind)?,
                     id,
-                    data: serde_json::from_str(&data)?,
+                    data,
                 })
             })
             .collect()
@@ -713,8 +749,26 @@ const SET_LAST_SYNC: &str = "INSERT INTO meta (key, value) VALUES ('last_sync_ms
 /// `ORDER BY pos DESC LIMIT 1 OFFSET ?1` stepped over `?1` rows every batch.
 const TRIM_LOG: &str = "DELETE FROM event_log WHERE pos <= (SELECT max(pos) FROM event_log) - ?1";
 
-fn row_triple(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
+fn row_triple(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Value)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+/// An entity row's `data` column as its object and the length of its text, or
+/// [`StoreError::BadEntityRow`] naming the row (the one place rows are decoded).
+fn decode_data(kind: &str, id: &str, data: Value) -> Result<(Object, usize), StoreError> {
+    let bad = |detail: String| StoreError::BadEntityRow {
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        detail,
+    };
+    match data {
+        Value::Text(text) => serde_json::from_str::<Object>(&text)
+            .map(|obj| (obj, text.len()))
+            .map_err(|e| bad(format!("not a JSON object: {e}"))),
+        Value::Null => Err(bad("NULL".into())),
+        Value::Integer(_) | Value::Real(_) => Err(bad("a number, not text".into())),
+        Value::Blob(b) => Err(bad(format!("a {}-byte blob, not text", b.len()))),
+    }
 }
 
 impl Store for SqliteStore {
@@ -752,7 +806,7 @@ impl Store for SqliteStore {
 
     fn get(&self, kind: EntityKind, id: &str) -> Result<Option<Entity>, StoreError> {
         self.checked(|s| {
-            let data: Option<String> = s
+            let data: Option<Value> = s
                 .conn
                 .prepare_cached("SELECT data FROM entities WHERE kind = ?1 AND id = ?2")?
                 .query_row(params![kind.as_str(), id], |r| r.get(0))
@@ -761,7 +815,7 @@ impl Store for SqliteStore {
                 Ok(Entity {
                     kind,
                     id: id.to_owned(),
-                    data: serde_json::from_str(&d)?,
+                    data: decode_data(kind.as_str(), id, d)?.0,
                 })
             })
             .transpose()
@@ -827,10 +881,10 @@ impl Store for SqliteStore {
                 .query_map([], |r| {
                     Ok((
                         r.get::<_, u64>(0)?,
-                        r.get::<_, rusqlite::types::Value>(1)?,
+                        r.get::<_, Value>(1)?,
                         r.get::<_, i64>(2)?,
                         r.get::<_, Option<String>>(3)?,
-                        r.get::<_, rusqlite::types::Value>(4)?,
+                        r.get::<_, Value>(4)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -839,14 +893,14 @@ impl Store for SqliteStore {
                     let bad =
                         |column, detail: String| StoreError::BadOutboxRow { id, column, detail };
                     let action = match action {
-                        rusqlite::types::Value::Text(t) => {
+                        Value::Text(t) => {
                             serde_json::from_str(&t).map_err(|e| bad("action", e.to_string()))?
                         }
                         other => return Err(bad("action", format!("not text: {other:?}"))),
                     };
                     let owner = match owner {
-                        rusqlite::types::Value::Null => None,
-                        rusqlite::types::Value::Text(t) => Some(
+                        Value::Null => None,
+                        Value::Text(t) => Some(
                             serde_json::from_str::<Owner>(&t)
                                 .map_err(|e| bad("owner", e.to_string()))?,
                         ),
@@ -925,7 +979,7 @@ mod tests {
 
     #[test]
     fn migrations_are_numbered_and_versioned() {
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache.db");
         drop(SqliteStore::open(&path).unwrap());
@@ -991,6 +1045,24 @@ mod tests {
         }
         drop(store);
         assert!(!side_file(&path, "-wal").exists() && !side_file(&path, "-shm").exists());
+    }
+
+    /// The writer's page cache is [`PAGE_CACHE_KIB`], and SQLite's default again
+    /// once its owner asks for a small entity cache (`pulsectl watch`).
+    #[test]
+    fn the_page_cache_follows_the_entity_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(dir.path().join("c.db")).unwrap();
+        let size = |s: &SqliteStore| -> i64 {
+            s.conn
+                .query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(size(&store), -PAGE_CACHE_KIB);
+        store.set_entity_cache_entries(256);
+        assert_eq!(size(&store), -SQLITE_DEFAULT_CACHE_KIB);
+        store.set_entity_cache_entries(usize::MAX);
+        assert_eq!(size(&store), -PAGE_CACHE_KIB);
     }
 
     #[test]

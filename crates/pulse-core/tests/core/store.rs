@@ -331,7 +331,7 @@ mod sqlite_only {
                     err,
                     StoreError::TooNew {
                         found: 99,
-                        supported: 2
+                        supported: 3
                     }
                 ),
                 "{err:?}"
@@ -625,7 +625,285 @@ mod sqlite_only {
             .collect();
         assert_eq!(rows, vec![(1, None, 7), (id, Some(ann), 8)]);
         drop(store);
-        assert_eq!(version(&path), 2);
+        assert_eq!(version(&path), 3);
+    }
+
+    /// A cache of schema version 2 (entities `WITHOUT ROWID`) as that version
+    /// made it, full of data: `n` entities of each of two kinds (every tenth one
+    /// ~4 KB), a cursor, a full event log and a queued action. Returns the
+    /// entity rows as written, sorted by kind and id.
+    fn version_2_cache(path: &Path, n: usize) -> Vec<(String, String, String)> {
+        let mut raw = rusqlite::Connection::open(path).unwrap();
+        raw.execute_batch(include_str!("../../src/store/sqlite/0001_init.sql"))
+            .unwrap();
+        raw.execute_batch(include_str!("../../src/store/sqlite/0002_outbox_owner.sql"))
+            .unwrap();
+        raw.execute_batch("PRAGMA application_id = 1347767379; PRAGMA user_version = 2;")
+            .unwrap();
+        let tx = raw.transaction().unwrap();
+        let mut rows = Vec::new();
+        for kind in ["agent", "ticket"] {
+            for i in 0..n {
+                let id = format!("{kind}-{i:05}");
+                let text = if i % 10 == 0 {
+                    "long words ".repeat(380)
+                } else {
+                    format!("é \"{i}\"")
+                };
+                let data =
+                    serde_json::to_string(&json!({"id": id, "i": i, "text": text, "n": 1.5}))
+                        .unwrap();
+                tx.execute(
+                    "INSERT INTO entities (kind, id, data) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![kind, id, data],
+                )
+                .unwrap();
+                rows.push((kind.to_owned(), id, data));
+            }
+        }
+        tx.execute(
+            "INSERT INTO cursors (stream, epoch, seq, updated_at) VALUES (?1, 'e1', ?2, 5)",
+            rusqlite::params![STREAM, EVENT_LOG_LIMIT as i64],
+        )
+        .unwrap();
+        for seq in 1..=EVENT_LOG_LIMIT as u64 {
+            let frame = serde_json::to_string(&event(seq, vec![]).frame).unwrap();
+            tx.execute(
+                "INSERT INTO event_log (stream, seq, frame) VALUES (?1, ?2, ?3)",
+                rusqlite::params![STREAM, seq, frame],
+            )
+            .unwrap();
+        }
+        tx.execute(
+            "INSERT INTO outbox (action, queued_at, owner) VALUES (?1, 7, ?2)",
+            [
+                r#"{"action":"approve","id":"p1","reason":null}"#,
+                r#"{"server":"https://s.example","account":"ann"}"#,
+            ],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        rows.sort();
+        rows
+    }
+
+    fn raw_rows(path: &Path) -> Vec<(String, String, rusqlite::types::Value)> {
+        let raw = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = raw
+            .prepare("SELECT kind, id, data FROM entities ORDER BY kind, id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows
+    }
+
+    fn entities_sql(path: &Path) -> String {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'entities'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// Version 2 → 3 (entities to a rowid table with a unique index): every row
+    /// is there afterwards, byte for byte, and so are the cursor, the log and the
+    /// outbox; the store reads and writes the migrated rows; the unique index
+    /// still makes `(kind, id)` one row.
+    #[test]
+    fn a_version_2_cache_full_of_data_is_migrated_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.db");
+        let written = version_2_cache(&path, 1500);
+        assert!(entities_sql(&path).contains("WITHOUT ROWID"));
+        // A read-only open reads version 2 as it is, migrating nothing.
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        assert_eq!(reader.all().unwrap().len(), written.len());
+        drop(reader);
+        assert!(entities_sql(&path).contains("WITHOUT ROWID"));
+
+        let mut store = SqliteStore::open(&path).unwrap();
+        let sql = entities_sql(&path);
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        let as_text: Vec<(String, String, String)> = raw_rows(&path)
+            .into_iter()
+            .map(|(k, i, d)| match d {
+                rusqlite::types::Value::Text(t) => (k, i, t),
+                other => panic!("{k}/{i}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(as_text, written, "every row, byte for byte");
+        let all = store.all().unwrap();
+        assert_eq!(all.len(), written.len());
+        for (e, (_, id, data)) in all
+            .iter()
+            .filter(|e| e.kind == EntityKind::Agent)
+            .zip(written.iter().filter(|r| r.0 == "agent"))
+        {
+            assert_eq!(
+                (&e.id, serde_json::to_string(&e.data).unwrap()),
+                (id, data.clone())
+            );
+        }
+        assert_eq!(
+            store.cursor(STREAM).unwrap(),
+            Some(cursor("e1", EVENT_LOG_LIMIT as u64))
+        );
+        assert_eq!(
+            store.recent_events(usize::MAX).unwrap().len(),
+            EVENT_LOG_LIMIT
+        );
+        assert_eq!(store.outbox().unwrap().len(), 1);
+        // The migrated rows take patches, upserts and deletes; (kind, id) stays unique.
+        let seq = EVENT_LOG_LIMIT as u64;
+        store
+            .apply(
+                "e1",
+                &[
+                    event(
+                        seq + 1,
+                        vec![patch(
+                            EntityKind::Ticket,
+                            "ticket-00010",
+                            json!({"state": "done"}),
+                        )],
+                    ),
+                    event(
+                        seq + 2,
+                        vec![upsert(
+                            EntityKind::Agent,
+                            "agent-00001",
+                            json!({"id": "agent-00001"}),
+                        )],
+                    ),
+                    event(
+                        seq + 3,
+                        vec![pulse_core::store::suite::delete(
+                            EntityKind::Agent,
+                            "agent-00002",
+                        )],
+                    ),
+                ],
+            )
+            .unwrap();
+        let t = store
+            .get(EntityKind::Ticket, "ticket-00010")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.data["state"].as_str(), t.data["i"].as_u64()),
+            (Some("done"), Some(10))
+        );
+        assert_eq!(
+            store
+                .get(EntityKind::Agent, "agent-00001")
+                .unwrap()
+                .unwrap()
+                .data,
+            obj(json!({"id": "agent-00001"}))
+        );
+        assert!(store
+            .get(EntityKind::Agent, "agent-00002")
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store.summary().unwrap().counts.values().sum::<u64>(),
+            written.len() as u64 - 1
+        );
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let dup = raw.execute(
+            "INSERT INTO entities (kind, id, data) VALUES ('agent', 'agent-00003', '{}')",
+            [],
+        );
+        assert!(dup.is_err(), "(kind, id) must stay unique");
+        drop(raw);
+        drop(store);
+        let version: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+    }
+
+    /// A version-2 row whose data is garbage is migrated as it is; reading it
+    /// (get, list, all, a patch of it) is [`StoreError::BadEntityRow`] naming it,
+    /// nothing is changed or lost by that, and an upsert (the server sending it
+    /// again) replaces it.
+    #[test]
+    fn garbage_in_a_migrated_entity_row_is_a_clear_error_and_nothing_is_lost() {
+        for garbage in [
+            rusqlite::types::Value::Text("{\"id\": ".into()),
+            rusqlite::types::Value::Text("[1, 2]".into()),
+            rusqlite::types::Value::Blob(vec![0, 0xff, 0xfe]),
+            rusqlite::types::Value::Integer(42),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("cache.db");
+            version_2_cache(&path, 20);
+            rusqlite::Connection::open(&path)
+                .unwrap()
+                .execute(
+                    "UPDATE entities SET data = ?1 WHERE kind = 'ticket' AND id = 'ticket-00003'",
+                    [&garbage],
+                )
+                .unwrap();
+            let before = raw_rows(&path);
+            let mut store = SqliteStore::open(&path).unwrap();
+            assert_eq!(raw_rows(&path), before, "{garbage:?}: migrated as it was");
+            let is_bad = |err: StoreError| {
+                assert!(
+                    matches!(&err, StoreError::BadEntityRow { kind, id, .. } if kind == "ticket" && id == "ticket-00003"),
+                    "{garbage:?}: {err:?}"
+                );
+                let msg = err.to_string();
+                assert!(
+                    msg.contains("ticket-00003") && msg.contains("kept"),
+                    "{msg}"
+                );
+            };
+            is_bad(store.get(EntityKind::Ticket, "ticket-00003").unwrap_err());
+            is_bad(store.list(EntityKind::Ticket).unwrap_err());
+            is_bad(store.all().unwrap_err());
+            let seq = EVENT_LOG_LIMIT as u64;
+            is_bad(
+                store
+                    .apply(
+                        "e1",
+                        &[event(
+                            seq + 1,
+                            vec![patch(EntityKind::Ticket, "ticket-00003", json!({"s": 1}))],
+                        )],
+                    )
+                    .unwrap_err(),
+            );
+            // Nothing lost or changed: the batch rolled back, the row is as it was.
+            assert_eq!(raw_rows(&path), before, "{garbage:?}");
+            assert_eq!(store.cursor(STREAM).unwrap(), Some(cursor("e1", seq)));
+            // Other entities read as ever; the server sending it again replaces it.
+            assert!(store
+                .get(EntityKind::Ticket, "ticket-00004")
+                .unwrap()
+                .is_some());
+            store
+                .apply(
+                    "e1",
+                    &[event(
+                        seq + 1,
+                        vec![upsert(
+                            EntityKind::Ticket,
+                            "ticket-00003",
+                            json!({"id": "ticket-00003"}),
+                        )],
+                    )],
+                )
+                .unwrap();
+            assert_eq!(store.all().unwrap().len(), 40);
+        }
     }
 
     #[test]
@@ -795,10 +1073,14 @@ mod same_as_memory {
     const KINDS: [EntityKind; 2] = [EntityKind::Agent, EntityKind::Ticket];
 
     fn value(rng: &mut Rng) -> Value {
-        match rng.below(4) {
+        match rng.below(5) {
             0 => json!(rng.below(3)),
             1 => json!(["x", "y", "z"][rng.below(3) as usize]),
             2 => json!({"n": rng.below(2)}),
+            // Large entities (~4 KB and ~9 KB, past a page): two texts so that a
+            // large value is sometimes rewritten with the same one (a no-op).
+            3 => json!(["long ", "longer "][rng.below(2) as usize]
+                .repeat(700 + 600 * rng.below(2) as usize)),
             _ => Value::Null,
         }
     }

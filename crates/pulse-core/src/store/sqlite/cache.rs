@@ -23,8 +23,11 @@ use pulse_protocol::domain::{EntityKind, Object};
 /// Most entries the cache holds.
 pub(super) const MAX_ENTRIES: usize = 8_192;
 
-/// Most bytes of JSON text (as stored) the cached entities may add up to.
-pub(super) const MAX_BYTES: usize = 2 * 1024 * 1024;
+/// Most bytes of JSON text (as stored) the cached entities may add up to: 1,500
+/// large (~4 KB) entities. Below a stream's working set the first-in-first-out
+/// order misses on every entity of a cyclic stream (2 MiB held 480 of 500
+/// tickets of 4 KB, and each patch read and parsed its ticket again).
+pub(super) const MAX_BYTES: usize = 6 * 1024 * 1024;
 
 /// `(kind, id)` of an entity.
 pub(super) type Key = (EntityKind, String);
