@@ -174,6 +174,10 @@ async fn post(
     Ok(())
 }
 
+/// The most events one ingest request carries (about 150 KB, well under the
+/// gateway's 1 MiB body limit).
+const MAX_PER_REQUEST: u64 = 1_000;
+
 /// Send `rate` events/s for `secs`; returns (events sent, requests).
 async fn publish(
     http: &reqwest::Client,
@@ -195,20 +199,25 @@ async fn publish(
         if due <= sent {
             continue;
         }
-        let now = sys::mono_ns();
-        let events: Vec<_> = (sent..due)
-            .map(|k| {
-                json!({"type": "agent.status_changed", "data": {
-                    "id": format!("agent-{}", k % 100),
-                    "status": "busy",
-                    "sent_ns": now,
-                    "phase": phase.map(|p| p as i64).unwrap_or(-1),
-                }})
-            })
-            .collect();
-        post(http, url, token, events).await?;
-        requests += 1;
-        sent = due;
+        // After a stall (a loaded machine) the overdue events go out in requests of
+        // at most MAX_PER_REQUEST, not one request over the gateway's body limit.
+        while sent < due {
+            let upto = due.min(sent + MAX_PER_REQUEST);
+            let now = sys::mono_ns();
+            let events: Vec<_> = (sent..upto)
+                .map(|k| {
+                    json!({"type": "agent.status_changed", "data": {
+                        "id": format!("agent-{}", k % 100),
+                        "status": "busy",
+                        "sent_ns": now,
+                        "phase": phase.map(|p| p as i64).unwrap_or(-1),
+                    }})
+                })
+                .collect();
+            post(http, url, token, events).await?;
+            requests += 1;
+            sent = upto;
+        }
     }
     Ok((sent, requests))
 }
