@@ -51,6 +51,15 @@ pub struct SessionCx {
     /// When the fallback last made a full round (kept across its spells until
     /// the session goes live).
     last_poll: Option<Instant>,
+    /// The stream and local seq of this session's last [`SessionCx::commit_local`]:
+    /// while the store's cursor is still that one, the cache was checked for
+    /// other streams' data and holds none since (see `commit_local`).
+    local_head: Option<(String, u64)>,
+    /// The batch [`SessionCx::commit_local`] hands to the store, kept between
+    /// batches (empty outside a commit) so that a burst does not allocate and free
+    /// a buffer of a thousand events per transaction: with glibc, freeing a
+    /// block that large consolidates the allocator's free lists each time.
+    scratch: Vec<AppliedEvent>,
 }
 
 impl SessionCx {
@@ -70,6 +79,8 @@ impl SessionCx {
             events,
             cmd,
             last_poll: None,
+            local_head: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -232,22 +243,37 @@ impl SessionCx {
         &mut self,
         stream: &str,
         epoch: &str,
-        events: Vec<AppliedEvent>,
+        mut events: Vec<AppliedEvent>,
+        catching_up: bool,
+    ) -> Result<(), End> {
+        self.commit_from(stream, epoch, &mut events, catching_up)
+    }
+
+    /// [`SessionCx::commit`] of what `events` holds, leaving it empty (its
+    /// buffer kept for the next batch) whether the commit succeeds or not.
+    fn commit_from(
+        &mut self,
+        stream: &str,
+        epoch: &str,
+        events: &mut Vec<AppliedEvent>,
         catching_up: bool,
     ) -> Result<(), End> {
         let Some(last) = events.last().map(|e| e.frame.seq) else {
             return Ok(());
         };
-        self.store().apply(epoch, &events)?;
+        if let Err(e) = self.store().apply(epoch, events) {
+            events.clear();
+            return Err(e.into());
+        }
         let n = events.len() as u64;
-        let committed: Vec<CommittedEvent> = events
-            .into_iter()
-            .map(|e| CommittedEvent {
-                seq: e.frame.seq,
-                event_type: e.frame.event_type,
-                changes: e.changes,
-            })
-            .collect();
+        // A buffer of its own, just big enough (not the events' buffer, which
+        // is kept for the next batch).
+        let mut committed: Vec<CommittedEvent> = Vec::with_capacity(events.len());
+        committed.extend(events.drain(..).map(|e| CommittedEvent {
+            seq: e.frame.seq,
+            event_type: e.frame.event_type,
+            changes: e.changes,
+        }));
         let now = crate::now_ms();
         let cursor = Cursor {
             epoch: epoch.to_owned(),
@@ -292,37 +318,59 @@ impl SessionCx {
 
     /// Commit events of a dialect without seqs: they get local seqs (epoch `local`)
     /// after the stream's stored cursor, and are applied in one transaction.
-    pub fn commit_local(&mut self, stream: &str, events: Vec<LocalEvent>) -> Result<(), End> {
-        let others = self.store().summary()?.cursors.keys().any(|k| k != stream);
-        if others {
-            // This cache held another server's or tenant's data: start clean.
-            let fresh = Cursor {
-                epoch: LOCAL_EPOCH.to_owned(),
-                seq: 0,
-            };
-            self.store().replace_all(stream, &fresh, &[])?;
+    ///
+    /// A cache that holds another stream's cursor (another server's or tenant's
+    /// data) is started clean first. That check reads the store's summary, which
+    /// counts every entity, so it runs on this session's first local commit and
+    /// again only when the stream's cursor is no longer the one this session
+    /// last committed (a snapshot, another writer): while it is, nothing but this
+    /// session's commits touched the cursors since the last check.
+    pub fn commit_local(
+        &mut self,
+        stream: &str,
+        events: impl IntoIterator<Item = LocalEvent>,
+    ) -> Result<(), End> {
+        let mut stored = self.store().cursor(stream)?;
+        let unchanged = matches!(
+            (&self.local_head, &stored),
+            (Some((s, seq)), Some(c)) if s == stream && c.epoch == LOCAL_EPOCH && c.seq == *seq
+        );
+        self.local_head = None;
+        if !unchanged {
+            let others = self.store().summary()?.cursors.keys().any(|k| k != stream);
+            if others {
+                // This cache held another server's or tenant's data: start clean.
+                let fresh = Cursor {
+                    epoch: LOCAL_EPOCH.to_owned(),
+                    seq: 0,
+                };
+                self.store().replace_all(stream, &fresh, &[])?;
+                stored = Some(fresh);
+            }
         }
-        let start = match self.store().cursor(stream)? {
+        let start = match stored {
             Some(c) if c.epoch == LOCAL_EPOCH => c.seq,
             _ => 0,
         };
-        let applied = events
-            .into_iter()
-            .zip(start + 1..)
-            .map(|(e, seq)| AppliedEvent {
-                frame: EventFrame {
-                    user: None,
-                    seq,
-                    id: format!("local-{seq}"),
-                    stream: stream.to_owned(),
-                    event_type: e.event_type,
-                    ts: e.ts,
-                    data: e.data,
-                },
-                changes: e.changes,
-            })
-            .collect();
-        self.commit(stream, LOCAL_EPOCH, applied, false)
+        let mut applied = std::mem::take(&mut self.scratch);
+        applied.extend(events.into_iter().zip(start + 1..).map(|(e, seq)| AppliedEvent {
+            frame: EventFrame {
+                user: None,
+                seq,
+                id: format!("local-{seq}"),
+                stream: stream.to_owned(),
+                event_type: e.event_type,
+                ts: e.ts,
+                data: e.data,
+            },
+            changes: e.changes,
+        }));
+        let last = applied.last().map_or(start, |e| e.frame.seq);
+        let done = self.commit_from(stream, LOCAL_EPOCH, &mut applied, false);
+        self.scratch = applied;
+        done?;
+        self.local_head = Some((stream.to_owned(), last));
+        Ok(())
     }
 
     /// The link to the node the session is on was lost: move to the next node of
