@@ -51,10 +51,6 @@ pub struct SessionCx {
     /// When the fallback last made a full round (kept across its spells until
     /// the session goes live).
     last_poll: Option<Instant>,
-    /// The stream and local seq of this session's last [`SessionCx::commit_local`]:
-    /// while the store's cursor is still that one, the cache was checked for
-    /// other streams' data and holds none since (see `commit_local`).
-    local_head: Option<(String, u64)>,
     /// The batch [`SessionCx::commit_local`] hands to the store, kept between
     /// batches (empty outside a commit) so that a burst does not allocate and free
     /// a buffer of a thousand events per transaction: with glibc, freeing a
@@ -79,7 +75,6 @@ impl SessionCx {
             events,
             cmd,
             last_poll: None,
-            local_head: None,
             scratch: Vec::new(),
         }
     }
@@ -318,35 +313,25 @@ impl SessionCx {
 
     /// Commit events of a dialect without seqs: they get local seqs (epoch `local`)
     /// after the stream's stored cursor, and are applied in one transaction.
-    ///
     /// A cache that holds another stream's cursor (another server's or tenant's
-    /// data) is started clean first. That check reads the store's summary, which
-    /// counts every entity, so it runs on this session's first local commit and
-    /// again only when the stream's cursor is no longer the one this session
-    /// last committed (a snapshot, another writer): while it is, nothing but this
-    /// session's commits touched the cursors since the last check.
+    /// data) is started clean first. Per batch this reads the cursors only
+    /// ([`Store::cursors`](crate::store::Store::cursors)), never the summary's
+    /// entity counts.
     pub fn commit_local(
         &mut self,
         stream: &str,
         events: impl IntoIterator<Item = LocalEvent>,
     ) -> Result<(), End> {
-        let mut stored = self.store().cursor(stream)?;
-        let unchanged = matches!(
-            (&self.local_head, &stored),
-            (Some((s, seq)), Some(c)) if s == stream && c.epoch == LOCAL_EPOCH && c.seq == *seq
-        );
-        self.local_head = None;
-        if !unchanged {
-            let others = self.store().summary()?.cursors.keys().any(|k| k != stream);
-            if others {
-                // This cache held another server's or tenant's data: start clean.
-                let fresh = Cursor {
-                    epoch: LOCAL_EPOCH.to_owned(),
-                    seq: 0,
-                };
-                self.store().replace_all(stream, &fresh, &[])?;
-                stored = Some(fresh);
-            }
+        let cursors = self.store().cursors()?;
+        let mut stored = cursors.get(stream).cloned();
+        if cursors.keys().any(|k| k != stream) {
+            // This cache held another server's or tenant's data: start clean.
+            let fresh = Cursor {
+                epoch: LOCAL_EPOCH.to_owned(),
+                seq: 0,
+            };
+            self.store().replace_all(stream, &fresh, &[])?;
+            stored = Some(fresh);
         }
         let start = match stored {
             Some(c) if c.epoch == LOCAL_EPOCH => c.seq,
@@ -365,12 +350,9 @@ impl SessionCx {
             },
             changes: e.changes,
         }));
-        let last = applied.last().map_or(start, |e| e.frame.seq);
         let done = self.commit_from(stream, LOCAL_EPOCH, &mut applied, false);
         self.scratch = applied;
-        done?;
-        self.local_head = Some((stream.to_owned(), last));
-        Ok(())
+        done
     }
 
     /// The link to the node the session is on was lost: move to the next node of
