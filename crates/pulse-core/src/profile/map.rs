@@ -479,15 +479,16 @@ mod pointer_tests {
             "07": "seven",
             "n": 3,
         });
-        let tokens = [
-            "", "id", "a/b", "a~1b", "m~0n", "~01", "~1", "~", "~2", "list", "x", "y", "0",
-            "1", "2", "01", "+1", "-1", "11", "12", "07", "n", "18446744073709551616", " 1",
-        ];
+        // Comma separated, the empty token first.
+        let tokens: Vec<&str> =
+            ",id,a/b,a~1b,m~0n,~01,~1,~,~2,list,x,y,0,1,2,01,+1,-1,11,12,07,n,18446744073709551616, 1"
+                .split(',')
+                .collect();
         // Every pointer of up to three tokens (and a few without the leading `/`).
         let mut pointers = vec![String::new(), "id".into(), "list/1".into()];
-        for a in tokens {
+        for &a in &tokens {
             pointers.push(format!("/{a}"));
-            for b in tokens {
+            for &b in &tokens {
                 pointers.push(format!("/{a}/{b}"));
                 for c in ["", "0", "y", "2", "~1"] {
                     pointers.push(format!("/{a}/{b}/{c}"));

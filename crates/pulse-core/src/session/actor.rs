@@ -338,18 +338,23 @@ impl SessionCx {
             _ => 0,
         };
         let mut applied = std::mem::take(&mut self.scratch);
-        applied.extend(events.into_iter().zip(start + 1..).map(|(e, seq)| AppliedEvent {
-            frame: EventFrame {
-                user: None,
-                seq,
-                id: format!("local-{seq}"),
-                stream: stream.to_owned(),
-                event_type: e.event_type,
-                ts: e.ts,
-                data: e.data,
-            },
-            changes: e.changes,
-        }));
+        applied.extend(
+            events
+                .into_iter()
+                .zip(start + 1..)
+                .map(|(e, seq)| AppliedEvent {
+                    frame: EventFrame {
+                        user: None,
+                        seq,
+                        id: format!("local-{seq}"),
+                        stream: stream.to_owned(),
+                        event_type: e.event_type,
+                        ts: e.ts,
+                        data: e.data,
+                    },
+                    changes: e.changes,
+                }),
+        );
         let done = self.commit_from(stream, LOCAL_EPOCH, &mut applied, false);
         self.scratch = applied;
         done

@@ -40,9 +40,15 @@ impl Rng {
 #[derive(Debug, Clone)]
 enum Other {
     /// A snapshot of another stream (another server's or tenant's data).
-    Snapshot { stream: String, entities: Vec<Entity> },
+    Snapshot {
+        stream: String,
+        entities: Vec<Entity>,
+    },
     /// A snapshot of this stream, at `cursor`.
-    Own { cursor: Cursor, entities: Vec<Entity> },
+    Own {
+        cursor: Cursor,
+        entities: Vec<Entity>,
+    },
     /// Events of another stream applied beside ours (only its cursor and log).
     Beside { stream: String, seq: u64 },
 }
@@ -138,7 +144,10 @@ impl Dialect for Scripted {
 
 /// The reference: what `commit_local` did before it read only the cursors and
 /// kept its buffers (the summary before every batch). Returns what it publishes.
-fn reference_commit(store: &mut dyn Store, events: &[LocalEvent]) -> Vec<(u64, String, Vec<Change>)> {
+fn reference_commit(
+    store: &mut dyn Store,
+    events: &[LocalEvent],
+) -> Vec<(u64, String, Vec<Change>)> {
     let others = store.summary().unwrap().cursors.keys().any(|k| k != STREAM);
     if others {
         let fresh = Cursor {

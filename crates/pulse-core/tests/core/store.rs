@@ -830,7 +830,11 @@ mod same_as_memory {
             memory.recent_events(usize::MAX).unwrap(),
             "{what}: logs differ"
         );
-        assert_eq!(sqlite.cursors().unwrap(), memory.cursors().unwrap(), "{what}");
+        assert_eq!(
+            sqlite.cursors().unwrap(),
+            memory.cursors().unwrap(),
+            "{what}"
+        );
         assert_eq!(
             sqlite.cursors().unwrap(),
             sqlite.summary().unwrap().cursors,
