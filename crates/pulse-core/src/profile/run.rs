@@ -502,8 +502,8 @@ impl<'d> Run<'d> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        // Drained, not taken: the buffer is kept for the next batch.
-        cx.commit_local(&self.stream, self.pending.drain(..))
+        let events = std::mem::take(&mut self.pending);
+        cx.commit_local(&self.stream, events)
     }
 
     /// Commit what is pending, then run the refetches it asked for and the

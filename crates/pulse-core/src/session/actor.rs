@@ -51,11 +51,6 @@ pub struct SessionCx {
     /// When the fallback last made a full round (kept across its spells until
     /// the session goes live).
     last_poll: Option<Instant>,
-    /// The batch [`SessionCx::commit_local`] hands to the store, kept between
-    /// batches (empty outside a commit) so that a burst does not allocate and free
-    /// a buffer of a thousand events per transaction: with glibc, freeing a
-    /// block that large consolidates the allocator's free lists each time.
-    scratch: Vec<AppliedEvent>,
 }
 
 impl SessionCx {
@@ -75,7 +70,6 @@ impl SessionCx {
             events,
             cmd,
             last_poll: None,
-            scratch: Vec::new(),
         }
     }
 
@@ -238,37 +232,22 @@ impl SessionCx {
         &mut self,
         stream: &str,
         epoch: &str,
-        mut events: Vec<AppliedEvent>,
-        catching_up: bool,
-    ) -> Result<(), End> {
-        self.commit_from(stream, epoch, &mut events, catching_up)
-    }
-
-    /// [`SessionCx::commit`] of what `events` holds, leaving it empty (its
-    /// buffer kept for the next batch) whether the commit succeeds or not.
-    fn commit_from(
-        &mut self,
-        stream: &str,
-        epoch: &str,
-        events: &mut Vec<AppliedEvent>,
+        events: Vec<AppliedEvent>,
         catching_up: bool,
     ) -> Result<(), End> {
         let Some(last) = events.last().map(|e| e.frame.seq) else {
             return Ok(());
         };
-        if let Err(e) = self.store().apply(epoch, events) {
-            events.clear();
-            return Err(e.into());
-        }
+        self.store().apply(epoch, &events)?;
         let n = events.len() as u64;
-        // A buffer of its own, just big enough (not the events' buffer, which
-        // is kept for the next batch).
-        let mut committed: Vec<CommittedEvent> = Vec::with_capacity(events.len());
-        committed.extend(events.drain(..).map(|e| CommittedEvent {
-            seq: e.frame.seq,
-            event_type: e.frame.event_type,
-            changes: e.changes,
-        }));
+        let committed: Vec<CommittedEvent> = events
+            .into_iter()
+            .map(|e| CommittedEvent {
+                seq: e.frame.seq,
+                event_type: e.frame.event_type,
+                changes: e.changes,
+            })
+            .collect();
         let now = crate::now_ms();
         let cursor = Cursor {
             epoch: epoch.to_owned(),
@@ -317,11 +296,7 @@ impl SessionCx {
     /// data) is started clean first. Per batch this reads the cursors only
     /// ([`Store::cursors`](crate::store::Store::cursors)), never the summary's
     /// entity counts.
-    pub fn commit_local(
-        &mut self,
-        stream: &str,
-        events: impl IntoIterator<Item = LocalEvent>,
-    ) -> Result<(), End> {
+    pub fn commit_local(&mut self, stream: &str, events: Vec<LocalEvent>) -> Result<(), End> {
         let cursors = self.store().cursors()?;
         let mut stored = cursors.get(stream).cloned();
         if cursors.keys().any(|k| k != stream) {
@@ -337,27 +312,23 @@ impl SessionCx {
             Some(c) if c.epoch == LOCAL_EPOCH => c.seq,
             _ => 0,
         };
-        let mut applied = std::mem::take(&mut self.scratch);
-        applied.extend(
-            events
-                .into_iter()
-                .zip(start + 1..)
-                .map(|(e, seq)| AppliedEvent {
-                    frame: EventFrame {
-                        user: None,
-                        seq,
-                        id: format!("local-{seq}"),
-                        stream: stream.to_owned(),
-                        event_type: e.event_type,
-                        ts: e.ts,
-                        data: e.data,
-                    },
-                    changes: e.changes,
-                }),
-        );
-        let done = self.commit_from(stream, LOCAL_EPOCH, &mut applied, false);
-        self.scratch = applied;
-        done
+        let applied = events
+            .into_iter()
+            .zip(start + 1..)
+            .map(|(e, seq)| AppliedEvent {
+                frame: EventFrame {
+                    user: None,
+                    seq,
+                    id: format!("local-{seq}"),
+                    stream: stream.to_owned(),
+                    event_type: e.event_type,
+                    ts: e.ts,
+                    data: e.data,
+                },
+                changes: e.changes,
+            })
+            .collect();
+        self.commit(stream, LOCAL_EPOCH, applied, false)
     }
 
     /// The link to the node the session is on was lost: move to the next node of
