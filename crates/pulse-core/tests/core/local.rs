@@ -1,8 +1,8 @@
 //! `SessionCx::commit_local`, the commit of every profile (Socket.IO, jsonws)
 //! event: a session that commits random batches, with other writers changing
 //! the cache in between, leaves the same cache and publishes the same events
-//! as the plain reference (the summary read before every batch, a fresh
-//! buffer per batch), applied by hand to a memory store.
+//! as the plain reference (the whole summary read before every batch),
+//! applied by hand to a memory store.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -142,8 +142,8 @@ impl Dialect for Scripted {
     }
 }
 
-/// The reference: what `commit_local` did before it read only the cursors and
-/// kept its buffers (the summary before every batch). Returns what it publishes.
+/// The reference: what `commit_local` did before it read only the cursors (the
+/// whole summary before every batch). Returns what it publishes.
 fn reference_commit(
     store: &mut dyn Store,
     events: &[LocalEvent],
@@ -234,8 +234,7 @@ fn script(rng: &mut Rng) -> Vec<Step> {
                 }
             }
             _ => {
-                // Batches from empty to past the event log's limit (big
-                // buffers, kept for the next batch).
+                // Batches from empty to past the event log's limit.
                 let n = match rng.below(10) {
                     0 => 0,
                     1 => EVENT_LOG_LIMIT as u64 + rng.below(50),
