@@ -292,17 +292,23 @@ impl SessionCx {
 
     /// Commit events of a dialect without seqs: they get local seqs (epoch `local`)
     /// after the stream's stored cursor, and are applied in one transaction.
+    /// A cache that holds another stream's cursor (another server's or tenant's
+    /// data) is started clean first. Per batch this reads the cursors only
+    /// ([`Store::cursors`](crate::store::Store::cursors)), never the summary's
+    /// entity counts.
     pub fn commit_local(&mut self, stream: &str, events: Vec<LocalEvent>) -> Result<(), End> {
-        let others = self.store().summary()?.cursors.keys().any(|k| k != stream);
-        if others {
+        let cursors = self.store().cursors()?;
+        let mut stored = cursors.get(stream).cloned();
+        if cursors.keys().any(|k| k != stream) {
             // This cache held another server's or tenant's data: start clean.
             let fresh = Cursor {
                 epoch: LOCAL_EPOCH.to_owned(),
                 seq: 0,
             };
             self.store().replace_all(stream, &fresh, &[])?;
+            stored = Some(fresh);
         }
-        let start = match self.store().cursor(stream)? {
+        let start = match stored {
             Some(c) if c.epoch == LOCAL_EPOCH => c.seq,
             _ => 0,
         };

@@ -129,6 +129,11 @@ impl StoreHandle {
         self.lock().outbox_remove(id)
     }
 
+    /// See [`Store::cursors`].
+    pub fn cursors(&self) -> Result<std::collections::BTreeMap<String, Cursor>, StoreError> {
+        self.lock().cursors()
+    }
+
     /// See [`Store::summary`].
     pub fn summary(&self) -> Result<StoreSummary, StoreError> {
         self.lock().summary()

@@ -305,4 +305,11 @@ pub trait Store: Send {
 
     /// Counts, cursors, outbox size and last sync time.
     fn summary(&self) -> Result<StoreSummary, StoreError>;
+
+    /// The cursor of every stream: [`StoreSummary::cursors`] without the
+    /// counts, which a backend may have to scan every entity for (a session
+    /// reads the cursors once per batch).
+    fn cursors(&self) -> Result<BTreeMap<String, Cursor>, StoreError> {
+        Ok(self.summary()?.cursors)
+    }
 }

@@ -936,6 +936,26 @@ impl Store for SqliteStore {
         })
     }
 
+    fn cursors(&self) -> Result<std::collections::BTreeMap<String, Cursor>, StoreError> {
+        self.checked(|s| {
+            let mut stmt = s
+                .conn
+                .prepare_cached("SELECT stream, epoch, seq FROM cursors")?;
+            let cursors = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Cursor {
+                            epoch: r.get(1)?,
+                            seq: r.get(2)?,
+                        },
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(cursors)
+        })
+    }
+
     fn summary(&self) -> Result<StoreSummary, StoreError> {
         self.checked(|s| {
             let conn = &s.conn;

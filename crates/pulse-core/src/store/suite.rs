@@ -643,6 +643,7 @@ pub fn summary_counts_kinds_cursors_outbox_and_sync<S: Store>(store: &mut S) {
             ("other".to_string(), cursor("e7", 3)),
         ])
     );
+    assert_eq!(store.cursors().unwrap(), s.cursors, "cursors() = summary's");
     assert_eq!(s.outbox, 1);
     let synced = s.last_sync_ms.expect("last sync set");
     assert!(

@@ -16,6 +16,8 @@
 //! - `tls`: certificate verification stays on (a throwaway CA from the
 //!   `openssl` CLI).
 //! - `store`: the store suite on every backend, then SQLite-only tests.
+//! - `local`: `SessionCx::commit_local` (every profile event) against its plain
+//!   reference, with other writers changing the cache in between.
 //! - `gateway`: against the reference gateway in-process: idempotency keys of
 //!   actions, refresh tokens sent one at a time, sign-out at the server.
 
@@ -25,6 +27,7 @@ mod bounds;
 mod fallback;
 mod faults;
 mod gateway;
+mod local;
 mod profiles;
 mod session;
 mod socketio;

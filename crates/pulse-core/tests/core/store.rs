@@ -1113,6 +1113,16 @@ mod same_as_memory {
             "{what}: logs differ"
         );
         assert_eq!(
+            sqlite.cursors().unwrap(),
+            memory.cursors().unwrap(),
+            "{what}"
+        );
+        assert_eq!(
+            sqlite.cursors().unwrap(),
+            sqlite.summary().unwrap().cursors,
+            "{what}"
+        );
+        assert_eq!(
             sqlite.summary().unwrap().counts,
             memory.summary().unwrap().counts,
             "{what}"

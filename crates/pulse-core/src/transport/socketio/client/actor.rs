@@ -23,7 +23,7 @@ use super::super::transport::{probe_websocket, Endpoint, Link, LinkEvent, WsLink
 use super::super::{
     AckId, DecodeError, DisconnectReason, SioEvent, SioIncoming, SocketIoError, TransportKind,
 };
-use super::{AckReply, Command, Connected, Shared};
+use super::{AckReply, Command, Connected, Queued, Shared};
 
 pub(super) enum Phase {
     /// CONNECT sent, waiting for the answer. Events that come first (the
@@ -50,7 +50,7 @@ pub(super) struct Actor {
     pub(super) ep: Option<Endpoint>,
     pub(super) nsp: String,
     pub(super) decoder: Decoder,
-    pub(super) events: mpsc::UnboundedSender<SioIncoming>,
+    pub(super) events: mpsc::UnboundedSender<Queued>,
     pub(super) shared: Arc<Shared>,
     pub(super) acks: HashMap<u64, AckReply>,
     pub(super) next_ack: u64,
@@ -361,7 +361,7 @@ impl Actor {
         let size = super::super::event_size(&ev);
         self.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
         self.shared.events.fetch_add(1, Ordering::Relaxed);
-        let _ = self.events.send(SioIncoming::Event(ev));
+        let _ = self.events.send((SioIncoming::Event(ev), size));
     }
 
     fn maybe_start_upgrade(&mut self) {
@@ -430,7 +430,7 @@ impl Actor {
         );
         if let Stop::Disconnected(reason) = stop {
             tracing::debug!(reason = %reason, "socket.io connection ended");
-            let _ = self.events.send(SioIncoming::Disconnected { reason });
+            let _ = self.events.send((SioIncoming::Disconnected { reason }, 0));
         }
         if let Some(link) = self.link.take() {
             if polite {

@@ -31,6 +31,10 @@ use super::{
 
 type AckReply = oneshot::Sender<Vec<Value>>;
 
+/// What the task queues for the reader: a message and the bytes it counts
+/// against the queue's bound ([`super::event_size`], computed once by the task).
+type Queued = (SioIncoming, usize);
+
 enum Command {
     /// Emit `[name, args…]`, with an ack when `reply` is set.
     Emit {
@@ -155,7 +159,7 @@ fn event_data(name: &str, args: Vec<Value>) -> Value {
 /// A connection to one namespace of a Socket.IO server. See the module docs.
 pub struct SocketIoClient {
     sender: SioSender,
-    events: mpsc::UnboundedReceiver<SioIncoming>,
+    events: mpsc::UnboundedReceiver<Queued>,
     shared: Arc<Shared>,
     sid: String,
     recovery: Option<RecoveryState>,
@@ -198,10 +202,9 @@ impl SocketIoClient {
         }
     }
 
-    fn take(&mut self, next: Option<SioIncoming>) -> SioIncoming {
+    fn take(&mut self, next: Option<Queued>) -> SioIncoming {
         match next {
-            Some(SioIncoming::Event(ev)) => {
-                let size = super::event_size(&ev);
+            Some((SioIncoming::Event(ev), size)) => {
                 let before = self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
                 let low = super::MAX_QUEUED_BYTES / 2;
                 if before > low && before - size <= low {
@@ -212,7 +215,7 @@ impl SocketIoClient {
                 }
                 SioIncoming::Event(ev)
             }
-            Some(SioIncoming::Disconnected { reason }) => {
+            Some((SioIncoming::Disconnected { reason }, _)) => {
                 self.finished = Some(reason.clone());
                 SioIncoming::Disconnected { reason }
             }
