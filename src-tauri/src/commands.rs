@@ -15,7 +15,11 @@ type Shared<'a> = State<'a, Arc<Shell>>;
 /// Everything the UI paints at start, from the local cache (no network).
 #[tauri::command]
 pub async fn bootstrap(shell: Shared<'_>) -> Result<Bootstrap, CommandError> {
-    shell.bootstrap().await
+    let answer = shell.bootstrap().await;
+    // The whole cache was just built into one value: its pages go back to the OS
+    // once it is serialised and sent.
+    crate::memory::trim_soon();
+    answer
 }
 
 /// Approve, reject, move a ticket, terminate an agent: sent now or queued.

@@ -5,7 +5,8 @@
 //! - [`commands`]: what the UI invokes (each a few lines over the shell);
 //! - [`dto`]: the IPC types, from which `ui/src/lib/generated/types.ts` is generated;
 //! - [`tray`], [`notifier`], [`keyring_store`], [`deeplink`], [`paths`]: the OS edges;
-//! - [`webview`]: the WebKitGTK settings that keep the web process small.
+//! - [`webview`]: the WebKitGTK settings that keep the web process small;
+//! - [`memory`]: the allocator settings that keep the `pulse` process small.
 //!
 //! Invariants: the first paint reads the local cache before any network (the cache is
 //! opened while the window starts, not before); credentials
@@ -21,6 +22,7 @@ pub mod deeplink;
 pub mod dto;
 pub mod idle;
 pub mod keyring_store;
+pub mod memory;
 pub mod notifier;
 pub mod paths;
 pub mod shell;
@@ -247,6 +249,8 @@ fn relaunch_when_owner_gone() {
 
 /// Start the app (blocks until it quits).
 pub fn run() {
+    memory::at_start();
+    webview::web_process_env();
     init_logging();
     // An enterprise's private CA, trusted beside the public roots.
     if let Some(ca) = std::env::var_os("PULSE_CA_FILE") {
