@@ -27,10 +27,14 @@ fn main() {
         })
         .setup(|app| {
             let url = "blank://localhost/".parse().expect("a static URL");
-            WebviewWindowBuilder::new(app, pulse_desktop::MAIN_WINDOW, WebviewUrl::CustomProtocol(url))
-                .title("blank")
-                .inner_size(1280.0, 800.0)
-                .build()?;
+            WebviewWindowBuilder::new(
+                app,
+                pulse_desktop::MAIN_WINDOW,
+                WebviewUrl::CustomProtocol(url),
+            )
+            .title("blank")
+            .inner_size(1280.0, 800.0)
+            .build()?;
             pulse_desktop::webview::tune(app.handle());
             Ok(())
         })

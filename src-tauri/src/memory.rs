@@ -34,7 +34,7 @@ pub const TRIM_DELAY: Duration = Duration::from_millis(1500);
 
 /// Whether the settings are on (`PULSE_MEMORY_DEFAULTS` is not `1`).
 pub fn enabled() -> bool {
-    !std::env::var_os(DEFAULTS_ENV).is_some_and(|v| v == "1")
+    std::env::var_os(DEFAULTS_ENV).is_none_or(|v| v != "1")
 }
 
 /// Configure the allocator. Call first in `main`, before any thread is spawned.
@@ -99,17 +99,5 @@ mod tests {
         let again = vec![9u8; 1024 * 1024];
         assert!(again.iter().all(|b| *b == 9));
         assert_eq!(keep.iter().sum::<u32>(), 1000);
-    }
-
-    #[test]
-    fn trim_soon_coalesces_calls_within_the_delay() {
-        if !enabled() {
-            return;
-        }
-        trim_soon();
-        assert!(TRIM_PENDING.load(Ordering::Acquire));
-        // A second call while one is pending schedules nothing more.
-        trim_soon();
-        assert!(TRIM_PENDING.load(Ordering::Acquire));
     }
 }
