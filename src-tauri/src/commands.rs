@@ -18,6 +18,9 @@ pub async fn bootstrap(shell: Shared<'_>) -> Result<Bootstrap, CommandError> {
     crate::startup::mark("bootstrap asked");
     let boot = shell.bootstrap().await;
     crate::startup::mark("bootstrap answered (first piece)");
+    // The answer was just built into one value: its pages go back to the OS once it
+    // is serialised and sent.
+    crate::memory::trim_soon();
     boot
 }
 
@@ -31,6 +34,8 @@ pub async fn bootstrap_more(
     if !chunk.more {
         crate::startup::mark("bootstrap stream: last chunk");
     }
+    // Each chunk is one value built and freed too (trims coalesce).
+    crate::memory::trim_soon();
     Ok(chunk)
 }
 

@@ -7,6 +7,7 @@
 //! - [`tray`], [`notifier`], [`keyring_store`], [`deeplink`], [`paths`]: the OS edges;
 //! - [`webview`]: the WebKitGTK settings that keep the web process small;
 //! - [`startup`]: the start-up phase times of `PULSE_STARTUP_TRACE=1`.
+//! - [`memory`]: the allocator settings that keep the `pulse` process small.
 //!
 //! Invariants: the first paint reads the local cache before any network (the cache is
 //! opened while the window starts, not before); credentials
@@ -22,6 +23,7 @@ pub mod deeplink;
 pub mod dto;
 pub mod idle;
 pub mod keyring_store;
+pub mod memory;
 pub mod notifier;
 pub mod paths;
 pub mod shell;
@@ -252,6 +254,8 @@ fn relaunch_when_owner_gone() {
 /// Start the app (blocks until it quits).
 pub fn run() {
     startup::mark("run");
+    memory::at_start();
+    webview::web_process_env();
     init_logging();
     // An enterprise's private CA, trusted beside the public roots.
     if let Some(ca) = std::env::var_os("PULSE_CA_FILE") {
