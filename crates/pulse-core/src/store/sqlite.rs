@@ -937,23 +937,7 @@ impl Store for SqliteStore {
     }
 
     fn cursors(&self) -> Result<std::collections::BTreeMap<String, Cursor>, StoreError> {
-        self.checked(|s| {
-            let mut stmt = s
-                .conn
-                .prepare_cached("SELECT stream, epoch, seq FROM cursors")?;
-            let cursors = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        Cursor {
-                            epoch: r.get(1)?,
-                            seq: r.get(2)?,
-                        },
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(cursors)
-        })
+        self.checked(|s| read_cursors(&s.conn))
     }
 
     fn summary(&self) -> Result<StoreSummary, StoreError> {
@@ -968,18 +952,7 @@ impl Store for SqliteStore {
             for (kind, n) in counts {
                 summary.counts.insert(s.parse_kind(&kind)?, n);
             }
-            let mut stmt = conn.prepare_cached("SELECT stream, epoch, seq FROM cursors")?;
-            summary.cursors = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        Cursor {
-                            epoch: r.get(1)?,
-                            seq: r.get(2)?,
-                        },
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
+            summary.cursors = read_cursors(conn)?;
             summary.outbox = conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
             summary.last_sync_ms = conn
                 .query_row(
@@ -991,6 +964,25 @@ impl Store for SqliteStore {
             Ok(summary)
         })
     }
+}
+
+/// Every stream's cursor (the `cursors` table).
+fn read_cursors(
+    conn: &Connection,
+) -> Result<std::collections::BTreeMap<String, Cursor>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached("SELECT stream, epoch, seq FROM cursors")?;
+    let cursors = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Cursor {
+                    epoch: r.get(1)?,
+                    seq: r.get(2)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(cursors)
 }
 
 #[cfg(test)]
