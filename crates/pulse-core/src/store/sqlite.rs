@@ -937,7 +937,7 @@ impl Store for SqliteStore {
     }
 
     fn cursors(&self) -> Result<std::collections::BTreeMap<String, Cursor>, StoreError> {
-        self.checked(|s| read_cursors(&s.conn))
+        self.checked(|s| Ok(read_cursors(&s.conn)?))
     }
 
     fn summary(&self) -> Result<StoreSummary, StoreError> {
