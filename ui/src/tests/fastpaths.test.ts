@@ -3,7 +3,7 @@
 // DOM after a burst applied one update per frame, applied as it arrives (`onArrival`,
 // on a clock the test moves) and coalesced into one frame, and the lists equal a
 // rebuild and a sort from scratch.
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { render } from "@testing-library/svelte";
 import { tick } from "svelte";
 import App from "../App.svelte";
@@ -129,7 +129,13 @@ async function pages(app: AppState, container: HTMLElement): Promise<Record<stri
 }
 
 describe("per-frame coalescing with per-kind versions", () => {
+  afterEach(() => vi.useRealTimers());
   it("a burst applied one update per frame, applied as it arrives and coalesced into one frame give the same DOM", async () => {
+    // The slow path takes seconds on a loaded machine: with the wall clock moving, an
+    // arrival mark (FRESH_MS) could expire in one app and not in another. Date stands
+    // still here, and a decided approval's exit (LEAVE_MS, a real timer) is waited
+    // out in every app before the DOMs are compared.
+    vi.useFakeTimers({ toFake: ["Date"] });
     const clock = manualClock();
     const slow = await mount();
     const fast = await mount();
@@ -158,6 +164,12 @@ describe("per-frame coalescing with per-kind versions", () => {
       await Promise.resolve();
       clock.drain();
       await tick();
+      await vi.waitFor(
+        () => {
+          for (const m of [slow, fast, arriving]) expect(m.app.pendingApprovals.filter((a) => a.leaving)).toEqual([]);
+        },
+        { timeout: 10_000, interval: 20 },
+      );
       const a = await pages(slow.app, slow.container);
       const b = await pages(fast.app, fast.container);
       const c = await pages(arriving.app, arriving.container);
