@@ -693,12 +693,11 @@ impl Shell {
                 (p.entities, outbox, counts)
             }
             None => {
-                let (all, outbox) = conn
+                let view = conn
                     .store
-                    .read(|s| Ok::<_, pulse_core::store::StoreError>((s.all()?, s.outbox()?)))
+                    .read(pulse_core::app::cache_view)
                     .map_err(store_error)?;
-                let counts = pulse_core::app::CountTracker::from_entities(&all).counts();
-                (all, outbox, counts)
+                (view.entities, view.outbox, view.counts)
             }
         };
         let (first, rest) = first_piece(entities);
