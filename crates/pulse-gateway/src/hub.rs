@@ -626,19 +626,10 @@ async fn commit_group(
 ) {
     let (batches, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
     let (s, name) = (store.clone(), t.name.clone());
-    let results = tokio::task::spawn_blocking(move || {
-        let mut batches = batches;
-        if batches.len() == 1 {
-            // No savepoints for a group of one.
-            let events = batches.pop().unwrap_or_default();
-            Ok(vec![s.append(&name, events)])
-        } else {
-            s.append_group(&name, batches)
-        }
-    })
-    .await
-    .map_err(|e| HubError::Task(e.to_string()))
-    .and_then(|r| r.map_err(HubError::from));
+    let results = tokio::task::spawn_blocking(move || s.append_group(&name, batches))
+        .await
+        .map_err(|e| HubError::Task(e.to_string()))
+        .and_then(|r| r.map_err(HubError::from));
     match results {
         Ok(results) => {
             for (result, answer) in results.into_iter().zip(answers) {

@@ -544,6 +544,11 @@ impl LogStore for SqliteStore {
         tenant: &str,
         batches: Vec<Vec<NewEvent>>,
     ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+        if batches.len() == 1 {
+            // No savepoints for a group of one.
+            let events = batches.into_iter().next().unwrap_or_default();
+            return Ok(vec![self.append(tenant, events)]);
+        }
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let info = stream_for_append(&tx, tenant)?;
