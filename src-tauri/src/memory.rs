@@ -11,10 +11,11 @@
 //!   gets pages of its own that go back to the OS when freed. glibc's default
 //!   threshold is dynamic: after the first such buffer is freed it rises to that
 //!   buffer's size, so the next ones come from the heap and stay there.
-//! - [`trim_soon`], after a bootstrap answer: [`TRIM_DELAY`] later (the answer is
-//!   serialised and handed to the webview after the command returns), one
-//!   `malloc_trim(0)` on a thread of its own hands the free pages of every arena
-//!   back. Repeated calls within the delay trim once.
+//! - [`trim_soon`], after a bootstrap answer and each chunk of its stream:
+//!   [`TRIM_DELAY`] later (the answer is serialised and handed to the webview
+//!   after the command returns), one `malloc_trim(0)` on a thread of its own
+//!   hands the free pages of every arena back. Repeated calls within the delay
+//!   trim once.
 //!
 //! Invariants: never changes what is allocated or kept, only when freed pages go
 //! back to the OS; elsewhere (macOS, Windows, musl) every function does nothing.
