@@ -51,6 +51,9 @@ pub struct SessionCx {
     /// When the fallback last made a full round (kept across its spells until
     /// the session goes live).
     last_poll: Option<Instant>,
+    /// Spells of the fallback in this outage (kept until the session goes live):
+    /// how soon the socket is tried again ([`SessionCx::socket_retry_delay`]).
+    spells: u32,
 }
 
 impl SessionCx {
@@ -70,7 +73,23 @@ impl SessionCx {
             events,
             cmd,
             last_poll: None,
+            spells: 0,
         }
+    }
+
+    /// How long a spell of the fallback that starts now waits before it tries
+    /// the socket again: the backoff's ceiling of the spells so far (1 s, 2 s,
+    /// 4 s … by default), never more than `socket_retry_interval`. A socket
+    /// refused only while its server restarted is back within seconds; one that
+    /// is never to be had is tried every `socket_retry_interval` after a few
+    /// quick tries. Counts the spell.
+    pub fn socket_retry_delay(&mut self) -> std::time::Duration {
+        let n = self.spells;
+        self.spells = self.spells.saturating_add(1);
+        self.config
+            .backoff
+            .ceiling(n)
+            .min(self.config.socket_retry_interval)
     }
 
     /// When the fallback last made a full polling round in this outage.
@@ -200,6 +219,7 @@ impl SessionCx {
     /// Mark the session live (and send queued actions).
     pub fn went_live(&mut self) {
         self.last_poll = None;
+        self.spells = 0;
         self.failover.on_live();
         self.set_state(ConnectionState::Live);
         self.outbox.start();

@@ -239,7 +239,8 @@ pub struct SessionConfig {
     pub backoff: BackoffConfig,
     /// How often to poll when the socket is unavailable.
     pub poll_interval: Duration,
-    /// How often to try the socket again while polling.
+    /// The longest wait between tries of the socket while polling; the first
+    /// tries of an outage come sooner ([`SessionCx::socket_retry_delay`]).
     pub socket_retry_interval: Duration,
     /// Never open the socket: keep the data fresh by REST polling only (a
     /// per-server setting; seed 003 asks for the toggle). A dialect without a

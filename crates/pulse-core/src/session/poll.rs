@@ -12,8 +12,9 @@
 //! - full rounds keep their interval across spells: trying the socket again
 //!   and falling back does not poll sooner (the last round is kept in
 //!   [`SessionCx`] until the session goes live);
-//! - the socket is tried again every `socket_retry_interval` ([`End::TrySocket`]),
-//!   never while polling is forced;
+//! - the socket is tried again ([`End::TrySocket`]) after each spell's
+//!   [`SessionCx::socket_retry_delay`]: soon after the outage began, then every
+//!   `socket_retry_interval`; never while polling is forced;
 //! - polled native events go through the same seq-checked commit as streamed
 //!   ones ([`apply_frames`]); a server that cannot replay gives a snapshot;
 //! - a refused token is refreshed once, then [`End::Unauthorized`].
@@ -65,7 +66,7 @@ pub trait Poller: Send {
 pub async fn run_polling(cx: &mut SessionCx, reason: String, poller: &mut dyn Poller) -> End {
     let forced = cx.config().force_polling;
     info!(%reason, forced, "polling over REST");
-    let socket_retry_at = (!forced).then(|| Instant::now() + cx.config().socket_retry_interval);
+    let socket_retry_at = (!forced).then(|| Instant::now() + cx.socket_retry_delay());
     let mut next_full = cx
         .last_poll()
         .map_or_else(Instant::now, |t| t + poller.interval(cx));

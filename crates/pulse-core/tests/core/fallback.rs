@@ -265,6 +265,32 @@ async fn ws_upgrade_dropped_unanswered_polls_then_takes_the_socket_back() {
     ws_fallback_takes_the_socket_back(json!({"refuse": "destroy"}), "cannot reach").await;
 }
 
+/// A socket refused while REST answers (its server was restarting, say) is
+/// tried again within the backoff's steps, not first after
+/// `socket_retry_interval`: here an hour, so only the steps can bring the
+/// upgrades the peer counts, and then the socket itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_socket_is_tried_again_soon_then_at_the_interval() {
+    let token = acme();
+    let peer = Peer::start(Kind::AgentMonitor, &[&token], monitor_state("idle"), &[]);
+    peer.control("upgrades", json!({"refuse": "status", "status": 503}))
+        .await;
+    let mut c = config(&peer.url(), monitor(), 1);
+    c.socket_retry_interval = Duration::from_secs(3600);
+    c.backoff.base = Duration::from_millis(100);
+    c.backoff.cap = Duration::from_millis(400);
+    let h = spawn(c, &token);
+    until(&h, "polling", |s| polling(s).is_some()).await;
+    until_peer(&peer, "three refused upgrades", |i| {
+        i["upgrades_refused"].as_u64() >= Some(3)
+    })
+    .await;
+    assert!(polling(&h.status().borrow()).is_some());
+    peer.control("upgrades", json!({"refuse": null})).await;
+    until(&h, "live", |s| s.state == ConnectionState::Live).await;
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_whose_rest_does_not_answer_either_is_reconnecting_not_polling() {
     let token = acme();
