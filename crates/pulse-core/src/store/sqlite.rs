@@ -1014,8 +1014,9 @@ mod tests {
     }
 
     /// The writer leaves checkpoints to its thread: its own threshold is the
-    /// backstop, pages still reach the database file, and the last close removes
-    /// the WAL.
+    /// backstop, pages past the thread's threshold
+    /// ([`checkpoint::THRESHOLD_FRAMES`]) still reach the database file, and the
+    /// last close removes the WAL.
     #[test]
     fn checkpoints_run_off_the_writers_thread() {
         use pulse_protocol::domain::Change;
@@ -1031,7 +1032,7 @@ mod tests {
         assert_eq!(pages, checkpoint::BACKSTOP_PAGES);
         let before = std::fs::metadata(&path).unwrap().len();
         let filler = "x".repeat(3000);
-        let events: Vec<AppliedEvent> = (1..=200u64)
+        let events: Vec<AppliedEvent> = (1..=1_200u64)
             .map(|seq| {
                 let mut e = super::super::suite::event(seq, vec![]);
                 e.changes.push(Change::Upsert {
@@ -1045,10 +1046,11 @@ mod tests {
         for batch in events.chunks(20) {
             store.apply("e1", batch).unwrap();
         }
-        // ~600 KB were committed, far below the writer's own threshold: only the
-        // checkpointer can have copied them into the database file.
+        // ~1,200 pages of entities were committed, past the thread's threshold
+        // and far below the writer's own: only the checkpointer can have copied
+        // them into the database file.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::fs::metadata(&path).unwrap().len() < before + 500_000 {
+        while std::fs::metadata(&path).unwrap().len() < before + 3_000_000 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "no checkpoint happened"
