@@ -240,7 +240,10 @@ pub fn wal_frames(shm: &File) -> std::io::Result<u32> {
     if word(0) != WAL_INDEX_VERSION {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("wal-index version {} (expected {WAL_INDEX_VERSION})", word(0)),
+            format!(
+                "wal-index version {} (expected {WAL_INDEX_VERSION})",
+                word(0)
+            ),
         ));
     }
     Ok(word(16).saturating_sub(word(96)))

@@ -3,3 +3,4 @@
 //! what both need lives here, so that each rule has one home.
 
 pub mod checkpoint;
+pub mod text;

@@ -31,7 +31,8 @@
 //!   the same;
 //! - WAL checkpoints run on a [`checkpoint::Checkpointer`] thread with its own
 //!   connection (PASSIVE, never blocking the writer), not in the committing
-//!   thread; the writer's own `wal_autocheckpoint` is only a backstop;
+//!   thread, once the WAL holds [`checkpoint::THRESHOLD_FRAMES`] frames; the
+//!   writer's own `wal_autocheckpoint` is only a backstop;
 //! - an outbox row's owner is the `owner` column (JSON of [`Owner`], schema
 //!   version 2); rows migrated from version 1 have none (`NULL`). A row whose
 //!   owner (or action) cannot be read makes [`Store::outbox`] fail with
@@ -64,6 +65,7 @@ use super::{
 use cache::{EntityCache, Key};
 use checkpoint::Checkpointer;
 use pulse_sqlite::checkpoint;
+use pulse_sqlite::text::json_text;
 
 mod cache;
 
@@ -487,6 +489,8 @@ impl SqliteStore {
         }
         let mut applied = Vec::with_capacity(events.len());
         let mut batch = Touched::default();
+        // One buffer for the batch's JSON (event-log frames and entity rows).
+        let mut buf = Vec::new();
         let result = (|| -> Result<(), StoreError> {
             let mut read_cursor =
                 tx.prepare_cached("SELECT epoch, seq FROM cursors WHERE stream = ?1")?;
@@ -525,11 +529,11 @@ impl SqliteStore {
                 log.execute(params![
                     frame.stream,
                     frame.seq,
-                    serde_json::to_string(frame)?
+                    json_text(&mut buf, frame)?
                 ])?;
                 applied.push(frame.seq);
             }
-            batch.write(&tx)?;
+            batch.write(&tx, &mut buf)?;
             if !applied.is_empty() {
                 let mut set_cursor = tx.prepare_cached(SET_CURSOR)?;
                 for (stream, seq) in filter.advanced() {
@@ -685,8 +689,12 @@ impl Touched {
         slot.dirty = true;
     }
 
-    /// Write every dirty entity (or delete it).
-    fn write(&mut self, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    /// Write every dirty entity (or delete it); `buf`: scratch space for the JSON.
+    fn write(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
         let mut write = tx.prepare_cached(
             "INSERT INTO entities (kind, id, data) VALUES (?1, ?2, ?3)
              ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data",
@@ -696,7 +704,7 @@ impl Touched {
             let (kind, id) = (&slot.key.0, &slot.key.1);
             match &slot.state {
                 Some(obj) => {
-                    let text = serde_json::to_string(obj)?;
+                    let text = json_text(buf, obj)?;
                     write.execute(params![kind.as_str(), id, text])?;
                     slot.bytes = Some(text.len());
                 }

@@ -21,9 +21,12 @@
 //!   after another; the group's commit is the one durable point for all of them;
 //! - WAL checkpoints run on a [`Checkpointer`] thread with its own connection
 //!   (PASSIVE: never blocking the writer or a reader), not inside the writer's
-//!   commits; the writer's own `wal_autocheckpoint` is only a backstop. With
-//!   `synchronous=NORMAL` a commit is a write to the WAL (no `fsync`), durable
-//!   against a crash of the process; the `fsync`s happen in the checkpoints.
+//!   commits, once the WAL holds its threshold of frames (the rule and why live in
+//!   [`pulse_sqlite::checkpoint`]); the writer's own `wal_autocheckpoint` is only a
+//!   backstop. With `synchronous=NORMAL` a commit is a write to the WAL, durable
+//!   against a crash of the process (`SIGKILL` included; a power cut may lose the
+//!   commits since the last checkpoint); the only `fsync` a commit can make is the
+//!   new WAL header's, when the WAL starts again after a complete checkpoint.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -294,14 +297,12 @@ impl Touched {
     }
 }
 
-/// `value` as JSON text, written into `buf` (reused: no allocation per value).
+/// `value` as JSON text, written into `buf` ([`pulse_sqlite::text::json_text`]).
 fn json_text<'b>(
     buf: &'b mut Vec<u8>,
     value: &impl serde::Serialize,
 ) -> Result<&'b str, StoreError> {
-    buf.clear();
-    serde_json::to_writer(&mut *buf, value).map_err(corrupt)?;
-    std::str::from_utf8(buf).map_err(corrupt)
+    pulse_sqlite::text::json_text(buf, value).map_err(corrupt)
 }
 
 /// `tenant`'s stream inside an append transaction, created when missing (the
