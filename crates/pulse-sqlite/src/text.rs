@@ -13,7 +13,7 @@ pub fn json_text<'b>(
     buf.clear();
     serde_json::to_writer(&mut *buf, value)?;
     // serde_json writes UTF-8 only; a failure here would be a serde_json bug.
-    std::str::from_utf8(buf).map_err(|e| serde::ser::Error::custom(e))
+    std::str::from_utf8(buf).map_err(<serde_json::Error as serde::ser::Error>::custom)
 }
 
 #[cfg(test)]
