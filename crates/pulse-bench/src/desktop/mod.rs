@@ -47,6 +47,7 @@
 mod chromium;
 mod procs;
 mod serve;
+mod stages;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -173,6 +174,9 @@ pub struct RatePoint {
     pub max_ms: Option<f64>,
     /// Highest PSS sample of the app during it, MiB.
     pub peak_pss_mib: Option<f64>,
+    /// Where the time went, when the app traced (`PULSE_LATENCY_TRACE=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<stages::Stages>,
 }
 
 /// Result of the desktop benchmark.
@@ -272,7 +276,7 @@ const MARK_OBSERVER: &str = r#"window.__benchMarks = [];
      const b = document.querySelector('[data-testid="stats-block"][data-id="bench"]');
      if (!b) return;
      for (const dd of b.querySelectorAll('dd')) {
-       const v = Number(dd.textContent);
+       const v = Number(dd.textContent.replace(/[^0-9]/g, ""));
        if (v > 0 && !seen.has(v)) {
          seen.add(v);
          window.__benchMarks.push([v, performance.timeOrigin + performance.now()]);
@@ -283,8 +287,14 @@ const MARK_OBSERVER: &str = r#"window.__benchMarks = [];
    return true;"#;
 
 /// Run it with the app binary at `app`; `ui_dist` is the built UI for the
-/// Chromium side (none: that side is reported as not measured).
-pub fn run(ctx: &Ctx, app: &Path, ui_dist: Option<&Path>) -> anyhow::Result<DesktopResult> {
+/// Chromium side (none: that side is reported as not measured). `only_sizes`
+/// (when not empty) replaces the curve's cache sizes and skips the Chromium side.
+pub fn run(
+    ctx: &Ctx,
+    app: &Path,
+    ui_dist: Option<&Path>,
+    only_sizes: &[u64],
+) -> anyhow::Result<DesktopResult> {
     if !app.is_file() {
         return Ok(not_measured(&format!(
             "no desktop app binary at {} (build it with `cargo build --release -p pulse-desktop` after `npm run build` in ui/)",
@@ -306,7 +316,13 @@ pub fn run(ctx: &Ctx, app: &Path, ui_dist: Option<&Path>) -> anyhow::Result<Desk
     let app = app.canonicalize()?;
     let runs = ctx.mode.pick(1, 3, 5);
     let busy_secs = ctx.mode.pick(2.0, 6.0, 20.0);
-    let (sizes, rates) = plan(ctx);
+    let (mut sizes, rates) = plan(ctx);
+    let ui_dist = if only_sizes.is_empty() {
+        ui_dist
+    } else {
+        sizes = only_sizes.to_vec();
+        None
+    };
     let headline = if sizes.contains(&HEADLINE_ENTITIES) {
         HEADLINE_ENTITIES
     } else {
@@ -713,7 +729,14 @@ async fn measure_point(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let seen_marks = s.script("return window.__benchMarks;").await?;
+        let traced: std::collections::HashMap<u64, ([f64; 4], u64)> = stages::traces(
+            &s.script("return window.__pulseLatency || null;").await?,
+        )
+        .into_iter()
+        .map(|(k, m, n)| (k, (m, n)))
+        .collect();
         let mut lat: Vec<(Latency, u64)> = spans.iter().map(|_| (Latency::new(), 0)).collect();
+        let mut splits: Vec<Vec<(stages::Split, u64)>> = spans.iter().map(|_| Vec::new()).collect();
         for m in seen_marks.as_array().into_iter().flatten() {
             let (Some(k), Some(at)) = (m[0].as_u64(), m[1].as_f64()) else {
                 continue;
@@ -725,13 +748,26 @@ async fn measure_point(
             if let Some(p) = spans.iter().position(|(_, a, b, _)| (*a..*b).contains(&i)) {
                 lat[p].0.record_ns(((at - t).max(0.001) * 1e6) as u64);
                 lat[p].1 += 1;
+                if let Some((tr, n)) = traced.get(&k) {
+                    splits[p].push((stages::split(*t, *tr, at), *n));
+                }
+            }
+        }
+        let stages: Vec<Option<stages::Stages>> = splits
+            .iter()
+            .map(|v| (!v.is_empty()).then(|| stages::summarise(v)))
+            .collect();
+        for ((rate, ..), st) in spans.iter().zip(&stages) {
+            if let Some(st) = st {
+                eprintln!("desktop: {entities} entities, {rate} events/s, stages (ms): {}", serde_json::to_string(st).unwrap_or_default());
             }
         }
         anyhow::Ok(
             spans
                 .iter()
                 .zip(lat)
-                .map(|((rate, a, b, peak), (l, seen))| {
+                .zip(stages)
+                .map(|(((rate, a, b, peak), (l, seen)), stages)| {
                     let sum = l.summary();
                     let has = seen > 0;
                     RatePoint {
@@ -744,6 +780,7 @@ async fn measure_point(
                         p99_ms: has.then_some(sum.p99_ms),
                         max_ms: has.then_some(sum.max_ms),
                         peak_pss_mib: Some(*peak),
+                        stages,
                     }
                 })
                 .collect(),

@@ -607,6 +607,7 @@ mod tests {
             p99_ms: Some(p99),
             max_ms: Some(p99 * 2.0),
             peak_pss_mib: Some(300.0),
+            stages: None,
         }
     }
 

@@ -131,6 +131,44 @@ export function onArrival(env: ArrivalEnv = pageEnv): Scheduler {
   };
 }
 
+/** Now in epoch ms (the shell's `latency::epoch_ms` counts the same way). */
+const epochNow = () => performance.timeOrigin + performance.now();
+
+/** When each traced batch reached the page (epoch ms). */
+const arrivals = new WeakMap<UpdateBatch, number>();
+
+/**
+ * One traced batch that held a stats block (the desktop benchmark's markers are
+ * stats blocks), under the shell's `PULSE_LATENCY_TRACE=1`: the shell's marks
+ * (`received` from the core, `emitted` to the webview), then the page's (`arrived`
+ * in the event handler, `applied`: its apply began), epoch ms, and the blocks' data.
+ * The apply's end is the DOM's mutation, which the benchmark observes.
+ */
+export interface LatencyTrace {
+  received: number;
+  emitted: number;
+  arrived: number;
+  applied: number;
+  updates: number;
+  stats: Data[];
+}
+
+/** The most traces kept (`globalThis.__pulseLatency`, oldest dropped). */
+export const LATENCY_TRACES = 20_000;
+
+/** Record the traces of `batches` (an apply beginning) in `globalThis.__pulseLatency`. */
+function traceApply(batches: UpdateBatch[]): void {
+  const applied = epochNow();
+  const g = globalThis as { __pulseLatency?: LatencyTrace[] };
+  const out = (g.__pulseLatency ??= []);
+  for (const b of batches) {
+    const stats = b.updates.filter((u) => u.kind === "stats" && u.data).map((u) => u.data as Data);
+    if (!b.trace || !stats.length) continue;
+    out.push({ ...b.trace, arrived: arrivals.get(b) ?? applied, applied, updates: b.updates.length, stats });
+  }
+  if (out.length > LATENCY_TRACES) out.splice(0, out.length - LATENCY_TRACES);
+}
+
 export const PAGES: { id: Page; label: string; key: string }[] = [
   { id: "overview", label: "Overview", key: "1" },
   { id: "agents", label: "Agents", key: "2" },
@@ -573,6 +611,8 @@ export class AppState {
   // ----- live updates, applied as they arrive (see `onArrival`) -----
 
   enqueue(batch: UpdateBatch): void {
+    // Only under the shell's PULSE_LATENCY_TRACE=1 does a batch carry a trace.
+    if (batch.trace) arrivals.set(batch, epochNow());
     this.queue.push(batch);
     this.requestFrame();
   }
@@ -589,6 +629,7 @@ export class AppState {
     if (!this.queue.length) return;
     const batches = this.queue;
     this.queue = [];
+    if (batches[0].trace) traceApply(batches);
     const now = Date.now();
     let overlaysChanged = false;
     const overlays = this.overlays;
