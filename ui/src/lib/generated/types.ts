@@ -106,9 +106,6 @@ updates: Array<EntityUpdate>,
  */
 trace?: BatchTrace, };
 
-/**
- * When the shell handled an [`UpdateBatch`], in epoch ms (`PULSE_LATENCY_TRACE=1`).
- */
 export type BatchTrace = { 
 /**
  * The core's pump handed the batch to the shell.
