@@ -729,7 +729,7 @@ async fn measure_point(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let seen_marks = s.script("return window.__benchMarks;").await?;
-        let traced: std::collections::HashMap<u64, ([f64; 4], u64)> = stages::traces(
+        let traced: std::collections::HashMap<u64, (stages::Marks, u64)> = stages::traces(
             &s.script("return window.__pulseLatency || null;").await?,
         )
         .into_iter()
