@@ -729,12 +729,11 @@ async fn measure_point(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let seen_marks = s.script("return window.__benchMarks;").await?;
-        let traced: std::collections::HashMap<u64, (stages::Marks, u64)> = stages::traces(
-            &s.script("return window.__pulseLatency || null;").await?,
-        )
-        .into_iter()
-        .map(|(k, m, n)| (k, (m, n)))
-        .collect();
+        let traced: std::collections::HashMap<u64, (stages::Marks, u64)> =
+            stages::traces(&s.script("return window.__pulseLatency || null;").await?)
+                .into_iter()
+                .map(|(k, m, n)| (k, (m, n)))
+                .collect();
         let mut lat: Vec<(Latency, u64)> = spans.iter().map(|_| (Latency::new(), 0)).collect();
         let mut splits: Vec<Vec<(stages::Split, u64)>> = spans.iter().map(|_| Vec::new()).collect();
         for m in seen_marks.as_array().into_iter().flatten() {
@@ -759,7 +758,10 @@ async fn measure_point(
             .collect();
         for ((rate, ..), st) in spans.iter().zip(&stages) {
             if let Some(st) = st {
-                eprintln!("desktop: {entities} entities, {rate} events/s, stages (ms): {}", serde_json::to_string(st).unwrap_or_default());
+                eprintln!(
+                    "desktop: {entities} entities, {rate} events/s, stages (ms): {}",
+                    serde_json::to_string(st).unwrap_or_default()
+                );
             }
         }
         anyhow::Ok(
