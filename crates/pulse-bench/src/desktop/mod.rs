@@ -166,6 +166,11 @@ pub struct RatePoint {
     pub sent: u64,
     /// Marker events seen in the DOM.
     pub seen: u64,
+    /// Marker events never shown because a later marker of the same phase replaced
+    /// them first (coalesced): they count in the latencies at the time the later
+    /// one was shown, so a slow apply's coalescing does not hide its tail.
+    #[serde(default)]
+    pub superseded: u64,
     /// Event → DOM p50, ms (`None` when none was seen).
     pub p50_ms: Option<f64>,
     /// Event → DOM p99, ms.
@@ -571,9 +576,10 @@ fn headline_figures(out: &mut DesktopResult, runs: usize) {
         .find(|r| r.entities == n && r.rate == BUSY_RATE);
     let dom_note = |r: &RatePoint| {
         format!(
-            "{} of {} marker events seen in the DOM; publisher's ingest request → MutationObserver \
-             callback (includes gateway, client core, IPC and the per-frame coalescing)",
-            r.seen, r.sent
+            "{} of {} marker events seen in the DOM ({} more replaced by a later one first, counted at \
+             its time); publisher's ingest request → MutationObserver callback (includes gateway, \
+             client core, IPC and the page's coalescing)",
+            r.seen, r.sent, r.superseded
         )
     };
     (out.dom_p50_ms, out.dom_p99_ms) = match rate {
@@ -734,22 +740,35 @@ async fn measure_point(
                 .into_iter()
                 .map(|(k, m, n)| (k, (m, n)))
                 .collect();
-        let mut lat: Vec<(Latency, u64)> = spans.iter().map(|_| (Latency::new(), 0)).collect();
-        let mut splits: Vec<Vec<(stages::Split, u64)>> = spans.iter().map(|_| Vec::new()).collect();
+        let mut shown: Vec<Option<f64>> = vec![None; marks.len()];
         for m in seen_marks.as_array().into_iter().flatten() {
             let (Some(k), Some(at)) = (m[0].as_u64(), m[1].as_f64()) else {
                 continue;
             };
-            let Some(i) = (k as usize).checked_sub(1) else {
+            if let Some(slot) = (k as usize).checked_sub(1).and_then(|i| shown.get_mut(i)) {
+                slot.get_or_insert(at);
+            }
+        }
+        let ranges: Vec<std::ops::Range<usize>> = spans.iter().map(|(_, a, b, _)| *a..*b).collect();
+        let dom = dom_times(&shown, &ranges);
+        // (latency, seen, superseded) per phase.
+        let mut lat: Vec<(Latency, u64, u64)> =
+            spans.iter().map(|_| (Latency::new(), 0, 0)).collect();
+        let mut splits: Vec<Vec<(stages::Split, u64)>> = spans.iter().map(|_| Vec::new()).collect();
+        for (i, d) in dom.iter().enumerate() {
+            let (Some((at, superseded)), Some(p)) = (d, ranges.iter().position(|r| r.contains(&i)))
+            else {
                 continue;
             };
-            let Some(t) = marks.get(i) else { continue };
-            if let Some(p) = spans.iter().position(|(_, a, b, _)| (*a..*b).contains(&i)) {
-                lat[p].0.record_ns(((at - t).max(0.001) * 1e6) as u64);
-                lat[p].1 += 1;
-                if let Some((tr, n)) = traced.get(&k) {
-                    splits[p].push((stages::split(*t, *tr, at), *n));
-                }
+            let t = marks[i];
+            lat[p].0.record_ns(((at - t).max(0.001) * 1e6) as u64);
+            if *superseded {
+                lat[p].2 += 1;
+                continue;
+            }
+            lat[p].1 += 1;
+            if let Some((tr, n)) = traced.get(&(i as u64 + 1)) {
+                splits[p].push((stages::split(t, *tr, *at), *n));
             }
         }
         let stages: Vec<Option<stages::Stages>> = splits
@@ -769,7 +788,7 @@ async fn measure_point(
                 .iter()
                 .zip(lat)
                 .zip(stages)
-                .map(|(((rate, a, b, peak), (l, seen)), stages)| {
+                .map(|(((rate, a, b, peak), (l, seen, superseded)), stages)| {
                     let sum = l.summary();
                     let has = seen > 0;
                     RatePoint {
@@ -778,6 +797,7 @@ async fn measure_point(
                         secs: busy_secs,
                         sent: (b - a) as u64,
                         seen,
+                        superseded,
                         p50_ms: has.then_some(sum.p50_ms),
                         p99_ms: has.then_some(sum.p99_ms),
                         max_ms: has.then_some(sum.max_ms),
@@ -791,6 +811,28 @@ async fn measure_point(
     .await;
     s.quit().await;
     result
+}
+
+/// When each marker reached the DOM (`shown[i]`: marker i+1's first appearance,
+/// epoch ms), or, when it never appeared, when a later marker of the same phase
+/// (`phases`: index ranges) first did (`true`: superseded). A marker that
+/// neither it nor a later one of its phase showed has none.
+fn dom_times(shown: &[Option<f64>], phases: &[std::ops::Range<usize>]) -> Vec<Option<(f64, bool)>> {
+    let mut out = vec![None; shown.len()];
+    for r in phases {
+        let mut later: Option<f64> = None;
+        for i in r.clone().rev() {
+            let Some(s) = shown.get(i) else { continue };
+            out[i] = match s {
+                Some(at) => Some((*at, false)),
+                None => later.map(|at| (at, true)),
+            };
+            if let Some(at) = s {
+                later = Some(later.map_or(*at, |l: f64| l.min(*at)));
+            }
+        }
+    }
+    out
 }
 
 /// `n` entities the way a busy tenant has them (the UI's fake makes the same for
@@ -885,4 +927,32 @@ async fn publish_phase(
         }
     }
     Ok(peak)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dom_times;
+
+    #[test]
+    fn a_superseded_marker_counts_at_the_later_ones_time_within_its_phase() {
+        // Phase 0: markers 0..4, 1 and 2 replaced by 3; phase 1: 4..6, 5 never shown.
+        let shown = [Some(10.0), None, None, Some(30.0), Some(50.0), None];
+        let d = dom_times(&shown, &[0..4, 4..6]);
+        assert_eq!(
+            d,
+            vec![
+                Some((10.0, false)),
+                Some((30.0, true)),
+                Some((30.0, true)),
+                Some((30.0, false)),
+                Some((50.0, false)),
+                None,
+            ]
+        );
+        // A later marker shown before an earlier one: the earliest later time counts.
+        let d = dom_times(&[None, Some(40.0), Some(35.0)], &[0..3]);
+        assert_eq!(d[0], Some((35.0, true)));
+        // Out of range phases and empty input: nothing, no panic.
+        assert!(dom_times(&[], &[0..3]).is_empty());
+    }
 }
