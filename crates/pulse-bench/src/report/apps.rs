@@ -679,7 +679,7 @@ mod tests {
         // A failed point says why, its `|` escaped so the table holds.
         assert!(md.contains("failed: the cache holds 5 entities \\| wanted 100000"));
         assert!(md.contains("### Against the event rate"));
-        assert!(md.contains("| 5,000 | 16.5 ms | 33.0 ms | 66.0 ms | 398 of 400 | 300 MiB |"));
+        assert!(md.contains("| 5,000 | 16.5 ms | 33.0 ms | 66.0 ms | 398 of 400 (0) | 300 MiB |"));
         // The rate table is the headline size's only (the 1,000-entity 1,000/s is in the size table).
         assert!(!md.contains("| 1,000 | 6.00 ms |"));
         assert!(md.contains("### Side by side: the same UI in Chromium"));
