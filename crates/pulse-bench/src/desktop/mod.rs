@@ -36,6 +36,12 @@
 //!   includes the gateway and the client core too. At the 10,000-entity point the
 //!   load runs at 1,000, then 100, then 5,000 events/s in the same session.
 //!
+//!   A marker a later one replaced before it was shown counts at the time the
+//!   later one was (`superseded`). With `PULSE_LATENCY_TRACE=1` in the
+//!   benchmark's environment (the app inherits it) each marker's latency is also
+//!   split into its stages (`stages`: core, payload, ipc, gap, late, dom).
+//!   `--desktop-sizes` runs only the given cache sizes, without Chromium.
+//!
 //! The figures of the targets (cold start, memory idle and busy, event → DOM at
 //! 1,000 events/s) are those of the 10,000-entity point.
 //!
