@@ -494,6 +494,20 @@ pub mod events {
 pub struct UpdateBatch {
     /// One per touched entity, latest state.
     pub updates: Vec<EntityUpdate>,
+    /// The shell's latency marks, only under `PULSE_LATENCY_TRACE=1`
+    /// ([`crate::latency`]); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub trace: Option<BatchTrace>,
+}
+
+/// When the shell handled an [`UpdateBatch`], in epoch ms (`PULSE_LATENCY_TRACE=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, TS)]
+pub struct BatchTrace {
+    /// The core's pump handed the batch to the shell.
+    pub received: f64,
+    /// Its payload was built, just before it was emitted to the webview.
+    pub emitted: f64,
 }
 
 /// A JS string array literal of `items`.
@@ -583,6 +597,7 @@ pub fn typescript_bindings() -> String {
         Entity::decl(&cfg),
         EntityUpdate::decl(&cfg),
         UpdateBatch::decl(&cfg),
+        BatchTrace::decl(&cfg),
         ConnectionState::decl(&cfg),
         NoSession::decl(&cfg),
         ViewState::decl(&cfg),

@@ -6,7 +6,8 @@
 //! - [`dto`]: the IPC types, from which `ui/src/lib/generated/types.ts` is generated;
 //! - [`tray`], [`notifier`], [`keyring_store`], [`deeplink`], [`paths`]: the OS edges;
 //! - [`webview`]: the WebKitGTK settings that keep the web process small;
-//! - [`startup`]: the start-up phase times of `PULSE_STARTUP_TRACE=1`.
+//! - [`startup`]: the start-up phase times of `PULSE_STARTUP_TRACE=1`;
+//! - [`latency`]: the live updates' latency marks of `PULSE_LATENCY_TRACE=1`.
 //! - [`memory`]: the allocator settings that keep the `pulse` process small.
 //!
 //! Invariants: the first paint reads the local cache before any network (the cache is
@@ -23,6 +24,7 @@ pub mod deeplink;
 pub mod dto;
 pub mod idle;
 pub mod keyring_store;
+pub mod latency;
 pub mod memory;
 pub mod notifier;
 pub mod paths;

@@ -40,9 +40,10 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::dto::{
-    events, Account, Bootstrap, BootstrapChunk, CommandError, ConnectionView, RaisedNotification,
-    SavedServer, Settings, SettledAction, Target, UpdateBatch,
+    events, Account, BatchTrace, Bootstrap, BootstrapChunk, CommandError, ConnectionView,
+    RaisedNotification, SavedServer, Settings, SettledAction, Target, UpdateBatch,
 };
+use crate::latency;
 use crate::notifier::{OsNotifier, Reply};
 use crate::paths::Paths;
 
@@ -588,8 +589,19 @@ impl Shell {
             }
             match ev {
                 AppEvent::Updates { updates } => {
-                    let batch = UpdateBatch { updates };
-                    self.hooks.emit(events::UPDATES, to_json(&batch));
+                    let received = latency::mark();
+                    let mut payload = to_json(&UpdateBatch {
+                        updates,
+                        trace: None,
+                    });
+                    if let Some(received) = received {
+                        // Added once the payload is built: its cost counts.
+                        payload["trace"] = to_json(&BatchTrace {
+                            received,
+                            emitted: latency::epoch_ms(),
+                        });
+                    }
+                    self.hooks.emit(events::UPDATES, payload);
                 }
                 AppEvent::Reset => self.hooks.emit(events::RESET, serde_json::Value::Null),
                 AppEvent::Status { status } => {

@@ -75,6 +75,10 @@ struct RunArgs {
     /// default: `ui/dist` found above the current directory.
     #[arg(long)]
     ui: Option<PathBuf>,
+    /// The desktop benchmark at these cache sizes only, without the Chromium side by
+    /// side (a narrow run for latency work); default: the mode's curve.
+    #[arg(long, value_delimiter = ',')]
+    desktop_sizes: Vec<u64>,
     /// Node.js binary for the Socket.IO comparisons; default: `node` on PATH.
     #[arg(long)]
     node: Option<PathBuf>,
@@ -228,7 +232,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .ok()
             .and_then(|d| desktop::find_ui_dist(&d))
     });
-    bench!("desktop", desktop, desktop::run(&ctx, &app, ui.as_deref()));
+    let sizes = args.desktop_sizes.clone();
+    bench!(
+        "desktop",
+        desktop,
+        desktop::run(&ctx, &app, ui.as_deref(), &sizes)
+    );
     bench!("cluster", cluster, cluster::run(&ctx));
     results.failures = failures.clone();
     results.finished_at = machine::utc_now();

@@ -294,28 +294,37 @@ describe("onArrival", () => {
     expect(clock.timers()).toHaveLength(0);
     await Promise.resolve();
     expect(ran).toEqual([1, 2, 3]);
-    // An expensive apply (5 ms on the clock) widens the gap to twice its cost...
-    schedule(() => {
-      clock.set(clock.env.now() + 5);
-      ran.push(4);
-    });
+    // One expensive apply (5 ms on the clock) among cheap ones leaves the gap as it
+    // was (the median of the last APPLY_COSTS applies' costs)...
+    const expensive = (ms: number, k: number) => () => {
+      clock.set(clock.env.now() + ms);
+      ran.push(k);
+    };
+    schedule(expensive(5, 4));
     clock.advance(APPLY_GAP_MS);
     expect(ran).toEqual([1, 2, 3, 4]);
-    const t = clock.env.now();
-    schedule(() => ran.push(5));
-    expect(clock.timers()[0].at - t).toBe(10);
+    let t = clock.env.now();
+    expect(schedule(() => ran.push(5))).toBe(t + APPLY_GAP_MS);
+    expect(clock.timers()[0].at - t).toBe(APPLY_GAP_MS);
     clock.drain();
+    expect(ran).toEqual([1, 2, 3, 4, 5]);
+    // ...a page that stays expensive widens it to twice their cost...
+    const gapAfter = async (ms: number[], k: number) => {
+      for (const c of ms) {
+        clock.advance(APPLY_GAP_MAX_MS);
+        schedule(expensive(c, k));
+        await Promise.resolve();
+      }
+      const at = clock.env.now();
+      schedule(() => ran.push(k + 1));
+      const gap = clock.timers()[0].at - at;
+      clock.drain();
+      return gap;
+    };
+    expect(await gapAfter([5, 5], 10)).toBe(10);
     // ...but never beyond one frame.
-    schedule(() => {
-      clock.set(clock.env.now() + 50);
-      ran.push(6);
-    });
-    clock.advance(APPLY_GAP_MAX_MS);
-    const t2 = clock.env.now();
-    schedule(() => ran.push(7));
-    expect(clock.timers()[0].at - t2).toBeLessThanOrEqual(APPLY_GAP_MAX_MS);
-    clock.drain();
-    expect(ran).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(await gapAfter([50, 50, 50], 20)).toBe(APPLY_GAP_MAX_MS);
+    expect(ran).toEqual([1, 2, 3, 4, 5, 10, 10, 11, 20, 20, 20, 21]);
   });
 
   it("an app on it applies batches in order, none dropped, once per gap under a flood", async () => {

@@ -36,6 +36,12 @@
 //!   includes the gateway and the client core too. At the 10,000-entity point the
 //!   load runs at 1,000, then 100, then 5,000 events/s in the same session.
 //!
+//!   A marker a later one replaced before it was shown counts at the time the
+//!   later one was (`superseded`). With `PULSE_LATENCY_TRACE=1` in the
+//!   benchmark's environment (the app inherits it) each marker's latency is also
+//!   split into its stages (`stages`: core, payload, ipc, gap, late, dom).
+//!   `--desktop-sizes` runs only the given cache sizes, without Chromium.
+//!
 //! The figures of the targets (cold start, memory idle and busy, event → DOM at
 //! 1,000 events/s) are those of the 10,000-entity point.
 //!
@@ -47,6 +53,7 @@
 mod chromium;
 mod procs;
 mod serve;
+mod stages;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -165,6 +172,11 @@ pub struct RatePoint {
     pub sent: u64,
     /// Marker events seen in the DOM.
     pub seen: u64,
+    /// Marker events never shown because a later marker of the same phase replaced
+    /// them first (coalesced): they count in the latencies at the time the later
+    /// one was shown, so a slow apply's coalescing does not hide its tail.
+    #[serde(default)]
+    pub superseded: u64,
     /// Event → DOM p50, ms (`None` when none was seen).
     pub p50_ms: Option<f64>,
     /// Event → DOM p99, ms.
@@ -173,6 +185,9 @@ pub struct RatePoint {
     pub max_ms: Option<f64>,
     /// Highest PSS sample of the app during it, MiB.
     pub peak_pss_mib: Option<f64>,
+    /// Where the time went, when the app traced (`PULSE_LATENCY_TRACE=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<stages::Stages>,
 }
 
 /// Result of the desktop benchmark.
@@ -272,7 +287,7 @@ const MARK_OBSERVER: &str = r#"window.__benchMarks = [];
      const b = document.querySelector('[data-testid="stats-block"][data-id="bench"]');
      if (!b) return;
      for (const dd of b.querySelectorAll('dd')) {
-       const v = Number(dd.textContent);
+       const v = Number(dd.textContent.replace(/[^0-9]/g, ""));
        if (v > 0 && !seen.has(v)) {
          seen.add(v);
          window.__benchMarks.push([v, performance.timeOrigin + performance.now()]);
@@ -283,8 +298,14 @@ const MARK_OBSERVER: &str = r#"window.__benchMarks = [];
    return true;"#;
 
 /// Run it with the app binary at `app`; `ui_dist` is the built UI for the
-/// Chromium side (none: that side is reported as not measured).
-pub fn run(ctx: &Ctx, app: &Path, ui_dist: Option<&Path>) -> anyhow::Result<DesktopResult> {
+/// Chromium side (none: that side is reported as not measured). `only_sizes`
+/// (when not empty) replaces the curve's cache sizes and skips the Chromium side.
+pub fn run(
+    ctx: &Ctx,
+    app: &Path,
+    ui_dist: Option<&Path>,
+    only_sizes: &[u64],
+) -> anyhow::Result<DesktopResult> {
     if !app.is_file() {
         return Ok(not_measured(&format!(
             "no desktop app binary at {} (build it with `cargo build --release -p pulse-desktop` after `npm run build` in ui/)",
@@ -306,7 +327,13 @@ pub fn run(ctx: &Ctx, app: &Path, ui_dist: Option<&Path>) -> anyhow::Result<Desk
     let app = app.canonicalize()?;
     let runs = ctx.mode.pick(1, 3, 5);
     let busy_secs = ctx.mode.pick(2.0, 6.0, 20.0);
-    let (sizes, rates) = plan(ctx);
+    let (mut sizes, rates) = plan(ctx);
+    let ui_dist = if only_sizes.is_empty() {
+        ui_dist
+    } else {
+        sizes = only_sizes.to_vec();
+        None
+    };
     let headline = if sizes.contains(&HEADLINE_ENTITIES) {
         HEADLINE_ENTITIES
     } else {
@@ -555,9 +582,10 @@ fn headline_figures(out: &mut DesktopResult, runs: usize) {
         .find(|r| r.entities == n && r.rate == BUSY_RATE);
     let dom_note = |r: &RatePoint| {
         format!(
-            "{} of {} marker events seen in the DOM; publisher's ingest request → MutationObserver \
-             callback (includes gateway, client core, IPC and the per-frame coalescing)",
-            r.seen, r.sent
+            "{} of {} marker events seen in the DOM ({} more replaced by a later one first, counted at \
+             its time); publisher's ingest request → MutationObserver callback (includes gateway, \
+             client core, IPC and the page's coalescing)",
+            r.seen, r.sent, r.superseded
         )
     };
     (out.dom_p50_ms, out.dom_p99_ms) = match rate {
@@ -713,25 +741,60 @@ async fn measure_point(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let seen_marks = s.script("return window.__benchMarks;").await?;
-        let mut lat: Vec<(Latency, u64)> = spans.iter().map(|_| (Latency::new(), 0)).collect();
+        let traced: std::collections::HashMap<u64, (stages::Marks, u64)> =
+            stages::traces(&s.script("return window.__pulseLatency || null;").await?)
+                .into_iter()
+                .map(|(k, m, n)| (k, (m, n)))
+                .collect();
+        let mut shown: Vec<Option<f64>> = vec![None; marks.len()];
         for m in seen_marks.as_array().into_iter().flatten() {
             let (Some(k), Some(at)) = (m[0].as_u64(), m[1].as_f64()) else {
                 continue;
             };
-            let Some(i) = (k as usize).checked_sub(1) else {
+            if let Some(slot) = (k as usize).checked_sub(1).and_then(|i| shown.get_mut(i)) {
+                slot.get_or_insert(at);
+            }
+        }
+        let ranges: Vec<std::ops::Range<usize>> = spans.iter().map(|(_, a, b, _)| *a..*b).collect();
+        let dom = dom_times(&shown, &ranges);
+        // (latency, seen, superseded) per phase.
+        let mut lat: Vec<(Latency, u64, u64)> =
+            spans.iter().map(|_| (Latency::new(), 0, 0)).collect();
+        let mut splits: Vec<Vec<(stages::Split, u64)>> = spans.iter().map(|_| Vec::new()).collect();
+        for (i, d) in dom.iter().enumerate() {
+            let (Some((at, superseded)), Some(p)) = (d, ranges.iter().position(|r| r.contains(&i)))
+            else {
                 continue;
             };
-            let Some(t) = marks.get(i) else { continue };
-            if let Some(p) = spans.iter().position(|(_, a, b, _)| (*a..*b).contains(&i)) {
-                lat[p].0.record_ns(((at - t).max(0.001) * 1e6) as u64);
-                lat[p].1 += 1;
+            let t = marks[i];
+            lat[p].0.record_ns(((at - t).max(0.001) * 1e6) as u64);
+            if *superseded {
+                lat[p].2 += 1;
+                continue;
+            }
+            lat[p].1 += 1;
+            if let Some((tr, n)) = traced.get(&(i as u64 + 1)) {
+                splits[p].push((stages::split(t, *tr, *at), *n));
+            }
+        }
+        let stages: Vec<Option<stages::Stages>> = splits
+            .iter()
+            .map(|v| (!v.is_empty()).then(|| stages::summarise(v)))
+            .collect();
+        for ((rate, ..), st) in spans.iter().zip(&stages) {
+            if let Some(st) = st {
+                eprintln!(
+                    "desktop: {entities} entities, {rate} events/s, stages (ms): {}",
+                    serde_json::to_string(st).unwrap_or_default()
+                );
             }
         }
         anyhow::Ok(
             spans
                 .iter()
                 .zip(lat)
-                .map(|((rate, a, b, peak), (l, seen))| {
+                .zip(stages)
+                .map(|(((rate, a, b, peak), (l, seen, superseded)), stages)| {
                     let sum = l.summary();
                     let has = seen > 0;
                     RatePoint {
@@ -740,10 +803,12 @@ async fn measure_point(
                         secs: busy_secs,
                         sent: (b - a) as u64,
                         seen,
+                        superseded,
                         p50_ms: has.then_some(sum.p50_ms),
                         p99_ms: has.then_some(sum.p99_ms),
                         max_ms: has.then_some(sum.max_ms),
                         peak_pss_mib: Some(*peak),
+                        stages,
                     }
                 })
                 .collect(),
@@ -752,6 +817,28 @@ async fn measure_point(
     .await;
     s.quit().await;
     result
+}
+
+/// When each marker reached the DOM (`shown[i]`: marker i+1's first appearance,
+/// epoch ms), or, when it never appeared, when a later marker of the same phase
+/// (`phases`: index ranges) first did (`true`: superseded). A marker that
+/// neither it nor a later one of its phase showed has none.
+fn dom_times(shown: &[Option<f64>], phases: &[std::ops::Range<usize>]) -> Vec<Option<(f64, bool)>> {
+    let mut out = vec![None; shown.len()];
+    for r in phases {
+        let mut later: Option<f64> = None;
+        for i in r.clone().rev() {
+            let Some(s) = shown.get(i) else { continue };
+            out[i] = match s {
+                Some(at) => Some((*at, false)),
+                None => later.map(|at| (at, true)),
+            };
+            if let Some(at) = s {
+                later = Some(later.map_or(*at, |l: f64| l.min(*at)));
+            }
+        }
+    }
+    out
 }
 
 /// `n` entities the way a busy tenant has them (the UI's fake makes the same for
@@ -846,4 +933,34 @@ async fn publish_phase(
         }
     }
     Ok(peak)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dom_times;
+
+    #[test]
+    fn a_superseded_marker_counts_at_the_later_ones_time_within_its_phase() {
+        // Phase 0: markers 0..4, 1 and 2 replaced by 3; phase 1: 4..6, 5 never shown.
+        let shown = [Some(10.0), None, None, Some(30.0), Some(50.0), None];
+        let d = dom_times(&shown, &[0..4, 4..6]);
+        assert_eq!(
+            d,
+            vec![
+                Some((10.0, false)),
+                Some((30.0, true)),
+                Some((30.0, true)),
+                Some((30.0, false)),
+                Some((50.0, false)),
+                None,
+            ]
+        );
+        // A later marker shown before an earlier one: the earliest later time counts.
+        let all = 0..3;
+        let one = std::slice::from_ref(&all);
+        let d = dom_times(&[None, Some(40.0), Some(35.0)], one);
+        assert_eq!(d[0], Some((35.0, true)));
+        // Out of range phases and empty input: nothing, no panic.
+        assert!(dom_times(&[], one).is_empty());
+    }
 }

@@ -99,7 +99,22 @@ export type UpdateBatch = {
 /**
  * One per touched entity, latest state.
  */
-updates: Array<EntityUpdate>, };
+updates: Array<EntityUpdate>, 
+/**
+ * The shell's latency marks, only under `PULSE_LATENCY_TRACE=1`
+ * ([`crate::latency`]); absent otherwise.
+ */
+trace?: BatchTrace, };
+
+export type BatchTrace = { 
+/**
+ * The core's pump handed the batch to the shell.
+ */
+received: number, 
+/**
+ * Its payload was built, just before it was emitted to the webview.
+ */
+emitted: number, };
 
 export type ConnectionState = { "state": "connecting", 
 /**

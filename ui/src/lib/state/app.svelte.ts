@@ -85,13 +85,17 @@ interface Overlay {
   outboxId?: number;
 }
 
-/** Runs an apply of the queued updates later; called once per apply wanted. */
-export type Scheduler = (cb: () => void) => void;
+/** Runs an apply of the queued updates later; called once per apply wanted. It may
+ * answer when the apply is due (in its clock: `performance.now()` in the page), which
+ * only the latency trace reads. */
+export type Scheduler = (cb: () => void) => number | void;
 
 /** The shortest time between two applies of updates while they keep coming. */
 export const APPLY_GAP_MS = 4;
 /** The longest: one frame. */
 export const APPLY_GAP_MAX_MS = 16;
+/** How many of the last applies' costs the gap follows (their median). */
+export const APPLY_COSTS = 5;
 
 /** What `onArrival` needs of the page (a clock, a microtask, a timer). */
 export interface ArrivalEnv {
@@ -111,24 +115,78 @@ const pageEnv: ArrivalEnv = {
  * arrives in the same task is applied together, and Svelte writes the DOM right
  * after), unless the last apply ended less than the gap ago; then at the end of the
  * gap, with everything that came meanwhile. The gap is `APPLY_GAP_MS`, or twice
- * what the last apply cost if more (an expensive page applies less often, with
- * bigger batches), at most `APPLY_GAP_MAX_MS`. Quiet: latency ≈ the IPC's; a flood
- * of N batches a second costs at most 1000 / gap applies a second, not N.
+ * what the applies cost if more (an expensive page applies less often, with bigger
+ * batches), at most `APPLY_GAP_MAX_MS`. What they cost is the median of the last
+ * `APPLY_COSTS` applies: one slow apply (a GC pause, the process descheduled) does
+ * not make the next update wait twice as long, a page that stays expensive does.
+ * Quiet: latency ≈ the IPC's; a flood of N batches a second costs at most
+ * 1000 / gap applies a second, not N. Answers when the apply is due.
  */
 export function onArrival(env: ArrivalEnv = pageEnv): Scheduler {
   let readyAt = -Infinity;
+  const costs: number[] = [];
+  let next = 0;
   return (cb) => {
     const run = () => {
       const t0 = env.now();
       // The DOM is written here too (not in a later microtask), so its cost counts.
       flushSync(cb);
       const t1 = env.now();
-      readyAt = t1 + Math.min(APPLY_GAP_MAX_MS, Math.max(APPLY_GAP_MS, 2 * (t1 - t0)));
+      costs[next] = t1 - t0;
+      next = (next + 1) % APPLY_COSTS;
+      const cost = costs.slice().sort((a, b) => a - b)[costs.length >> 1];
+      readyAt = t1 + Math.min(APPLY_GAP_MAX_MS, Math.max(APPLY_GAP_MS, 2 * cost));
     };
-    const wait = readyAt - env.now();
+    const t = env.now();
+    const wait = readyAt - t;
     if (wait <= 0) env.soon(run);
     else env.later(wait, run);
+    return Math.max(t, readyAt);
   };
+}
+
+/** Now in epoch ms (the shell's `latency::epoch_ms` counts the same way). */
+const epochNow = () => performance.timeOrigin + performance.now();
+
+/** When each traced batch reached the page (epoch ms). */
+const arrivals = new WeakMap<UpdateBatch, number>();
+
+/**
+ * One traced batch that held a stats block (the desktop benchmark's markers are
+ * stats blocks), under the shell's `PULSE_LATENCY_TRACE=1`: the shell's marks
+ * (`received` from the core, `emitted` to the webview), then the page's (`arrived`
+ * in the event handler, `due`: when the scheduler meant to apply it, `applied`: its
+ * apply began), epoch ms, and the blocks' data. `applied − due` is how late the
+ * page ran it (a busy thread, the host). The apply's end is the DOM's mutation,
+ * which the benchmark observes.
+ */
+export interface LatencyTrace {
+  received: number;
+  emitted: number;
+  arrived: number;
+  due: number;
+  applied: number;
+  updates: number;
+  stats: Data[];
+}
+
+/** The most traces kept (`globalThis.__pulseLatency`, oldest dropped). */
+export const LATENCY_TRACES = 20_000;
+
+/** Record the traces of `batches` (an apply beginning) in `globalThis.__pulseLatency`. */
+function traceApply(batches: UpdateBatch[], due: number | void): void {
+  const applied = epochNow();
+  const dueAt = typeof due === "number" ? performance.timeOrigin + due : applied;
+  const g = globalThis as { __pulseLatency?: LatencyTrace[] };
+  const out = (g.__pulseLatency ??= []);
+  for (const b of batches) {
+    const stats = b.updates.filter((u) => u.kind === "stats" && u.data).map((u) => u.data as Data);
+    if (!b.trace || !stats.length) continue;
+    const arrived = arrivals.get(b) ?? applied;
+    // A batch that came after the apply was planned is due when it came, at the latest.
+    out.push({ ...b.trace, arrived, due: Math.max(arrived, Math.min(dueAt, applied)), applied, updates: b.updates.length, stats });
+  }
+  if (out.length > LATENCY_TRACES) out.splice(0, out.length - LATENCY_TRACES);
 }
 
 export const PAGES: { id: Page; label: string; key: string }[] = [
@@ -336,6 +394,8 @@ export class AppState {
 
   /** When queued updates are applied (`onArrival` in the app). */
   private schedule: Scheduler;
+  /** When the scheduled apply is due, if the scheduler said (the latency trace). */
+  private due: number | void = undefined;
   /** When the bootstrap's next chunk is taken: after the frame that paints the last
    * one, so the first piece paints before any chunk is applied (the app's animation
    * frame; a test's own scheduler when it gives one). */
@@ -573,6 +633,8 @@ export class AppState {
   // ----- live updates, applied as they arrive (see `onArrival`) -----
 
   enqueue(batch: UpdateBatch): void {
+    // Only under the shell's PULSE_LATENCY_TRACE=1 does a batch carry a trace.
+    if (batch.trace) arrivals.set(batch, epochNow());
     this.queue.push(batch);
     this.requestFrame();
   }
@@ -580,7 +642,7 @@ export class AppState {
   private requestFrame(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    this.schedule(() => this.flush());
+    this.due = this.schedule(() => this.flush());
   }
 
   /** Apply every queued batch, in order (called by the scheduler, once per apply). */
@@ -589,6 +651,7 @@ export class AppState {
     if (!this.queue.length) return;
     const batches = this.queue;
     this.queue = [];
+    if (batches[0].trace) traceApply(batches, this.due);
     const now = Date.now();
     let overlaysChanged = false;
     const overlays = this.overlays;
