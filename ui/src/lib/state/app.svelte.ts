@@ -354,6 +354,7 @@ export class AppState {
 
   async init(): Promise<void> {
     const b = this.backend;
+    this.initAt = now();
     // Listen first, so nothing that happens while the bootstrap loads is lost.
     this.unlisten = await Promise.all([
       b.on("updates", (u) => this.enqueue(u)),
@@ -375,8 +376,13 @@ export class AppState {
         this.settings = s;
       }),
     ]);
+    this.listeningAt = now();
     await this.reload();
   }
+
+  /** When `init` began and when its listeners were in place (the start-up trace). */
+  private initAt = 0;
+  private listeningAt = 0;
 
   /** Check the settings' update endpoint (the shell verifies a release before it offers it). */
   async checkUpdates(): Promise<void> {
@@ -435,7 +441,7 @@ export class AppState {
       return;
     }
     if (seq !== this.reloadSeq) return;
-    const trace: [string, number][] | null = boot.trace && !this.loaded ? [["page origin", performance.timeOrigin], ["script evaluated", (globalThis as { __pulseScriptAt?: number }).__pulseScriptAt ?? 0], ["bootstrap asked", asked], ["bootstrap answered", now()]] : null;
+    const trace: [string, number][] | null = boot.trace && !this.loaded ? [["page origin", performance.timeOrigin], ["script evaluated", (globalThis as { __pulseScriptAt?: number }).__pulseScriptAt ?? 0], ["init (mounted)", this.initAt], ["listening", this.listeningAt], ["bootstrap asked", asked], ["bootstrap answered", now()]] : null;
     this.trace = trace;
     for (const m of this.maps.values()) m.clear();
     this.lists.clear();
@@ -462,11 +468,16 @@ export class AppState {
     // The server may be another one now: say the presence to it (where it takes it).
     this.saidPresence = null;
     this.syncPresence();
-    if (trace) {
-      trace.push(["first piece applied", now()]);
+    if (trace) trace.push(["first piece applied", now()]);
+    if (first) {
+      // The frame that paints the first piece: then the shell starts what the first
+      // screen did not need (`painted`).
       requestAnimationFrame(() => {
-        trace.push(["first piece painted (frame)", now()]);
-        if (boot.more === null) this.sendTrace();
+        if (trace) {
+          trace.push(["first piece painted (frame)", now()]);
+          if (boot.more === null) this.sendTrace();
+        }
+        this.backend.painted?.().catch(() => {});
       });
     }
     // The rest after the frame that paints this piece (not in it).
