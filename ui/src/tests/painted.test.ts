@@ -2,6 +2,9 @@
 // the tray and pulse://'s registration wait for it, `startup::AfterPaint`): after
 // the frame of the first bootstrap, not before it, and not again for a later one.
 import { describe, expect, it } from "vitest";
+import { render } from "@testing-library/svelte";
+import { tick } from "svelte";
+import App from "../App.svelte";
 import { AppState } from "../lib/state/app.svelte";
 import { FakeBackend } from "../lib/backend/fake";
 import { fakeEntities } from "../lib/backend/fakeload";
@@ -40,5 +43,37 @@ describe("painted", () => {
     expect(app.loaded).toBe(true);
     expect("painted" in backend).toBe(false);
     app.destroy();
+  });
+});
+
+// main.ts starts the app's init before mounting (its round trips overlap the mount):
+// the App then does not start a second one, and paints the same first screen.
+describe("an init started before the mount", () => {
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((res) => setTimeout(res, 0));
+    await tick();
+  };
+  const content = (c: HTMLElement) => c.querySelector("[data-testid=content]")!.innerHTML.replace(/<!---->/g, "");
+
+  it("is the only one, and the first screen is the one an init by the App gives", async () => {
+    const T0 = Date.UTC(2026, 0, 1);
+    const early = new FakeBackend(fakeEntities(300, T0));
+    const earlyApp = new AppState(early);
+    const started = earlyApp.init();
+    const a = render(App, { props: { backend: early, app: earlyApp, started } });
+    await started;
+    await settle();
+    expect(earlyApp.loaded).toBe(true);
+    expect(early.calls.filter((c) => c.name === "bootstrap")).toHaveLength(1);
+
+    const late = new FakeBackend(fakeEntities(300, T0));
+    const lateApp = new AppState(late);
+    const b = render(App, { props: { backend: late, app: lateApp } });
+    await settle();
+    expect(lateApp.loaded).toBe(true);
+    expect(late.calls.filter((c) => c.name === "bootstrap")).toHaveLength(1);
+    expect(content(a.container)).toBe(content(b.container));
+    a.unmount();
+    b.unmount();
   });
 });

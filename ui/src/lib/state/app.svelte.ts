@@ -441,7 +441,7 @@ export class AppState {
       return;
     }
     if (seq !== this.reloadSeq) return;
-    const trace: [string, number][] | null = boot.trace && !this.loaded ? [["page origin", performance.timeOrigin], ["script evaluated", (globalThis as { __pulseScriptAt?: number }).__pulseScriptAt ?? 0], ["init (mounted)", this.initAt], ["listening", this.listeningAt], ["bootstrap asked", asked], ["bootstrap answered", now()]] : null;
+    const trace: [string, number][] | null = boot.trace && !this.loaded ? [["page origin", performance.timeOrigin], ["script evaluated", (globalThis as { __pulseScriptAt?: number }).__pulseScriptAt ?? 0], ["init", this.initAt], ["listening", this.listeningAt], ["mounted", (globalThis as { __pulseMountedAt?: number }).__pulseMountedAt ?? 0], ["bootstrap asked", asked], ["bootstrap answered", now()]] : null;
     this.trace = trace;
     for (const m of this.maps.values()) m.clear();
     this.lists.clear();
