@@ -79,6 +79,10 @@ pub fn mark_at_epoch(phase: &str, epoch_ms: f64) {
 /// `pulse://`): none of it is needed for the first screen, and on two cores each
 /// competes with GTK, WebKit's web process and the page's script for it.
 ///
+/// The network is one of them (`lib.rs`): the page asks for its listeners and its
+/// bootstrap without waiting in between, and says it painted only once its
+/// listeners are in place, so the session's events all reach them.
+///
 /// Invariants: each piece of work runs exactly once, by the first of
 /// [`AfterPaint::painted`] (the page said it painted: the `painted` command; a
 /// window started hidden calls it at once) and [`AfterPaint::fallback_after`]'s

@@ -8,6 +8,7 @@ import App from "../App.svelte";
 import { AppState } from "../lib/state/app.svelte";
 import { FakeBackend } from "../lib/backend/fake";
 import { fakeEntities } from "../lib/backend/fakeload";
+import type { BackendEvents, Unlisten } from "../lib/backend/backend";
 
 class Counting extends FakeBackend {
   paintedCalls = 0;
@@ -32,6 +33,36 @@ describe("painted", () => {
     await nextFrame();
     await nextFrame();
     expect(backend.paintedCalls).toBe(1);
+    app.destroy();
+  });
+
+  it("waits for the listeners: the bootstrap does not, painted does", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    class SlowListen extends Counting {
+      async on<K extends keyof BackendEvents>(name: K, handler: (p: BackendEvents[K]) => void): Promise<Unlisten> {
+        const u = await super.on(name, handler);
+        await gate;
+        return u;
+      }
+    }
+    const backend = new SlowListen(fakeEntities(200, Date.UTC(2026, 0, 1)));
+    const app = new AppState(backend);
+    const started = app.init();
+    // The bootstrap was asked while the listeners were still being answered.
+    for (let i = 0; i < 5; i++) await new Promise((res) => setTimeout(res, 0));
+    expect(backend.calls.filter((c) => c.name === "bootstrap")).toHaveLength(1);
+    expect(app.loaded).toBe(true);
+    await nextFrame();
+    await nextFrame();
+    expect(backend.paintedCalls).toBe(0);
+    release();
+    await started;
+    await nextFrame();
+    expect(backend.paintedCalls).toBe(1);
+    // Events reach the app once listening.
+    backend.emit("counts", { ...app.counts, pending_approvals: 7 });
+    expect(app.counts.pending_approvals).toBe(7);
     app.destroy();
   });
 

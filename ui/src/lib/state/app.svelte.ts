@@ -355,8 +355,13 @@ export class AppState {
   async init(): Promise<void> {
     const b = this.backend;
     this.initAt = now();
-    // Listen first, so nothing that happens while the bootstrap loads is lost.
-    this.unlisten = await Promise.all([
+    // The listeners are asked for first and the bootstrap right after, without
+    // waiting for their answers (each is a round trip to the shell; nine of them in
+    // series before the bootstrap were most of the page's start). Nothing is lost
+    // meanwhile: the shell registers them in the order they were asked, before the
+    // bootstrap, and its session (the source of updates) starts only once the page
+    // said it painted, which it says only once they are all in place (`painted`).
+    const listening = Promise.all([
       b.on("updates", (u) => this.enqueue(u)),
       b.on("reset", () => void this.reload()),
       b.on("connection", (c) => {
@@ -375,14 +380,19 @@ export class AppState {
         this.seen.settings++;
         this.settings = s;
       }),
-    ]);
-    this.listeningAt = now();
-    await this.reload();
+    ]).then((u) => {
+      this.unlisten = u;
+      this.listeningAt = now();
+    });
+    this.listening = listening;
+    await Promise.all([listening, this.reload()]);
   }
 
   /** When `init` began and when its listeners were in place (the start-up trace). */
   private initAt = 0;
   private listeningAt = 0;
+  /** Settles once `init`'s listeners are in place. */
+  private listening: Promise<void> = Promise.resolve();
 
   /** Check the settings' update endpoint (the shell verifies a release before it offers it). */
   async checkUpdates(): Promise<void> {
@@ -477,7 +487,8 @@ export class AppState {
           trace.push(["first piece painted (frame)", now()]);
           if (boot.more === null) this.sendTrace();
         }
-        this.backend.painted?.().catch(() => {});
+        // Only once listening: the shell starts the session (its events) then.
+        void this.listening.then(() => this.backend.painted?.()).catch(() => {});
       });
     }
     // The rest after the frame that paints this piece (not in it).
