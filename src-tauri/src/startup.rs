@@ -142,10 +142,7 @@ impl AfterPaint {
     /// Call [`AfterPaint::painted`] after `deadline` if the page has not by then
     /// (once: a second call starts no second timer).
     pub fn fallback_after(self: &std::sync::Arc<Self>, deadline: std::time::Duration) {
-        if self
-            .started
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
+        if self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return;
         }
         let me = self.clone();
@@ -182,7 +179,11 @@ mod tests {
         after.painted();
         assert_eq!(ran.load(Ordering::SeqCst), 2);
         after.painted();
-        assert_eq!(ran.load(Ordering::SeqCst), 2, "a second paint runs nothing again");
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            2,
+            "a second paint runs nothing again"
+        );
         assert!(after.is_done());
     }
 
