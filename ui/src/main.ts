@@ -37,12 +37,6 @@ const app = new AppState(backend);
 // Listen and ask for the bootstrap before mounting: the shell answers those
 // round trips while the page mounts, instead of after it.
 const started = app.init();
-// Mounted once the first piece is in, so the page renders its first screen once
-// (traced: rendering the "Opening the local cache…" frame first took ~70 ms of the
-// web process's main thread, which the bootstrap's answer then waited behind). A
-// cache slower than MOUNT_AT_LATEST_MS gets that frame meanwhile.
-const MOUNT_AT_LATEST_MS = 300;
-await Promise.race([started.catch(() => {}), new Promise((res) => setTimeout(res, MOUNT_AT_LATEST_MS))]);
 const mounted = mount(App, { target, props: { backend, app, started } });
 (globalThis as { __pulseMountedAt?: number }).__pulseMountedAt = performance.timeOrigin + performance.now();
 export default mounted;
