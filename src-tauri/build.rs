@@ -35,6 +35,7 @@ fn pulse_commands() -> &'static [&'static str] {
         "bootstrap",
         "bootstrap_more",
         "startup_marks",
+        "painted",
         "perform",
         "approval_steps",
         "optimistic",

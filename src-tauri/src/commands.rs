@@ -39,6 +39,13 @@ pub async fn bootstrap_more(
     Ok(chunk)
 }
 
+/// The page painted its first screen: what waits for it starts now (the tray,
+/// pulse://'s registration; `startup::AfterPaint`). Later calls do nothing.
+#[tauri::command]
+pub fn painted(after: State<'_, Arc<crate::startup::AfterPaint>>) {
+    after.painted();
+}
+
 /// Phases the page measured (its script's start, the first piece painted, …), each
 /// `[name, epoch ms]`, printed with the shell's under `PULSE_STARTUP_TRACE=1`
 /// (`Bootstrap::trace`); nothing otherwise. Names are the page's own, cut short.

@@ -11,7 +11,9 @@
 //! - [`memory`]: the allocator settings that keep the `pulse` process small.
 //!
 //! Invariants: the first paint reads the local cache before any network (the cache is
-//! opened while the window starts, not before); credentials
+//! opened while the window starts, not before; the network, the tray and the
+//! desktop's registration of `pulse://` start after the page painted,
+//! [`startup::AfterPaint`]); credentials
 //! live only in the OS keyring (or in memory when there is none); closing the window
 //! keeps Pulse running in the tray, and only "Quit" ends it.
 
@@ -35,7 +37,7 @@ pub mod updates;
 pub mod wake;
 pub mod webview;
 
-use crate::keyring_store::KeyringCredentials;
+use crate::keyring_store::{KeyringCredentials, KeyringProbe};
 use crate::paths::Paths;
 use crate::shell::{EnvOverrides, Hooks, Shell};
 use pulse_core::app::Counts;
@@ -49,6 +51,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::bootstrap,
         commands::bootstrap_more,
         commands::startup_marks,
+        commands::painted,
         commands::perform,
         commands::approval_steps,
         commands::optimistic,
@@ -153,7 +156,7 @@ pub fn new_shell<R: Runtime>(
     paths: Paths,
     env: EnvOverrides,
     credentials: Arc<dyn pulse_core::credentials::CredentialStore>,
-    keyring: Result<(), pulse_core::credentials::CredentialError>,
+    keyring: impl Into<KeyringProbe>,
 ) -> Arc<Shell> {
     let (reply_tx, reply_rx) = std::sync::mpsc::channel();
     let shell = Shell::new(
@@ -253,6 +256,29 @@ fn relaunch_when_owner_gone() {
     }
 }
 
+/// How long the deferred start (the tray, see [`startup::AfterPaint`]) waits for the
+/// page to say it painted before it runs anyway.
+const AFTER_PAINT_FALLBACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Build the tray (on the main thread) with the shell's counts, and redraw its
+/// text each minute: the oldest waiting approval's age grows with no event.
+fn start_tray<R: Runtime>(handle: &AppHandle<R>, shell: &Arc<Shell>) {
+    match tray::build(handle) {
+        Ok(_) => {
+            tray::update(handle, &shell.counts(), shell.paused());
+            let (h, s) = (handle.clone(), shell.clone());
+            let _ = std::thread::Builder::new()
+                .name("tray-age".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(60));
+                    tray::update(&h, &s.counts(), s.paused());
+                });
+        }
+        Err(e) => tracing::warn!(error = %e, "no tray icon"),
+    }
+    startup::mark("tray built");
+}
+
 /// Start the app (blocks until it quits).
 pub fn run() {
     startup::mark("run");
@@ -269,12 +295,11 @@ pub fn run() {
     let hidden = args.iter().any(|a| a == "--hidden");
     let initial = deeplink::from_args(&args);
     // Asking the OS keyring whether it answers is a D-Bus round trip (and a timeout
-    // where there is no Secret Service): done beside GTK's and the plugins' start,
-    // not before the window on the main thread.
-    let keyring_probe = std::thread::Builder::new()
-        .name("keyring-probe".into())
-        .spawn(KeyringCredentials::probe)
-        .expect("spawn a thread");
+    // where there is no Secret Service): asked beside GTK's and the plugins' start,
+    // and waited for only where the answer is first needed (a sign-in, the
+    // account's view), never before the window.
+    let keyring = KeyringProbe::spawn(KeyringCredentials::probe);
+    let after_paint = Arc::new(startup::AfterPaint::new());
     startup::mark("builder");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
@@ -304,19 +329,11 @@ pub fn run() {
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_updater::Builder::new().build())
         .manage(updates::Pending::default())
+        .manage(after_paint.clone())
         .invoke_handler(handler())
         .setup(move |app| {
-            startup::mark("setup (plugins initialised)");
+            startup::mark("setup (window made, plugins initialised)");
             let handle = app.handle().clone();
-            let keyring = keyring_probe.join().unwrap_or_else(|_| {
-                Err(pulse_core::credentials::CredentialError::Unavailable(
-                    "the keyring probe failed".into(),
-                ))
-            });
-            if let Err(e) = &keyring {
-                tracing::warn!(error = %e, "no OS keyring: sign-ins will not be remembered");
-            }
-            startup::mark("keyring probe joined");
             webview::tune(&handle);
             startup::mark("webview tuned");
             let shell = new_shell(
@@ -330,29 +347,29 @@ pub fn run() {
                 shell.open_at_start(target);
             }
             startup::mark("shell created");
-            match tray::build(&handle) {
-                Ok(_) => {
-                    tray::update(&handle, &shell.counts(), shell.paused());
-                    // The oldest waiting approval's age grows with no event: the
-                    // tray's text is redrawn each minute.
-                    let (h, s) = (handle.clone(), shell.clone());
-                    let _ = std::thread::Builder::new()
-                        .name("tray-age".into())
-                        .spawn(move || loop {
-                            std::thread::sleep(std::time::Duration::from_secs(60));
-                            tray::update(&h, &s.counts(), s.paused());
-                        });
-                }
-                Err(e) => tracing::warn!(error = %e, "no tray icon"),
-            }
-            startup::mark("tray built");
+            // The OS edges the first screen does not need start after it painted
+            // (startup::AfterPaint): the tray, and the desktop's registration of
+            // pulse://. Links are listened for at once.
+            let (h, s) = (handle.clone(), shell.clone());
+            after_paint.add(move || {
+                let (h2, s2) = (h.clone(), s);
+                let _ = h.run_on_main_thread(move || start_tray(&h2, &s2));
+            });
             {
                 use tauri_plugin_deep_link::DeepLinkExt;
                 #[cfg(target_os = "linux")]
                 if std::env::var_os("PULSE_NO_SCHEME_REGISTRATION").is_none() {
-                    if let Err(e) = handle.deep_link().register_all() {
-                        tracing::debug!(error = %e, "pulse:// not registered with the desktop");
-                    }
+                    // It writes a .desktop file and runs xdg-mime: off the main thread.
+                    let h = handle.clone();
+                    after_paint.add(move || {
+                        let _ = std::thread::Builder::new()
+                            .name("scheme-registration".into())
+                            .spawn(move || {
+                                if let Err(e) = h.deep_link().register_all() {
+                                    tracing::debug!(error = %e, "pulse:// not registered with the desktop");
+                                }
+                            });
+                    });
                 }
                 let s = shell.clone();
                 handle.deep_link().on_open_url(move |event| {
@@ -369,13 +386,25 @@ pub fn run() {
                 if let Some(w) = handle.get_webview_window(MAIN_WINDOW) {
                     let _ = w.hide();
                 }
+                // No window to paint: the tray is all there is, at once.
+                after_paint.painted();
+            } else {
+                after_paint.fallback_after(AFTER_PAINT_FALLBACK);
             }
+            // The cache is opened and read beside the window's start (the first
+            // bootstrap waits for it); the network (a session's sign-in, its
+            // snapshot or replay written to the cache) after the first paint, so
+            // that it does not take the cores from it.
             let (s, h) = (shell.clone(), handle.clone());
             tauri::async_runtime::spawn(async move {
                 s.prepare().await;
                 startup::mark("cache opened and read");
+                // (A tray not built yet shows these counts when it is built.)
                 tray::update(&h, &s.counts(), s.paused());
-                s.start_network().await
+            });
+            let s = shell.clone();
+            after_paint.add(move || {
+                tauri::async_runtime::spawn(async move { s.start_network().await });
             });
             // Reconnect at once on a wake from sleep or a network change.
             tauri::async_runtime::spawn(wake::run(shell.clone()));

@@ -28,7 +28,7 @@ use std::time::Duration;
 use pulse_core::actions::perform_detached;
 use pulse_core::app::{App, AppEvent, AppOptions, Counts, NotificationCentre};
 use pulse_core::auth::Secret;
-use pulse_core::credentials::{CredentialError, CredentialStore, MemoryCredentials, StoredLogin};
+use pulse_core::credentials::{CredentialStore, MemoryCredentials, StoredLogin};
 use pulse_core::policy::{reply_applies, NotificationAction, Origin, PolicyConfig};
 use pulse_core::rest::RestClient;
 use pulse_core::server::{self, http_url, FlagOrigin, Flags, Keys, Resolved, Speaks};
@@ -231,7 +231,8 @@ pub struct Shell {
     hooks: Arc<dyn Hooks>,
     notifier: Arc<OsNotifier>,
     credentials: Arc<dyn CredentialStore>,
-    keyring: Result<(), String>,
+    /// Whether the OS keyring answers (probed beside the window's start).
+    keyring: crate::keyring_store::KeyringProbe,
     settings: Mutex<Settings>,
     conn: tokio::sync::Mutex<Option<Connection>>,
     live: Mutex<Live>,
@@ -261,13 +262,14 @@ fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
 
 impl Shell {
     /// A shell over `paths`. `credentials` is the OS keyring in the app; `keyring` says
-    /// whether it answers (the app still runs, signed out, when it does not).
+    /// whether it answers (the app still runs, signed out, when it does not): an
+    /// answer, or a probe still running, waited for where it is first needed.
     pub fn new(
         paths: Paths,
         env: EnvOverrides,
         hooks: Arc<dyn Hooks>,
         credentials: Arc<dyn CredentialStore>,
-        keyring: Result<(), CredentialError>,
+        keyring: impl Into<crate::keyring_store::KeyringProbe>,
         replies: std::sync::mpsc::Sender<Reply>,
     ) -> Arc<Shell> {
         let settings = paths.load_settings();
@@ -288,7 +290,7 @@ impl Shell {
             hooks,
             notifier,
             credentials,
-            keyring: keyring.map_err(|e| e.to_string()),
+            keyring: keyring.into(),
             settings: Mutex::new(settings),
             conn: tokio::sync::Mutex::new(None),
             live: Mutex::new(Live::default()),
@@ -407,7 +409,7 @@ impl Shell {
     }
 
     fn credential_store(&self) -> Arc<dyn CredentialStore> {
-        if self.keyring.is_ok() {
+        if self.keyring.answer().is_ok() {
             self.credentials.clone()
         } else {
             self.memory_credentials.clone()
@@ -457,7 +459,7 @@ impl Shell {
             Source::Env { url } => self.env_flags(url).resolve(conn.login.clone()),
             Source::Profile(p) => saved_server(&p).resolve(&Keys {
                 store: self.credential_store(),
-                keyring_error: self.keyring.clone().err(),
+                keyring_error: self.keyring.answer().clone().err(),
                 signed_in: conn.login.clone(),
             }),
         };
@@ -803,8 +805,8 @@ impl Shell {
             server_url: url,
             username: conn.username.clone(),
             intents: speaks.intents(),
-            keyring_available: self.keyring.is_ok(),
-            keyring_error: self.keyring.clone().err(),
+            keyring_available: self.keyring.answer().is_ok(),
+            keyring_error: self.keyring.answer().clone().err(),
             takes_actions: speaks.takes_actions(),
             actions: speaks.actions(),
             profile: speaks.to_string(),

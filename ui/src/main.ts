@@ -3,6 +3,7 @@
 import { mount } from "svelte";
 import "./app.css";
 import App from "./App.svelte";
+import { AppState } from "./lib/state/app.svelte";
 import { TauriBackend, inTauri } from "./lib/backend/tauri";
 import { FakeBackend } from "./lib/backend/fake";
 import { driveRate, fakeEntities, fakeLoadFromQuery, type FakeLoad } from "./lib/backend/fakeload";
@@ -31,4 +32,11 @@ function pickBackend(): Backend {
 
 const target = document.getElementById("app");
 if (!target) throw new Error("no #app element");
-export default mount(App, { target, props: { backend: pickBackend() } });
+const backend = pickBackend();
+const app = new AppState(backend);
+// Listen and ask for the bootstrap before mounting: the shell answers those
+// round trips while the page mounts, instead of after it.
+const started = app.init();
+const mounted = mount(App, { target, props: { backend, app, started } });
+(globalThis as { __pulseMountedAt?: number }).__pulseMountedAt = performance.timeOrigin + performance.now();
+export default mounted;

@@ -45,6 +45,9 @@ export interface Backend {
   /** Tell the shell the page's start-up phases, `[name, epoch ms]` (only when its
    * bootstrap says it traces: `Bootstrap.trace`). */
   startupMarks?(marks: [string, number][]): Promise<void>;
+  /** Tell the shell the first screen was painted (once, after the first bootstrap's
+   * frame): what the first paint does not need starts then (the tray, …). */
+  painted?(): Promise<void>;
   /** Approve / reject / move / terminate: done now, queued offline, or a conflict. */
   perform(action: Action): Promise<ActionOutcome>;
   /**

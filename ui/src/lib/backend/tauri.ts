@@ -28,6 +28,9 @@ export class TauriBackend implements Backend {
   startupMarks(marks: [string, number][]): Promise<void> {
     return invoke("startup_marks", { marks });
   }
+  painted(): Promise<void> {
+    return invoke("painted");
+  }
   perform(action: Action): Promise<ActionOutcome> {
     return invoke("perform", { action });
   }

@@ -414,8 +414,14 @@ export class AppState {
 
   async init(): Promise<void> {
     const b = this.backend;
-    // Listen first, so nothing that happens while the bootstrap loads is lost.
-    this.unlisten = await Promise.all([
+    this.initAt = now();
+    // The listeners are asked for first and the bootstrap right after, without
+    // waiting for their answers (each is a round trip to the shell; nine of them in
+    // series before the bootstrap were most of the page's start). Nothing is lost
+    // meanwhile: the shell registers them in the order they were asked, before the
+    // bootstrap, and its session (the source of updates) starts only once the page
+    // said it painted, which it says only once they are all in place (`painted`).
+    const listening = Promise.all([
       b.on("updates", (u) => this.enqueue(u)),
       b.on("reset", () => void this.reload()),
       b.on("connection", (c) => {
@@ -434,9 +440,19 @@ export class AppState {
         this.seen.settings++;
         this.settings = s;
       }),
-    ]);
-    await this.reload();
+    ]).then((u) => {
+      this.unlisten = u;
+      this.listeningAt = now();
+    });
+    this.listening = listening;
+    await Promise.all([listening, this.reload()]);
   }
+
+  /** When `init` began and when its listeners were in place (the start-up trace). */
+  private initAt = 0;
+  private listeningAt = 0;
+  /** Settles once `init`'s listeners are in place. */
+  private listening: Promise<void> = Promise.resolve();
 
   /** Check the settings' update endpoint (the shell verifies a release before it offers it). */
   async checkUpdates(): Promise<void> {
@@ -495,7 +511,7 @@ export class AppState {
       return;
     }
     if (seq !== this.reloadSeq) return;
-    const trace: [string, number][] | null = boot.trace && !this.loaded ? [["page origin", performance.timeOrigin], ["script evaluated", (globalThis as { __pulseScriptAt?: number }).__pulseScriptAt ?? 0], ["bootstrap asked", asked], ["bootstrap answered", now()]] : null;
+    const trace: [string, number][] | null = boot.trace && !this.loaded ? [["page origin", performance.timeOrigin], ["script evaluated", (globalThis as { __pulseScriptAt?: number }).__pulseScriptAt ?? 0], ["init", this.initAt], ["listening", this.listeningAt], ["mounted", (globalThis as { __pulseMountedAt?: number }).__pulseMountedAt ?? 0], ["bootstrap asked", asked], ["bootstrap answered", now()]] : null;
     this.trace = trace;
     for (const m of this.maps.values()) m.clear();
     this.lists.clear();
@@ -522,11 +538,17 @@ export class AppState {
     // The server may be another one now: say the presence to it (where it takes it).
     this.saidPresence = null;
     this.syncPresence();
-    if (trace) {
-      trace.push(["first piece applied", now()]);
+    if (trace) trace.push(["first piece applied", now()]);
+    if (first) {
+      // The frame that paints the first piece: then the shell starts what the first
+      // screen did not need (`painted`).
       requestAnimationFrame(() => {
-        trace.push(["first piece painted (frame)", now()]);
-        if (boot.more === null) this.sendTrace();
+        if (trace) {
+          trace.push(["first piece painted (frame)", now()]);
+          if (boot.more === null) this.sendTrace();
+        }
+        // Only once listening: the shell starts the session (its events) then.
+        void this.listening.then(() => this.backend.painted?.()).catch(() => {});
       });
     }
     // The rest after the frame that paints this piece (not in it).
