@@ -7,10 +7,41 @@
 //!
 //! Run: `cargo run --release --example blank` (under a display), then measure
 //! its process tree with `benches/memory/measure.py --app target/release/examples/blank --entities 0`.
+//!
+//! It is also the floor of the cold start: after the page's first animation frame
+//! the page asks `blank://localhost/painted?at=MS&origin=MS` (its clock, epoch ms), and the
+//! example prints to stderr how long after the process's start (from `/proc`, as
+//! the desktop benchmark counts it) the webview began loading the page and that
+//! frame came. With `PULSE_BLANK_QUIT=1` it then quits (`benches/startup/floor.sh`
+//! runs it that way).
 
 use tauri::{WebviewUrl, WebviewWindowBuilder};
 
-const PAGE: &[u8] = b"<!doctype html><html><head><meta charset=utf-8><title>blank</title></head><body><p>blank</p></body></html>";
+const PAGE: &[u8] = b"<!doctype html><html><head><meta charset=utf-8><title>blank</title></head><body><p>blank</p>\
+<script>addEventListener('load',()=>requestAnimationFrame(()=>requestAnimationFrame(()=>{\
+const o=performance.timeOrigin;fetch('blank://localhost/painted?at='+(o+performance.now())+'&origin='+o);})));</script>\
+</body></html>";
+
+/// The process's start in epoch ms: now less its age from `/proc`, as the
+/// desktop benchmark and `PULSE_STARTUP_TRACE` count it.
+fn process_start_ms() -> Option<f64> {
+    let age = pulse_desktop::startup::process_age_ms()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64()
+        * 1000.0;
+    Some(now - age)
+}
+
+/// `name=value` of a query string, as a number.
+fn query_number(query: &str, name: &str) -> Option<f64> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}
 
 fn main() {
     pulse_desktop::memory::at_start();
@@ -19,7 +50,25 @@ fn main() {
     // The app's window comes from tauri.conf.json; this one is made below.
     context.config_mut().app.windows.clear();
     tauri::Builder::default()
-        .register_uri_scheme_protocol("blank", |_ctx, _request| {
+        .register_uri_scheme_protocol("blank", |ctx, request| {
+            if request.uri().path() == "/painted" {
+                let query = request.uri().query().unwrap_or_default();
+                match (
+                    process_start_ms(),
+                    query_number(query, "at"),
+                    query_number(query, "origin"),
+                ) {
+                    (Some(start), Some(at), Some(origin)) => eprintln!(
+                        "blank: page began loading {:.0} ms, first frame {:.0} ms after the process started",
+                        origin - start,
+                        at - start
+                    ),
+                    _ => eprintln!("blank: painted, but the times could not be read ({query})"),
+                }
+                if std::env::var_os("PULSE_BLANK_QUIT").is_some() {
+                    ctx.app_handle().exit(0);
+                }
+            }
             tauri::http::Response::builder()
                 .header("Content-Type", "text/html")
                 .body(PAGE.to_vec())

@@ -29,8 +29,9 @@ pub fn enabled() -> bool {
     origin().is_some()
 }
 
-/// This process's age in ms, from `/proc` (start time in clock ticks after boot).
-fn process_age_ms() -> Option<f64> {
+/// This process's age in ms, from `/proc` (start time in clock ticks after boot);
+/// `None` where there is no `/proc`.
+pub fn process_age_ms() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command (which may hold spaces) closed by the last ')'.
     let after = stat.rsplit_once(')')?.1;
