@@ -102,17 +102,20 @@ def tree_pss(pid):
 
 
 def cached(data_dir):
-    n = 0
-    for f in os.listdir(data_dir):
+    """Entities in the fullest cache file of `data_dir` (0 while there is none)."""
+    best = 0
+    for f in os.listdir(data_dir) if os.path.isdir(data_dir) else []:
         if not f.endswith(".db"):
             continue
         try:
             c = sqlite3.connect(f"file:{os.path.join(data_dir, f)}?mode=ro", uri=True, timeout=1)
-            n = max(n, c.execute("SELECT count(*) FROM entities").fetchone()[0])
+            tables = [r[0] for r in c.execute("select name from sqlite_master where type='table' and name like 'entities%'")]
+            for t in tables:
+                best = max(best, c.execute(f"select count(*) from {t}").fetchone()[0])
             c.close()
         except sqlite3.Error:
             pass
-    return n
+    return best
 
 
 class Procs:
