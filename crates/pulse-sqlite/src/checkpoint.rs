@@ -7,17 +7,17 @@
 //!   `PRAGMA wal_checkpoint(PASSIVE)`, which never blocks a writer or a reader and
 //!   never changes what the database holds; a kill at any point is as safe as a
 //!   kill during SQLite's own automatic checkpoint;
-//! - it checkpoints after a [`Checkpointer::nudge`] (one per commit), once the WAL
-//!   holds at least [`THRESHOLD_FRAMES`] frames not yet copied back, and at most
-//!   once per [`INTERVAL`]. Emptying the WAL is what makes the writer's next
-//!   commit start it again from its beginning, and SQLite `fsync`s the new WAL
-//!   header in that commit, on the writer's thread (with `synchronous=NORMAL`
-//!   it is the only `fsync` a commit can make): the threshold bounds how often
-//!   that happens (once per [`THRESHOLD_FRAMES`] frames written, as with
-//!   SQLite's own automatic checkpoint) instead of up to once per interval. The
-//!   frame count is read from the wal-index header in the `-shm` file
-//!   ([`wal_frames`]); when it cannot be read, every nudge checkpoints (at most
-//!   once per interval) as if the threshold were 0;
+//! - after a [`Checkpointer::nudge`] (one per commit) it looks at the WAL, at
+//!   most once per [`INTERVAL`], and checkpoints once it holds at least
+//!   [`THRESHOLD_FRAMES`] frames not yet copied back. Emptying the WAL is what
+//!   makes the writer's next commit start it again from its beginning, and
+//!   SQLite `fsync`s the new WAL header in that commit, on the writer's thread
+//!   (with `synchronous=NORMAL` it is the only `fsync` a commit can make): the
+//!   threshold bounds how often that happens (once per [`THRESHOLD_FRAMES`]
+//!   frames written, as with SQLite's own automatic checkpoint) instead of up
+//!   to once per interval. The frame count is read from the wal-index header in
+//!   the `-shm` file ([`wal_frames`]); when it cannot be read, every look
+//!   checkpoints, as if the threshold were 0;
 //! - the writer's connection keeps a high `wal_autocheckpoint`
 //!   ([`BACKSTOP_PAGES`]) as a backstop, so the WAL stays bounded even if this
 //!   thread falls behind;
@@ -193,10 +193,8 @@ fn run(conn: &Connection, shm: &Path, shared: &Shared) {
         let mut s = lock();
         s.handled = nudge;
         shared.handled.notify_all();
-        if !due {
-            continue;
-        }
-        // At most one checkpoint per INTERVAL; a stop ends the wait at once.
+        // At most one look (and checkpoint) per INTERVAL, not one per commit
+        // while the WAL is below the threshold; a stop ends the wait at once.
         while !s.stop {
             let now = Instant::now();
             if now >= done {
