@@ -145,8 +145,9 @@ export function onArrival(env: ArrivalEnv = pageEnv): Scheduler {
   };
 }
 
-/** Now in epoch ms (the shell's `latency::epoch_ms` counts the same way). */
-const epochNow = () => performance.timeOrigin + performance.now();
+/** Now, epoch ms (the page's clock, as `performance.timeOrigin` counts; the shell's
+ * `latency::epoch_ms` counts the same way). */
+const now = () => performance.timeOrigin + performance.now();
 
 /** When each traced batch reached the page (epoch ms). */
 const arrivals = new WeakMap<UpdateBatch, number>();
@@ -175,7 +176,7 @@ export const LATENCY_TRACES = 20_000;
 
 /** Record the traces of `batches` (an apply beginning) in `globalThis.__pulseLatency`. */
 function traceApply(batches: UpdateBatch[], due: number | void): void {
-  const applied = epochNow();
+  const applied = now();
   const dueAt = typeof due === "number" ? performance.timeOrigin + due : applied;
   const g = globalThis as { __pulseLatency?: LatencyTrace[] };
   const out = (g.__pulseLatency ??= []);
@@ -656,7 +657,7 @@ export class AppState {
 
   enqueue(batch: UpdateBatch): void {
     // Only under the shell's PULSE_LATENCY_TRACE=1 does a batch carry a trace.
-    if (batch.trace) arrivals.set(batch, epochNow());
+    if (batch.trace) arrivals.set(batch, now());
     this.queue.push(batch);
     this.requestFrame();
   }
@@ -1099,9 +1100,6 @@ export class AppState {
     this.toasts = this.toasts.filter((t) => t.id !== id);
   }
 }
-
-/** Now, epoch ms (the page's clock, as `performance.timeOrigin` counts). */
-const now = () => performance.timeOrigin + performance.now();
 
 export function num(v: unknown): number {
   if (typeof v === "number") return v;
