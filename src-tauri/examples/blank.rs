@@ -26,12 +26,7 @@ const o=performance.timeOrigin;fetch('blank://localhost/painted?at='+(o+performa
 /// desktop benchmark and `PULSE_STARTUP_TRACE` count it.
 fn process_start_ms() -> Option<f64> {
     let age = pulse_desktop::startup::process_age_ms()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs_f64()
-        * 1000.0;
-    Some(now - age)
+    Some(pulse_desktop::latency::epoch_ms() - age)
 }
 
 /// `name=value` of a query string, as a number.

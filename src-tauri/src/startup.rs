@@ -11,7 +11,7 @@
 //! start does before the window only what the first screen needs.
 
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// The first mark's instant and the process's age then (ms), when tracing.
 static ORIGIN: OnceLock<Option<(Instant, f64)>> = OnceLock::new();
@@ -64,10 +64,7 @@ pub fn mark_at_epoch(phase: &str, epoch_ms: f64) {
     let Some(ms) = since_start_ms() else {
         return;
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0);
+    let now = crate::latency::epoch_ms();
     if epoch_ms.is_finite() && epoch_ms > 0.0 {
         eprintln!(
             "pulse startup: {phase:<34} +{:.1} ms",
